@@ -1,0 +1,237 @@
+//! Streaming one variable's rows into a Parquet part file, tracking its temporal coverage.
+
+use std::collections::BTreeSet;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use arrow::array::{
+    ArrayBuilder, ArrayRef, Date32Builder, Float64Builder, Int32Builder, Int64Builder,
+    StringBuilder,
+};
+use arrow::datatypes::{DataType as ArrowType, Field, Schema, SchemaRef};
+use arrow::record_batch::RecordBatch;
+use parquet::arrow::ArrowWriter;
+use parquet::basic::{Compression, Encoding};
+use parquet::file::properties::WriterProperties;
+use parquet::schema::types::ColumnPath;
+use shared::metadata::{Coverage, DataType, Temporality};
+use shared::{Date, VariableName};
+
+use super::DatastoreError;
+
+/// Rows buffered before they are handed to the Parquet writer as one batch.
+const BATCH_ROWS: usize = 128 * 1024;
+
+/// One value of a row, of the variable's data type.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Cell<'a> {
+    Str(&'a str),
+    Long(i64),
+    Double(f64),
+    /// Days since 1970-01-01.
+    Date(i32),
+}
+
+/// The Arrow schema every variable's data shares, with the value column typed per variable.
+pub fn schema(data_type: DataType) -> SchemaRef {
+    let value = match data_type {
+        DataType::String => ArrowType::Utf8,
+        DataType::Long => ArrowType::Int64,
+        DataType::Double => ArrowType::Float64,
+        DataType::Date => ArrowType::Date32,
+    };
+    Arc::new(Schema::new(vec![
+        Field::new("unit_id", ArrowType::Int64, false),
+        Field::new("value", value, false),
+        Field::new("start_epoch_days", ArrowType::Int32, true),
+        Field::new("stop_epoch_days", ArrowType::Int32, true),
+    ]))
+}
+
+enum Values {
+    Str(StringBuilder),
+    Long(Int64Builder),
+    Double(Float64Builder),
+    Date(Date32Builder),
+}
+
+impl Values {
+    fn finish(&mut self) -> ArrayRef {
+        match self {
+            Values::Str(b) => Arc::new(b.finish()),
+            Values::Long(b) => Arc::new(b.finish()),
+            Values::Double(b) => Arc::new(b.finish()),
+            Values::Date(b) => Arc::new(b.finish()),
+        }
+    }
+
+    fn len(&self) -> usize {
+        match self {
+            Values::Str(b) => b.len(),
+            Values::Long(b) => b.len(),
+            Values::Double(b) => b.len(),
+            Values::Date(b) => b.len(),
+        }
+    }
+}
+
+/// Writes one Parquet part of one variable. Rows should arrive ordered by `unit_id` (then
+/// start): the unit id column is delta-encoded, which makes ordered ids nearly free on disk.
+pub struct VariableWriter {
+    path: PathBuf,
+    data_type: DataType,
+    schema: SchemaRef,
+    writer: ArrowWriter<File>,
+    unit_ids: Int64Builder,
+    values: Values,
+    starts: Int32Builder,
+    stops: Int32Builder,
+    coverage: CoverageTracker,
+    rows: u64,
+}
+
+impl VariableWriter {
+    /// Creates `data/<NAME>/part-<part>.parquet` below a staging folder.
+    pub fn create(
+        staging: &Path,
+        name: &VariableName,
+        data_type: DataType,
+        temporality: Temporality,
+        part: usize,
+    ) -> Result<VariableWriter, DatastoreError> {
+        let dir = staging.join("data").join(name.as_str());
+        std::fs::create_dir_all(&dir).map_err(DatastoreError::io(&dir))?;
+        let path = dir.join(format!("part-{part:05}.parquet"));
+        let file = File::create(&path).map_err(DatastoreError::io(&path))?;
+        let schema = schema(data_type);
+        let unit_id = ColumnPath::from("unit_id");
+        let props = WriterProperties::builder()
+            .set_compression(Compression::SNAPPY)
+            .set_max_row_group_row_count(Some(1024 * 1024))
+            .set_column_dictionary_enabled(unit_id.clone(), false)
+            .set_column_encoding(unit_id, Encoding::DELTA_BINARY_PACKED)
+            .build();
+        let writer = ArrowWriter::try_new(file, schema.clone(), Some(props))
+            .map_err(|source| DatastoreError::Parquet { path: path.clone(), source })?;
+        let values = match data_type {
+            DataType::String => Values::Str(StringBuilder::new()),
+            DataType::Long => Values::Long(Int64Builder::new()),
+            DataType::Double => Values::Double(Float64Builder::new()),
+            DataType::Date => Values::Date(Date32Builder::new()),
+        };
+        Ok(VariableWriter {
+            path,
+            data_type,
+            schema,
+            writer,
+            unit_ids: Int64Builder::new(),
+            values,
+            starts: Int32Builder::new(),
+            stops: Int32Builder::new(),
+            coverage: CoverageTracker::new(temporality),
+            rows: 0,
+        })
+    }
+
+    /// Appends one row. The cell must match the variable's data type; a mismatch is a bug in
+    /// the caller (input validation has already checked user data), so it panics loudly.
+    pub fn push(
+        &mut self,
+        unit_id: i64,
+        value: Cell<'_>,
+        start: Option<i32>,
+        stop: Option<i32>,
+    ) -> Result<(), DatastoreError> {
+        match (&mut self.values, value) {
+            (Values::Str(b), Cell::Str(s)) => b.append_value(s),
+            (Values::Long(b), Cell::Long(v)) => b.append_value(v),
+            (Values::Double(b), Cell::Double(v)) => b.append_value(v),
+            (Values::Date(b), Cell::Date(v)) => b.append_value(v),
+            (_, cell) => panic!("{cell:?} pushed to a {} variable", self.data_type.as_str()),
+        }
+        self.unit_ids.append_value(unit_id);
+        self.starts.append_option(start);
+        self.stops.append_option(stop);
+        self.coverage.observe(start, stop);
+        self.rows += 1;
+        if self.values.len() >= BATCH_ROWS {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> Result<(), DatastoreError> {
+        if self.values.len() == 0 {
+            return Ok(());
+        }
+        let columns: Vec<ArrayRef> = vec![
+            Arc::new(self.unit_ids.finish()),
+            self.values.finish(),
+            Arc::new(self.starts.finish()),
+            Arc::new(self.stops.finish()),
+        ];
+        let batch = RecordBatch::try_new(self.schema.clone(), columns)
+            .expect("columns are built to the schema");
+        self.writer
+            .write(&batch)
+            .map_err(|source| DatastoreError::Parquet { path: self.path.clone(), source })
+    }
+
+    /// Writes the file footer and returns what the rows covered.
+    pub fn finish(mut self) -> Result<(u64, CoverageTracker), DatastoreError> {
+        self.flush()?;
+        self.writer
+            .close()
+            .map_err(|source| DatastoreError::Parquet { path: self.path.clone(), source })?;
+        Ok((self.rows, self.coverage))
+    }
+}
+
+/// The earliest and latest day seen, and for STATUS variables the measurement days.
+#[derive(Debug, Clone)]
+pub struct CoverageTracker {
+    temporality: Temporality,
+    first: Option<i32>,
+    last: Option<i32>,
+    status_dates: BTreeSet<i32>,
+}
+
+impl CoverageTracker {
+    pub fn new(temporality: Temporality) -> CoverageTracker {
+        CoverageTracker { temporality, first: None, last: None, status_dates: BTreeSet::new() }
+    }
+
+    pub fn observe(&mut self, start: Option<i32>, stop: Option<i32>) {
+        if let Some(s) = start {
+            self.first = Some(self.first.map_or(s, |f| f.min(s)));
+            if self.temporality == Temporality::Status {
+                self.status_dates.insert(s);
+            }
+        }
+        if let Some(e) = stop.or(start) {
+            self.last = Some(self.last.map_or(e, |l| l.max(e)));
+        }
+    }
+
+    pub fn merge(&mut self, other: CoverageTracker) {
+        self.first = match (self.first, other.first) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        self.last = match (self.last, other.last) {
+            (Some(a), Some(b)) => Some(a.max(b)),
+            (a, b) => a.or(b),
+        };
+        self.status_dates.extend(other.status_dates);
+    }
+
+    /// The coverage; FIXED variables (which carry no dates) take the datastore's whole period.
+    pub fn coverage(&self, fallback: (Date, Date)) -> Coverage {
+        Coverage {
+            start: self.first.map_or(fallback.0, Date::from_epoch_days),
+            latest: self.last.map_or(fallback.1, Date::from_epoch_days),
+            status_dates: self.status_dates.iter().map(|&d| Date::from_epoch_days(d)).collect(),
+        }
+    }
+}

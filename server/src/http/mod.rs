@@ -1,0 +1,51 @@
+//! The HTTP API and the static app, one module per feature, each returning its own `Router`.
+
+mod catalog;
+mod error;
+mod health;
+
+use std::path::Path;
+
+use axum::Router;
+use axum::http::header;
+use axum::response::IntoResponse;
+use tower_http::compression::CompressionLayer;
+use tower_http::services::{ServeDir, ServeFile};
+use tower_http::set_header::SetResponseHeaderLayer;
+use tower_http::trace::TraceLayer;
+
+pub use error::AppError;
+
+use crate::AppState;
+
+/// The whole application: `/api/…` and, for every other path, the browser app.
+pub fn router(state: AppState, app_dir: &Path) -> Router {
+    let api = Router::new()
+        .merge(health::router())
+        .nest("/catalog", catalog::router())
+        .fallback(api_not_found);
+    // The app routes in the browser, so unknown paths get index.html and the app decides.
+    let index = app_dir.join("index.html");
+    let app = ServeDir::new(app_dir).fallback(ServeFile::new(index));
+    Router::new()
+        .nest("/api", api)
+        .fallback_service(app)
+        .with_state(state)
+        .layer(SetResponseHeaderLayer::overriding(
+            header::X_CONTENT_TYPE_OPTIONS,
+            header::HeaderValue::from_static("nosniff"),
+        ))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::X_FRAME_OPTIONS,
+            header::HeaderValue::from_static("DENY"),
+        ))
+        .layer(CompressionLayer::new())
+        .layer(TraceLayer::new_for_http())
+}
+
+async fn api_not_found(uri: axum::http::Uri) -> impl IntoResponse {
+    AppError::NotFound {
+        message: format!("no API endpoint at {}; see /api/health and /api/catalog/…", uri.path()),
+        did_you_mean: Vec::new(),
+    }
+}

@@ -1,0 +1,68 @@
+//! The Skjold server as a library: `main.rs` parses the command line, everything else is here so
+//! tests can start the real application on port 0.
+
+pub mod catalog;
+pub mod datastore;
+pub mod http;
+pub mod settings;
+pub mod telemetry;
+
+use std::future::Future;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+
+use catalog::Catalog;
+use datastore::Registry;
+use settings::Settings;
+
+/// Everything a request handler may need; cheap to clone.
+#[derive(Clone, Debug)]
+pub struct AppState {
+    pub registry: Arc<Registry>,
+    pub catalog: Arc<Catalog>,
+}
+
+impl AppState {
+    /// Opens the datastores under `settings.datastores` and indexes their catalog.
+    pub fn load(settings: &Settings) -> anyhow::Result<AppState> {
+        let registry = Registry::open(&settings.datastores)?;
+        let catalog = Catalog::build(&registry)?;
+        Ok(AppState { registry: Arc::new(registry), catalog: Arc::new(catalog) })
+    }
+}
+
+/// Serves the application on `listener` until `shutdown` completes, then finishes the requests
+/// in flight.
+pub async fn run(
+    listener: TcpListener,
+    state: AppState,
+    settings: &Settings,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let app = http::router(state, &settings.app_dir);
+    axum::serve(listener, app).with_graceful_shutdown(shutdown).await
+}
+
+/// Completes on SIGTERM or Ctrl-C.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutting down: finishing requests in flight");
+}

@@ -1,0 +1,220 @@
+//! `skjold`: the server and its administrative commands. Parsing only; the work is in the library.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Instant;
+
+use clap::{Parser, Subcommand};
+use server::datastore::{generate, input};
+use server::settings::{LogFormat, Settings};
+use server::{AppState, telemetry};
+
+/// Skjold: confidential register microdata, analysed in the browser.
+///
+/// Settings come from a TOML file (--config, else ./skjold.toml when present) and from
+/// environment variables that override it: SKJOLD_LISTEN (default 127.0.0.1:8080),
+/// SKJOLD_DATASTORES (default .skjold/datastores), SKJOLD_APP_DIR (default dist),
+/// SKJOLD_LOG_FORMAT (pretty or json). RUST_LOG sets the log level.
+#[derive(Debug, Parser)]
+#[command(name = "skjold", version, propagate_version = true)]
+struct Cli {
+    /// Settings file (TOML).
+    #[arg(long, global = true, env = "SKJOLD_CONFIG")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Start the HTTP server: the API and the browser app.
+    Serve {
+        /// Address to listen on, overriding the settings (e.g. 0.0.0.0:8080).
+        #[arg(long)]
+        listen: Option<std::net::SocketAddr>,
+        /// Root folder of the published datastores, overriding the settings.
+        #[arg(long)]
+        datastores: Option<PathBuf>,
+        /// Folder of the built app, overriding the settings.
+        #[arg(long)]
+        app_dir: Option<PathBuf>,
+    },
+    /// Create, load and check register datastores.
+    #[command(subcommand)]
+    Datastore(DatastoreCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum DatastoreCommand {
+    /// Generate the synthetic population and publish it as datastore `demo` version 1.
+    Generate {
+        /// Number of persons in the population.
+        #[arg(long, default_value_t = 200_000)]
+        persons: u64,
+        /// Seed: the same seed and number of persons give the same data.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Datastore root folder to publish into.
+        #[arg(long)]
+        out: PathBuf,
+        /// Replace an existing demo version 1.
+        #[arg(long)]
+        force: bool,
+        /// Worker threads (default: all cores). The output does not depend on it.
+        #[arg(long)]
+        threads: Option<usize>,
+    },
+    /// Load a register from CSV + JSON input and publish it as the datastore's next version.
+    Build {
+        /// Input folder: datastore.json, and NAME.json + NAME.csv per variable.
+        #[arg(long)]
+        input: PathBuf,
+        /// Datastore root folder to publish into.
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Check a register input folder without writing anything; lists every problem.
+    Validate {
+        /// Input folder: datastore.json, and NAME.json + NAME.csv per variable.
+        #[arg(long)]
+        input: PathBuf,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let settings = match Settings::load(cli.config.as_deref()) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match cli.command {
+        Command::Serve { listen, datastores, app_dir } => {
+            let mut settings = settings;
+            settings.listen = listen.unwrap_or(settings.listen);
+            settings.datastores = datastores.unwrap_or(settings.datastores);
+            settings.app_dir = app_dir.unwrap_or(settings.app_dir);
+            serve(settings)
+        }
+        Command::Datastore(command) => {
+            telemetry::init(LogFormat::Pretty);
+            datastore(command)
+        }
+    }
+}
+
+fn serve(settings: Settings) -> ExitCode {
+    telemetry::init(settings.log_format);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result: anyhow::Result<()> = runtime.block_on(async {
+        let state = AppState::load(&settings)?;
+        if state.registry.datastores.is_empty() {
+            tracing::warn!(
+                datastores = %settings.datastores.display(),
+                "no datastore found; create one with `skjold datastore generate --out {}`",
+                settings.datastores.display()
+            );
+        }
+        let listener = tokio::net::TcpListener::bind(settings.listen).await.map_err(|e| {
+            anyhow::anyhow!(
+                "cannot listen on {}: {e} (choose another with --listen or SKJOLD_LISTEN)",
+                settings.listen
+            )
+        })?;
+        let address = listener.local_addr()?;
+        tracing::info!(
+            url = %format!("http://{address}"),
+            variables = state.catalog.len(),
+            "skjold is listening"
+        );
+        server::run(listener, state, &settings, server::shutdown_signal()).await?;
+        Ok(())
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn datastore(command: DatastoreCommand) -> ExitCode {
+    match command {
+        DatastoreCommand::Generate { persons, seed, out, force, threads } => {
+            if persons == 0 {
+                eprintln!("error: --persons must be at least 1");
+                return ExitCode::from(2);
+            }
+            let threads = threads
+                .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+            let options = generate::GenerateOptions { persons, seed, out, force, threads };
+            let started = Instant::now();
+            let progress = |done: usize, total: usize| {
+                eprintln!(
+                    "generated chunk {done}/{total} ({:.1} s)",
+                    started.elapsed().as_secs_f64()
+                );
+            };
+            match generate::generate(&options, &progress) {
+                Ok(report) => {
+                    println!(
+                        "published datastore demo version {} at {}: {} persons, {} variables, {} rows in {:.1} s",
+                        report.version,
+                        report.path.display(),
+                        report.persons,
+                        report.variables,
+                        report.rows,
+                        started.elapsed().as_secs_f64()
+                    );
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        DatastoreCommand::Build { input, out } => match input::build(&input, &out) {
+            Ok(report) => {
+                println!(
+                    "published datastore {} version {} at {}: {} variables, {} rows",
+                    report.summary.name,
+                    report.version,
+                    report.path.display(),
+                    report.summary.variables,
+                    report.summary.rows
+                );
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::FAILURE
+            }
+        },
+        DatastoreCommand::Validate { input } => match input::validate(&input) {
+            Ok(summary) => {
+                println!(
+                    "{} is valid: datastore {}, {} variables, {} rows",
+                    input.display(),
+                    summary.name,
+                    summary.variables,
+                    summary.rows
+                );
+                ExitCode::SUCCESS
+            }
+            Err(problems) => {
+                eprintln!("{problems}");
+                ExitCode::FAILURE
+            }
+        },
+    }
+}

@@ -1,0 +1,110 @@
+//! Typed settings: defaults, then a TOML file, then `SKJOLD_*` environment variables.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    /// Address the HTTP server listens on (`SKJOLD_LISTEN`).
+    pub listen: SocketAddr,
+    /// Root folder of the published datastores (`SKJOLD_DATASTORES`).
+    pub datastores: PathBuf,
+    /// Folder of the built browser app, served at `/` (`SKJOLD_APP_DIR`).
+    pub app_dir: PathBuf,
+    /// `pretty` for people, `json` for log collectors (`SKJOLD_LOG_FORMAT`).
+    pub log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Pretty,
+    Json,
+}
+
+impl Default for Settings {
+    fn default() -> Settings {
+        Settings {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            datastores: PathBuf::from(".skjold/datastores"),
+            app_dir: PathBuf::from("dist"),
+            log_format: LogFormat::Pretty,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("invalid settings: {0} (see `skjold --help` for every setting and its variable)")]
+pub struct SettingsError(#[from] Box<figment::Error>);
+
+impl Settings {
+    /// Loads settings from `file` when given (it must exist), else from `skjold.toml` when
+    /// present, with `SKJOLD_*` environment variables on top.
+    pub fn load(file: Option<&Path>) -> Result<Settings, SettingsError> {
+        let mut figment = Figment::from(Serialized::defaults(Settings::default()));
+        match file {
+            Some(path) => {
+                if !path.exists() {
+                    let message = format!("settings file {} does not exist", path.display());
+                    return Err(SettingsError(Box::new(figment::Error::from(message))));
+                }
+                figment = figment.merge(Toml::file(path));
+            }
+            None => figment = figment.merge(Toml::file("skjold.toml")),
+        }
+        figment
+            .merge(Env::prefixed("SKJOLD_").only(&[
+                "listen",
+                "datastores",
+                "app_dir",
+                "log_format",
+            ]))
+            .extract()
+            .map_err(|e| SettingsError(Box::new(e)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_values_override_defaults_and_environment_overrides_the_file() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "custom.toml",
+                "listen = \"127.0.0.1:9000\"\ndatastores = \"/srv/data\"",
+            )?;
+            let from_file = Settings::load(Some(Path::new("custom.toml"))).expect("loads");
+            assert_eq!(from_file.listen.port(), 9000);
+            assert_eq!(from_file.datastores, PathBuf::from("/srv/data"));
+            assert_eq!(from_file.app_dir, PathBuf::from("dist"));
+
+            jail.set_env("SKJOLD_LISTEN", "0.0.0.0:7000");
+            let overridden = Settings::load(Some(Path::new("custom.toml"))).expect("loads");
+            assert_eq!(overridden.listen.to_string(), "0.0.0.0:7000");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn a_bad_value_names_the_setting() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("SKJOLD_LISTEN", "not-an-address");
+            let err = Settings::load(None).unwrap_err().to_string();
+            assert!(err.contains("listen"), "{err}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn a_missing_settings_file_is_an_error() {
+        let err = Settings::load(Some(Path::new("/nonexistent/skjold.toml"))).unwrap_err();
+        assert!(err.to_string().contains("/nonexistent/skjold.toml does not exist"), "{err}");
+    }
+}
