@@ -1,0 +1,162 @@
+//! Talking to the server: URLs (plain functions, unit-tested on the host) and fetching.
+
+use serde::de::DeserializeOwned;
+use shared::api::ApiError;
+
+/// What the catalog page shows; lives in the page's URL so links and the back button work.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct CatalogQuery {
+    pub text: String,
+    pub unit_type: String,
+    pub temporality: String,
+    pub subject: String,
+    pub page: usize,
+}
+
+impl CatalogQuery {
+    /// Reads the page's own query string values (missing ones are empty).
+    pub fn from_pairs<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> CatalogQuery {
+        let mut q = CatalogQuery { page: 1, ..CatalogQuery::default() };
+        for (key, value) in pairs {
+            match key {
+                "q" => q.text = value.to_owned(),
+                "unit_type" => q.unit_type = value.to_owned(),
+                "temporality" => q.temporality = value.to_owned(),
+                "subject" => q.subject = value.to_owned(),
+                "page" => q.page = value.parse().unwrap_or(1).max(1),
+                _ => {}
+            }
+        }
+        q
+    }
+
+    fn pairs(&self) -> Vec<(&'static str, String)> {
+        let mut pairs = vec![];
+        for (key, value) in [
+            ("q", &self.text),
+            ("unit_type", &self.unit_type),
+            ("temporality", &self.temporality),
+            ("subject", &self.subject),
+        ] {
+            if !value.is_empty() {
+                pairs.push((key, value.clone()));
+            }
+        }
+        if self.page > 1 {
+            pairs.push(("page", self.page.to_string()));
+        }
+        pairs
+    }
+
+    /// The app's own address for this query, e.g. `/?q=inntekt`.
+    pub fn page_url(&self) -> String {
+        format!("/{}", query_string(&self.pairs()))
+    }
+
+    /// The API address that answers this query.
+    pub fn api_url(&self) -> String {
+        format!("/api/catalog/variables{}", query_string(&self.pairs()))
+    }
+}
+
+/// The API address of one variable's metadata.
+pub fn variable_url(name: &str, datastore: Option<&str>) -> String {
+    let mut url = format!("/api/catalog/variables/{}", encode(name));
+    if let Some(d) = datastore {
+        url.push_str(&format!("?datastore={}", encode(d)));
+    }
+    url
+}
+
+fn query_string(pairs: &[(&str, String)]) -> String {
+    if pairs.is_empty() {
+        return String::new();
+    }
+    let joined: Vec<String> = pairs.iter().map(|(k, v)| format!("{k}={}", encode(v))).collect();
+    format!("?{}", joined.join("&"))
+}
+
+/// Percent-encodes everything but unreserved characters (RFC 3986).
+pub fn encode(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for byte in text.bytes() {
+        match byte {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                out.push(byte as char)
+            }
+            _ => out.push_str(&format!("%{byte:02X}")),
+        }
+    }
+    out
+}
+
+/// GETs JSON; a failed request becomes the server's message (or a plain one when unreachable).
+pub async fn get_json<T: DeserializeOwned>(url: &str) -> Result<T, ApiError> {
+    let unreachable = |e: gloo_net::Error| ApiError {
+        error: format!(
+            "the server could not be reached ({e}); check your connection and try again"
+        ),
+        did_you_mean: Vec::new(),
+    };
+    let response = gloo_net::http::Request::get(url).send().await.map_err(unreachable)?;
+    if response.ok() {
+        response.json::<T>().await.map_err(unreachable)
+    } else {
+        Err(response.json::<ApiError>().await.unwrap_or_else(|_| ApiError {
+            error: format!("the server answered {}", response.status()),
+            did_you_mean: Vec::new(),
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_query_round_trips_through_the_page_url() {
+        let q = CatalogQuery {
+            text: "inntekt lønn".into(),
+            unit_type: "PERSON".into(),
+            temporality: String::new(),
+            subject: "Inntekt og formue".into(),
+            page: 2,
+        };
+        assert_eq!(
+            q.page_url(),
+            "/?q=inntekt%20l%C3%B8nn&unit_type=PERSON&subject=Inntekt%20og%20formue&page=2"
+        );
+        let back = CatalogQuery::from_pairs([
+            ("q", "inntekt lønn"),
+            ("unit_type", "PERSON"),
+            ("subject", "Inntekt og formue"),
+            ("page", "2"),
+        ]);
+        assert_eq!(back, q);
+    }
+
+    #[test]
+    fn empty_fields_and_the_first_page_are_left_out_of_urls() {
+        let q = CatalogQuery { text: "kjønn".into(), page: 1, ..CatalogQuery::default() };
+        assert_eq!(q.api_url(), "/api/catalog/variables?q=kj%C3%B8nn");
+        assert_eq!(
+            CatalogQuery { page: 1, ..CatalogQuery::default() }.api_url(),
+            "/api/catalog/variables"
+        );
+    }
+
+    #[test]
+    fn a_bad_page_number_falls_back_to_the_first_page() {
+        assert_eq!(CatalogQuery::from_pairs([("page", "x")]).page, 1);
+        assert_eq!(CatalogQuery::from_pairs([("page", "0")]).page, 1);
+    }
+
+    #[test]
+    fn variable_urls_encode_their_parts() {
+        assert_eq!(variable_url("INNTEKT_WLONN", None), "/api/catalog/variables/INNTEKT_WLONN");
+        assert_eq!(
+            variable_url("A B", Some("no.ssb")),
+            "/api/catalog/variables/A%20B?datastore=no.ssb"
+        );
+    }
+}

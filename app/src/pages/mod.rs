@@ -1,0 +1,16 @@
+//! One module per page.
+
+pub mod catalog;
+pub mod variable;
+
+use leptos::prelude::*;
+
+#[component]
+pub fn NotFound() -> impl IntoView {
+    view! {
+        <section class="notice">
+            <h1>"Page not found"</h1>
+            <p><a href="/">"Search the variable catalog"</a></p>
+        </section>
+    }
+}
