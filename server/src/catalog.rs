@@ -299,3 +299,98 @@ pub fn hit(entry: &Entry) -> VariableHit {
         subject_fields: m.subject_fields.clone(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_support::demo_state;
+
+    fn names(catalog: &Catalog, query: SearchQuery) -> Vec<String> {
+        catalog.search(&query).unwrap().hits.into_iter().map(|h| h.name).collect()
+    }
+
+    fn text(text: &str) -> SearchQuery {
+        SearchQuery { text: text.into(), page: 1, page_size: 100, ..SearchQuery::default() }
+    }
+
+    #[test]
+    fn a_typo_still_finds_the_income_variables() {
+        let state = demo_state();
+        let hits = names(&state.catalog, text("inntkt"));
+        assert!(hits.len() >= 10, "{hits:?}");
+        assert!(hits.contains(&"INNTEKT_WLONN".to_owned()), "{hits:?}");
+        assert!(hits.iter().take(10).all(|n| n.starts_with("INNTEKT_")), "{hits:?}");
+    }
+
+    #[test]
+    fn a_prefix_finds_variables_as_the_user_types() {
+        let state = demo_state();
+        let hits = names(&state.catalog, text("sivst"));
+        assert_eq!(hits.first().map(String::as_str), Some("SIVSTANDFDT_SIVSTAND"), "{hits:?}");
+    }
+
+    #[test]
+    fn norwegian_letters_are_folded_both_ways() {
+        let state = demo_state();
+        // «Kjønn» is the label of BEFOLKNING_KJOENN; users type it with or without ø.
+        for query in ["kjønn", "kjonn"] {
+            let hits = names(&state.catalog, text(query));
+            assert_eq!(
+                hits.first().map(String::as_str),
+                Some("BEFOLKNING_KJOENN"),
+                "{query}: {hits:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn english_labels_and_descriptions_are_searched() {
+        let state = demo_state();
+        let hits = names(&state.catalog, text("marital status"));
+        assert_eq!(hits.first().map(String::as_str), Some("SIVSTANDFDT_SIVSTAND"), "{hits:?}");
+    }
+
+    #[test]
+    fn filters_restrict_hits_and_an_empty_query_lists_by_name() {
+        let state = demo_state();
+        let query = SearchQuery { temporality: Some(Temporality::Event), ..text("") };
+        let result = state.catalog.search(&query).unwrap();
+        assert!(result.total >= 5);
+        assert!(result.hits.iter().all(|h| h.temporality == Temporality::Event));
+        let listed: Vec<&String> = result.hits.iter().map(|h| &h.name).collect();
+        let mut sorted = listed.clone();
+        sorted.sort();
+        assert_eq!(listed, sorted);
+
+        let jobs = SearchQuery { unit_type: Some(UnitType::Job), ..text("lønn") };
+        let hits = state.catalog.search(&jobs).unwrap().hits;
+        assert!(!hits.is_empty() && hits.iter().all(|h| h.unit_type == UnitType::Job), "{hits:?}");
+    }
+
+    #[test]
+    fn pages_partition_the_hits() {
+        let state = demo_state();
+        let all = names(&state.catalog, text(""));
+        assert_eq!(all.len(), 63);
+        let page = |n| SearchQuery { page: n, page_size: 25, ..text("") };
+        let mut joined = names(&state.catalog, page(1));
+        joined.extend(names(&state.catalog, page(2)));
+        joined.extend(names(&state.catalog, page(3)));
+        assert_eq!(joined, all);
+        assert!(names(&state.catalog, page(4)).is_empty());
+    }
+
+    #[test]
+    fn did_you_mean_offers_the_closest_names() {
+        let state = demo_state();
+        assert_eq!(
+            state.catalog.did_you_mean("INNTEKT_WLON").first().map(String::as_str),
+            Some("INNTEKT_WLONN")
+        );
+        assert_eq!(
+            state.catalog.did_you_mean("inntekt_wlonn").first().map(String::as_str),
+            Some("INNTEKT_WLONN")
+        );
+        assert!(state.catalog.did_you_mean("XYZZY").is_empty());
+    }
+}

@@ -6,6 +6,8 @@ pub mod datastore;
 pub mod http;
 pub mod settings;
 pub mod telemetry;
+#[cfg(test)]
+mod test_support;
 
 use std::future::Future;
 use std::sync::Arc;

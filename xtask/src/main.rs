@@ -1,1 +1,176 @@
-fn main() {}
+//! `cargo xtask`: the project's task runner. Each command does its own set-up on a fresh machine
+//! that has only the Rust toolchain, installing tools from package registries only.
+//!
+//! - `cargo xtask run [--listen ADDR] [--persons N]` — build everything and serve the demo.
+//! - `cargo xtask test` — everything CI checks.
+//! - `cargo xtask bench [--persons N]` — benchmarks (release build; not part of CI).
+
+mod bench;
+mod tools;
+mod util;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Instant;
+
+use util::{Step, cargo, project_root, run};
+
+const USAGE: &str = "usage: cargo xtask <command>
+
+commands:
+  run [--listen ADDR] [--persons N]   build the app and server, create the demo datastore when
+                                      absent, and serve on http://127.0.0.1:8080 (or ADDR,
+                                      or $SKJOLD_LISTEN)
+  test                                fmt, clippy, all Rust tests, the WASM build and the
+                                      browser tests: everything CI checks
+  bench [--persons N] [--skip-generate]
+                                      benchmarks on a release build (default 5 500 000 persons)";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
+        Some("run") => run_command(&args[1..]),
+        Some("test") => test_command(&args[1..]),
+        Some("bench") => bench::command(&args[1..]),
+        Some("-h" | "--help" | "help") | None => {
+            println!("{USAGE}");
+            Ok(())
+        }
+        Some(other) => Err(format!("unknown command '{other}'\n\n{USAGE}")),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("xtask: error: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Where the demo datastore and other local state live (ignored by git).
+pub fn state_dir() -> PathBuf {
+    project_root().join(".skjold")
+}
+
+fn flag_value(args: &[String], flag: &str) -> Result<Option<String>, String> {
+    match args.iter().position(|a| a == flag) {
+        Some(i) => {
+            args.get(i + 1).cloned().map(Some).ok_or_else(|| format!("{flag} needs a value"))
+        }
+        None => Ok(None),
+    }
+}
+
+fn run_command(args: &[String]) -> Result<(), String> {
+    let listen = flag_value(args, "--listen")?;
+    let persons = flag_value(args, "--persons")?.unwrap_or_else(|| "200000".into());
+    let started = Instant::now();
+    let mut step = Step::new(5);
+    step.next("checking build tools (the first run installs them: about 15 minutes)");
+    let tools = tools::ensure_build_tools()?;
+    step.next("building the browser app (WASM, release)");
+    build_app(&tools)?;
+    step.next("building the server");
+    cargo(&["build", "-p", "server", "--bin", "skjold"])?;
+    let skjold = project_root().join("target/debug/skjold");
+    let datastores = state_dir().join("datastores");
+    step.next("checking the demo datastore");
+    if datastores.join("demo/1/datastore.json").exists() {
+        println!("      demo datastore present in {}", datastores.display());
+    } else {
+        println!("      generating {persons} synthetic persons into {}", datastores.display());
+        run(std::process::Command::new(&skjold)
+            .args(["datastore", "generate", "--persons", &persons, "--out"])
+            .arg(&datastores))?;
+    }
+    let address = listen
+        .clone()
+        .or_else(|| std::env::var("SKJOLD_LISTEN").ok())
+        .unwrap_or_else(|| "127.0.0.1:8080".into());
+    step.next(&format!("starting the server after {:.0} s", started.elapsed().as_secs_f64()));
+    println!("\n    Skjold: http://{address}\n    (Ctrl-C stops it)\n");
+    let mut command = std::process::Command::new(&skjold);
+    command
+        .arg("serve")
+        .arg("--datastores")
+        .arg(&datastores)
+        .arg("--app-dir")
+        .arg(project_root().join("dist"));
+    if let Some(l) = &listen {
+        command.args(["--listen", l]);
+    }
+    run(&mut command)
+}
+
+/// `trunk build --release`, skipped when `dist/` is newer than everything it is built from.
+pub fn build_app(tools: &tools::BuildTools) -> Result<(), String> {
+    let root = project_root();
+    let inputs = ["app", "shared", "style", "public", "Cargo.lock", "Trunk.toml", "Cargo.toml"];
+    let built = util::modified(&root.join("dist/index.html"));
+    let newest = inputs.iter().filter_map(|i| util::newest_modification(&root.join(i))).max();
+    if let (Some(built), Some(newest)) = (built, newest)
+        && built > newest
+    {
+        println!("      dist/ is up to date");
+        return Ok(());
+    }
+    // Trunk runs cargo offline so it never reaches for the network itself; fetch first.
+    cargo(&["fetch"])?;
+    let mut trunk = std::process::Command::new("trunk");
+    trunk.current_dir(&root).args(["build", "--release"]).env("PATH", tools.path_with_tools());
+    run(&mut trunk)
+}
+
+fn test_command(_args: &[String]) -> Result<(), String> {
+    let started = Instant::now();
+    let mut step = Step::new(7);
+    step.next("checking build and test tools");
+    let tools = tools::ensure_build_tools()?;
+    tools::ensure_test_tools()?;
+    step.next("cargo fmt --check");
+    cargo(&["fmt", "--all", "--", "--check"])
+        .map_err(|e| format!("{e}\nformatting differs: run `cargo fmt --all`"))?;
+    step.next("cargo clippy (all targets, warnings are errors)");
+    cargo(&["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"])?;
+    step.next("building the tests once");
+    cargo(&["test", "--workspace", "--no-run"])?;
+    step.next("running the Rust tests");
+    cargo(&["test", "--workspace"])?;
+    step.next("building the browser app (WASM, release)");
+    build_app(&tools)?;
+    step.next("browser end-to-end tests in headless Chromium");
+    browser_tests()?;
+    println!("\nxtask test: everything passed in {:.0} s", started.elapsed().as_secs_f64());
+    Ok(())
+}
+
+/// Starts the real server on a small generated datastore and runs `tests/e2e` against it.
+fn browser_tests() -> Result<(), String> {
+    let root = project_root();
+    // `cargo test --no-run` built this binary for the server's own integration tests.
+    let skjold = root.join("target/debug/skjold");
+    let datastores = root.join("target/e2e/datastores");
+    if !datastores.join("demo/1/datastore.json").exists() {
+        run(std::process::Command::new(&skjold)
+            .args(["datastore", "generate", "--persons", "20000", "--seed", "7", "--out"])
+            .arg(&datastores))?;
+    }
+    let port = util::free_port()?;
+    let address = format!("127.0.0.1:{port}");
+    let mut server = util::Server::start(
+        std::process::Command::new(&skjold)
+            .args(["serve", "--listen", &address, "--datastores"])
+            .arg(&datastores)
+            .arg("--app-dir")
+            .arg(root.join("dist")),
+        &address,
+    )?;
+    let e2e = root.join("tests/e2e");
+    let result = run(std::process::Command::new("npm")
+        .current_dir(&e2e)
+        .args(["test", "--silent"])
+        .env("SKJOLD_URL", format!("http://{address}")));
+    let stopped = server.stop_gracefully();
+    result?;
+    stopped
+}

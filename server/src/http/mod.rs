@@ -3,10 +3,13 @@
 mod catalog;
 mod error;
 mod health;
+#[cfg(test)]
+mod tests;
 
 use std::path::Path;
 
 use axum::Router;
+use axum::extract::OriginalUri;
 use axum::http::header;
 use axum::response::IntoResponse;
 use tower_http::compression::CompressionLayer;
@@ -43,7 +46,8 @@ pub fn router(state: AppState, app_dir: &Path) -> Router {
         .layer(TraceLayer::new_for_http())
 }
 
-async fn api_not_found(uri: axum::http::Uri) -> impl IntoResponse {
+// Inside the nested router the path has lost its `/api` prefix; report the one the user sent.
+async fn api_not_found(OriginalUri(uri): OriginalUri) -> impl IntoResponse {
     AppError::NotFound {
         message: format!("no API endpoint at {}; see /api/health and /api/catalog/…", uri.path()),
         did_you_mean: Vec::new(),

@@ -247,3 +247,6 @@ fn write_fixed_units(
     model::write_municipalities(&mut out)?;
     out.finish(0)
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,89 @@
+//! Black-box tests: the real application on port 0, spoken to over TCP like any client.
+
+use std::time::Duration;
+
+use server::datastore::generate::{GenerateOptions, generate};
+use server::settings::Settings;
+use tokio::sync::oneshot;
+
+struct Running {
+    base: String,
+    stop: Option<oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+    _data: tempfile::TempDir,
+}
+
+async fn start() -> Running {
+    let data = tempfile::tempdir().unwrap();
+    let options = GenerateOptions {
+        persons: 2_500,
+        seed: 5,
+        out: data.path().join("stores"),
+        force: false,
+        threads: 2,
+    };
+    generate(&options, &|_, _| {}).unwrap();
+    std::fs::create_dir_all(data.path().join("dist")).unwrap();
+    std::fs::write(data.path().join("dist/index.html"), "<!DOCTYPE html><title>Skjold</title>")
+        .unwrap();
+    let settings = Settings {
+        datastores: data.path().join("stores"),
+        app_dir: data.path().join("dist"),
+        ..Settings::default()
+    };
+    let state = server::AppState::load(&settings).unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let (stop, stopped) = oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        server::run(listener, state, &settings, async move {
+            let _ = stopped.await;
+        })
+        .await
+    });
+    Running { base, stop: Some(stop), task, _data: data }
+}
+
+#[tokio::test]
+async fn a_visitor_searches_and_reads_a_variable_without_signing_in() {
+    let server = start().await;
+    let client = reqwest::Client::new();
+    let page: serde_json::Value = client
+        .get(format!("{}/api/catalog/variables?q=wage", server.base))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let names: Vec<&str> =
+        page["hits"].as_array().unwrap().iter().map(|h| h["name"].as_str().unwrap()).collect();
+    assert!(names.contains(&"INNTEKT_WLONN"), "{names:?}");
+
+    let detail: shared::api::VariableDetail = client
+        .get(format!("{}/api/catalog/variables/INNTEKT_WLONN", server.base))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(detail.metadata.label.en, "Wage income");
+    assert_eq!(detail.metadata.coverage.unwrap().start.to_string(), "2000-01-01");
+
+    let app = client.get(format!("{}/variables/INNTEKT_WLONN", server.base)).send().await.unwrap();
+    assert_eq!(app.status(), 200);
+    assert_eq!(app.headers()["x-content-type-options"], "nosniff");
+    assert!(app.text().await.unwrap().contains("<title>Skjold</title>"));
+}
+
+#[tokio::test]
+async fn shutdown_lets_the_server_finish_and_return_cleanly() {
+    let mut server = start().await;
+    let health = reqwest::get(format!("{}/api/health", server.base)).await.unwrap();
+    assert_eq!(health.status(), 200);
+    server.stop.take().unwrap().send(()).unwrap();
+    let result = tokio::time::timeout(Duration::from_secs(10), &mut server.task).await;
+    assert!(matches!(result, Ok(Ok(Ok(())))), "{result:?}");
+    assert!(reqwest::get(format!("{}/api/health", server.base)).await.is_err());
+}

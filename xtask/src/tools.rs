@@ -1,0 +1,139 @@
+//! Installing the tools the builds and tests need — from package registries only (crates.io,
+//! npm, Debian), never by downloading binaries from elsewhere.
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+use std::process::Command;
+
+use crate::state_dir;
+use crate::util::{output, project_root, run};
+
+const TRUNK_VERSION: &str = "0.21.14";
+/// wasm-opt older than 132 (Debian ships 108) silently breaks the release build.
+const BINARYEN_VERSION: &str = "132";
+
+/// Where the build tools are, for the PATH of the commands that need them.
+pub struct BuildTools {
+    node_bin: PathBuf,
+    cargo_bin: PathBuf,
+}
+
+impl BuildTools {
+    /// PATH with npm's binaryen and cargo-installed tools first.
+    pub fn path_with_tools(&self) -> OsString {
+        let mut paths = vec![self.node_bin.clone(), self.cargo_bin.clone()];
+        if let Some(existing) = std::env::var_os("PATH") {
+            paths.extend(std::env::split_paths(&existing));
+        }
+        std::env::join_paths(paths).expect("paths without separators")
+    }
+}
+
+fn cargo_bin() -> PathBuf {
+    let home = std::env::var_os("CARGO_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo")))
+        .unwrap_or_else(|| PathBuf::from(".cargo"));
+    home.join("bin")
+}
+
+fn is_root() -> bool {
+    output(Command::new("id").arg("-u")).is_some_and(|uid| uid.trim() == "0")
+}
+
+/// Installs a Debian package when running as root; otherwise says what to install.
+fn apt_install(package: &str, why: &str) -> Result<(), String> {
+    if !is_root() {
+        return Err(format!(
+            "{why} is missing: install it (sudo apt-get install {package}) and run again"
+        ));
+    }
+    println!("      installing {package} with apt-get ({why})");
+    run(Command::new("apt-get").args(["update", "-qq"]))?;
+    run(Command::new("apt-get")
+        .args(["install", "-y", "-qq", package])
+        .env("DEBIAN_FRONTEND", "noninteractive"))
+}
+
+pub fn ensure_build_tools() -> Result<BuildTools, String> {
+    let installed =
+        output(Command::new("rustup").args(["target", "list", "--installed"])).unwrap_or_default();
+    if !installed.lines().any(|l| l.trim() == "wasm32-unknown-unknown") {
+        println!("      adding the wasm32-unknown-unknown target");
+        run(Command::new("rustup").args(["target", "add", "wasm32-unknown-unknown"]))?;
+    }
+    let bin = cargo_bin();
+    ensure_cargo_tool(&bin, "trunk", "trunk", TRUNK_VERSION, true)?;
+    // The CLI must match the wasm-bindgen library exactly. Its own lockfile pins a crate version
+    // this registry lacks, so it is installed without --locked.
+    let wasm_bindgen = wasm_bindgen_version()?;
+    ensure_cargo_tool(&bin, "wasm-bindgen", "wasm-bindgen-cli", &wasm_bindgen, false)?;
+
+    if output(Command::new("npm").arg("--version")).is_none() {
+        apt_install("npm", "npm (for wasm-opt from the binaryen package and the browser tests)")?;
+    }
+    let tools = state_dir().join("tools");
+    let wasm_opt = tools.join("node_modules/.bin/wasm-opt");
+    let version = output(Command::new(&wasm_opt).arg("--version")).unwrap_or_default();
+    if !version.contains(&format!("version {BINARYEN_VERSION}")) {
+        println!("      installing wasm-opt {BINARYEN_VERSION} (npm package binaryen)");
+        std::fs::create_dir_all(&tools)
+            .map_err(|e| format!("cannot create {}: {e}", tools.display()))?;
+        run(Command::new("npm")
+            .args(["install", "--no-audit", "--no-fund", "--prefix"])
+            .arg(&tools)
+            .arg(format!("binaryen@{BINARYEN_VERSION}")))?;
+    }
+    Ok(BuildTools { node_bin: tools.join("node_modules/.bin"), cargo_bin: bin })
+}
+
+fn ensure_cargo_tool(
+    bin: &std::path::Path,
+    command: &str,
+    krate: &str,
+    version: &str,
+    locked: bool,
+) -> Result<(), String> {
+    let reported = output(Command::new(bin.join(command)).arg("--version")).unwrap_or_default();
+    if reported.split_whitespace().nth(1) == Some(version) {
+        return Ok(());
+    }
+    println!("      installing {krate} {version} from crates.io (a few minutes, once)");
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut install = Command::new(cargo);
+    install.args(["install", krate, "--version", version]);
+    if locked {
+        install.arg("--locked");
+    }
+    run(&mut install)
+}
+
+/// The wasm-bindgen version Cargo.lock resolved.
+pub fn wasm_bindgen_version() -> Result<String, String> {
+    let lock = std::fs::read_to_string(project_root().join("Cargo.lock"))
+        .map_err(|e| format!("cannot read Cargo.lock: {e}"))?;
+    let mut lines = lock.lines();
+    while let Some(line) = lines.next() {
+        if line == "name = \"wasm-bindgen\""
+            && let Some(v) = lines.next().and_then(|l| l.strip_prefix("version = \""))
+        {
+            return Ok(v.trim_end_matches('"').to_owned());
+        }
+    }
+    Err("Cargo.lock does not list wasm-bindgen; run `cargo fetch`".into())
+}
+
+/// Debian's Chromium and the browser-test driver (playwright-core, which never downloads a
+/// browser of its own).
+pub fn ensure_test_tools() -> Result<(), String> {
+    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+    if !std::path::Path::new(&chromium).exists() {
+        apt_install("chromium", "Chromium (for the browser tests)")?;
+    }
+    let e2e = project_root().join("tests/e2e");
+    if !e2e.join("node_modules/playwright-core").exists() {
+        println!("      installing playwright-core for the browser tests (npm ci)");
+        run(Command::new("npm").current_dir(&e2e).args(["ci", "--no-audit", "--no-fund"]))?;
+    }
+    Ok(())
+}
