@@ -44,34 +44,27 @@ async fn start() -> Running {
     Running { base, stop: Some(stop), task, _data: data }
 }
 
+async fn get_json<T: serde::de::DeserializeOwned>(url: String) -> T {
+    let response = reqwest::get(&url).await.unwrap();
+    assert_eq!(response.status(), 200, "{url}");
+    response.json().await.unwrap()
+}
+
 #[tokio::test]
 async fn a_visitor_searches_and_reads_a_variable_without_signing_in() {
     let server = start().await;
-    let client = reqwest::Client::new();
-    let page: serde_json::Value = client
-        .get(format!("{}/api/catalog/variables?q=wage", server.base))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let page: serde_json::Value =
+        get_json(format!("{}/api/catalog/variables?q=wage", server.base)).await;
     let names: Vec<&str> =
         page["hits"].as_array().unwrap().iter().map(|h| h["name"].as_str().unwrap()).collect();
     assert!(names.contains(&"INNTEKT_WLONN"), "{names:?}");
 
-    let detail: shared::api::VariableDetail = client
-        .get(format!("{}/api/catalog/variables/INNTEKT_WLONN", server.base))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let detail: shared::api::VariableDetail =
+        get_json(format!("{}/api/catalog/variables/INNTEKT_WLONN", server.base)).await;
     assert_eq!(detail.metadata.label.en, "Wage income");
     assert_eq!(detail.metadata.coverage.unwrap().start.to_string(), "2000-01-01");
 
-    let app = client.get(format!("{}/variables/INNTEKT_WLONN", server.base)).send().await.unwrap();
+    let app = reqwest::get(format!("{}/variables/INNTEKT_WLONN", server.base)).await.unwrap();
     assert_eq!(app.status(), 200);
     assert_eq!(app.headers()["x-content-type-options"], "nosniff");
     assert!(app.text().await.unwrap().contains("<title>Skjold</title>"));

@@ -142,7 +142,8 @@ pub fn county_codes() -> Vec<Code> {
     names.iter().map(|&(c, n)| plain(c, n, n)).collect()
 }
 
-fn plain(code: &str, nb: &str, en: &str) -> Code {
+/// A code valid at all times.
+pub fn plain(code: &str, nb: &str, en: &str) -> Code {
     Code {
         code: code.to_owned(),
         label: Localized::new(nb, en),

@@ -113,46 +113,17 @@ fn centrality() -> Vec<Code> {
 }
 fn country() -> Vec<Code> {
     let mut out = codes::codes(&[("000", "Norge", "Norway")]);
-    out.extend(codes::COUNTRIES.iter().map(|&(c, nb, en, _)| Code {
-        code: c.to_owned(),
-        label: Localized::new(nb, en),
-        valid_from: None,
-        valid_until: None,
-    }));
+    out.extend(codes::COUNTRIES.iter().map(|&(c, nb, en, _)| codes::plain(c, nb, en)));
     out
 }
 fn nus() -> Vec<Code> {
-    codes::NUS
-        .iter()
-        .map(|&(c, nb, en, _)| Code {
-            code: c.to_owned(),
-            label: Localized::new(nb, en),
-            valid_from: None,
-            valid_until: None,
-        })
-        .collect()
+    codes::NUS.iter().map(|&(c, nb, en, _)| codes::plain(c, nb, en)).collect()
 }
 fn nace() -> Vec<Code> {
-    codes::NACE
-        .iter()
-        .map(|&(c, nb, en, _, _)| Code {
-            code: c.to_owned(),
-            label: Localized::new(nb, en),
-            valid_from: None,
-            valid_until: None,
-        })
-        .collect()
+    codes::NACE.iter().map(|&(c, nb, en, _, _)| codes::plain(c, nb, en)).collect()
 }
 fn occupation() -> Vec<Code> {
-    codes::OCCUPATIONS
-        .iter()
-        .map(|&(c, nb, en, _)| Code {
-            code: c.to_owned(),
-            label: Localized::new(nb, en),
-            valid_from: None,
-            valid_until: None,
-        })
-        .collect()
+    codes::OCCUPATIONS.iter().map(|&(c, nb, en, _)| codes::plain(c, nb, en)).collect()
 }
 
 const NOK: Domain = Domain::Measure("kroner", "NOK");
