@@ -1,0 +1,47 @@
+//! The analysis language (the microdata.no dialect): lexing now; parsing, the syntax tree and
+//! the command catalogue are next. Runs in the browser (diagnostics as you type) and on the
+//! server, so it depends on nothing but `std`.
+
+pub mod lexer;
+
+pub use lexer::{Token, TokenKind, lex};
+
+/// A byte range of the script text. `u32` keeps tokens small; scripts are far below 4 GiB.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub struct Span {
+    pub start: u32,
+    pub end: u32,
+}
+
+impl Span {
+    pub fn new(start: usize, end: usize) -> Span {
+        Span { start: start as u32, end: end as u32 }
+    }
+
+    pub fn text(self, source: &str) -> &str {
+        &source[self.start as usize..self.end as usize]
+    }
+
+    pub fn len(self) -> usize {
+        (self.end - self.start) as usize
+    }
+
+    pub fn is_empty(self) -> bool {
+        self.start == self.end
+    }
+}
+
+/// A problem found in a script, located by byte span; line and column are derived for display.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Diagnostic {
+    pub span: Span,
+    pub message: String,
+}
+
+/// 1-based line and column (in characters) of a byte offset.
+pub fn line_column(source: &str, offset: u32) -> (usize, usize) {
+    let before = &source[..(offset as usize).min(source.len())];
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (line, column)
+}
