@@ -3,6 +3,7 @@
 
 pub mod catalog;
 pub mod datastore;
+pub mod disclosure;
 pub mod http;
 pub mod settings;
 pub mod telemetry;
