@@ -70,8 +70,8 @@ fn run_command(args: &[String]) -> Result<(), String> {
     let tools = tools::ensure_build_tools()?;
     step.next("building the browser app (WASM, release)");
     build_app(&tools)?;
-    step.next("building the server");
-    cargo(&["build", "-p", "server", "--bin", "skjold"])?;
+    step.next("building the server (and the tests, which share its build)");
+    build_workspace()?;
     let skjold = project_root().join("target/debug/skjold");
     let datastores = state_dir().join("datastores");
     step.next("checking the demo datastore");
@@ -100,6 +100,14 @@ fn run_command(args: &[String]) -> Result<(), String> {
         command.args(["--listen", l]);
     }
     run(&mut command)
+}
+
+/// One build for `run` and `test`. `cargo build -p server` would unify dependency features
+/// differently from the test build (dev-dependencies add tokio and hyper features) and rebuild
+/// most crates; `--workspace --tests` resolves exactly as `cargo test --workspace` does, and
+/// builds `target/debug/skjold` for the server's CLI tests.
+fn build_workspace() -> Result<(), String> {
+    cargo(&["build", "--workspace", "--tests"])
 }
 
 /// `trunk build --release`, skipped when `dist/` is newer than everything it is built from.
@@ -132,8 +140,8 @@ fn test_command(_args: &[String]) -> Result<(), String> {
         .map_err(|e| format!("{e}\nformatting differs: run `cargo fmt --all`"))?;
     step.next("cargo clippy (all targets, warnings are errors)");
     cargo(&["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"])?;
-    step.next("building the tests once");
-    cargo(&["test", "--workspace", "--no-run"])?;
+    step.next("building the server and the tests once");
+    build_workspace()?;
     step.next("running the Rust tests");
     cargo(&["test", "--workspace"])?;
     step.next("building the browser app (WASM, release)");
@@ -147,7 +155,7 @@ fn test_command(_args: &[String]) -> Result<(), String> {
 /// Starts the real server on a small generated datastore and runs `tests/e2e` against it.
 fn browser_tests() -> Result<(), String> {
     let root = project_root();
-    // `cargo test --no-run` built this binary for the server's own integration tests.
+    // `build_workspace` built this binary for the server's own integration tests.
     let skjold = root.join("target/debug/skjold");
     let datastores = root.join("target/e2e/datastores");
     if !datastores.join("demo/1/datastore.json").exists() {
