@@ -227,11 +227,57 @@ impl CoverageTracker {
     }
 
     /// The coverage; FIXED variables (which carry no dates) take the datastore's whole period.
+    ///
+    /// Coverage is public, so it must not show an individual's value. STATUS dates and
+    /// ACCUMULATED periods are shared by every unit, but the first and last days of EVENT spells
+    /// are single persons' dates: those are widened to whole calendar years.
     pub fn coverage(&self, fallback: (Date, Date)) -> Coverage {
+        let mut start = self.first.map_or(fallback.0, Date::from_epoch_days);
+        let mut latest = self.last.map_or(fallback.1, Date::from_epoch_days);
+        if self.temporality == Temporality::Event {
+            start = Date::from_ymd(start.year(), 1, 1).expect("1 January exists");
+            latest = Date::from_ymd(latest.year(), 12, 31).expect("31 December exists");
+        }
         Coverage {
-            start: self.first.map_or(fallback.0, Date::from_epoch_days),
-            latest: self.last.map_or(fallback.1, Date::from_epoch_days),
+            start,
+            latest,
             status_dates: self.status_dates.iter().map(|&d| Date::from_epoch_days(d)).collect(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn day(text: &str) -> i32 {
+        text.parse::<Date>().unwrap().epoch_days()
+    }
+
+    #[test]
+    fn event_coverage_hides_the_dates_of_single_spells() {
+        let mut spells = CoverageTracker::new(Temporality::Event);
+        spells.observe(Some(day("2003-04-17")), Some(day("2003-09-02")));
+        spells.observe(Some(day("2011-02-03")), Some(day("2022-06-30")));
+        spells.observe(Some(day("2015-05-05")), None);
+        let fallback = (Date::from_epoch_days(0), Date::from_epoch_days(0));
+        let coverage = spells.coverage(fallback);
+        assert_eq!(coverage.start.to_string(), "2003-01-01");
+        assert_eq!(coverage.latest.to_string(), "2022-12-31");
+        assert!(coverage.status_dates.is_empty());
+    }
+
+    #[test]
+    fn status_coverage_keeps_its_measurement_days() {
+        let mut status = CoverageTracker::new(Temporality::Status);
+        for d in ["2020-01-01", "2021-01-01", "2020-01-01"] {
+            status.observe(Some(day(d)), Some(day(d)));
+        }
+        let fallback = (Date::from_epoch_days(0), Date::from_epoch_days(0));
+        let coverage = status.coverage(fallback);
+        assert_eq!(coverage.start.to_string(), "2020-01-01");
+        assert_eq!(coverage.latest.to_string(), "2021-01-01");
+        let days: Vec<String> = coverage.status_dates.iter().map(Date::to_string).collect();
+        assert_eq!(days, ["2020-01-01", "2021-01-01"]);
     }
 }
