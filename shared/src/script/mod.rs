@@ -1,9 +1,11 @@
-//! The analysis language (the microdata.no dialect): lexing now; parsing, the syntax tree and
-//! the command catalogue are next. Runs in the browser (diagnostics as you type) and on the
+//! The analysis language (the microdata.no dialect): the lexer and the expression parser so
+//! far; command parsing, the syntax tree and the command catalogue are next. Runs in the browser (diagnostics as you type) and on the
 //! server, so it depends on nothing but `std`.
 
+pub mod expr;
 pub mod lexer;
 
+pub use expr::{BinaryOp, Expr, ExprParser, UnaryOp};
 pub use lexer::{Token, TokenKind, lex};
 
 /// A byte range of the script text. `u32` keeps tokens small; scripts are far below 4 GiB.
