@@ -4,9 +4,11 @@
 
 pub mod expr;
 pub mod lexer;
+pub mod parse;
 
 pub use expr::{BinaryOp, Expr, ExprParser, UnaryOp};
 pub use lexer::{Token, TokenKind, lex};
+pub use parse::{Command, CommandOption, Item, Script, parse};
 
 /// A byte range of the script text. `u32` keeps tokens small; scripts are far below 4 GiB.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]

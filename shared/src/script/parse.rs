@@ -1,0 +1,530 @@
+//! Splitting a script into commands: the layer between tokens and per-command syntax.
+//!
+//! Every command has the shape `name args [if condition] [, options]`, one per logical line
+//! (`\` continues a line). `for … end` nests commands; `textblock … endblock` holds Markdown that
+//! is never lexed as commands. The arguments stay tokens here: what they mean depends on the
+//! command, and the command catalogue reads them. Parsing never fails; problems become
+//! diagnostics and the rest of the script is still read.
+
+use super::expr::{Expr, ExprParser};
+use super::lexer::{Token, TokenKind, lex};
+use super::{Diagnostic, Span};
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Script {
+    pub items: Vec<Item>,
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Item {
+    Command(Command),
+    /// `for <header> … end`; the header's arguments are the loop bindings.
+    For {
+        header: Command,
+        body: Vec<Item>,
+        span: Span,
+    },
+    /// The Markdown between `textblock` and `endblock`.
+    TextBlock {
+        text: String,
+        span: Span,
+    },
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Command {
+    /// The whole command, continuation lines included.
+    pub span: Span,
+    /// `import-event`, `tabulate`, …
+    pub name: String,
+    pub name_span: Span,
+    /// Tokens between the name and `if` or the options.
+    pub args: Vec<Token>,
+    pub condition: Option<Expr>,
+    pub options: Vec<CommandOption>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct CommandOption {
+    pub name: String,
+    pub span: Span,
+    /// The tokens inside `name(…)`; `None` for a bare `name`.
+    pub args: Option<Vec<Token>>,
+}
+
+/// Parses a whole script.
+pub fn parse(source: &str) -> Script {
+    let text_blocks = find_text_blocks(source);
+    let (tokens, lex_diagnostics) = lex(source);
+    // Everything from `textblock` to `endblock` (keywords included) is text, not script.
+    let inside = |span: Span| {
+        text_blocks.iter().any(|b| b.span.start <= span.start && span.end <= b.span.end)
+    };
+    let mut diagnostics: Vec<Diagnostic> =
+        lex_diagnostics.into_iter().filter(|d| !inside(d.span)).collect();
+
+    // Logical lines: runs of meaningful tokens between newlines, outside text blocks.
+    let mut lines: Vec<Line> = Vec::new();
+    let mut current: Vec<Token> = Vec::new();
+    for token in tokens {
+        if inside(token.span) || token.kind.is_trivia() {
+            continue;
+        }
+        if token.kind == TokenKind::Newline {
+            if !current.is_empty() {
+                lines.push(Line::Tokens(std::mem::take(&mut current)));
+            }
+            continue;
+        }
+        current.push(token);
+    }
+    if !current.is_empty() {
+        lines.push(Line::Tokens(current));
+    }
+    // Put each text block where its `textblock` line was.
+    let mut with_blocks: Vec<Line> = Vec::new();
+    let mut blocks = text_blocks.iter().peekable();
+    for line in lines {
+        let Line::Tokens(tokens) = &line else { unreachable!("only token lines so far") };
+        let start = tokens[0].span.start;
+        while let Some(b) = blocks.next_if(|b| b.span.start <= start) {
+            with_blocks.push(Line::Text(b.clone()));
+        }
+        with_blocks.push(line);
+    }
+    with_blocks.extend(blocks.cloned().map(Line::Text));
+
+    let mut parser = Parser { source, lines: with_blocks, pos: 0, diagnostics: &mut diagnostics };
+    let items = parser.items(None);
+    for b in text_blocks.iter().filter(|b| !b.closed) {
+        diagnostics.push(Diagnostic {
+            span: b.opening,
+            message: "this textblock has no endblock: add a line with endblock after the text"
+                .into(),
+        });
+    }
+    diagnostics.sort_by_key(|d| (d.span.start, d.span.end));
+    Script { items, diagnostics }
+}
+
+#[derive(Clone, Debug)]
+struct TextBlock {
+    /// From `textblock` to the end of `endblock`.
+    span: Span,
+    /// The `textblock` keyword.
+    opening: Span,
+    /// The lines between the two keywords.
+    body: Span,
+    closed: bool,
+}
+
+enum Line {
+    Tokens(Vec<Token>),
+    Text(TextBlock),
+}
+
+/// Text blocks are found on raw lines, before lexing, because Markdown is not script.
+fn find_text_blocks(source: &str) -> Vec<TextBlock> {
+    let mut blocks = Vec::new();
+    let mut open: Option<(usize, usize)> = None;
+    let mut offset = 0;
+    for line in source.split_inclusive('\n') {
+        let trimmed = line.trim();
+        let start = offset + (line.len() - line.trim_start().len());
+        match open {
+            None if trimmed == "textblock" => open = Some((start, offset + line.len())),
+            Some((opening, body_start)) if trimmed == "endblock" => {
+                blocks.push(TextBlock {
+                    span: Span::new(opening, start + "endblock".len()),
+                    opening: Span::new(opening, opening + "textblock".len()),
+                    body: Span::new(body_start, offset),
+                    closed: true,
+                });
+                open = None;
+            }
+            _ => {}
+        }
+        offset += line.len();
+    }
+    if let Some((opening, body_start)) = open {
+        blocks.push(TextBlock {
+            span: Span::new(opening, source.len()),
+            opening: Span::new(opening, opening + "textblock".len()),
+            body: Span::new(body_start, source.len()),
+            closed: false,
+        });
+    }
+    blocks
+}
+
+struct Parser<'a, 'd> {
+    source: &'a str,
+    lines: Vec<Line>,
+    pos: usize,
+    diagnostics: &'d mut Vec<Diagnostic>,
+}
+
+impl Parser<'_, '_> {
+    /// Items until the end of the script, or until `end` when inside the `for` at `opened`.
+    fn items(&mut self, opened: Option<Span>) -> Vec<Item> {
+        let mut items = Vec::new();
+        while self.pos < self.lines.len() {
+            let index = self.pos;
+            self.pos += 1;
+            let tokens = match &self.lines[index] {
+                Line::Text(block) => {
+                    let text = block.body.text(self.source).to_owned();
+                    items.push(Item::TextBlock { text, span: block.span });
+                    continue;
+                }
+                Line::Tokens(tokens) => tokens.clone(),
+            };
+            let Some(command) = self.command(&tokens) else { continue };
+            match command.name.as_str() {
+                "end" => {
+                    if opened.is_some() {
+                        return items;
+                    }
+                    self.diagnostics.push(Diagnostic {
+                        span: command.name_span,
+                        message: "this end closes no for loop: remove it".into(),
+                    });
+                }
+                "for" => {
+                    let body = self.items(Some(command.name_span));
+                    let end = self.pos.checked_sub(1).and_then(|i| match &self.lines.get(i) {
+                        Some(Line::Tokens(t)) if t[0].span.text(self.source) == "end" => {
+                            Some(t[t.len() - 1].span.end)
+                        }
+                        _ => None,
+                    });
+                    let span =
+                        Span { start: command.span.start, end: end.unwrap_or(command.span.end) };
+                    items.push(Item::For { header: command, body, span });
+                }
+                _ => items.push(Item::Command(command)),
+            }
+        }
+        if let Some(span) = opened {
+            self.diagnostics.push(Diagnostic {
+                span,
+                message: "this for loop has no end: add a line with end after its commands".into(),
+            });
+        }
+        items
+    }
+
+    fn command(&mut self, tokens: &[Token]) -> Option<Command> {
+        let first = tokens[0];
+        if first.kind != TokenKind::Ident {
+            self.diagnostics.push(Diagnostic {
+                span: first.span,
+                message: format!(
+                    "a command starts with its name, such as import or tabulate, not '{}'",
+                    first.span.text(self.source)
+                ),
+            });
+            return None;
+        }
+        // Hyphenated names are words joined by '-' with no space: import-event, regress-panel.
+        let mut i = 1;
+        let mut name_end = first.span.end;
+        while i + 1 < tokens.len()
+            && tokens[i].kind == TokenKind::Minus
+            && tokens[i].span.start == name_end
+            && tokens[i + 1].kind == TokenKind::Ident
+            && tokens[i + 1].span.start == tokens[i].span.end
+        {
+            name_end = tokens[i + 1].span.end;
+            i += 2;
+        }
+        let name_span = Span { start: first.span.start, end: name_end };
+        let name = name_span.text(self.source).to_owned();
+        let span = Span { start: first.span.start, end: tokens[tokens.len() - 1].span.end };
+        let rest = &tokens[i..];
+        // Loop headers (`for i in a, b`) and `let` use commas and `if` as plain text.
+        if matches!(name.as_str(), "for" | "let" | "end") {
+            return Some(Command {
+                span,
+                name,
+                name_span,
+                args: rest.to_vec(),
+                condition: None,
+                options: Vec::new(),
+            });
+        }
+        let comma = top_level(rest, |t| t.kind == TokenKind::Comma);
+        let (before, options) = match comma {
+            Some(c) => (&rest[..c], self.options(&rest[c + 1..], rest[c].span)),
+            None => (rest, Vec::new()),
+        };
+        let is_if = |t: &Token| t.kind == TokenKind::Ident && t.span.text(self.source) == "if";
+        let (args, condition) = match top_level(before, is_if) {
+            Some(at) => {
+                let condition_tokens = &before[at + 1..];
+                if condition_tokens.is_empty() {
+                    self.diagnostics.push(Diagnostic {
+                        span: before[at].span,
+                        message: "'if' needs a condition after it, such as if age >= 18".into(),
+                    });
+                    let missing = Expr::Error {
+                        span: Span { start: before[at].span.end, end: before[at].span.end },
+                    };
+                    return Some(Command {
+                        span,
+                        name,
+                        name_span,
+                        args: before[..at].to_vec(),
+                        condition: Some(missing),
+                        options,
+                    });
+                }
+                let mut expr = ExprParser::new(self.source, condition_tokens);
+                let condition = expr.parse();
+                let consumed = expr.position();
+                self.diagnostics.append(&mut expr.diagnostics);
+                if consumed < condition_tokens.len() {
+                    let extra = Span {
+                        start: condition_tokens[consumed].span.start,
+                        end: before[before.len() - 1].span.end,
+                    };
+                    self.diagnostics.push(Diagnostic {
+                        span: extra,
+                        message: format!(
+                            "'{}' does not belong to the condition: join conditions with & or |, and put options after a comma",
+                            extra.text(self.source)
+                        ),
+                    });
+                }
+                (before[..at].to_vec(), Some(condition))
+            }
+            None => (before.to_vec(), None),
+        };
+        Some(Command { span, name, name_span, args, condition, options })
+    }
+
+    fn options(&mut self, tokens: &[Token], comma: Span) -> Vec<CommandOption> {
+        let mut options = Vec::new();
+        let mut i = 0;
+        if tokens.is_empty() {
+            self.diagnostics.push(Diagnostic {
+                span: comma,
+                message: "options are expected after this comma: add them or remove the comma"
+                    .into(),
+            });
+        }
+        while i < tokens.len() {
+            let t = tokens[i];
+            if t.kind != TokenKind::Ident {
+                self.diagnostics.push(Diagnostic {
+                    span: t.span,
+                    message: format!(
+                        "expected an option name such as robust or by(…), found '{}'",
+                        t.span.text(self.source)
+                    ),
+                });
+                i += 1;
+                continue;
+            }
+            let name = t.span.text(self.source).to_owned();
+            i += 1;
+            if i < tokens.len()
+                && tokens[i].kind == TokenKind::LParen
+                && tokens[i].span.start == t.span.end
+            {
+                let open = i;
+                let mut depth = 0;
+                let mut close = None;
+                for (j, token) in tokens.iter().enumerate().skip(open) {
+                    match token.kind {
+                        TokenKind::LParen => depth += 1,
+                        TokenKind::RParen => {
+                            depth -= 1;
+                            if depth == 0 {
+                                close = Some(j);
+                                break;
+                            }
+                        }
+                        _ => {}
+                    }
+                }
+                let end = close.unwrap_or(tokens.len() - 1);
+                if close.is_none() {
+                    self.diagnostics.push(Diagnostic {
+                        span: tokens[open].span,
+                        message: format!("the '(' of option {name} is never closed: add ')'"),
+                    });
+                }
+                let inner_end = if close.is_some() { end } else { end + 1 };
+                options.push(CommandOption {
+                    name,
+                    span: Span { start: t.span.start, end: tokens[end].span.end },
+                    args: Some(tokens[open + 1..inner_end].to_vec()),
+                });
+                i = end + 1;
+            } else {
+                options.push(CommandOption { name, span: t.span, args: None });
+            }
+        }
+        options
+    }
+}
+
+/// The index of the first token at parenthesis depth 0 that matches.
+fn top_level(tokens: &[Token], matches: impl Fn(&Token) -> bool) -> Option<usize> {
+    let mut depth = 0i32;
+    for (i, t) in tokens.iter().enumerate() {
+        match t.kind {
+            TokenKind::LParen => depth += 1,
+            TokenKind::RParen => depth -= 1,
+            _ if depth == 0 && matches(t) => return Some(i),
+            _ => {}
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use expect_test::{Expect, expect};
+
+    use super::*;
+    use crate::script::line_column;
+
+    fn check(input: &str, expected: Expect) {
+        let script = parse(input);
+        let mut out = String::new();
+        render(&script.items, input, 0, &mut out);
+        for d in &script.diagnostics {
+            let (line, column) = line_column(input, d.span.start);
+            out.push_str(&format!(
+                "error {line}:{column} {:?}: {}\n",
+                d.span.text(input),
+                d.message
+            ));
+        }
+        expected.assert_eq(&out);
+    }
+
+    fn tokens(tokens: &[Token], source: &str) -> String {
+        tokens.iter().map(|t| t.span.text(source)).collect::<Vec<_>>().join(" ")
+    }
+
+    fn render(items: &[Item], source: &str, depth: usize, out: &mut String) {
+        let indent = "  ".repeat(depth);
+        for item in items {
+            match item {
+                Item::Command(c) => {
+                    out.push_str(&format!("{indent}{} [{}]", c.name, tokens(&c.args, source)));
+                    if let Some(cond) = &c.condition {
+                        out.push_str(&format!(" if {{{}}}", cond.span().text(source)));
+                    }
+                    for o in &c.options {
+                        match &o.args {
+                            Some(a) => {
+                                out.push_str(&format!(" ,{}({})", o.name, tokens(a, source)))
+                            }
+                            None => out.push_str(&format!(" ,{}", o.name)),
+                        }
+                    }
+                    out.push('\n');
+                }
+                Item::For { header, body, .. } => {
+                    out.push_str(&format!("{indent}for [{}]\n", tokens(&header.args, source)));
+                    render(body, source, depth + 1, out);
+                    out.push_str(&format!("{indent}end\n"));
+                }
+                Item::TextBlock { text, .. } => {
+                    out.push_str(&format!("{indent}textblock {text:?}\n"))
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn the_first_example_script_of_the_language_reference() {
+        check(
+            "require no.ssb.fdb:30 as db
+create-dataset persons
+import db/BEFOLKNING_KJOENN as sex
+import db/BEFOLKNING_FOEDSELS_AAR_MND as birth
+generate age = 2021 - int(birth/100)
+import db/INNTEKT_WLONN 2021-12-31 as wage
+keep if age >= 25 & age <= 66
+tabulate sex, summarize(wage)
+regress wage age i.sex
+",
+            expect![[r#"
+                require [no . ssb . fdb : 30 as db]
+                create-dataset [persons]
+                import [db / BEFOLKNING_KJOENN as sex]
+                import [db / BEFOLKNING_FOEDSELS_AAR_MND as birth]
+                generate [age = 2021 - int ( birth / 100 )]
+                import [db / INNTEKT_WLONN 2021-12-31 as wage]
+                keep [] if {age >= 25 & age <= 66}
+                tabulate [sex] ,summarize(wage)
+                regress [wage age i . sex]
+            "#]],
+        );
+    }
+
+    #[test]
+    fn options_conditions_and_continued_lines() {
+        check(
+            "regress wage age i.sex if inlist(fylke, '03', '46'), robust cluster(kommune) \\\n  level(90)\ncollapse (mean) wage -> mean_wage (count) id, by(famnr)",
+            expect![[r#"
+                regress [wage age i . sex] if {inlist(fylke, '03', '46')} ,robust ,cluster(kommune) ,level(90)
+                collapse [( mean ) wage -> mean_wage ( count ) id] ,by(famnr)
+            "#]],
+        );
+    }
+
+    #[test]
+    fn loops_nest_and_textblocks_are_left_as_text() {
+        check(
+            "for y in 2019 : 2021\n  for k in a, b\n    summarize wage_$y\n  end\nend\ntextblock\n# Results €\nIncome *rose*.\nendblock\nhistogram wage",
+            expect![[r##"
+                for [y in 2019 : 2021]
+                  for [k in a , b]
+                    summarize [wage_ $y]
+                  end
+                end
+                textblock "# Results €\nIncome *rose*.\n"
+                histogram [wage]
+            "##]],
+        );
+    }
+
+    #[test]
+    fn structural_mistakes_are_reported_and_the_rest_still_parses() {
+        check(
+            "for i in 1 : 3\n  summarize x\n= 5\nkeep if\ntabulate x, (robust)\nend\nend\ntextblock\nno end",
+            expect![[r#"
+                for [i in 1 : 3]
+                  summarize [x]
+                  keep [] if {}
+                  tabulate [x] ,robust
+                end
+                textblock "no end"
+                error 3:1 "=": a command starts with its name, such as import or tabulate, not '='
+                error 4:6 "if": 'if' needs a condition after it, such as if age >= 18
+                error 5:13 "(": expected an option name such as robust or by(…), found '('
+                error 5:20 ")": expected an option name such as robust or by(…), found ')'
+                error 7:1 "end": this end closes no for loop: remove it
+                error 8:1 "textblock": this textblock has no endblock: add a line with endblock after the text
+            "#]],
+        );
+    }
+
+    #[test]
+    fn a_condition_that_runs_on_points_to_the_comma() {
+        check(
+            "summarize wage if age > 30 robust",
+            expect![[r#"
+                summarize [wage] if {age > 30}
+                error 1:28 "robust": 'robust' does not belong to the condition: join conditions with & or |, and put options after a comma
+            "#]],
+        );
+    }
+}
