@@ -528,3 +528,131 @@ regress wage age i.sex
         );
     }
 }
+
+#[cfg(test)]
+mod robustness {
+    use super::*;
+
+    /// Fragments chosen to stress the lexer and parser: unbalanced brackets, stray quotes,
+    /// continuations, block keywords, multi-byte characters, operators in odd places.
+    const FRAGMENTS: &[&str] = &[
+        "import",
+        "import-event",
+        "-",
+        "db/X",
+        " ",
+        "  ",
+        "\n",
+        "\r\n",
+        "\\",
+        "\\\n",
+        "if",
+        ",",
+        "(",
+        ")",
+        "'",
+        "\"",
+        "'a'",
+        "for",
+        "end",
+        "textblock",
+        "endblock",
+        "let",
+        "$x",
+        "x",
+        "==",
+        "=",
+        ".",
+        "1",
+        "2021-01-01",
+        "1e",
+        "e-",
+        "#",
+        "##",
+        "^",
+        "!",
+        "&",
+        "|",
+        "->",
+        "++",
+        "//c",
+        "ø",
+        "€",
+        "😀",
+        "robust",
+        "by(",
+        "i.",
+        "0.5",
+        ":",
+        ";",
+        "\t",
+    ];
+
+    /// A small xorshift generator: the test is the same on every run and needs no crate.
+    struct Rng(u64);
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0
+        }
+    }
+
+    fn check_span(source: &str, span: Span, what: &str) {
+        assert!(
+            span.start <= span.end && span.end as usize <= source.len(),
+            "{what} {span:?} out of {source:?}"
+        );
+        assert!(
+            source.is_char_boundary(span.start as usize)
+                && source.is_char_boundary(span.end as usize),
+            "{what} {span:?} splits a character in {source:?}"
+        );
+    }
+
+    fn check_items(source: &str, items: &[Item]) {
+        for item in items {
+            match item {
+                Item::Command(c) => {
+                    check_span(source, c.span, "command");
+                    check_span(source, c.name_span, "name");
+                    if let Some(e) = &c.condition {
+                        check_span(source, e.span(), "condition");
+                    }
+                    for o in &c.options {
+                        check_span(source, o.span, "option");
+                    }
+                }
+                Item::For { header, body, span } => {
+                    check_span(source, *span, "for");
+                    check_span(source, header.span, "for header");
+                    check_items(source, body);
+                }
+                Item::TextBlock { span, .. } => check_span(source, *span, "textblock"),
+            }
+        }
+    }
+
+    #[test]
+    fn random_scripts_never_panic_and_every_span_is_in_bounds() {
+        // SKJOLD_PARSE_ROUNDS raises the count for a longer local run.
+        let rounds = std::env::var("SKJOLD_PARSE_ROUNDS")
+            .ok()
+            .and_then(|r| r.parse().ok())
+            .unwrap_or(20_000);
+        let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
+        for _ in 0..rounds {
+            let length = (rng.next() % 40) as usize;
+            let source: String = (0..length)
+                .map(|_| FRAGMENTS[(rng.next() % FRAGMENTS.len() as u64) as usize])
+                .collect();
+            let script = parse(&source);
+            check_items(&source, &script.items);
+            for d in &script.diagnostics {
+                check_span(&source, d.span, "diagnostic");
+                assert!(!d.message.is_empty());
+            }
+        }
+    }
+}
