@@ -48,6 +48,28 @@ impl CatalogQuery {
         pairs
     }
 
+    /// The value of one filter (`unit_type`, `temporality` or `subject`); empty when unset.
+    pub fn filter(&self, key: &str) -> &str {
+        match key {
+            "unit_type" => &self.unit_type,
+            "temporality" => &self.temporality,
+            "subject" => &self.subject,
+            _ => "",
+        }
+    }
+
+    /// The same query with one filter changed, back on the first page.
+    pub fn with_filter(&self, key: &str, value: String) -> CatalogQuery {
+        let mut q = CatalogQuery { page: 1, ..self.clone() };
+        match key {
+            "unit_type" => q.unit_type = value,
+            "temporality" => q.temporality = value,
+            "subject" => q.subject = value,
+            _ => {}
+        }
+        q
+    }
+
     /// The app's own address for this query, e.g. `/?q=inntekt`.
     pub fn page_url(&self) -> String {
         format!("/{}", query_string(&self.pairs()))
@@ -143,6 +165,23 @@ mod tests {
             CatalogQuery { page: 1, ..CatalogQuery::default() }.api_url(),
             "/api/catalog/variables"
         );
+    }
+
+    #[test]
+    fn changing_a_filter_keeps_the_rest_and_returns_to_page_one() {
+        let q = CatalogQuery {
+            text: "lønn".into(),
+            unit_type: "JOB".into(),
+            page: 3,
+            ..CatalogQuery::default()
+        };
+        let changed = q.with_filter("temporality", "EVENT".into());
+        assert_eq!(changed.filter("temporality"), "EVENT");
+        assert_eq!(changed.filter("unit_type"), "JOB");
+        assert_eq!(changed.text, "lønn");
+        assert_eq!(changed.page, 1);
+        assert_eq!(q.with_filter("unit_type", String::new()).filter("unit_type"), "");
+        assert_eq!(q.with_filter("nonsense", "x".into()), CatalogQuery { page: 1, ..q.clone() });
     }
 
     #[test]

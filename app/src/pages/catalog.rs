@@ -53,9 +53,6 @@ pub fn CatalogPage() -> impl IntoView {
         );
     };
     let go_text = go.clone();
-    let go_unit = go.clone();
-    let go_temporality = go.clone();
-    let go_subject = go.clone();
 
     view! {
         <section class="catalog">
@@ -93,43 +90,12 @@ pub fn CatalogPage() -> impl IntoView {
                     }
                 />
                 <div class="filters">
-                    <label>
-                        "Unit type "
-                        <select on:change=move |ev| {
-                            go_unit(CatalogQuery { unit_type: event_target_value(&ev), page: 1, ..query.get_untracked() });
-                        }>
-                            <option value="" selected=move || query.get().unit_type.is_empty()>"All"</option>
-                            {UnitType::ALL.into_iter().map(|u| {
-                                let value = u.as_str();
-                                view! { <option value=value selected=move || query.get().unit_type == value>{value}</option> }
-                            }).collect_view()}
-                        </select>
-                    </label>
-                    <label>
-                        "Temporality "
-                        <select on:change=move |ev| {
-                            go_temporality(CatalogQuery { temporality: event_target_value(&ev), page: 1, ..query.get_untracked() });
-                        }>
-                            <option value="" selected=move || query.get().temporality.is_empty()>"All"</option>
-                            {Temporality::ALL.into_iter().map(|t| {
-                                let value = t.as_str();
-                                view! { <option value=value selected=move || query.get().temporality == value>{value}</option> }
-                            }).collect_view()}
-                        </select>
-                    </label>
-                    <label>
-                        "Subject "
-                        <select on:change=move |ev| {
-                            go_subject(CatalogQuery { subject: event_target_value(&ev), page: 1, ..query.get_untracked() });
-                        }>
-                            <option value="" selected=move || query.get().subject.is_empty()>"All"</option>
-                            {move || subjects(&results.get()).into_iter().map(|s| {
-                                let value = s.clone();
-                                let is_selected = s.clone();
-                                view! { <option value=value selected=move || query.get().subject == is_selected>{s}</option> }
-                            }).collect_view()}
-                        </select>
-                    </label>
+                    <Filter label="Unit type" key="unit_type" query=query
+                        options=Signal::derive(|| UnitType::ALL.iter().map(|u| u.as_str().to_owned()).collect::<Vec<_>>()) />
+                    <Filter label="Temporality" key="temporality" query=query
+                        options=Signal::derive(|| Temporality::ALL.iter().map(|t| t.as_str().to_owned()).collect::<Vec<_>>()) />
+                    <Filter label="Subject" key="subject" query=query
+                        options=Signal::derive(move || subjects(&results.get())) />
                 </div>
             </div>
             <div aria-live="polite" class="results-area">
@@ -140,6 +106,35 @@ pub fn CatalogPage() -> impl IntoView {
                 }}
             </div>
         </section>
+    }
+}
+
+/// One filter menu: "All" plus its options; picking one updates the URL's query.
+#[component]
+fn Filter(
+    label: &'static str,
+    key: &'static str,
+    query: Memo<CatalogQuery>,
+    options: Signal<Vec<String>>,
+) -> impl IntoView {
+    let navigate = use_navigate();
+    view! {
+        <label>
+            {label}" "
+            <select on:change=move |ev| {
+                let q = query.get_untracked().with_filter(key, event_target_value(&ev));
+                navigate(&q.page_url(), NavigateOptions { replace: true, scroll: false, ..Default::default() });
+            }>
+                <option value="" selected=move || query.get().filter(key).is_empty()>"All"</option>
+                {move || options.get().into_iter().map(|option| {
+                    let value = option.clone();
+                    let is_selected = option.clone();
+                    view! {
+                        <option value=value selected=move || query.get().filter(key) == is_selected>{option}</option>
+                    }
+                }).collect_view()}
+            </select>
+        </label>
     }
 }
 
