@@ -53,6 +53,33 @@ pub struct CommandOption {
     pub args: Option<Vec<Token>>,
 }
 
+impl Script {
+    /// Every span the parse produced (items, names, conditions, options, diagnostics), for
+    /// checks that they all point into the text.
+    pub fn spans(&self) -> Vec<Span> {
+        fn walk(items: &[Item], out: &mut Vec<Span>) {
+            for item in items {
+                match item {
+                    Item::Command(c) => {
+                        out.extend([c.span, c.name_span]);
+                        out.extend(c.condition.as_ref().map(Expr::span));
+                        out.extend(c.options.iter().map(|o| o.span));
+                    }
+                    Item::For { header, body, span } => {
+                        out.extend([*span, header.span]);
+                        walk(body, out);
+                    }
+                    Item::TextBlock { span, .. } => out.push(*span),
+                }
+            }
+        }
+        let mut out = Vec::new();
+        walk(&self.items, &mut out);
+        out.extend(self.diagnostics.iter().map(|d| d.span));
+        out
+    }
+}
+
 /// Parses a whole script.
 pub fn parse(source: &str) -> Script {
     let text_blocks = find_text_blocks(source);
@@ -599,39 +626,16 @@ mod robustness {
         }
     }
 
-    fn check_span(source: &str, span: Span, what: &str) {
+    fn check_span(source: &str, span: Span) {
         assert!(
             span.start <= span.end && span.end as usize <= source.len(),
-            "{what} {span:?} out of {source:?}"
+            "{span:?} out of {source:?}"
         );
         assert!(
             source.is_char_boundary(span.start as usize)
                 && source.is_char_boundary(span.end as usize),
-            "{what} {span:?} splits a character in {source:?}"
+            "{span:?} splits a character in {source:?}"
         );
-    }
-
-    fn check_items(source: &str, items: &[Item]) {
-        for item in items {
-            match item {
-                Item::Command(c) => {
-                    check_span(source, c.span, "command");
-                    check_span(source, c.name_span, "name");
-                    if let Some(e) = &c.condition {
-                        check_span(source, e.span(), "condition");
-                    }
-                    for o in &c.options {
-                        check_span(source, o.span, "option");
-                    }
-                }
-                Item::For { header, body, span } => {
-                    check_span(source, *span, "for");
-                    check_span(source, header.span, "for header");
-                    check_items(source, body);
-                }
-                Item::TextBlock { span, .. } => check_span(source, *span, "textblock"),
-            }
-        }
     }
 
     #[test]
@@ -648,11 +652,10 @@ mod robustness {
                 .map(|_| FRAGMENTS[(rng.next() % FRAGMENTS.len() as u64) as usize])
                 .collect();
             let script = parse(&source);
-            check_items(&source, &script.items);
-            for d in &script.diagnostics {
-                check_span(&source, d.span, "diagnostic");
-                assert!(!d.message.is_empty());
+            for span in script.spans() {
+                check_span(&source, span);
             }
+            assert!(script.diagnostics.iter().all(|d| !d.message.is_empty()));
         }
     }
 }
