@@ -193,6 +193,10 @@ struct Parser<'a, 'd> {
 }
 
 impl Parser<'_, '_> {
+    fn report(&mut self, span: Span, message: impl Into<String>) {
+        self.diagnostics.push(Diagnostic { span, message: message.into() });
+    }
+
     /// Items until the end of the script, or until `end` when inside the `for` at `opened`.
     fn items(&mut self, opened: Option<Span>) -> Vec<Item> {
         let mut items = Vec::new();
@@ -213,10 +217,7 @@ impl Parser<'_, '_> {
                     if opened.is_some() {
                         return items;
                     }
-                    self.diagnostics.push(Diagnostic {
-                        span: command.name_span,
-                        message: "this end closes no for loop: remove it".into(),
-                    });
+                    self.report(command.name_span, "this end closes no for loop: remove it");
                 }
                 "for" => {
                     let body = self.items(Some(command.name_span));
@@ -234,10 +235,7 @@ impl Parser<'_, '_> {
             }
         }
         if let Some(span) = opened {
-            self.diagnostics.push(Diagnostic {
-                span,
-                message: "this for loop has no end: add a line with end after its commands".into(),
-            });
+            self.report(span, "this for loop has no end: add a line with end after its commands");
         }
         items
     }
@@ -245,13 +243,13 @@ impl Parser<'_, '_> {
     fn command(&mut self, tokens: &[Token]) -> Option<Command> {
         let first = tokens[0];
         if first.kind != TokenKind::Ident {
-            self.diagnostics.push(Diagnostic {
-                span: first.span,
-                message: format!(
+            self.report(
+                first.span,
+                format!(
                     "a command starts with its name, such as import or tabulate, not '{}'",
                     first.span.text(self.source)
                 ),
-            });
+            );
             return None;
         }
         // Hyphenated names are words joined by '-' with no space: import-event, regress-panel.
@@ -291,10 +289,10 @@ impl Parser<'_, '_> {
             Some(at) => {
                 let condition_tokens = &before[at + 1..];
                 if condition_tokens.is_empty() {
-                    self.diagnostics.push(Diagnostic {
-                        span: before[at].span,
-                        message: "'if' needs a condition after it, such as if age >= 18".into(),
-                    });
+                    self.report(
+                        before[at].span,
+                        "'if' needs a condition after it, such as if age >= 18",
+                    );
                     let missing = Expr::Error {
                         span: Span { start: before[at].span.end, end: before[at].span.end },
                     };
@@ -316,13 +314,10 @@ impl Parser<'_, '_> {
                         start: condition_tokens[consumed].span.start,
                         end: before[before.len() - 1].span.end,
                     };
-                    self.diagnostics.push(Diagnostic {
-                        span: extra,
-                        message: format!(
+                    self.report(extra, format!(
                             "'{}' does not belong to the condition: join conditions with & or |, and put options after a comma",
                             extra.text(self.source)
-                        ),
-                    });
+                        ));
                 }
                 (before[..at].to_vec(), Some(condition))
             }
@@ -335,22 +330,21 @@ impl Parser<'_, '_> {
         let mut options = Vec::new();
         let mut i = 0;
         if tokens.is_empty() {
-            self.diagnostics.push(Diagnostic {
-                span: comma,
-                message: "options are expected after this comma: add them or remove the comma"
-                    .into(),
-            });
+            self.report(
+                comma,
+                "options are expected after this comma: add them or remove the comma",
+            );
         }
         while i < tokens.len() {
             let t = tokens[i];
             if t.kind != TokenKind::Ident {
-                self.diagnostics.push(Diagnostic {
-                    span: t.span,
-                    message: format!(
+                self.report(
+                    t.span,
+                    format!(
                         "expected an option name such as robust or by(…), found '{}'",
                         t.span.text(self.source)
                     ),
-                });
+                );
                 i += 1;
                 continue;
             }
@@ -378,10 +372,10 @@ impl Parser<'_, '_> {
                 }
                 let end = close.unwrap_or(tokens.len() - 1);
                 if close.is_none() {
-                    self.diagnostics.push(Diagnostic {
-                        span: tokens[open].span,
-                        message: format!("the '(' of option {name} is never closed: add ')'"),
-                    });
+                    self.report(
+                        tokens[open].span,
+                        format!("the '(' of option {name} is never closed: add ')'"),
+                    );
                 }
                 let inner_end = if close.is_some() { end } else { end + 1 };
                 options.push(CommandOption {
