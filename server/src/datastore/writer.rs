@@ -1,6 +1,6 @@
 //! Streaming one variable's rows into a Parquet part file, tracking its temporal coverage.
 
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -188,25 +188,30 @@ impl VariableWriter {
     }
 }
 
-/// The earliest and latest day seen, and for STATUS variables the measurement days.
+/// A status date is published only when at least this many rows share it (the floor of 10
+/// units for any output): a date used by one row would show that a lone record exists.
+const MIN_ROWS_PER_STATUS_DATE: u64 = 10;
+
+/// The earliest and latest day seen, and for STATUS variables the measurement days with their
+/// row counts.
 #[derive(Debug, Clone)]
 pub struct CoverageTracker {
     temporality: Temporality,
     first: Option<i32>,
     last: Option<i32>,
-    status_dates: BTreeSet<i32>,
+    status_dates: BTreeMap<i32, u64>,
 }
 
 impl CoverageTracker {
     pub fn new(temporality: Temporality) -> CoverageTracker {
-        CoverageTracker { temporality, first: None, last: None, status_dates: BTreeSet::new() }
+        CoverageTracker { temporality, first: None, last: None, status_dates: BTreeMap::new() }
     }
 
     pub fn observe(&mut self, start: Option<i32>, stop: Option<i32>) {
         if let Some(s) = start {
             self.first = Some(self.first.map_or(s, |f| f.min(s)));
             if self.temporality == Temporality::Status {
-                self.status_dates.insert(s);
+                *self.status_dates.entry(s).or_default() += 1;
             }
         }
         if let Some(e) = stop.or(start) {
@@ -223,26 +228,39 @@ impl CoverageTracker {
             (Some(a), Some(b)) => Some(a.max(b)),
             (a, b) => a.or(b),
         };
-        self.status_dates.extend(other.status_dates);
+        for (date, rows) in other.status_dates {
+            *self.status_dates.entry(date).or_default() += rows;
+        }
     }
 
     /// The coverage; FIXED variables (which carry no dates) take the datastore's whole period.
     ///
-    /// Coverage is public, so it must not show an individual's value. STATUS dates and
-    /// ACCUMULATED periods are shared by every unit, but the first and last days of EVENT spells
-    /// are single persons' dates: those are widened to whole calendar years.
+    /// Coverage is public, so it must not show an individual's value. STATUS variables publish
+    /// only the measurement days many rows share, and span those. The first and last days of
+    /// EVENT spells and ACCUMULATED periods can be single persons' dates (a spell, a part-year),
+    /// so those are widened to whole calendar years.
     pub fn coverage(&self, fallback: (Date, Date)) -> Coverage {
-        let mut start = self.first.map_or(fallback.0, Date::from_epoch_days);
-        let mut latest = self.last.map_or(fallback.1, Date::from_epoch_days);
-        if self.temporality == Temporality::Event {
+        let day = Date::from_epoch_days;
+        if self.temporality == Temporality::Status {
+            let shared: Vec<Date> = self
+                .status_dates
+                .iter()
+                .filter(|&(_, &rows)| rows >= MIN_ROWS_PER_STATUS_DATE)
+                .map(|(&d, _)| day(d))
+                .collect();
+            return Coverage {
+                start: shared.first().copied().unwrap_or(fallback.0),
+                latest: shared.last().copied().unwrap_or(fallback.1),
+                status_dates: shared,
+            };
+        }
+        let mut start = self.first.map_or(fallback.0, day);
+        let mut latest = self.last.map_or(fallback.1, day);
+        if matches!(self.temporality, Temporality::Event | Temporality::Accumulated) {
             start = Date::from_ymd(start.year(), 1, 1).expect("1 January exists");
             latest = Date::from_ymd(latest.year(), 12, 31).expect("31 December exists");
         }
-        Coverage {
-            start,
-            latest,
-            status_dates: self.status_dates.iter().map(|&d| Date::from_epoch_days(d)).collect(),
-        }
+        Coverage { start, latest, status_dates: Vec::new() }
     }
 }
 
@@ -268,10 +286,27 @@ mod tests {
     }
 
     #[test]
-    fn status_coverage_keeps_its_measurement_days() {
+    fn accumulated_coverage_hides_a_single_part_year() {
+        let mut periods = CoverageTracker::new(Temporality::Accumulated);
+        periods.observe(Some(day("2020-01-01")), Some(day("2020-12-31")));
+        periods.observe(Some(day("2021-03-14")), Some(day("2021-08-09")));
+        let coverage = periods.coverage((Date::from_epoch_days(0), Date::from_epoch_days(0)));
+        assert_eq!(coverage.start.to_string(), "2020-01-01");
+        assert_eq!(coverage.latest.to_string(), "2021-12-31");
+    }
+
+    #[test]
+    fn status_coverage_publishes_only_dates_many_rows_share() {
         let mut status = CoverageTracker::new(Temporality::Status);
-        for d in ["2020-01-01", "2021-01-01", "2020-01-01"] {
-            status.observe(Some(day(d)), Some(day(d)));
+        for d in ["2020-01-01", "2021-01-01"] {
+            for _ in 0..10 {
+                status.observe(Some(day(d)), Some(day(d)));
+            }
+        }
+        // One record on an odd day, and nine on a later one: neither may show.
+        status.observe(Some(day("2020-07-13")), Some(day("2020-07-13")));
+        for _ in 0..9 {
+            status.observe(Some(day("2022-01-01")), Some(day("2022-01-01")));
         }
         let fallback = (Date::from_epoch_days(0), Date::from_epoch_days(0));
         let coverage = status.coverage(fallback);
