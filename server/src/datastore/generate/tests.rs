@@ -10,8 +10,6 @@ use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use shared::Date;
 use shared::metadata::{ValueDomain, VariableMetadata};
 
-use super::{GenerateOptions, generate};
-
 #[derive(Debug, Clone, PartialEq)]
 enum V {
     S(String),
@@ -99,20 +97,7 @@ fn median(mut v: Vec<i64>) -> i64 {
 /// One population shared by the tests below (generating it is the slow part).
 fn population() -> &'static Path {
     static DIR: std::sync::OnceLock<tempfile::TempDir> = std::sync::OnceLock::new();
-    DIR.get_or_init(|| {
-        let dir = tempfile::tempdir().unwrap();
-        let options = GenerateOptions {
-            persons: 12_000,
-            seed: 3,
-            out: dir.path().to_owned(),
-            force: false,
-            threads: 2,
-        };
-        let report = generate(&options, &|_, _| {}).unwrap();
-        assert_eq!(report.persons, 12_000);
-        dir
-    })
-    .path()
+    DIR.get_or_init(|| crate::test_support::generated(12_000, 3)).path()
 }
 
 #[test]
