@@ -7,6 +7,7 @@ pub mod api;
 pub mod date;
 pub mod metadata;
 pub mod names;
+pub mod output;
 pub mod script;
 
 pub use date::Date;

@@ -1,7 +1,8 @@
-//! The analysis language (the microdata.no dialect): the lexer and the expression parser so
-//! far; command parsing, the syntax tree and the command catalogue are next. Runs in the browser (diagnostics as you type) and on the
-//! server, so it depends on nothing but `std`.
+//! The analysis language (the microdata.no dialect): lexer, expression parser, command parser
+//! and the command catalogue. Runs in the browser (diagnostics as you type) and on the server,
+//! so it depends on nothing but `std` and serde.
 
+pub mod catalog;
 pub mod expr;
 pub mod lexer;
 pub mod parse;

@@ -6,6 +6,7 @@
 //! command, and the command catalogue reads them. Parsing never fails; problems become
 //! diagnostics and the rest of the script is still read.
 
+use super::catalog;
 use super::expr::{Expr, ExprParser};
 use super::lexer::{Token, TokenKind, lex};
 use super::{Diagnostic, Span};
@@ -197,6 +198,58 @@ impl Parser<'_, '_> {
         self.diagnostics.push(Diagnostic { span, message: message.into() });
     }
 
+    /// Unknown commands and options are found here, as the user types, with the nearest name.
+    fn check_against_catalogue(&mut self, command: &Command) {
+        let Some(spec) = catalog::command(&command.name) else {
+            let names = catalog::commands().iter().map(|c| c.name);
+            let message = match catalog::nearest(&command.name, names) {
+                Some(near) => format!("unknown command '{}': did you mean {near}?", command.name),
+                None => format!(
+                    "unknown command '{}': help lists the commands",
+                    command.name
+                ),
+            };
+            self.report(command.name_span, message);
+            return;
+        };
+        for option in &command.options {
+            match spec.option(&option.name) {
+                None => {
+                    let names = spec.options.iter().map(|o| o.name);
+                    let message = match catalog::nearest(&option.name, names) {
+                        Some(near) => format!(
+                            "{} has no option '{}': did you mean {near}?",
+                            spec.name, option.name
+                        ),
+                        None if spec.options.is_empty() => {
+                            format!("{} takes no options: remove ', {}'", spec.name, option.name)
+                        }
+                        None => format!(
+                            "{} has no option '{}'; its options are {}",
+                            spec.name,
+                            option.name,
+                            spec.options.iter().map(|o| o.name).collect::<Vec<_>>().join(", ")
+                        ),
+                    };
+                    self.report(option.span, message);
+                }
+                Some(o) if o.arg == catalog::OptionArg::Flag && option.args.is_some() => {
+                    self.report(
+                        option.span,
+                        format!("{} takes no value: write just {}", o.name, o.name),
+                    );
+                }
+                Some(o) if o.arg != catalog::OptionArg::Flag && option.args.is_none() => {
+                    self.report(
+                        option.span,
+                        format!("{} needs a value in parentheses: {}(…)", o.name, o.name),
+                    );
+                }
+                Some(_) => {}
+            }
+        }
+    }
+
     /// Items until the end of the script, or until `end` when inside the `for` at `opened`.
     fn items(&mut self, opened: Option<Span>) -> Vec<Item> {
         let mut items = Vec::new();
@@ -231,7 +284,10 @@ impl Parser<'_, '_> {
                         Span { start: command.span.start, end: end.unwrap_or(command.span.end) };
                     items.push(Item::For { header: command, body, span });
                 }
-                _ => items.push(Item::Command(command)),
+                _ => {
+                    self.check_against_catalogue(&command);
+                    items.push(Item::Command(command));
+                }
             }
         }
         if let Some(span) = opened {
@@ -531,6 +587,7 @@ regress wage age i.sex
                 error 3:1 "=": a command starts with its name, such as import or tabulate, not '='
                 error 4:6 "if": 'if' needs a condition after it, such as if age >= 18
                 error 5:13 "(": expected an option name such as robust or by(…), found '('
+                error 5:14 "robust": tabulate has no option 'robust'; its options are missing, nolabels, freq, rowpct, colpct, cellpct, chi2, flatten, rowsort, colsort, top, bottom, summarize, mean, std, sum, p25, p50, p75, gini, iqr
                 error 5:20 ")": expected an option name such as robust or by(…), found ')'
                 error 7:1 "end": this end closes no for loop: remove it
                 error 8:1 "textblock": this textblock has no endblock: add a line with endblock after the text

@@ -1,0 +1,754 @@
+//! The command catalogue: every command of the language with its syntax, options, help and an
+//! example. One source of truth for the editor (diagnostics and completion), `help`, and the
+//! server (which options a command takes).
+
+/// What an option takes between its parentheses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OptionArg {
+    /// A flag: `robust`.
+    Flag,
+    /// One variable: `cluster(famnr)`.
+    Variable,
+    /// One or more variables: `by(sex region)`.
+    Variables,
+    /// A number: `level(95)`, `width(10000)`.
+    Number,
+    /// Text: `ignore(' ')`, `prefix(new_)`.
+    Text,
+    /// A term list or anything else the command reads itself: `mfx(dydx)`.
+    Any,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct OptionSpec {
+    pub name: &'static str,
+    pub arg: OptionArg,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Family {
+    Control,
+    Datasets,
+    Preparing,
+    Describing,
+    Models,
+    Charts,
+    Help,
+}
+
+impl Family {
+    pub fn label(self) -> &'static str {
+        match self {
+            Family::Control => "Bindings and control",
+            Family::Datasets => "Datasets",
+            Family::Preparing => "Preparing data",
+            Family::Describing => "Describing and analysing",
+            Family::Models => "Models",
+            Family::Charts => "Charts",
+            Family::Help => "Help",
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CommandSpec {
+    pub name: &'static str,
+    pub family: Family,
+    pub syntax: &'static str,
+    pub help: &'static str,
+    pub example: &'static str,
+    pub options: &'static [OptionSpec],
+}
+
+impl CommandSpec {
+    pub fn option(&self, name: &str) -> Option<&'static OptionSpec> {
+        self.options.iter().find(|o| o.name == name)
+    }
+}
+
+/// The command called `name`, if the language has one.
+pub fn command(name: &str) -> Option<&'static CommandSpec> {
+    COMMANDS.iter().find(|c| c.name == name)
+}
+
+/// Every command, in the order of the language reference.
+pub fn commands() -> &'static [CommandSpec] {
+    COMMANDS
+}
+
+/// The nearest name among `candidates`, when it is close enough to be a likely typo.
+pub fn nearest<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    let name = name.to_lowercase();
+    let limit = (name.chars().count() / 3).clamp(1, 3);
+    candidates
+        .into_iter()
+        .map(|c| (edit_distance(&name, &c.to_lowercase()), c))
+        .filter(|(d, _)| *d <= limit)
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, c)| c)
+}
+
+/// Levenshtein distance over characters.
+pub fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut previous: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut current = vec![i + 1; b.len() + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let substitute = previous[j] + usize::from(ca != *cb);
+            current[j + 1] = substitute.min(previous[j + 1] + 1).min(current[j] + 1);
+        }
+        previous = current;
+    }
+    previous[b.len()]
+}
+
+use Family::*;
+use OptionArg::*;
+
+const fn opt(name: &'static str, arg: OptionArg) -> OptionSpec {
+    OptionSpec { name, arg }
+}
+
+const NONE: &[OptionSpec] = &[];
+const MODEL_OPTIONS: &[OptionSpec] = &[
+    opt("noconstant", Flag),
+    opt("level", Number),
+    opt("robust", Flag),
+    opt("cluster", Variable),
+    opt("control", Any),
+];
+const BINARY_MODEL_OPTIONS: &[OptionSpec] = &[
+    opt("noconstant", Flag),
+    opt("level", Number),
+    opt("robust", Flag),
+    opt("cluster", Variable),
+    opt("or", Flag),
+    opt("mfx", Any),
+];
+const COUNT_MODEL_OPTIONS: &[OptionSpec] = &[
+    opt("noconstant", Flag),
+    opt("level", Number),
+    opt("robust", Flag),
+    opt("cluster", Variable),
+    opt("irr", Flag),
+    opt("exposure", Variable),
+];
+const TABULATE_OPTIONS: &[OptionSpec] = &[
+    opt("missing", Flag),
+    opt("nolabels", Flag),
+    opt("freq", Flag),
+    opt("rowpct", Flag),
+    opt("colpct", Flag),
+    opt("cellpct", Flag),
+    opt("chi2", Flag),
+    opt("flatten", Flag),
+    opt("rowsort", Any),
+    opt("colsort", Any),
+    opt("top", Number),
+    opt("bottom", Number),
+    opt("summarize", Variable),
+    opt("mean", Flag),
+    opt("std", Flag),
+    opt("sum", Flag),
+    opt("p25", Flag),
+    opt("p50", Flag),
+    opt("p75", Flag),
+    opt("gini", Flag),
+    opt("iqr", Flag),
+];
+
+static COMMANDS: &[CommandSpec] = &[
+    // Bindings and control.
+    CommandSpec {
+        name: "require",
+        family: Control,
+        syntax: "require <datastore>:<version> as <alias>",
+        help: "Binds a versioned datastore to an alias. Imports then name variables as alias/VARIABLE. Several require lines may bind several datastores.",
+        example: "require demo:1 as db",
+        options: NONE,
+    },
+    CommandSpec {
+        name: "let",
+        family: Control,
+        syntax: "let <name> = <expression>",
+        help: "Defines a script-level constant, used later as $name. ++ joins values into a name or text; date_fmt, to_int, to_str, to_symbol and bind work inside let.",
+        example: "let year = 2021",
+        options: NONE,
+    },
+    CommandSpec {
+        name: "for",
+        family: Control,
+        syntax: "for <name> in <a>, <b>, … | <from> : <to> … end",
+        help: "Repeats the lines up to the matching end once per value, with $name bound to the value. Several names zip lists (for i, j in …); a semicolon nests loops.",
+        example: "for year in 2019 : 2021\n  tabulate sex\nend",
+        options: NONE,
+    },
+    CommandSpec {
+        name: "textblock",
+        family: Control,
+        syntax: "textblock … endblock",
+        help: "Markdown between textblock and endblock is shown in the output as written; it is not run.",
+        example: "textblock\n## Wages by sex\nendblock",
+        options: NONE,
+    },
+    // Datasets.
+    CommandSpec {
+        name: "create-dataset",
+        family: Datasets,
+        syntax: "create-dataset <name>",
+        help: "Creates an empty dataset and makes it the current one. The first import into it sets its population and unit type.",
+        example: "create-dataset persons",
+        options: NONE,
+    },
+    CommandSpec {
+        name: "use",
+        family: Datasets,
+        syntax: "use <dataset>",
+        help: "Makes a dataset the current one; later commands work on it.",
+        example: "use persons",
+        options: NONE,
+    },
+    CommandSpec {
+        name: "delete-dataset",
+        family: Datasets,
+        syntax: "delete-dataset <dataset>",
+        help: "Deletes a dataset from the workspace.",
+        example: "delete-dataset scratch",
+        options: NONE,
+    },
+    CommandSpec {
+        name: "clone-dataset",
+        family: Datasets,
+        syntax: "clone-dataset <dataset> <new-name>",
+        help: "Copies a dataset, population and variables, under a new name.",
+        example: "clone-dataset persons persons_backup",
+        options: NONE,
+    },
+    CommandSpec {
+        name: "rename-dataset",
+        family: Datasets,
+        syntax: "rename-dataset <dataset> <new-name>",
+        help: "Gives a dataset a new name.",
+        example: "rename-dataset persons people",
+        options: NONE,
+    },
+    CommandSpec {
+        name: "clone-units",
+        family: Datasets,
+        syntax: "clone-units <dataset> <new-name>",
+        help: "Creates a dataset with the same population as another, and no variables.",
+        example: "clone-units persons persons2",
+        options: NONE,
+    },
+    CommandSpec {
+        name: "clear",
+        family: Datasets,
+        syntax: "clear",
+        help: "Deletes every dataset in the workspace.",
+        example: "clear",
+        options: NONE,
+    },
+    CommandSpec {
+        name: "reshape-to-panel",
+        family: Datasets,
+        syntax: "reshape-to-panel <prefix>…",
+        help: "Turns wide variables prefix_<date> into a long panel with a panel@date column.",
+        example: "reshape-to-panel wage_",
+        options: NONE,
+    },
+    CommandSpec {
+        name: "reshape-from-panel",
+        family: Datasets,
+        syntax: "reshape-from-panel",
+        help: "Turns a long panel back into one variable per date.",
+        example: "reshape-from-panel",
+        options: NONE,
+    },
+    // Preparing data.
+    CommandSpec {
+        name: "import",
+        family: Preparing,
+        syntax: "import <alias>/<VARIABLE> [<date>] [as <name>] [, outer_join]",
+        help: "Imports a register variable into the current dataset. FIXED variables take no date; STATUS, ACCUMULATED and EVENT variables take the date whose value (or period, or spell) to use. The first import sets the population; later imports join on the unit id, keeping the population (outer_join adds units that only the new variable has).",
+        example: "import db/INNTEKT_WLONN 2021-12-31 as wage",
+        options: &[opt("outer_join", Flag)],
+    },
+    CommandSpec {
+        name: "import-event",
+        family: Preparing,
+        syntax: "import-event <alias>/<VARIABLE> <date> to <date> [as <name>]",
+        help: "Imports every spell of an EVENT variable that overlaps the period, one row per spell, with its start and stop dates. Only into an empty dataset, one event variable per dataset.",
+        example: "import-event db/ARBSOKFDT_ARBSOKSTATUS 2020-01-01 to 2020-12-31 as spell",
+        options: NONE,
+    },
+    CommandSpec {
+        name: "import-panel",
+        family: Preparing,
+        syntax: "import-panel <alias>/<VARIABLE>… <date>…",
+        help: "Imports variables at several dates into an empty dataset in long form: one row per unit and date, with the date in panel@date.",
+        example: "import-panel db/INNTEKT_WLONN db/SIVSTANDFDT_SIVSTAND 2019-01-01 2020-01-01",
+        options: NONE,
+    },
+    CommandSpec {
+        name: "generate",
+        family: Preparing,
+        syntax: "generate <name> = <expression> [if <condition>]",
+        help: "Creates a variable from an expression. Rows where the condition is false get the missing value. Refused when it would single out 1–9 units (minimum-change rule).",
+        example: "generate age = 2021 - int(birth / 100)",
+        options: NONE,
+    },
+    CommandSpec {
+        name: "replace",
+        family: Preparing,
+        syntax: "replace <variable> = <expression> [if <condition>]",
+        help: "Changes the values of a variable where the condition holds. Refused when it would change, or leave unchanged, 1–9 units (minimum-change rule).",
+        example: "replace married = 1 if marital == '2'",
+        options: NONE,
+    },
+    CommandSpec {
+        name: "rename",
+        family: Preparing,
+        syntax: "rename <old> <new>",
+        help: "Gives a variable a new name.",
+        example: "rename INNTEKT_WLONN wage",
+        options: NONE,
+    },
+    CommandSpec {
+        name: "clone-variables",
+        family: Preparing,
+        syntax: "clone-variables <variable> [-> <new>] … [, prefix() suffix()]",
+        help: "Copies variables under new names, given one by one with -> or by a prefix or suffix.",
+        example: "clone-variables wage -> wage_2021",
+        options: &[opt("prefix", Text), opt("suffix", Text)],
+    },
+    CommandSpec {
+        name: "keep",
+        family: Preparing,
+        syntax: "keep <variable>… | keep if <condition>",
+        help: "Keeps the named variables, or the units where the condition holds. A dataset may not shrink below the population floor.",
+        example: "keep if age >= 25 & age <= 66",
+        options: NONE,
+    },
+    CommandSpec {
+        name: "drop",
+        family: Preparing,
+        syntax: "drop <variable>… | drop if <condition>",
+        help: "Drops the named variables, or the units where the condition holds. A dataset may not shrink below the population floor.",
+        example: "drop if sysmiss(wage)",
+        options: NONE,
+    },
+    CommandSpec {
+        name: "recode",
+        family: Preparing,
+        syntax: "recode <variable>… (<rule>) … [if <condition>] [, prefix() generate()]",
+        help: "Recodes values by rules applied in order; a value is recoded at most once. Rules: (1 2 3 = 0), (1/7 = 0), (min/5 = 0), (10/max = 99), (nonmissing = 1), (missing = 99), (* = 99), ('3' '5' = '0').",
+        example: "recode age (0/17 = 0) (18/66 = 1) (67/max = 2), generate(agegroup)",
+        options: &[opt("prefix", Text), opt("generate", Variables)],
+    },
+    CommandSpec {
+        name: "destring",
+        family: Preparing,
+        syntax: "destring <variable>… [, prefix() ignore('…') force dpcomma]",
+        help: "Turns text values into numbers. ignore removes characters first; force makes values that are not numbers missing; dpcomma reads a comma as the decimal point.",
+        example: "destring municipality, force",
+        options: &[
+            opt("prefix", Text),
+            opt("ignore", Text),
+            opt("force", Flag),
+            opt("dpcomma", Flag),
+        ],
+    },
+    CommandSpec {
+        name: "aggregate",
+        family: Preparing,
+        syntax: "aggregate (<stat>) <variable> [-> <new>] …, by(<group>)",
+        help: "Adds group statistics to every row of the group. Statistics as for collapse.",
+        example: "aggregate (mean) wage -> family_mean_wage, by(famnr)",
+        options: &[opt("by", Variables)],
+    },
+    CommandSpec {
+        name: "collapse",
+        family: Preparing,
+        syntax: "collapse (<stat>) <variable> [-> <new>] …, by(<group>)",
+        help: "Makes one row per group; the group becomes the unit. Statistics: mean min max median count sum semean sebinomial sd percent iqr gini p25 p75.",
+        example: "collapse (sum) wage -> family_wage, by(famnr)",
+        options: &[opt("by", Variables)],
+    },
+    CommandSpec {
+        name: "merge",
+        family: Preparing,
+        syntax: "merge <variable>… into <dataset> [on <key>]",
+        help: "Copies variables into another dataset, matched on the unit id or on a key variable of the target that holds this dataset's unit ids.",
+        example: "merge family_wage into persons on famnr",
+        options: NONE,
+    },
+    CommandSpec {
+        name: "define-labels",
+        family: Preparing,
+        syntax: "define-labels <name> <code> <label> …",
+        help: "Defines a set of value labels.",
+        example: "define-labels yesno 0 'no' 1 'yes'",
+        options: NONE,
+    },
+    CommandSpec {
+        name: "assign-labels",
+        family: Preparing,
+        syntax: "assign-labels <variable> <labels>",
+        help: "Attaches a set of value labels to a variable; tables then show labels.",
+        example: "assign-labels married yesno",
+        options: NONE,
+    },
+    CommandSpec {
+        name: "drop-labels",
+        family: Preparing,
+        syntax: "drop-labels <labels>…",
+        help: "Deletes sets of value labels.",
+        example: "drop-labels yesno",
+        options: NONE,
+    },
+    CommandSpec {
+        name: "list-labels",
+        family: Preparing,
+        syntax: "list-labels <labels> | <alias>/<VARIABLE> [<date>]",
+        help: "Shows a set of value labels, or a register variable's code list (valid on the date).",
+        example: "list-labels db/BEFOLKNING_KJOENN",
+        options: NONE,
+    },
+    CommandSpec {
+        name: "sample",
+        family: Preparing,
+        syntax: "sample <n> | <fraction> <seed>",
+        help: "Keeps a random sample of units: a count above 1000 or a fraction in (0, 1). The same seed gives the same sample.",
+        example: "sample 0.1 2021",
+        options: NONE,
+    },
+    // Describing.
+    CommandSpec {
+        name: "summarize",
+        family: Describing,
+        syntax: "summarize <variable>… [if <condition>] [, gini iqr]",
+        help: "N, mean, standard deviation and the percentiles P1, P5, P25, P50, P75, P95 and P99, each where the disclosure rules allow. Never min or max.",
+        example: "summarize wage age",
+        options: &[opt("gini", Flag), opt("iqr", Flag)],
+    },
+    CommandSpec {
+        name: "summarize-panel",
+        family: Describing,
+        syntax: "summarize-panel <variable>… [, gini iqr]",
+        help: "summarize per panel date.",
+        example: "summarize-panel wage",
+        options: &[opt("gini", Flag), opt("iqr", Flag)],
+    },
+    CommandSpec {
+        name: "tabulate",
+        family: Describing,
+        syntax: "tabulate <variable> [<variable>…] [if <condition>] [, options]",
+        help: "A frequency table of one or two variables (more with flatten), with totals. Counts are perturbed; small cells are suppressed. summarize(var) fills the cells with the mean (or std, sum, p25, p50, p75, gini, iqr) of var instead.",
+        example: "tabulate sex region, rowpct",
+        options: TABULATE_OPTIONS,
+    },
+    CommandSpec {
+        name: "tabulate-panel",
+        family: Describing,
+        syntax: "tabulate-panel <variable>… [, options]",
+        help: "tabulate per panel date.",
+        example: "tabulate-panel marital",
+        options: TABULATE_OPTIONS,
+    },
+    CommandSpec {
+        name: "transitions-panel",
+        family: Describing,
+        syntax: "transitions-panel <variable>…",
+        help: "A table of transitions from one panel date to the next.",
+        example: "transitions-panel marital",
+        options: &[opt("freq", Flag), opt("rowpct", Flag)],
+    },
+    CommandSpec {
+        name: "correlate",
+        family: Describing,
+        syntax: "correlate <variable>… [if <condition>] [, covariance pairwise obs sig]",
+        help: "Correlations (or covariances) between variables.",
+        example: "correlate wage age",
+        options: &[
+            opt("covariance", Flag),
+            opt("pairwise", Flag),
+            opt("obs", Flag),
+            opt("sig", Flag),
+        ],
+    },
+    CommandSpec {
+        name: "ci",
+        family: Describing,
+        syntax: "ci <variable>… [if <condition>] [, level()]",
+        help: "Confidence intervals for means.",
+        example: "ci wage, level(99)",
+        options: &[opt("level", Number)],
+    },
+    CommandSpec {
+        name: "normaltest",
+        family: Describing,
+        syntax: "normaltest <variable>…",
+        help: "Tests of normality (skewness and kurtosis).",
+        example: "normaltest wage",
+        options: NONE,
+    },
+    CommandSpec {
+        name: "anova",
+        family: Describing,
+        syntax: "anova <dependent> <factor>… [, noconstant posthoc]",
+        help: "Analysis of variance of a variable by one or more factors.",
+        example: "anova wage region",
+        options: &[opt("noconstant", Flag), opt("posthoc", Flag)],
+    },
+    // Models.
+    CommandSpec {
+        name: "regress",
+        family: Models,
+        syntax: "regress <dependent> <term>… [if <condition>] [, options]",
+        help: "Linear regression by ordinary least squares. Terms: var, i.var (a dummy per level), c.var, a#b, a##b. robust gives heteroskedasticity-robust (HC1) standard errors; cluster(v) clusters them.",
+        example: "regress wage age i.sex, robust",
+        options: &[
+            opt("noconstant", Flag),
+            opt("level", Number),
+            opt("robust", Flag),
+            opt("cluster", Variable),
+            opt("control", Any),
+            opt("vif", Flag),
+            opt("standardize", Flag),
+        ],
+    },
+    CommandSpec {
+        name: "logit",
+        family: Models,
+        syntax: "logit <dependent> <term>… [if <condition>] [, or mfx() …]",
+        help: "Logistic regression of a 0/1 outcome. or shows odds ratios.",
+        example: "logit employed age i.sex, or",
+        options: BINARY_MODEL_OPTIONS,
+    },
+    CommandSpec {
+        name: "probit",
+        family: Models,
+        syntax: "probit <dependent> <term>… [if <condition>] [, mfx() …]",
+        help: "Probit regression of a 0/1 outcome.",
+        example: "probit employed age i.sex",
+        options: BINARY_MODEL_OPTIONS,
+    },
+    CommandSpec {
+        name: "mlogit",
+        family: Models,
+        syntax: "mlogit <dependent> <term>… [if <condition>]",
+        help: "Multinomial logistic regression.",
+        example: "mlogit marital age i.sex",
+        options: MODEL_OPTIONS,
+    },
+    CommandSpec {
+        name: "poisson",
+        family: Models,
+        syntax: "poisson <dependent> <term>… [, irr exposure()]",
+        help: "Poisson regression of a count.",
+        example: "poisson children age, irr",
+        options: COUNT_MODEL_OPTIONS,
+    },
+    CommandSpec {
+        name: "negative-binomial",
+        family: Models,
+        syntax: "negative-binomial <dependent> <term>… [, irr exposure()]",
+        help: "Negative binomial regression of an overdispersed count.",
+        example: "negative-binomial children age",
+        options: COUNT_MODEL_OPTIONS,
+    },
+    CommandSpec {
+        name: "ivregress",
+        family: Models,
+        syntax: "ivregress <dependent> <exogenous>… (<endogenous> = <instrument>…) [, tsls liml gmm firststage]",
+        help: "Instrumental-variables regression.",
+        example: "ivregress wage age (education = distance)",
+        options: &[
+            opt("tsls", Flag),
+            opt("liml", Flag),
+            opt("gmm", Flag),
+            opt("firststage", Flag),
+            opt("level", Number),
+        ],
+    },
+    CommandSpec {
+        name: "regress-panel",
+        family: Models,
+        syntax: "regress-panel <dependent> <term>… [, fe re be pooled]",
+        help: "Panel regression: fixed effects (fe, the default), random effects (re), between (be) or pooled OLS.",
+        example: "regress-panel wage married, fe",
+        options: &[
+            opt("fe", Flag),
+            opt("re", Flag),
+            opt("be", Flag),
+            opt("pooled", Flag),
+            opt("level", Number),
+        ],
+    },
+    CommandSpec {
+        name: "hausman",
+        family: Models,
+        syntax: "hausman <dependent> <term>…",
+        help: "Hausman test of fixed against random effects.",
+        example: "hausman wage married",
+        options: NONE,
+    },
+    CommandSpec {
+        name: "cox",
+        family: Models,
+        syntax: "cox <duration> <event> <term>…",
+        help: "Cox proportional hazards regression.",
+        example: "cox days died age i.sex",
+        options: &[opt("level", Number)],
+    },
+    CommandSpec {
+        name: "kaplan-meier",
+        family: Models,
+        syntax: "kaplan-meier <duration> <event> [, by()]",
+        help: "Kaplan–Meier survival curve, at grouped times.",
+        example: "kaplan-meier days died, by(sex)",
+        options: &[opt("by", Variable)],
+    },
+    // Charts.
+    CommandSpec {
+        name: "histogram",
+        family: Charts,
+        syntax: "histogram <variable> [, by() density freq fraction percent bin() width() normal discrete]",
+        help: "A histogram drawn from perturbed bin counts; bins under the threshold are withheld.",
+        example: "histogram wage, bin(20)",
+        options: &[
+            opt("by", Variable),
+            opt("density", Flag),
+            opt("freq", Flag),
+            opt("fraction", Flag),
+            opt("percent", Flag),
+            opt("bin", Number),
+            opt("width", Number),
+            opt("normal", Flag),
+            opt("discrete", Flag),
+        ],
+    },
+    CommandSpec {
+        name: "barchart",
+        family: Charts,
+        syntax: "barchart (count|percent|mean|median|sum|sd) <variable>… [, over() by() stack horizontal]",
+        help: "A bar chart of a statistic, over the levels of a variable.",
+        example: "barchart (mean) wage, over(sex)",
+        options: &[
+            opt("over", Variable),
+            opt("by", Variable),
+            opt("stack", Flag),
+            opt("horizontal", Flag),
+        ],
+    },
+    CommandSpec {
+        name: "boxplot",
+        family: Charts,
+        syntax: "boxplot <variable>… [, over() horizontal]",
+        help: "Box plots from protected quartiles, without outlier markers.",
+        example: "boxplot wage, over(sex)",
+        options: &[opt("over", Variable), opt("horizontal", Flag)],
+    },
+    CommandSpec {
+        name: "hexbin",
+        family: Charts,
+        syntax: "hexbin <y> <x> [, gridsize() groups()]",
+        help: "A two-variable density drawn as hexagonal cells (grid at most 25); small cells are withheld.",
+        example: "hexbin wage age, gridsize(20)",
+        options: &[opt("gridsize", Number), opt("groups", Number)],
+    },
+    CommandSpec {
+        name: "piechart",
+        family: Charts,
+        syntax: "piechart <variable>",
+        help: "A pie chart of perturbed category counts.",
+        example: "piechart sex",
+        options: NONE,
+    },
+    CommandSpec {
+        name: "sankey",
+        family: Charts,
+        syntax: "sankey <variable>…",
+        help: "Flows between the categories of several variables.",
+        example: "sankey marital_2019 marital_2021",
+        options: NONE,
+    },
+    CommandSpec {
+        name: "coefplot",
+        family: Charts,
+        syntax: "coefplot <model command>",
+        help: "Plots the coefficients and confidence intervals of a model.",
+        example: "coefplot regress wage age i.sex",
+        options: NONE,
+    },
+    // Help.
+    CommandSpec {
+        name: "help",
+        family: Help,
+        syntax: "help [<command>]",
+        help: "Lists the commands, or shows the syntax, help and an example of one.",
+        example: "help tabulate",
+        options: NONE,
+    },
+    CommandSpec {
+        name: "help-function",
+        family: Help,
+        syntax: "help-function [<function>]",
+        help: "Lists the functions usable in expressions, or describes one.",
+        example: "help-function quantile",
+        options: NONE,
+    },
+    CommandSpec {
+        name: "variables",
+        family: Help,
+        syntax: "variables [<alias>/<VARIABLE>…]",
+        help: "Lists the variables of the current dataset with their types, or shows register variables' metadata.",
+        example: "variables db/INNTEKT_WLONN",
+        options: NONE,
+    },
+    CommandSpec {
+        name: "history",
+        family: Help,
+        syntax: "history",
+        help: "Shows the commands run in this workspace.",
+        example: "history",
+        options: NONE,
+    },
+];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_unique_and_examples_name_their_command() {
+        let mut names: Vec<&str> = COMMANDS.iter().map(|c| c.name).collect();
+        names.sort();
+        names.dedup();
+        assert_eq!(names.len(), COMMANDS.len());
+        for c in COMMANDS {
+            assert!(c.syntax.starts_with(c.name), "{}: syntax {}", c.name, c.syntax);
+            let first = c.example.split_whitespace().next().unwrap();
+            assert_eq!(first, c.name, "{}: example {}", c.name, c.example);
+        }
+    }
+
+    #[test]
+    fn examples_parse_without_diagnostics() {
+        for c in COMMANDS {
+            let script = crate::script::parse(c.example);
+            assert!(script.diagnostics.is_empty(), "{}: {:?}", c.name, script.diagnostics);
+        }
+    }
+
+    #[test]
+    fn nearest_finds_typos_and_rejects_strangers() {
+        let names = || COMMANDS.iter().map(|c| c.name);
+        assert_eq!(nearest("tabluate", names()), Some("tabulate"));
+        assert_eq!(nearest("regres", names()), Some("regress"));
+        assert_eq!(nearest("Summarize", names()), Some("summarize"));
+        assert_eq!(nearest("xyzzy", names()), None);
+        assert_eq!(edit_distance("kitten", "sitting"), 3);
+    }
+}
