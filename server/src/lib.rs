@@ -6,6 +6,7 @@ pub mod datastore;
 pub mod disclosure;
 pub mod http;
 pub mod settings;
+pub mod stats;
 pub mod telemetry;
 #[cfg(test)]
 mod test_support;

@@ -1,7 +1,235 @@
 //! Disclosure control: the only way from a computed aggregate to something a user may see.
 //!
-//! So far this holds the cell-key method (`ckm`): record keys, cell keys and the perturbation
-//! table for counts. The `Released` output type, the rules of
-//! ../shared/reference/disclosure.md and the audit trail come with the engine.
+//! The engine computes [`raw`] aggregates (counts with contributor keys, magnitudes with their
+//! largest contributions, percentiles with the units beside them, fitted models). A
+//! [`Releaser`] applies the rules of ../shared/reference/disclosure.md to them and returns
+//! [`Released`] outputs, writing each to the audit log as it is made. `Released` has private
+//! fields and no other constructor, and the HTTP and CLI layers accept nothing else; a test in
+//! `tests/tests/invariants.rs` fails if code outside this module builds a `shared::output`
+//! value.
+//!
+//! Refusals ([`Refusal`]) name the rule and how to proceed, never the protected number.
 
+pub mod audit;
 pub mod ckm;
+pub mod raw;
+mod release;
+pub mod rules;
+
+use shared::output::{Output, OutputBody};
+
+pub use audit::{AuditEntry, AuditLog};
+use ckm::{CellKey, PerturbationTable, RecordKeySecret};
+pub use rules::Rules;
+
+/// The rules and secrets of one datastore version.
+#[derive(Debug)]
+pub struct Gate {
+    rules: Rules,
+    secret: RecordKeySecret,
+    table: PerturbationTable,
+}
+
+impl Gate {
+    pub fn new(rules: Rules, secret: RecordKeySecret) -> Gate {
+        let table = PerturbationTable::new(rules.ckm());
+        Gate { rules, secret, table }
+    }
+
+    pub fn rules(&self) -> &Rules {
+        &self.rules
+    }
+
+    /// A unit's record key. Keys are harmless to hold inside the server: without the secret they
+    /// say nothing, and they only ever leave summed into a perturbation.
+    pub fn record_key(&self, unit_id: i64) -> u64 {
+        self.secret.record_key(unit_id)
+    }
+
+    /// Rule 3: a dataset may not shrink below the population floor.
+    pub fn check_population(&self, remaining: u64) -> Result<(), Refusal> {
+        if remaining < self.rules.population_floor {
+            return Err(Refusal::new(
+                3,
+                format!(
+                    "this would leave fewer than {} units in the dataset (rule 3, population floor): choose a wider condition, or tabulate the group instead of keeping it",
+                    self.rules.population_floor
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Rule 4: a change of 1..min_change units, or one that leaves 1..min_change unchanged.
+    pub fn check_change(&self, changed: u64, unchanged: u64) -> Result<(), Refusal> {
+        let small = |n: u64| (1..self.rules.min_change).contains(&n);
+        if small(changed) || small(unchanged) {
+            return Err(Refusal::new(
+                4,
+                format!(
+                    "this would change, or leave unchanged, between 1 and {} units (rule 4, minimum change): widen or narrow the condition so that at least {} units are on each side",
+                    self.rules.min_change - 1,
+                    self.rules.min_change
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Rule 4 for a new variable: every value it takes must be held by 0 or ≥ min_change units,
+    /// so no value singles out a few units.
+    pub fn check_value_classes(&self, class_sizes: impl IntoIterator<Item = u64>) -> Result<(), Refusal> {
+        for n in class_sizes {
+            self.check_change(n, 0)?;
+        }
+        Ok(())
+    }
+
+    /// Rule 3 for statistics on a subpopulation.
+    pub fn check_statistics_population(&self, units: u64) -> Result<(), Refusal> {
+        if units < self.rules.min_units_for_statistics {
+            return Err(Refusal::new(
+                3,
+                format!(
+                    "statistics need at least {} units (rule 3): widen the condition or the group",
+                    self.rules.min_units_for_statistics
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The coding bounds of rule 7 for a column: its P1 and P99 (linear interpolation).
+    pub fn coding_bounds(&self, sorted_values: &[f64]) -> Option<(f64, f64)> {
+        let (lo, hi) = self.rules.coding_percentiles;
+        Some((
+            crate::stats::quantile_sorted(sorted_values, lo / 100.0)?,
+            crate::stats::quantile_sorted(sorted_values, hi / 100.0)?,
+        ))
+    }
+
+    fn perturb(&self, contributors: raw::Contributors) -> u64 {
+        self.table.perturb(contributors.units, contributors.key)
+    }
+}
+
+/// A rule said no. The message names the rule and what to do, never the protected number.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Refusal {
+    pub rule: u32,
+    pub message: String,
+}
+
+impl Refusal {
+    fn new(rule: u32, message: String) -> Refusal {
+        Refusal { rule, message }
+    }
+}
+
+/// One rule's decision on one output, kept in the audit log.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct Decision {
+    pub rule: u32,
+    pub outcome: String,
+}
+
+/// An output that passed the gate. The only thing the HTTP and CLI layers can send.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Released {
+    output: Output,
+    decisions: Vec<Decision>,
+}
+
+impl Released {
+    pub fn output(&self) -> &Output {
+        &self.output
+    }
+
+    pub fn decisions(&self) -> &[Decision] {
+        &self.decisions
+    }
+}
+
+impl serde::Serialize for Released {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.output.serialize(serializer)
+    }
+}
+
+/// Where an output comes from: the script line and command.
+#[derive(Clone, Copy, Debug)]
+pub struct Origin<'a> {
+    pub line: u32,
+    pub command: &'a str,
+}
+
+/// Releases the outputs of one script run, and writes each to the audit log.
+pub struct Releaser<'a> {
+    pub gate: &'a Gate,
+    audit: &'a dyn AuditLog,
+    user: &'a str,
+    script_hash: String,
+}
+
+impl<'a> Releaser<'a> {
+    pub fn new(gate: &'a Gate, audit: &'a dyn AuditLog, user: &'a str, script: &str) -> Releaser<'a> {
+        Releaser { gate, audit, user, script_hash: audit::script_hash(script) }
+    }
+
+    fn emit(&self, origin: Origin<'_>, body: OutputBody, decisions: Vec<Decision>) -> Released {
+        let output = Output { line: origin.line, command: origin.command.to_owned(), body };
+        self.audit.record(&AuditEntry::new(self.user, &self.script_hash, &output, &decisions));
+        Released { output, decisions }
+    }
+
+    /// A message that carries no data: what a command did, help text, a text block.
+    pub fn notice(&self, origin: Origin<'_>, message: String) -> Released {
+        self.emit(origin, OutputBody::Notice { message }, Vec::new())
+    }
+
+    pub fn text(&self, origin: Origin<'_>, markdown: String) -> Released {
+        self.emit(origin, OutputBody::Text { markdown }, Vec::new())
+    }
+
+    /// A command that failed for a reason that is not a disclosure rule (syntax, types, names).
+    pub fn error(&self, origin: Origin<'_>, message: String, column: Option<u32>) -> Released {
+        self.emit(origin, OutputBody::Error { message, column, rule: None }, Vec::new())
+    }
+
+    pub fn refusal(&self, origin: Origin<'_>, refusal: Refusal) -> Released {
+        let decisions = vec![Decision { rule: refusal.rule, outcome: "refused".into() }];
+        self.emit(
+            origin,
+            OutputBody::Error {
+                message: refusal.message,
+                column: None,
+                rule: Some(format!("rule {}", refusal.rule)),
+            },
+            decisions,
+        )
+    }
+}
+
+/// A deterministic number in [-1, -0.5] ∪ [0.5, 1] from a cell key, for magnitude noise. The
+/// key is remixed (SplitMix64) so that the noise of a sum is not a function of its count noise.
+fn signed_noise_factor(key: CellKey) -> f64 {
+    let mut z = key.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^= z >> 31;
+    let magnitude = 0.5 + 0.5 * ((z >> 11) as f64 / (1u64 << 53) as f64);
+    if z & 1 == 1 { magnitude } else { -magnitude }
+}
+
+/// Rounds to `digits` significant digits (rule 8).
+pub fn significant(value: f64, digits: u32) -> f64 {
+    if value == 0.0 || !value.is_finite() {
+        return value;
+    }
+    let magnitude = value.abs().log10().floor() as i32;
+    let factor = 10f64.powi(digits as i32 - 1 - magnitude);
+    (value * factor).round() / factor
+}
+
+#[cfg(test)]
+mod tests;

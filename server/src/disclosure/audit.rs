@@ -1,0 +1,101 @@
+//! The audit log: every released output, with who ran it, which script (by SHA-256), which line,
+//! and what each rule decided. Written as the output is made, so an output that was not logged
+//! was never released.
+
+use std::fs::File;
+use std::io::Write;
+use std::path::Path;
+use std::sync::Mutex;
+
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use shared::output::{Output, OutputBody};
+
+use super::Decision;
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct AuditEntry {
+    /// Seconds since 1970-01-01 UTC.
+    pub time: u64,
+    pub user: String,
+    pub script_sha256: String,
+    pub line: u32,
+    pub command: String,
+    pub kind: &'static str,
+    pub decisions: Vec<Decision>,
+}
+
+impl AuditEntry {
+    pub(super) fn new(user: &str, script_hash: &str, output: &Output, decisions: &[Decision]) -> Self {
+        let time = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let kind = match output.body {
+            OutputBody::Table(_) => "table",
+            OutputBody::Summary(_) => "summary",
+            OutputBody::Model(_) => "model",
+            OutputBody::Chart(_) => "chart",
+            OutputBody::Text { .. } => "text",
+            OutputBody::Notice { .. } => "notice",
+            OutputBody::Error { .. } => "error",
+        };
+        AuditEntry {
+            time,
+            user: user.to_owned(),
+            script_sha256: script_hash.to_owned(),
+            line: output.line,
+            command: output.command.clone(),
+            kind,
+            decisions: decisions.to_vec(),
+        }
+    }
+}
+
+pub fn script_hash(script: &str) -> String {
+    let digest = Sha256::digest(script.as_bytes());
+    digest.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+pub trait AuditLog: Send + Sync {
+    fn record(&self, entry: &AuditEntry);
+}
+
+/// Appends one JSON object per line to a file.
+#[derive(Debug)]
+pub struct JsonLinesAudit {
+    file: Mutex<File>,
+}
+
+impl JsonLinesAudit {
+    pub fn open(path: &Path) -> std::io::Result<JsonLinesAudit> {
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent)?;
+        }
+        let file = std::fs::OpenOptions::new().create(true).append(true).open(path)?;
+        Ok(JsonLinesAudit { file: Mutex::new(file) })
+    }
+}
+
+impl AuditLog for JsonLinesAudit {
+    fn record(&self, entry: &AuditEntry) {
+        let mut line = serde_json::to_string(entry).unwrap_or_default();
+        line.push('\n');
+        let mut file = self.file.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Err(error) = file.write_all(line.as_bytes()) {
+            // Losing the audit trail must be loud; the output itself was already decided.
+            tracing::error!(%error, "cannot write the audit log");
+        }
+    }
+}
+
+/// Keeps entries in memory, for tests and for the CLI's `--audit` summary.
+#[derive(Debug, Default)]
+pub struct MemoryAudit {
+    pub entries: Mutex<Vec<AuditEntry>>,
+}
+
+impl AuditLog for MemoryAudit {
+    fn record(&self, entry: &AuditEntry) {
+        self.entries.lock().unwrap_or_else(|p| p.into_inner()).push(entry.clone());
+    }
+}

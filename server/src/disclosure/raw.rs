@@ -1,0 +1,155 @@
+//! What the engine hands the gate: aggregates that still carry exact values and contributor
+//! keys. None of these types can be serialised or sent; only [`super::Releaser`] turns them
+//! into output, after the rules.
+
+use super::ckm::CellKey;
+
+/// Who contributed to a cell: how many units, and the sum of their record keys.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Contributors {
+    pub units: u64,
+    pub key: CellKey,
+}
+
+impl Contributors {
+    pub fn add(&mut self, record_key: u64) {
+        self.units += 1;
+        self.key = self.key.with_record(record_key);
+    }
+}
+
+/// Sums over a cell's (already top/bottom-coded) values, with its two largest contributions
+/// by absolute value for the dominance rule and the noise scale.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Magnitude {
+    /// Units with a value (missing values are not counted).
+    pub n: u64,
+    pub sum: f64,
+    pub sum_of_squares: f64,
+    pub largest: f64,
+    pub second: f64,
+}
+
+impl Magnitude {
+    pub fn add(&mut self, value: f64) {
+        self.n += 1;
+        self.sum += value;
+        self.sum_of_squares += value * value;
+        let a = value.abs();
+        if a > self.largest {
+            self.second = self.largest;
+            self.largest = a;
+        } else if a > self.second {
+            self.second = a;
+        }
+    }
+
+    /// The sample standard deviation (n − 1), from a shifted two-pass-free formula that is
+    /// accurate enough for coded register values.
+    pub fn sd(&self) -> Option<f64> {
+        if self.n < 2 {
+            return None;
+        }
+        let n = self.n as f64;
+        let mean = self.sum / n;
+        let variance = ((self.sum_of_squares - n * mean * mean) / (n - 1.0)).max(0.0);
+        Some(variance.sqrt())
+    }
+}
+
+/// One percentile as computed: its value and how many units lie strictly on each side.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Quantile {
+    /// In percent: 50.0 is the median.
+    pub percent: f64,
+    pub value: f64,
+    pub below: u64,
+    pub above: u64,
+}
+
+/// What a table cell holds besides its count.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Cell {
+    pub contributors: Contributors,
+    pub magnitude: Option<Magnitude>,
+    pub quantiles: Vec<Quantile>,
+}
+
+/// The statistic a table's cells show.
+#[derive(Clone, Debug, PartialEq)]
+pub enum CellStatistic {
+    Count,
+    RowPercent,
+    ColumnPercent,
+    CellPercent,
+    Mean(String),
+    Sum(String),
+    Sd(String),
+    Percentile(String, f64),
+}
+
+/// A one- or two-way table before disclosure control. A one-way table has one column and no
+/// row margins.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Table {
+    pub row_variable: String,
+    pub column_variable: Option<String>,
+    pub row_labels: Vec<String>,
+    pub column_labels: Vec<String>,
+    /// `cells[row][column]`.
+    pub cells: Vec<Vec<Cell>>,
+    /// One per row (two-way tables only).
+    pub row_margins: Vec<Cell>,
+    /// One per column (two-way tables only).
+    pub column_margins: Vec<Cell>,
+    pub total: Cell,
+    pub statistic: CellStatistic,
+}
+
+/// `summarize` for one variable.
+#[derive(Clone, Debug, PartialEq)]
+pub struct VariableSummary {
+    pub variable: String,
+    pub contributors: Contributors,
+    pub magnitude: Magnitude,
+    pub quantiles: Vec<Quantile>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Coefficient {
+    pub term: String,
+    pub estimate: f64,
+    pub std_error: f64,
+    pub statistic: f64,
+    pub p_value: f64,
+    pub ci_low: f64,
+    pub ci_high: f64,
+    pub is_constant: bool,
+}
+
+/// A fitted model before disclosure control.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Model {
+    pub title: String,
+    pub dependent: String,
+    pub coefficients: Vec<Coefficient>,
+    /// The estimation sample.
+    pub contributors: Contributors,
+    pub parameters: usize,
+    pub residual_df: f64,
+    /// Units in each level of each categorical term: (variable, units per level).
+    pub categorical_levels: Vec<(String, Vec<u64>)>,
+    /// Units in each outcome level of a binary or categorical outcome.
+    pub outcome_levels: Option<Vec<u64>>,
+    /// The fewest units in any crossing of the categorical covariates.
+    pub smallest_crossing: Option<u64>,
+    /// Fit statistics safe to show: R², F, log likelihood, …
+    pub statistics: Vec<(String, f64)>,
+}
+
+/// A histogram before disclosure control: bins over the coded range.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Histogram {
+    pub variable: String,
+    pub bins: Vec<(f64, f64, Contributors)>,
+}

@@ -1,0 +1,476 @@
+//! The rules applied to each kind of raw aggregate.
+
+use shared::output::{self, OutputBody};
+
+use super::raw::{self, CellStatistic, Contributors};
+use super::{Decision, Gate, Origin, Refusal, Released, Releaser, signed_noise_factor, significant};
+
+/// A cell after the rules: released value, or withheld.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Released1 {
+    Shown(f64),
+    Suppressed,
+}
+
+impl Released1 {
+    fn value(self) -> Option<f64> {
+        match self {
+            Released1::Shown(v) => Some(v),
+            Released1::Suppressed => None,
+        }
+    }
+}
+
+impl Gate {
+    /// Rule 5 and the small-cell part of rule 6 for one count.
+    fn released_count(&self, c: Contributors) -> (u64, bool) {
+        let n = self.perturb(c);
+        (n, n > 0 && n < self.rules.min_cell)
+    }
+
+    /// Rule 7: a noisy mean or sum of a magnitude cell, or `None` when the cell is too small or
+    /// dominated.
+    fn released_magnitude(&self, c: Contributors, m: &raw::Magnitude) -> Option<(f64, f64)> {
+        if m.n < self.rules.min_units_for_statistics || c.units < self.rules.min_units_for_statistics {
+            return None;
+        }
+        let remainder = m.sum.abs() - m.largest - m.second;
+        if m.largest > 0.0 && remainder < self.rules.dominance_p / 100.0 * m.largest {
+            return None;
+        }
+        let noise = m.largest * self.rules.magnitude_noise * signed_noise_factor(c.key);
+        let sum = m.sum + noise;
+        Some((sum, sum / m.n as f64))
+    }
+
+    #[cfg(test)]
+    pub(super) fn released_magnitude_for_test(
+        &self,
+        c: Contributors,
+        m: &raw::Magnitude,
+    ) -> Option<(f64, f64)> {
+        self.released_magnitude(c, m)
+    }
+
+    /// Rule 8.
+    fn released_quantile(&self, q: &raw::Quantile) -> Option<f64> {
+        let need = self.rules.min_units_beside_percentile;
+        (q.below >= need && q.above >= need)
+            .then(|| significant(q.value, self.rules.significant_digits))
+    }
+
+    fn cell_value(&self, cell: &raw::Cell, statistic: &CellStatistic) -> Released1 {
+        let magnitude = || cell.magnitude.as_ref().and_then(|m| self.released_magnitude(cell.contributors, m));
+        let value = match statistic {
+            CellStatistic::Count
+            | CellStatistic::RowPercent
+            | CellStatistic::ColumnPercent
+            | CellStatistic::CellPercent => {
+                let (n, small) = self.released_count(cell.contributors);
+                (!small).then_some(n as f64)
+            }
+            CellStatistic::Mean(_) => magnitude().map(|(_, mean)| mean),
+            CellStatistic::Sum(_) => magnitude().map(|(sum, _)| sum),
+            CellStatistic::Sd(_) => magnitude().and_then(|_| cell.magnitude.as_ref()?.sd()),
+            CellStatistic::Percentile(_, p) => {
+                let enough = cell.contributors.units >= self.rules.min_units_for_statistics;
+                cell.quantiles
+                    .iter()
+                    .find(|q| q.percent == *p)
+                    .filter(|_| enough)
+                    .and_then(|q| self.released_quantile(q))
+            }
+        };
+        value.map_or(Released1::Suppressed, Released1::Shown)
+    }
+}
+
+impl Releaser<'_> {
+    pub fn table(&self, origin: Origin<'_>, table: raw::Table) -> Released {
+        let gate = self.gate;
+        let rules = gate.rules();
+        let rows = table.row_labels.len();
+        let two_way = table.column_variable.is_some();
+        let counting = matches!(
+            table.statistic,
+            CellStatistic::Count
+                | CellStatistic::RowPercent
+                | CellStatistic::ColumnPercent
+                | CellStatistic::CellPercent
+        );
+        let mut decisions = Vec::new();
+
+        // Inner cells, margins and the total are each their own cell (rule 5).
+        let mut inner: Vec<Vec<Released1>> = table
+            .cells
+            .iter()
+            .map(|row| row.iter().map(|c| gate.cell_value(c, &table.statistic)).collect())
+            .collect();
+        let mut row_margins: Vec<Released1> =
+            table.row_margins.iter().map(|c| gate.cell_value(c, &table.statistic)).collect();
+        let mut column_margins: Vec<Released1> =
+            table.column_margins.iter().map(|c| gate.cell_value(c, &table.statistic)).collect();
+        let total = gate.cell_value(&table.total, &table.statistic);
+
+        if counting {
+            decisions.push(Decision { rule: 5, outcome: "counts perturbed".into() });
+            // Rule 6: withhold a sparse table.
+            let counts: Vec<u64> = table
+                .cells
+                .iter()
+                .flatten()
+                .map(|c| gate.perturb(c.contributors))
+                .filter(|&n| n > 0)
+                .collect();
+            let small = counts.iter().filter(|&&n| n < rules.min_cell).count();
+            if !counts.is_empty() && small as f64 > rules.max_small_cell_share * counts.len() as f64 {
+                return self.refusal(
+                    origin,
+                    Refusal::new(
+                        6,
+                        format!(
+                            "the table is withheld: more than {:.0} % of its cells are under {} (rule 6, sparse tables). Group the categories (recode) or use fewer variables",
+                            rules.max_small_cell_share * 100.0,
+                            rules.min_cell
+                        ),
+                    ),
+                );
+            }
+            let primary = inner.iter().flatten().filter(|c| **c == Released1::Suppressed).count();
+            if primary > 0 {
+                decisions.push(Decision { rule: 6, outcome: format!("{primary} cells suppressed") });
+            }
+            // Secondary suppression: no row or column with a shown margin may have exactly one
+            // withheld cell, or the margin would give it back.
+            let secondary = secondary_suppression(&table, &mut inner, &row_margins, &column_margins, two_way);
+            if secondary > 0 {
+                decisions.push(Decision {
+                    rule: 6,
+                    outcome: format!("{secondary} cells suppressed to protect others"),
+                });
+            }
+        } else {
+            let withheld = inner.iter().flatten().filter(|c| **c == Released1::Suppressed).count();
+            decisions.push(Decision {
+                rule: 7,
+                outcome: format!("magnitudes coded, noised; {withheld} cells withheld"),
+            });
+        }
+
+        // Percentages from released counts.
+        let percent = |part: Released1, whole: Released1| match (part, whole) {
+            (Released1::Shown(p), Released1::Shown(w)) if w > 0.0 => Released1::Shown(100.0 * p / w),
+            (Released1::Shown(_), Released1::Shown(_)) => Released1::Shown(0.0),
+            _ => Released1::Suppressed,
+        };
+        let statistic_name;
+        match &table.statistic {
+            CellStatistic::RowPercent if two_way => {
+                for (r, row) in inner.iter_mut().enumerate() {
+                    for c in row.iter_mut() {
+                        *c = percent(*c, row_margins[r]);
+                    }
+                }
+                for m in column_margins.iter_mut() {
+                    *m = percent(*m, total);
+                }
+                row_margins.iter_mut().for_each(|m| *m = percent(*m, *m));
+                statistic_name = "row percent".to_owned();
+            }
+            CellStatistic::ColumnPercent if two_way => {
+                for row in inner.iter_mut() {
+                    for (c, cell) in row.iter_mut().enumerate() {
+                        *cell = percent(*cell, column_margins[c]);
+                    }
+                }
+                for m in row_margins.iter_mut() {
+                    *m = percent(*m, total);
+                }
+                column_margins.iter_mut().for_each(|m| *m = percent(*m, *m));
+                statistic_name = "column percent".to_owned();
+            }
+            CellStatistic::RowPercent | CellStatistic::ColumnPercent | CellStatistic::CellPercent => {
+                inner.iter_mut().flatten().for_each(|c| *c = percent(*c, total));
+                row_margins.iter_mut().for_each(|c| *c = percent(*c, total));
+                column_margins.iter_mut().for_each(|c| *c = percent(*c, total));
+                statistic_name = "percent".to_owned();
+            }
+            CellStatistic::Count => statistic_name = "count".to_owned(),
+            CellStatistic::Mean(v) => statistic_name = format!("mean of {v}"),
+            CellStatistic::Sum(v) => statistic_name = format!("sum of {v}"),
+            CellStatistic::Sd(v) => statistic_name = format!("standard deviation of {v}"),
+            CellStatistic::Percentile(v, p) => statistic_name = format!("P{p} of {v}"),
+        }
+        let total_value = match &table.statistic {
+            CellStatistic::RowPercent | CellStatistic::ColumnPercent | CellStatistic::CellPercent => {
+                percent(total, total)
+            }
+            _ => total,
+        };
+
+        // Assemble rows × columns with the margins as the last column and row.
+        let mut cells: Vec<Vec<Option<f64>>> = Vec::with_capacity(rows + 1);
+        for r in 0..rows {
+            let mut line: Vec<Option<f64>> = inner[r].iter().map(|c| c.value()).collect();
+            if two_way {
+                line.push(row_margins[r].value());
+            }
+            cells.push(line);
+        }
+        let mut last: Vec<Option<f64>> = if two_way {
+            column_margins.iter().map(|c| c.value()).collect()
+        } else {
+            Vec::new()
+        };
+        last.push(total_value.value());
+        cells.push(last);
+        let mut row_labels = table.row_labels.clone();
+        row_labels.push("Total".into());
+        let mut column_labels = if two_way {
+            table.column_labels.clone()
+        } else {
+            vec![statistic_name.clone()]
+        };
+        if two_way {
+            column_labels.push("Total".into());
+        }
+        debug_assert!(cells.iter().all(|r| r.len() == column_labels.len()));
+
+        let mut notes = Vec::new();
+        if counting {
+            notes.push(format!(
+                "Counts carry cell-key noise (±{} at most); cells under {} are withheld.",
+                rules.max_deviation, rules.min_cell
+            ));
+        } else {
+            notes.push(format!(
+                "Values are coded to P{}–P{} and carry noise; cells with fewer than {} units or a dominant unit are withheld.",
+                rules.coding_percentiles.0, rules.coding_percentiles.1, rules.min_units_for_statistics
+            ));
+        }
+        let title = match &table.column_variable {
+            Some(c) => format!("{} by {}", table.row_variable, c),
+            None => table.row_variable.clone(),
+        };
+        let body = OutputBody::Table(output::Table {
+            title,
+            statistic: statistic_name,
+            row_variable: table.row_variable,
+            column_variable: table.column_variable,
+            row_labels,
+            column_labels,
+            cells,
+            totals: true,
+            notes,
+        });
+        self.emit(origin, body, decisions)
+    }
+
+    pub fn summary(&self, origin: Origin<'_>, variables: Vec<raw::VariableSummary>) -> Released {
+        let gate = self.gate;
+        let rules = gate.rules();
+        let mut rows = Vec::new();
+        let mut withheld = 0;
+        for v in variables {
+            let (n, small) = gate.released_count(v.contributors);
+            let magnitude = gate.released_magnitude(v.contributors, &v.magnitude);
+            let enough = v.magnitude.n >= rules.min_units_for_statistics;
+            let sd = magnitude.and(v.magnitude.sd()).filter(|_| enough);
+            let percentiles: Vec<(String, Option<f64>)> = v
+                .quantiles
+                .iter()
+                .map(|q| {
+                    let shown = if enough { gate.released_quantile(q) } else { None };
+                    (format!("P{}", q.percent), shown)
+                })
+                .collect();
+            withheld += percentiles.iter().filter(|(_, v)| v.is_none()).count();
+            rows.push(output::SummaryRow {
+                variable: v.variable,
+                n: (!small).then_some(n as f64),
+                mean: magnitude.map(|(_, mean)| mean),
+                sd,
+                percentiles,
+                extra: Vec::new(),
+            });
+        }
+        let notes = vec![format!(
+            "N is perturbed; values are coded to P{}–P{} before the mean and SD, which carry noise; percentiles need {} units on each side and show {} significant digits. No minimum or maximum is shown.",
+            rules.coding_percentiles.0,
+            rules.coding_percentiles.1,
+            rules.min_units_beside_percentile,
+            rules.significant_digits
+        )];
+        let decisions = vec![
+            Decision { rule: 5, outcome: "N perturbed".into() },
+            Decision { rule: 7, outcome: "coded, noised".into() },
+            Decision { rule: 8, outcome: format!("{withheld} percentiles withheld") },
+        ];
+        self.emit(origin, OutputBody::Summary(output::Summary { rows, notes }), decisions)
+    }
+
+    pub fn model(&self, origin: Origin<'_>, model: raw::Model) -> Released {
+        let gate = self.gate;
+        let rules = gate.rules();
+        let n = model.contributors.units;
+        let refuse = |message: String| self.refusal(origin, Refusal::new(9, message));
+        if n < rules.min_model_n {
+            return refuse(format!(
+                "models need at least {} units in the estimation sample (rule 9): use a wider population",
+                rules.min_model_n
+            ));
+        }
+        if model.parameters as u64 * 3 > n {
+            return refuse(
+                "the model has more parameters than a third of its units (rule 9): use fewer terms or group the categories".into(),
+            );
+        }
+        if model.residual_df < rules.min_residual_df as f64 {
+            return refuse(format!(
+                "the model leaves fewer than {} residual degrees of freedom (rule 9): use fewer terms",
+                rules.min_residual_df
+            ));
+        }
+        for (variable, levels) in &model.categorical_levels {
+            if levels.iter().any(|&u| u < rules.min_level_units) {
+                return refuse(format!(
+                    "a level of {variable} has fewer than {} units (rule 9): group its small levels with recode",
+                    rules.min_level_units
+                ));
+            }
+        }
+        if let Some(levels) = &model.outcome_levels {
+            if levels.iter().any(|&u| u < rules.min_level_units) {
+                return refuse(format!(
+                    "an outcome level of {} has fewer than {} units (rule 9): group the outcome's levels",
+                    model.dependent, rules.min_level_units
+                ));
+            }
+        }
+        let hide_constant = model.smallest_crossing.is_some_and(|u| u < rules.min_level_units);
+        let mut decisions = vec![Decision { rule: 9, outcome: "passed".into() }];
+        let mut notes = vec!["No residuals, leverage or fitted values are shown.".to_owned()];
+        if hide_constant {
+            decisions.push(Decision { rule: 9, outcome: "constant hidden".into() });
+            notes.push(format!(
+                "The constant is hidden: a crossing of the categorical terms has fewer than {} units.",
+                rules.min_level_units
+            ));
+        }
+        let coefficients = model
+            .coefficients
+            .into_iter()
+            .filter(|c| !(hide_constant && c.is_constant))
+            .map(|c| output::Coefficient {
+                term: c.term,
+                estimate: c.estimate,
+                std_error: c.std_error,
+                statistic: c.statistic,
+                p_value: c.p_value,
+                ci_low: c.ci_low,
+                ci_high: c.ci_high,
+            })
+            .collect();
+        let mut statistics = vec![("N".to_owned(), gate.perturb(model.contributors) as f64)];
+        statistics.extend(model.statistics);
+        decisions.push(Decision { rule: 5, outcome: "N perturbed".into() });
+        let body = OutputBody::Model(output::Model {
+            title: model.title,
+            dependent: model.dependent,
+            coefficients,
+            statistics,
+            notes,
+        });
+        self.emit(origin, body, decisions)
+    }
+
+    pub fn histogram(&self, origin: Origin<'_>, histogram: raw::Histogram) -> Released {
+        let gate = self.gate;
+        let rules = gate.rules();
+        let mut withheld = 0;
+        let bars: Vec<output::Bar> = histogram
+            .bins
+            .iter()
+            .map(|&(start, end, c)| {
+                let (n, small) = gate.released_count(c);
+                withheld += usize::from(small);
+                output::Bar { label: None, start, end, height: (!small).then_some(n as f64) }
+            })
+            .collect();
+        let decisions = vec![
+            Decision { rule: 5, outcome: "counts perturbed".into() },
+            Decision { rule: 10, outcome: format!("{withheld} bins withheld") },
+        ];
+        let body = OutputBody::Chart(output::Chart {
+            chart: "histogram".into(),
+            title: format!("Histogram of {}", histogram.variable),
+            x_label: histogram.variable,
+            y_label: "count".into(),
+            bars,
+            notes: vec![format!(
+                "Values coded to P{}–P{}; counts perturbed; bins under {} withheld.",
+                rules.coding_percentiles.0, rules.coding_percentiles.1, rules.min_cell
+            )],
+        });
+        self.emit(origin, body, decisions)
+    }
+}
+
+/// Suppresses further cells until no row or column with a shown margin has exactly one withheld
+/// cell. Picks the smallest shown non-zero cell of the line, as τ-Argus's simplest heuristic does.
+/// Returns how many cells it withheld.
+fn secondary_suppression(
+    table: &raw::Table,
+    inner: &mut [Vec<Released1>],
+    row_margins: &[Released1],
+    column_margins: &[Released1],
+    two_way: bool,
+) -> usize {
+    let mut added = 0;
+    let rows = inner.len();
+    let columns = inner.first().map_or(0, Vec::len);
+    let true_count = |r: usize, c: usize| table.cells[r][c].contributors.units;
+    loop {
+        let mut changed = false;
+        // Rows (their margin is the row margin in two-way tables, the total in one-way ones).
+        for r in 0..rows {
+            let margin_shown = if two_way {
+                row_margins[r] != Released1::Suppressed
+            } else {
+                false
+            };
+            if margin_shown && inner[r].iter().filter(|c| **c == Released1::Suppressed).count() == 1 {
+                if let Some(c) = (0..columns)
+                    .filter(|&c| matches!(inner[r][c], Released1::Shown(v) if v > 0.0))
+                    .min_by_key(|&c| true_count(r, c))
+                {
+                    inner[r][c] = Released1::Suppressed;
+                    added += 1;
+                    changed = true;
+                }
+            }
+        }
+        // Columns (in a one-way table, the single column's margin is the total).
+        for c in 0..columns {
+            let margin_shown = if two_way {
+                column_margins[c] != Released1::Suppressed
+            } else {
+                true
+            };
+            let withheld = (0..rows).filter(|&r| inner[r][c] == Released1::Suppressed).count();
+            if margin_shown && withheld == 1 {
+                if let Some(r) = (0..rows)
+                    .filter(|&r| matches!(inner[r][c], Released1::Shown(v) if v > 0.0))
+                    .min_by_key(|&r| true_count(r, c))
+                {
+                    inner[r][c] = Released1::Suppressed;
+                    added += 1;
+                    changed = true;
+                }
+            }
+        }
+        if !changed {
+            return added;
+        }
+    }
+}

@@ -1,0 +1,145 @@
+//! The thresholds of ../shared/reference/disclosure.md, as per-datastore settings.
+//!
+//! Defaults are the published ones; a datastore version may override any of them in
+//! `disclosure.json` beside its data. `describe` turns them into the plain words of the rules
+//! page, so what users read is generated from what the gate enforces.
+
+use serde::{Deserialize, Serialize};
+
+use super::ckm::CkmParameters;
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Rules {
+    /// Rule 3: a dataset may not shrink below this many units.
+    pub population_floor: u64,
+    /// Rule 3: statistics on any subpopulation need this many units.
+    pub min_units_for_statistics: u64,
+    /// Rule 4: generate/replace/recode may not change, or leave unchanged, 1..this-1 units.
+    pub min_change: u64,
+    /// Rule 5: cell-key perturbation of counts.
+    pub max_deviation: i64,
+    pub variance: f64,
+    pub js: i64,
+    /// Rule 6: cells under this released count are suppressed.
+    pub min_cell: u64,
+    /// Rule 6: a table is withheld when more than this share of its non-empty cells are small.
+    pub max_small_cell_share: f64,
+    /// Rule 7: magnitudes are coded to [P(lo), P(hi)] of the dataset.
+    pub coding_percentiles: (f64, f64),
+    /// Rule 7: the p % dominance rule.
+    pub dominance_p: f64,
+    /// Rule 7: the noise added to a sum, as a share of its largest contribution (0.5–1 × this).
+    pub magnitude_noise: f64,
+    /// Rule 8: units needed on each side of a percentile.
+    pub min_units_beside_percentile: u64,
+    /// Rule 8: percentiles are rounded to this many significant digits.
+    pub significant_digits: u32,
+    /// Rule 9.
+    pub min_model_n: u64,
+    pub min_residual_df: u64,
+    pub min_level_units: u64,
+    /// Rule 10.
+    pub max_hexbin_grid: u64,
+}
+
+impl Default for Rules {
+    fn default() -> Rules {
+        Rules {
+            population_floor: 1000,
+            min_units_for_statistics: 10,
+            min_change: 10,
+            max_deviation: 2,
+            variance: 1.0,
+            js: 2,
+            min_cell: 5,
+            max_small_cell_share: 0.5,
+            coding_percentiles: (1.0, 99.0),
+            dominance_p: 10.0,
+            magnitude_noise: 0.1,
+            min_units_beside_percentile: 5,
+            significant_digits: 3,
+            min_model_n: 50,
+            min_residual_df: 10,
+            min_level_units: 5,
+            max_hexbin_grid: 25,
+        }
+    }
+}
+
+impl Rules {
+    pub fn ckm(&self) -> CkmParameters {
+        CkmParameters { max_deviation: self.max_deviation, variance: self.variance, js: self.js }
+    }
+
+    /// The rules in plain words, numbered as in the published document.
+    pub fn describe(&self) -> Vec<(u32, String)> {
+        vec![
+            (
+                1,
+                "Every output passes one gate and is written to the audit log with the script line that produced it.".into(),
+            ),
+            (
+                2,
+                "No command lists units, and no minimum or maximum is shown. Pointer variables (_FNR) can only be merge keys.".into(),
+            ),
+            (
+                3,
+                format!(
+                    "A dataset may not shrink below {} units. Statistics on any group need at least {} units.",
+                    self.population_floor, self.min_units_for_statistics
+                ),
+            ),
+            (
+                4,
+                format!(
+                    "generate, replace and recode are refused when they change, or leave unchanged, between 1 and {} units.",
+                    self.min_change - 1
+                ),
+            ),
+            (
+                5,
+                format!(
+                    "Counts carry noise of at most ±{} from the cell-key method: the same units always give the same count, and no count of 1 to {} is shown.",
+                    self.max_deviation, self.js
+                ),
+            ),
+            (
+                6,
+                format!(
+                    "Table cells under {} are suppressed, with further cells where the totals would give them back; a table with more than {:.0} % small cells is withheld.",
+                    self.min_cell,
+                    self.max_small_cell_share * 100.0
+                ),
+            ),
+            (
+                7,
+                format!(
+                    "Values are limited to the {}th–{}th percentile range before sums, means and standard deviations. Sums and means carry noise, and a cell is suppressed when its largest unit could be estimated within {} % by the second largest.",
+                    self.coding_percentiles.0, self.coding_percentiles.1, self.dominance_p
+                ),
+            ),
+            (
+                8,
+                format!(
+                    "Percentiles need {} units on each side and are shown to {} significant digits.",
+                    self.min_units_beside_percentile, self.significant_digits
+                ),
+            ),
+            (
+                9,
+                format!(
+                    "Models need N ≥ {}, at most N/3 parameters, {} residual degrees of freedom, and {} units in every level of a categorical term; no residuals or fitted values are shown.",
+                    self.min_model_n, self.min_residual_df, self.min_level_units
+                ),
+            ),
+            (
+                10,
+                format!(
+                    "Charts come from protected counts: small bins are withheld and hexbin grids are at most {}.",
+                    self.max_hexbin_grid
+                ),
+            ),
+        ]
+    }
+}

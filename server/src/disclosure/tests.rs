@@ -1,0 +1,113 @@
+use super::raw::{Cell, CellStatistic, Contributors, Magnitude, Table};
+use super::*;
+use shared::output::OutputBody;
+
+fn gate() -> Gate {
+    Gate::new(Rules::default(), RecordKeySecret::new([7; 16]))
+}
+
+fn cell_of(gate: &Gate, ids: std::ops::Range<i64>) -> Cell {
+    let mut c = Contributors::default();
+    ids.for_each(|id| c.add(gate.record_key(id)));
+    Cell { contributors: c, ..Cell::default() }
+}
+
+fn release_table(gate: &Gate, table: Table) -> Released {
+    let audit = audit::MemoryAudit::default();
+    let releaser = Releaser::new(gate, &audit, "tester", "tabulate x");
+    let released = releaser.table(Origin { line: 1, command: "tabulate" }, table);
+    assert_eq!(audit.entries.lock().unwrap().len(), 1, "every release is audited");
+    released
+}
+
+fn one_way(gate: &Gate, sizes: &[i64]) -> Table {
+    let mut start = 0;
+    let mut cells = Vec::new();
+    for &n in sizes {
+        cells.push(vec![cell_of(gate, start..start + n)]);
+        start += n;
+    }
+    Table {
+        row_variable: "x".into(),
+        column_variable: None,
+        row_labels: (0..sizes.len()).map(|i| i.to_string()).collect(),
+        column_labels: Vec::new(),
+        cells,
+        row_margins: Vec::new(),
+        column_margins: Vec::new(),
+        total: cell_of(gate, 0..start),
+        statistic: CellStatistic::Count,
+    }
+}
+
+#[test]
+fn small_cells_are_suppressed_with_a_second_cell_so_the_total_cannot_give_them_back() {
+    let gate = gate();
+    let released = release_table(&gate, one_way(&gate, &[3, 400, 500, 600]));
+    let OutputBody::Table(t) = &released.output().body else { panic!("{released:?}") };
+    assert_eq!(t.cells[0][0], None, "a count of 3 is withheld");
+    let withheld = t.cells[..4].iter().filter(|r| r[0].is_none()).count();
+    assert_eq!(withheld, 2, "one more cell is withheld: {t:?}");
+    assert_eq!(t.cells[1][0], None, "the smallest other cell is the one chosen");
+    let total = t.cells[4][0].unwrap();
+    assert!((1501.0 - 2.0..=1503.0 + 2.0).contains(&total));
+}
+
+#[test]
+fn sparse_tables_are_withheld_naming_rule_6() {
+    let gate = gate();
+    let released = release_table(&gate, one_way(&gate, &[1, 2, 3, 1, 500]));
+    let OutputBody::Error { rule, message, .. } = &released.output().body else { panic!() };
+    assert_eq!(rule.as_deref(), Some("rule 6"));
+    assert!(message.contains("withheld"), "{message}");
+    assert!(!message.contains("500"), "a refusal never echoes numbers from the data");
+}
+
+#[test]
+fn the_same_contributors_give_the_same_count_whatever_their_order() {
+    let gate = gate();
+    let mut forward = Contributors::default();
+    let mut backward = Contributors::default();
+    (0..1000).for_each(|id| forward.add(gate.record_key(id)));
+    (0..1000).rev().for_each(|id| backward.add(gate.record_key(id)));
+    assert_eq!(gate.perturb(forward), gate.perturb(backward));
+}
+
+#[test]
+fn the_dominance_rule_suppresses_a_cell_led_by_one_company() {
+    // X = 100 000, x1 = 50 000, x2 = 49 000: the second could estimate the first within 2 %.
+    let gate = gate();
+    let mut m = Magnitude::default();
+    m.add(50_000.0);
+    m.add(49_000.0);
+    for _ in 0..10 {
+        m.add(100.0);
+    }
+    let mut c = Contributors::default();
+    (0..12).for_each(|id| c.add(gate.record_key(id)));
+    assert_eq!(gate.released_magnitude_for_test(c, &m), None);
+    // Without the dominant pair the cell is released, with noise.
+    let mut even = Magnitude::default();
+    (0..12).for_each(|_| even.add(1000.0));
+    let (sum, mean) = gate.released_magnitude_for_test(c, &even).unwrap();
+    assert!(sum != 12_000.0 && (sum - 12_000.0).abs() <= 100.0, "noise of 5–10 % of the largest: {sum}");
+    assert!((mean - sum / 12.0).abs() < 1e-9);
+}
+
+#[test]
+fn refusals_of_data_changes_name_their_rule() {
+    let gate = gate();
+    assert!(gate.check_population(1000).is_ok());
+    assert_eq!(gate.check_population(999).unwrap_err().rule, 3);
+    assert!(gate.check_change(0, 5000).is_ok());
+    assert!(gate.check_change(10, 4990).is_ok());
+    assert_eq!(gate.check_change(1, 4999).unwrap_err().rule, 4);
+    assert_eq!(gate.check_change(4991, 9).unwrap_err().rule, 4);
+}
+
+#[test]
+fn significant_digits_round_as_published() {
+    assert_eq!(significant(412_345.0, 3), 412_000.0);
+    assert_eq!(significant(0.012345, 3), 0.0123);
+    assert_eq!(significant(-98_765.0, 3), -98_800.0);
+}

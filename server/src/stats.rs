@@ -1,0 +1,43 @@
+//! Small numeric helpers shared by the engine and the disclosure gate. Anything heavier
+//! (matrices, distributions) comes from nalgebra and statrs.
+
+/// The `p` quantile (0..=1) of sorted values by linear interpolation between order statistics
+/// (Hyndman–Fan type 7, the default of R, NumPy and pandas).
+pub fn quantile_sorted(sorted: &[f64], p: f64) -> Option<f64> {
+    if sorted.is_empty() || !(0.0..=1.0).contains(&p) {
+        return None;
+    }
+    let h = (sorted.len() - 1) as f64 * p;
+    let lo = h.floor() as usize;
+    let hi = h.ceil() as usize;
+    Some(sorted[lo] + (h - lo as f64) * (sorted[hi] - sorted[lo]))
+}
+
+/// How many sorted values lie strictly below and strictly above `value`.
+pub fn units_beside(sorted: &[f64], value: f64) -> (u64, u64) {
+    let below = sorted.partition_point(|&v| v < value);
+    let not_above = sorted.partition_point(|&v| v <= value);
+    (below as u64, (sorted.len() - not_above) as u64)
+}
+
+/// Sorts finite values ascending.
+pub fn sorted(mut values: Vec<f64>) -> Vec<f64> {
+    values.sort_unstable_by(f64::total_cmp);
+    values
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quantiles_interpolate_like_numpy() {
+        let v = [1.0, 2.0, 3.0, 4.0, 10.0];
+        assert_eq!(quantile_sorted(&v, 0.5), Some(3.0));
+        assert_eq!(quantile_sorted(&v, 0.25), Some(2.0));
+        // numpy.percentile([1,2,3,4,10], 90) == 7.6
+        assert!((quantile_sorted(&v, 0.9).unwrap() - 7.6).abs() < 1e-12);
+        assert_eq!(quantile_sorted(&[], 0.5), None);
+        assert_eq!(units_beside(&[1.0, 2.0, 2.0, 3.0], 2.0), (1, 1));
+    }
+}
