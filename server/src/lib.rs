@@ -4,6 +4,7 @@
 pub mod catalog;
 pub mod datastore;
 pub mod disclosure;
+pub mod engine;
 pub mod http;
 pub mod settings;
 pub mod stats;

@@ -165,15 +165,14 @@ pub struct Origin<'a> {
 
 /// Releases the outputs of one script run, and writes each to the audit log.
 pub struct Releaser<'a> {
-    pub gate: &'a Gate,
     audit: &'a dyn AuditLog,
     user: &'a str,
     script_hash: String,
 }
 
 impl<'a> Releaser<'a> {
-    pub fn new(gate: &'a Gate, audit: &'a dyn AuditLog, user: &'a str, script: &str) -> Releaser<'a> {
-        Releaser { gate, audit, user, script_hash: audit::script_hash(script) }
+    pub fn new(audit: &'a dyn AuditLog, user: &'a str, script: &str) -> Releaser<'a> {
+        Releaser { audit, user, script_hash: audit::script_hash(script) }
     }
 
     fn emit(&self, origin: Origin<'_>, body: OutputBody, decisions: Vec<Decision>) -> Released {

@@ -86,8 +86,7 @@ impl Gate {
 }
 
 impl Releaser<'_> {
-    pub fn table(&self, origin: Origin<'_>, table: raw::Table) -> Released {
-        let gate = self.gate;
+    pub fn table(&self, gate: &Gate, origin: Origin<'_>, table: raw::Table) -> Released {
         let rules = gate.rules();
         let rows = table.row_labels.len();
         let two_way = table.column_variable.is_some();
@@ -266,8 +265,12 @@ impl Releaser<'_> {
         self.emit(origin, body, decisions)
     }
 
-    pub fn summary(&self, origin: Origin<'_>, variables: Vec<raw::VariableSummary>) -> Released {
-        let gate = self.gate;
+    pub fn summary(
+        &self,
+        gate: &Gate,
+        origin: Origin<'_>,
+        variables: Vec<raw::VariableSummary>,
+    ) -> Released {
         let rules = gate.rules();
         let mut rows = Vec::new();
         let mut withheld = 0;
@@ -309,8 +312,7 @@ impl Releaser<'_> {
         self.emit(origin, OutputBody::Summary(output::Summary { rows, notes }), decisions)
     }
 
-    pub fn model(&self, origin: Origin<'_>, model: raw::Model) -> Released {
-        let gate = self.gate;
+    pub fn model(&self, gate: &Gate, origin: Origin<'_>, model: raw::Model) -> Released {
         let rules = gate.rules();
         let n = model.contributors.units;
         let refuse = |message: String| self.refusal(origin, Refusal::new(9, message));
@@ -384,8 +386,7 @@ impl Releaser<'_> {
         self.emit(origin, body, decisions)
     }
 
-    pub fn histogram(&self, origin: Origin<'_>, histogram: raw::Histogram) -> Released {
-        let gate = self.gate;
+    pub fn histogram(&self, gate: &Gate, origin: Origin<'_>, histogram: raw::Histogram) -> Released {
         let rules = gate.rules();
         let mut withheld = 0;
         let bars: Vec<output::Bar> = histogram

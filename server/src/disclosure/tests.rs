@@ -14,8 +14,8 @@ fn cell_of(gate: &Gate, ids: std::ops::Range<i64>) -> Cell {
 
 fn release_table(gate: &Gate, table: Table) -> Released {
     let audit = audit::MemoryAudit::default();
-    let releaser = Releaser::new(gate, &audit, "tester", "tabulate x");
-    let released = releaser.table(Origin { line: 1, command: "tabulate" }, table);
+    let releaser = Releaser::new(&audit, "tester", "tabulate x");
+    let released = releaser.table(gate, Origin { line: 1, command: "tabulate" }, table);
     assert_eq!(audit.entries.lock().unwrap().len(), 1, "every release is audited");
     released
 }

@@ -1,0 +1,145 @@
+//! A dataset of the workspace: one unit type, one row per unit ordered by unit id, and named
+//! variables as Arrow arrays. Keeping rows ordered by id lets an import join by merging two
+//! sorted lists instead of hashing, the shape the datastore itself has.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use datafusion::arrow::array::{Array, ArrayRef, BooleanArray, Int64Array, RecordBatch};
+use datafusion::arrow::compute;
+use datafusion::arrow::datatypes::{DataType, Field, Schema};
+use shared::metadata::UnitType;
+
+use super::EngineError;
+
+/// What a variable is, beyond its values.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct VarInfo {
+    /// Code → label, for code-list variables.
+    pub labels: Option<Arc<BTreeMap<String, String>>>,
+    /// A pointer (`_FNR`) or other identifier: usable only as a merge key (rule 2).
+    pub pointer: bool,
+    /// Where it came from, such as `db/INNTEKT_WLONN 2021-12-31`.
+    pub source: String,
+}
+
+#[derive(Clone, Debug)]
+pub struct Variable {
+    pub name: String,
+    pub values: ArrayRef,
+    pub info: VarInfo,
+}
+
+/// Which datastore version a dataset's units come from: its gate protects the outputs.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Origin {
+    pub datastore: String,
+    pub version: u32,
+}
+
+#[derive(Clone, Debug)]
+pub struct Dataset {
+    pub unit_type: Option<UnitType>,
+    pub origin: Option<Origin>,
+    /// Unit ids, ascending and unique.
+    pub ids: Int64Array,
+    pub variables: Vec<Variable>,
+}
+
+impl Default for Dataset {
+    fn default() -> Dataset {
+        Dataset { unit_type: None, origin: None, ids: Int64Array::from(Vec::<i64>::new()), variables: Vec::new() }
+    }
+}
+
+impl Dataset {
+    pub fn len(&self) -> usize {
+        self.ids.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ids.is_empty() && self.unit_type.is_none()
+    }
+
+    pub fn variable(&self, name: &str) -> Option<&Variable> {
+        self.variables.iter().find(|v| v.name == name)
+    }
+
+    pub fn position(&self, name: &str) -> Option<usize> {
+        self.variables.iter().position(|v| v.name == name)
+    }
+
+    /// The variable called `name`, or an error that suggests the nearest name.
+    pub fn require(&self, name: &str, dataset: &str) -> Result<&Variable, EngineError> {
+        self.variable(name).ok_or_else(|| {
+            let names = self.variables.iter().map(|v| v.name.as_str());
+            let hint = match shared::script::catalog::nearest(name, names) {
+                Some(near) => format!(": did you mean {near}?"),
+                None if self.variables.is_empty() => ": it has no variables yet; import some first".into(),
+                None => format!(
+                    "; it has {}",
+                    self.variables.iter().map(|v| v.name.as_str()).collect::<Vec<_>>().join(", ")
+                ),
+            };
+            EngineError::new(format!("dataset {dataset} has no variable {name}{hint}"))
+        })
+    }
+
+    /// A record batch of the named variables (all when `names` is `None`), for DataFusion.
+    pub fn batch(&self, names: Option<&[String]>) -> Result<RecordBatch, EngineError> {
+        let chosen: Vec<&Variable> = match names {
+            Some(names) => self.variables.iter().filter(|v| names.contains(&v.name)).collect(),
+            None => self.variables.iter().collect(),
+        };
+        let fields: Vec<Field> =
+            chosen.iter().map(|v| Field::new(&v.name, v.values.data_type().clone(), true)).collect();
+        let columns: Vec<ArrayRef> = chosen.iter().map(|v| v.values.clone()).collect();
+        let options = datafusion::arrow::array::RecordBatchOptions::new().with_row_count(Some(self.len()));
+        RecordBatch::try_new_with_options(Arc::new(Schema::new(fields)), columns, &options)
+            .map_err(|e| EngineError::internal(format!("building a batch: {e}")))
+    }
+
+    /// Keeps the rows where `mask` is true.
+    pub fn filter(&mut self, mask: &BooleanArray) -> Result<(), EngineError> {
+        let internal = |e: datafusion::arrow::error::ArrowError| EngineError::internal(e.to_string());
+        let ids = compute::filter(&self.ids, mask).map_err(internal)?;
+        self.ids = ids.as_any().downcast_ref::<Int64Array>().cloned().expect("ids are Int64");
+        for v in &mut self.variables {
+            v.values = compute::filter(&v.values, mask).map_err(internal)?;
+        }
+        Ok(())
+    }
+
+    pub fn set(&mut self, variable: Variable) {
+        match self.position(&variable.name) {
+            Some(i) => self.variables[i] = variable,
+            None => self.variables.push(variable),
+        }
+    }
+}
+
+/// The kind of values a column holds, as the language sees it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    Number,
+    Text,
+    Bool,
+}
+
+impl Kind {
+    pub fn of(data_type: &DataType) -> Kind {
+        match data_type {
+            DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => Kind::Text,
+            DataType::Boolean => Kind::Bool,
+            _ => Kind::Number,
+        }
+    }
+
+    pub fn describe(self) -> &'static str {
+        match self {
+            Kind::Number => "a number",
+            Kind::Text => "text (a code)",
+            Kind::Bool => "a condition",
+        }
+    }
+}

@@ -1,0 +1,423 @@
+//! summarize, tabulate and histogram: raw aggregates for the gate.
+//!
+//! The functions `summarize_raw`, `tabulate_raw` and `histogram_raw` are what the reference
+//! tests compare with pandas; the commands hand their results to the releaser.
+
+use std::collections::HashMap;
+
+use datafusion::arrow::array::{Array, BooleanArray, Float64Array};
+use datafusion::arrow::compute;
+use datafusion::arrow::datatypes::DataType;
+
+use super::dataset::{Dataset, Kind, Variable};
+use super::transform::display;
+use super::{EngineError, Step, expr};
+use crate::disclosure::Gate;
+use crate::disclosure::raw::{self, CellStatistic, Contributors, Magnitude, Quantile};
+use crate::stats;
+
+/// The percentiles `summarize` reports (rule 2).
+pub const SUMMARY_PERCENTS: [f64; 7] = [1.0, 5.0, 25.0, 50.0, 75.0, 95.0, 99.0];
+
+/// A numeric column as f64 with nulls as `None`.
+pub(super) fn numbers(variable: &Variable) -> Result<Vec<Option<f64>>, EngineError> {
+    if Kind::of(variable.values.data_type()) != Kind::Number {
+        return Err(EngineError::new(format!(
+            "{} holds codes, not numbers: tabulate it, or destring it first",
+            variable.name
+        )));
+    }
+    if variable.info.pointer {
+        return Err(EngineError::new(format!("{} is an identifier and can only be a merge key (rule 2)", variable.name)));
+    }
+    let floats = compute::cast(&variable.values, &DataType::Float64).map_err(|e| EngineError::internal(e.to_string()))?;
+    let floats = floats.as_any().downcast_ref::<Float64Array>().expect("cast to Float64");
+    Ok(floats.iter().map(|v| v.filter(|x| x.is_finite())).collect())
+}
+
+/// The rule-7 coding of a column: its values clamped to P1/P99 of the whole dataset.
+fn coded(gate: &Gate, values: &[Option<f64>]) -> Vec<Option<f64>> {
+    let sorted = stats::sorted(values.iter().flatten().copied().collect());
+    match gate.coding_bounds(&sorted) {
+        Some((lo, hi)) => values.iter().map(|v| v.map(|x| x.clamp(lo, hi))).collect(),
+        None => values.to_vec(),
+    }
+}
+
+fn quantiles(sorted: &[f64], percents: &[f64]) -> Vec<Quantile> {
+    percents
+        .iter()
+        .filter_map(|&p| {
+            let value = stats::quantile_sorted(sorted, p / 100.0)?;
+            let (below, above) = stats::units_beside(sorted, value);
+            Some(Quantile { percent: p, value, below, above })
+        })
+        .collect()
+}
+
+/// `summarize` before disclosure: N, coded moments and percentiles of each variable, over the
+/// rows in `mask`.
+pub fn summarize_raw(gate: &Gate, dataset: &Dataset, names: &[String], mask: Option<&BooleanArray>) -> Result<Vec<raw::VariableSummary>, EngineError> {
+    let mut out = Vec::new();
+    for name in names {
+        let variable = dataset.variable(name).ok_or_else(|| EngineError::new(format!("no variable {name}")))?;
+        let values = numbers(variable)?;
+        let coded = coded(gate, &values);
+        let mut contributors = Contributors::default();
+        let mut magnitude = Magnitude::default();
+        let mut raw_values = Vec::new();
+        for i in 0..values.len() {
+            if mask.is_some_and(|m| !m.value(i)) {
+                continue;
+            }
+            let (Some(v), Some(c)) = (values[i], coded[i]) else { continue };
+            contributors.add(gate.record_key(dataset.ids.value(i)));
+            magnitude.add(c);
+            raw_values.push(v);
+        }
+        let sorted = stats::sorted(raw_values);
+        out.push(raw::VariableSummary {
+            variable: name.clone(),
+            contributors,
+            magnitude,
+            quantiles: quantiles(&sorted, &SUMMARY_PERCENTS),
+        });
+    }
+    Ok(out)
+}
+
+/// Levels of a grouping column: a level index per row (`None` for missing) and the labels.
+pub(super) fn levels(variable: &Variable, with_missing: bool, with_labels: bool) -> Result<(Vec<Option<usize>>, Vec<String>), EngineError> {
+    if variable.info.pointer {
+        return Err(EngineError::new(format!("{} is an identifier and can only be a merge key (rule 2)", variable.name)));
+    }
+    let values = &variable.values;
+    let mut keys: Vec<String> = Vec::new();
+    let mut index: HashMap<String, usize> = HashMap::new();
+    let mut rows = Vec::with_capacity(values.len());
+    for i in 0..values.len() {
+        if values.is_null(i) {
+            rows.push(None);
+            continue;
+        }
+        let key = display(values, i);
+        let next = keys.len();
+        let at = *index.entry(key.clone()).or_insert_with(|| {
+            keys.push(key);
+            next
+        });
+        rows.push(Some(at));
+    }
+    // Order levels numerically when they are numbers, else as text.
+    let mut order: Vec<usize> = (0..keys.len()).collect();
+    order.sort_by(|&a, &b| match (keys[a].parse::<f64>(), keys[b].parse::<f64>()) {
+        (Ok(x), Ok(y)) => x.total_cmp(&y),
+        _ => keys[a].cmp(&keys[b]),
+    });
+    let mut rank = vec![0; keys.len()];
+    for (r, &k) in order.iter().enumerate() {
+        rank[k] = r;
+    }
+    let missing_level = with_missing && rows.iter().any(Option::is_none);
+    let rows: Vec<Option<usize>> = rows
+        .into_iter()
+        .map(|r| match r {
+            Some(k) => Some(rank[k]),
+            None if missing_level => Some(keys.len()),
+            None => None,
+        })
+        .collect();
+    let mut labels: Vec<String> = order
+        .iter()
+        .map(|&k| {
+            let code = &keys[k];
+            match (&variable.info.labels, with_labels) {
+                (Some(l), true) => match l.get(code) {
+                    Some(label) => format!("{code} {label}"),
+                    None => code.clone(),
+                },
+                _ => code.clone(),
+            }
+        })
+        .collect();
+    if missing_level {
+        labels.push("missing".into());
+    }
+    if labels.len() > 10_000 {
+        return Err(EngineError::new(format!("{} has more than 10 000 levels: group it with recode before tabulating", variable.name)));
+    }
+    Ok((rows, labels))
+}
+
+pub struct TableRequest<'a> {
+    pub row: &'a str,
+    pub column: Option<&'a str>,
+    pub statistic: CellStatistic,
+    /// The variable behind a magnitude statistic.
+    pub of: Option<&'a str>,
+    pub missing: bool,
+    pub labels: bool,
+}
+
+/// `tabulate` before disclosure.
+pub fn tabulate_raw(gate: &Gate, dataset: &Dataset, request: &TableRequest<'_>, mask: Option<&BooleanArray>) -> Result<raw::Table, EngineError> {
+    let row_var = dataset.variable(request.row).ok_or_else(|| EngineError::new(format!("no variable {}", request.row)))?;
+    let (row_levels, row_labels) = levels(row_var, request.missing, request.labels)?;
+    let (col_levels, column_labels) = match request.column {
+        Some(c) => {
+            let v = dataset.variable(c).ok_or_else(|| EngineError::new(format!("no variable {c}")))?;
+            let (l, labels) = levels(v, request.missing, request.labels)?;
+            (Some(l), labels)
+        }
+        None => (None, Vec::new()),
+    };
+    let magnitude_values = match request.of {
+        Some(name) => {
+            let v = dataset.variable(name).ok_or_else(|| EngineError::new(format!("no variable {name}")))?;
+            let values = numbers(v)?;
+            Some((coded(gate, &values), values))
+        }
+        None => None,
+    };
+    let columns = column_labels.len().max(1);
+    let rows = row_labels.len();
+    let new_cell = || raw::Cell { magnitude: magnitude_values.as_ref().map(|_| Magnitude::default()), ..raw::Cell::default() };
+    let mut cells = vec![vec![new_cell(); columns]; rows];
+    let mut row_margins = vec![new_cell(); if col_levels.is_some() { rows } else { 0 }];
+    let mut column_margins = vec![new_cell(); if col_levels.is_some() { columns } else { 0 }];
+    let mut total = new_cell();
+    // Raw values per cell, for percentile statistics only.
+    let wants_quantile = matches!(request.statistic, CellStatistic::Percentile(..));
+    let mut cell_values: HashMap<(usize, usize), Vec<f64>> = HashMap::new();
+    let mut margin_values: HashMap<(usize, usize), Vec<f64>> = HashMap::new();
+    const ROW_MARGIN: usize = usize::MAX;
+
+    for i in 0..dataset.len() {
+        if mask.is_some_and(|m| !m.value(i)) {
+            continue;
+        }
+        let Some(r) = row_levels[i] else { continue };
+        let c = match &col_levels {
+            Some(l) => match l[i] {
+                Some(c) => c,
+                None => continue,
+            },
+            None => 0,
+        };
+        let value = match &magnitude_values {
+            Some((coded, raw_values)) => match (coded[i], raw_values[i]) {
+                (Some(c), Some(v)) => Some((c, v)),
+                _ => continue,
+            },
+            None => None,
+        };
+        let key = gate.record_key(dataset.ids.value(i));
+        let add = |cell: &mut raw::Cell| {
+            cell.contributors.add(key);
+            if let (Some(m), Some((c, _))) = (cell.magnitude.as_mut(), value) {
+                m.add(c);
+            }
+        };
+        add(&mut cells[r][c]);
+        add(&mut total);
+        if col_levels.is_some() {
+            add(&mut row_margins[r]);
+            add(&mut column_margins[c]);
+        }
+        if let (true, Some((_, v))) = (wants_quantile, value) {
+            cell_values.entry((r, c)).or_default().push(v);
+            margin_values.entry((ROW_MARGIN, ROW_MARGIN)).or_default().push(v);
+            if col_levels.is_some() {
+                margin_values.entry((r, ROW_MARGIN)).or_default().push(v);
+                margin_values.entry((ROW_MARGIN, c)).or_default().push(v);
+            }
+        }
+    }
+    if let CellStatistic::Percentile(_, p) = request.statistic {
+        let fill = |cell: &mut raw::Cell, values: Option<Vec<f64>>| {
+            let sorted = stats::sorted(values.unwrap_or_default());
+            cell.quantiles = quantiles(&sorted, &[p]);
+        };
+        for (r, row) in cells.iter_mut().enumerate() {
+            for (c, cell) in row.iter_mut().enumerate() {
+                fill(cell, cell_values.remove(&(r, c)));
+            }
+        }
+        for (r, cell) in row_margins.iter_mut().enumerate() {
+            fill(cell, margin_values.remove(&(r, ROW_MARGIN)));
+        }
+        for (c, cell) in column_margins.iter_mut().enumerate() {
+            fill(cell, margin_values.remove(&(ROW_MARGIN, c)));
+        }
+        fill(&mut total, margin_values.remove(&(ROW_MARGIN, ROW_MARGIN)));
+    }
+    Ok(raw::Table {
+        row_variable: request.row.to_owned(),
+        column_variable: request.column.map(str::to_owned),
+        row_labels,
+        column_labels,
+        cells,
+        row_margins,
+        column_margins,
+        total,
+        statistic: request.statistic.clone(),
+    })
+}
+
+/// `histogram` before disclosure: equal-width bins over the coded range.
+pub fn histogram_raw(gate: &Gate, dataset: &Dataset, name: &str, bins: usize, width: Option<f64>, mask: Option<&BooleanArray>) -> Result<raw::Histogram, EngineError> {
+    let variable = dataset.variable(name).ok_or_else(|| EngineError::new(format!("no variable {name}")))?;
+    let values = coded(gate, &numbers(variable)?);
+    let selected: Vec<(usize, f64)> = values
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| mask.is_none_or(|m| m.value(*i)))
+        .filter_map(|(i, v)| v.map(|v| (i, v)))
+        .collect();
+    let lo = selected.iter().map(|(_, v)| *v).fold(f64::INFINITY, f64::min);
+    let hi = selected.iter().map(|(_, v)| *v).fold(f64::NEG_INFINITY, f64::max);
+    if selected.is_empty() {
+        return Ok(raw::Histogram { variable: name.to_owned(), bins: Vec::new() });
+    }
+    let (count, step) = match width {
+        Some(w) if w > 0.0 => (((hi - lo) / w).floor() as usize + 1, w),
+        _ => {
+            let n = bins.max(1);
+            (n, if hi > lo { (hi - lo) / n as f64 } else { 1.0 })
+        }
+    };
+    if count > 200 {
+        return Err(EngineError::new("a histogram may have at most 200 bins: use a wider width()"));
+    }
+    let mut contributors = vec![Contributors::default(); count];
+    for (i, v) in selected {
+        let b = (((v - lo) / step).floor() as usize).min(count - 1);
+        contributors[b].add(gate.record_key(dataset.ids.value(i)));
+    }
+    let bins = contributors
+        .into_iter()
+        .enumerate()
+        .map(|(b, c)| (lo + b as f64 * step, lo + (b + 1) as f64 * step, c))
+        .collect();
+    Ok(raw::Histogram { variable: name.to_owned(), bins })
+}
+
+impl Step<'_> {
+    fn mask(&self, dataset: &Dataset, name: &str) -> Result<Option<BooleanArray>, EngineError> {
+        match &self.command().condition {
+            Some(c) => Ok(Some(expr::condition(&self.engine.ctx, dataset, name, c)?)),
+            None => Ok(None),
+        }
+    }
+
+    fn variable_args(&self, dataset: &Dataset, dataset_name: &str) -> Result<Vec<String>, EngineError> {
+        let names = self.names_in_args()?;
+        for (n, span) in &names {
+            dataset.require(n, dataset_name).map_err(|e| e.with_span(*span))?;
+        }
+        Ok(names.into_iter().map(|(n, _)| n).collect())
+    }
+
+    pub(super) fn summarize(&mut self) -> Result<(), EngineError> {
+        let (dataset_name, dataset) = self.populated()?;
+        let mut names = self.variable_args(dataset, dataset_name)?;
+        if names.is_empty() {
+            names = dataset
+                .variables
+                .iter()
+                .filter(|v| Kind::of(v.values.data_type()) == Kind::Number && !v.info.pointer)
+                .map(|v| v.name.clone())
+                .collect();
+        }
+        let mask = self.mask(dataset, dataset_name)?;
+        let gate = self.gate();
+        let raw = summarize_raw(gate, dataset, &names, mask.as_ref())?;
+        let released = self.releaser.summary(gate, self.origin(), raw);
+        self.outputs.push(released);
+        Ok(())
+    }
+
+    pub(super) fn tabulate(&mut self) -> Result<(), EngineError> {
+        let (dataset_name, dataset) = self.populated()?;
+        let names = self.variable_args(dataset, dataset_name)?;
+        if names.is_empty() || names.len() > 2 {
+            return Err(EngineError::at(
+                self.command().span,
+                if names.is_empty() { "write tabulate <variable> [<variable>]" } else { "tables of more than two variables are not supported yet" },
+            ));
+        }
+        let of = self.option_text("summarize");
+        if let Some(of) = &of {
+            dataset.require(of, dataset_name).map_err(|e| e.with_span(self.option("summarize").expect("present").span))?;
+        }
+        let statistic = match &of {
+            Some(v) => {
+                if self.flag("sum") {
+                    CellStatistic::Sum(v.clone())
+                } else if self.flag("std") {
+                    CellStatistic::Sd(v.clone())
+                } else if self.flag("p25") {
+                    CellStatistic::Percentile(v.clone(), 25.0)
+                } else if self.flag("p50") {
+                    CellStatistic::Percentile(v.clone(), 50.0)
+                } else if self.flag("p75") {
+                    CellStatistic::Percentile(v.clone(), 75.0)
+                } else if self.flag("gini") || self.flag("iqr") {
+                    return Err(EngineError::new("tabulate with gini or iqr cells is not supported yet"));
+                } else {
+                    CellStatistic::Mean(v.clone())
+                }
+            }
+            None if self.flag("rowpct") => CellStatistic::RowPercent,
+            None if self.flag("colpct") => CellStatistic::ColumnPercent,
+            None if self.flag("cellpct") => CellStatistic::CellPercent,
+            None => CellStatistic::Count,
+        };
+        for unsupported in ["chi2", "flatten", "rowsort", "colsort", "top", "bottom"] {
+            if self.flag(unsupported) {
+                return Err(EngineError::at(self.option(unsupported).expect("present").span, format!("tabulate's {unsupported} option is not supported yet")));
+            }
+        }
+        let mask = self.mask(dataset, dataset_name)?;
+        let gate = self.gate();
+        let percent = matches!(statistic, CellStatistic::RowPercent | CellStatistic::ColumnPercent | CellStatistic::CellPercent);
+        let request = |statistic: CellStatistic| TableRequest {
+            row: &names[0],
+            column: names.get(1).map(String::as_str),
+            statistic,
+            of: of.as_deref(),
+            missing: self.flag("missing"),
+            labels: !self.flag("nolabels"),
+        };
+        let mut released = Vec::new();
+        if percent && self.flag("freq") {
+            let raw = tabulate_raw(gate, dataset, &request(CellStatistic::Count), mask.as_ref())?;
+            released.push(self.releaser.table(gate, self.origin(), raw));
+        }
+        let raw = tabulate_raw(gate, dataset, &request(statistic), mask.as_ref())?;
+        released.push(self.releaser.table(gate, self.origin(), raw));
+        self.outputs.extend(released);
+        Ok(())
+    }
+
+    pub(super) fn histogram(&mut self) -> Result<(), EngineError> {
+        let (dataset_name, dataset) = self.populated()?;
+        let names = self.variable_args(dataset, dataset_name)?;
+        let [name] = names.as_slice() else {
+            return Err(EngineError::at(self.command().span, "write histogram <variable>"));
+        };
+        for unsupported in ["by", "normal", "discrete", "density", "fraction", "percent"] {
+            if self.flag(unsupported) {
+                return Err(EngineError::at(self.option(unsupported).expect("present").span, format!("histogram's {unsupported} option is not supported yet")));
+            }
+        }
+        let bins = self.option_number("bin")?.map_or(20, |b| b.clamp(1.0, 200.0) as usize);
+        let width = self.option_number("width")?;
+        let mask = self.mask(dataset, dataset_name)?;
+        let gate = self.gate();
+        let raw = histogram_raw(gate, dataset, name, bins, width, mask.as_ref())?;
+        let released = self.releaser.histogram(gate, self.origin(), raw);
+        self.outputs.push(released);
+        Ok(())
+    }
+}

@@ -1,0 +1,294 @@
+//! Expansion: from a parsed script to the flat list of commands to run.
+//!
+//! `let` values depend on nothing but the script, so they are evaluated here, loops are
+//! unrolled and `$name` is replaced by its value's text, as a macro would. Each command is
+//! re-parsed from its own text, so execution sees spans relative to the command it runs.
+
+use std::collections::BTreeMap;
+
+use shared::script::{BinaryOp, Command, Expr, ExprParser, Item, Span, TokenKind, lex, line_column, parse};
+
+/// A command ready to run.
+#[derive(Clone, Debug)]
+pub struct Expanded {
+    /// 1-based line in the script.
+    pub line: u32,
+    /// Added to columns within `text` to give columns in the script line.
+    pub column_offset: u32,
+    /// The command's text after substitution.
+    pub text: String,
+    pub command: Command,
+}
+
+/// Why a script cannot run.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Problem {
+    pub line: u32,
+    pub column: u32,
+    pub command: String,
+    pub message: String,
+}
+
+pub fn expand(script: &str, max_commands: usize) -> Result<Vec<Expanded>, Vec<Problem>> {
+    let parsed = parse(script);
+    if !parsed.diagnostics.is_empty() {
+        return Err(parsed
+            .diagnostics
+            .iter()
+            .map(|d| {
+                let (line, column) = line_column(script, d.span.start);
+                let command = script.lines().nth(line - 1).and_then(|l| l.split_whitespace().next()).unwrap_or("");
+                Problem { line: line as u32, column: column as u32, command: command.to_owned(), message: d.message.clone() }
+            })
+            .collect());
+    }
+    let mut expander = Expander { script, bindings: BTreeMap::new(), out: Vec::new(), max_commands };
+    expander.items(&parsed.items)?;
+    Ok(expander.out)
+}
+
+struct Expander<'a> {
+    script: &'a str,
+    bindings: BTreeMap<String, String>,
+    out: Vec<Expanded>,
+    max_commands: usize,
+}
+
+impl Expander<'_> {
+    fn problem(&self, span: Span, command: &str, message: impl Into<String>) -> Vec<Problem> {
+        let (line, column) = line_column(self.script, span.start);
+        vec![Problem { line: line as u32, column: column as u32, command: command.to_owned(), message: message.into() }]
+    }
+
+    fn items(&mut self, items: &[Item]) -> Result<(), Vec<Problem>> {
+        for item in items {
+            match item {
+                Item::TextBlock { text, span } => {
+                    let (line, _) = line_column(self.script, span.start);
+                    let command = Command {
+                        span: *span,
+                        name: "textblock".into(),
+                        name_span: *span,
+                        args: Vec::new(),
+                        condition: None,
+                        options: Vec::new(),
+                    };
+                    self.push(Expanded { line: line as u32, column_offset: 0, text: text.trim_end().to_owned(), command }, *span)?;
+                }
+                Item::Command(command) if command.name == "let" => self.let_binding(command)?,
+                Item::Command(command) => {
+                    let expanded = self.command(command)?;
+                    self.push(expanded, command.span)?;
+                }
+                Item::For { header, body, .. } => self.for_loop(header, body)?,
+            }
+        }
+        Ok(())
+    }
+
+    fn push(&mut self, expanded: Expanded, span: Span) -> Result<(), Vec<Problem>> {
+        if self.out.len() >= self.max_commands {
+            return Err(self.problem(
+                span,
+                &expanded.command.name,
+                format!("the script unrolls to more than {} commands (max_commands): use fewer loop values", self.max_commands),
+            ));
+        }
+        self.out.push(expanded);
+        Ok(())
+    }
+
+    /// The command's own text with `$name` replaced, parsed again on its own.
+    fn command(&self, command: &Command) -> Result<Expanded, Vec<Problem>> {
+        let original = command.span.text(self.script);
+        let text = self.substitute(original, command.span.start)?;
+        let (line, column) = line_column(self.script, command.span.start);
+        let reparsed = parse(&text);
+        if let Some(d) = reparsed.diagnostics.first() {
+            return Err(self.problem(command.span, &command.name, format!("after substituting bindings: {}", d.message)));
+        }
+        let Some(Item::Command(command)) = reparsed.items.into_iter().next() else {
+            return Err(self.problem(command.span, &command.name, "after substituting bindings, nothing is left to run"));
+        };
+        Ok(Expanded { line: line as u32, column_offset: column as u32 - 1, text, command })
+    }
+
+    /// Replaces `$name` by its value. `++` next to a binding joins names (`wage_ ++ $year` is
+    /// `wage_2021`), so it disappears with the spaces around it.
+    fn substitute(&self, text: &str, offset: u32) -> Result<String, Vec<Problem>> {
+        let (tokens, _) = lex(text);
+        let mut pieces: Vec<(TokenKind, String)> = Vec::with_capacity(tokens.len());
+        for t in &tokens {
+            let piece = t.span.text(text);
+            if t.kind != TokenKind::Dollar {
+                pieces.push((t.kind, piece.to_owned()));
+                continue;
+            }
+            let name = &piece[1..];
+            let Some(value) = self.bindings.get(name) else {
+                let span = Span { start: t.span.start + offset, end: t.span.end + offset };
+                return Err(self.problem(span, "let", format!("${name} is not bound: add let {name} = … or a for loop over {name}")));
+            };
+            pieces.push((TokenKind::Dollar, value.clone()));
+        }
+        let meaningful = |i: usize| pieces[i].0 != TokenKind::Whitespace;
+        let mut drop = vec![false; pieces.len()];
+        for i in 0..pieces.len() {
+            if pieces[i].0 != TokenKind::PlusPlus {
+                continue;
+            }
+            let before = (0..i).rev().find(|&j| meaningful(j));
+            let after = (i + 1..pieces.len()).find(|&j| meaningful(j));
+            let binding = |j: Option<usize>| j.is_some_and(|j| pieces[j].0 == TokenKind::Dollar);
+            if binding(before) || binding(after) {
+                let from = before.map_or(0, |b| b + 1);
+                let to = after.unwrap_or(pieces.len());
+                drop[from..to].iter_mut().for_each(|d| *d = true);
+            }
+        }
+        Ok(pieces.into_iter().zip(drop).filter(|(_, d)| !d).map(|((_, p), _)| p).collect())
+    }
+
+    fn let_binding(&mut self, command: &Command) -> Result<(), Vec<Problem>> {
+        let usage = "write let <name> = <value>, such as let year = 2021";
+        let args = &command.args;
+        if args.len() < 3 || args[0].kind != TokenKind::Ident || args[1].kind != TokenKind::Eq {
+            return Err(self.problem(command.span, "let", usage));
+        }
+        let name = args[0].span.text(self.script).to_owned();
+        // Substitute earlier bindings into the value's text, then read it as an expression.
+        let value_span = Span { start: args[2].span.start, end: args[args.len() - 1].span.end };
+        let text = self.substitute(value_span.text(self.script), value_span.start)?;
+        let (tokens, _) = lex(&text);
+        let tokens: Vec<_> = tokens.into_iter().filter(|t| !t.kind.is_trivia() && t.kind != TokenKind::Newline).collect();
+        let mut parser = ExprParser::new(&text, &tokens);
+        let expr = parser.parse();
+        if let Some(d) = parser.diagnostics.first() {
+            return Err(self.problem(value_span, "let", d.message.clone()));
+        }
+        let value = evaluate_let(&expr, &text).map_err(|m| self.problem(value_span, "let", m))?;
+        self.bindings.insert(name, value);
+        Ok(())
+    }
+
+    fn for_loop(&mut self, header: &Command, body: &[Item]) -> Result<(), Vec<Problem>> {
+        let text = Span { start: header.name_span.end, end: header.span.end }.text(self.script);
+        let text = self.substitute(text, header.name_span.end)?;
+        let mut loops: Vec<(String, Vec<String>)> = Vec::new();
+        for segment in text.split(';') {
+            let Some((names, values)) = segment.split_once(" in ") else {
+                return Err(self.problem(header.span, "for", "write for <name> in <values>, such as for year in 2019 : 2021"));
+            };
+            let names: Vec<&str> = names.split(',').map(str::trim).collect();
+            if names.len() != 1 {
+                return Err(self.problem(header.span, "for", "zipped loops (for i, j in …) are not supported yet: nest two loops with ;"));
+            }
+            let values = values.trim();
+            let list: Vec<String> = match values.split_once(':') {
+                Some((from, to)) if !values.contains(',') => {
+                    let (from, to) = (from.trim().parse::<i64>(), to.trim().parse::<i64>());
+                    let (Ok(from), Ok(to)) = (from, to) else {
+                        return Err(self.problem(header.span, "for", "a range takes two whole numbers: for i in 2015 : 2020"));
+                    };
+                    if to < from || to - from >= self.max_commands as i64 {
+                        return Err(self.problem(header.span, "for", format!("the range {from} : {to} is empty or longer than the limit of {} (max_commands)", self.max_commands)));
+                    }
+                    (from..=to).map(|v| v.to_string()).collect()
+                }
+                _ => values.split(',').map(|v| v.trim().to_owned()).filter(|v| !v.is_empty()).collect(),
+            };
+            if list.is_empty() {
+                return Err(self.problem(header.span, "for", "the loop has no values"));
+            }
+            loops.push((names[0].to_owned(), list));
+        }
+        self.nested(&loops, body)
+    }
+
+    fn nested(&mut self, loops: &[(String, Vec<String>)], body: &[Item]) -> Result<(), Vec<Problem>> {
+        let Some(((name, values), rest)) = loops.split_first() else {
+            return self.items(body);
+        };
+        let saved = self.bindings.get(name).cloned();
+        for value in values {
+            self.bindings.insert(name.clone(), value.clone());
+            self.nested(rest, body)?;
+        }
+        match saved {
+            Some(v) => self.bindings.insert(name.clone(), v),
+            None => self.bindings.remove(name),
+        };
+        Ok(())
+    }
+}
+
+/// A `let` value as the text it stands for: numbers, quoted text, dates and symbols, joined
+/// by `++` or combined by arithmetic, and the conversion functions.
+fn evaluate_let(expr: &Expr, source: &str) -> Result<String, String> {
+    #[derive(Clone)]
+    enum V {
+        Number(f64),
+        Text(String),
+        Symbol(String),
+    }
+    fn show(v: &V) -> String {
+        match v {
+            V::Number(n) if n.fract() == 0.0 && n.abs() < 1e15 => format!("{}", *n as i64),
+            V::Number(n) => n.to_string(),
+            V::Text(t) => format!("'{t}'"),
+            V::Symbol(s) => s.clone(),
+        }
+    }
+    fn bare(v: &V) -> String {
+        match v {
+            V::Text(t) => t.clone(),
+            other => show(other),
+        }
+    }
+    fn eval(expr: &Expr, source: &str) -> Result<V, String> {
+        Ok(match expr {
+            Expr::Number { value, .. } => V::Number(*value),
+            Expr::Text { value, .. } => V::Text(value.clone()),
+            Expr::Date { span, .. } => V::Symbol(span.text(source).to_owned()),
+            Expr::Variable { name, .. } => V::Symbol(name.clone()),
+            Expr::Binary { op: BinaryOp::Concat, lhs, rhs, .. } => {
+                let (l, r) = (eval(lhs, source)?, eval(rhs, source)?);
+                match l {
+                    V::Text(t) => V::Text(t + &bare(&r)),
+                    other => V::Symbol(bare(&other) + &bare(&r)),
+                }
+            }
+            Expr::Binary { op, lhs, rhs, .. } => {
+                let (V::Number(a), V::Number(b)) = (eval(lhs, source)?, eval(rhs, source)?) else {
+                    return Err("arithmetic in let needs numbers; join names with ++".into());
+                };
+                V::Number(match op {
+                    BinaryOp::Add => a + b,
+                    BinaryOp::Sub => a - b,
+                    BinaryOp::Mul => a * b,
+                    BinaryOp::Div => a / b,
+                    BinaryOp::Pow => a.powf(b),
+                    _ => return Err("let takes numbers, text, names, ++ and + - * / ^".into()),
+                })
+            }
+            Expr::Unary { op: shared::script::UnaryOp::Neg, operand, .. } => match eval(operand, source)? {
+                V::Number(n) => V::Number(-n),
+                _ => return Err("only numbers can be negated".into()),
+            },
+            Expr::Call { function, args, .. } if args.len() == 1 => {
+                let v = eval(&args[0], source)?;
+                match function.as_str() {
+                    "to_int" => match &v {
+                        V::Number(n) => V::Number(n.trunc()),
+                        other => V::Number(bare(other).trim().parse::<f64>().map_err(|_| format!("to_int cannot read '{}' as a number", bare(other)))?.trunc()),
+                    },
+                    "to_str" => V::Text(bare(&v)),
+                    "to_symbol" | "bind" => V::Symbol(bare(&v)),
+                    other => return Err(format!("only date_fmt, to_int, to_str, to_symbol and bind work inside let, not {other}")),
+                }
+            }
+            _ => return Err("let takes numbers, text, names, ++ and + - * / ^".into()),
+        })
+    }
+    eval(expr, source).map(|v| show(&v))
+}

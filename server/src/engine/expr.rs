@@ -1,0 +1,452 @@
+//! Script expressions as DataFusion expressions, checked for types first.
+//!
+//! The language's rules differ from SQL's in places, and the lowering makes them explicit:
+//! `/` always divides as real numbers, a comparison yields 1/0 when stored, a number used as a
+//! condition is true when it is not 0, and `.` is SQL's NULL. A comparison with a missing value
+//! is missing, and `if` treats missing as false (*ours*; Stata would call missing +∞).
+
+use std::sync::Arc;
+
+use datafusion::arrow::array::{Array, ArrayRef, BooleanArray};
+use datafusion::arrow::compute;
+use datafusion::arrow::datatypes::DataType;
+use datafusion::common::{Column, DFSchema, ScalarValue};
+use datafusion::functions::expr_fn as f;
+use datafusion::logical_expr::{Expr as Df, Operator, binary_expr, cast, lit};
+use datafusion::prelude::SessionContext;
+use shared::script::{BinaryOp, Expr, Span, UnaryOp};
+
+use super::EngineError;
+use super::dataset::{Dataset, Kind};
+
+pub struct Lowered {
+    pub expr: Df,
+    pub kind: Kind,
+}
+
+/// Lowers `expr` against `dataset`, collecting the variables it reads into `used`.
+pub fn lower(expr: &Expr, dataset: &Dataset, name: &str, used: &mut Vec<String>) -> Result<Lowered, EngineError> {
+    Lowering { dataset, name, used }.lower(expr)
+}
+
+/// Evaluates an expression over every row; conditions come back as 1/0 numbers.
+pub fn evaluate(ctx: &SessionContext, dataset: &Dataset, name: &str, expr: &Expr) -> Result<(ArrayRef, Kind), EngineError> {
+    let mut used = Vec::new();
+    let lowered = lower(expr, dataset, name, &mut used)?;
+    let (expr, kind) = match lowered.kind {
+        Kind::Bool => (cast(lowered.expr, DataType::Int64), Kind::Number),
+        k => (lowered.expr, k),
+    };
+    let array = run(ctx, dataset, &used, expr)?;
+    Ok((array, kind))
+}
+
+/// Evaluates a condition; missing counts as false.
+pub fn condition(ctx: &SessionContext, dataset: &Dataset, name: &str, expr: &Expr) -> Result<BooleanArray, EngineError> {
+    let mut used = Vec::new();
+    let lowered = lower(expr, dataset, name, &mut used)?;
+    let expr = truthy(lowered, expr.span())?;
+    let array = run(ctx, dataset, &used, expr)?;
+    let mask = array
+        .as_any()
+        .downcast_ref::<BooleanArray>()
+        .cloned()
+        .ok_or_else(|| EngineError::internal("a condition did not evaluate to booleans"))?;
+    // Missing is false. (`prep_null_mask_filter` panics on a mask without nulls.)
+    Ok(match mask.nulls() {
+        Some(_) => compute::prep_null_mask_filter(&mask),
+        None => mask,
+    })
+}
+
+fn run(ctx: &SessionContext, dataset: &Dataset, used: &[String], expr: Df) -> Result<ArrayRef, EngineError> {
+    let batch = dataset.batch(Some(used))?;
+    let schema = DFSchema::try_from(batch.schema().as_ref().clone())
+        .map_err(|e| EngineError::internal(e.to_string()))?;
+    let physical = ctx
+        .create_physical_expr(expr, &schema)
+        .map_err(|e| EngineError::new(format!("cannot evaluate the expression: {}", clean(&e))))?;
+    let value = physical
+        .evaluate(&batch)
+        .map_err(|e| EngineError::new(format!("cannot evaluate the expression: {}", clean(&e))))?;
+    value.into_array(batch.num_rows()).map_err(|e| EngineError::internal(e.to_string()))
+}
+
+fn clean(e: &datafusion::error::DataFusionError) -> String {
+    e.to_string().lines().next().unwrap_or_default().to_owned()
+}
+
+fn truthy(lowered: Lowered, span: Span) -> Result<Df, EngineError> {
+    Ok(match lowered.kind {
+        Kind::Bool => lowered.expr,
+        Kind::Number => lowered.expr.not_eq(lit(0i64)),
+        Kind::Text => {
+            return Err(EngineError::at(
+                span,
+                "text cannot be a condition: compare it, such as sex == '1'",
+            ));
+        }
+    })
+}
+
+struct Lowering<'a> {
+    dataset: &'a Dataset,
+    name: &'a str,
+    used: &'a mut Vec<String>,
+}
+
+fn number(expr: Df) -> Lowered {
+    Lowered { expr, kind: Kind::Number }
+}
+
+impl Lowering<'_> {
+    fn lower(&mut self, expr: &Expr) -> Result<Lowered, EngineError> {
+        Ok(match expr {
+            Expr::Number { value, .. } => {
+                if value.fract() == 0.0 && value.abs() < 9.0e15 {
+                    number(lit(*value as i64))
+                } else {
+                    number(lit(*value))
+                }
+            }
+            Expr::Text { value, .. } => Lowered { expr: lit(value.clone()), kind: Kind::Text },
+            Expr::Date { days, .. } => number(lit(*days as i64)),
+            Expr::Missing { .. } => number(lit(ScalarValue::Float64(None))),
+            Expr::Variable { name, span } => {
+                let variable = self.dataset.require(name, self.name).map_err(|e| e.with_span(*span))?;
+                if variable.info.pointer {
+                    return Err(EngineError::at(
+                        *span,
+                        format!(
+                            "{name} is an identifier and can only be a merge key (rule 2): use it in merge … on {name}"
+                        ),
+                    ));
+                }
+                if !self.used.contains(name) {
+                    self.used.push(name.clone());
+                }
+                let kind = Kind::of(variable.values.data_type());
+                Lowered { expr: Df::Column(Column::new_unqualified(name)), kind }
+            }
+            Expr::Binding { name, span } => {
+                return Err(EngineError::at(*span, format!("${name} is not bound: add let {name} = … before this line")));
+            }
+            Expr::Error { span } => return Err(EngineError::at(*span, "this expression is incomplete")),
+            Expr::Unary { op: UnaryOp::Neg, operand, span } => {
+                let inner = self.lower(operand)?;
+                self.expect_number(&inner, operand.span(), "-")?;
+                let _ = span;
+                number(Df::Negative(Box::new(as_number(inner))))
+            }
+            Expr::Unary { op: UnaryOp::Not, operand, .. } => {
+                let inner = self.lower(operand)?;
+                Lowered { expr: Df::Not(Box::new(truthy(inner, operand.span())?)), kind: Kind::Bool }
+            }
+            Expr::Binary { op, lhs, rhs, span } => self.binary(*op, lhs, rhs, *span)?,
+            Expr::Call { function, function_span, args, span } => self.call(function, *function_span, args, *span)?,
+        })
+    }
+
+    fn expect_number(&self, l: &Lowered, span: Span, operator: &str) -> Result<(), EngineError> {
+        if l.kind == Kind::Text {
+            return Err(EngineError::at(
+                span,
+                format!("{operator} needs numbers, and this is text: destring it first, or compare codes with =="),
+            ));
+        }
+        Ok(())
+    }
+
+    fn binary(&mut self, op: BinaryOp, lhs: &Expr, rhs: &Expr, span: Span) -> Result<Lowered, EngineError> {
+        let l = self.lower(lhs)?;
+        let r = self.lower(rhs)?;
+        use BinaryOp::*;
+        match op {
+            Or | And => {
+                let (a, b) = (truthy(l, lhs.span())?, truthy(r, rhs.span())?);
+                let expr = if op == Or { a.or(b) } else { a.and(b) };
+                Ok(Lowered { expr, kind: Kind::Bool })
+            }
+            Eq | Ne | Lt | Le | Gt | Ge => {
+                let text = |l: &Lowered| l.kind == Kind::Text;
+                if text(&l) != text(&r) {
+                    let (code_side, other) = if text(&l) { (lhs, rhs) } else { (rhs, lhs) };
+                    let hint = match other {
+                        Expr::Number { value, .. } => format!(": quote the code, as '{value}'"),
+                        _ => ": compare codes with quoted codes, or destring the variable".into(),
+                    };
+                    return Err(EngineError::at(
+                        span,
+                        format!("cannot compare text ({}) with a number{hint}", describe(code_side)),
+                    ));
+                }
+                let operator = match op {
+                    Eq => Operator::Eq,
+                    Ne => Operator::NotEq,
+                    Lt => Operator::Lt,
+                    Le => Operator::LtEq,
+                    Gt => Operator::Gt,
+                    _ => Operator::GtEq,
+                };
+                let (a, b) = if text(&l) { (l.expr, r.expr) } else { (as_number(l), as_number(r)) };
+                Ok(Lowered { expr: binary_expr(a, operator, b), kind: Kind::Bool })
+            }
+            Concat => Ok(Lowered { expr: f::concat(vec![as_text(l), as_text(r)]), kind: Kind::Text }),
+            Add if l.kind == Kind::Text && r.kind == Kind::Text => {
+                Ok(Lowered { expr: f::concat(vec![l.expr, r.expr]), kind: Kind::Text })
+            }
+            Add | Sub | Mul | Div | Pow => {
+                let symbol = match op {
+                    Add => "+",
+                    Sub => "-",
+                    Mul => "*",
+                    Div => "/",
+                    _ => "^",
+                };
+                self.expect_number(&l, lhs.span(), symbol)?;
+                self.expect_number(&r, rhs.span(), symbol)?;
+                let (a, b) = (as_number(l), as_number(r));
+                let expr = match op {
+                    Add => a + b,
+                    Sub => a - b,
+                    Mul => a * b,
+                    // Real division, never SQL's integer division.
+                    Div => cast(a, DataType::Float64) / cast(b, DataType::Float64),
+                    _ => f::power(cast(a, DataType::Float64), cast(b, DataType::Float64)),
+                };
+                Ok(number(expr))
+            }
+        }
+    }
+
+    fn call(&mut self, function: &str, function_span: Span, args: &[Expr], span: Span) -> Result<Lowered, EngineError> {
+        let arity = |n: usize| -> Result<(), EngineError> {
+            if args.len() != n {
+                return Err(EngineError::at(
+                    span,
+                    format!("{function} takes {n} argument{}, not {}", if n == 1 { "" } else { "s" }, args.len()),
+                ));
+            }
+            Ok(())
+        };
+        let mut lowered = Vec::with_capacity(args.len());
+        for a in args {
+            lowered.push(self.lower(a)?);
+        }
+        let numbers = |lowered: &mut Vec<Lowered>, this: &Self| -> Result<Vec<Df>, EngineError> {
+            for (l, a) in lowered.iter().zip(args) {
+                this.expect_number(l, a.span(), function)?;
+            }
+            Ok(lowered.drain(..).map(as_number).collect())
+        };
+        let float = |e: Df| cast(e, DataType::Float64);
+        let days_to_date = |e: Df| cast(cast(e, DataType::Int32), DataType::Date32);
+        let date_part = |part: &str, e: Df| number(cast(f::date_part(lit(part), days_to_date(e)), DataType::Int64));
+        Ok(match function {
+            "abs" | "ceil" | "floor" | "int" | "sqrt" | "exp" | "ln" | "log10" | "sin" | "cos" | "tan" | "asin" | "acos" | "atan" => {
+                arity(1)?;
+                let x = numbers(&mut lowered, self)?.remove(0);
+                number(match function {
+                    "abs" => f::abs(x),
+                    "ceil" => f::ceil(float(x)),
+                    "floor" => f::floor(float(x)),
+                    "int" => cast(f::trunc(vec![float(x)]), DataType::Int64),
+                    "sqrt" => f::sqrt(float(x)),
+                    "exp" => f::exp(float(x)),
+                    "ln" => f::ln(float(x)),
+                    "log10" => f::log10(float(x)),
+                    "sin" => f::sin(float(x)),
+                    "cos" => f::cos(float(x)),
+                    "tan" => f::tan(float(x)),
+                    "asin" => f::asin(float(x)),
+                    "acos" => f::acos(float(x)),
+                    _ => f::atan(float(x)),
+                })
+            }
+            "logit" => {
+                arity(1)?;
+                let p = float(numbers(&mut lowered, self)?.remove(0));
+                number(f::ln(p.clone() / (lit(1.0) - p)))
+            }
+            "round" => {
+                let mut xs = numbers(&mut lowered, self)?;
+                match xs.len() {
+                    1 => number(f::round(vec![float(xs.remove(0))])),
+                    2 => {
+                        let unit = float(xs.remove(1));
+                        let x = float(xs.remove(0));
+                        number(f::round(vec![x / unit.clone()]) * unit)
+                    }
+                    _ => return Err(EngineError::at(span, "round takes a value and an optional unit: round(x) or round(x, 100)")),
+                }
+            }
+            "pi" => {
+                arity(0)?;
+                number(f::pi())
+            }
+            "date" => {
+                arity(3)?;
+                let mut xs = numbers(&mut lowered, self)?;
+                let (y, m, d) = (xs.remove(0), xs.remove(0), xs.remove(0));
+                let date = f::make_date(cast(y, DataType::Int32), cast(m, DataType::Int32), cast(d, DataType::Int32));
+                number(cast(cast(date, DataType::Int32), DataType::Int64))
+            }
+            "year" | "month" | "day" | "quarter" | "week" | "dow" | "doy" => {
+                arity(1)?;
+                let x = numbers(&mut lowered, self)?.remove(0);
+                let part = match function {
+                    "day" => "day",
+                    "dow" => "dow",
+                    "doy" => "doy",
+                    other => other,
+                };
+                date_part(part, x)
+            }
+            "halfyear" => {
+                arity(1)?;
+                let x = numbers(&mut lowered, self)?.remove(0);
+                let month = cast(f::date_part(lit("month"), days_to_date(x)), DataType::Int64);
+                number(Df::Case(datafusion::logical_expr::Case::new(
+                    None,
+                    vec![(Box::new(month.lt_eq(lit(6i64))), Box::new(lit(1i64)))],
+                    Some(Box::new(lit(2i64))),
+                )))
+            }
+            "sysmiss" => {
+                arity(1)?;
+                Lowered { expr: lowered.remove(0).expr.is_null(), kind: Kind::Bool }
+            }
+            "inrange" => {
+                arity(3)?;
+                let mut xs = numbers(&mut lowered, self)?;
+                let (x, lo, hi) = (xs.remove(0), xs.remove(0), xs.remove(0));
+                Lowered { expr: x.between(lo, hi), kind: Kind::Bool }
+            }
+            "inlist" => {
+                if args.len() < 2 {
+                    return Err(EngineError::at(span, "inlist takes a value and at least one candidate: inlist(x, 1, 2)"));
+                }
+                let kind = lowered[0].kind;
+                if lowered.iter().any(|l| (l.kind == Kind::Text) != (kind == Kind::Text)) {
+                    return Err(EngineError::at(span, "inlist compares like with like: quote every candidate when x holds codes"));
+                }
+                let mut all: Vec<Df> =
+                    lowered.into_iter().map(|l| if kind == Kind::Text { l.expr } else { as_number(l) }).collect();
+                let x = all.remove(0);
+                Lowered { expr: x.in_list(all, false), kind: Kind::Bool }
+            }
+            "lower" | "upper" | "trim" | "ltrim" | "rtrim" | "length" => {
+                arity(1)?;
+                let x = as_text(lowered.remove(0));
+                match function {
+                    "lower" => Lowered { expr: f::lower(x), kind: Kind::Text },
+                    "upper" => Lowered { expr: f::upper(x), kind: Kind::Text },
+                    "trim" => Lowered { expr: f::btrim(vec![x]), kind: Kind::Text },
+                    "ltrim" => Lowered { expr: f::ltrim(vec![x]), kind: Kind::Text },
+                    "rtrim" => Lowered { expr: f::rtrim(vec![x]), kind: Kind::Text },
+                    _ => number(cast(f::character_length(x), DataType::Int64)),
+                }
+            }
+            "string" => {
+                arity(1)?;
+                Lowered { expr: as_text(lowered.remove(0)), kind: Kind::Text }
+            }
+            "substr" => {
+                arity(3)?;
+                let s = as_text(lowered.remove(0));
+                let pos = as_number(lowered.remove(0));
+                let len = as_number(lowered.remove(0));
+                Lowered { expr: f::substring(s, pos, len), kind: Kind::Text }
+            }
+            "startswith" | "endswith" => {
+                arity(2)?;
+                let s = as_text(lowered.remove(0));
+                let t = as_text(lowered.remove(0));
+                let expr = if function == "startswith" { f::starts_with(s, t) } else { f::ends_with(s, t) };
+                Lowered { expr, kind: Kind::Bool }
+            }
+            "rowmax" | "rowmin" | "rowtotal" | "rowmean" | "rowmissing" | "rowvalid" => {
+                if args.is_empty() {
+                    return Err(EngineError::at(span, format!("{function} needs at least one variable")));
+                }
+                let raw: Vec<Df> = lowered.iter().map(|l| l.expr.clone()).collect();
+                let xs = numbers(&mut lowered, self)?;
+                let valid = || {
+                    raw.iter()
+                        .map(|e| cast(e.clone().is_not_null(), DataType::Int64))
+                        .reduce(|a, b| a + b)
+                        .expect("at least one argument")
+                };
+                let total = || {
+                    xs.iter()
+                        .map(|e| f::coalesce(vec![float(e.clone()), lit(0.0)]))
+                        .reduce(|a, b| a + b)
+                        .expect("at least one argument")
+                };
+                number(match function {
+                    "rowmax" => f::greatest(xs),
+                    "rowmin" => f::least(xs),
+                    "rowtotal" => total(),
+                    "rowmean" => total() / f::nullif(float(valid()), lit(0.0)),
+                    "rowvalid" => valid(),
+                    _ => lit(args.len() as i64) - valid(),
+                })
+            }
+            _ => {
+                let known = FUNCTIONS.iter().copied();
+                let hint = match shared::script::catalog::nearest(function, known) {
+                    Some(near) if near != function => format!(": did you mean {near}?"),
+                    Some(_) => ": it is part of the language but not supported yet".into(),
+                    None => ": help-function lists the functions".into(),
+                };
+                return Err(EngineError::at(function_span, format!("unknown function {function}{hint}")));
+            }
+        })
+    }
+}
+
+/// Every function the language reference lists; the ones `call` does not handle answer
+/// "not supported yet".
+pub const FUNCTIONS: &[&str] = &[
+    "date", "isoformatdate", "year", "month", "day", "week", "halfyear", "quarter", "dow", "doy", "abs", "ceil",
+    "floor", "int", "round", "sqrt", "exp", "ln", "log10", "logit", "lnfactorial", "comb", "pi", "sin", "cos",
+    "tan", "asin", "acos", "atan", "normal", "normalden", "t", "ttail", "invt", "invttail", "F", "Ftail", "invF",
+    "chi2", "chi2tail", "invchi2", "binomial", "binomialp", "binomialtail", "quantile", "rowmax", "rowmin",
+    "rowmean", "rowmedian", "rowtotal", "rowstd", "rowmissing", "rowvalid", "rowconcat", "length", "string",
+    "lower", "upper", "substr", "trim", "ltrim", "rtrim", "startswith", "endswith", "inlist", "inrange",
+    "sysmiss", "label_to_code", "inlabels", "labelcontains",
+];
+
+fn as_number(l: Lowered) -> Df {
+    match l.kind {
+        Kind::Bool => cast(l.expr, DataType::Int64),
+        _ => l.expr,
+    }
+}
+
+fn as_text(l: Lowered) -> Df {
+    match l.kind {
+        Kind::Text => l.expr,
+        _ => cast(as_number(l), DataType::Utf8),
+    }
+}
+
+fn describe(expr: &Expr) -> String {
+    match expr {
+        Expr::Variable { name, .. } => format!("{name} holds codes"),
+        _ => "a text value".into(),
+    }
+}
+
+/// Wraps an evaluated array as the type stored in a dataset: Int64, Float64 or Utf8.
+pub fn storable(array: ArrayRef) -> Result<ArrayRef, EngineError> {
+    let target = match array.data_type() {
+        DataType::Int64 | DataType::Float64 | DataType::Utf8 => return Ok(array),
+        DataType::Int8 | DataType::Int16 | DataType::Int32 | DataType::UInt8 | DataType::UInt16 | DataType::UInt32 => DataType::Int64,
+        DataType::Boolean => DataType::Int64,
+        DataType::LargeUtf8 | DataType::Utf8View => DataType::Utf8,
+        DataType::Null => DataType::Float64,
+        _ => DataType::Float64,
+    };
+    compute::cast(&array, &target).map_err(|e| EngineError::internal(e.to_string())).map(Arc::from)
+}

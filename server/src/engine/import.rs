@@ -1,0 +1,333 @@
+//! `import`: a register variable into the current dataset.
+//!
+//! DataFusion scans the variable's Parquet parts with the temporality's date predicate pushed
+//! down (row groups whose start/stop statistics cannot match are skipped). The selected
+//! (unit_id, value) pairs are sorted by unit id and merged into the dataset's sorted ids: no
+//! hash table, one pass.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use datafusion::arrow::array::{Array, ArrayRef, Int64Array, RecordBatch, UInt32Array};
+use datafusion::arrow::compute;
+use datafusion::arrow::datatypes::DataType;
+use datafusion::logical_expr::{col, lit};
+use datafusion::prelude::ParquetReadOptions;
+use shared::metadata::{Temporality, ValueDomain, VariableMetadata};
+use shared::script::{Span, TokenKind};
+use shared::{Date, VariableName};
+
+use super::dataset::{Dataset, VarInfo, Variable};
+use super::{EngineError, Step};
+
+struct ImportArgs {
+    alias: String,
+    variable: String,
+    variable_span: Span,
+    date: Option<(Date, Span)>,
+    name: Option<String>,
+}
+
+impl Step<'_> {
+    fn import_args(&self) -> Result<ImportArgs, EngineError> {
+        let t = &self.command().args;
+        let src = self.source();
+        let usage = "write import <alias>/<VARIABLE> [date] [as name], such as import db/INNTEKT_WLONN 2021-12-31 as wage";
+        let ident = |i: usize| t.get(i).filter(|t| t.kind == TokenKind::Ident);
+        let (Some(alias), Some(slash), Some(variable)) = (ident(0), t.get(1), ident(2)) else {
+            return Err(EngineError::at(self.command().span, usage));
+        };
+        if slash.kind != TokenKind::Slash {
+            return Err(EngineError::at(slash.span, usage));
+        }
+        let mut i = 3;
+        let mut date = None;
+        if let Some(d) = t.get(i).filter(|t| t.kind == TokenKind::Date) {
+            let text = d.span.text(src);
+            let parsed: Date = text.parse().map_err(|e: shared::date::DateError| EngineError::at(d.span, e.to_string()))?;
+            date = Some((parsed, d.span));
+            i += 1;
+        }
+        let mut name = None;
+        if let Some(a) = ident(i).filter(|a| a.span.text(src) == "as") {
+            let n = ident(i + 1).ok_or_else(|| EngineError::at(a.span, "as needs a name after it: as wage"))?;
+            name = Some(n.span.text(src).to_owned());
+            i += 2;
+        }
+        if let Some(extra) = t.get(i) {
+            return Err(EngineError::at(extra.span, format!("'{}' does not belong here: {usage}", extra.span.text(src))));
+        }
+        Ok(ImportArgs {
+            alias: alias.span.text(src).to_owned(),
+            variable: variable.span.text(src).to_owned(),
+            variable_span: variable.span,
+            date,
+            name,
+        })
+    }
+
+    pub(super) async fn import(&mut self) -> Result<(), EngineError> {
+        let args = self.import_args()?;
+        let origin = self.workspace.aliases.get(&args.alias).cloned().ok_or_else(|| {
+            EngineError::at(
+                self.command().args[0].span,
+                format!("{} is not bound to a datastore: add require <datastore>:<version> as {} first", args.alias, args.alias),
+            )
+        })?;
+        let registry = self.engine.registry();
+        let version = registry
+            .datastores
+            .iter()
+            .find(|(n, _)| n.as_str() == origin.datastore)
+            .and_then(|(_, vs)| vs.iter().find(|v| v.metadata.version == origin.version))
+            .ok_or_else(|| EngineError::internal("a bound datastore version disappeared"))?;
+        let meta = VariableName::parse(&args.variable)
+            .ok()
+            .and_then(|n| version.variables.get(&n))
+            .ok_or_else(|| {
+                let names = version.variables.keys().map(|n| n.as_str());
+                let hint = match shared::script::catalog::nearest(&args.variable, names) {
+                    Some(near) => format!(": did you mean {near}?"),
+                    None => ": search the catalog for its name".into(),
+                };
+                EngineError::at(args.variable_span, format!("{}:{} has no variable {}{hint}", origin.datastore, origin.version, args.variable))
+            })?;
+        check_date(meta, args.date, args.variable_span)?;
+
+        let target_name = args.name.clone().unwrap_or_else(|| args.variable.clone());
+        let dataset_name = self.current_name()?;
+        {
+            let dataset = &self.workspace.datasets[&dataset_name];
+            if let Some(unit) = dataset.unit_type {
+                if unit != meta.unit_type {
+                    return Err(EngineError::at(
+                        args.variable_span,
+                        format!(
+                            "{} describes {} units but dataset {dataset_name} holds {} units: import it into a dataset of its own (create-dataset), then collapse and merge",
+                            meta.name.as_str(), meta.unit_type.as_str(), unit.as_str()
+                        ),
+                    ));
+                }
+                if dataset.origin.as_ref().is_some_and(|o| *o != origin) {
+                    return Err(EngineError::at(
+                        self.command().args[0].span,
+                        "a dataset holds units of one datastore version: import into a new dataset",
+                    ));
+                }
+            }
+            if dataset.variable(&target_name).is_some() {
+                return Err(EngineError::at(
+                    args.variable_span,
+                    format!("dataset {dataset_name} already has a variable {target_name}: add as <other name>"),
+                ));
+            }
+        }
+
+        let (ids, values) = self.scan(&version.data_dir(&meta.name), meta, args.date.map(|d| d.0)).await?;
+        if ids.is_empty() {
+            let when = args.date.map(|(d, _)| format!(" on {d}")).unwrap_or_default();
+            let coverage = meta
+                .coverage
+                .as_ref()
+                .map(|c| format!(": it covers {} to {}", c.start, c.latest))
+                .unwrap_or_default();
+            return Err(EngineError::at(args.variable_span, format!("{} has no values{when}{coverage}", meta.name.as_str())));
+        }
+        let outer = self.flag("outer_join");
+        let max_rows = self.engine.limits.max_rows;
+        let dataset = self.workspace.datasets.get_mut(&dataset_name).expect("current dataset exists");
+        let info = VarInfo {
+            labels: labels(meta),
+            pointer: meta.points_to.is_some(),
+            source: format!(
+                "{}/{}{}",
+                args.alias,
+                meta.name.as_str(),
+                args.date.map(|(d, _)| format!(" {d}")).unwrap_or_default()
+            ),
+        };
+        if dataset.unit_type.is_none() {
+            dataset.unit_type = Some(meta.unit_type);
+            dataset.origin = Some(origin);
+            dataset.ids = ids;
+            dataset.variables.push(Variable { name: target_name.clone(), values, info });
+        } else {
+            merge_into(dataset, ids, values, target_name.clone(), info, outer)?;
+        }
+        if dataset.len() > max_rows {
+            return Err(EngineError::new(format!(
+                "the dataset would exceed the row limit of {max_rows} (max_rows): import a narrower population"
+            )));
+        }
+        self.notice(format!("{} imported as {target_name}", meta.name.as_str()));
+        Ok(())
+    }
+
+    /// (unit ids ascending and unique, values aligned) of a variable at a date.
+    async fn scan(
+        &self,
+        dir: &std::path::Path,
+        meta: &VariableMetadata,
+        date: Option<Date>,
+    ) -> Result<(Int64Array, ArrayRef), EngineError> {
+        let internal = |e: datafusion::error::DataFusionError| EngineError::internal(format!("scanning {}: {e}", dir.display()));
+        let path = format!("{}/", dir.display());
+        let mut frame = self
+            .engine
+            .ctx
+            .read_parquet(path, ParquetReadOptions::default())
+            .await
+            .map_err(internal)?;
+        if let Some(date) = date {
+            let d = date.epoch_days();
+            let predicate = col("start_epoch_days")
+                .lt_eq(lit(d))
+                .and(col("stop_epoch_days").is_null().or(col("stop_epoch_days").gt_eq(lit(d))));
+            frame = frame.filter(predicate).map_err(internal)?;
+        }
+        let batches: Vec<RecordBatch> =
+            frame.select_columns(&["unit_id", "value"]).map_err(internal)?.collect().await.map_err(|e| {
+                if e.to_string().contains("Resources exhausted") {
+                    EngineError::new(format!(
+                        "the import exceeded the memory limit of {} MB (max_memory_mb)",
+                        self.engine.limits.max_memory_mb
+                    ))
+                } else {
+                    internal(e)
+                }
+            })?;
+        let arrow = |e: datafusion::arrow::error::ArrowError| EngineError::internal(e.to_string());
+        let schema = match batches.first() {
+            Some(b) => b.schema(),
+            None => return Ok((Int64Array::from(Vec::<i64>::new()), Arc::new(Int64Array::from(Vec::<i64>::new())))),
+        };
+        let all = compute::concat_batches(&schema, &batches).map_err(arrow)?;
+        let ids = all.column(0).clone();
+        let mut values = all.column(1).clone();
+        if values.data_type() == &DataType::Date32 {
+            values = compute::cast(&compute::cast(&values, &DataType::Int32).map_err(arrow)?, &DataType::Int64).map_err(arrow)?;
+        }
+        if matches!(values.data_type(), DataType::Utf8View | DataType::LargeUtf8) {
+            values = compute::cast(&values, &DataType::Utf8).map_err(arrow)?;
+        }
+        let order = compute::sort_to_indices(&ids, None, None).map_err(arrow)?;
+        let ids = compute::take(&ids, &order, None).map_err(arrow)?;
+        let values = compute::take(&values, &order, None).map_err(arrow)?;
+        let ids = ids.as_any().downcast_ref::<Int64Array>().cloned().ok_or_else(|| EngineError::internal("unit_id is not Int64"))?;
+        // One value per unit: the validated datastore guarantees it; keep the first if not.
+        let mut keep: Vec<u32> = Vec::with_capacity(ids.len());
+        for i in 0..ids.len() {
+            if i == 0 || ids.value(i) != ids.value(i - 1) {
+                keep.push(i as u32);
+            }
+        }
+        if keep.len() == ids.len() {
+            return Ok((ids, values));
+        }
+        tracing::warn!(variable = meta.name.as_str(), "several values for one unit on a date; the first is used");
+        let keep = UInt32Array::from(keep);
+        let ids = compute::take(&ids, &keep, None).map_err(arrow)?;
+        let values = compute::take(&values, &keep, None).map_err(arrow)?;
+        Ok((ids.as_any().downcast_ref::<Int64Array>().cloned().expect("Int64"), values))
+    }
+}
+
+fn check_date(meta: &VariableMetadata, date: Option<(Date, Span)>, span: Span) -> Result<(), EngineError> {
+    let name = meta.name.as_str();
+    match (meta.temporality, date) {
+        (Temporality::Fixed, Some((_, d))) => Err(EngineError::at(d, format!("{name} is FIXED (one value for all time): remove the date"))),
+        (Temporality::Fixed, None) => Ok(()),
+        (t, None) => {
+            let example = meta.coverage.as_ref().map_or("2021-01-01".to_owned(), |c| match c.status_dates.last() {
+                Some(d) => d.to_string(),
+                None => c.latest.to_string(),
+            });
+            Err(EngineError::at(
+                span,
+                format!("{name} is {} and needs a date: import … {name} {example}", t.as_str()),
+            ))
+        }
+        (Temporality::Status, Some((d, dspan))) => {
+            if let Some(c) = &meta.coverage {
+                if !c.status_dates.is_empty() && !c.status_dates.contains(&d) {
+                    let near = c.status_dates.iter().min_by_key(|s| (s.epoch_days() - d.epoch_days()).abs()).expect("non-empty");
+                    return Err(EngineError::at(dspan, format!("{name} is measured on status dates only, and {d} is not one: the nearest is {near}")));
+                }
+            }
+            Ok(())
+        }
+        (_, Some(_)) => Ok(()),
+    }
+}
+
+fn labels(meta: &VariableMetadata) -> Option<Arc<BTreeMap<String, String>>> {
+    match &meta.value_domain {
+        ValueDomain::CodeList { codes, .. } => {
+            Some(Arc::new(codes.iter().map(|c| (c.code.clone(), c.label.nb.clone())).collect()))
+        }
+        _ => None,
+    }
+}
+
+/// Left join (or full join with `outer`) of sorted (ids, values) into the dataset.
+fn merge_into(dataset: &mut Dataset, ids: Int64Array, values: ArrayRef, name: String, info: VarInfo, outer: bool) -> Result<(), EngineError> {
+    let arrow = |e: datafusion::arrow::error::ArrowError| EngineError::internal(e.to_string());
+    let left = dataset.ids.values();
+    let right = ids.values();
+    if !outer {
+        let mut take: Vec<Option<u32>> = Vec::with_capacity(left.len());
+        let mut j = 0;
+        for &id in left.iter() {
+            while j < right.len() && right[j] < id {
+                j += 1;
+            }
+            take.push((j < right.len() && right[j] == id).then_some(j as u32));
+        }
+        let indices = UInt32Array::from(take);
+        let aligned = compute::take(&values, &indices, None).map_err(arrow)?;
+        dataset.variables.push(Variable { name, values: aligned, info });
+        return Ok(());
+    }
+    // Full join: the union of ids; old variables get missing values for new units.
+    let (mut union, mut from_left, mut from_right) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut i, mut j) = (0, 0);
+    while i < left.len() || j < right.len() {
+        let (l, r) = (left.get(i).copied(), right.get(j).copied());
+        match (l, r) {
+            (Some(a), Some(b)) if a == b => {
+                union.push(a);
+                from_left.push(Some(i as u32));
+                from_right.push(Some(j as u32));
+                i += 1;
+                j += 1;
+            }
+            (Some(a), Some(b)) if a < b => {
+                union.push(a);
+                from_left.push(Some(i as u32));
+                from_right.push(None);
+                i += 1;
+            }
+            (Some(a), None) => {
+                union.push(a);
+                from_left.push(Some(i as u32));
+                from_right.push(None);
+                i += 1;
+            }
+            (_, Some(b)) => {
+                union.push(b);
+                from_left.push(None);
+                from_right.push(Some(j as u32));
+                j += 1;
+            }
+            (None, None) => unreachable!("the loop condition"),
+        }
+    }
+    let left_idx = UInt32Array::from(from_left);
+    for v in &mut dataset.variables {
+        v.values = compute::take(&v.values, &left_idx, None).map_err(arrow)?;
+    }
+    let aligned = compute::take(&values, &UInt32Array::from(from_right), None).map_err(arrow)?;
+    dataset.ids = Int64Array::from(union);
+    dataset.variables.push(Variable { name, values: aligned, info });
+    Ok(())
+}

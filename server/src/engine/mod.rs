@@ -1,0 +1,572 @@
+//! The analysis engine: runs scripts of the language over a user's workspace.
+//!
+//! A run has two phases. *Expansion* (sync, no data) checks the parsed script, evaluates `let`,
+//! unrolls `for` loops and substitutes `$bindings`, giving a flat list of commands with their
+//! script lines; a script that does not parse runs nothing. *Execution* runs the commands in
+//! order on the workspace's datasets, with DataFusion scanning Parquet and evaluating
+//! expressions. Every command's outcome goes through the disclosure [`Releaser`]: the engine's
+//! own results are raw aggregates (`disclosure::raw`) that only the gate can turn into output.
+//! The first failing command stops the run, since later lines depend on it.
+
+pub mod dataset;
+mod describe;
+mod expand;
+pub mod expr;
+mod import;
+mod models;
+mod transform;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use datafusion::prelude::{SessionConfig, SessionContext};
+use futures::FutureExt;
+use shared::script::{Command, Span, Token, TokenKind, line_column};
+
+use crate::datastore::{DatastoreVersion, Registry};
+use crate::disclosure::ckm::RecordKeySecret;
+use crate::disclosure::{AuditLog, Gate, Origin, Refusal, Released, Releaser, Rules};
+use dataset::Dataset;
+
+/// A command that could not run. `span` is in the text of the command as run.
+#[derive(Clone, Debug, PartialEq)]
+pub struct EngineError {
+    pub message: String,
+    pub span: Option<Span>,
+    pub refusal: Option<Refusal>,
+}
+
+impl EngineError {
+    pub fn new(message: impl Into<String>) -> EngineError {
+        EngineError { message: message.into(), span: None, refusal: None }
+    }
+
+    pub fn at(span: Span, message: impl Into<String>) -> EngineError {
+        EngineError { message: message.into(), span: Some(span), refusal: None }
+    }
+
+    /// A fault of ours, not of the script: logged in full, shown to the user in general terms.
+    pub fn internal(detail: impl Into<String>) -> EngineError {
+        let detail = detail.into();
+        tracing::error!(%detail, "internal engine error");
+        EngineError::new("the server could not run this command; the error is logged for the operators")
+    }
+
+    pub fn with_span(mut self, span: Span) -> EngineError {
+        self.span.get_or_insert(span);
+        self
+    }
+}
+
+impl From<Refusal> for EngineError {
+    fn from(refusal: Refusal) -> EngineError {
+        EngineError { message: refusal.message.clone(), span: None, refusal: Some(refusal) }
+    }
+}
+
+/// Bounds on one run, so a runaway script stops with a message naming the limit.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+pub struct Limits {
+    /// Commands after loops are unrolled.
+    pub max_commands: usize,
+    /// Wall time of one run.
+    pub max_seconds: u64,
+    /// Rows in any dataset.
+    pub max_rows: usize,
+    /// Memory DataFusion may use for one scan or aggregation.
+    pub max_memory_mb: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits { max_commands: 10_000, max_seconds: 600, max_rows: 50_000_000, max_memory_mb: 4096 }
+    }
+}
+
+/// The engine: datastores, their gates and a DataFusion context. Shared by every run.
+pub struct Engine {
+    registry: Arc<Registry>,
+    gates: BTreeMap<dataset::Origin, Arc<Gate>>,
+    /// Protects outputs that carry no data (help, errors) when no datastore is in play.
+    no_data_gate: Gate,
+    ctx: SessionContext,
+    pub limits: Limits,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine").field("datastores", &self.gates.keys()).finish()
+    }
+}
+
+impl Engine {
+    pub fn new(registry: Arc<Registry>, limits: Limits) -> Result<Engine, crate::datastore::DatastoreError> {
+        let mut gates = BTreeMap::new();
+        for (name, versions) in &registry.datastores {
+            for version in versions {
+                let rules = rules_of(version)?;
+                let origin = dataset::Origin { datastore: name.as_str().to_owned(), version: version.metadata.version };
+                gates.insert(origin, Arc::new(Gate::new(rules, RecordKeySecret::new(version.record_key_secret))));
+            }
+        }
+        let runtime = datafusion::execution::runtime_env::RuntimeEnvBuilder::new()
+            .with_memory_limit(limits.max_memory_mb * 1024 * 1024, 1.0)
+            .build_arc()
+            .map_err(|e| crate::datastore::DatastoreError::Io {
+                path: registry.root.clone(),
+                source: std::io::Error::other(e.to_string()),
+            })?;
+        let config = SessionConfig::new().with_target_partitions(
+            std::thread::available_parallelism().map_or(2, |n| n.get()),
+        );
+        let ctx = SessionContext::new_with_config_rt(config, runtime);
+        Ok(Engine {
+            registry,
+            gates,
+            no_data_gate: Gate::new(Rules::default(), RecordKeySecret::new(rand::random())),
+            ctx,
+            limits,
+        })
+    }
+
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    /// The published rules of a datastore version.
+    pub fn rules(&self, datastore: &str, version: u32) -> Option<&Rules> {
+        let origin = dataset::Origin { datastore: datastore.to_owned(), version };
+        self.gates.get(&origin).map(|g| g.rules())
+    }
+
+    fn gate(&self, origin: Option<&dataset::Origin>) -> &Gate {
+        origin.and_then(|o| self.gates.get(o)).map_or(&self.no_data_gate, |g| g.as_ref())
+    }
+
+    /// Runs a script on a workspace. Never panics on any script: every problem is an output.
+    pub async fn run(&self, workspace: &mut Workspace, script: &str, audit: &dyn AuditLog, user: &str) -> Vec<Released> {
+        let releaser = Releaser::new(audit, user, script);
+        let steps = match expand::expand(script, self.limits.max_commands) {
+            Ok(steps) => steps,
+            Err(problems) => {
+                return problems
+                    .into_iter()
+                    .map(|p| {
+                        let origin = Origin { line: p.line, command: &p.command };
+                        releaser.error(origin, p.message, Some(p.column))
+                    })
+                    .collect();
+            }
+        };
+        let deadline = Instant::now() + Duration::from_secs(self.limits.max_seconds);
+        let mut outputs = Vec::new();
+        for step in &steps {
+            if Instant::now() > deadline {
+                let origin = Origin { line: step.line, command: &step.command.name };
+                outputs.push(releaser.error(
+                    origin,
+                    format!("the run stopped at the time limit of {} s (max_seconds): split the script or ask for a batch job", self.limits.max_seconds),
+                    None,
+                ));
+                break;
+            }
+            let before = outputs.len();
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            let mut run = Step { engine: self, workspace: &mut *workspace, releaser: &releaser, step, outputs: &mut outputs };
+            // A panic in a library is our bug, not the script's: it becomes an error output and
+            // the workspace stays as the command found it (commands change it only at the end).
+            let guarded = std::panic::AssertUnwindSafe(run.execute()).catch_unwind();
+            let result = match tokio::time::timeout(remaining, guarded).await {
+                Ok(Ok(result)) => result,
+                Ok(Err(panic)) => {
+                    let detail = panic
+                        .downcast_ref::<&str>()
+                        .map(|s| s.to_string())
+                        .or_else(|| panic.downcast_ref::<String>().cloned())
+                        .unwrap_or_default();
+                    Err(EngineError::internal(format!("panic in {}: {detail}", step.command.name)))
+                }
+                Err(_) => Err(EngineError::new(format!(
+                    "the command stopped at the time limit of {} s (max_seconds): narrow it, or ask for a batch job",
+                    self.limits.max_seconds
+                ))),
+            };
+            workspace.history.push(step.text.clone());
+            if let Err(error) = result {
+                let origin = Origin { line: step.line, command: &step.command.name };
+                let released = match error.refusal {
+                    Some(refusal) => releaser.refusal(origin, refusal),
+                    None => {
+                        let column = error.span.map(|s| line_column(&step.text, s.start).1 as u32 + step.column_offset);
+                        releaser.error(origin, error.message, column)
+                    }
+                };
+                outputs.truncate(before);
+                outputs.push(released);
+                break;
+            }
+        }
+        outputs
+    }
+}
+
+fn rules_of(version: &DatastoreVersion) -> Result<Rules, crate::datastore::DatastoreError> {
+    let path = version.path.join("disclosure.json");
+    if path.exists() { crate::datastore::read_json(&path) } else { Ok(Rules::default()) }
+}
+
+/// One user's datasets and bindings. Lives on the server between runs.
+#[derive(Debug, Default)]
+pub struct Workspace {
+    datasets: BTreeMap<String, Dataset>,
+    current: Option<String>,
+    /// `require` aliases → datastore version.
+    aliases: BTreeMap<String, dataset::Origin>,
+    history: Vec<String>,
+}
+
+impl Workspace {
+    pub fn current(&self) -> Option<&Dataset> {
+        self.current.as_ref().and_then(|n| self.datasets.get(n))
+    }
+
+    pub fn dataset(&self, name: &str) -> Option<&Dataset> {
+        self.datasets.get(name)
+    }
+
+    pub fn dataset_names(&self) -> impl Iterator<Item = &str> {
+        self.datasets.keys().map(String::as_str)
+    }
+}
+
+/// One command being executed.
+struct Step<'a> {
+    engine: &'a Engine,
+    workspace: &'a mut Workspace,
+    releaser: &'a Releaser<'a>,
+    step: &'a expand::Expanded,
+    outputs: &'a mut Vec<Released>,
+}
+
+impl<'a> Step<'a> {
+    fn origin(&self) -> Origin<'a> {
+        Origin { line: self.step.line, command: &self.step.command.name }
+    }
+
+    fn command(&self) -> &'a Command {
+        &self.step.command
+    }
+
+    fn source(&self) -> &'a str {
+        &self.step.text
+    }
+
+    fn gate(&self) -> &Gate {
+        self.engine.gate(self.workspace.current().and_then(|d| d.origin.as_ref()))
+    }
+
+    fn notice(&mut self, message: impl Into<String>) {
+        let released = self.releaser.notice(self.origin(), message.into());
+        self.outputs.push(released);
+    }
+
+    fn current_name(&self) -> Result<String, EngineError> {
+        self.workspace.current.clone().ok_or_else(|| {
+            EngineError::new("there is no current dataset: create one with create-dataset, or pick one with use")
+        })
+    }
+
+    fn current(&self) -> Result<(&str, &Dataset), EngineError> {
+        let name = self.workspace.current.as_deref().ok_or_else(|| {
+            EngineError::new("there is no current dataset: create one with create-dataset, or pick one with use")
+        })?;
+        Ok((name, &self.workspace.datasets[name]))
+    }
+
+    fn current_mut(&mut self) -> Result<&mut Dataset, EngineError> {
+        let name = self.current_name()?;
+        Ok(self.workspace.datasets.get_mut(&name).expect("the current dataset exists"))
+    }
+
+    /// The current dataset, which must hold data.
+    fn populated(&self) -> Result<(&str, &Dataset), EngineError> {
+        let (name, dataset) = self.current()?;
+        if dataset.unit_type.is_none() {
+            return Err(EngineError::new(format!("dataset {name} is empty: import a variable first")));
+        }
+        Ok((name, dataset))
+    }
+
+    fn option(&self, name: &str) -> Option<&shared::script::CommandOption> {
+        self.command().options.iter().find(|o| o.name == name)
+    }
+
+    fn flag(&self, name: &str) -> bool {
+        self.option(name).is_some()
+    }
+
+    /// The text inside an option's parentheses.
+    fn option_text(&self, name: &str) -> Option<String> {
+        let option = self.option(name)?;
+        let tokens = option.args.as_ref()?;
+        let (first, last) = (tokens.first()?, tokens.last()?);
+        Some(self.source()[first.span.start as usize..last.span.end as usize].trim().to_owned())
+    }
+
+    fn option_number(&self, name: &str) -> Result<Option<f64>, EngineError> {
+        match self.option_text(name) {
+            None => Ok(None),
+            Some(text) => text.parse::<f64>().map(Some).map_err(|_| {
+                EngineError::at(self.option(name).expect("present").span, format!("{name}() takes a number, not '{text}'"))
+            }),
+        }
+    }
+
+    async fn execute(&mut self) -> Result<(), EngineError> {
+        let name = self.command().name.clone();
+        match name.as_str() {
+            "require" => self.require(),
+            "textblock" => {
+                let released = self.releaser.text(self.origin(), self.step.text.clone());
+                self.outputs.push(released);
+                Ok(())
+            }
+            "create-dataset" | "use" | "delete-dataset" | "clone-dataset" | "rename-dataset" | "clone-units" | "clear" => {
+                self.dataset_command(&name)
+            }
+            "import" => self.import().await,
+            "generate" | "replace" => self.generate_or_replace(name == "generate"),
+            "rename" => self.rename(),
+            "keep" | "drop" => self.keep_or_drop(name == "keep"),
+            "summarize" => self.summarize(),
+            "tabulate" => self.tabulate(),
+            "histogram" => self.histogram(),
+            "regress" => self.regress(),
+            "help" => self.help(),
+            "variables" => self.variables(),
+            "history" => {
+                let text = self.workspace.history.join("\n");
+                let released = self.releaser.text(self.origin(), format!("```\n{text}\n```"));
+                self.outputs.push(released);
+                Ok(())
+            }
+            _ if shared::script::catalog::command(&name).is_some() => Err(EngineError::at(
+                self.command().name_span,
+                format!("{name} is part of the language but not supported yet by this server"),
+            )),
+            _ => Err(EngineError::at(self.command().name_span, format!("unknown command {name}: help lists the commands"))),
+        }
+    }
+
+    fn require(&mut self) -> Result<(), EngineError> {
+        let tokens = &self.command().args;
+        let source = self.source();
+        let as_at = tokens.iter().position(|t| t.kind == TokenKind::Ident && t.span.text(source) == "as");
+        let usage = "write require <datastore>:<version> as <alias>, such as require demo:1 as db";
+        let (Some(as_at), Some(first)) = (as_at, tokens.first()) else {
+            return Err(EngineError::at(self.command().span, usage));
+        };
+        if as_at == 0 || as_at + 2 != tokens.len() {
+            return Err(EngineError::at(self.command().span, usage));
+        }
+        let target = &source[first.span.start as usize..tokens[as_at - 1].span.end as usize];
+        let alias = tokens[as_at + 1].span.text(source).to_owned();
+        let (name, version) = match target.split_once(':') {
+            Some((n, v)) => (n.trim(), Some(v.trim())),
+            None => (target.trim(), None),
+        };
+        let registry = self.engine.registry();
+        let Some((datastore, versions)) = registry.datastores.iter().find(|(n, _)| n.as_str() == name) else {
+            let names = registry.datastores.keys().map(|n| n.as_str());
+            let hint = match shared::script::catalog::nearest(name, names) {
+                Some(near) => format!("did you mean {near}?"),
+                None => format!(
+                    "this server has {}",
+                    registry.datastores.keys().map(|n| n.as_str()).collect::<Vec<_>>().join(", ")
+                ),
+            };
+            return Err(EngineError::at(first.span, format!("unknown datastore {name}: {hint}")));
+        };
+        let latest = versions.last().map_or(0, |v| v.metadata.version);
+        let version = match version {
+            None => latest,
+            Some(v) => v.parse::<u32>().map_err(|_| {
+                EngineError::at(first.span, format!("the version after ':' must be a number, such as {name}:{latest}"))
+            })?,
+        };
+        if !versions.iter().any(|v| v.metadata.version == version) {
+            let list: Vec<String> = versions.iter().map(|v| v.metadata.version.to_string()).collect();
+            return Err(EngineError::at(
+                first.span,
+                format!("{name} has no version {version}; its versions are {}", list.join(", ")),
+            ));
+        }
+        let origin = dataset::Origin { datastore: datastore.as_str().to_owned(), version };
+        self.workspace.aliases.insert(alias.clone(), origin);
+        let newer = if version < latest { format!(" (version {latest} is newer)") } else { String::new() };
+        self.notice(format!("{name}:{version} is bound as {alias}{newer}"));
+        Ok(())
+    }
+
+    fn dataset_command(&mut self, name: &str) -> Result<(), EngineError> {
+        let args: Vec<(String, Span)> = self.names_in_args()?;
+        let want = |n: usize| -> Result<(), EngineError> {
+            if args.len() != n {
+                let syntax = shared::script::catalog::command(name).map_or("", |c| c.syntax);
+                return Err(EngineError::new(format!("write {syntax}")));
+            }
+            Ok(())
+        };
+        let exists = |ws: &Workspace, (n, span): &(String, Span)| -> Result<(), EngineError> {
+            if ws.datasets.contains_key(n) {
+                Ok(())
+            } else {
+                let hint = match shared::script::catalog::nearest(n, ws.dataset_names()) {
+                    Some(near) => format!(": did you mean {near}?"),
+                    None => ": create it with create-dataset".into(),
+                };
+                Err(EngineError::at(*span, format!("there is no dataset {n}{hint}")))
+            }
+        };
+        let fresh = |ws: &Workspace, (n, span): &(String, Span)| -> Result<(), EngineError> {
+            if ws.datasets.contains_key(n) {
+                return Err(EngineError::at(*span, format!("dataset {n} already exists: choose another name, or delete-dataset {n}")));
+            }
+            if !n.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+                return Err(EngineError::at(*span, "dataset names use A–Z, a–z, 0–9 and _"));
+            }
+            Ok(())
+        };
+        let ws = &mut *self.workspace;
+        let message = match name {
+            "create-dataset" => {
+                want(1)?;
+                fresh(ws, &args[0])?;
+                ws.datasets.insert(args[0].0.clone(), Dataset::default());
+                ws.current = Some(args[0].0.clone());
+                format!("dataset {} created and in use", args[0].0)
+            }
+            "use" => {
+                want(1)?;
+                exists(ws, &args[0])?;
+                ws.current = Some(args[0].0.clone());
+                format!("dataset {} in use", args[0].0)
+            }
+            "delete-dataset" => {
+                want(1)?;
+                exists(ws, &args[0])?;
+                ws.datasets.remove(&args[0].0);
+                if ws.current.as_deref() == Some(args[0].0.as_str()) {
+                    ws.current = None;
+                }
+                format!("dataset {} deleted", args[0].0)
+            }
+            "clone-dataset" | "rename-dataset" | "clone-units" => {
+                want(2)?;
+                exists(ws, &args[0])?;
+                fresh(ws, &args[1])?;
+                let source = ws.datasets[&args[0].0].clone();
+                let copy = match name {
+                    "clone-units" => Dataset { variables: Vec::new(), ..source },
+                    _ => source,
+                };
+                ws.datasets.insert(args[1].0.clone(), copy);
+                if name == "rename-dataset" {
+                    ws.datasets.remove(&args[0].0);
+                    if ws.current.as_deref() == Some(args[0].0.as_str()) {
+                        ws.current = Some(args[1].0.clone());
+                    }
+                }
+                format!("{} → {}", args[0].0, args[1].0)
+            }
+            _ => {
+                want(0)?;
+                ws.datasets.clear();
+                ws.current = None;
+                "every dataset deleted".into()
+            }
+        };
+        self.notice(message);
+        Ok(())
+    }
+
+    /// The command's arguments as plain names (identifiers only).
+    fn names_in_args(&self) -> Result<Vec<(String, Span)>, EngineError> {
+        self.command()
+            .args
+            .iter()
+            .map(|t: &Token| {
+                if t.kind == TokenKind::Ident {
+                    Ok((t.span.text(self.source()).to_owned(), t.span))
+                } else {
+                    Err(EngineError::at(t.span, format!("expected a name here, not '{}'", t.span.text(self.source()))))
+                }
+            })
+            .collect()
+    }
+
+    fn help(&mut self) -> Result<(), EngineError> {
+        use shared::script::catalog;
+        let args = self.names_in_args()?;
+        let text = match args.first() {
+            None => {
+                let mut text = String::from("## Commands\n");
+                let mut family = None;
+                for c in catalog::commands() {
+                    if family != Some(c.family) {
+                        family = Some(c.family);
+                        text.push_str(&format!("\n**{}**: ", c.family.label()));
+                    } else {
+                        text.push_str(", ");
+                    }
+                    text.push_str(c.name);
+                }
+                text.push_str("\n\nhelp <command> shows one in full.");
+                text
+            }
+            Some((name, span)) => {
+                let spec = catalog::command(name).ok_or_else(|| {
+                    let near = catalog::nearest(name, catalog::commands().iter().map(|c| c.name));
+                    EngineError::at(*span, match near {
+                        Some(n) => format!("unknown command {name}: did you mean {n}?"),
+                        None => format!("unknown command {name}: help lists the commands"),
+                    })
+                })?;
+                let options = if spec.options.is_empty() {
+                    String::new()
+                } else {
+                    format!("\n\nOptions: {}", spec.options.iter().map(|o| o.name).collect::<Vec<_>>().join(", "))
+                };
+                format!("## {}\n\n`{}`\n\n{}{}\n\nExample:\n```\n{}\n```", spec.name, spec.syntax, spec.help, options, spec.example)
+            }
+        };
+        let released = self.releaser.text(self.origin(), text);
+        self.outputs.push(released);
+        Ok(())
+    }
+
+    fn variables(&mut self) -> Result<(), EngineError> {
+        let (name, dataset) = self.current()?;
+        let mut text = format!("## Dataset {name}\n\n");
+        if let Some(unit) = dataset.unit_type {
+            text.push_str(&format!("Unit: {}\n\n", unit.as_str()));
+        }
+        text.push_str("| variable | type | from |\n|---|---|---|\n");
+        for v in &dataset.variables {
+            let kind = match dataset::Kind::of(v.values.data_type()) {
+                dataset::Kind::Text => "code",
+                _ if v.info.pointer => "identifier (key only)",
+                _ => "number",
+            };
+            text.push_str(&format!("| {} | {} | {} |\n", v.name, kind, v.info.source));
+        }
+        let released = self.releaser.text(self.origin(), text);
+        self.outputs.push(released);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,319 @@
+//! regress: ordinary least squares with classical, HC1-robust or cluster-robust standard
+//! errors, as Stata and statsmodels compute them. Linear algebra by nalgebra, distributions by
+//! statrs.
+
+use std::collections::HashMap;
+
+use datafusion::arrow::array::BooleanArray;
+use nalgebra::{DMatrix, DVector};
+use shared::script::TokenKind;
+use statrs::distribution::{ContinuousCDF, StudentsT};
+
+use super::dataset::Dataset;
+use super::describe::{levels, numbers};
+use super::transform::display;
+use super::{EngineError, Step, expr};
+use crate::disclosure::Gate;
+use crate::disclosure::raw::{self, Contributors};
+
+/// A model term as written.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Term {
+    Continuous(String),
+    /// `i.var`: a dummy per level but the first.
+    Factor(String),
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Errors {
+    Classical,
+    Robust,
+    Cluster(String),
+}
+
+#[derive(Clone, Debug)]
+pub struct OlsRequest {
+    pub dependent: String,
+    pub terms: Vec<Term>,
+    pub constant: bool,
+    pub errors: Errors,
+    /// Confidence level in percent.
+    pub level: f64,
+}
+
+/// One column of the design matrix.
+enum Column {
+    Values(Vec<Option<f64>>),
+    Dummy { rows: std::sync::Arc<Vec<Option<usize>>>, level: usize },
+    Constant,
+}
+
+/// OLS before disclosure.
+pub fn ols_raw(gate: &Gate, dataset: &Dataset, request: &OlsRequest, mask: Option<&BooleanArray>) -> Result<raw::Model, EngineError> {
+    let get = |name: &str| dataset.variable(name).ok_or_else(|| EngineError::new(format!("no variable {name}")));
+    let y = numbers(get(&request.dependent)?)?;
+    let mut names = Vec::new();
+    let mut columns = Vec::new();
+    let mut factors: Vec<(String, std::sync::Arc<Vec<Option<usize>>>, usize)> = Vec::new();
+    for term in &request.terms {
+        match term {
+            Term::Continuous(name) => {
+                names.push(name.clone());
+                columns.push(Column::Values(numbers(get(name)?)?));
+            }
+            Term::Factor(name) => {
+                let (rows, labels) = levels(get(name)?, false, false)?;
+                let rows = std::sync::Arc::new(rows);
+                for (level, label) in labels.iter().enumerate().skip(1) {
+                    names.push(format!("{name}={label}"));
+                    columns.push(Column::Dummy { rows: rows.clone(), level });
+                }
+                factors.push((name.clone(), rows, labels.len()));
+            }
+        }
+    }
+    if request.constant {
+        names.push("constant".into());
+        columns.push(Column::Constant);
+    }
+    let k = columns.len();
+    let cluster = match &request.errors {
+        Errors::Cluster(name) => {
+            let v = get(name)?;
+            Some((0..dataset.len()).map(|i| (!v.values.is_null(i)).then(|| display(&v.values, i))).collect::<Vec<_>>())
+        }
+        _ => None,
+    };
+    // The estimation sample: rows with every value present.
+    let in_sample = |i: usize| -> bool {
+        mask.is_none_or(|m| m.value(i))
+            && y[i].is_some()
+            && cluster.as_ref().is_none_or(|c| c[i].is_some())
+            && columns.iter().all(|c| match c {
+                Column::Values(v) => v[i].is_some(),
+                Column::Dummy { rows, .. } => rows[i].is_some(),
+                Column::Constant => true,
+            })
+    };
+    let row = |i: usize, x: &mut [f64]| {
+        for (j, c) in columns.iter().enumerate() {
+            x[j] = match c {
+                Column::Values(v) => v[i].unwrap_or(0.0),
+                Column::Dummy { rows, level } => f64::from(rows[i] == Some(*level)),
+                Column::Constant => 1.0,
+            };
+        }
+    };
+    let mut xtx = DMatrix::<f64>::zeros(k, k);
+    let mut xty = DVector::<f64>::zeros(k);
+    let mut x = vec![0.0; k];
+    let mut contributors = Contributors::default();
+    let (mut n, mut sum_y, mut sum_y2) = (0usize, 0.0, 0.0);
+    let mut level_counts: Vec<Vec<u64>> = factors.iter().map(|(_, _, l)| vec![0; *l]).collect();
+    let mut crossings: HashMap<Vec<usize>, u64> = HashMap::new();
+    for i in 0..dataset.len() {
+        if !in_sample(i) {
+            continue;
+        }
+        row(i, &mut x);
+        let yi = y[i].expect("in sample");
+        for a in 0..k {
+            xty[a] += x[a] * yi;
+            for b in 0..=a {
+                xtx[(a, b)] += x[a] * x[b];
+            }
+        }
+        n += 1;
+        sum_y += yi;
+        sum_y2 += yi * yi;
+        contributors.add(gate.record_key(dataset.ids.value(i)));
+        if !factors.is_empty() {
+            let combo: Vec<usize> = factors.iter().map(|(_, rows, _)| rows[i].expect("in sample")).collect();
+            for (f, &l) in combo.iter().enumerate() {
+                level_counts[f][l] += 1;
+            }
+            *crossings.entry(combo).or_default() += 1;
+        }
+    }
+    for a in 0..k {
+        for b in 0..a {
+            xtx[(b, a)] = xtx[(a, b)];
+        }
+    }
+    if n <= k {
+        return Err(EngineError::new("the estimation sample has no more units than parameters: check for missing values or use fewer terms"));
+    }
+    let inverse = xtx.clone().cholesky().map(|c| c.inverse()).ok_or_else(|| {
+        EngineError::new(format!(
+            "the terms are collinear (one is a combination of others): remove one of {}",
+            names.join(", ")
+        ))
+    })?;
+    let beta = &inverse * &xty;
+
+    // Second pass: residuals for the error variance and the robust "meat".
+    let mut rss = 0.0;
+    let mut meat = DMatrix::<f64>::zeros(k, k);
+    let mut scores: HashMap<String, DVector<f64>> = HashMap::new();
+    for i in 0..dataset.len() {
+        if !in_sample(i) {
+            continue;
+        }
+        row(i, &mut x);
+        let xi = DVector::from_column_slice(&x);
+        let e = y[i].expect("in sample") - xi.dot(&beta);
+        rss += e * e;
+        match (&request.errors, &cluster) {
+            (Errors::Robust, _) => meat += (&xi * xi.transpose()) * (e * e),
+            (Errors::Cluster(_), Some(c)) => {
+                let key = c[i].clone().expect("in sample");
+                *scores.entry(key).or_insert_with(|| DVector::zeros(k)) += xi * e;
+            }
+            _ => {}
+        }
+    }
+    let (nf, kf) = (n as f64, k as f64);
+    let df_resid = nf - kf;
+    let sigma2 = rss / df_resid;
+    let (covariance, df_t) = match request.errors {
+        Errors::Classical => (&inverse * sigma2, df_resid),
+        Errors::Robust => (&inverse * meat * &inverse * (nf / df_resid), df_resid),
+        Errors::Cluster(_) => {
+            let g = scores.len() as f64;
+            if g < 2.0 {
+                return Err(EngineError::new("cluster() needs at least two clusters in the estimation sample"));
+            }
+            for s in scores.values() {
+                meat += s * s.transpose();
+            }
+            let correction = g / (g - 1.0) * (nf - 1.0) / df_resid;
+            (&inverse * meat * &inverse * correction, g - 1.0)
+        }
+    };
+    let t = StudentsT::new(0.0, 1.0, df_t).map_err(|e| EngineError::internal(e.to_string()))?;
+    let critical = t.inverse_cdf(1.0 - (1.0 - request.level / 100.0) / 2.0);
+    let coefficients = names
+        .iter()
+        .enumerate()
+        .map(|(j, name)| {
+            let estimate = beta[j];
+            let se = covariance[(j, j)].max(0.0).sqrt();
+            let statistic = estimate / se;
+            raw::Coefficient {
+                term: name.clone(),
+                estimate,
+                std_error: se,
+                statistic,
+                p_value: 2.0 * (1.0 - t.cdf(statistic.abs())),
+                ci_low: estimate - critical * se,
+                ci_high: estimate + critical * se,
+                is_constant: name == "constant" && request.constant,
+            }
+        })
+        .collect();
+    let tss = if request.constant { sum_y2 - sum_y * sum_y / nf } else { sum_y2 };
+    let r2 = 1.0 - rss / tss;
+    let df_model = if request.constant { kf - 1.0 } else { kf };
+    let mut statistics = vec![
+        ("R²".to_owned(), r2),
+        ("adjusted R²".to_owned(), 1.0 - (1.0 - r2) * (nf - f64::from(request.constant)) / df_resid),
+        ("root MSE".to_owned(), sigma2.sqrt()),
+        ("model df".to_owned(), df_model),
+        ("residual df".to_owned(), df_resid),
+    ];
+    if request.errors == Errors::Classical && df_model > 0.0 {
+        statistics.push(("F".to_owned(), ((tss - rss) / df_model) / sigma2));
+    }
+    Ok(raw::Model {
+        title: match request.errors {
+            Errors::Classical => "Linear regression (OLS)".into(),
+            Errors::Robust => "Linear regression (OLS), robust (HC1) standard errors".into(),
+            Errors::Cluster(ref c) => format!("Linear regression (OLS), standard errors clustered by {c}"),
+        },
+        dependent: request.dependent.clone(),
+        coefficients,
+        contributors,
+        parameters: k,
+        residual_df: df_resid,
+        categorical_levels: factors.iter().zip(level_counts).map(|((name, _, _), counts)| (name.clone(), counts)).collect(),
+        outcome_levels: None,
+        smallest_crossing: crossings.values().min().copied(),
+        statistics,
+    })
+}
+
+impl Step<'_> {
+    /// `dependent term…` from the arguments: `x`, `c.x`, `i.x`.
+    fn model_terms(&self, dataset: &Dataset, dataset_name: &str) -> Result<(String, Vec<Term>), EngineError> {
+        let t = &self.command().args;
+        let src = self.source();
+        let mut out: Vec<(Term, shared::script::Span)> = Vec::new();
+        let mut i = 0;
+        while i < t.len() {
+            let token = t[i];
+            if token.kind != TokenKind::Ident {
+                let hint = if matches!(token.kind, TokenKind::Hash | TokenKind::HashHash) {
+                    "interactions (a#b) are not supported yet"
+                } else {
+                    "model terms are variables, c.var or i.var"
+                };
+                return Err(EngineError::at(token.span, hint));
+            }
+            let word = token.span.text(src);
+            if matches!(word, "i" | "c") && t.get(i + 1).is_some_and(|d| d.kind == TokenKind::Dot) {
+                let var = t.get(i + 2).filter(|v| v.kind == TokenKind::Ident).ok_or_else(|| EngineError::at(token.span, format!("{word}. needs a variable: {word}.sex")))?;
+                let name = var.span.text(src).to_owned();
+                out.push((if word == "i" { Term::Factor(name) } else { Term::Continuous(name) }, var.span));
+                i += 3;
+            } else {
+                out.push((Term::Continuous(word.to_owned()), token.span));
+                i += 1;
+            }
+        }
+        for (term, span) in &out {
+            let (Term::Continuous(n) | Term::Factor(n)) = term;
+            let v = dataset.require(n, dataset_name).map_err(|e| e.with_span(*span))?;
+            if v.info.pointer {
+                return Err(EngineError::at(*span, format!("{n} is an identifier and can only be a merge key (rule 2)")));
+            }
+        }
+        let mut terms = out.into_iter().map(|(t, _)| t);
+        match terms.next() {
+            Some(Term::Continuous(y)) => Ok((y, terms.collect())),
+            Some(Term::Factor(_)) => Err(EngineError::at(t[0].span, "the dependent variable comes first, without i.")),
+            None => Err(EngineError::at(self.command().span, "write regress <dependent> <term>…")),
+        }
+    }
+
+    pub(super) fn regress(&mut self) -> Result<(), EngineError> {
+        let (dataset_name, dataset) = self.populated()?;
+        let (dependent, terms) = self.model_terms(dataset, dataset_name)?;
+        for unsupported in ["control", "vif", "standardize"] {
+            if self.flag(unsupported) {
+                return Err(EngineError::at(self.option(unsupported).expect("present").span, format!("regress's {unsupported} option is not supported yet")));
+            }
+        }
+        let errors = match (self.flag("robust"), self.option_text("cluster")) {
+            (_, Some(c)) => {
+                dataset.require(&c, dataset_name)?;
+                Errors::Cluster(c)
+            }
+            (true, None) => Errors::Robust,
+            (false, None) => Errors::Classical,
+        };
+        let level = self.option_number("level")?.unwrap_or(95.0);
+        if !(10.0..100.0).contains(&level) {
+            return Err(EngineError::at(self.option("level").expect("present").span, "level() is a percentage between 10 and 99.9"));
+        }
+        let request = OlsRequest { dependent, terms, constant: !self.flag("noconstant"), errors, level };
+        let mask = match &self.command().condition {
+            Some(c) => Some(expr::condition(&self.engine.ctx, dataset, dataset_name, c)?),
+            None => None,
+        };
+        let gate = self.gate();
+        let raw = ols_raw(gate, dataset, &request, mask.as_ref())?;
+        let released = self.releaser.model(gate, self.origin(), raw);
+        self.outputs.push(released);
+        Ok(())
+    }
+}

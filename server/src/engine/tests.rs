@@ -1,0 +1,189 @@
+use std::sync::Arc;
+
+use shared::output::{Output, OutputBody};
+
+use super::*;
+use crate::disclosure::audit::MemoryAudit;
+use crate::test_support::small_demo;
+
+fn engine() -> Engine {
+    let registry = Registry::open(small_demo()).expect("demo opens");
+    Engine::new(Arc::new(registry), Limits::default()).expect("engine")
+}
+
+async fn run_in(engine: &Engine, workspace: &mut Workspace, script: &str) -> Vec<Output> {
+    let audit = MemoryAudit::default();
+    let outputs: Vec<Output> =
+        engine.run(workspace, script, &audit, "tester").await.iter().map(|r| r.output().clone()).collect();
+    assert_eq!(audit.entries.lock().unwrap().len(), outputs.len(), "every output is audited");
+    outputs
+}
+
+async fn run(script: &str) -> Vec<Output> {
+    run_in(&engine(), &mut Workspace::default(), script).await
+}
+
+fn errors(outputs: &[Output]) -> Vec<(u32, String)> {
+    outputs
+        .iter()
+        .filter_map(|o| match &o.body {
+            OutputBody::Error { message, .. } => Some((o.line, message.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+const PERSONS: &str = "require demo:1 as db
+create-dataset persons
+import db/BEFOLKNING_KJOENN as sex
+import db/BEFOLKNING_FOEDSELS_AAR_MND as birth
+generate age = 2021 - int(birth / 100)
+import db/INNTEKT_WLONN 2021-12-31 as wage
+";
+
+#[tokio::test]
+async fn a_typical_script_gives_a_table_a_summary_and_a_model() {
+    let script = format!("{PERSONS}keep if age >= 16 & age <= 90\ntabulate sex\nsummarize wage age\nregress wage age i.sex\n");
+    let outputs = run(&script).await;
+    assert_eq!(errors(&outputs), vec![], "{outputs:#?}");
+    let table = outputs.iter().find_map(|o| match &o.body {
+        OutputBody::Table(t) => Some((o.line, t)),
+        _ => None,
+    });
+    let (line, table) = table.expect("a table");
+    assert_eq!(line, 8);
+    assert_eq!(table.row_labels.len(), 3, "two sexes and the total: {table:?}");
+    let men = table.cells[0][0].expect("shown");
+    let women = table.cells[1][0].expect("shown");
+    let total = table.cells[2][0].expect("shown");
+    assert!((men + women - total).abs() <= 6.0, "perturbed cells add up within the noise");
+    assert!(total > 1500.0 && total < 3000.0, "{total}");
+
+    let summary = outputs.iter().find_map(|o| match &o.body {
+        OutputBody::Summary(s) => Some(s),
+        _ => None,
+    });
+    let age = &summary.expect("a summary").rows[1];
+    assert_eq!(age.variable, "age");
+    let mean = age.mean.expect("shown");
+    assert!((30.0..60.0).contains(&mean), "{mean}");
+    let shown: Vec<&str> =
+        age.percentiles.iter().filter(|(_, v)| v.is_some()).map(|(p, _)| p.as_str()).collect();
+    // P1 is the youngest age kept (16): no unit lies below it, so rule 8 withholds it.
+    assert_eq!(age.percentiles[0], ("P1".to_owned(), None));
+    for p in ["P25", "P50", "P75"] {
+        assert!(shown.contains(&p), "{p} of age is shown: {age:?}");
+    }
+
+    let model = outputs.iter().find_map(|o| match &o.body {
+        OutputBody::Model(m) => Some(m),
+        _ => None,
+    });
+    let model = model.expect("a model");
+    let terms: Vec<&str> = model.coefficients.iter().map(|c| c.term.as_str()).collect();
+    assert_eq!(terms, ["age", "sex=2", "constant"]);
+    assert!(model.coefficients[1].estimate < 0.0, "women earn less in the synthetic data");
+}
+
+#[tokio::test]
+async fn a_script_that_does_not_parse_runs_nothing_and_reports_every_problem() {
+    let outputs = run("require demo:1 as db\ncreate-dataset p\ntabluate x\nsummarize y, robust\n").await;
+    let errors = errors(&outputs);
+    assert_eq!(errors.len(), 2, "{outputs:#?}");
+    assert_eq!(errors[0].0, 3);
+    assert!(errors[0].1.contains("did you mean tabulate"), "{}", errors[0].1);
+    assert_eq!(errors[1].0, 4);
+    assert_eq!(outputs.len(), 2, "nothing ran");
+}
+
+#[tokio::test]
+async fn unknown_variables_suggest_the_nearest_name_and_stop_the_run() {
+    let outputs = run("require demo:1 as db\ncreate-dataset p\nimport db/BEFOLKNING_KJONN\ntabulate x\n").await;
+    let errors = errors(&outputs);
+    assert_eq!(errors.len(), 1);
+    assert_eq!(errors[0].0, 3);
+    assert!(errors[0].1.contains("did you mean BEFOLKNING_KJOENN"), "{}", errors[0].1);
+    assert_eq!(outputs.last().unwrap().line, 3, "the run stops at the failing line");
+}
+
+#[tokio::test]
+async fn dates_follow_the_temporality() {
+    let fixed = run("require demo:1 as db\ncreate-dataset p\nimport db/BEFOLKNING_KJOENN 2020-01-01\n").await;
+    assert!(errors(&fixed)[0].1.contains("FIXED"), "{fixed:?}");
+    let status = run("require demo:1 as db\ncreate-dataset p\nimport db/BOSATTEFDT_BOSTED\n").await;
+    assert!(errors(&status)[0].1.contains("needs a date"), "{status:?}");
+    let not_a_status_date = run("require demo:1 as db\ncreate-dataset p\nimport db/BOSATTEFDT_BOSTED 2020-06-15\n").await;
+    assert!(errors(&not_a_status_date)[0].1.contains("nearest is 2020-01-01"), "{not_a_status_date:?}");
+    let ok = run("require demo:1 as db\ncreate-dataset p\nimport db/BOSATTEFDT_BOSTED 2020-01-01 as kommune\n").await;
+    assert_eq!(errors(&ok), vec![]);
+}
+
+#[tokio::test]
+async fn types_are_checked_with_a_hint() {
+    let outputs = run(&format!("{PERSONS}generate woman = sex == 2\n")).await;
+    let e = errors(&outputs);
+    assert!(e[0].1.contains("quote the code, as '2'"), "{e:?}");
+    assert_eq!(e[0].0, 7);
+}
+
+#[tokio::test]
+async fn one_person_flags_are_refused_by_the_minimum_change_rule() {
+    let engine = engine();
+    let mut workspace = Workspace::default();
+    let outputs = run_in(&engine, &mut workspace, PERSONS).await;
+    assert_eq!(errors(&outputs), vec![]);
+    // The oldest person's birth month: a condition that singles out very few units.
+    let dataset = workspace.current().unwrap();
+    let birth = super::describe::numbers(dataset.variable("birth").unwrap()).unwrap();
+    let oldest = birth.iter().flatten().copied().fold(f64::INFINITY, f64::min);
+    for attack in [
+        format!("generate flag = 1 if birth == {oldest}"),
+        format!("generate flag = birth == {oldest}"),
+        format!("generate flag = 0\nreplace flag = 1 if birth == {oldest}"),
+    ] {
+        let outputs = run_in(&engine, &mut workspace, &attack).await;
+        let refused = outputs.iter().find_map(|o| match &o.body {
+            OutputBody::Error { rule, .. } => rule.clone(),
+            _ => None,
+        });
+        assert_eq!(refused.as_deref(), Some("rule 4"), "{attack}: {outputs:#?}");
+        // A refused generate leaves nothing behind for the next attempt.
+        let _ = run_in(&engine, &mut workspace, "drop flag").await;
+    }
+}
+
+#[tokio::test]
+async fn keep_cannot_shrink_a_dataset_below_the_floor() {
+    let outputs = run(&format!("{PERSONS}keep if age == 30\n")).await;
+    let refused = outputs.last().unwrap();
+    assert!(matches!(&refused.body, OutputBody::Error { rule: Some(r), .. } if r == "rule 3"), "{refused:?}");
+}
+
+#[tokio::test]
+async fn loops_and_bindings_unroll_with_their_lines() {
+    let script = "require demo:1 as db\ncreate-dataset p\nimport db/BEFOLKNING_KJOENN as sex\nlet stem = wage_\nfor y in 2019 : 2021\nimport db/INNTEKT_WLONN $y-12-31 as $stem ++ $y\nend\nvariables\n";
+    let outputs = run(script).await;
+    assert_eq!(errors(&outputs), vec![], "{outputs:#?}");
+    let OutputBody::Text { markdown } = &outputs.last().unwrap().body else { panic!() };
+    for y in 2019..=2021 {
+        assert!(markdown.contains(&format!("| wage_{y} |")), "{markdown}");
+    }
+    let import_lines: Vec<u32> = outputs.iter().filter(|o| o.command == "import").map(|o| o.line).collect();
+    assert_eq!(import_lines, [3, 6, 6, 6]);
+}
+
+#[tokio::test]
+async fn identifiers_are_keys_only() {
+    let script = "require demo:1 as db\ncreate-dataset p\nimport db/BEFOLKNING_MOR_FNR as mother\nsummarize mother\n";
+    let outputs = run(script).await;
+    assert!(errors(&outputs)[0].1.contains("merge key"), "{outputs:?}");
+}
+
+#[tokio::test]
+async fn an_unrolled_loop_over_the_limit_stops_before_running() {
+    let registry = Registry::open(small_demo()).unwrap();
+    let engine = Engine::new(Arc::new(registry), Limits { max_commands: 50, ..Limits::default() }).unwrap();
+    let outputs = run_in(&engine, &mut Workspace::default(), "for i in 1 : 1000\nhelp\nend\n").await;
+    assert_eq!(outputs.len(), 1);
+    assert!(errors(&outputs)[0].1.contains("max_commands"), "{outputs:?}");
+}

@@ -1,0 +1,203 @@
+//! Commands that change a dataset: generate, replace, rename, keep, drop. Changes that could
+//! single out units ask the gate first (rules 3 and 4); a refused command changes nothing.
+
+use std::collections::HashMap;
+
+use datafusion::arrow::array::{Array, ArrayRef, BooleanArray, Float64Array, Int64Array, StringArray};
+use datafusion::arrow::compute;
+use datafusion::arrow::datatypes::DataType;
+use shared::script::{Expr, TokenKind};
+
+use super::dataset::{Kind, VarInfo, Variable};
+use super::expr::{self, storable};
+use super::{EngineError, Step};
+
+/// Results with at most this many distinct values are checked value by value (rule 4).
+const CATEGORICAL_LIMIT: usize = 20;
+
+impl Step<'_> {
+    pub(super) fn generate_or_replace(&mut self, generate: bool) -> Result<(), EngineError> {
+        let verb = if generate { "generate" } else { "replace" };
+        let t = &self.command().args;
+        let src = self.source();
+        let usage = format!("write {verb} <name> = <expression> [if <condition>]");
+        if t.len() < 3 || t[0].kind != TokenKind::Ident || t[1].kind != TokenKind::Eq {
+            return Err(EngineError::at(self.command().span, usage));
+        }
+        let name = t[0].span.text(src).to_owned();
+        let name_span = t[0].span;
+        let mut parser = shared::script::ExprParser::new(src, &t[2..]);
+        let value_expr: Expr = parser.parse();
+        if let Some(d) = parser.diagnostics.first() {
+            return Err(EngineError::at(d.span, d.message.clone()));
+        }
+        if parser.position() < t.len() - 2 {
+            let extra = t[2 + parser.position()].span;
+            return Err(EngineError::at(extra, "this does not belong to the expression: conditions go after if"));
+        }
+        let (dataset_name, dataset) = self.populated()?;
+        let dataset_name = dataset_name.to_owned();
+        let existing = dataset.variable(&name).cloned();
+        match (&existing, generate) {
+            (Some(_), true) => {
+                return Err(EngineError::at(name_span, format!("{name} already exists: use replace {name} = …, or another name")));
+            }
+            (None, false) => {
+                dataset.require(&name, &dataset_name).map_err(|e| e.with_span(name_span))?;
+            }
+            _ => {}
+        }
+        if generate && !valid_name(&name) {
+            return Err(EngineError::at(name_span, "variable names start with a letter and use letters, digits and _"));
+        }
+        if existing.as_ref().is_some_and(|v| v.info.pointer) {
+            return Err(EngineError::at(name_span, format!("{name} is an identifier and can only be a merge key (rule 2)")));
+        }
+        let ctx = &self.engine.ctx;
+        let (values, kind) = expr::evaluate(ctx, dataset, &dataset_name, &value_expr)?;
+        let values = storable(values)?;
+        let mask = match &self.command().condition {
+            Some(c) => Some(expr::condition(ctx, dataset, &dataset_name, c)?),
+            None => None,
+        };
+        let arrow = |e: datafusion::arrow::error::ArrowError| EngineError::internal(e.to_string());
+        let n = dataset.len() as u64;
+        let gate = self.gate();
+
+        let (result, info) = match existing {
+            None => {
+                let result = match &mask {
+                    Some(m) => compute::nullif(&values, &compute::not(m).map_err(arrow)?).map_err(arrow)?,
+                    None => values,
+                };
+                if let Some(m) = &mask {
+                    let selected = m.true_count() as u64;
+                    gate.check_change(selected, n - selected)?;
+                }
+                if let Some(classes) = value_classes(&result) {
+                    gate.check_value_classes(classes)?;
+                }
+                (result, VarInfo { source: format!("generate {name}"), ..VarInfo::default() })
+            }
+            Some(old) => {
+                let old_kind = Kind::of(old.values.data_type());
+                if (old_kind == Kind::Text) != (kind == Kind::Text) {
+                    return Err(EngineError::at(
+                        name_span,
+                        format!("{name} holds {} and the new values are {}: convert one of them (destring, string())", old_kind.describe(), kind.describe()),
+                    ));
+                }
+                let (old_values, new_values) = common_type(&old.values, &values)?;
+                let result = match &mask {
+                    Some(m) => compute::kernels::zip::zip(m, &new_values, &old_values).map_err(arrow)?,
+                    None => new_values,
+                };
+                let changed = count_changed(&old_values, &result)?;
+                gate.check_change(changed, n - changed)?;
+                (result, old.info.clone())
+            }
+        };
+        let dataset = self.current_mut()?;
+        dataset.set(Variable { name: name.clone(), values: result, info });
+        self.notice(if generate { format!("{name} generated") } else { format!("{name} replaced") });
+        Ok(())
+    }
+
+    pub(super) fn rename(&mut self) -> Result<(), EngineError> {
+        let names = self.names_in_args()?;
+        let [(old, old_span), (new, new_span)] = names.as_slice() else {
+            return Err(EngineError::at(self.command().span, "write rename <old> <new>"));
+        };
+        let (dataset_name, dataset) = self.populated()?;
+        let dataset_name = dataset_name.to_owned();
+        dataset.require(old, &dataset_name).map_err(|e| e.with_span(*old_span))?;
+        if dataset.variable(new).is_some() {
+            return Err(EngineError::at(*new_span, format!("{new} already exists: choose another name")));
+        }
+        if !valid_name(new) {
+            return Err(EngineError::at(*new_span, "variable names start with a letter and use letters, digits and _"));
+        }
+        let dataset = self.current_mut()?;
+        let i = dataset.position(old).expect("checked above");
+        dataset.variables[i].name = new.clone();
+        self.notice(format!("{old} renamed to {new}"));
+        Ok(())
+    }
+
+    pub(super) fn keep_or_drop(&mut self, keep: bool) -> Result<(), EngineError> {
+        let verb = if keep { "keep" } else { "drop" };
+        let (dataset_name, dataset) = self.populated()?;
+        let dataset_name = dataset_name.to_owned();
+        if let Some(condition) = &self.command().condition {
+            if !self.command().args.is_empty() {
+                return Err(EngineError::at(self.command().span, format!("{verb} takes variables or if <condition>, not both")));
+            }
+            let mask = expr::condition(&self.engine.ctx, dataset, &dataset_name, condition)?;
+            let mask = if keep { mask } else { compute::not(&mask).map_err(|e| EngineError::internal(e.to_string()))? };
+            let remaining = mask.true_count() as u64;
+            self.gate().check_population(remaining)?;
+            self.current_mut()?.filter(&mask)?;
+            self.notice(format!("{verb} if: done"));
+            return Ok(());
+        }
+        let names = self.names_in_args()?;
+        if names.is_empty() {
+            return Err(EngineError::at(self.command().span, format!("write {verb} <variable>… or {verb} if <condition>")));
+        }
+        for (n, span) in &names {
+            dataset.require(n, &dataset_name).map_err(|e| e.with_span(*span))?;
+        }
+        let listed: Vec<&str> = names.iter().map(|(n, _)| n.as_str()).collect();
+        let dataset = self.current_mut()?;
+        dataset.variables.retain(|v| listed.contains(&v.name.as_str()) == keep);
+        self.notice(format!("{verb}: {}", listed.join(" ")));
+        Ok(())
+    }
+}
+
+pub(super) fn valid_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars.next().is_some_and(|c| c.is_ascii_alphabetic()) && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// Sizes of the value classes (missing included) when there are few distinct values.
+fn value_classes(values: &ArrayRef) -> Option<Vec<u64>> {
+    let mut counts: HashMap<Option<String>, u64> = HashMap::new();
+    for i in 0..values.len() {
+        let key = if values.is_null(i) { None } else { Some(display(values, i)) };
+        *counts.entry(key).or_default() += 1;
+        if counts.len() > CATEGORICAL_LIMIT {
+            return None;
+        }
+    }
+    Some(counts.into_values().collect())
+}
+
+/// A value as text, for grouping and labels.
+pub(super) fn display(values: &ArrayRef, i: usize) -> String {
+    if let Some(a) = values.as_any().downcast_ref::<Int64Array>() {
+        a.value(i).to_string()
+    } else if let Some(a) = values.as_any().downcast_ref::<Float64Array>() {
+        let v = a.value(i);
+        if v.fract() == 0.0 && v.abs() < 1e15 { format!("{}", v as i64) } else { v.to_string() }
+    } else if let Some(a) = values.as_any().downcast_ref::<StringArray>() {
+        a.value(i).to_owned()
+    } else {
+        String::from("?")
+    }
+}
+
+/// Both arrays as one type: Float64 when either is, else as they are.
+fn common_type(a: &ArrayRef, b: &ArrayRef) -> Result<(ArrayRef, ArrayRef), EngineError> {
+    if a.data_type() == b.data_type() {
+        return Ok((a.clone(), b.clone()));
+    }
+    let cast = |x: &ArrayRef| compute::cast(x, &DataType::Float64).map_err(|e| EngineError::internal(e.to_string()));
+    Ok((cast(a)?, cast(b)?))
+}
+
+/// Units whose value differs, missing counting as a value of its own.
+fn count_changed(old: &ArrayRef, new: &ArrayRef) -> Result<u64, EngineError> {
+    let differs: BooleanArray = compute::kernels::cmp::distinct(old, new).map_err(|e| EngineError::internal(e.to_string()))?;
+    Ok(differs.true_count() as u64)
+}
