@@ -19,21 +19,44 @@ use tokio::net::TcpListener;
 
 use catalog::Catalog;
 use datastore::Registry;
+use disclosure::AuditLog;
+use disclosure::audit::JsonLinesAudit;
+use engine::Engine;
 use settings::Settings;
 
 /// Everything a request handler may need; cheap to clone.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct AppState {
     pub registry: Arc<Registry>,
     pub catalog: Arc<Catalog>,
+    pub engine: Arc<Engine>,
+    pub audit: Arc<dyn AuditLog>,
+    /// `None` when the guest workspace is switched off.
+    pub guests: Option<Arc<http::run::Guests>>,
+}
+
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppState").field("registry", &self.registry.root).finish_non_exhaustive()
+    }
 }
 
 impl AppState {
-    /// Opens the datastores under `settings.datastores` and indexes their catalog.
+    /// Opens the datastores under `settings.datastores`, indexes their catalog and opens the
+    /// audit log.
     pub fn load(settings: &Settings) -> anyhow::Result<AppState> {
-        let registry = Registry::open(&settings.datastores)?;
+        let audit = JsonLinesAudit::open(&settings.audit_log).map_err(|e| {
+            anyhow::anyhow!("cannot open the audit log {}: {e} (set audit_log or SKJOLD_AUDIT_LOG)", settings.audit_log.display())
+        })?;
+        AppState::with_audit(settings, Arc::new(audit))
+    }
+
+    pub fn with_audit(settings: &Settings, audit: Arc<dyn AuditLog>) -> anyhow::Result<AppState> {
+        let registry = Arc::new(Registry::open(&settings.datastores)?);
         let catalog = Catalog::build(&registry)?;
-        Ok(AppState { registry: Arc::new(registry), catalog: Arc::new(catalog) })
+        let engine = Engine::new(registry.clone(), settings.limits.clone())?;
+        let guests = settings.guest_workspace.then(|| Arc::new(http::run::Guests::default()));
+        Ok(AppState { registry, catalog: Arc::new(catalog), engine: Arc::new(engine), audit, guests })
     }
 }
 

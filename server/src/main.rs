@@ -39,9 +39,28 @@ enum Command {
         #[arg(long)]
         app_dir: Option<PathBuf>,
     },
+    /// Run a script file through the engine and the disclosure gate, the batch path: prints
+    /// the released outputs. Exits with 1 when a command failed or was refused.
+    Run {
+        /// The script, in the language of the workbench.
+        file: PathBuf,
+        /// Datastore root folder, as written by `datastore generate --out` or `build --out`
+        /// (default: the server's setting).
+        #[arg(long)]
+        datastore: Option<PathBuf>,
+        /// text for people, json for programs: {"outputs":[{"line":N,"command":"…","kind":…}]}.
+        #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+        format: OutputFormat,
+    },
     /// Create, load and check register datastores.
     #[command(subcommand)]
     Datastore(DatastoreCommand),
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum OutputFormat {
+    Text,
+    Json,
 }
 
 #[derive(Debug, Subcommand)]
@@ -98,6 +117,11 @@ fn main() -> ExitCode {
             settings.app_dir = app_dir.unwrap_or(settings.app_dir);
             serve(settings)
         }
+        Command::Run { file, datastore, format } => {
+            let mut settings = settings;
+            settings.datastores = datastore.unwrap_or(settings.datastores);
+            run_script(&settings, &file, format)
+        }
         Command::Datastore(command) => {
             telemetry::init(LogFormat::Pretty);
             datastore(command)
@@ -140,6 +164,59 @@ fn serve(settings: Settings) -> ExitCode {
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run_script(settings: &Settings, file: &std::path::Path, format: OutputFormat) -> ExitCode {
+    // Logs go to stderr, so stdout holds only the outputs.
+    telemetry::init(settings.log_format);
+    let script = match std::fs::read_to_string(file) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: cannot read the script {}: {e}", file.display());
+            return ExitCode::from(2);
+        }
+    };
+    if !settings.datastores.exists() {
+        eprintln!(
+            "error: no datastore folder at {}: pass --datastore, or create one with `skjold datastore generate --out {}`",
+            settings.datastores.display(),
+            settings.datastores.display()
+        );
+        return ExitCode::from(2);
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result: anyhow::Result<(String, bool)> = runtime.block_on(async {
+        let state = AppState::load(settings)?;
+        let user = std::env::var("USER").map(|u| format!("cli:{u}")).unwrap_or_else(|_| "cli".into());
+        let mut workspace = server::engine::Workspace::default();
+        let outputs = state.engine.run(&mut workspace, &script, state.audit.as_ref(), &user).await;
+        let failed = outputs.iter().any(|o| matches!(o.output().body, shared::output::OutputBody::Error { .. }));
+        let text = match format {
+            OutputFormat::Json => {
+                let mut text = serde_json::to_string_pretty(&serde_json::json!({ "outputs": outputs }))?;
+                text.push('\n');
+                text
+            }
+            OutputFormat::Text => outputs.iter().map(|o| o.output().to_text() + "\n").collect(),
+        };
+        Ok((text, failed))
+    });
+    match result {
+        Ok((text, failed)) => {
+            print!("{text}");
+            if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS }
+        }
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE

@@ -18,6 +18,13 @@ pub struct Settings {
     pub app_dir: PathBuf,
     /// `pretty` for people, `json` for log collectors (`SKJOLD_LOG_FORMAT`).
     pub log_format: LogFormat,
+    /// The audit log of released outputs, one JSON object per line (`SKJOLD_AUDIT_LOG`).
+    pub audit_log: PathBuf,
+    /// Lets visitors run scripts on the `demo` datastore without signing in, in a workspace
+    /// bound to a cookie (`SKJOLD_GUEST_WORKSPACE`). Production turns it off.
+    pub guest_workspace: bool,
+    /// Limits on one script run.
+    pub limits: crate::engine::Limits,
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, clap::ValueEnum)]
@@ -34,6 +41,9 @@ impl Default for Settings {
             datastores: PathBuf::from(".skjold/datastores"),
             app_dir: PathBuf::from("dist"),
             log_format: LogFormat::Pretty,
+            audit_log: PathBuf::from(".skjold/audit.jsonl"),
+            guest_workspace: true,
+            limits: crate::engine::Limits::default(),
         }
     }
 }
@@ -63,6 +73,8 @@ impl Settings {
                 "datastores",
                 "app_dir",
                 "log_format",
+                "audit_log",
+                "guest_workspace",
             ]))
             .extract()
             .map_err(|e| SettingsError(Box::new(e)))

@@ -25,5 +25,6 @@ pub fn small_demo() -> &'static Path {
 
 pub fn demo_state() -> AppState {
     let settings = Settings { datastores: small_demo().to_owned(), ..Settings::default() };
-    AppState::load(&settings).expect("the demo loads")
+    let audit = std::sync::Arc::new(crate::disclosure::audit::MemoryAudit::default());
+    AppState::with_audit(&settings, audit).expect("the demo loads")
 }

@@ -70,3 +70,22 @@ pub struct ApiError {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub did_you_mean: Vec<String>,
 }
+
+/// `POST /api/run`: a script (or the selected part of one) to run in the caller's workspace.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunRequest {
+    pub script: String,
+}
+
+/// `GET /api/catalog/datastores/{name}/rules`: the disclosure rules of a datastore's newest
+/// version, in plain words and as settings.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RulesPage {
+    pub datastore: String,
+    pub version: u32,
+    /// (rule number, the rule in plain words).
+    pub rules: Vec<(u32, String)>,
+    /// The thresholds as the server enforces them.
+    pub settings: serde_json::Value,
+}

@@ -133,6 +133,105 @@ pub struct Bar {
     pub height: Option<f64>,
 }
 
+/// Numbers as people read them: integers without decimals, others to 4 significant decimals.
+pub fn format_number(value: f64) -> String {
+    if value.fract() == 0.0 && value.abs() < 1e15 {
+        format!("{}", value as i64)
+    } else if value.abs() >= 1000.0 {
+        format!("{value:.1}")
+    } else {
+        let text = format!("{value:.4}");
+        text.trim_end_matches('0').trim_end_matches('.').to_owned()
+    }
+}
+
+fn cell(value: Option<f64>) -> String {
+    value.map_or_else(|| "·".to_owned(), format_number)
+}
+
+/// Rows of text columns, aligned: the first column left, the rest right.
+fn aligned(rows: &[Vec<String>]) -> String {
+    let columns = rows.iter().map(Vec::len).max().unwrap_or(0);
+    let widths: Vec<usize> = (0..columns)
+        .map(|c| rows.iter().filter_map(|r| r.get(c)).map(|s| s.chars().count()).max().unwrap_or(0))
+        .collect();
+    let mut out = String::new();
+    for row in rows {
+        let line: Vec<String> = row
+            .iter()
+            .enumerate()
+            .map(|(c, s)| if c == 0 { format!("{s:<w$}", w = widths[c]) } else { format!("{s:>w$}", w = widths[c]) })
+            .collect();
+        out.push_str(line.join("  ").trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+impl Output {
+    /// The output as plain text, as `skjold run --format text` prints it. Withheld values
+    /// show as `·`.
+    pub fn to_text(&self) -> String {
+        let head = format!("[line {}] {}\n", self.line, self.command);
+        let body = match &self.body {
+            OutputBody::Table(t) => {
+                let mut rows = vec![std::iter::once(t.row_variable.clone()).chain(t.column_labels.iter().cloned()).collect()];
+                for (label, cells) in t.row_labels.iter().zip(&t.cells) {
+                    rows.push(std::iter::once(label.clone()).chain(cells.iter().map(|c| cell(*c))).collect());
+                }
+                format!("{} ({})\n{}{}", t.title, t.statistic, aligned(&rows), notes(&t.notes))
+            }
+            OutputBody::Summary(s) => {
+                let mut header = vec!["variable".to_owned(), "N".into(), "mean".into(), "sd".into()];
+                header.extend(s.rows.first().map(|r| r.percentiles.iter().map(|(p, _)| p.clone()).collect::<Vec<_>>()).unwrap_or_default());
+                let mut rows = vec![header];
+                for r in &s.rows {
+                    let mut row = vec![r.variable.clone(), cell(r.n), cell(r.mean), cell(r.sd)];
+                    row.extend(r.percentiles.iter().map(|(_, v)| cell(*v)));
+                    rows.push(row);
+                }
+                format!("{}{}", aligned(&rows), notes(&s.notes))
+            }
+            OutputBody::Model(m) => {
+                let mut rows = vec![vec![m.dependent.clone(), "coef".into(), "std err".into(), "t".into(), "P>|t|".into(), "ci low".into(), "ci high".into()]];
+                for c in &m.coefficients {
+                    rows.push(vec![
+                        c.term.clone(),
+                        format_number(c.estimate),
+                        format_number(c.std_error),
+                        format!("{:.2}", c.statistic),
+                        format!("{:.3}", c.p_value),
+                        format_number(c.ci_low),
+                        format_number(c.ci_high),
+                    ]);
+                }
+                let stats: Vec<String> = m.statistics.iter().map(|(k, v)| format!("{k} = {}", format_number(*v))).collect();
+                format!("{}\n{}{}\n{}", m.title, aligned(&rows), stats.join(", "), notes(&m.notes))
+            }
+            OutputBody::Chart(c) => {
+                let mut rows = vec![vec![c.x_label.clone(), c.y_label.clone()]];
+                for b in &c.bars {
+                    let label = b.label.clone().unwrap_or_else(|| format!("[{}, {})", format_number(b.start), format_number(b.end)));
+                    rows.push(vec![label, cell(b.height)]);
+                }
+                format!("{}\n{}{}", c.title, aligned(&rows), notes(&c.notes))
+            }
+            OutputBody::Text { markdown } => format!("{markdown}\n"),
+            OutputBody::Notice { message } => format!("{message}\n"),
+            OutputBody::Error { message, column, rule } => {
+                let at = column.map(|c| format!(" (column {c})")).unwrap_or_default();
+                let rule = rule.as_ref().map(|r| format!(" [{r}]")).unwrap_or_default();
+                format!("error{at}{rule}: {message}\n")
+            }
+        };
+        head + &body
+    }
+}
+
+fn notes(notes: &[String]) -> String {
+    notes.iter().map(|n| format!("note: {n}\n")).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -225,9 +225,19 @@ pub struct Workspace {
     /// `require` aliases → datastore version.
     aliases: BTreeMap<String, dataset::Origin>,
     history: Vec<String>,
+    /// Datastores this workspace may bind; `None` allows all (grants come with projects).
+    allowed_datastores: Option<Vec<String>>,
 }
 
 impl Workspace {
+    /// A workspace that may bind only the named datastores.
+    pub fn restricted_to(datastores: &[&str]) -> Workspace {
+        Workspace {
+            allowed_datastores: Some(datastores.iter().map(|d| (*d).to_owned()).collect()),
+            ..Workspace::default()
+        }
+    }
+
     pub fn current(&self) -> Option<&Dataset> {
         self.current.as_ref().and_then(|n| self.datasets.get(n))
     }
@@ -389,6 +399,14 @@ impl<'a> Step<'a> {
             };
             return Err(EngineError::at(first.span, format!("unknown datastore {name}: {hint}")));
         };
+        if let Some(allowed) = &self.workspace.allowed_datastores {
+            if !allowed.iter().any(|a| a == datastore.as_str()) {
+                return Err(EngineError::at(
+                    first.span,
+                    format!("this workspace may use {} only; sign in to a project granted {name}", allowed.join(", ")),
+                ));
+            }
+        }
         let latest = versions.last().map_or(0, |v| v.metadata.version);
         let version = match version {
             None => latest,

@@ -9,6 +9,7 @@ use shared::metadata::{Temporality, UnitType, import_lines};
 
 use super::AppError;
 use crate::AppState;
+use shared::api::RulesPage;
 use crate::catalog::SearchQuery;
 
 const MAX_QUERY_CHARS: usize = 200;
@@ -21,6 +22,32 @@ pub fn router() -> Router<AppState> {
         .route("/datastores", get(datastores))
         .route("/variables", get(search))
         .route("/variables/{name}", get(variable))
+        .route("/datastores/{name}/rules", get(rules))
+}
+
+/// The disclosure rules of a datastore's newest version, public like the catalog.
+async fn rules(State(state): State<AppState>, Path(name): Path<String>) -> Result<Json<RulesPage>, AppError> {
+    let latest = state
+        .registry
+        .datastores
+        .iter()
+        .find(|(n, _)| n.as_str() == name)
+        .and_then(|(_, versions)| versions.last())
+        .ok_or_else(|| AppError::NotFound {
+            message: format!("unknown datastore '{name}'"),
+            did_you_mean: state.registry.datastores.keys().map(|n| n.to_string()).collect(),
+        })?;
+    let version = latest.metadata.version;
+    let rules = state
+        .engine
+        .rules(&name, version)
+        .ok_or_else(|| anyhow::anyhow!("no gate for {name}:{version}"))?;
+    Ok(Json(RulesPage {
+        datastore: name,
+        version,
+        rules: rules.describe(),
+        settings: serde_json::to_value(rules)?,
+    }))
 }
 
 async fn datastores(State(state): State<AppState>) -> Json<Vec<DatastoreSummary>> {

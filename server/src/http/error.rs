@@ -11,6 +11,7 @@ use shared::api::ApiError;
 pub enum AppError {
     BadRequest { parameter: &'static str, message: String },
     NotFound { message: String, did_you_mean: Vec<String> },
+    Forbidden(String),
     Internal(anyhow::Error),
 }
 
@@ -32,6 +33,9 @@ impl IntoResponse for AppError {
             ),
             AppError::NotFound { message, did_you_mean } => {
                 (StatusCode::NOT_FOUND, ApiError { error: message, did_you_mean })
+            }
+            AppError::Forbidden(message) => {
+                (StatusCode::FORBIDDEN, ApiError { error: message, did_you_mean: Vec::new() })
             }
             AppError::Internal(error) => {
                 tracing::error!(error = format!("{error:#}"), "request failed");

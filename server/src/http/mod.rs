@@ -3,6 +3,7 @@
 mod catalog;
 mod error;
 mod health;
+pub mod run;
 #[cfg(test)]
 mod tests;
 
@@ -26,6 +27,7 @@ pub fn router(state: AppState, app_dir: &Path) -> Router {
     let api = Router::new()
         .merge(health::router())
         .nest("/catalog", catalog::router())
+        .merge(run::router())
         .fallback(api_not_found);
     // The app routes in the browser, so unknown paths get index.html and the app decides.
     let index = app_dir.join("index.html");
