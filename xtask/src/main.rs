@@ -135,6 +135,7 @@ fn test_command(_args: &[String]) -> Result<(), String> {
     step.next("checking build and test tools");
     let tools = tools::ensure_build_tools()?;
     tools::ensure_test_tools()?;
+    let python = tools::ensure_python_env()?;
     step.next("cargo fmt --check");
     cargo(&["fmt", "--all", "--", "--check"])
         .map_err(|e| format!("{e}\nformatting differs: run `cargo fmt --all`"))?;
@@ -142,8 +143,11 @@ fn test_command(_args: &[String]) -> Result<(), String> {
     cargo(&["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"])?;
     step.next("building the server and the tests once");
     build_workspace()?;
-    step.next("running the Rust tests");
-    cargo(&["test", "--workspace"])?;
+    step.next("running the Rust tests (statistics checked against pandas and statsmodels)");
+    run(std::process::Command::new(env!("CARGO"))
+        .current_dir(project_root())
+        .args(["test", "--workspace"])
+        .env("SKJOLD_PYTHON", &python))?;
     step.next("building the browser app (WASM, release)");
     build_app(&tools)?;
     step.next("browser end-to-end tests in headless Chromium");

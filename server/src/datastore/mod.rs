@@ -133,7 +133,7 @@ fn open_version(path: &Path) -> Result<DatastoreVersion, DatastoreError> {
     Ok(DatastoreVersion { metadata, path: path.to_owned(), variables, record_key_secret })
 }
 
-const SECRET_FILE: &str = "secret.key";
+pub(crate) const SECRET_FILE: &str = "secret.key";
 
 /// Versions published before the secret existed get one at first open; `create_new` makes two
 /// servers starting at once agree on the first one written.

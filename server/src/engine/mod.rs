@@ -9,11 +9,11 @@
 //! The first failing command stops the run, since later lines depend on it.
 
 pub mod dataset;
-mod describe;
+pub(crate) mod describe;
 mod expand;
 pub mod expr;
 mod import;
-mod models;
+pub(crate) mod models;
 mod transform;
 
 use std::collections::BTreeMap;
@@ -588,3 +588,6 @@ impl<'a> Step<'a> {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod reference_tests;

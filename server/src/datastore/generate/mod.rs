@@ -135,6 +135,16 @@ pub fn generate(
         ),
         version: 1,
     };
+    // Synthetic data has nothing to protect, so its record-key secret follows from the seed:
+    // the same (persons, seed) then give the same released outputs, which makes teaching
+    // material and the script tests reproducible. Real registers get a random secret.
+    let secret = {
+        use sha2::Digest;
+        let digest = sha2::Sha256::digest(format!("skjold demo record keys, seed {}", options.seed));
+        digest[..16].to_vec()
+    };
+    let secret_path = staging.dir().join(super::SECRET_FILE);
+    std::fs::write(&secret_path, secret).map_err(DatastoreError::io(secret_path))?;
     let version = staging.publish(metadata, Some(1), options.force)?;
     Ok(GenerateReport {
         persons: totals.persons,

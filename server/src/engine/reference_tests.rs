@@ -1,0 +1,139 @@
+//! The engine's statistics against an independent reference: pandas, NumPy and statsmodels
+//! (tests/reference/reference.py) on the same Parquet files, compared before disclosure to
+//! 1e-6 relative. `cargo xtask test` provides the Python environment (SKJOLD_PYTHON).
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use serde_json::Value;
+
+use super::describe::{TableRequest, summarize_raw, tabulate_raw};
+use super::models::{Errors, OlsRequest, Term, ols_raw};
+use super::*;
+use crate::disclosure::audit::MemoryAudit;
+use crate::disclosure::raw::CellStatistic;
+use crate::test_support::small_demo;
+
+fn python() -> PathBuf {
+    if let Ok(p) = std::env::var("SKJOLD_PYTHON") {
+        return PathBuf::from(p);
+    }
+    let venv = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.skjold/venv/bin/python");
+    assert!(
+        venv.exists(),
+        "the reference tests need pandas and statsmodels: run `cargo xtask test` once (it creates .skjold/venv), or set SKJOLD_PYTHON"
+    );
+    venv
+}
+
+fn reference() -> Value {
+    let version = small_demo().join("demo/1");
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/reference/reference.py");
+    let output = std::process::Command::new(python()).arg(script).arg(&version).output().expect("python runs");
+    assert!(output.status.success(), "reference.py failed: {}", String::from_utf8_lossy(&output.stderr));
+    serde_json::from_slice(&output.stdout).expect("reference.py prints JSON")
+}
+
+fn close(ours: f64, theirs: f64, what: &str) {
+    let scale = theirs.abs().max(1e-12);
+    assert!((ours - theirs).abs() / scale < 1e-6, "{what}: ours {ours}, reference {theirs}");
+}
+
+fn f(v: &Value) -> f64 {
+    v.as_f64().expect("a number")
+}
+
+const SCRIPT: &str = "require demo:1 as db
+create-dataset persons
+import db/BEFOLKNING_KJOENN as sex
+import db/BEFOLKNING_FOEDSELS_AAR_MND as birth
+import db/INNTEKT_WLONN 2021-12-31 as wage
+import db/BOSATTEFDT_BOSTED 2021-01-01 as kommune
+generate age = 2021 - int(birth / 100)
+keep if age >= 25 & age <= 66
+";
+
+#[tokio::test]
+async fn statistics_match_pandas_and_statsmodels_on_the_same_parquet() {
+    let registry = Registry::open(small_demo()).unwrap();
+    let engine = Engine::new(Arc::new(registry), Limits::default()).unwrap();
+    let mut workspace = Workspace::default();
+    let audit = MemoryAudit::default();
+    let outputs = engine.run(&mut workspace, SCRIPT, &audit, "reference").await;
+    assert!(
+        outputs.iter().all(|o| !matches!(o.output().body, shared::output::OutputBody::Error { .. })),
+        "{outputs:#?}"
+    );
+    let dataset = workspace.current().unwrap();
+    let gate = engine.gate(dataset.origin.as_ref());
+    let reference = reference();
+
+    assert_eq!(dataset.len() as u64, reference["units"].as_u64().unwrap());
+
+    // tabulate sex: true counts per level.
+    let request = |statistic, of| TableRequest {
+        row: "sex",
+        column: None,
+        statistic,
+        of,
+        missing: false,
+        labels: false,
+    };
+    let counts = tabulate_raw(gate, dataset, &request(CellStatistic::Count, None), None).unwrap();
+    for (label, cell) in counts.row_labels.iter().zip(&counts.cells) {
+        let theirs = reference["sex_counts"][label].as_u64().unwrap();
+        assert_eq!(cell[0].contributors.units, theirs, "count of sex {label}");
+    }
+
+    // tabulate sex, summarize(wage): coded means per level.
+    let means = tabulate_raw(gate, dataset, &request(CellStatistic::Mean("wage".into()), Some("wage")), None).unwrap();
+    for (label, cell) in means.row_labels.iter().zip(&means.cells) {
+        let m = cell[0].magnitude.unwrap();
+        close(m.sum / m.n as f64, f(&reference["mean_wage_by_sex"][label]), &format!("mean wage, sex {label}"));
+    }
+
+    // summarize wage age.
+    let names = ["wage".to_owned(), "age".to_owned()];
+    for summary in summarize_raw(gate, dataset, &names, None).unwrap() {
+        let theirs = &reference["summaries"][&summary.variable];
+        assert_eq!(summary.magnitude.n, theirs["n"].as_u64().unwrap());
+        close(summary.magnitude.sum / summary.magnitude.n as f64, f(&theirs["mean_coded"]), "mean");
+        close(summary.magnitude.sum, f(&theirs["sum_coded"]), "sum");
+        close(summary.magnitude.sd().unwrap(), f(&theirs["sd_coded"]), "sd");
+        for (q, p) in summary.quantiles.iter().zip(theirs["percentiles"].as_array().unwrap()) {
+            close(q.value, f(p), &format!("P{} of {}", q.percent, summary.variable));
+        }
+    }
+
+    // regress wage age i.sex, with classical, robust and clustered standard errors.
+    let ols = |errors| OlsRequest {
+        dependent: "wage".into(),
+        terms: vec![Term::Continuous("age".into()), Term::Factor("sex".into())],
+        constant: true,
+        errors,
+        level: 95.0,
+    };
+    for (key, errors) in [
+        ("classical", Errors::Classical),
+        ("robust", Errors::Robust),
+        ("cluster", Errors::Cluster("kommune".into())),
+    ] {
+        let model = ols_raw(gate, dataset, &ols(errors), None).unwrap();
+        let theirs = &reference["models"][key];
+        for (j, c) in model.coefficients.iter().enumerate() {
+            close(c.estimate, f(&theirs["params"][j]), &format!("{key} {}", c.term));
+            close(c.std_error, f(&theirs["bse"][j]), &format!("{key} se {}", c.term));
+        }
+        if key == "classical" {
+            for (j, c) in model.coefficients.iter().enumerate() {
+                let p = f(&theirs["pvalues"][j]);
+                // p-values far below 1e-12 are zero in both; compare absolutely there.
+                assert!((c.p_value - p).abs() < 1e-9 || (c.p_value - p).abs() / p < 1e-6, "p {}: {} vs {p}", c.term, c.p_value);
+            }
+            let stat = |name: &str| model.statistics.iter().find(|(k, _)| k == name).unwrap().1;
+            close(stat("R²"), f(&theirs["rsquared"]), "R²");
+            close(stat("F"), f(&theirs["fvalue"]), "F");
+            assert_eq!(model.contributors.units, theirs["n"].as_u64().unwrap());
+        }
+    }
+}

@@ -1,0 +1,84 @@
+"""Independent reference for the engine's statistics: pandas, NumPy and statsmodels on the
+same Parquet files. Called by server/src/engine/reference_tests.rs with the datastore version
+folder; prints one JSON object. Mirrors, step by step, the script in that test."""
+
+import json
+import sys
+
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+import statsmodels.api as sm
+
+root = sys.argv[1]
+
+
+def days(date):
+    return int((np.datetime64(date) - np.datetime64("1970-01-01")).astype(int))
+
+
+def read(variable, date=None):
+    table = pq.read_table(f"{root}/data/{variable}").to_pandas()
+    if date is not None:
+        d = days(date)
+        stop = table.stop_epoch_days
+        table = table[(table.start_epoch_days <= d) & (stop.isna() | (stop >= d))]
+    return table.set_index("unit_id")["value"]
+
+
+# import sex (sets the population), birth, wage, municipality; left joins on unit id.
+df = pd.DataFrame({"sex": read("BEFOLKNING_KJOENN")})
+df = df.join(read("BEFOLKNING_FOEDSELS_AAR_MND").rename("birth"))
+df = df.join(read("INNTEKT_WLONN", "2021-12-31").rename("wage"))
+df = df.join(read("BOSATTEFDT_BOSTED", "2021-01-01").rename("kommune"))
+df["age"] = 2021 - np.trunc(df.birth / 100)
+df = df[(df.age >= 25) & (df.age <= 66)]
+
+out = {"units": int(len(df)), "sex_counts": {k: int(v) for k, v in df.sex.value_counts().items()}}
+
+percents = [1, 5, 25, 50, 75, 95, 99]
+summaries = {}
+for name in ["wage", "age"]:
+    values = df[name].dropna().astype(float)
+    lo, hi = np.percentile(values, [1, 99])
+    coded = values.clip(lo, hi)
+    summaries[name] = {
+        "n": int(len(values)),
+        "mean_coded": float(coded.mean()),
+        "sd_coded": float(coded.std(ddof=1)),
+        "sum_coded": float(coded.sum()),
+        "percentiles": [float(np.percentile(values, p)) for p in percents],
+    }
+out["summaries"] = summaries
+
+# mean wage by sex, coded at the dataset's P1/P99 (the tabulate summarize() cells)
+wages = df.wage.dropna().astype(float)
+lo, hi = np.percentile(wages, [1, 99])
+coded = df.assign(w=df.wage.clip(lo, hi)).dropna(subset=["w"])
+out["mean_wage_by_sex"] = {k: float(v) for k, v in coded.groupby("sex").w.mean().items()}
+
+# regress wage age i.sex [, robust | cluster(kommune)]
+sample = df.dropna(subset=["wage", "age", "sex"])
+X = pd.DataFrame({"age": sample.age.astype(float), "sex=2": (sample.sex == "2").astype(float)})
+X["constant"] = 1.0
+y = sample.wage.astype(float)
+models = {}
+classical = sm.OLS(y, X).fit()
+models["classical"] = {
+    "params": classical.params.tolist(),
+    "bse": classical.bse.tolist(),
+    "pvalues": classical.pvalues.tolist(),
+    "rsquared": float(classical.rsquared),
+    "fvalue": float(classical.fvalue),
+    "n": int(classical.nobs),
+}
+robust = sm.OLS(y, X).fit(cov_type="HC1")
+models["robust"] = {"params": robust.params.tolist(), "bse": robust.bse.tolist()}
+clustered_sample = sample.dropna(subset=["kommune"])
+Xc = X.loc[clustered_sample.index]
+groups = pd.factorize(clustered_sample.kommune)[0]
+cluster = sm.OLS(y.loc[clustered_sample.index], Xc).fit(cov_type="cluster", cov_kwds={"groups": groups})
+models["cluster"] = {"params": cluster.params.tolist(), "bse": cluster.bse.tolist()}
+out["models"] = models
+
+print(json.dumps(out))
