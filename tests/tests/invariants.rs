@@ -49,3 +49,50 @@ fn the_app_does_not_depend_on_the_server() {
         assert!(!deps.iter().any(|d| d == forbidden), "app depends on {forbidden}");
     }
 }
+
+/// Rule 1 of disclosure.md: only `server::disclosure` may build a released output. Anything
+/// else that names a `shared::output` shape by its constructor would be a way around the gate.
+#[test]
+fn only_the_disclosure_module_builds_outputs() {
+    let root = std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../server/src"));
+    let constructors = [
+        "OutputBody::",
+        "output::Table {",
+        "output::Summary {",
+        "output::Model {",
+        "output::Chart {",
+        "output::Output {",
+        "Output {",
+        "SummaryRow {",
+        "Coefficient {",
+        "output::Bar {",
+    ];
+    let mut offenders = Vec::new();
+    let mut files = vec![root.to_path_buf()];
+    let mut scanned = 0;
+    while let Some(path) = files.pop() {
+        if path.is_dir() {
+            files.extend(std::fs::read_dir(&path).unwrap().map(|e| e.unwrap().path()));
+            continue;
+        }
+        let relative = path.strip_prefix(root).unwrap().to_string_lossy().replace('\\', "/");
+        let is_test = relative.ends_with("tests.rs") || relative.contains("/tests/");
+        if relative.starts_with("disclosure/") || is_test || !relative.ends_with(".rs") {
+            continue;
+        }
+        scanned += 1;
+        let text = std::fs::read_to_string(&path).unwrap();
+        for (n, line) in text.lines().enumerate() {
+            let code = line.split("//").next().unwrap_or("");
+            let matches_body = code.contains("OutputBody::") && !code.contains("matches!");
+            let builds = constructors[1..].iter().any(|c| code.contains(c))
+                && !code.contains("struct ")
+                && code.contains("output::");
+            if matches_body || builds {
+                offenders.push(format!("server/src/{relative}:{}: {}", n + 1, line.trim()));
+            }
+        }
+    }
+    assert!(scanned > 20, "the scan found the server's sources ({scanned} files)");
+    assert!(offenders.is_empty(), "outputs built outside disclosure:\n{}", offenders.join("\n"));
+}

@@ -125,3 +125,80 @@ async fn unknown_api_paths_are_json_404_and_other_paths_get_the_app() {
     assert_eq!(status, StatusCode::OK);
     assert_eq!(body, Value::String("<html>app</html>".into()));
 }
+
+async fn post_run(app: axum::Router, script: &str, cookie: Option<&str>) -> (StatusCode, Option<String>, Value) {
+    let mut request = Request::post("/api/run").header("content-type", "application/json");
+    if let Some(c) = cookie {
+        request = request.header("cookie", c);
+    }
+    let body = serde_json::to_vec(&serde_json::json!({ "script": script })).unwrap();
+    let response = app.oneshot(request.body(Body::from(body)).unwrap()).await.unwrap();
+    let status = response.status();
+    let set_cookie =
+        response.headers().get("set-cookie").map(|v| v.to_str().unwrap().to_owned());
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    (status, set_cookie, serde_json::from_slice(&bytes).unwrap())
+}
+
+#[tokio::test]
+async fn a_guest_runs_scripts_in_a_workspace_kept_by_a_cookie() {
+    let app_dir = tempfile::tempdir().unwrap();
+    let app = super::router(demo_state(), app_dir.path());
+    let script = "require demo:1 as db\ncreate-dataset p\nimport db/BEFOLKNING_KJOENN as sex\n";
+    let (status, cookie, body) = post_run(app.clone(), script, None).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let cookie = cookie.expect("a new guest gets a cookie");
+    assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"), "{cookie}");
+    assert_eq!(body["outputs"][2]["kind"], "notice");
+    assert_eq!(body["outputs"][2]["line"], 3);
+
+    // The next run sees the dataset the first one made.
+    let pair = cookie.split(';').next().unwrap().to_owned();
+    let (status, again, body) = post_run(app.clone(), "tabulate sex", Some(&pair)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(again, None, "a known guest keeps its cookie");
+    let output = &body["outputs"][0];
+    assert_eq!(output["kind"], "table", "{body}");
+    assert_eq!(output["line"], 1);
+    assert_eq!(output["row_labels"][2], "Total");
+
+    // Another guest has a workspace of its own.
+    let (_, _, body) = post_run(app, "tabulate sex", None).await;
+    assert_eq!(body["outputs"][0]["kind"], "error");
+    assert!(body["outputs"][0]["message"].as_str().unwrap().contains("no current dataset"));
+}
+
+#[tokio::test]
+async fn run_refuses_bodies_that_are_not_json_and_nothing_runs_when_guests_are_off() {
+    let app_dir = tempfile::tempdir().unwrap();
+    let app = super::router(demo_state(), app_dir.path());
+    let response = app
+        .clone()
+        .oneshot(
+            Request::post("/api/run")
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body(Body::from("script=help"))
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+
+    let mut state = demo_state();
+    state.guests = None;
+    let (status, _, body) = post_run(super::router(state, app_dir.path()), "help", None).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert!(body["error"].as_str().unwrap().contains("signed-in"));
+}
+
+#[tokio::test]
+async fn the_rules_of_a_datastore_are_public_in_plain_words() {
+    let (status, body) = get("/api/catalog/datastores/demo/rules").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["version"], 1);
+    assert_eq!(body["settings"]["population_floor"], 1000);
+    let rule5 = body["rules"].as_array().unwrap().iter().find(|r| r[0] == 5).unwrap();
+    assert!(rule5[1].as_str().unwrap().contains("±2"), "{rule5}");
+    let (status, _) = get("/api/catalog/datastores/nope/rules").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
