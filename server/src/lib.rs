@@ -46,7 +46,10 @@ impl AppState {
     /// audit log.
     pub fn load(settings: &Settings) -> anyhow::Result<AppState> {
         let audit = JsonLinesAudit::open(&settings.audit_log).map_err(|e| {
-            anyhow::anyhow!("cannot open the audit log {}: {e} (set audit_log or SKJOLD_AUDIT_LOG)", settings.audit_log.display())
+            anyhow::anyhow!(
+                "cannot open the audit log {}: {e} (set audit_log or SKJOLD_AUDIT_LOG)",
+                settings.audit_log.display()
+            )
         })?;
         AppState::with_audit(settings, Arc::new(audit))
     }
@@ -56,7 +59,13 @@ impl AppState {
         let catalog = Catalog::build(&registry)?;
         let engine = Engine::new(registry.clone(), settings.limits.clone())?;
         let guests = settings.guest_workspace.then(|| Arc::new(http::run::Guests::default()));
-        Ok(AppState { registry, catalog: Arc::new(catalog), engine: Arc::new(engine), audit, guests })
+        Ok(AppState {
+            registry,
+            catalog: Arc::new(catalog),
+            engine: Arc::new(engine),
+            audit,
+            guests,
+        })
     }
 }
 

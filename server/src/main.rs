@@ -198,13 +198,17 @@ fn run_script(settings: &Settings, file: &std::path::Path, format: OutputFormat)
     };
     let result: anyhow::Result<(String, bool)> = runtime.block_on(async {
         let state = AppState::load(settings)?;
-        let user = std::env::var("USER").map(|u| format!("cli:{u}")).unwrap_or_else(|_| "cli".into());
+        let user =
+            std::env::var("USER").map(|u| format!("cli:{u}")).unwrap_or_else(|_| "cli".into());
         let mut workspace = server::engine::Workspace::default();
         let outputs = state.engine.run(&mut workspace, &script, state.audit.as_ref(), &user).await;
-        let failed = outputs.iter().any(|o| matches!(o.output().body, shared::output::OutputBody::Error { .. }));
+        let failed = outputs
+            .iter()
+            .any(|o| matches!(o.output().body, shared::output::OutputBody::Error { .. }));
         let text = match format {
             OutputFormat::Json => {
-                let mut text = serde_json::to_string_pretty(&serde_json::json!({ "outputs": outputs }))?;
+                let mut text =
+                    serde_json::to_string_pretty(&serde_json::json!({ "outputs": outputs }))?;
                 text.push('\n');
                 text
             }

@@ -20,6 +20,18 @@ pub fn units_beside(sorted: &[f64], value: f64) -> (u64, u64) {
     (below as u64, (sorted.len() - not_above) as u64)
 }
 
+/// The Gini coefficient of sorted values: Σ (2i − n − 1) x₍ᵢ₎ / (n Σ x), i = 1..n.
+pub fn gini_sorted(sorted: &[f64]) -> Option<f64> {
+    let n = sorted.len() as f64;
+    let total: f64 = sorted.iter().sum();
+    if sorted.is_empty() || total == 0.0 {
+        return None;
+    }
+    let weighted: f64 =
+        sorted.iter().enumerate().map(|(i, x)| (2.0 * (i as f64 + 1.0) - n - 1.0) * x).sum();
+    Some(weighted / (n * total))
+}
+
 /// Sorts finite values ascending.
 pub fn sorted(mut values: Vec<f64>) -> Vec<f64> {
     values.sort_unstable_by(f64::total_cmp);

@@ -33,9 +33,13 @@ pub enum OutputBody {
     Model(Model),
     Chart(Chart),
     /// Markdown from a `textblock`, or help text.
-    Text { markdown: String },
+    Text {
+        markdown: String,
+    },
     /// What a command did, such as "1 000 units imported", without protected numbers.
-    Notice { message: String },
+    Notice {
+        message: String,
+    },
     /// A command that could not run, or was refused by a disclosure rule (then `rule` names it).
     Error {
         message: String,
@@ -160,7 +164,13 @@ fn aligned(rows: &[Vec<String>]) -> String {
         let line: Vec<String> = row
             .iter()
             .enumerate()
-            .map(|(c, s)| if c == 0 { format!("{s:<w$}", w = widths[c]) } else { format!("{s:>w$}", w = widths[c]) })
+            .map(|(c, s)| {
+                if c == 0 {
+                    format!("{s:<w$}", w = widths[c])
+                } else {
+                    format!("{s:>w$}", w = widths[c])
+                }
+            })
             .collect();
         out.push_str(line.join("  ").trim_end());
         out.push('\n');
@@ -175,25 +185,45 @@ impl Output {
         let head = format!("[line {}] {}\n", self.line, self.command);
         let body = match &self.body {
             OutputBody::Table(t) => {
-                let mut rows = vec![std::iter::once(t.row_variable.clone()).chain(t.column_labels.iter().cloned()).collect()];
+                let mut rows = vec![
+                    std::iter::once(t.row_variable.clone())
+                        .chain(t.column_labels.iter().cloned())
+                        .collect(),
+                ];
                 for (label, cells) in t.row_labels.iter().zip(&t.cells) {
-                    rows.push(std::iter::once(label.clone()).chain(cells.iter().map(|c| cell(*c))).collect());
+                    rows.push(
+                        std::iter::once(label.clone())
+                            .chain(cells.iter().map(|c| cell(*c)))
+                            .collect(),
+                    );
                 }
                 format!("{} ({})\n{}{}", t.title, t.statistic, aligned(&rows), notes(&t.notes))
             }
             OutputBody::Summary(s) => {
-                let mut header = vec!["variable".to_owned(), "N".into(), "mean".into(), "sd".into()];
-                header.extend(s.rows.first().map(|r| r.percentiles.iter().map(|(p, _)| p.clone()).collect::<Vec<_>>()).unwrap_or_default());
+                let mut header =
+                    vec!["variable".to_owned(), "N".into(), "mean".into(), "sd".into()];
+                let labels = |r: &SummaryRow| {
+                    r.percentiles.iter().chain(&r.extra).map(|(p, _)| p.clone()).collect::<Vec<_>>()
+                };
+                header.extend(s.rows.first().map(labels).unwrap_or_default());
                 let mut rows = vec![header];
                 for r in &s.rows {
                     let mut row = vec![r.variable.clone(), cell(r.n), cell(r.mean), cell(r.sd)];
-                    row.extend(r.percentiles.iter().map(|(_, v)| cell(*v)));
+                    row.extend(r.percentiles.iter().chain(&r.extra).map(|(_, v)| cell(*v)));
                     rows.push(row);
                 }
                 format!("{}{}", aligned(&rows), notes(&s.notes))
             }
             OutputBody::Model(m) => {
-                let mut rows = vec![vec![m.dependent.clone(), "coef".into(), "std err".into(), "t".into(), "P>|t|".into(), "ci low".into(), "ci high".into()]];
+                let mut rows = vec![vec![
+                    m.dependent.clone(),
+                    "coef".into(),
+                    "std err".into(),
+                    "t".into(),
+                    "P>|t|".into(),
+                    "ci low".into(),
+                    "ci high".into(),
+                ]];
                 for c in &m.coefficients {
                     rows.push(vec![
                         c.term.clone(),
@@ -205,13 +235,19 @@ impl Output {
                         format_number(c.ci_high),
                     ]);
                 }
-                let stats: Vec<String> = m.statistics.iter().map(|(k, v)| format!("{k} = {}", format_number(*v))).collect();
+                let stats: Vec<String> = m
+                    .statistics
+                    .iter()
+                    .map(|(k, v)| format!("{k} = {}", format_number(*v)))
+                    .collect();
                 format!("{}\n{}{}\n{}", m.title, aligned(&rows), stats.join(", "), notes(&m.notes))
             }
             OutputBody::Chart(c) => {
                 let mut rows = vec![vec![c.x_label.clone(), c.y_label.clone()]];
                 for b in &c.bars {
-                    let label = b.label.clone().unwrap_or_else(|| format!("[{}, {})", format_number(b.start), format_number(b.end)));
+                    let label = b.label.clone().unwrap_or_else(|| {
+                        format!("[{}, {})", format_number(b.start), format_number(b.end))
+                    });
                     rows.push(vec![label, cell(b.height)]);
                 }
                 format!("{}\n{}{}", c.title, aligned(&rows), notes(&c.notes))

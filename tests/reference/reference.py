@@ -47,6 +47,9 @@ for name in ["wage", "age"]:
         "mean_coded": float(coded.mean()),
         "sd_coded": float(coded.std(ddof=1)),
         "sum_coded": float(coded.sum()),
+        # Gini by its definition as mean absolute difference over twice the mean (O(n²)
+        # pairwise, an independent route from the engine's sorted-rank formula).
+        "gini_coded": float(np.abs(coded.values[:, None] - coded.values[None, :]).mean() / (2 * coded.mean())),
         "percentiles": [float(np.percentile(values, p)) for p in percents],
     }
 out["summaries"] = summaries

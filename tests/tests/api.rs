@@ -29,6 +29,7 @@ async fn start() -> Running {
     let settings = Settings {
         datastores: data.path().join("stores"),
         app_dir: data.path().join("dist"),
+        audit_log: data.path().join("audit.jsonl"),
         ..Settings::default()
     };
     let state = server::AppState::load(&settings).unwrap();

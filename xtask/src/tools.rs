@@ -149,15 +149,18 @@ pub fn ensure_python_env() -> Result<PathBuf, String> {
     let wanted = std::fs::read_to_string(&requirements)
         .map_err(|e| format!("cannot read {}: {e}", requirements.display()))?;
     let marker = venv.join("skjold-requirements.txt");
-    if python.exists() && std::fs::read_to_string(&marker).ok().as_deref() == Some(wanted.as_str()) {
+    if python.exists() && std::fs::read_to_string(&marker).ok().as_deref() == Some(wanted.as_str())
+    {
         return Ok(python);
     }
     println!("      creating the Python reference environment in {} (PyPI)", venv.display());
-    run(Command::new("python3").arg("-m").arg("venv").arg(&venv))
-        .map_err(|e| format!("{e}\nthe reference tests need Python 3 with venv (Debian: python3-venv)"))?;
+    run(Command::new("python3").arg("-m").arg("venv").arg(&venv)).map_err(|e| {
+        format!("{e}\nthe reference tests need Python 3 with venv (Debian: python3-venv)")
+    })?;
     run(Command::new(&python)
         .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check", "-r"])
         .arg(&requirements))?;
-    std::fs::write(&marker, wanted).map_err(|e| format!("cannot write {}: {e}", marker.display()))?;
+    std::fs::write(&marker, wanted)
+        .map_err(|e| format!("cannot write {}: {e}", marker.display()))?;
     Ok(python)
 }

@@ -139,10 +139,10 @@ pub(crate) const SECRET_FILE: &str = "secret.key";
 /// servers starting at once agree on the first one written.
 fn read_or_create_secret(path: &Path) -> Result<[u8; 16], DatastoreError> {
     use std::io::Write;
-    if let Ok(bytes) = std::fs::read(path) {
-        if let Ok(secret) = <[u8; 16]>::try_from(bytes.as_slice()) {
-            return Ok(secret);
-        }
+    if let Ok(bytes) = std::fs::read(path)
+        && let Ok(secret) = <[u8; 16]>::try_from(bytes.as_slice())
+    {
+        return Ok(secret);
     }
     let secret: [u8; 16] = rand::random();
     let mut options = std::fs::OpenOptions::new();

@@ -26,7 +26,12 @@ pub struct AuditEntry {
 }
 
 impl AuditEntry {
-    pub(super) fn new(user: &str, script_hash: &str, output: &Output, decisions: &[Decision]) -> Self {
+    pub(super) fn new(
+        user: &str,
+        script_hash: &str,
+        output: &Output,
+        decisions: &[Decision],
+    ) -> Self {
         let time = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());

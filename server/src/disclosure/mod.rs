@@ -78,7 +78,10 @@ impl Gate {
 
     /// Rule 4 for a new variable: every value it takes must be held by 0 or ≥ min_change units,
     /// so no value singles out a few units.
-    pub fn check_value_classes(&self, class_sizes: impl IntoIterator<Item = u64>) -> Result<(), Refusal> {
+    pub fn check_value_classes(
+        &self,
+        class_sizes: impl IntoIterator<Item = u64>,
+    ) -> Result<(), Refusal> {
         for n in class_sizes {
             self.check_change(n, 0)?;
         }

@@ -113,6 +113,10 @@ pub struct VariableSummary {
     pub contributors: Contributors,
     pub magnitude: Magnitude,
     pub quantiles: Vec<Quantile>,
+    /// The Gini coefficient of the coded values, when asked for.
+    pub gini: Option<f64>,
+    /// Whether the interquartile range was asked for.
+    pub iqr: bool,
 }
 
 #[derive(Clone, Debug, PartialEq)]

@@ -3,7 +3,9 @@
 use shared::output::{self, OutputBody};
 
 use super::raw::{self, CellStatistic, Contributors};
-use super::{Decision, Gate, Origin, Refusal, Released, Releaser, signed_noise_factor, significant};
+use super::{
+    Decision, Gate, Origin, Refusal, Released, Releaser, signed_noise_factor, significant,
+};
 
 /// A cell after the rules: released value, or withheld.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -31,7 +33,9 @@ impl Gate {
     /// Rule 7: a noisy mean or sum of a magnitude cell, or `None` when the cell is too small or
     /// dominated.
     fn released_magnitude(&self, c: Contributors, m: &raw::Magnitude) -> Option<(f64, f64)> {
-        if m.n < self.rules.min_units_for_statistics || c.units < self.rules.min_units_for_statistics {
+        if m.n < self.rules.min_units_for_statistics
+            || c.units < self.rules.min_units_for_statistics
+        {
             return None;
         }
         let remainder = m.sum.abs() - m.largest - m.second;
@@ -60,7 +64,8 @@ impl Gate {
     }
 
     fn cell_value(&self, cell: &raw::Cell, statistic: &CellStatistic) -> Released1 {
-        let magnitude = || cell.magnitude.as_ref().and_then(|m| self.released_magnitude(cell.contributors, m));
+        let magnitude =
+            || cell.magnitude.as_ref().and_then(|m| self.released_magnitude(cell.contributors, m));
         let value = match statistic {
             CellStatistic::Count
             | CellStatistic::RowPercent
@@ -122,7 +127,8 @@ impl Releaser<'_> {
                 .filter(|&n| n > 0)
                 .collect();
             let small = counts.iter().filter(|&&n| n < rules.min_cell).count();
-            if !counts.is_empty() && small as f64 > rules.max_small_cell_share * counts.len() as f64 {
+            if !counts.is_empty() && small as f64 > rules.max_small_cell_share * counts.len() as f64
+            {
                 return self.refusal(
                     origin,
                     Refusal::new(
@@ -137,11 +143,13 @@ impl Releaser<'_> {
             }
             let primary = inner.iter().flatten().filter(|c| **c == Released1::Suppressed).count();
             if primary > 0 {
-                decisions.push(Decision { rule: 6, outcome: format!("{primary} cells suppressed") });
+                decisions
+                    .push(Decision { rule: 6, outcome: format!("{primary} cells suppressed") });
             }
             // Secondary suppression: no row or column with a shown margin may have exactly one
             // withheld cell, or the margin would give it back.
-            let secondary = secondary_suppression(&table, &mut inner, &row_margins, &column_margins, two_way);
+            let secondary =
+                secondary_suppression(&table, &mut inner, &row_margins, &column_margins, two_way);
             if secondary > 0 {
                 decisions.push(Decision {
                     rule: 6,
@@ -158,7 +166,9 @@ impl Releaser<'_> {
 
         // Percentages from released counts.
         let percent = |part: Released1, whole: Released1| match (part, whole) {
-            (Released1::Shown(p), Released1::Shown(w)) if w > 0.0 => Released1::Shown(100.0 * p / w),
+            (Released1::Shown(p), Released1::Shown(w)) if w > 0.0 => {
+                Released1::Shown(100.0 * p / w)
+            }
             (Released1::Shown(_), Released1::Shown(_)) => Released1::Shown(0.0),
             _ => Released1::Suppressed,
         };
@@ -188,7 +198,9 @@ impl Releaser<'_> {
                 column_margins.iter_mut().for_each(|m| *m = percent(*m, *m));
                 statistic_name = "column percent".to_owned();
             }
-            CellStatistic::RowPercent | CellStatistic::ColumnPercent | CellStatistic::CellPercent => {
+            CellStatistic::RowPercent
+            | CellStatistic::ColumnPercent
+            | CellStatistic::CellPercent => {
                 inner.iter_mut().flatten().for_each(|c| *c = percent(*c, total));
                 row_margins.iter_mut().for_each(|c| *c = percent(*c, total));
                 column_margins.iter_mut().for_each(|c| *c = percent(*c, total));
@@ -201,9 +213,9 @@ impl Releaser<'_> {
             CellStatistic::Percentile(v, p) => statistic_name = format!("P{p} of {v}"),
         }
         let total_value = match &table.statistic {
-            CellStatistic::RowPercent | CellStatistic::ColumnPercent | CellStatistic::CellPercent => {
-                percent(total, total)
-            }
+            CellStatistic::RowPercent
+            | CellStatistic::ColumnPercent
+            | CellStatistic::CellPercent => percent(total, total),
             _ => total,
         };
 
@@ -216,20 +228,14 @@ impl Releaser<'_> {
             }
             cells.push(line);
         }
-        let mut last: Vec<Option<f64>> = if two_way {
-            column_margins.iter().map(|c| c.value()).collect()
-        } else {
-            Vec::new()
-        };
+        let mut last: Vec<Option<f64>> =
+            if two_way { column_margins.iter().map(|c| c.value()).collect() } else { Vec::new() };
         last.push(total_value.value());
         cells.push(last);
         let mut row_labels = table.row_labels.clone();
         row_labels.push("Total".into());
-        let mut column_labels = if two_way {
-            table.column_labels.clone()
-        } else {
-            vec![statistic_name.clone()]
-        };
+        let mut column_labels =
+            if two_way { table.column_labels.clone() } else { vec![statistic_name.clone()] };
         if two_way {
             column_labels.push("Total".into());
         }
@@ -240,6 +246,11 @@ impl Releaser<'_> {
             notes.push(format!(
                 "Counts carry cell-key noise (±{} at most); cells under {} are withheld.",
                 rules.max_deviation, rules.min_cell
+            ));
+        } else if matches!(table.statistic, CellStatistic::Percentile(..)) {
+            notes.push(format!(
+                "Percentiles need {} units on each side and show {} significant digits; cells with fewer than {} units are withheld.",
+                rules.min_units_beside_percentile, rules.significant_digits, rules.min_units_for_statistics
             ));
         } else {
             notes.push(format!(
@@ -288,13 +299,28 @@ impl Releaser<'_> {
                 })
                 .collect();
             withheld += percentiles.iter().filter(|(_, v)| v.is_none()).count();
+            let mut extra = Vec::new();
+            if let Some(gini) = v.gini {
+                let shown = magnitude.is_some() && enough;
+                extra.push((
+                    "gini".to_owned(),
+                    shown.then(|| significant(gini, rules.significant_digits)),
+                ));
+            }
+            if v.iqr {
+                let find = |label: &str| {
+                    percentiles.iter().find(|(p, _)| p == label).and_then(|(_, v)| *v)
+                };
+                let iqr = find("P75").zip(find("P25")).map(|(hi, lo)| hi - lo);
+                extra.push(("iqr".to_owned(), iqr));
+            }
             rows.push(output::SummaryRow {
                 variable: v.variable,
                 n: (!small).then_some(n as f64),
                 mean: magnitude.map(|(_, mean)| mean),
                 sd,
                 percentiles,
-                extra: Vec::new(),
+                extra,
             });
         }
         let notes = vec![format!(
@@ -341,13 +367,13 @@ impl Releaser<'_> {
                 ));
             }
         }
-        if let Some(levels) = &model.outcome_levels {
-            if levels.iter().any(|&u| u < rules.min_level_units) {
-                return refuse(format!(
-                    "an outcome level of {} has fewer than {} units (rule 9): group the outcome's levels",
-                    model.dependent, rules.min_level_units
-                ));
-            }
+        if let Some(levels) = &model.outcome_levels
+            && levels.iter().any(|&u| u < rules.min_level_units)
+        {
+            return refuse(format!(
+                "an outcome level of {} has fewer than {} units (rule 9): group the outcome's levels",
+                model.dependent, rules.min_level_units
+            ));
         }
         let hide_constant = model.smallest_crossing.is_some_and(|u| u < rules.min_level_units);
         let mut decisions = vec![Decision { rule: 9, outcome: "passed".into() }];
@@ -386,7 +412,12 @@ impl Releaser<'_> {
         self.emit(origin, body, decisions)
     }
 
-    pub fn histogram(&self, gate: &Gate, origin: Origin<'_>, histogram: raw::Histogram) -> Released {
+    pub fn histogram(
+        &self,
+        gate: &Gate,
+        origin: Origin<'_>,
+        histogram: raw::Histogram,
+    ) -> Released {
         let rules = gate.rules();
         let mut withheld = 0;
         let bars: Vec<output::Bar> = histogram
@@ -435,39 +466,33 @@ fn secondary_suppression(
         let mut changed = false;
         // Rows (their margin is the row margin in two-way tables, the total in one-way ones).
         for r in 0..rows {
-            let margin_shown = if two_way {
-                row_margins[r] != Released1::Suppressed
-            } else {
-                false
-            };
-            if margin_shown && inner[r].iter().filter(|c| **c == Released1::Suppressed).count() == 1 {
-                if let Some(c) = (0..columns)
+            let margin_shown =
+                if two_way { row_margins[r] != Released1::Suppressed } else { false };
+            if margin_shown
+                && inner[r].iter().filter(|c| **c == Released1::Suppressed).count() == 1
+                && let Some(c) = (0..columns)
                     .filter(|&c| matches!(inner[r][c], Released1::Shown(v) if v > 0.0))
                     .min_by_key(|&c| true_count(r, c))
-                {
-                    inner[r][c] = Released1::Suppressed;
-                    added += 1;
-                    changed = true;
-                }
+            {
+                inner[r][c] = Released1::Suppressed;
+                added += 1;
+                changed = true;
             }
         }
         // Columns (in a one-way table, the single column's margin is the total).
         for c in 0..columns {
-            let margin_shown = if two_way {
-                column_margins[c] != Released1::Suppressed
-            } else {
-                true
-            };
+            let margin_shown =
+                if two_way { column_margins[c] != Released1::Suppressed } else { true };
             let withheld = (0..rows).filter(|&r| inner[r][c] == Released1::Suppressed).count();
-            if margin_shown && withheld == 1 {
-                if let Some(r) = (0..rows)
+            if margin_shown
+                && withheld == 1
+                && let Some(r) = (0..rows)
                     .filter(|&r| matches!(inner[r][c], Released1::Shown(v) if v > 0.0))
                     .min_by_key(|&r| true_count(r, c))
-                {
-                    inner[r][c] = Released1::Suppressed;
-                    added += 1;
-                    changed = true;
-                }
+            {
+                inner[r][c] = Released1::Suppressed;
+                added += 1;
+                changed = true;
             }
         }
         if !changed {

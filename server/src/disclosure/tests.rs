@@ -90,7 +90,10 @@ fn the_dominance_rule_suppresses_a_cell_led_by_one_company() {
     let mut even = Magnitude::default();
     (0..12).for_each(|_| even.add(1000.0));
     let (sum, mean) = gate.released_magnitude_for_test(c, &even).unwrap();
-    assert!(sum != 12_000.0 && (sum - 12_000.0).abs() <= 100.0, "noise of 5–10 % of the largest: {sum}");
+    assert!(
+        sum != 12_000.0 && (sum - 12_000.0).abs() <= 100.0,
+        "noise of 5–10 % of the largest: {sum}"
+    );
     assert!((mean - sum / 12.0).abs() < 1e-9);
 }
 

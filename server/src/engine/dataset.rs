@@ -48,7 +48,12 @@ pub struct Dataset {
 
 impl Default for Dataset {
     fn default() -> Dataset {
-        Dataset { unit_type: None, origin: None, ids: Int64Array::from(Vec::<i64>::new()), variables: Vec::new() }
+        Dataset {
+            unit_type: None,
+            origin: None,
+            ids: Int64Array::from(Vec::<i64>::new()),
+            variables: Vec::new(),
+        }
     }
 }
 
@@ -75,7 +80,9 @@ impl Dataset {
             let names = self.variables.iter().map(|v| v.name.as_str());
             let hint = match shared::script::catalog::nearest(name, names) {
                 Some(near) => format!(": did you mean {near}?"),
-                None if self.variables.is_empty() => ": it has no variables yet; import some first".into(),
+                None if self.variables.is_empty() => {
+                    ": it has no variables yet; import some first".into()
+                }
                 None => format!(
                     "; it has {}",
                     self.variables.iter().map(|v| v.name.as_str()).collect::<Vec<_>>().join(", ")
@@ -91,17 +98,21 @@ impl Dataset {
             Some(names) => self.variables.iter().filter(|v| names.contains(&v.name)).collect(),
             None => self.variables.iter().collect(),
         };
-        let fields: Vec<Field> =
-            chosen.iter().map(|v| Field::new(&v.name, v.values.data_type().clone(), true)).collect();
+        let fields: Vec<Field> = chosen
+            .iter()
+            .map(|v| Field::new(&v.name, v.values.data_type().clone(), true))
+            .collect();
         let columns: Vec<ArrayRef> = chosen.iter().map(|v| v.values.clone()).collect();
-        let options = datafusion::arrow::array::RecordBatchOptions::new().with_row_count(Some(self.len()));
+        let options =
+            datafusion::arrow::array::RecordBatchOptions::new().with_row_count(Some(self.len()));
         RecordBatch::try_new_with_options(Arc::new(Schema::new(fields)), columns, &options)
             .map_err(|e| EngineError::internal(format!("building a batch: {e}")))
     }
 
     /// Keeps the rows where `mask` is true.
     pub fn filter(&mut self, mask: &BooleanArray) -> Result<(), EngineError> {
-        let internal = |e: datafusion::arrow::error::ArrowError| EngineError::internal(e.to_string());
+        let internal =
+            |e: datafusion::arrow::error::ArrowError| EngineError::internal(e.to_string());
         let ids = compute::filter(&self.ids, mask).map_err(internal)?;
         self.ids = ids.as_any().downcast_ref::<Int64Array>().cloned().expect("ids are Int64");
         for v in &mut self.variables {

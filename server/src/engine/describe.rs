@@ -28,9 +28,13 @@ pub(super) fn numbers(variable: &Variable) -> Result<Vec<Option<f64>>, EngineErr
         )));
     }
     if variable.info.pointer {
-        return Err(EngineError::new(format!("{} is an identifier and can only be a merge key (rule 2)", variable.name)));
+        return Err(EngineError::new(format!(
+            "{} is an identifier and can only be a merge key (rule 2)",
+            variable.name
+        )));
     }
-    let floats = compute::cast(&variable.values, &DataType::Float64).map_err(|e| EngineError::internal(e.to_string()))?;
+    let floats = compute::cast(&variable.values, &DataType::Float64)
+        .map_err(|e| EngineError::internal(e.to_string()))?;
     let floats = floats.as_any().downcast_ref::<Float64Array>().expect("cast to Float64");
     Ok(floats.iter().map(|v| v.filter(|x| x.is_finite())).collect())
 }
@@ -57,10 +61,19 @@ fn quantiles(sorted: &[f64], percents: &[f64]) -> Vec<Quantile> {
 
 /// `summarize` before disclosure: N, coded moments and percentiles of each variable, over the
 /// rows in `mask`.
-pub fn summarize_raw(gate: &Gate, dataset: &Dataset, names: &[String], mask: Option<&BooleanArray>) -> Result<Vec<raw::VariableSummary>, EngineError> {
+pub fn summarize_raw(
+    gate: &Gate,
+    dataset: &Dataset,
+    names: &[String],
+    mask: Option<&BooleanArray>,
+    gini: bool,
+    iqr: bool,
+) -> Result<Vec<raw::VariableSummary>, EngineError> {
     let mut out = Vec::new();
     for name in names {
-        let variable = dataset.variable(name).ok_or_else(|| EngineError::new(format!("no variable {name}")))?;
+        let variable = dataset
+            .variable(name)
+            .ok_or_else(|| EngineError::new(format!("no variable {name}")))?;
         let values = numbers(variable)?;
         let coded = coded(gate, &values);
         let mut contributors = Contributors::default();
@@ -76,20 +89,41 @@ pub fn summarize_raw(gate: &Gate, dataset: &Dataset, names: &[String], mask: Opt
             raw_values.push(v);
         }
         let sorted = stats::sorted(raw_values);
+        let gini = if gini {
+            // Coding is monotone, so the coded values are the sorted ones clamped.
+            let bounds =
+                gate.coding_bounds(&stats::sorted(values.iter().flatten().copied().collect()));
+            let coded_sorted: Vec<f64> = match bounds {
+                Some((lo, hi)) => sorted.iter().map(|v| v.clamp(lo, hi)).collect(),
+                None => sorted.clone(),
+            };
+            stats::gini_sorted(&coded_sorted)
+        } else {
+            None
+        };
         out.push(raw::VariableSummary {
             variable: name.clone(),
             contributors,
             magnitude,
             quantiles: quantiles(&sorted, &SUMMARY_PERCENTS),
+            gini,
+            iqr,
         });
     }
     Ok(out)
 }
 
 /// Levels of a grouping column: a level index per row (`None` for missing) and the labels.
-pub(super) fn levels(variable: &Variable, with_missing: bool, with_labels: bool) -> Result<(Vec<Option<usize>>, Vec<String>), EngineError> {
+pub(super) fn levels(
+    variable: &Variable,
+    with_missing: bool,
+    with_labels: bool,
+) -> Result<(Vec<Option<usize>>, Vec<String>), EngineError> {
     if variable.info.pointer {
-        return Err(EngineError::new(format!("{} is an identifier and can only be a merge key (rule 2)", variable.name)));
+        return Err(EngineError::new(format!(
+            "{} is an identifier and can only be a merge key (rule 2)",
+            variable.name
+        )));
     }
     let values = &variable.values;
     let mut keys: Vec<String> = Vec::new();
@@ -144,7 +178,10 @@ pub(super) fn levels(variable: &Variable, with_missing: bool, with_labels: bool)
         labels.push("missing".into());
     }
     if labels.len() > 10_000 {
-        return Err(EngineError::new(format!("{} has more than 10 000 levels: group it with recode before tabulating", variable.name)));
+        return Err(EngineError::new(format!(
+            "{} has more than 10 000 levels: group it with recode before tabulating",
+            variable.name
+        )));
     }
     Ok((rows, labels))
 }
@@ -160,12 +197,20 @@ pub struct TableRequest<'a> {
 }
 
 /// `tabulate` before disclosure.
-pub fn tabulate_raw(gate: &Gate, dataset: &Dataset, request: &TableRequest<'_>, mask: Option<&BooleanArray>) -> Result<raw::Table, EngineError> {
-    let row_var = dataset.variable(request.row).ok_or_else(|| EngineError::new(format!("no variable {}", request.row)))?;
+pub fn tabulate_raw(
+    gate: &Gate,
+    dataset: &Dataset,
+    request: &TableRequest<'_>,
+    mask: Option<&BooleanArray>,
+) -> Result<raw::Table, EngineError> {
+    let row_var = dataset
+        .variable(request.row)
+        .ok_or_else(|| EngineError::new(format!("no variable {}", request.row)))?;
     let (row_levels, row_labels) = levels(row_var, request.missing, request.labels)?;
     let (col_levels, column_labels) = match request.column {
         Some(c) => {
-            let v = dataset.variable(c).ok_or_else(|| EngineError::new(format!("no variable {c}")))?;
+            let v =
+                dataset.variable(c).ok_or_else(|| EngineError::new(format!("no variable {c}")))?;
             let (l, labels) = levels(v, request.missing, request.labels)?;
             (Some(l), labels)
         }
@@ -173,7 +218,9 @@ pub fn tabulate_raw(gate: &Gate, dataset: &Dataset, request: &TableRequest<'_>, 
     };
     let magnitude_values = match request.of {
         Some(name) => {
-            let v = dataset.variable(name).ok_or_else(|| EngineError::new(format!("no variable {name}")))?;
+            let v = dataset
+                .variable(name)
+                .ok_or_else(|| EngineError::new(format!("no variable {name}")))?;
             let values = numbers(v)?;
             Some((coded(gate, &values), values))
         }
@@ -181,7 +228,10 @@ pub fn tabulate_raw(gate: &Gate, dataset: &Dataset, request: &TableRequest<'_>, 
     };
     let columns = column_labels.len().max(1);
     let rows = row_labels.len();
-    let new_cell = || raw::Cell { magnitude: magnitude_values.as_ref().map(|_| Magnitude::default()), ..raw::Cell::default() };
+    let new_cell = || raw::Cell {
+        magnitude: magnitude_values.as_ref().map(|_| Magnitude::default()),
+        ..raw::Cell::default()
+    };
     let mut cells = vec![vec![new_cell(); columns]; rows];
     let mut row_margins = vec![new_cell(); if col_levels.is_some() { rows } else { 0 }];
     let mut column_margins = vec![new_cell(); if col_levels.is_some() { columns } else { 0 }];
@@ -265,8 +315,16 @@ pub fn tabulate_raw(gate: &Gate, dataset: &Dataset, request: &TableRequest<'_>, 
 }
 
 /// `histogram` before disclosure: equal-width bins over the coded range.
-pub fn histogram_raw(gate: &Gate, dataset: &Dataset, name: &str, bins: usize, width: Option<f64>, mask: Option<&BooleanArray>) -> Result<raw::Histogram, EngineError> {
-    let variable = dataset.variable(name).ok_or_else(|| EngineError::new(format!("no variable {name}")))?;
+pub fn histogram_raw(
+    gate: &Gate,
+    dataset: &Dataset,
+    name: &str,
+    bins: usize,
+    width: Option<f64>,
+    mask: Option<&BooleanArray>,
+) -> Result<raw::Histogram, EngineError> {
+    let variable =
+        dataset.variable(name).ok_or_else(|| EngineError::new(format!("no variable {name}")))?;
     let values = coded(gate, &numbers(variable)?);
     let selected: Vec<(usize, f64)> = values
         .iter()
@@ -310,7 +368,11 @@ impl Step<'_> {
         }
     }
 
-    fn variable_args(&self, dataset: &Dataset, dataset_name: &str) -> Result<Vec<String>, EngineError> {
+    fn variable_args(
+        &self,
+        dataset: &Dataset,
+        dataset_name: &str,
+    ) -> Result<Vec<String>, EngineError> {
         let names = self.names_in_args()?;
         for (n, span) in &names {
             dataset.require(n, dataset_name).map_err(|e| e.with_span(*span))?;
@@ -331,7 +393,14 @@ impl Step<'_> {
         }
         let mask = self.mask(dataset, dataset_name)?;
         let gate = self.gate();
-        let raw = summarize_raw(gate, dataset, &names, mask.as_ref())?;
+        let raw = summarize_raw(
+            gate,
+            dataset,
+            &names,
+            mask.as_ref(),
+            self.flag("gini"),
+            self.flag("iqr"),
+        )?;
         let released = self.releaser.summary(gate, self.origin(), raw);
         self.outputs.push(released);
         Ok(())
@@ -343,12 +412,18 @@ impl Step<'_> {
         if names.is_empty() || names.len() > 2 {
             return Err(EngineError::at(
                 self.command().span,
-                if names.is_empty() { "write tabulate <variable> [<variable>]" } else { "tables of more than two variables are not supported yet" },
+                if names.is_empty() {
+                    "write tabulate <variable> [<variable>]"
+                } else {
+                    "tables of more than two variables are not supported yet"
+                },
             ));
         }
         let of = self.option_text("summarize");
         if let Some(of) = &of {
-            dataset.require(of, dataset_name).map_err(|e| e.with_span(self.option("summarize").expect("present").span))?;
+            dataset
+                .require(of, dataset_name)
+                .map_err(|e| e.with_span(self.option("summarize").expect("present").span))?;
         }
         let statistic = match &of {
             Some(v) => {
@@ -363,7 +438,9 @@ impl Step<'_> {
                 } else if self.flag("p75") {
                     CellStatistic::Percentile(v.clone(), 75.0)
                 } else if self.flag("gini") || self.flag("iqr") {
-                    return Err(EngineError::new("tabulate with gini or iqr cells is not supported yet"));
+                    return Err(EngineError::new(
+                        "tabulate with gini or iqr cells is not supported yet",
+                    ));
                 } else {
                     CellStatistic::Mean(v.clone())
                 }
@@ -375,12 +452,18 @@ impl Step<'_> {
         };
         for unsupported in ["chi2", "flatten", "rowsort", "colsort", "top", "bottom"] {
             if self.flag(unsupported) {
-                return Err(EngineError::at(self.option(unsupported).expect("present").span, format!("tabulate's {unsupported} option is not supported yet")));
+                return Err(EngineError::at(
+                    self.option(unsupported).expect("present").span,
+                    format!("tabulate's {unsupported} option is not supported yet"),
+                ));
             }
         }
         let mask = self.mask(dataset, dataset_name)?;
         let gate = self.gate();
-        let percent = matches!(statistic, CellStatistic::RowPercent | CellStatistic::ColumnPercent | CellStatistic::CellPercent);
+        let percent = matches!(
+            statistic,
+            CellStatistic::RowPercent | CellStatistic::ColumnPercent | CellStatistic::CellPercent
+        );
         let request = |statistic: CellStatistic| TableRequest {
             row: &names[0],
             column: names.get(1).map(String::as_str),
@@ -408,7 +491,10 @@ impl Step<'_> {
         };
         for unsupported in ["by", "normal", "discrete", "density", "fraction", "percent"] {
             if self.flag(unsupported) {
-                return Err(EngineError::at(self.option(unsupported).expect("present").span, format!("histogram's {unsupported} option is not supported yet")));
+                return Err(EngineError::at(
+                    self.option(unsupported).expect("present").span,
+                    format!("histogram's {unsupported} option is not supported yet"),
+                ));
             }
         }
         let bins = self.option_number("bin")?.map_or(20, |b| b.clamp(1.0, 200.0) as usize);

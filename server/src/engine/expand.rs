@@ -6,7 +6,9 @@
 
 use std::collections::BTreeMap;
 
-use shared::script::{BinaryOp, Command, Expr, ExprParser, Item, Span, TokenKind, lex, line_column, parse};
+use shared::script::{
+    BinaryOp, Command, Expr, ExprParser, Item, Span, TokenKind, lex, line_column, parse,
+};
 
 /// A command ready to run.
 #[derive(Clone, Debug)]
@@ -37,12 +39,22 @@ pub fn expand(script: &str, max_commands: usize) -> Result<Vec<Expanded>, Vec<Pr
             .iter()
             .map(|d| {
                 let (line, column) = line_column(script, d.span.start);
-                let command = script.lines().nth(line - 1).and_then(|l| l.split_whitespace().next()).unwrap_or("");
-                Problem { line: line as u32, column: column as u32, command: command.to_owned(), message: d.message.clone() }
+                let command = script
+                    .lines()
+                    .nth(line - 1)
+                    .and_then(|l| l.split_whitespace().next())
+                    .unwrap_or("");
+                Problem {
+                    line: line as u32,
+                    column: column as u32,
+                    command: command.to_owned(),
+                    message: d.message.clone(),
+                }
             })
             .collect());
     }
-    let mut expander = Expander { script, bindings: BTreeMap::new(), out: Vec::new(), max_commands };
+    let mut expander =
+        Expander { script, bindings: BTreeMap::new(), out: Vec::new(), max_commands };
     expander.items(&parsed.items)?;
     Ok(expander.out)
 }
@@ -57,7 +69,12 @@ struct Expander<'a> {
 impl Expander<'_> {
     fn problem(&self, span: Span, command: &str, message: impl Into<String>) -> Vec<Problem> {
         let (line, column) = line_column(self.script, span.start);
-        vec![Problem { line: line as u32, column: column as u32, command: command.to_owned(), message: message.into() }]
+        vec![Problem {
+            line: line as u32,
+            column: column as u32,
+            command: command.to_owned(),
+            message: message.into(),
+        }]
     }
 
     fn items(&mut self, items: &[Item]) -> Result<(), Vec<Problem>> {
@@ -73,7 +90,15 @@ impl Expander<'_> {
                         condition: None,
                         options: Vec::new(),
                     };
-                    self.push(Expanded { line: line as u32, column_offset: 0, text: text.trim_end().to_owned(), command }, *span)?;
+                    self.push(
+                        Expanded {
+                            line: line as u32,
+                            column_offset: 0,
+                            text: text.trim_end().to_owned(),
+                            command,
+                        },
+                        *span,
+                    )?;
                 }
                 Item::Command(command) if command.name == "let" => self.let_binding(command)?,
                 Item::Command(command) => {
@@ -105,10 +130,18 @@ impl Expander<'_> {
         let (line, column) = line_column(self.script, command.span.start);
         let reparsed = parse(&text);
         if let Some(d) = reparsed.diagnostics.first() {
-            return Err(self.problem(command.span, &command.name, format!("after substituting bindings: {}", d.message)));
+            return Err(self.problem(
+                command.span,
+                &command.name,
+                format!("after substituting bindings: {}", d.message),
+            ));
         }
         let Some(Item::Command(command)) = reparsed.items.into_iter().next() else {
-            return Err(self.problem(command.span, &command.name, "after substituting bindings, nothing is left to run"));
+            return Err(self.problem(
+                command.span,
+                &command.name,
+                "after substituting bindings, nothing is left to run",
+            ));
         };
         Ok(Expanded { line: line as u32, column_offset: column as u32 - 1, text, command })
     }
@@ -127,7 +160,11 @@ impl Expander<'_> {
             let name = &piece[1..];
             let Some(value) = self.bindings.get(name) else {
                 let span = Span { start: t.span.start + offset, end: t.span.end + offset };
-                return Err(self.problem(span, "let", format!("${name} is not bound: add let {name} = … or a for loop over {name}")));
+                return Err(self.problem(
+                    span,
+                    "let",
+                    format!("${name} is not bound: add let {name} = … or a for loop over {name}"),
+                ));
             };
             pieces.push((TokenKind::Dollar, value.clone()));
         }
@@ -160,7 +197,10 @@ impl Expander<'_> {
         let value_span = Span { start: args[2].span.start, end: args[args.len() - 1].span.end };
         let text = self.substitute(value_span.text(self.script), value_span.start)?;
         let (tokens, _) = lex(&text);
-        let tokens: Vec<_> = tokens.into_iter().filter(|t| !t.kind.is_trivia() && t.kind != TokenKind::Newline).collect();
+        let tokens: Vec<_> = tokens
+            .into_iter()
+            .filter(|t| !t.kind.is_trivia() && t.kind != TokenKind::Newline)
+            .collect();
         let mut parser = ExprParser::new(&text, &tokens);
         let expr = parser.parse();
         if let Some(d) = parser.diagnostics.first() {
@@ -177,25 +217,41 @@ impl Expander<'_> {
         let mut loops: Vec<(String, Vec<String>)> = Vec::new();
         for segment in text.split(';') {
             let Some((names, values)) = segment.split_once(" in ") else {
-                return Err(self.problem(header.span, "for", "write for <name> in <values>, such as for year in 2019 : 2021"));
+                return Err(self.problem(
+                    header.span,
+                    "for",
+                    "write for <name> in <values>, such as for year in 2019 : 2021",
+                ));
             };
             let names: Vec<&str> = names.split(',').map(str::trim).collect();
             if names.len() != 1 {
-                return Err(self.problem(header.span, "for", "zipped loops (for i, j in …) are not supported yet: nest two loops with ;"));
+                return Err(self.problem(
+                    header.span,
+                    "for",
+                    "zipped loops (for i, j in …) are not supported yet: nest two loops with ;",
+                ));
             }
             let values = values.trim();
             let list: Vec<String> = match values.split_once(':') {
                 Some((from, to)) if !values.contains(',') => {
                     let (from, to) = (from.trim().parse::<i64>(), to.trim().parse::<i64>());
                     let (Ok(from), Ok(to)) = (from, to) else {
-                        return Err(self.problem(header.span, "for", "a range takes two whole numbers: for i in 2015 : 2020"));
+                        return Err(self.problem(
+                            header.span,
+                            "for",
+                            "a range takes two whole numbers: for i in 2015 : 2020",
+                        ));
                     };
                     if to < from || to - from >= self.max_commands as i64 {
                         return Err(self.problem(header.span, "for", format!("the range {from} : {to} is empty or longer than the limit of {} (max_commands)", self.max_commands)));
                     }
                     (from..=to).map(|v| v.to_string()).collect()
                 }
-                _ => values.split(',').map(|v| v.trim().to_owned()).filter(|v| !v.is_empty()).collect(),
+                _ => values
+                    .split(',')
+                    .map(|v| v.trim().to_owned())
+                    .filter(|v| !v.is_empty())
+                    .collect(),
             };
             if list.is_empty() {
                 return Err(self.problem(header.span, "for", "the loop has no values"));
@@ -205,7 +261,11 @@ impl Expander<'_> {
         self.nested(&loops, body)
     }
 
-    fn nested(&mut self, loops: &[(String, Vec<String>)], body: &[Item]) -> Result<(), Vec<Problem>> {
+    fn nested(
+        &mut self,
+        loops: &[(String, Vec<String>)],
+        body: &[Item],
+    ) -> Result<(), Vec<Problem>> {
         let Some(((name, values), rest)) = loops.split_first() else {
             return self.items(body);
         };
@@ -271,20 +331,34 @@ fn evaluate_let(expr: &Expr, source: &str) -> Result<String, String> {
                     _ => return Err("let takes numbers, text, names, ++ and + - * / ^".into()),
                 })
             }
-            Expr::Unary { op: shared::script::UnaryOp::Neg, operand, .. } => match eval(operand, source)? {
-                V::Number(n) => V::Number(-n),
-                _ => return Err("only numbers can be negated".into()),
-            },
+            Expr::Unary { op: shared::script::UnaryOp::Neg, operand, .. } => {
+                match eval(operand, source)? {
+                    V::Number(n) => V::Number(-n),
+                    _ => return Err("only numbers can be negated".into()),
+                }
+            }
             Expr::Call { function, args, .. } if args.len() == 1 => {
                 let v = eval(&args[0], source)?;
                 match function.as_str() {
                     "to_int" => match &v {
                         V::Number(n) => V::Number(n.trunc()),
-                        other => V::Number(bare(other).trim().parse::<f64>().map_err(|_| format!("to_int cannot read '{}' as a number", bare(other)))?.trunc()),
+                        other => V::Number(
+                            bare(other)
+                                .trim()
+                                .parse::<f64>()
+                                .map_err(|_| {
+                                    format!("to_int cannot read '{}' as a number", bare(other))
+                                })?
+                                .trunc(),
+                        ),
                     },
                     "to_str" => V::Text(bare(&v)),
                     "to_symbol" | "bind" => V::Symbol(bare(&v)),
-                    other => return Err(format!("only date_fmt, to_int, to_str, to_symbol and bind work inside let, not {other}")),
+                    other => {
+                        return Err(format!(
+                            "only date_fmt, to_int, to_str, to_symbol and bind work inside let, not {other}"
+                        ));
+                    }
                 }
             }
             _ => return Err("let takes numbers, text, names, ++ and + - * / ^".into()),

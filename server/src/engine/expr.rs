@@ -5,8 +5,6 @@
 //! condition is true when it is not 0, and `.` is SQL's NULL. A comparison with a missing value
 //! is missing, and `if` treats missing as false (*ours*; Stata would call missing +∞).
 
-use std::sync::Arc;
-
 use datafusion::arrow::array::{Array, ArrayRef, BooleanArray};
 use datafusion::arrow::compute;
 use datafusion::arrow::datatypes::DataType;
@@ -25,12 +23,22 @@ pub struct Lowered {
 }
 
 /// Lowers `expr` against `dataset`, collecting the variables it reads into `used`.
-pub fn lower(expr: &Expr, dataset: &Dataset, name: &str, used: &mut Vec<String>) -> Result<Lowered, EngineError> {
+pub fn lower(
+    expr: &Expr,
+    dataset: &Dataset,
+    name: &str,
+    used: &mut Vec<String>,
+) -> Result<Lowered, EngineError> {
     Lowering { dataset, name, used }.lower(expr)
 }
 
 /// Evaluates an expression over every row; conditions come back as 1/0 numbers.
-pub fn evaluate(ctx: &SessionContext, dataset: &Dataset, name: &str, expr: &Expr) -> Result<(ArrayRef, Kind), EngineError> {
+pub fn evaluate(
+    ctx: &SessionContext,
+    dataset: &Dataset,
+    name: &str,
+    expr: &Expr,
+) -> Result<(ArrayRef, Kind), EngineError> {
     let mut used = Vec::new();
     let lowered = lower(expr, dataset, name, &mut used)?;
     let (expr, kind) = match lowered.kind {
@@ -42,7 +50,12 @@ pub fn evaluate(ctx: &SessionContext, dataset: &Dataset, name: &str, expr: &Expr
 }
 
 /// Evaluates a condition; missing counts as false.
-pub fn condition(ctx: &SessionContext, dataset: &Dataset, name: &str, expr: &Expr) -> Result<BooleanArray, EngineError> {
+pub fn condition(
+    ctx: &SessionContext,
+    dataset: &Dataset,
+    name: &str,
+    expr: &Expr,
+) -> Result<BooleanArray, EngineError> {
     let mut used = Vec::new();
     let lowered = lower(expr, dataset, name, &mut used)?;
     let expr = truthy(lowered, expr.span())?;
@@ -59,7 +72,12 @@ pub fn condition(ctx: &SessionContext, dataset: &Dataset, name: &str, expr: &Exp
     })
 }
 
-fn run(ctx: &SessionContext, dataset: &Dataset, used: &[String], expr: Df) -> Result<ArrayRef, EngineError> {
+fn run(
+    ctx: &SessionContext,
+    dataset: &Dataset,
+    used: &[String],
+    expr: Df,
+) -> Result<ArrayRef, EngineError> {
     let batch = dataset.batch(Some(used))?;
     let schema = DFSchema::try_from(batch.schema().as_ref().clone())
         .map_err(|e| EngineError::internal(e.to_string()))?;
@@ -113,7 +131,8 @@ impl Lowering<'_> {
             Expr::Date { days, .. } => number(lit(*days as i64)),
             Expr::Missing { .. } => number(lit(ScalarValue::Float64(None))),
             Expr::Variable { name, span } => {
-                let variable = self.dataset.require(name, self.name).map_err(|e| e.with_span(*span))?;
+                let variable =
+                    self.dataset.require(name, self.name).map_err(|e| e.with_span(*span))?;
                 if variable.info.pointer {
                     return Err(EngineError::at(
                         *span,
@@ -129,9 +148,14 @@ impl Lowering<'_> {
                 Lowered { expr: Df::Column(Column::new_unqualified(name)), kind }
             }
             Expr::Binding { name, span } => {
-                return Err(EngineError::at(*span, format!("${name} is not bound: add let {name} = … before this line")));
+                return Err(EngineError::at(
+                    *span,
+                    format!("${name} is not bound: add let {name} = … before this line"),
+                ));
             }
-            Expr::Error { span } => return Err(EngineError::at(*span, "this expression is incomplete")),
+            Expr::Error { span } => {
+                return Err(EngineError::at(*span, "this expression is incomplete"));
+            }
             Expr::Unary { op: UnaryOp::Neg, operand, span } => {
                 let inner = self.lower(operand)?;
                 self.expect_number(&inner, operand.span(), "-")?;
@@ -140,10 +164,15 @@ impl Lowering<'_> {
             }
             Expr::Unary { op: UnaryOp::Not, operand, .. } => {
                 let inner = self.lower(operand)?;
-                Lowered { expr: Df::Not(Box::new(truthy(inner, operand.span())?)), kind: Kind::Bool }
+                Lowered {
+                    expr: Df::Not(Box::new(truthy(inner, operand.span())?)),
+                    kind: Kind::Bool,
+                }
             }
             Expr::Binary { op, lhs, rhs, span } => self.binary(*op, lhs, rhs, *span)?,
-            Expr::Call { function, function_span, args, span } => self.call(function, *function_span, args, *span)?,
+            Expr::Call { function, function_span, args, span } => {
+                self.call(function, *function_span, args, *span)?
+            }
         })
     }
 
@@ -151,13 +180,21 @@ impl Lowering<'_> {
         if l.kind == Kind::Text {
             return Err(EngineError::at(
                 span,
-                format!("{operator} needs numbers, and this is text: destring it first, or compare codes with =="),
+                format!(
+                    "{operator} needs numbers, and this is text: destring it first, or compare codes with =="
+                ),
             ));
         }
         Ok(())
     }
 
-    fn binary(&mut self, op: BinaryOp, lhs: &Expr, rhs: &Expr, span: Span) -> Result<Lowered, EngineError> {
+    fn binary(
+        &mut self,
+        op: BinaryOp,
+        lhs: &Expr,
+        rhs: &Expr,
+        span: Span,
+    ) -> Result<Lowered, EngineError> {
         let l = self.lower(lhs)?;
         let r = self.lower(rhs)?;
         use BinaryOp::*;
@@ -177,7 +214,10 @@ impl Lowering<'_> {
                     };
                     return Err(EngineError::at(
                         span,
-                        format!("cannot compare text ({}) with a number{hint}", describe(code_side)),
+                        format!(
+                            "cannot compare text ({}) with a number{hint}",
+                            describe(code_side)
+                        ),
                     ));
                 }
                 let operator = match op {
@@ -191,7 +231,9 @@ impl Lowering<'_> {
                 let (a, b) = if text(&l) { (l.expr, r.expr) } else { (as_number(l), as_number(r)) };
                 Ok(Lowered { expr: binary_expr(a, operator, b), kind: Kind::Bool })
             }
-            Concat => Ok(Lowered { expr: f::concat(vec![as_text(l), as_text(r)]), kind: Kind::Text }),
+            Concat => {
+                Ok(Lowered { expr: f::concat(vec![as_text(l), as_text(r)]), kind: Kind::Text })
+            }
             Add if l.kind == Kind::Text && r.kind == Kind::Text => {
                 Ok(Lowered { expr: f::concat(vec![l.expr, r.expr]), kind: Kind::Text })
             }
@@ -219,12 +261,22 @@ impl Lowering<'_> {
         }
     }
 
-    fn call(&mut self, function: &str, function_span: Span, args: &[Expr], span: Span) -> Result<Lowered, EngineError> {
+    fn call(
+        &mut self,
+        function: &str,
+        function_span: Span,
+        args: &[Expr],
+        span: Span,
+    ) -> Result<Lowered, EngineError> {
         let arity = |n: usize| -> Result<(), EngineError> {
             if args.len() != n {
                 return Err(EngineError::at(
                     span,
-                    format!("{function} takes {n} argument{}, not {}", if n == 1 { "" } else { "s" }, args.len()),
+                    format!(
+                        "{function} takes {n} argument{}, not {}",
+                        if n == 1 { "" } else { "s" },
+                        args.len()
+                    ),
                 ));
             }
             Ok(())
@@ -241,9 +293,12 @@ impl Lowering<'_> {
         };
         let float = |e: Df| cast(e, DataType::Float64);
         let days_to_date = |e: Df| cast(cast(e, DataType::Int32), DataType::Date32);
-        let date_part = |part: &str, e: Df| number(cast(f::date_part(lit(part), days_to_date(e)), DataType::Int64));
+        let date_part = |part: &str, e: Df| {
+            number(cast(f::date_part(lit(part), days_to_date(e)), DataType::Int64))
+        };
         Ok(match function {
-            "abs" | "ceil" | "floor" | "int" | "sqrt" | "exp" | "ln" | "log10" | "sin" | "cos" | "tan" | "asin" | "acos" | "atan" => {
+            "abs" | "ceil" | "floor" | "int" | "sqrt" | "exp" | "ln" | "log10" | "sin" | "cos"
+            | "tan" | "asin" | "acos" | "atan" => {
                 arity(1)?;
                 let x = numbers(&mut lowered, self)?.remove(0);
                 number(match function {
@@ -277,7 +332,12 @@ impl Lowering<'_> {
                         let x = float(xs.remove(0));
                         number(f::round(vec![x / unit.clone()]) * unit)
                     }
-                    _ => return Err(EngineError::at(span, "round takes a value and an optional unit: round(x) or round(x, 100)")),
+                    _ => {
+                        return Err(EngineError::at(
+                            span,
+                            "round takes a value and an optional unit: round(x) or round(x, 100)",
+                        ));
+                    }
                 }
             }
             "pi" => {
@@ -288,18 +348,17 @@ impl Lowering<'_> {
                 arity(3)?;
                 let mut xs = numbers(&mut lowered, self)?;
                 let (y, m, d) = (xs.remove(0), xs.remove(0), xs.remove(0));
-                let date = f::make_date(cast(y, DataType::Int32), cast(m, DataType::Int32), cast(d, DataType::Int32));
+                let date = f::make_date(
+                    cast(y, DataType::Int32),
+                    cast(m, DataType::Int32),
+                    cast(d, DataType::Int32),
+                );
                 number(cast(cast(date, DataType::Int32), DataType::Int64))
             }
             "year" | "month" | "day" | "quarter" | "week" | "dow" | "doy" => {
                 arity(1)?;
                 let x = numbers(&mut lowered, self)?.remove(0);
-                let part = match function {
-                    "day" => "day",
-                    "dow" => "dow",
-                    "doy" => "doy",
-                    other => other,
-                };
+                let part = function;
                 date_part(part, x)
             }
             "halfyear" => {
@@ -324,14 +383,22 @@ impl Lowering<'_> {
             }
             "inlist" => {
                 if args.len() < 2 {
-                    return Err(EngineError::at(span, "inlist takes a value and at least one candidate: inlist(x, 1, 2)"));
+                    return Err(EngineError::at(
+                        span,
+                        "inlist takes a value and at least one candidate: inlist(x, 1, 2)",
+                    ));
                 }
                 let kind = lowered[0].kind;
                 if lowered.iter().any(|l| (l.kind == Kind::Text) != (kind == Kind::Text)) {
-                    return Err(EngineError::at(span, "inlist compares like with like: quote every candidate when x holds codes"));
+                    return Err(EngineError::at(
+                        span,
+                        "inlist compares like with like: quote every candidate when x holds codes",
+                    ));
                 }
-                let mut all: Vec<Df> =
-                    lowered.into_iter().map(|l| if kind == Kind::Text { l.expr } else { as_number(l) }).collect();
+                let mut all: Vec<Df> = lowered
+                    .into_iter()
+                    .map(|l| if kind == Kind::Text { l.expr } else { as_number(l) })
+                    .collect();
                 let x = all.remove(0);
                 Lowered { expr: x.in_list(all, false), kind: Kind::Bool }
             }
@@ -362,12 +429,19 @@ impl Lowering<'_> {
                 arity(2)?;
                 let s = as_text(lowered.remove(0));
                 let t = as_text(lowered.remove(0));
-                let expr = if function == "startswith" { f::starts_with(s, t) } else { f::ends_with(s, t) };
+                let expr = if function == "startswith" {
+                    f::starts_with(s, t)
+                } else {
+                    f::ends_with(s, t)
+                };
                 Lowered { expr, kind: Kind::Bool }
             }
             "rowmax" | "rowmin" | "rowtotal" | "rowmean" | "rowmissing" | "rowvalid" => {
                 if args.is_empty() {
-                    return Err(EngineError::at(span, format!("{function} needs at least one variable")));
+                    return Err(EngineError::at(
+                        span,
+                        format!("{function} needs at least one variable"),
+                    ));
                 }
                 let raw: Vec<Df> = lowered.iter().map(|l| l.expr.clone()).collect();
                 let xs = numbers(&mut lowered, self)?;
@@ -399,7 +473,10 @@ impl Lowering<'_> {
                     Some(_) => ": it is part of the language but not supported yet".into(),
                     None => ": help-function lists the functions".into(),
                 };
-                return Err(EngineError::at(function_span, format!("unknown function {function}{hint}")));
+                return Err(EngineError::at(
+                    function_span,
+                    format!("unknown function {function}{hint}"),
+                ));
             }
         })
     }
@@ -408,13 +485,76 @@ impl Lowering<'_> {
 /// Every function the language reference lists; the ones `call` does not handle answer
 /// "not supported yet".
 pub const FUNCTIONS: &[&str] = &[
-    "date", "isoformatdate", "year", "month", "day", "week", "halfyear", "quarter", "dow", "doy", "abs", "ceil",
-    "floor", "int", "round", "sqrt", "exp", "ln", "log10", "logit", "lnfactorial", "comb", "pi", "sin", "cos",
-    "tan", "asin", "acos", "atan", "normal", "normalden", "t", "ttail", "invt", "invttail", "F", "Ftail", "invF",
-    "chi2", "chi2tail", "invchi2", "binomial", "binomialp", "binomialtail", "quantile", "rowmax", "rowmin",
-    "rowmean", "rowmedian", "rowtotal", "rowstd", "rowmissing", "rowvalid", "rowconcat", "length", "string",
-    "lower", "upper", "substr", "trim", "ltrim", "rtrim", "startswith", "endswith", "inlist", "inrange",
-    "sysmiss", "label_to_code", "inlabels", "labelcontains",
+    "date",
+    "isoformatdate",
+    "year",
+    "month",
+    "day",
+    "week",
+    "halfyear",
+    "quarter",
+    "dow",
+    "doy",
+    "abs",
+    "ceil",
+    "floor",
+    "int",
+    "round",
+    "sqrt",
+    "exp",
+    "ln",
+    "log10",
+    "logit",
+    "lnfactorial",
+    "comb",
+    "pi",
+    "sin",
+    "cos",
+    "tan",
+    "asin",
+    "acos",
+    "atan",
+    "normal",
+    "normalden",
+    "t",
+    "ttail",
+    "invt",
+    "invttail",
+    "F",
+    "Ftail",
+    "invF",
+    "chi2",
+    "chi2tail",
+    "invchi2",
+    "binomial",
+    "binomialp",
+    "binomialtail",
+    "quantile",
+    "rowmax",
+    "rowmin",
+    "rowmean",
+    "rowmedian",
+    "rowtotal",
+    "rowstd",
+    "rowmissing",
+    "rowvalid",
+    "rowconcat",
+    "length",
+    "string",
+    "lower",
+    "upper",
+    "substr",
+    "trim",
+    "ltrim",
+    "rtrim",
+    "startswith",
+    "endswith",
+    "inlist",
+    "inrange",
+    "sysmiss",
+    "label_to_code",
+    "inlabels",
+    "labelcontains",
 ];
 
 fn as_number(l: Lowered) -> Df {
@@ -442,11 +582,16 @@ fn describe(expr: &Expr) -> String {
 pub fn storable(array: ArrayRef) -> Result<ArrayRef, EngineError> {
     let target = match array.data_type() {
         DataType::Int64 | DataType::Float64 | DataType::Utf8 => return Ok(array),
-        DataType::Int8 | DataType::Int16 | DataType::Int32 | DataType::UInt8 | DataType::UInt16 | DataType::UInt32 => DataType::Int64,
+        DataType::Int8
+        | DataType::Int16
+        | DataType::Int32
+        | DataType::UInt8
+        | DataType::UInt16
+        | DataType::UInt32 => DataType::Int64,
         DataType::Boolean => DataType::Int64,
         DataType::LargeUtf8 | DataType::Utf8View => DataType::Utf8,
         DataType::Null => DataType::Float64,
         _ => DataType::Float64,
     };
-    compute::cast(&array, &target).map_err(|e| EngineError::internal(e.to_string())).map(Arc::from)
+    compute::cast(&array, &target).map_err(|e| EngineError::internal(e.to_string()))
 }

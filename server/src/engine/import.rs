@@ -44,18 +44,24 @@ impl Step<'_> {
         let mut date = None;
         if let Some(d) = t.get(i).filter(|t| t.kind == TokenKind::Date) {
             let text = d.span.text(src);
-            let parsed: Date = text.parse().map_err(|e: shared::date::DateError| EngineError::at(d.span, e.to_string()))?;
+            let parsed: Date = text
+                .parse()
+                .map_err(|e: shared::date::DateError| EngineError::at(d.span, e.to_string()))?;
             date = Some((parsed, d.span));
             i += 1;
         }
         let mut name = None;
         if let Some(a) = ident(i).filter(|a| a.span.text(src) == "as") {
-            let n = ident(i + 1).ok_or_else(|| EngineError::at(a.span, "as needs a name after it: as wage"))?;
+            let n = ident(i + 1)
+                .ok_or_else(|| EngineError::at(a.span, "as needs a name after it: as wage"))?;
             name = Some(n.span.text(src).to_owned());
             i += 2;
         }
         if let Some(extra) = t.get(i) {
-            return Err(EngineError::at(extra.span, format!("'{}' does not belong here: {usage}", extra.span.text(src))));
+            return Err(EngineError::at(
+                extra.span,
+                format!("'{}' does not belong here: {usage}", extra.span.text(src)),
+            ));
         }
         Ok(ImportArgs {
             alias: alias.span.text(src).to_owned(),
@@ -71,7 +77,10 @@ impl Step<'_> {
         let origin = self.workspace.aliases.get(&args.alias).cloned().ok_or_else(|| {
             EngineError::at(
                 self.command().args[0].span,
-                format!("{} is not bound to a datastore: add require <datastore>:<version> as {} first", args.alias, args.alias),
+                format!(
+                    "{} is not bound to a datastore: add require <datastore>:<version> as {} first",
+                    args.alias, args.alias
+                ),
             )
         })?;
         let registry = self.engine.registry();
@@ -90,7 +99,13 @@ impl Step<'_> {
                     Some(near) => format!(": did you mean {near}?"),
                     None => ": search the catalog for its name".into(),
                 };
-                EngineError::at(args.variable_span, format!("{}:{} has no variable {}{hint}", origin.datastore, origin.version, args.variable))
+                EngineError::at(
+                    args.variable_span,
+                    format!(
+                        "{}:{} has no variable {}{hint}",
+                        origin.datastore, origin.version, args.variable
+                    ),
+                )
             })?;
         check_date(meta, args.date, args.variable_span)?;
 
@@ -104,7 +119,9 @@ impl Step<'_> {
                         args.variable_span,
                         format!(
                             "{} describes {} units but dataset {dataset_name} holds {} units: import it into a dataset of its own (create-dataset), then collapse and merge",
-                            meta.name.as_str(), meta.unit_type.as_str(), unit.as_str()
+                            meta.name.as_str(),
+                            meta.unit_type.as_str(),
+                            unit.as_str()
                         ),
                     ));
                 }
@@ -118,12 +135,15 @@ impl Step<'_> {
             if dataset.variable(&target_name).is_some() {
                 return Err(EngineError::at(
                     args.variable_span,
-                    format!("dataset {dataset_name} already has a variable {target_name}: add as <other name>"),
+                    format!(
+                        "dataset {dataset_name} already has a variable {target_name}: add as <other name>"
+                    ),
                 ));
             }
         }
 
-        let (ids, values) = self.scan(&version.data_dir(&meta.name), meta, args.date.map(|d| d.0)).await?;
+        let (ids, values) =
+            self.scan(&version.data_dir(&meta.name), meta, args.date.map(|d| d.0)).await?;
         if ids.is_empty() {
             let when = args.date.map(|(d, _)| format!(" on {d}")).unwrap_or_default();
             let coverage = meta
@@ -131,11 +151,15 @@ impl Step<'_> {
                 .as_ref()
                 .map(|c| format!(": it covers {} to {}", c.start, c.latest))
                 .unwrap_or_default();
-            return Err(EngineError::at(args.variable_span, format!("{} has no values{when}{coverage}", meta.name.as_str())));
+            return Err(EngineError::at(
+                args.variable_span,
+                format!("{} has no values{when}{coverage}", meta.name.as_str()),
+            ));
         }
         let outer = self.flag("outer_join");
         let max_rows = self.engine.limits.max_rows;
-        let dataset = self.workspace.datasets.get_mut(&dataset_name).expect("current dataset exists");
+        let dataset =
+            self.workspace.datasets.get_mut(&dataset_name).expect("current dataset exists");
         let info = VarInfo {
             labels: labels(meta),
             pointer: meta.points_to.is_some(),
@@ -170,7 +194,9 @@ impl Step<'_> {
         meta: &VariableMetadata,
         date: Option<Date>,
     ) -> Result<(Int64Array, ArrayRef), EngineError> {
-        let internal = |e: datafusion::error::DataFusionError| EngineError::internal(format!("scanning {}: {e}", dir.display()));
+        let internal = |e: datafusion::error::DataFusionError| {
+            EngineError::internal(format!("scanning {}: {e}", dir.display()))
+        };
         let path = format!("{}/", dir.display());
         let mut frame = self
             .engine
@@ -185,8 +211,12 @@ impl Step<'_> {
                 .and(col("stop_epoch_days").is_null().or(col("stop_epoch_days").gt_eq(lit(d))));
             frame = frame.filter(predicate).map_err(internal)?;
         }
-        let batches: Vec<RecordBatch> =
-            frame.select_columns(&["unit_id", "value"]).map_err(internal)?.collect().await.map_err(|e| {
+        let batches: Vec<RecordBatch> = frame
+            .select_columns(&["unit_id", "value"])
+            .map_err(internal)?
+            .collect()
+            .await
+            .map_err(|e| {
                 if e.to_string().contains("Resources exhausted") {
                     EngineError::new(format!(
                         "the import exceeded the memory limit of {} MB (max_memory_mb)",
@@ -199,13 +229,22 @@ impl Step<'_> {
         let arrow = |e: datafusion::arrow::error::ArrowError| EngineError::internal(e.to_string());
         let schema = match batches.first() {
             Some(b) => b.schema(),
-            None => return Ok((Int64Array::from(Vec::<i64>::new()), Arc::new(Int64Array::from(Vec::<i64>::new())))),
+            None => {
+                return Ok((
+                    Int64Array::from(Vec::<i64>::new()),
+                    Arc::new(Int64Array::from(Vec::<i64>::new())),
+                ));
+            }
         };
         let all = compute::concat_batches(&schema, &batches).map_err(arrow)?;
         let ids = all.column(0).clone();
         let mut values = all.column(1).clone();
         if values.data_type() == &DataType::Date32 {
-            values = compute::cast(&compute::cast(&values, &DataType::Int32).map_err(arrow)?, &DataType::Int64).map_err(arrow)?;
+            values = compute::cast(
+                &compute::cast(&values, &DataType::Int32).map_err(arrow)?,
+                &DataType::Int64,
+            )
+            .map_err(arrow)?;
         }
         if matches!(values.data_type(), DataType::Utf8View | DataType::LargeUtf8) {
             values = compute::cast(&values, &DataType::Utf8).map_err(arrow)?;
@@ -213,7 +252,11 @@ impl Step<'_> {
         let order = compute::sort_to_indices(&ids, None, None).map_err(arrow)?;
         let ids = compute::take(&ids, &order, None).map_err(arrow)?;
         let values = compute::take(&values, &order, None).map_err(arrow)?;
-        let ids = ids.as_any().downcast_ref::<Int64Array>().cloned().ok_or_else(|| EngineError::internal("unit_id is not Int64"))?;
+        let ids = ids
+            .as_any()
+            .downcast_ref::<Int64Array>()
+            .cloned()
+            .ok_or_else(|| EngineError::internal("unit_id is not Int64"))?;
         // One value per unit: the validated datastore guarantees it; keep the first if not.
         let mut keep: Vec<u32> = Vec::with_capacity(ids.len());
         for i in 0..ids.len() {
@@ -224,7 +267,10 @@ impl Step<'_> {
         if keep.len() == ids.len() {
             return Ok((ids, values));
         }
-        tracing::warn!(variable = meta.name.as_str(), "several values for one unit on a date; the first is used");
+        tracing::warn!(
+            variable = meta.name.as_str(),
+            "several values for one unit on a date; the first is used"
+        );
         let keep = UInt32Array::from(keep);
         let ids = compute::take(&ids, &keep, None).map_err(arrow)?;
         let values = compute::take(&values, &keep, None).map_err(arrow)?;
@@ -232,15 +278,24 @@ impl Step<'_> {
     }
 }
 
-fn check_date(meta: &VariableMetadata, date: Option<(Date, Span)>, span: Span) -> Result<(), EngineError> {
+fn check_date(
+    meta: &VariableMetadata,
+    date: Option<(Date, Span)>,
+    span: Span,
+) -> Result<(), EngineError> {
     let name = meta.name.as_str();
     match (meta.temporality, date) {
-        (Temporality::Fixed, Some((_, d))) => Err(EngineError::at(d, format!("{name} is FIXED (one value for all time): remove the date"))),
+        (Temporality::Fixed, Some((_, d))) => Err(EngineError::at(
+            d,
+            format!("{name} is FIXED (one value for all time): remove the date"),
+        )),
         (Temporality::Fixed, None) => Ok(()),
         (t, None) => {
-            let example = meta.coverage.as_ref().map_or("2021-01-01".to_owned(), |c| match c.status_dates.last() {
-                Some(d) => d.to_string(),
-                None => c.latest.to_string(),
+            let example = meta.coverage.as_ref().map_or("2021-01-01".to_owned(), |c| {
+                match c.status_dates.last() {
+                    Some(d) => d.to_string(),
+                    None => c.latest.to_string(),
+                }
             });
             Err(EngineError::at(
                 span,
@@ -248,11 +303,21 @@ fn check_date(meta: &VariableMetadata, date: Option<(Date, Span)>, span: Span) -
             ))
         }
         (Temporality::Status, Some((d, dspan))) => {
-            if let Some(c) = &meta.coverage {
-                if !c.status_dates.is_empty() && !c.status_dates.contains(&d) {
-                    let near = c.status_dates.iter().min_by_key(|s| (s.epoch_days() - d.epoch_days()).abs()).expect("non-empty");
-                    return Err(EngineError::at(dspan, format!("{name} is measured on status dates only, and {d} is not one: the nearest is {near}")));
-                }
+            if let Some(c) = &meta.coverage
+                && !c.status_dates.is_empty()
+                && !c.status_dates.contains(&d)
+            {
+                let near = c
+                    .status_dates
+                    .iter()
+                    .min_by_key(|s| (s.epoch_days() - d.epoch_days()).abs())
+                    .expect("non-empty");
+                return Err(EngineError::at(
+                    dspan,
+                    format!(
+                        "{name} is measured on status dates only, and {d} is not one: the nearest is {near}"
+                    ),
+                ));
             }
             Ok(())
         }
@@ -270,7 +335,14 @@ fn labels(meta: &VariableMetadata) -> Option<Arc<BTreeMap<String, String>>> {
 }
 
 /// Left join (or full join with `outer`) of sorted (ids, values) into the dataset.
-fn merge_into(dataset: &mut Dataset, ids: Int64Array, values: ArrayRef, name: String, info: VarInfo, outer: bool) -> Result<(), EngineError> {
+fn merge_into(
+    dataset: &mut Dataset,
+    ids: Int64Array,
+    values: ArrayRef,
+    name: String,
+    info: VarInfo,
+    outer: bool,
+) -> Result<(), EngineError> {
     let arrow = |e: datafusion::arrow::error::ArrowError| EngineError::internal(e.to_string());
     let left = dataset.ids.values();
     let right = ids.values();

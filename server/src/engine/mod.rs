@@ -50,7 +50,9 @@ impl EngineError {
     pub fn internal(detail: impl Into<String>) -> EngineError {
         let detail = detail.into();
         tracing::error!(%detail, "internal engine error");
-        EngineError::new("the server could not run this command; the error is logged for the operators")
+        EngineError::new(
+            "the server could not run this command; the error is logged for the operators",
+        )
     }
 
     pub fn with_span(mut self, span: Span) -> EngineError {
@@ -102,13 +104,22 @@ impl std::fmt::Debug for Engine {
 }
 
 impl Engine {
-    pub fn new(registry: Arc<Registry>, limits: Limits) -> Result<Engine, crate::datastore::DatastoreError> {
+    pub fn new(
+        registry: Arc<Registry>,
+        limits: Limits,
+    ) -> Result<Engine, crate::datastore::DatastoreError> {
         let mut gates = BTreeMap::new();
         for (name, versions) in &registry.datastores {
             for version in versions {
                 let rules = rules_of(version)?;
-                let origin = dataset::Origin { datastore: name.as_str().to_owned(), version: version.metadata.version };
-                gates.insert(origin, Arc::new(Gate::new(rules, RecordKeySecret::new(version.record_key_secret))));
+                let origin = dataset::Origin {
+                    datastore: name.as_str().to_owned(),
+                    version: version.metadata.version,
+                };
+                gates.insert(
+                    origin,
+                    Arc::new(Gate::new(rules, RecordKeySecret::new(version.record_key_secret))),
+                );
             }
         }
         let runtime = datafusion::execution::runtime_env::RuntimeEnvBuilder::new()
@@ -118,9 +129,8 @@ impl Engine {
                 path: registry.root.clone(),
                 source: std::io::Error::other(e.to_string()),
             })?;
-        let config = SessionConfig::new().with_target_partitions(
-            std::thread::available_parallelism().map_or(2, |n| n.get()),
-        );
+        let config = SessionConfig::new()
+            .with_target_partitions(std::thread::available_parallelism().map_or(2, |n| n.get()));
         let ctx = SessionContext::new_with_config_rt(config, runtime);
         Ok(Engine {
             registry,
@@ -146,7 +156,13 @@ impl Engine {
     }
 
     /// Runs a script on a workspace. Never panics on any script: every problem is an output.
-    pub async fn run(&self, workspace: &mut Workspace, script: &str, audit: &dyn AuditLog, user: &str) -> Vec<Released> {
+    pub async fn run(
+        &self,
+        workspace: &mut Workspace,
+        script: &str,
+        audit: &dyn AuditLog,
+        user: &str,
+    ) -> Vec<Released> {
         let releaser = Releaser::new(audit, user, script);
         let steps = match expand::expand(script, self.limits.max_commands) {
             Ok(steps) => steps,
@@ -174,7 +190,13 @@ impl Engine {
             }
             let before = outputs.len();
             let remaining = deadline.saturating_duration_since(Instant::now());
-            let mut run = Step { engine: self, workspace: &mut *workspace, releaser: &releaser, step, outputs: &mut outputs };
+            let mut run = Step {
+                engine: self,
+                workspace: &mut *workspace,
+                releaser: &releaser,
+                step,
+                outputs: &mut outputs,
+            };
             // A panic in a library is our bug, not the script's: it becomes an error output and
             // the workspace stays as the command found it (commands change it only at the end).
             let guarded = std::panic::AssertUnwindSafe(run.execute()).catch_unwind();
@@ -193,13 +215,17 @@ impl Engine {
                     self.limits.max_seconds
                 ))),
             };
-            workspace.history.push(step.text.clone());
+            if step.command.name != "textblock" {
+                workspace.history.push(step.text.clone());
+            }
             if let Err(error) = result {
                 let origin = Origin { line: step.line, command: &step.command.name };
                 let released = match error.refusal {
                     Some(refusal) => releaser.refusal(origin, refusal),
                     None => {
-                        let column = error.span.map(|s| line_column(&step.text, s.start).1 as u32 + step.column_offset);
+                        let column = error.span.map(|s| {
+                            line_column(&step.text, s.start).1 as u32 + step.column_offset
+                        });
                         releaser.error(origin, error.message, column)
                     }
                 };
@@ -284,13 +310,17 @@ impl<'a> Step<'a> {
 
     fn current_name(&self) -> Result<String, EngineError> {
         self.workspace.current.clone().ok_or_else(|| {
-            EngineError::new("there is no current dataset: create one with create-dataset, or pick one with use")
+            EngineError::new(
+                "there is no current dataset: create one with create-dataset, or pick one with use",
+            )
         })
     }
 
     fn current(&self) -> Result<(&str, &Dataset), EngineError> {
         let name = self.workspace.current.as_deref().ok_or_else(|| {
-            EngineError::new("there is no current dataset: create one with create-dataset, or pick one with use")
+            EngineError::new(
+                "there is no current dataset: create one with create-dataset, or pick one with use",
+            )
         })?;
         Ok((name, &self.workspace.datasets[name]))
     }
@@ -304,7 +334,9 @@ impl<'a> Step<'a> {
     fn populated(&self) -> Result<(&str, &Dataset), EngineError> {
         let (name, dataset) = self.current()?;
         if dataset.unit_type.is_none() {
-            return Err(EngineError::new(format!("dataset {name} is empty: import a variable first")));
+            return Err(EngineError::new(format!(
+                "dataset {name} is empty: import a variable first"
+            )));
         }
         Ok((name, dataset))
     }
@@ -329,7 +361,10 @@ impl<'a> Step<'a> {
         match self.option_text(name) {
             None => Ok(None),
             Some(text) => text.parse::<f64>().map(Some).map_err(|_| {
-                EngineError::at(self.option(name).expect("present").span, format!("{name}() takes a number, not '{text}'"))
+                EngineError::at(
+                    self.option(name).expect("present").span,
+                    format!("{name}() takes a number, not '{text}'"),
+                )
             }),
         }
     }
@@ -343,9 +378,8 @@ impl<'a> Step<'a> {
                 self.outputs.push(released);
                 Ok(())
             }
-            "create-dataset" | "use" | "delete-dataset" | "clone-dataset" | "rename-dataset" | "clone-units" | "clear" => {
-                self.dataset_command(&name)
-            }
+            "create-dataset" | "use" | "delete-dataset" | "clone-dataset" | "rename-dataset"
+            | "clone-units" | "clear" => self.dataset_command(&name),
             "import" => self.import().await,
             "generate" | "replace" => self.generate_or_replace(name == "generate"),
             "rename" => self.rename(),
@@ -366,14 +400,18 @@ impl<'a> Step<'a> {
                 self.command().name_span,
                 format!("{name} is part of the language but not supported yet by this server"),
             )),
-            _ => Err(EngineError::at(self.command().name_span, format!("unknown command {name}: help lists the commands"))),
+            _ => Err(EngineError::at(
+                self.command().name_span,
+                format!("unknown command {name}: help lists the commands"),
+            )),
         }
     }
 
     fn require(&mut self) -> Result<(), EngineError> {
         let tokens = &self.command().args;
         let source = self.source();
-        let as_at = tokens.iter().position(|t| t.kind == TokenKind::Ident && t.span.text(source) == "as");
+        let as_at =
+            tokens.iter().position(|t| t.kind == TokenKind::Ident && t.span.text(source) == "as");
         let usage = "write require <datastore>:<version> as <alias>, such as require demo:1 as db";
         let (Some(as_at), Some(first)) = (as_at, tokens.first()) else {
             return Err(EngineError::at(self.command().span, usage));
@@ -388,7 +426,9 @@ impl<'a> Step<'a> {
             None => (target.trim(), None),
         };
         let registry = self.engine.registry();
-        let Some((datastore, versions)) = registry.datastores.iter().find(|(n, _)| n.as_str() == name) else {
+        let Some((datastore, versions)) =
+            registry.datastores.iter().find(|(n, _)| n.as_str() == name)
+        else {
             let names = registry.datastores.keys().map(|n| n.as_str());
             let hint = match shared::script::catalog::nearest(name, names) {
                 Some(near) => format!("did you mean {near}?"),
@@ -399,23 +439,30 @@ impl<'a> Step<'a> {
             };
             return Err(EngineError::at(first.span, format!("unknown datastore {name}: {hint}")));
         };
-        if let Some(allowed) = &self.workspace.allowed_datastores {
-            if !allowed.iter().any(|a| a == datastore.as_str()) {
-                return Err(EngineError::at(
-                    first.span,
-                    format!("this workspace may use {} only; sign in to a project granted {name}", allowed.join(", ")),
-                ));
-            }
+        if let Some(allowed) = &self.workspace.allowed_datastores
+            && !allowed.iter().any(|a| a == datastore.as_str())
+        {
+            return Err(EngineError::at(
+                first.span,
+                format!(
+                    "this workspace may use {} only; sign in to a project granted {name}",
+                    allowed.join(", ")
+                ),
+            ));
         }
         let latest = versions.last().map_or(0, |v| v.metadata.version);
         let version = match version {
             None => latest,
             Some(v) => v.parse::<u32>().map_err(|_| {
-                EngineError::at(first.span, format!("the version after ':' must be a number, such as {name}:{latest}"))
+                EngineError::at(
+                    first.span,
+                    format!("the version after ':' must be a number, such as {name}:{latest}"),
+                )
             })?,
         };
         if !versions.iter().any(|v| v.metadata.version == version) {
-            let list: Vec<String> = versions.iter().map(|v| v.metadata.version.to_string()).collect();
+            let list: Vec<String> =
+                versions.iter().map(|v| v.metadata.version.to_string()).collect();
             return Err(EngineError::at(
                 first.span,
                 format!("{name} has no version {version}; its versions are {}", list.join(", ")),
@@ -423,7 +470,8 @@ impl<'a> Step<'a> {
         }
         let origin = dataset::Origin { datastore: datastore.as_str().to_owned(), version };
         self.workspace.aliases.insert(alias.clone(), origin);
-        let newer = if version < latest { format!(" (version {latest} is newer)") } else { String::new() };
+        let newer =
+            if version < latest { format!(" (version {latest} is newer)") } else { String::new() };
         self.notice(format!("{name}:{version} is bound as {alias}{newer}"));
         Ok(())
     }
@@ -450,7 +498,12 @@ impl<'a> Step<'a> {
         };
         let fresh = |ws: &Workspace, (n, span): &(String, Span)| -> Result<(), EngineError> {
             if ws.datasets.contains_key(n) {
-                return Err(EngineError::at(*span, format!("dataset {n} already exists: choose another name, or delete-dataset {n}")));
+                return Err(EngineError::at(
+                    *span,
+                    format!(
+                        "dataset {n} already exists: choose another name, or delete-dataset {n}"
+                    ),
+                ));
             }
             if !n.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
                 return Err(EngineError::at(*span, "dataset names use A–Z, a–z, 0–9 and _"));
@@ -519,7 +572,10 @@ impl<'a> Step<'a> {
                 if t.kind == TokenKind::Ident {
                     Ok((t.span.text(self.source()).to_owned(), t.span))
                 } else {
-                    Err(EngineError::at(t.span, format!("expected a name here, not '{}'", t.span.text(self.source()))))
+                    Err(EngineError::at(
+                        t.span,
+                        format!("expected a name here, not '{}'", t.span.text(self.source())),
+                    ))
                 }
             })
             .collect()
@@ -547,17 +603,26 @@ impl<'a> Step<'a> {
             Some((name, span)) => {
                 let spec = catalog::command(name).ok_or_else(|| {
                     let near = catalog::nearest(name, catalog::commands().iter().map(|c| c.name));
-                    EngineError::at(*span, match near {
-                        Some(n) => format!("unknown command {name}: did you mean {n}?"),
-                        None => format!("unknown command {name}: help lists the commands"),
-                    })
+                    EngineError::at(
+                        *span,
+                        match near {
+                            Some(n) => format!("unknown command {name}: did you mean {n}?"),
+                            None => format!("unknown command {name}: help lists the commands"),
+                        },
+                    )
                 })?;
                 let options = if spec.options.is_empty() {
                     String::new()
                 } else {
-                    format!("\n\nOptions: {}", spec.options.iter().map(|o| o.name).collect::<Vec<_>>().join(", "))
+                    format!(
+                        "\n\nOptions: {}",
+                        spec.options.iter().map(|o| o.name).collect::<Vec<_>>().join(", ")
+                    )
                 };
-                format!("## {}\n\n`{}`\n\n{}{}\n\nExample:\n```\n{}\n```", spec.name, spec.syntax, spec.help, options, spec.example)
+                format!(
+                    "## {}\n\n`{}`\n\n{}{}\n\nExample:\n```\n{}\n```",
+                    spec.name, spec.syntax, spec.help, options, spec.example
+                )
             }
         };
         let released = self.releaser.text(self.origin(), text);

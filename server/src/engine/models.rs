@@ -41,6 +41,9 @@ pub struct OlsRequest {
     pub level: f64,
 }
 
+/// The level index of each row of a factor, shared by its dummy columns.
+type LevelRows = std::sync::Arc<Vec<Option<usize>>>;
+
 /// One column of the design matrix.
 enum Column {
     Values(Vec<Option<f64>>),
@@ -49,12 +52,20 @@ enum Column {
 }
 
 /// OLS before disclosure.
-pub fn ols_raw(gate: &Gate, dataset: &Dataset, request: &OlsRequest, mask: Option<&BooleanArray>) -> Result<raw::Model, EngineError> {
-    let get = |name: &str| dataset.variable(name).ok_or_else(|| EngineError::new(format!("no variable {name}")));
+pub fn ols_raw(
+    gate: &Gate,
+    dataset: &Dataset,
+    request: &OlsRequest,
+    mask: Option<&BooleanArray>,
+) -> Result<raw::Model, EngineError> {
+    let get = |name: &str| {
+        dataset.variable(name).ok_or_else(|| EngineError::new(format!("no variable {name}")))
+    };
     let y = numbers(get(&request.dependent)?)?;
     let mut names = Vec::new();
     let mut columns = Vec::new();
-    let mut factors: Vec<(String, std::sync::Arc<Vec<Option<usize>>>, usize)> = Vec::new();
+    // (variable, level per row, number of levels)
+    let mut factors: Vec<(String, LevelRows, usize)> = Vec::new();
     for term in &request.terms {
         match term {
             Term::Continuous(name) => {
@@ -80,7 +91,11 @@ pub fn ols_raw(gate: &Gate, dataset: &Dataset, request: &OlsRequest, mask: Optio
     let cluster = match &request.errors {
         Errors::Cluster(name) => {
             let v = get(name)?;
-            Some((0..dataset.len()).map(|i| (!v.values.is_null(i)).then(|| display(&v.values, i))).collect::<Vec<_>>())
+            Some(
+                (0..dataset.len())
+                    .map(|i| (!v.values.is_null(i)).then(|| display(&v.values, i)))
+                    .collect::<Vec<_>>(),
+            )
         }
         _ => None,
     };
@@ -128,7 +143,8 @@ pub fn ols_raw(gate: &Gate, dataset: &Dataset, request: &OlsRequest, mask: Optio
         sum_y2 += yi * yi;
         contributors.add(gate.record_key(dataset.ids.value(i)));
         if !factors.is_empty() {
-            let combo: Vec<usize> = factors.iter().map(|(_, rows, _)| rows[i].expect("in sample")).collect();
+            let combo: Vec<usize> =
+                factors.iter().map(|(_, rows, _)| rows[i].expect("in sample")).collect();
             for (f, &l) in combo.iter().enumerate() {
                 level_counts[f][l] += 1;
             }
@@ -141,7 +157,9 @@ pub fn ols_raw(gate: &Gate, dataset: &Dataset, request: &OlsRequest, mask: Optio
         }
     }
     if n <= k {
-        return Err(EngineError::new("the estimation sample has no more units than parameters: check for missing values or use fewer terms"));
+        return Err(EngineError::new(
+            "the estimation sample has no more units than parameters: check for missing values or use fewer terms",
+        ));
     }
     let inverse = xtx.clone().cholesky().map(|c| c.inverse()).ok_or_else(|| {
         EngineError::new(format!(
@@ -181,7 +199,9 @@ pub fn ols_raw(gate: &Gate, dataset: &Dataset, request: &OlsRequest, mask: Optio
         Errors::Cluster(_) => {
             let g = scores.len() as f64;
             if g < 2.0 {
-                return Err(EngineError::new("cluster() needs at least two clusters in the estimation sample"));
+                return Err(EngineError::new(
+                    "cluster() needs at least two clusters in the estimation sample",
+                ));
             }
             for s in scores.values() {
                 meat += s * s.transpose();
@@ -216,7 +236,10 @@ pub fn ols_raw(gate: &Gate, dataset: &Dataset, request: &OlsRequest, mask: Optio
     let df_model = if request.constant { kf - 1.0 } else { kf };
     let mut statistics = vec![
         ("R²".to_owned(), r2),
-        ("adjusted R²".to_owned(), 1.0 - (1.0 - r2) * (nf - f64::from(request.constant)) / df_resid),
+        (
+            "adjusted R²".to_owned(),
+            1.0 - (1.0 - r2) * (nf - f64::from(request.constant)) / df_resid,
+        ),
         ("root MSE".to_owned(), sigma2.sqrt()),
         ("model df".to_owned(), df_model),
         ("residual df".to_owned(), df_resid),
@@ -228,14 +251,20 @@ pub fn ols_raw(gate: &Gate, dataset: &Dataset, request: &OlsRequest, mask: Optio
         title: match request.errors {
             Errors::Classical => "Linear regression (OLS)".into(),
             Errors::Robust => "Linear regression (OLS), robust (HC1) standard errors".into(),
-            Errors::Cluster(ref c) => format!("Linear regression (OLS), standard errors clustered by {c}"),
+            Errors::Cluster(ref c) => {
+                format!("Linear regression (OLS), standard errors clustered by {c}")
+            }
         },
         dependent: request.dependent.clone(),
         coefficients,
         contributors,
         parameters: k,
         residual_df: df_resid,
-        categorical_levels: factors.iter().zip(level_counts).map(|((name, _, _), counts)| (name.clone(), counts)).collect(),
+        categorical_levels: factors
+            .iter()
+            .zip(level_counts)
+            .map(|((name, _, _), counts)| (name.clone(), counts))
+            .collect(),
         outcome_levels: None,
         smallest_crossing: crossings.values().min().copied(),
         statistics,
@@ -244,7 +273,11 @@ pub fn ols_raw(gate: &Gate, dataset: &Dataset, request: &OlsRequest, mask: Optio
 
 impl Step<'_> {
     /// `dependent term…` from the arguments: `x`, `c.x`, `i.x`.
-    fn model_terms(&self, dataset: &Dataset, dataset_name: &str) -> Result<(String, Vec<Term>), EngineError> {
+    fn model_terms(
+        &self,
+        dataset: &Dataset,
+        dataset_name: &str,
+    ) -> Result<(String, Vec<Term>), EngineError> {
         let t = &self.command().args;
         let src = self.source();
         let mut out: Vec<(Term, shared::script::Span)> = Vec::new();
@@ -261,9 +294,14 @@ impl Step<'_> {
             }
             let word = token.span.text(src);
             if matches!(word, "i" | "c") && t.get(i + 1).is_some_and(|d| d.kind == TokenKind::Dot) {
-                let var = t.get(i + 2).filter(|v| v.kind == TokenKind::Ident).ok_or_else(|| EngineError::at(token.span, format!("{word}. needs a variable: {word}.sex")))?;
+                let var = t.get(i + 2).filter(|v| v.kind == TokenKind::Ident).ok_or_else(|| {
+                    EngineError::at(token.span, format!("{word}. needs a variable: {word}.sex"))
+                })?;
                 let name = var.span.text(src).to_owned();
-                out.push((if word == "i" { Term::Factor(name) } else { Term::Continuous(name) }, var.span));
+                out.push((
+                    if word == "i" { Term::Factor(name) } else { Term::Continuous(name) },
+                    var.span,
+                ));
                 i += 3;
             } else {
                 out.push((Term::Continuous(word.to_owned()), token.span));
@@ -274,13 +312,18 @@ impl Step<'_> {
             let (Term::Continuous(n) | Term::Factor(n)) = term;
             let v = dataset.require(n, dataset_name).map_err(|e| e.with_span(*span))?;
             if v.info.pointer {
-                return Err(EngineError::at(*span, format!("{n} is an identifier and can only be a merge key (rule 2)")));
+                return Err(EngineError::at(
+                    *span,
+                    format!("{n} is an identifier and can only be a merge key (rule 2)"),
+                ));
             }
         }
         let mut terms = out.into_iter().map(|(t, _)| t);
         match terms.next() {
             Some(Term::Continuous(y)) => Ok((y, terms.collect())),
-            Some(Term::Factor(_)) => Err(EngineError::at(t[0].span, "the dependent variable comes first, without i.")),
+            Some(Term::Factor(_)) => {
+                Err(EngineError::at(t[0].span, "the dependent variable comes first, without i."))
+            }
             None => Err(EngineError::at(self.command().span, "write regress <dependent> <term>…")),
         }
     }
@@ -290,7 +333,10 @@ impl Step<'_> {
         let (dependent, terms) = self.model_terms(dataset, dataset_name)?;
         for unsupported in ["control", "vif", "standardize"] {
             if self.flag(unsupported) {
-                return Err(EngineError::at(self.option(unsupported).expect("present").span, format!("regress's {unsupported} option is not supported yet")));
+                return Err(EngineError::at(
+                    self.option(unsupported).expect("present").span,
+                    format!("regress's {unsupported} option is not supported yet"),
+                ));
             }
         }
         let errors = match (self.flag("robust"), self.option_text("cluster")) {
@@ -303,9 +349,13 @@ impl Step<'_> {
         };
         let level = self.option_number("level")?.unwrap_or(95.0);
         if !(10.0..100.0).contains(&level) {
-            return Err(EngineError::at(self.option("level").expect("present").span, "level() is a percentage between 10 and 99.9"));
+            return Err(EngineError::at(
+                self.option("level").expect("present").span,
+                "level() is a percentage between 10 and 99.9",
+            ));
         }
-        let request = OlsRequest { dependent, terms, constant: !self.flag("noconstant"), errors, level };
+        let request =
+            OlsRequest { dependent, terms, constant: !self.flag("noconstant"), errors, level };
         let mask = match &self.command().condition {
             Some(c) => Some(expr::condition(&self.engine.ctx, dataset, dataset_name, c)?),
             None => None,

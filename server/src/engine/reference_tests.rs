@@ -29,8 +29,16 @@ fn python() -> PathBuf {
 fn reference() -> Value {
     let version = small_demo().join("demo/1");
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/reference/reference.py");
-    let output = std::process::Command::new(python()).arg(script).arg(&version).output().expect("python runs");
-    assert!(output.status.success(), "reference.py failed: {}", String::from_utf8_lossy(&output.stderr));
+    let output = std::process::Command::new(python())
+        .arg(script)
+        .arg(&version)
+        .output()
+        .expect("python runs");
+    assert!(
+        output.status.success(),
+        "reference.py failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     serde_json::from_slice(&output.stdout).expect("reference.py prints JSON")
 }
 
@@ -61,7 +69,9 @@ async fn statistics_match_pandas_and_statsmodels_on_the_same_parquet() {
     let audit = MemoryAudit::default();
     let outputs = engine.run(&mut workspace, SCRIPT, &audit, "reference").await;
     assert!(
-        outputs.iter().all(|o| !matches!(o.output().body, shared::output::OutputBody::Error { .. })),
+        outputs
+            .iter()
+            .all(|o| !matches!(o.output().body, shared::output::OutputBody::Error { .. })),
         "{outputs:#?}"
     );
     let dataset = workspace.current().unwrap();
@@ -86,20 +96,31 @@ async fn statistics_match_pandas_and_statsmodels_on_the_same_parquet() {
     }
 
     // tabulate sex, summarize(wage): coded means per level.
-    let means = tabulate_raw(gate, dataset, &request(CellStatistic::Mean("wage".into()), Some("wage")), None).unwrap();
+    let means = tabulate_raw(
+        gate,
+        dataset,
+        &request(CellStatistic::Mean("wage".into()), Some("wage")),
+        None,
+    )
+    .unwrap();
     for (label, cell) in means.row_labels.iter().zip(&means.cells) {
         let m = cell[0].magnitude.unwrap();
-        close(m.sum / m.n as f64, f(&reference["mean_wage_by_sex"][label]), &format!("mean wage, sex {label}"));
+        close(
+            m.sum / m.n as f64,
+            f(&reference["mean_wage_by_sex"][label]),
+            &format!("mean wage, sex {label}"),
+        );
     }
 
     // summarize wage age.
     let names = ["wage".to_owned(), "age".to_owned()];
-    for summary in summarize_raw(gate, dataset, &names, None).unwrap() {
+    for summary in summarize_raw(gate, dataset, &names, None, true, false).unwrap() {
         let theirs = &reference["summaries"][&summary.variable];
         assert_eq!(summary.magnitude.n, theirs["n"].as_u64().unwrap());
         close(summary.magnitude.sum / summary.magnitude.n as f64, f(&theirs["mean_coded"]), "mean");
         close(summary.magnitude.sum, f(&theirs["sum_coded"]), "sum");
         close(summary.magnitude.sd().unwrap(), f(&theirs["sd_coded"]), "sd");
+        close(summary.gini.unwrap(), f(&theirs["gini_coded"]), "gini");
         for (q, p) in summary.quantiles.iter().zip(theirs["percentiles"].as_array().unwrap()) {
             close(q.value, f(p), &format!("P{} of {}", q.percent, summary.variable));
         }
@@ -128,7 +149,12 @@ async fn statistics_match_pandas_and_statsmodels_on_the_same_parquet() {
             for (j, c) in model.coefficients.iter().enumerate() {
                 let p = f(&theirs["pvalues"][j]);
                 // p-values far below 1e-12 are zero in both; compare absolutely there.
-                assert!((c.p_value - p).abs() < 1e-9 || (c.p_value - p).abs() / p < 1e-6, "p {}: {} vs {p}", c.term, c.p_value);
+                assert!(
+                    (c.p_value - p).abs() < 1e-9 || (c.p_value - p).abs() / p < 1e-6,
+                    "p {}: {} vs {p}",
+                    c.term,
+                    c.p_value
+                );
             }
             let stat = |name: &str| model.statistics.iter().find(|(k, _)| k == name).unwrap().1;
             close(stat("R²"), f(&theirs["rsquared"]), "R²");

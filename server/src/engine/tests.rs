@@ -13,8 +13,12 @@ fn engine() -> Engine {
 
 async fn run_in(engine: &Engine, workspace: &mut Workspace, script: &str) -> Vec<Output> {
     let audit = MemoryAudit::default();
-    let outputs: Vec<Output> =
-        engine.run(workspace, script, &audit, "tester").await.iter().map(|r| r.output().clone()).collect();
+    let outputs: Vec<Output> = engine
+        .run(workspace, script, &audit, "tester")
+        .await
+        .iter()
+        .map(|r| r.output().clone())
+        .collect();
     assert_eq!(audit.entries.lock().unwrap().len(), outputs.len(), "every output is audited");
     outputs
 }
@@ -43,7 +47,9 @@ import db/INNTEKT_WLONN 2021-12-31 as wage
 
 #[tokio::test]
 async fn a_typical_script_gives_a_table_a_summary_and_a_model() {
-    let script = format!("{PERSONS}keep if age >= 16 & age <= 90\ntabulate sex\nsummarize wage age\nregress wage age i.sex\n");
+    let script = format!(
+        "{PERSONS}keep if age >= 16 & age <= 90\ntabulate sex\nsummarize wage age\nregress wage age i.sex\n"
+    );
     let outputs = run(&script).await;
     assert_eq!(errors(&outputs), vec![], "{outputs:#?}");
     let table = outputs.iter().find_map(|o| match &o.body {
@@ -87,7 +93,8 @@ async fn a_typical_script_gives_a_table_a_summary_and_a_model() {
 
 #[tokio::test]
 async fn a_script_that_does_not_parse_runs_nothing_and_reports_every_problem() {
-    let outputs = run("require demo:1 as db\ncreate-dataset p\ntabluate x\nsummarize y, robust\n").await;
+    let outputs =
+        run("require demo:1 as db\ncreate-dataset p\ntabluate x\nsummarize y, robust\n").await;
     let errors = errors(&outputs);
     assert_eq!(errors.len(), 2, "{outputs:#?}");
     assert_eq!(errors[0].0, 3);
@@ -98,7 +105,9 @@ async fn a_script_that_does_not_parse_runs_nothing_and_reports_every_problem() {
 
 #[tokio::test]
 async fn unknown_variables_suggest_the_nearest_name_and_stop_the_run() {
-    let outputs = run("require demo:1 as db\ncreate-dataset p\nimport db/BEFOLKNING_KJONN\ntabulate x\n").await;
+    let outputs =
+        run("require demo:1 as db\ncreate-dataset p\nimport db/BEFOLKNING_KJONN\ntabulate x\n")
+            .await;
     let errors = errors(&outputs);
     assert_eq!(errors.len(), 1);
     assert_eq!(errors[0].0, 3);
@@ -108,12 +117,19 @@ async fn unknown_variables_suggest_the_nearest_name_and_stop_the_run() {
 
 #[tokio::test]
 async fn dates_follow_the_temporality() {
-    let fixed = run("require demo:1 as db\ncreate-dataset p\nimport db/BEFOLKNING_KJOENN 2020-01-01\n").await;
+    let fixed =
+        run("require demo:1 as db\ncreate-dataset p\nimport db/BEFOLKNING_KJOENN 2020-01-01\n")
+            .await;
     assert!(errors(&fixed)[0].1.contains("FIXED"), "{fixed:?}");
     let status = run("require demo:1 as db\ncreate-dataset p\nimport db/BOSATTEFDT_BOSTED\n").await;
     assert!(errors(&status)[0].1.contains("needs a date"), "{status:?}");
-    let not_a_status_date = run("require demo:1 as db\ncreate-dataset p\nimport db/BOSATTEFDT_BOSTED 2020-06-15\n").await;
-    assert!(errors(&not_a_status_date)[0].1.contains("nearest is 2020-01-01"), "{not_a_status_date:?}");
+    let not_a_status_date =
+        run("require demo:1 as db\ncreate-dataset p\nimport db/BOSATTEFDT_BOSTED 2020-06-15\n")
+            .await;
+    assert!(
+        errors(&not_a_status_date)[0].1.contains("nearest is 2020-01-01"),
+        "{not_a_status_date:?}"
+    );
     let ok = run("require demo:1 as db\ncreate-dataset p\nimport db/BOSATTEFDT_BOSTED 2020-01-01 as kommune\n").await;
     assert_eq!(errors(&ok), vec![]);
 }
@@ -156,7 +172,10 @@ async fn one_person_flags_are_refused_by_the_minimum_change_rule() {
 async fn keep_cannot_shrink_a_dataset_below_the_floor() {
     let outputs = run(&format!("{PERSONS}keep if age == 30\n")).await;
     let refused = outputs.last().unwrap();
-    assert!(matches!(&refused.body, OutputBody::Error { rule: Some(r), .. } if r == "rule 3"), "{refused:?}");
+    assert!(
+        matches!(&refused.body, OutputBody::Error { rule: Some(r), .. } if r == "rule 3"),
+        "{refused:?}"
+    );
 }
 
 #[tokio::test]
@@ -168,7 +187,8 @@ async fn loops_and_bindings_unroll_with_their_lines() {
     for y in 2019..=2021 {
         assert!(markdown.contains(&format!("| wage_{y} |")), "{markdown}");
     }
-    let import_lines: Vec<u32> = outputs.iter().filter(|o| o.command == "import").map(|o| o.line).collect();
+    let import_lines: Vec<u32> =
+        outputs.iter().filter(|o| o.command == "import").map(|o| o.line).collect();
     assert_eq!(import_lines, [3, 6, 6, 6]);
 }
 
@@ -182,8 +202,10 @@ async fn identifiers_are_keys_only() {
 #[tokio::test]
 async fn an_unrolled_loop_over_the_limit_stops_before_running() {
     let registry = Registry::open(small_demo()).unwrap();
-    let engine = Engine::new(Arc::new(registry), Limits { max_commands: 50, ..Limits::default() }).unwrap();
-    let outputs = run_in(&engine, &mut Workspace::default(), "for i in 1 : 1000\nhelp\nend\n").await;
+    let engine =
+        Engine::new(Arc::new(registry), Limits { max_commands: 50, ..Limits::default() }).unwrap();
+    let outputs =
+        run_in(&engine, &mut Workspace::default(), "for i in 1 : 1000\nhelp\nend\n").await;
     assert_eq!(outputs.len(), 1);
     assert!(errors(&outputs)[0].1.contains("max_commands"), "{outputs:?}");
 }

@@ -3,7 +3,9 @@
 
 use std::collections::HashMap;
 
-use datafusion::arrow::array::{Array, ArrayRef, BooleanArray, Float64Array, Int64Array, StringArray};
+use datafusion::arrow::array::{
+    Array, ArrayRef, BooleanArray, Float64Array, Int64Array, StringArray,
+};
 use datafusion::arrow::compute;
 use datafusion::arrow::datatypes::DataType;
 use shared::script::{Expr, TokenKind};
@@ -33,14 +35,20 @@ impl Step<'_> {
         }
         if parser.position() < t.len() - 2 {
             let extra = t[2 + parser.position()].span;
-            return Err(EngineError::at(extra, "this does not belong to the expression: conditions go after if"));
+            return Err(EngineError::at(
+                extra,
+                "this does not belong to the expression: conditions go after if",
+            ));
         }
         let (dataset_name, dataset) = self.populated()?;
         let dataset_name = dataset_name.to_owned();
         let existing = dataset.variable(&name).cloned();
         match (&existing, generate) {
             (Some(_), true) => {
-                return Err(EngineError::at(name_span, format!("{name} already exists: use replace {name} = …, or another name")));
+                return Err(EngineError::at(
+                    name_span,
+                    format!("{name} already exists: use replace {name} = …, or another name"),
+                ));
             }
             (None, false) => {
                 dataset.require(&name, &dataset_name).map_err(|e| e.with_span(name_span))?;
@@ -48,10 +56,16 @@ impl Step<'_> {
             _ => {}
         }
         if generate && !valid_name(&name) {
-            return Err(EngineError::at(name_span, "variable names start with a letter and use letters, digits and _"));
+            return Err(EngineError::at(
+                name_span,
+                "variable names start with a letter and use letters, digits and _",
+            ));
         }
         if existing.as_ref().is_some_and(|v| v.info.pointer) {
-            return Err(EngineError::at(name_span, format!("{name} is an identifier and can only be a merge key (rule 2)")));
+            return Err(EngineError::at(
+                name_span,
+                format!("{name} is an identifier and can only be a merge key (rule 2)"),
+            ));
         }
         let ctx = &self.engine.ctx;
         let (values, kind) = expr::evaluate(ctx, dataset, &dataset_name, &value_expr)?;
@@ -67,7 +81,9 @@ impl Step<'_> {
         let (result, info) = match existing {
             None => {
                 let result = match &mask {
-                    Some(m) => compute::nullif(&values, &compute::not(m).map_err(arrow)?).map_err(arrow)?,
+                    Some(m) => {
+                        compute::nullif(&values, &compute::not(m).map_err(arrow)?).map_err(arrow)?
+                    }
                     None => values,
                 };
                 if let Some(m) = &mask {
@@ -84,12 +100,18 @@ impl Step<'_> {
                 if (old_kind == Kind::Text) != (kind == Kind::Text) {
                     return Err(EngineError::at(
                         name_span,
-                        format!("{name} holds {} and the new values are {}: convert one of them (destring, string())", old_kind.describe(), kind.describe()),
+                        format!(
+                            "{name} holds {} and the new values are {}: convert one of them (destring, string())",
+                            old_kind.describe(),
+                            kind.describe()
+                        ),
                     ));
                 }
                 let (old_values, new_values) = common_type(&old.values, &values)?;
                 let result = match &mask {
-                    Some(m) => compute::kernels::zip::zip(m, &new_values, &old_values).map_err(arrow)?,
+                    Some(m) => {
+                        compute::kernels::zip::zip(m, &new_values, &old_values).map_err(arrow)?
+                    }
                     None => new_values,
                 };
                 let changed = count_changed(&old_values, &result)?;
@@ -99,7 +121,11 @@ impl Step<'_> {
         };
         let dataset = self.current_mut()?;
         dataset.set(Variable { name: name.clone(), values: result, info });
-        self.notice(if generate { format!("{name} generated") } else { format!("{name} replaced") });
+        self.notice(if generate {
+            format!("{name} generated")
+        } else {
+            format!("{name} replaced")
+        });
         Ok(())
     }
 
@@ -112,10 +138,16 @@ impl Step<'_> {
         let dataset_name = dataset_name.to_owned();
         dataset.require(old, &dataset_name).map_err(|e| e.with_span(*old_span))?;
         if dataset.variable(new).is_some() {
-            return Err(EngineError::at(*new_span, format!("{new} already exists: choose another name")));
+            return Err(EngineError::at(
+                *new_span,
+                format!("{new} already exists: choose another name"),
+            ));
         }
         if !valid_name(new) {
-            return Err(EngineError::at(*new_span, "variable names start with a letter and use letters, digits and _"));
+            return Err(EngineError::at(
+                *new_span,
+                "variable names start with a letter and use letters, digits and _",
+            ));
         }
         let dataset = self.current_mut()?;
         let i = dataset.position(old).expect("checked above");
@@ -130,10 +162,17 @@ impl Step<'_> {
         let dataset_name = dataset_name.to_owned();
         if let Some(condition) = &self.command().condition {
             if !self.command().args.is_empty() {
-                return Err(EngineError::at(self.command().span, format!("{verb} takes variables or if <condition>, not both")));
+                return Err(EngineError::at(
+                    self.command().span,
+                    format!("{verb} takes variables or if <condition>, not both"),
+                ));
             }
             let mask = expr::condition(&self.engine.ctx, dataset, &dataset_name, condition)?;
-            let mask = if keep { mask } else { compute::not(&mask).map_err(|e| EngineError::internal(e.to_string()))? };
+            let mask = if keep {
+                mask
+            } else {
+                compute::not(&mask).map_err(|e| EngineError::internal(e.to_string()))?
+            };
             let remaining = mask.true_count() as u64;
             self.gate().check_population(remaining)?;
             self.current_mut()?.filter(&mask)?;
@@ -142,7 +181,10 @@ impl Step<'_> {
         }
         let names = self.names_in_args()?;
         if names.is_empty() {
-            return Err(EngineError::at(self.command().span, format!("write {verb} <variable>… or {verb} if <condition>")));
+            return Err(EngineError::at(
+                self.command().span,
+                format!("write {verb} <variable>… or {verb} if <condition>"),
+            ));
         }
         for (n, span) in &names {
             dataset.require(n, &dataset_name).map_err(|e| e.with_span(*span))?;
@@ -157,7 +199,8 @@ impl Step<'_> {
 
 pub(super) fn valid_name(name: &str) -> bool {
     let mut chars = name.chars();
-    chars.next().is_some_and(|c| c.is_ascii_alphabetic()) && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+    chars.next().is_some_and(|c| c.is_ascii_alphabetic())
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
 /// Sizes of the value classes (missing included) when there are few distinct values.
@@ -192,12 +235,15 @@ fn common_type(a: &ArrayRef, b: &ArrayRef) -> Result<(ArrayRef, ArrayRef), Engin
     if a.data_type() == b.data_type() {
         return Ok((a.clone(), b.clone()));
     }
-    let cast = |x: &ArrayRef| compute::cast(x, &DataType::Float64).map_err(|e| EngineError::internal(e.to_string()));
+    let cast = |x: &ArrayRef| {
+        compute::cast(x, &DataType::Float64).map_err(|e| EngineError::internal(e.to_string()))
+    };
     Ok((cast(a)?, cast(b)?))
 }
 
 /// Units whose value differs, missing counting as a value of its own.
 fn count_changed(old: &ArrayRef, new: &ArrayRef) -> Result<u64, EngineError> {
-    let differs: BooleanArray = compute::kernels::cmp::distinct(old, new).map_err(|e| EngineError::internal(e.to_string()))?;
+    let differs: BooleanArray = compute::kernels::cmp::distinct(old, new)
+        .map_err(|e| EngineError::internal(e.to_string()))?;
     Ok(differs.true_count() as u64)
 }

@@ -9,8 +9,8 @@ use shared::metadata::{Temporality, UnitType, import_lines};
 
 use super::AppError;
 use crate::AppState;
-use shared::api::RulesPage;
 use crate::catalog::SearchQuery;
+use shared::api::RulesPage;
 
 const MAX_QUERY_CHARS: usize = 200;
 const MAX_PAGE: usize = 1_000;
@@ -26,7 +26,10 @@ pub fn router() -> Router<AppState> {
 }
 
 /// The disclosure rules of a datastore's newest version, public like the catalog.
-async fn rules(State(state): State<AppState>, Path(name): Path<String>) -> Result<Json<RulesPage>, AppError> {
+async fn rules(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<Json<RulesPage>, AppError> {
     let latest = state
         .registry
         .datastores

@@ -29,22 +29,29 @@ const MAX_GUESTS: usize = 1000;
 /// Scripts longer than this are refused before parsing.
 const MAX_SCRIPT_BYTES: usize = 256 * 1024;
 
+type SharedWorkspace = Arc<tokio::sync::Mutex<Workspace>>;
+
 /// Guest workspaces by cookie id.
 #[derive(Default)]
 pub struct Guests {
-    workspaces: Mutex<HashMap<String, (Instant, Arc<tokio::sync::Mutex<Workspace>>)>>,
+    /// Cookie id → (last use, workspace).
+    workspaces: Mutex<HashMap<String, (Instant, SharedWorkspace)>>,
 }
 
 impl Guests {
-    fn workspace(&self, id: &str) -> Arc<tokio::sync::Mutex<Workspace>> {
+    fn workspace(&self, id: &str) -> SharedWorkspace {
         let mut map = self.workspaces.lock().unwrap_or_else(|p| p.into_inner());
-        if !map.contains_key(id) && map.len() >= MAX_GUESTS {
-            if let Some(oldest) = map.iter().min_by_key(|(_, (t, _))| *t).map(|(k, _)| k.clone()) {
-                map.remove(&oldest);
-            }
+        if !map.contains_key(id)
+            && map.len() >= MAX_GUESTS
+            && let Some(oldest) = map.iter().min_by_key(|(_, (t, _))| *t).map(|(k, _)| k.clone())
+        {
+            map.remove(&oldest);
         }
         let entry = map.entry(id.to_owned()).or_insert_with(|| {
-            (Instant::now(), Arc::new(tokio::sync::Mutex::new(Workspace::restricted_to(GUEST_DATASTORES))))
+            (
+                Instant::now(),
+                Arc::new(tokio::sync::Mutex::new(Workspace::restricted_to(GUEST_DATASTORES))),
+            )
         });
         entry.0 = Instant::now();
         entry.1.clone()
@@ -67,26 +74,44 @@ fn guest_id(headers: &HeaderMap) -> Option<String> {
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
         .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(name, value)| *name == COOKIE && value.len() == 32 && value.bytes().all(|b| b.is_ascii_hexdigit()))
+        .find(|(name, value)| {
+            *name == COOKIE && value.len() == 32 && value.bytes().all(|b| b.is_ascii_hexdigit())
+        })
         .map(|(_, value)| value.to_owned())
 }
 
-async fn run(State(state): State<AppState>, headers: HeaderMap, body: axum::body::Bytes) -> Result<Response, AppError> {
+async fn run(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Result<Response, AppError> {
     let Some(guests) = state.guests.clone() else {
-        return Err(AppError::Forbidden("scripts run for signed-in users only on this server".into()));
+        return Err(AppError::Forbidden(
+            "scripts run for signed-in users only on this server".into(),
+        ));
     };
     let json = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("application/json"));
     if !json {
-        return Err(AppError::BadRequest { parameter: "body", message: "send the script as JSON: {\"script\": \"…\"} with Content-Type: application/json".into() });
+        return Err(AppError::BadRequest {
+            parameter: "body",
+            message:
+                "send the script as JSON: {\"script\": \"…\"} with Content-Type: application/json"
+                    .into(),
+        });
     }
     if body.len() > MAX_SCRIPT_BYTES {
-        return Err(AppError::BadRequest { parameter: "script", message: format!("the script is over {} KiB: split it", MAX_SCRIPT_BYTES / 1024) });
+        return Err(AppError::BadRequest {
+            parameter: "script",
+            message: format!("the script is over {} KiB: split it", MAX_SCRIPT_BYTES / 1024),
+        });
     }
-    let request: RunRequest = serde_json::from_slice(&body)
-        .map_err(|e| AppError::BadRequest { parameter: "body", message: format!("{e}: send {{\"script\": \"…\"}}") })?;
+    let request: RunRequest = serde_json::from_slice(&body).map_err(|e| AppError::BadRequest {
+        parameter: "body",
+        message: format!("{e}: send {{\"script\": \"…\"}}"),
+    })?;
     let (id, new_cookie) = match guest_id(&headers) {
         Some(id) => (id, false),
         None => {
@@ -108,7 +133,10 @@ async fn run(State(state): State<AppState>, headers: HeaderMap, body: axum::body
     let mut response = Json(RunResponse { outputs }).into_response();
     if new_cookie {
         let cookie = format!("{COOKIE}={id}; Path=/api; HttpOnly; SameSite=Strict");
-        response.headers_mut().insert(header::SET_COOKIE, HeaderValue::from_str(&cookie).map_err(anyhow::Error::from)?);
+        response.headers_mut().insert(
+            header::SET_COOKIE,
+            HeaderValue::from_str(&cookie).map_err(anyhow::Error::from)?,
+        );
     }
     Ok(response)
 }

@@ -126,7 +126,11 @@ async fn unknown_api_paths_are_json_404_and_other_paths_get_the_app() {
     assert_eq!(body, Value::String("<html>app</html>".into()));
 }
 
-async fn post_run(app: axum::Router, script: &str, cookie: Option<&str>) -> (StatusCode, Option<String>, Value) {
+async fn post_run(
+    app: axum::Router,
+    script: &str,
+    cookie: Option<&str>,
+) -> (StatusCode, Option<String>, Value) {
     let mut request = Request::post("/api/run").header("content-type", "application/json");
     if let Some(c) = cookie {
         request = request.header("cookie", c);
@@ -134,8 +138,7 @@ async fn post_run(app: axum::Router, script: &str, cookie: Option<&str>) -> (Sta
     let body = serde_json::to_vec(&serde_json::json!({ "script": script })).unwrap();
     let response = app.oneshot(request.body(Body::from(body)).unwrap()).await.unwrap();
     let status = response.status();
-    let set_cookie =
-        response.headers().get("set-cookie").map(|v| v.to_str().unwrap().to_owned());
+    let set_cookie = response.headers().get("set-cookie").map(|v| v.to_str().unwrap().to_owned());
     let bytes = response.into_body().collect().await.unwrap().to_bytes();
     (status, set_cookie, serde_json::from_slice(&bytes).unwrap())
 }

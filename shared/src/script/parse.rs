@@ -204,14 +204,39 @@ impl Parser<'_, '_> {
             let names = catalog::commands().iter().map(|c| c.name);
             let message = match catalog::nearest(&command.name, names) {
                 Some(near) => format!("unknown command '{}': did you mean {near}?", command.name),
-                None => format!(
-                    "unknown command '{}': help lists the commands",
-                    command.name
-                ),
+                None => format!("unknown command '{}': help lists the commands", command.name),
             };
             self.report(command.name_span, message);
             return;
         };
+        // Expressions in arguments are checked here too, so the editor shows their mistakes.
+        if matches!(spec.name, "generate" | "replace")
+            && command.args.len() >= 2
+            && command.args[1].kind == TokenKind::Eq
+        {
+            let tokens = &command.args[2..];
+            if tokens.is_empty() {
+                self.report(command.args[1].span, "an expression is expected after =");
+            } else {
+                let mut parser = ExprParser::new(self.source, tokens);
+                parser.parse();
+                let consumed = parser.position();
+                self.diagnostics.append(&mut parser.diagnostics);
+                if consumed < tokens.len() {
+                    let extra = Span {
+                        start: tokens[consumed].span.start,
+                        end: tokens[tokens.len() - 1].span.end,
+                    };
+                    self.report(
+                        extra,
+                        format!(
+                            "'{}' does not belong to the expression: conditions go after if",
+                            extra.text(self.source)
+                        ),
+                    );
+                }
+            }
+        }
         for option in &command.options {
             match spec.option(&option.name) {
                 None => {

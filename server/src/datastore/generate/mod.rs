@@ -140,7 +140,8 @@ pub fn generate(
     // material and the script tests reproducible. Real registers get a random secret.
     let secret = {
         use sha2::Digest;
-        let digest = sha2::Sha256::digest(format!("skjold demo record keys, seed {}", options.seed));
+        let digest =
+            sha2::Sha256::digest(format!("skjold demo record keys, seed {}", options.seed));
         digest[..16].to_vec()
     };
     let secret_path = staging.dir().join(super::SECRET_FILE);
