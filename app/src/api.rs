@@ -131,6 +131,33 @@ pub async fn get_json<T: DeserializeOwned>(url: &str) -> Result<T, ApiError> {
     }
 }
 
+/// POSTs JSON and reads JSON back; errors as in [`get_json`].
+pub async fn post_json<B: serde::Serialize, T: DeserializeOwned>(
+    url: &str,
+    body: &B,
+) -> Result<T, ApiError> {
+    let unreachable = |e: gloo_net::Error| ApiError {
+        error: format!(
+            "the server could not be reached ({e}); check your connection and try again"
+        ),
+        did_you_mean: Vec::new(),
+    };
+    let response = gloo_net::http::Request::post(url)
+        .json(body)
+        .map_err(unreachable)?
+        .send()
+        .await
+        .map_err(unreachable)?;
+    if response.ok() {
+        response.json::<T>().await.map_err(unreachable)
+    } else {
+        Err(response.json::<ApiError>().await.unwrap_or_else(|_| ApiError {
+            error: format!("the server answered {}", response.status()),
+            did_you_mean: Vec::new(),
+        }))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

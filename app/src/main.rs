@@ -1,4 +1,4 @@
-//! The Skjold browser app: the public variable catalog (and, later, the workbench).
+//! The Skjold browser app: the public variable catalog and the workbench.
 
 mod api;
 mod pages;
@@ -21,12 +21,14 @@ fn App() -> impl IntoView {
                 <A href="/" attr:class="brand">"Skjold"</A>
                 <nav aria-label="Main">
                     <A href="/">"Variable catalog"</A>
+                    <A href="/workbench">"Workbench"</A>
                 </nav>
             </header>
             <main id="main">
                 <Routes fallback=pages::NotFound>
                     <Route path=path!("/") view=pages::catalog::CatalogPage />
                     <Route path=path!("/variables/:name") view=pages::variable::VariablePage />
+                    <Route path=path!("/workbench") view=pages::workbench::WorkbenchPage />
                 </Routes>
             </main>
         </Router>

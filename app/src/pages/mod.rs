@@ -2,6 +2,7 @@
 
 pub mod catalog;
 pub mod variable;
+pub mod workbench;
 
 use leptos::prelude::*;
 

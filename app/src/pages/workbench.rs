@@ -1,0 +1,366 @@
+//! The workbench: a script editor with line numbers and diagnostics as you type (the shared
+//! parser, compiled to WASM: no round trip), Run (Ctrl+Enter runs the current line or the
+//! selection), and the released outputs in order: tables, statistics, models, charts as SVG.
+
+use leptos::prelude::*;
+use leptos::task::spawn_local;
+use shared::api::{ApiError, RunRequest};
+use shared::output::{
+    Chart, Model, Output, OutputBody, RunResponse, Summary, Table, format_number,
+};
+use shared::script::{line_column, parse};
+use wasm_bindgen::JsCast;
+
+use crate::api::post_json;
+
+const EXAMPLE: &str = "require demo:1 as db
+create-dataset persons
+import db/BEFOLKNING_KJOENN as sex
+import db/BEFOLKNING_FOEDSELS_AAR_MND as birth
+generate age = 2021 - int(birth / 100)
+import db/INNTEKT_WLONN 2021-12-31 as wage
+keep if age >= 25 & age <= 66
+tabulate sex, summarize(wage)
+histogram wage
+";
+
+/// One problem the parser found, for the list under the editor.
+#[derive(Clone, Debug, PartialEq)]
+struct Problem {
+    line: usize,
+    column: usize,
+    message: String,
+}
+
+fn problems(script: &str) -> Vec<Problem> {
+    parse(script)
+        .diagnostics
+        .into_iter()
+        .map(|d| {
+            let (line, column) = line_column(script, d.span.start);
+            Problem { line, column, message: d.message }
+        })
+        .collect()
+}
+
+/// The text to run for Ctrl+Enter: the selection, else the line the caret is on; with the
+/// number of lines before it, so output lines can be shown as lines of the whole script.
+fn selected_text(script: &str, start: usize, end: usize) -> (String, u32) {
+    let (start, end) = (start.min(script.len()), end.min(script.len()));
+    let clamp = |i: usize| (0..=i).rev().find(|&j| script.is_char_boundary(j)).unwrap_or(0);
+    let (start, end) = (clamp(start), clamp(end));
+    let line_start = script[..start].rfind('\n').map_or(0, |i| i + 1);
+    let offset = script[..line_start].matches('\n').count() as u32;
+    if start != end {
+        return (script[line_start..end].to_owned(), offset);
+    }
+    let line_end = script[start..].find('\n').map_or(script.len(), |i| start + i);
+    (script[line_start..line_end].to_owned(), offset)
+}
+
+#[component]
+pub fn WorkbenchPage() -> impl IntoView {
+    let (script, set_script) = signal(EXAMPLE.to_owned());
+    let diagnostics = Memo::new(move |_| script.with(|s| problems(s)));
+    let (outputs, set_outputs) = signal(Vec::<Output>::new());
+    let (running, set_running) = signal(false);
+    let (failure, set_failure) = signal(None::<String>);
+    let gutter = NodeRef::<leptos::html::Pre>::new();
+    let editor = NodeRef::<leptos::html::Textarea>::new();
+
+    let run = move |text: String, line_offset: u32| {
+        if running.get_untracked() {
+            return;
+        }
+        set_running.set(true);
+        set_failure.set(None);
+        spawn_local(async move {
+            let result =
+                post_json::<_, RunResponse>("/api/run", &RunRequest { script: text }).await;
+            match result {
+                Ok(mut response) => {
+                    for o in &mut response.outputs {
+                        o.line += line_offset;
+                    }
+                    set_outputs.update(|all| {
+                        // The newest run first, as a log read from the top.
+                        let mut fresh = response.outputs;
+                        fresh.append(all);
+                        *all = fresh;
+                    });
+                }
+                Err(ApiError { error, .. }) => set_failure.set(Some(error)),
+            }
+            set_running.set(false);
+        });
+    };
+
+    let on_keydown = move |ev: web_sys::KeyboardEvent| {
+        if ev.key() == "Enter" && (ev.ctrl_key() || ev.meta_key()) {
+            ev.prevent_default();
+            let Some(area) = editor.get_untracked() else { return };
+            let area: &web_sys::HtmlTextAreaElement = area.unchecked_ref();
+            let text = area.value();
+            // Browsers count selection offsets in UTF-16 units; convert to bytes.
+            let to_byte = |units: u32| {
+                let mut seen = 0u32;
+                for (byte, ch) in text.char_indices() {
+                    if seen >= units {
+                        return byte;
+                    }
+                    seen += ch.len_utf16() as u32;
+                }
+                text.len()
+            };
+            let start = to_byte(area.selection_start().ok().flatten().unwrap_or(0));
+            let end = to_byte(area.selection_end().ok().flatten().unwrap_or(0));
+            let (selected, offset) = selected_text(&text, start, end);
+            run(selected, offset);
+        }
+    };
+    let on_scroll = move |_| {
+        if let (Some(area), Some(gutter)) = (editor.get_untracked(), gutter.get_untracked()) {
+            gutter.set_scroll_top(area.scroll_top());
+        }
+    };
+    let line_numbers = move || {
+        let bad: Vec<usize> = diagnostics.with(|d| d.iter().map(|p| p.line).collect());
+        let lines = script.with(|s| s.split('\n').count());
+        (1..=lines)
+            .map(|n| {
+                let class = if bad.contains(&n) { "bad" } else { "" };
+                view! { <span class=class>{n}"\n"</span> }
+            })
+            .collect_view()
+    };
+
+    view! {
+        <section class="workbench">
+            <h1>"Workbench"</h1>
+            <p class="lead">
+                "Scripts run on the synthetic " <code>"demo"</code>
+                " datastore. Only aggregates that pass disclosure control come back. "
+                <kbd>"Ctrl"</kbd>"+"<kbd>"Enter"</kbd>" runs the current line or the selection."
+            </p>
+            <div class="editor">
+                <pre class="gutter" aria-hidden="true" node_ref=gutter>{line_numbers}</pre>
+                <textarea
+                    id="editor"
+                    aria-label="Script"
+                    spellcheck="false"
+                    autocomplete="off"
+                    node_ref=editor
+                    prop:value=move || script.get()
+                    on:input=move |ev| set_script.set(event_target_value(&ev))
+                    on:keydown=on_keydown
+                    on:scroll=on_scroll
+                ></textarea>
+            </div>
+            <ul class="diagnostics" aria-live="polite">
+                {move || diagnostics.get().into_iter().map(|p| view! {
+                    <li class="diagnostic">{format!("line {}, column {}: {}", p.line, p.column, p.message)}</li>
+                }).collect_view()}
+            </ul>
+            <p class="actions">
+                <button
+                    id="run"
+                    disabled=move || running.get()
+                    on:click=move |_| run(script.get_untracked(), 0)
+                >{move || if running.get() { "Running…" } else { "Run script" }}</button>
+                " "
+                <button on:click=move |_| set_outputs.set(Vec::new())>"Clear outputs"</button>
+            </p>
+            {move || failure.get().map(|e| view! { <p class="error" role="alert">{e}</p> })}
+            <div class="outputs" aria-live="polite">
+                {move || outputs.get().into_iter().map(output_view).collect_view()}
+            </div>
+        </section>
+    }
+}
+
+fn output_view(o: Output) -> impl IntoView {
+    let head = format!("line {} · {}", o.line, o.command);
+    let body = match o.body {
+        OutputBody::Table(t) => table_view(t).into_any(),
+        OutputBody::Summary(s) => summary_view(s).into_any(),
+        OutputBody::Model(m) => model_view(m).into_any(),
+        OutputBody::Chart(c) => chart_view(c).into_any(),
+        OutputBody::Text { markdown } => view! { <pre class="text">{markdown}</pre> }.into_any(),
+        OutputBody::Notice { message } => view! { <p class="notice-line">{message}</p> }.into_any(),
+        OutputBody::Error { message, column, rule } => {
+            let at = column.map(|c| format!("column {c}: ")).unwrap_or_default();
+            let rule = rule.map(|r| format!(" [{r}]")).unwrap_or_default();
+            view! { <p class="error" role="alert">{format!("{at}{message}{rule}")}</p> }.into_any()
+        }
+    };
+    view! {
+        <article class="output">
+            <h2 class="output-head">{head}</h2>
+            {body}
+        </article>
+    }
+}
+
+fn cell(value: Option<f64>) -> String {
+    value.map_or_else(|| "·".to_owned(), format_number)
+}
+
+fn notes(notes: Vec<String>) -> impl IntoView {
+    notes.into_iter().map(|n| view! { <p class="note">{n}</p> }).collect_view()
+}
+
+fn table_view(t: Table) -> impl IntoView {
+    let caption = format!("{} ({})", t.title, t.statistic);
+    view! {
+        <table class="result">
+            <caption>{caption}</caption>
+            <thead><tr>
+                <th scope="col">{t.row_variable}</th>
+                {t.column_labels.into_iter().map(|c| view! { <th scope="col">{c}</th> }).collect_view()}
+            </tr></thead>
+            <tbody>
+                {t.row_labels.into_iter().zip(t.cells).map(|(label, cells)| view! {
+                    <tr>
+                        <th scope="row">{label}</th>
+                        {cells.into_iter().map(|c| view! { <td>{cell(c)}</td> }).collect_view()}
+                    </tr>
+                }).collect_view()}
+            </tbody>
+        </table>
+        {notes(t.notes)}
+    }
+}
+
+fn summary_view(s: Summary) -> impl IntoView {
+    let labels: Vec<String> = s
+        .rows
+        .first()
+        .map(|r| r.percentiles.iter().chain(&r.extra).map(|(p, _)| p.clone()).collect())
+        .unwrap_or_default();
+    view! {
+        <table class="result">
+            <thead><tr>
+                <th scope="col">"variable"</th><th scope="col">"N"</th>
+                <th scope="col">"mean"</th><th scope="col">"sd"</th>
+                {labels.into_iter().map(|l| view! { <th scope="col">{l}</th> }).collect_view()}
+            </tr></thead>
+            <tbody>
+                {s.rows.into_iter().map(|r| view! {
+                    <tr>
+                        <th scope="row">{r.variable}</th>
+                        <td>{cell(r.n)}</td><td>{cell(r.mean)}</td><td>{cell(r.sd)}</td>
+                        {r.percentiles.into_iter().chain(r.extra).map(|(_, v)| view! { <td>{cell(v)}</td> }).collect_view()}
+                    </tr>
+                }).collect_view()}
+            </tbody>
+        </table>
+        {notes(s.notes)}
+    }
+}
+
+fn model_view(m: Model) -> impl IntoView {
+    let stats: Vec<String> =
+        m.statistics.iter().map(|(k, v)| format!("{k} = {}", format_number(*v))).collect();
+    view! {
+        <table class="result">
+            <caption>{m.title}</caption>
+            <thead><tr>
+                <th scope="col">{m.dependent}</th><th scope="col">"coef"</th><th scope="col">"std err"</th>
+                <th scope="col">"t"</th><th scope="col">"P>|t|"</th><th scope="col">"CI low"</th><th scope="col">"CI high"</th>
+            </tr></thead>
+            <tbody>
+                {m.coefficients.into_iter().map(|c| view! {
+                    <tr>
+                        <th scope="row">{c.term}</th>
+                        <td>{format_number(c.estimate)}</td><td>{format_number(c.std_error)}</td>
+                        <td>{format!("{:.2}", c.statistic)}</td><td>{format!("{:.3}", c.p_value)}</td>
+                        <td>{format_number(c.ci_low)}</td><td>{format_number(c.ci_high)}</td>
+                    </tr>
+                }).collect_view()}
+            </tbody>
+        </table>
+        <p class="fit">{stats.join(" · ")}</p>
+        {notes(m.notes)}
+    }
+}
+
+/// Bars as SVG. Withheld bars are marked, never drawn with a height.
+fn chart_view(c: Chart) -> impl IntoView {
+    const WIDTH: f64 = 640.0;
+    const HEIGHT: f64 = 240.0;
+    const BASE: f64 = 200.0;
+    let max = c.bars.iter().filter_map(|b| b.height).fold(0.0_f64, f64::max).max(1.0);
+    let n = c.bars.len().max(1) as f64;
+    let slot = (WIDTH - 40.0) / n;
+    let first = c.bars.first().map(|b| format_number(b.start)).unwrap_or_default();
+    let last = c.bars.last().map(|b| format_number(b.end)).unwrap_or_default();
+    let bars = c
+        .bars
+        .iter()
+        .enumerate()
+        .map(|(i, b)| {
+            let x = 30.0 + i as f64 * slot;
+            let label = b.label.clone().unwrap_or_else(|| format!("{} – {}", format_number(b.start), format_number(b.end)));
+            match b.height {
+                Some(h) => {
+                    let height = (h / max) * (BASE - 10.0);
+                    let title = format!("{label}: {}", format_number(h));
+                    view! {
+                        <rect class="bar" x=x y=BASE - height width=(slot - 2.0).max(1.0) height=height>
+                            <title>{title}</title>
+                        </rect>
+                    }
+                    .into_any()
+                }
+                None => view! {
+                    <text class="withheld" x=x + slot / 2.0 y=BASE - 4.0 text-anchor="middle">
+                        "·"<title>{format!("{label}: withheld")}</title>
+                    </text>
+                }
+                .into_any(),
+            }
+        })
+        .collect_view();
+    let aria = format!("{}: {} bars", c.title, c.bars.len());
+    view! {
+        <figure class="chart">
+            <svg viewBox=format!("0 0 {WIDTH} {HEIGHT}") role="img" aria-label=aria>
+                <line x1="30" y1=BASE x2=WIDTH - 10.0 y2=BASE class="axis"></line>
+                {bars}
+                <text x="30" y=BASE + 18.0 class="tick">{first}</text>
+                <text x=WIDTH - 10.0 y=BASE + 18.0 class="tick" text-anchor="end">{last}</text>
+                <text x=WIDTH / 2.0 y=HEIGHT - 4.0 class="tick" text-anchor="middle">{c.x_label}</text>
+            </svg>
+            <figcaption>{c.title}</figcaption>
+        </figure>
+        {notes(c.notes)}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ctrl_enter_takes_the_current_line_or_the_whole_lines_of_a_selection() {
+        let script = "require demo:1 as db\ncreate-dataset p\ntabulate sex\n";
+        let caret = script.find("dataset p").unwrap();
+        assert_eq!(selected_text(script, caret, caret), ("create-dataset p".to_owned(), 1));
+        let from = script.find("dataset p").unwrap();
+        let to = script.find("sex").unwrap() + 3;
+        assert_eq!(
+            selected_text(script, from, to),
+            ("create-dataset p\ntabulate sex".to_owned(), 1)
+        );
+        assert_eq!(selected_text(script, 0, 0), ("require demo:1 as db".to_owned(), 0));
+    }
+
+    #[test]
+    fn diagnostics_carry_line_and_column() {
+        let p = problems("require demo:1 as db\ntabluate x\n");
+        assert_eq!(p.len(), 1);
+        assert_eq!((p[0].line, p[0].column), (2, 1));
+        assert!(p[0].message.contains("did you mean tabulate"));
+        assert!(problems(EXAMPLE).is_empty(), "the example script is clean");
+    }
+}

@@ -1,0 +1,69 @@
+// A student writes a script with a typo, sees the diagnostic before running, fixes it, runs it,
+// and reads a table and a histogram.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { launch, openPage, BASE_URL } from './browser.mjs';
+
+let browser;
+before(async () => { browser = await launch(); });
+after(async () => { await browser?.close(); });
+
+const SCRIPT = `require demo:1 as db
+create-dataset persons
+import db/BEFOLKNING_KJOENN as sex
+import db/INNTEKT_WLONN 2021-12-31 as wage
+tabluate sex
+histogram wage, bin(10)`;
+
+test('a typo is flagged as you type; the fixed script gives a table and a histogram', async () => {
+  const problems = [];
+  const page = await openPage(browser, problems);
+  await page.goto(BASE_URL + '/workbench');
+  const editor = page.getByLabel('Script');
+  await editor.waitFor({ timeout: 10_000 });
+  await editor.fill(SCRIPT);
+  // The shared parser runs in the page: the diagnostic appears with no request to the server.
+  const diagnostic = page.locator('li.diagnostic', { hasText: 'did you mean tabulate' });
+  await diagnostic.waitFor({ timeout: 10_000 });
+  assert.match(await diagnostic.innerText(), /^line 5, column 1: unknown command 'tabluate'/);
+  assert.equal(await page.locator('.gutter .bad').innerText(), '5\n');
+
+  await editor.fill(SCRIPT.replace('tabluate', 'tabulate'));
+  await page.locator('li.diagnostic').first().waitFor({ state: 'detached', timeout: 10_000 });
+  await page.locator('#run').click();
+
+  const table = page.locator('table.result', { hasText: 'sex (count)' });
+  await table.waitFor({ timeout: 30_000 });
+  const rows = await table.locator('tbody tr').allInnerTexts();
+  assert.equal(rows.length, 3, rows.join(' | '));
+  assert.match(rows[0], /^1 Mann\t\d+$/);
+  assert.match(rows[2], /^Total\t\d+$/);
+  const total = Number(rows[2].split('\t')[1]);
+  assert.ok(total > 15_000 && total < 25_000, `total ${total}`);
+
+  const bars = page.locator('figure.chart svg rect.bar');
+  await bars.first().waitFor({ timeout: 10_000 });
+  const count = await bars.count();
+  assert.ok(count >= 5 && count <= 10, `${count} bars`);
+  assert.match(await page.locator('figure.chart figcaption').innerText(), /Histogram of wage/);
+  // No chart ever shows a point or an outlier marker.
+  assert.equal(await page.locator('figure.chart circle').count(), 0);
+  assert.deepEqual(problems, []);
+});
+
+test('Ctrl+Enter runs only the line the caret is on', async () => {
+  const problems = [];
+  const page = await openPage(browser, problems);
+  await page.goto(BASE_URL + '/workbench');
+  const editor = page.getByLabel('Script');
+  await editor.waitFor({ timeout: 10_000 });
+  await editor.fill('help\nhelp tabulate');
+  await editor.press('Control+End');
+  await editor.press('Control+Enter');
+  const output = page.locator('article.output').first();
+  await output.waitFor({ timeout: 10_000 });
+  assert.match(await output.locator('.output-head').innerText(), /^line 2 · help$/);
+  assert.match(await output.innerText(), /tabulate <variable>/);
+  assert.equal(await page.locator('article.output').count(), 1, 'only the current line ran');
+  assert.deepEqual(problems, []);
+});
