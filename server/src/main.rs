@@ -51,6 +51,10 @@ enum Command {
         /// text for people, json for programs: {"outputs":[{"line":N,"command":"…","kind":…}]}.
         #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
         format: OutputFormat,
+        /// Print to stderr how long the run took, the disclosure gate's share, and the
+        /// workspace's Arrow memory.
+        #[arg(long)]
+        timings: bool,
     },
     /// Create, load and check register datastores.
     #[command(subcommand)]
@@ -117,10 +121,10 @@ fn main() -> ExitCode {
             settings.app_dir = app_dir.unwrap_or(settings.app_dir);
             serve(settings)
         }
-        Command::Run { file, datastore, format } => {
+        Command::Run { file, datastore, format, timings } => {
             let mut settings = settings;
             settings.datastores = datastore.unwrap_or(settings.datastores);
-            run_script(&settings, &file, format)
+            run_script(&settings, &file, format, timings)
         }
         Command::Datastore(command) => {
             telemetry::init(LogFormat::Pretty);
@@ -171,7 +175,12 @@ fn serve(settings: Settings) -> ExitCode {
     }
 }
 
-fn run_script(settings: &Settings, file: &std::path::Path, format: OutputFormat) -> ExitCode {
+fn run_script(
+    settings: &Settings,
+    file: &std::path::Path,
+    format: OutputFormat,
+    timings: bool,
+) -> ExitCode {
     // Logs go to stderr, so stdout holds only the outputs.
     telemetry::init(settings.log_format);
     let script = match std::fs::read_to_string(file) {
@@ -201,7 +210,17 @@ fn run_script(settings: &Settings, file: &std::path::Path, format: OutputFormat)
         let user =
             std::env::var("USER").map(|u| format!("cli:{u}")).unwrap_or_else(|_| "cli".into());
         let mut workspace = server::engine::Workspace::default();
-        let outputs = state.engine.run(&mut workspace, &script, state.audit.as_ref(), &user).await;
+        let (outputs, spent) =
+            state.engine.run_timed(&mut workspace, &script, state.audit.as_ref(), &user).await;
+        if timings {
+            eprintln!(
+                "timings: run {:.3} s, disclosure gate {:.3} s ({:.1} %), workspace Arrow memory {} bytes",
+                spent.total.as_secs_f64(),
+                spent.gate.as_secs_f64(),
+                100.0 * spent.gate.as_secs_f64() / spent.total.as_secs_f64().max(1e-9),
+                workspace.arrow_bytes()
+            );
+        }
         let failed = outputs
             .iter()
             .any(|o| matches!(o.output().body, shared::output::OutputBody::Error { .. }));

@@ -4,6 +4,11 @@
 //! 1. Generating the synthetic population (default 5.5 million persons): wall time and peak
 //!    memory (the generator's VmHWM, sampled from /proc).
 //! 2. Catalog search latency, p50/p99, directly and through the HTTP router.
+//! 3. The engine against DuckDB on the same Parquet files, side by side in one run (best of
+//!    three each, alternating): xtask/bench/a_tabulate.mds and b_regress.mds, with the
+//!    disclosure gate's share of our time.
+//! 4. Memory of a workspace of every person × 10 variables: peak RSS against its Arrow size.
+//! 5. p50 of a 10-line teaching script through HTTP on a 200 000-person demo.
 
 use std::path::Path;
 use std::process::Command;
@@ -35,6 +40,9 @@ pub fn command(args: &[String]) -> Result<(), String> {
             bytes as f64 / (1u64 << 30) as f64
         );
     }
+    engine_against_duckdb(&datastores)?;
+    workspace_memory(&datastores)?;
+    teaching_script_over_http()?;
     println!("[3/3] catalog search latency");
     cargo(&[
         "bench",
@@ -45,6 +53,130 @@ pub fn command(args: &[String]) -> Result<(), String> {
         "--",
         datastores.to_str().unwrap_or_default(),
     ])
+}
+
+fn skjold() -> std::path::PathBuf {
+    project_root().join("target/release/skjold")
+}
+
+/// `skjold run --timings` on a bench script: (wall time, peak KiB, the timings line).
+fn run_script(datastores: &Path, script: &str) -> Result<(Duration, u64, String), String> {
+    let stderr = project_root().join("target/bench/timings.txt");
+    let file = std::fs::File::create(&stderr).map_err(|e| e.to_string())?;
+    let (elapsed, peak) = measure(
+        Command::new(skjold())
+            .args(["run", "--format", "json", "--timings", "--datastore"])
+            .arg(datastores)
+            .arg(project_root().join("xtask/bench").join(script))
+            .env("SKJOLD_AUDIT_LOG", project_root().join("target/bench/audit.jsonl"))
+            .stdout(std::process::Stdio::null())
+            .stderr(file),
+    )?;
+    let text = std::fs::read_to_string(&stderr).map_err(|e| e.to_string())?;
+    let line = text.lines().find(|l| l.starts_with("timings:")).unwrap_or_default().to_owned();
+    Ok((elapsed, peak, line))
+}
+
+/// A number that follows `label` in a timings line.
+fn number_after(line: &str, label: &str) -> f64 {
+    line.split_once(label)
+        .and_then(|(_, rest)| rest.trim_start().split_whitespace().next())
+        .and_then(|n| n.trim_start_matches('(').parse().ok())
+        .unwrap_or(f64::NAN)
+}
+
+fn engine_against_duckdb(datastores: &Path) -> Result<(), String> {
+    println!("[engine] ours against DuckDB on the same Parquet files (best of 3, alternating)");
+    let python = crate::tools::ensure_python_env()?;
+    let data = datastores.join("demo/1/data");
+    let peer = project_root().join("xtask/bench/duckdb_peer.py");
+    let scripts = [("a_tabulate", "a_tabulate.mds"), ("b_regress", "b_regress.mds")];
+    let mut ours = [f64::INFINITY; 2];
+    let mut gate_share = [f64::NAN; 2];
+    let mut theirs = [f64::INFINITY; 2];
+    for _round in 0..3 {
+        for (i, (_, file)) in scripts.iter().enumerate() {
+            let (elapsed, _, line) = run_script(datastores, file)?;
+            if elapsed.as_secs_f64() < ours[i] {
+                ours[i] = elapsed.as_secs_f64();
+                gate_share[i] = number_after(&line, "disclosure gate") / number_after(&line, "run");
+            }
+        }
+        let out = crate::util::output(Command::new(&python).arg(&peer).arg(&data))
+            .ok_or("the DuckDB peer failed")?;
+        for (i, (key, _)) in scripts.iter().enumerate() {
+            let t = out
+                .split_once(&format!("\"{key}\": "))
+                .and_then(|(_, rest)| rest.split([',', '}']).next())
+                .and_then(|v| v.trim().parse::<f64>().ok())
+                .ok_or_else(|| format!("the DuckDB peer printed {out}"))?;
+            theirs[i] = theirs[i].min(t);
+        }
+    }
+    for (i, (key, _)) in scripts.iter().enumerate() {
+        println!(
+            "engine {key}: ours {:.2} s (gate {:.1} %), DuckDB {:.2} s, ratio ours/DuckDB {:.2}",
+            ours[i],
+            100.0 * gate_share[i],
+            theirs[i],
+            ours[i] / theirs[i]
+        );
+    }
+    Ok(())
+}
+
+fn workspace_memory(datastores: &Path) -> Result<(), String> {
+    println!("[engine] workspace memory: every person × 10 variables");
+    let (elapsed, peak_kib, line) = run_script(datastores, "memory_10.mds")?;
+    let arrow = number_after(&line, "workspace Arrow memory");
+    let peak = peak_kib as f64 * 1024.0;
+    println!(
+        "memory: peak RSS {:.0} MiB, workspace Arrow {:.0} MiB, ratio {:.2} ({:.1} s)",
+        peak / 1048576.0,
+        arrow / 1048576.0,
+        peak / arrow,
+        elapsed.as_secs_f64()
+    );
+    Ok(())
+}
+
+fn teaching_script_over_http() -> Result<(), String> {
+    println!("[engine] a 10-line teaching script over HTTP on a 200 000-person demo");
+    let root = project_root();
+    let store = root.join("target/bench/demo200k");
+    if !store.join("demo/1/datastore.json").exists() {
+        crate::util::run(Command::new(skjold()).args(["datastore", "generate", "--persons", "200000", "--out"]).arg(&store))?;
+    }
+    let port = crate::util::free_port()?;
+    let address = format!("127.0.0.1:{port}");
+    let mut server = crate::util::Server::start(
+        Command::new(skjold())
+            .args(["serve", "--listen", &address, "--datastores"])
+            .arg(&store)
+            .env("SKJOLD_AUDIT_LOG", root.join("target/bench/audit.jsonl"))
+            .env("RUST_LOG", "warn"),
+        &address,
+    )?;
+    let script = std::fs::read_to_string(root.join("xtask/bench/teaching.mds")).map_err(|e| e.to_string())?;
+    let escaped = script.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n");
+    let body = format!("{{\"script\": \"{escaped}\"}}");
+    let mut times = Vec::new();
+    for _ in 0..30 {
+        let started = Instant::now();
+        let (status, response) = crate::util::http_post_json(&address, "/api/run", &body).ok_or("the run request failed")?;
+        times.push(started.elapsed());
+        if status != 200 || response.contains("\"kind\":\"error\"") {
+            return Err(format!("the teaching script failed ({status}): {response}"));
+        }
+    }
+    server.stop_gracefully()?;
+    times.sort();
+    println!(
+        "teaching script over HTTP: p50 {:.0} ms, p90 {:.0} ms (30 runs, each a new guest)",
+        times[times.len() / 2].as_secs_f64() * 1000.0,
+        times[times.len() * 9 / 10].as_secs_f64() * 1000.0
+    );
+    Ok(())
 }
 
 /// Runs a command to completion, returning its wall time and peak resident memory in KiB.

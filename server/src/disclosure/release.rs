@@ -92,6 +92,13 @@ impl Gate {
 
 impl Releaser<'_> {
     pub fn table(&self, gate: &Gate, origin: Origin<'_>, table: raw::Table) -> Released {
+        let started = std::time::Instant::now();
+        let released = self.table_rules(gate, origin, table);
+        self.account(started.elapsed());
+        released
+    }
+
+    fn table_rules(&self, gate: &Gate, origin: Origin<'_>, table: raw::Table) -> Released {
         let rules = gate.rules();
         let rows = table.row_labels.len();
         let two_way = table.column_variable.is_some();
@@ -282,6 +289,18 @@ impl Releaser<'_> {
         origin: Origin<'_>,
         variables: Vec<raw::VariableSummary>,
     ) -> Released {
+        let started = std::time::Instant::now();
+        let released = self.summary_rules(gate, origin, variables);
+        self.account(started.elapsed());
+        released
+    }
+
+    fn summary_rules(
+        &self,
+        gate: &Gate,
+        origin: Origin<'_>,
+        variables: Vec<raw::VariableSummary>,
+    ) -> Released {
         let rules = gate.rules();
         let mut rows = Vec::new();
         let mut withheld = 0;
@@ -339,6 +358,13 @@ impl Releaser<'_> {
     }
 
     pub fn model(&self, gate: &Gate, origin: Origin<'_>, model: raw::Model) -> Released {
+        let started = std::time::Instant::now();
+        let released = self.model_rules(gate, origin, model);
+        self.account(started.elapsed());
+        released
+    }
+
+    fn model_rules(&self, gate: &Gate, origin: Origin<'_>, model: raw::Model) -> Released {
         let rules = gate.rules();
         let n = model.contributors.units;
         let refuse = |message: String| self.refusal(origin, Refusal::new(9, message));

@@ -64,6 +64,7 @@ fn quantiles(sorted: &[f64], percents: &[f64]) -> Vec<Quantile> {
 pub fn summarize_raw(
     gate: &Gate,
     dataset: &Dataset,
+    keys: &[u64],
     names: &[String],
     mask: Option<&BooleanArray>,
     gini: bool,
@@ -84,7 +85,7 @@ pub fn summarize_raw(
                 continue;
             }
             let (Some(v), Some(c)) = (values[i], coded[i]) else { continue };
-            contributors.add(gate.record_key(dataset.ids.value(i)));
+            contributors.add(keys[i]);
             magnitude.add(c);
             raw_values.push(v);
         }
@@ -200,6 +201,7 @@ pub struct TableRequest<'a> {
 pub fn tabulate_raw(
     gate: &Gate,
     dataset: &Dataset,
+    keys: &[u64],
     request: &TableRequest<'_>,
     mask: Option<&BooleanArray>,
 ) -> Result<raw::Table, EngineError> {
@@ -261,7 +263,7 @@ pub fn tabulate_raw(
             },
             None => None,
         };
-        let key = gate.record_key(dataset.ids.value(i));
+        let key = keys[i];
         let add = |cell: &mut raw::Cell| {
             cell.contributors.add(key);
             if let (Some(m), Some((c, _))) = (cell.magnitude.as_mut(), value) {
@@ -318,6 +320,7 @@ pub fn tabulate_raw(
 pub fn histogram_raw(
     gate: &Gate,
     dataset: &Dataset,
+    keys: &[u64],
     name: &str,
     bins: usize,
     width: Option<f64>,
@@ -350,7 +353,7 @@ pub fn histogram_raw(
     let mut contributors = vec![Contributors::default(); count];
     for (i, v) in selected {
         let b = (((v - lo) / step).floor() as usize).min(count - 1);
-        contributors[b].add(gate.record_key(dataset.ids.value(i)));
+        contributors[b].add(keys[i]);
     }
     let bins = contributors
         .into_iter()
@@ -393,9 +396,11 @@ impl Step<'_> {
         }
         let mask = self.mask(dataset, dataset_name)?;
         let gate = self.gate();
+        let keys = self.record_keys(gate, dataset);
         let raw = summarize_raw(
             gate,
             dataset,
+            &keys,
             &names,
             mask.as_ref(),
             self.flag("gini"),
@@ -472,12 +477,14 @@ impl Step<'_> {
             missing: self.flag("missing"),
             labels: !self.flag("nolabels"),
         };
+        let keys = self.record_keys(gate, dataset);
         let mut released = Vec::new();
         if percent && self.flag("freq") {
-            let raw = tabulate_raw(gate, dataset, &request(CellStatistic::Count), mask.as_ref())?;
+            let raw =
+                tabulate_raw(gate, dataset, &keys, &request(CellStatistic::Count), mask.as_ref())?;
             released.push(self.releaser.table(gate, self.origin(), raw));
         }
-        let raw = tabulate_raw(gate, dataset, &request(statistic), mask.as_ref())?;
+        let raw = tabulate_raw(gate, dataset, &keys, &request(statistic), mask.as_ref())?;
         released.push(self.releaser.table(gate, self.origin(), raw));
         self.outputs.extend(released);
         Ok(())
@@ -501,7 +508,8 @@ impl Step<'_> {
         let width = self.option_number("width")?;
         let mask = self.mask(dataset, dataset_name)?;
         let gate = self.gate();
-        let raw = histogram_raw(gate, dataset, name, bins, width, mask.as_ref())?;
+        let keys = self.record_keys(gate, dataset);
+        let raw = histogram_raw(gate, dataset, &keys, name, bins, width, mask.as_ref())?;
         let released = self.releaser.histogram(gate, self.origin(), raw);
         self.outputs.push(released);
         Ok(())

@@ -20,6 +20,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use datafusion::arrow::array::Array;
 use datafusion::prelude::{SessionConfig, SessionContext};
 use futures::FutureExt;
 use shared::script::{Command, Span, Token, TokenKind, line_column};
@@ -163,7 +164,29 @@ impl Engine {
         audit: &dyn AuditLog,
         user: &str,
     ) -> Vec<Released> {
+        self.run_timed(workspace, script, audit, user).await.0
+    }
+
+    /// [`Engine::run`], also telling how long the run took and how much of it the gate.
+    pub async fn run_timed(
+        &self,
+        workspace: &mut Workspace,
+        script: &str,
+        audit: &dyn AuditLog,
+        user: &str,
+    ) -> (Vec<Released>, RunTimings) {
+        let started = Instant::now();
         let releaser = Releaser::new(audit, user, script);
+        let outputs = self.run_steps(workspace, script, &releaser).await;
+        (outputs, RunTimings { total: started.elapsed(), gate: releaser.gate_time() })
+    }
+
+    async fn run_steps(
+        &self,
+        workspace: &mut Workspace,
+        script: &str,
+        releaser: &Releaser<'_>,
+    ) -> Vec<Released> {
         let steps = match expand::expand(script, self.limits.max_commands) {
             Ok(steps) => steps,
             Err(problems) => {
@@ -193,7 +216,7 @@ impl Engine {
             let mut run = Step {
                 engine: self,
                 workspace: &mut *workspace,
-                releaser: &releaser,
+                releaser,
                 step,
                 outputs: &mut outputs,
             };
@@ -243,6 +266,14 @@ fn rules_of(version: &DatastoreVersion) -> Result<Rules, crate::datastore::Datas
     if path.exists() { crate::datastore::read_json(&path) } else { Ok(Rules::default()) }
 }
 
+/// Where a run's time went.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct RunTimings {
+    pub total: Duration,
+    /// Record keys and the release rules.
+    pub gate: Duration,
+}
+
 /// One user's datasets and bindings. Lives on the server between runs.
 #[derive(Debug, Default)]
 pub struct Workspace {
@@ -270,6 +301,17 @@ impl Workspace {
 
     pub fn dataset(&self, name: &str) -> Option<&Dataset> {
         self.datasets.get(name)
+    }
+
+    /// Memory held by the datasets' Arrow arrays.
+    pub fn arrow_bytes(&self) -> usize {
+        self.datasets
+            .values()
+            .map(|d| {
+                d.ids.get_array_memory_size()
+                    + d.variables.iter().map(|v| v.values.get_array_memory_size()).sum::<usize>()
+            })
+            .sum()
     }
 
     pub fn dataset_names(&self) -> impl Iterator<Item = &str> {
@@ -301,6 +343,14 @@ impl<'a> Step<'a> {
 
     fn gate(&self) -> &Gate {
         self.engine.gate(self.workspace.current().and_then(|d| d.origin.as_ref()))
+    }
+
+    /// Record keys of the dataset's units; the time counts as disclosure work.
+    fn record_keys(&self, gate: &Gate, dataset: &Dataset) -> Vec<u64> {
+        let started = Instant::now();
+        let keys = gate.record_keys(&dataset.ids);
+        self.releaser.account(started.elapsed());
+        keys
     }
 
     fn notice(&mut self, message: impl Into<String>) {

@@ -13,7 +13,6 @@ use super::dataset::Dataset;
 use super::describe::{levels, numbers};
 use super::transform::display;
 use super::{EngineError, Step, expr};
-use crate::disclosure::Gate;
 use crate::disclosure::raw::{self, Contributors};
 
 /// A model term as written.
@@ -53,8 +52,8 @@ enum Column {
 
 /// OLS before disclosure.
 pub fn ols_raw(
-    gate: &Gate,
     dataset: &Dataset,
+    keys: &[u64],
     request: &OlsRequest,
     mask: Option<&BooleanArray>,
 ) -> Result<raw::Model, EngineError> {
@@ -141,7 +140,7 @@ pub fn ols_raw(
         n += 1;
         sum_y += yi;
         sum_y2 += yi * yi;
-        contributors.add(gate.record_key(dataset.ids.value(i)));
+        contributors.add(keys[i]);
         if !factors.is_empty() {
             let combo: Vec<usize> =
                 factors.iter().map(|(_, rows, _)| rows[i].expect("in sample")).collect();
@@ -361,7 +360,8 @@ impl Step<'_> {
             None => None,
         };
         let gate = self.gate();
-        let raw = ols_raw(gate, dataset, &request, mask.as_ref())?;
+        let keys = self.record_keys(gate, dataset);
+        let raw = ols_raw(dataset, &keys, &request, mask.as_ref())?;
         let released = self.releaser.model(gate, self.origin(), raw);
         self.outputs.push(released);
         Ok(())

@@ -77,6 +77,7 @@ async fn statistics_match_pandas_and_statsmodels_on_the_same_parquet() {
     let dataset = workspace.current().unwrap();
     let gate = engine.gate(dataset.origin.as_ref());
     let reference = reference();
+    let keys = gate.record_keys(&dataset.ids);
 
     assert_eq!(dataset.len() as u64, reference["units"].as_u64().unwrap());
 
@@ -89,7 +90,8 @@ async fn statistics_match_pandas_and_statsmodels_on_the_same_parquet() {
         missing: false,
         labels: false,
     };
-    let counts = tabulate_raw(gate, dataset, &request(CellStatistic::Count, None), None).unwrap();
+    let counts =
+        tabulate_raw(gate, dataset, &keys, &request(CellStatistic::Count, None), None).unwrap();
     for (label, cell) in counts.row_labels.iter().zip(&counts.cells) {
         let theirs = reference["sex_counts"][label].as_u64().unwrap();
         assert_eq!(cell[0].contributors.units, theirs, "count of sex {label}");
@@ -114,7 +116,7 @@ async fn statistics_match_pandas_and_statsmodels_on_the_same_parquet() {
 
     // summarize wage age.
     let names = ["wage".to_owned(), "age".to_owned()];
-    for summary in summarize_raw(gate, dataset, &names, None, true, false).unwrap() {
+    for summary in summarize_raw(gate, dataset, &keys, &names, None, true, false).unwrap() {
         let theirs = &reference["summaries"][&summary.variable];
         assert_eq!(summary.magnitude.n, theirs["n"].as_u64().unwrap());
         close(summary.magnitude.sum / summary.magnitude.n as f64, f(&theirs["mean_coded"]), "mean");
@@ -139,7 +141,7 @@ async fn statistics_match_pandas_and_statsmodels_on_the_same_parquet() {
         ("robust", Errors::Robust),
         ("cluster", Errors::Cluster("kommune".into())),
     ] {
-        let model = ols_raw(gate, dataset, &ols(errors), None).unwrap();
+        let model = ols_raw(dataset, &keys, &ols(errors), None).unwrap();
         let theirs = &reference["models"][key];
         for (j, c) in model.coefficients.iter().enumerate() {
             close(c.estimate, f(&theirs["params"][j]), &format!("{key} {}", c.term));

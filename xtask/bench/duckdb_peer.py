@@ -1,0 +1,69 @@
+"""The benchmark's peer: DuckDB answering the same questions as a_tabulate.mds and
+b_regress.mds on the same Parquet files, in one process per run. Prints one JSON object of
+seconds per script. The regression is DuckDB's one aggregation pass for X'X and X'y, a NumPy
+solve, and a second pass for the residual sum of squares, as the engine does."""
+
+import json
+import sys
+import time
+
+import duckdb
+import numpy as np
+
+data = sys.argv[1]
+day = 18992  # 2021-12-31
+
+def source(variable, name, dated=False):
+    where = f" WHERE start_epoch_days <= {day} AND (stop_epoch_days IS NULL OR stop_epoch_days >= {day})" if dated else ""
+    return f"(SELECT unit_id, value AS {name} FROM read_parquet('{data}/{variable}/*.parquet'){where})"
+
+BASE = f"""
+p AS (
+  SELECT s.unit_id, sex, birth, wage, 2021 - trunc(birth / 100) AS age
+  FROM {source('BEFOLKNING_KJOENN', 'sex')} s
+  LEFT JOIN {source('BEFOLKNING_FOEDSELS_AAR_MND', 'birth')} USING (unit_id)
+  LEFT JOIN {source('INNTEKT_WLONN', 'wage', True)} USING (unit_id)
+)"""
+
+TABULATE = """, b AS (SELECT quantile_cont(wage, 0.01) AS lo, quantile_cont(wage, 0.99) AS hi FROM p)
+SELECT sex, count(*) AS n, avg(least(greatest(wage, lo), hi)) AS mean_wage FROM p, b GROUP BY sex ORDER BY sex"""
+
+def a(con):
+    return con.execute("WITH " + BASE + TABULATE).fetchall()
+
+def b(con):
+    con.execute(f"""CREATE OR REPLACE TEMP TABLE q AS
+      WITH {BASE}
+      SELECT p.*, age * age AS age2, CASE WHEN sex = '2' THEN 1.0 ELSE 0.0 END AS woman, capital, wealth
+      FROM p
+      LEFT JOIN {source('INNTEKT_WKAPINNT', 'capital', True)} USING (unit_id)
+      LEFT JOIN {source('INNTEKT_BRUTTOFORMUE', 'wealth', True)} USING (unit_id)""")
+    table = con.execute("WITH p AS (SELECT * FROM q)" + TABULATE).fetchall()
+    xs = ["age", "age2", "woman", "capital", "wealth", "1.0"]
+    complete = "wage IS NOT NULL AND age IS NOT NULL AND capital IS NOT NULL AND wealth IS NOT NULL"
+    sums = [f"sum(({x}) * ({y}))" for i, x in enumerate(xs) for y in xs[: i + 1]]
+    sums += [f"sum(({x}) * wage)" for x in xs]
+    row = con.execute(f"SELECT {', '.join(sums)}, count(*) FROM q WHERE {complete}").fetchone()
+    k = len(xs)
+    xtx = np.zeros((k, k))
+    at = 0
+    for i in range(k):
+        for j in range(i + 1):
+            xtx[i, j] = xtx[j, i] = row[at]
+            at += 1
+    xty = np.array(row[at : at + k])
+    n = row[-1]
+    beta = np.linalg.solve(xtx, xty)
+    fitted = " + ".join(f"({b!r}) * ({x})" for b, x in zip(beta, xs))
+    rss = con.execute(f"SELECT sum(power(wage - ({fitted}), 2)) FROM q WHERE {complete}").fetchone()[0]
+    se = np.sqrt(np.diag(np.linalg.inv(xtx)) * rss / (n - k))
+    return table, beta, se
+
+out = {}
+for name, query in [("a_tabulate", a), ("b_regress", b)]:
+    con = duckdb.connect()
+    started = time.perf_counter()
+    query(con)
+    out[name] = time.perf_counter() - started
+    con.close()
+print(json.dumps(out))
