@@ -145,7 +145,11 @@ fn teaching_script_over_http() -> Result<(), String> {
     let root = project_root();
     let store = root.join("target/bench/demo200k");
     if !store.join("demo/1/datastore.json").exists() {
-        crate::util::run(Command::new(skjold()).args(["datastore", "generate", "--persons", "200000", "--out"]).arg(&store))?;
+        crate::util::run(
+            Command::new(skjold())
+                .args(["datastore", "generate", "--persons", "200000", "--out"])
+                .arg(&store),
+        )?;
     }
     let port = crate::util::free_port()?;
     let address = format!("127.0.0.1:{port}");
@@ -157,13 +161,15 @@ fn teaching_script_over_http() -> Result<(), String> {
             .env("RUST_LOG", "warn"),
         &address,
     )?;
-    let script = std::fs::read_to_string(root.join("xtask/bench/teaching.mds")).map_err(|e| e.to_string())?;
+    let script = std::fs::read_to_string(root.join("xtask/bench/teaching.mds"))
+        .map_err(|e| e.to_string())?;
     let escaped = script.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n");
     let body = format!("{{\"script\": \"{escaped}\"}}");
     let mut times = Vec::new();
     for _ in 0..30 {
         let started = Instant::now();
-        let (status, response) = crate::util::http_post_json(&address, "/api/run", &body).ok_or("the run request failed")?;
+        let (status, response) = crate::util::http_post_json(&address, "/api/run", &body)
+            .ok_or("the run request failed")?;
         times.push(started.elapsed());
         if status != 200 || response.contains("\"kind\":\"error\"") {
             return Err(format!("the teaching script failed ({status}): {response}"));

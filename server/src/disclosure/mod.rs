@@ -12,6 +12,7 @@
 
 pub mod audit;
 pub mod ckm;
+pub mod differencing;
 pub mod raw;
 mod release;
 pub mod rules;
@@ -89,6 +90,26 @@ impl Gate {
     ) -> Result<(), Refusal> {
         for n in class_sizes {
             self.check_change(n, 0)?;
+        }
+        Ok(())
+    }
+
+    /// Rule 11: an output over a population that differs from an earlier one by 1..min_change
+    /// units would give that small group away by subtraction.
+    pub fn check_differencing<'s>(
+        &self,
+        earlier: impl IntoIterator<Item = &'s differencing::PopulationSketch>,
+        population: &differencing::PopulationSketch,
+    ) -> Result<(), Refusal> {
+        let small = |n: usize| (1..self.rules.min_change as usize).contains(&n);
+        if earlier.into_iter().any(|e| e.difference(population).is_some_and(small)) {
+            return Err(Refusal::new(
+                11,
+                format!(
+                    "this output's population differs from an earlier output's by fewer than {} units, so comparing the two would reveal those units (rule 11, differencing); it is logged for review. Use groups that differ by at least {} units",
+                    self.rules.min_change, self.rules.min_change
+                ),
+            ));
         }
         Ok(())
     }

@@ -3,6 +3,7 @@
 //! into output, after the rules.
 
 use super::ckm::CellKey;
+use super::differencing::PopulationSketch;
 
 /// Who contributed to a cell: how many units, and the sum of their record keys.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
@@ -104,6 +105,8 @@ pub struct Table {
     pub column_margins: Vec<Cell>,
     pub total: Cell,
     pub statistic: CellStatistic,
+    /// The units counted in the table (rule 11).
+    pub population: PopulationSketch,
 }
 
 /// `summarize` for one variable.
@@ -117,6 +120,7 @@ pub struct VariableSummary {
     pub gini: Option<f64>,
     /// Whether the interquartile range was asked for.
     pub iqr: bool,
+    pub population: PopulationSketch,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -149,6 +153,8 @@ pub struct Model {
     pub smallest_crossing: Option<u64>,
     /// Fit statistics safe to show: R², F, log likelihood, …
     pub statistics: Vec<(String, f64)>,
+    /// The estimation sample (rule 11).
+    pub population: PopulationSketch,
 }
 
 /// A histogram before disclosure control: bins over the coded range.
@@ -156,4 +162,5 @@ pub struct Model {
 pub struct Histogram {
     pub variable: String,
     pub bins: Vec<(f64, f64, Contributors)>,
+    pub population: PopulationSketch,
 }

@@ -25,9 +25,13 @@ impl Released1 {
 
 impl Gate {
     /// Rule 5 and the small-cell part of rule 6 for one count.
+    ///
+    /// A cell is small when its true count or its released count is under the threshold, so
+    /// a cell of 4 is withheld even when its noise would show it as 5 or 6.
     fn released_count(&self, c: Contributors) -> (u64, bool) {
         let n = self.perturb(c);
-        (n, n > 0 && n < self.rules.min_cell)
+        let min = self.rules.min_cell;
+        (n, c.units > 0 && (c.units < min || n < min))
     }
 
     /// Rule 7: a noisy mean or sum of a magnitude cell, or `None` when the cell is too small or

@@ -37,6 +37,7 @@ fn one_way(gate: &Gate, sizes: &[i64]) -> Table {
         column_margins: Vec::new(),
         total: cell_of(gate, 0..start),
         statistic: CellStatistic::Count,
+        population: Default::default(),
     }
 }
 

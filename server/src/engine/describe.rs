@@ -13,6 +13,7 @@ use super::dataset::{Dataset, Kind, Variable};
 use super::transform::display;
 use super::{EngineError, Step, expr};
 use crate::disclosure::Gate;
+use crate::disclosure::differencing::PopulationSketch;
 use crate::disclosure::raw::{self, CellStatistic, Contributors, Magnitude, Quantile};
 use crate::stats;
 
@@ -78,6 +79,7 @@ pub fn summarize_raw(
         let values = numbers(variable)?;
         let coded = coded(gate, &values);
         let mut contributors = Contributors::default();
+        let mut population = PopulationSketch::default();
         let mut magnitude = Magnitude::default();
         let mut raw_values = Vec::new();
         for i in 0..values.len() {
@@ -86,6 +88,7 @@ pub fn summarize_raw(
             }
             let (Some(v), Some(c)) = (values[i], coded[i]) else { continue };
             contributors.add(keys[i]);
+            population.insert(dataset.ids.value(i));
             magnitude.add(c);
             raw_values.push(v);
         }
@@ -109,6 +112,7 @@ pub fn summarize_raw(
             quantiles: quantiles(&sorted, &SUMMARY_PERCENTS),
             gini,
             iqr,
+            population,
         });
     }
     Ok(out)
@@ -235,6 +239,7 @@ pub fn tabulate_raw(
         ..raw::Cell::default()
     };
     let mut cells = vec![vec![new_cell(); columns]; rows];
+    let mut population = PopulationSketch::default();
     let mut row_margins = vec![new_cell(); if col_levels.is_some() { rows } else { 0 }];
     let mut column_margins = vec![new_cell(); if col_levels.is_some() { columns } else { 0 }];
     let mut total = new_cell();
@@ -272,6 +277,7 @@ pub fn tabulate_raw(
         };
         add(&mut cells[r][c]);
         add(&mut total);
+        population.insert(dataset.ids.value(i));
         if col_levels.is_some() {
             add(&mut row_margins[r]);
             add(&mut column_margins[c]);
@@ -304,6 +310,7 @@ pub fn tabulate_raw(
         fill(&mut total, margin_values.remove(&(ROW_MARGIN, ROW_MARGIN)));
     }
     Ok(raw::Table {
+        population,
         row_variable: request.row.to_owned(),
         column_variable: request.column.map(str::to_owned),
         row_labels,
@@ -338,7 +345,11 @@ pub fn histogram_raw(
     let lo = selected.iter().map(|(_, v)| *v).fold(f64::INFINITY, f64::min);
     let hi = selected.iter().map(|(_, v)| *v).fold(f64::NEG_INFINITY, f64::max);
     if selected.is_empty() {
-        return Ok(raw::Histogram { variable: name.to_owned(), bins: Vec::new() });
+        return Ok(raw::Histogram {
+            variable: name.to_owned(),
+            bins: Vec::new(),
+            population: PopulationSketch::default(),
+        });
     }
     let (count, step) = match width {
         Some(w) if w > 0.0 => (((hi - lo) / w).floor() as usize + 1, w),
@@ -351,16 +362,18 @@ pub fn histogram_raw(
         return Err(EngineError::new("a histogram may have at most 200 bins: use a wider width()"));
     }
     let mut contributors = vec![Contributors::default(); count];
+    let mut population = PopulationSketch::default();
     for (i, v) in selected {
         let b = (((v - lo) / step).floor() as usize).min(count - 1);
         contributors[b].add(keys[i]);
+        population.insert(dataset.ids.value(i));
     }
     let bins = contributors
         .into_iter()
         .enumerate()
         .map(|(b, c)| (lo + b as f64 * step, lo + (b + 1) as f64 * step, c))
         .collect();
-    Ok(raw::Histogram { variable: name.to_owned(), bins })
+    Ok(raw::Histogram { variable: name.to_owned(), bins, population })
 }
 
 impl Step<'_> {
@@ -406,8 +419,13 @@ impl Step<'_> {
             self.flag("gini"),
             self.flag("iqr"),
         )?;
+        for summary in &raw {
+            self.check_population_history(&summary.population)?;
+        }
+        let populations: Vec<PopulationSketch> = raw.iter().map(|s| s.population.clone()).collect();
         let released = self.releaser.summary(gate, self.origin(), raw);
         self.outputs.push(released);
+        populations.into_iter().for_each(|p| self.remember_population(p));
         Ok(())
     }
 
@@ -485,8 +503,11 @@ impl Step<'_> {
             released.push(self.releaser.table(gate, self.origin(), raw));
         }
         let raw = tabulate_raw(gate, dataset, &keys, &request(statistic), mask.as_ref())?;
+        self.check_population_history(&raw.population)?;
+        let population = raw.population.clone();
         released.push(self.releaser.table(gate, self.origin(), raw));
         self.outputs.extend(released);
+        self.remember_population(population);
         Ok(())
     }
 
@@ -510,8 +531,11 @@ impl Step<'_> {
         let gate = self.gate();
         let keys = self.record_keys(gate, dataset);
         let raw = histogram_raw(gate, dataset, &keys, name, bins, width, mask.as_ref())?;
+        self.check_population_history(&raw.population)?;
+        let population = raw.population.clone();
         let released = self.releaser.histogram(gate, self.origin(), raw);
         self.outputs.push(released);
+        self.remember_population(population);
         Ok(())
     }
 }

@@ -27,6 +27,7 @@ use shared::script::{Command, Span, Token, TokenKind, line_column};
 
 use crate::datastore::{DatastoreVersion, Registry};
 use crate::disclosure::ckm::RecordKeySecret;
+use crate::disclosure::differencing::PopulationSketch;
 use crate::disclosure::{AuditLog, Gate, Origin, Refusal, Released, Releaser, Rules};
 use dataset::Dataset;
 
@@ -284,7 +285,12 @@ pub struct Workspace {
     history: Vec<String>,
     /// Datastores this workspace may bind; `None` allows all (grants come with projects).
     allowed_datastores: Option<Vec<String>>,
+    /// The populations of released outputs, newest last (rule 11).
+    released_populations: std::collections::VecDeque<PopulationSketch>,
 }
+
+/// Populations remembered per workspace for rule 11; each is a few hundred bytes.
+const REMEMBERED_POPULATIONS: usize = 10_000;
 
 impl Workspace {
     /// A workspace that may bind only the named datastores.
@@ -343,6 +349,23 @@ impl<'a> Step<'a> {
 
     fn gate(&self) -> &Gate {
         self.engine.gate(self.workspace.current().and_then(|d| d.origin.as_ref()))
+    }
+
+    /// Rule 11 before an output is released; the population is remembered once it is.
+    fn check_population_history(&self, population: &PopulationSketch) -> Result<(), EngineError> {
+        let started = Instant::now();
+        let result =
+            self.gate().check_differencing(&self.workspace.released_populations, population);
+        self.releaser.account(started.elapsed());
+        result.map_err(EngineError::from)
+    }
+
+    fn remember_population(&mut self, population: PopulationSketch) {
+        let history = &mut self.workspace.released_populations;
+        if history.len() >= REMEMBERED_POPULATIONS {
+            history.pop_front();
+        }
+        history.push_back(population);
     }
 
     /// Record keys of the dataset's units; the time counts as disclosure work.

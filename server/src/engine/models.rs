@@ -13,6 +13,7 @@ use super::dataset::Dataset;
 use super::describe::{levels, numbers};
 use super::transform::display;
 use super::{EngineError, Step, expr};
+use crate::disclosure::differencing::PopulationSketch;
 use crate::disclosure::raw::{self, Contributors};
 
 /// A model term as written.
@@ -40,6 +41,9 @@ pub struct OlsRequest {
     pub level: f64,
 }
 
+/// Dense X'X costs k² per row; beyond this many parameters a model is refused before fitting.
+const MAX_PARAMETERS: usize = 200;
+
 /// The level index of each row of a factor, shared by its dummy columns.
 type LevelRows = std::sync::Arc<Vec<Option<usize>>>;
 
@@ -61,32 +65,6 @@ pub fn ols_raw(
         dataset.variable(name).ok_or_else(|| EngineError::new(format!("no variable {name}")))
     };
     let y = numbers(get(&request.dependent)?)?;
-    let mut names = Vec::new();
-    let mut columns = Vec::new();
-    // (variable, level per row, number of levels)
-    let mut factors: Vec<(String, LevelRows, usize)> = Vec::new();
-    for term in &request.terms {
-        match term {
-            Term::Continuous(name) => {
-                names.push(name.clone());
-                columns.push(Column::Values(numbers(get(name)?)?));
-            }
-            Term::Factor(name) => {
-                let (rows, labels) = levels(get(name)?, false, false)?;
-                let rows = std::sync::Arc::new(rows);
-                for (level, label) in labels.iter().enumerate().skip(1) {
-                    names.push(format!("{name}={label}"));
-                    columns.push(Column::Dummy { rows: rows.clone(), level });
-                }
-                factors.push((name.clone(), rows, labels.len()));
-            }
-        }
-    }
-    if request.constant {
-        names.push("constant".into());
-        columns.push(Column::Constant);
-    }
-    let k = columns.len();
     let cluster = match &request.errors {
         Errors::Cluster(name) => {
             let v = get(name)?;
@@ -98,17 +76,70 @@ pub fn ols_raw(
         }
         _ => None,
     };
-    // The estimation sample: rows with every value present.
-    let in_sample = |i: usize| -> bool {
-        mask.is_none_or(|m| m.value(i))
-            && y[i].is_some()
-            && cluster.as_ref().is_none_or(|c| c[i].is_some())
-            && columns.iter().all(|c| match c {
-                Column::Values(v) => v[i].is_some(),
-                Column::Dummy { rows, .. } => rows[i].is_some(),
-                Column::Constant => true,
-            })
-    };
+    // Each term's values, then the estimation sample: rows with every value present.
+    enum TermData {
+        Values(String, Vec<Option<f64>>),
+        Factor(String, LevelRows, Vec<String>),
+    }
+    let mut data = Vec::new();
+    for term in &request.terms {
+        data.push(match term {
+            Term::Continuous(name) => TermData::Values(name.clone(), numbers(get(name)?)?),
+            Term::Factor(name) => {
+                let (rows, labels) = levels(get(name)?, false, false)?;
+                TermData::Factor(name.clone(), std::sync::Arc::new(rows), labels)
+            }
+        });
+    }
+    let sample: Vec<bool> = (0..dataset.len())
+        .map(|i| {
+            mask.is_none_or(|m| m.value(i))
+                && y[i].is_some()
+                && cluster.as_ref().is_none_or(|c| c[i].is_some())
+                && data.iter().all(|d| match d {
+                    TermData::Values(_, v) => v[i].is_some(),
+                    TermData::Factor(_, rows, _) => rows[i].is_some(),
+                })
+        })
+        .collect();
+    let in_sample = |i: usize| sample[i];
+    let mut names = Vec::new();
+    let mut columns = Vec::new();
+    // (variable, level per row, number of levels)
+    let mut factors: Vec<(String, LevelRows, usize)> = Vec::new();
+    for d in data {
+        match d {
+            TermData::Values(name, values) => {
+                names.push(name);
+                columns.push(Column::Values(values));
+            }
+            TermData::Factor(name, rows, labels) => {
+                // Only levels present in the sample get a dummy; the first is the base.
+                let mut present = vec![false; labels.len()];
+                for (i, r) in rows.iter().enumerate() {
+                    if let (true, Some(l)) = (sample[i], r) {
+                        present[*l] = true;
+                    }
+                }
+                for (level, label) in labels.iter().enumerate().filter(|(l, _)| present[*l]).skip(1)
+                {
+                    names.push(format!("{name}={label}"));
+                    columns.push(Column::Dummy { rows: rows.clone(), level });
+                }
+                factors.push((name, rows, labels.len()));
+            }
+        }
+    }
+    if request.constant {
+        names.push("constant".into());
+        columns.push(Column::Constant);
+    }
+    let k = columns.len();
+    if k > MAX_PARAMETERS {
+        return Err(EngineError::new(format!(
+            "the model has {k} parameters, more than the {MAX_PARAMETERS} this server fits: group the levels of the i. terms with recode"
+        )));
+    }
     let row = |i: usize, x: &mut [f64]| {
         for (j, c) in columns.iter().enumerate() {
             x[j] = match c {
@@ -122,6 +153,7 @@ pub fn ols_raw(
     let mut xty = DVector::<f64>::zeros(k);
     let mut x = vec![0.0; k];
     let mut contributors = Contributors::default();
+    let mut population = PopulationSketch::default();
     let (mut n, mut sum_y, mut sum_y2) = (0usize, 0.0, 0.0);
     let mut level_counts: Vec<Vec<u64>> = factors.iter().map(|(_, _, l)| vec![0; *l]).collect();
     let mut crossings: HashMap<Vec<usize>, u64> = HashMap::new();
@@ -141,6 +173,7 @@ pub fn ols_raw(
         sum_y += yi;
         sum_y2 += yi * yi;
         contributors.add(keys[i]);
+        population.insert(dataset.ids.value(i));
         if !factors.is_empty() {
             let combo: Vec<usize> =
                 factors.iter().map(|(_, rows, _)| rows[i].expect("in sample")).collect();
@@ -247,6 +280,7 @@ pub fn ols_raw(
         statistics.push(("F".to_owned(), ((tss - rss) / df_model) / sigma2));
     }
     Ok(raw::Model {
+        population,
         title: match request.errors {
             Errors::Classical => "Linear regression (OLS)".into(),
             Errors::Robust => "Linear regression (OLS), robust (HC1) standard errors".into(),
@@ -262,7 +296,9 @@ pub fn ols_raw(
         categorical_levels: factors
             .iter()
             .zip(level_counts)
-            .map(|((name, _, _), counts)| (name.clone(), counts))
+            .map(|((name, _, _), counts)| {
+                (name.clone(), counts.into_iter().filter(|&c| c > 0).collect())
+            })
             .collect(),
         outcome_levels: None,
         smallest_crossing: crossings.values().min().copied(),
@@ -362,8 +398,11 @@ impl Step<'_> {
         let gate = self.gate();
         let keys = self.record_keys(gate, dataset);
         let raw = ols_raw(dataset, &keys, &request, mask.as_ref())?;
+        self.check_population_history(&raw.population)?;
+        let population = raw.population.clone();
         let released = self.releaser.model(gate, self.origin(), raw);
         self.outputs.push(released);
+        self.remember_population(population);
         Ok(())
     }
 }

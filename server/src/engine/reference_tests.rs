@@ -101,6 +101,7 @@ async fn statistics_match_pandas_and_statsmodels_on_the_same_parquet() {
     let means = tabulate_raw(
         gate,
         dataset,
+        &keys,
         &request(CellStatistic::Mean("wage".into()), Some("wage")),
         None,
     )

@@ -1,0 +1,452 @@
+//! The disclosure attack suite: real scripts through the real engine and gate, on a generated
+//! datastore. Each attack computes the secret it is after from the Parquet files themselves and
+//! asserts that the released outputs do not give it back, not merely that an error appears.
+//! The suite prints a summary: attacks tried, values recovered (must be 0), and how close the
+//! averaging attack gets.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, OnceLock};
+
+use arrow::array::{Array, AsArray};
+use arrow::datatypes::{Int32Type, Int64Type};
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use server::datastore::Registry;
+use server::datastore::generate::{GenerateOptions, generate};
+use server::disclosure::audit::MemoryAudit;
+use server::engine::{Engine, Limits, Workspace};
+use shared::output::{Output, OutputBody};
+
+struct Fixture {
+    _dir: tempfile::TempDir,
+    root: std::path::PathBuf,
+    engine: Engine,
+}
+
+fn fixture() -> &'static Fixture {
+    static FIXTURE: OnceLock<Fixture> = OnceLock::new();
+    FIXTURE.get_or_init(|| {
+        let dir = tempfile::tempdir().unwrap();
+        let options = GenerateOptions {
+            persons: 8_000,
+            seed: 3,
+            out: dir.path().to_owned(),
+            force: false,
+            threads: 2,
+        };
+        generate(&options, &|_, _| {}).unwrap();
+        let engine =
+            Engine::new(Arc::new(Registry::open(dir.path()).unwrap()), Limits::default()).unwrap();
+        Fixture { root: dir.path().join("demo/1"), _dir: dir, engine }
+    })
+}
+
+/// (attack, values the attacker was after, values recovered) for the summary.
+static RESULTS: Mutex<Vec<(String, usize, usize)>> = Mutex::new(Vec::new());
+
+fn record(attack: &str, tried: usize, recovered: usize) {
+    RESULTS.lock().unwrap().push((attack.to_owned(), tried, recovered));
+    let results = RESULTS.lock().unwrap();
+    let mut table = String::from("\n| attack | secrets targeted | recovered |\n|---|---|---|\n");
+    for (a, t, r) in results.iter() {
+        table.push_str(&format!("| {a} | {t} | {r} |\n"));
+    }
+    let total: usize = results.iter().map(|r| r.2).sum();
+    table
+        .push_str(&format!("attacks tried so far: {}, values recovered: {total}\n", results.len()));
+    eprintln!("{table}");
+}
+
+async fn run(workspace: &mut Workspace, script: &str) -> Vec<Output> {
+    let audit = MemoryAudit::default();
+    fixture()
+        .engine
+        .run(workspace, script, &audit, "attacker")
+        .await
+        .iter()
+        .map(|r| r.output().clone())
+        .collect()
+}
+
+/// Every number the outputs released.
+fn released_numbers(outputs: &[Output]) -> Vec<f64> {
+    let mut out = Vec::new();
+    for o in outputs {
+        match &o.body {
+            OutputBody::Table(t) => out.extend(t.cells.iter().flatten().flatten()),
+            OutputBody::Summary(s) => {
+                for r in &s.rows {
+                    out.extend([r.n, r.mean, r.sd].into_iter().flatten());
+                    out.extend(r.percentiles.iter().chain(&r.extra).filter_map(|(_, v)| *v));
+                }
+            }
+            OutputBody::Model(m) => {
+                out.extend(m.coefficients.iter().flat_map(|c| [c.estimate, c.std_error]));
+                out.extend(m.statistics.iter().map(|(_, v)| *v));
+            }
+            OutputBody::Chart(c) => out.extend(c.bars.iter().filter_map(|b| b.height)),
+            _ => {}
+        }
+    }
+    out
+}
+
+/// (N, mean) of the nth summary, when it was released.
+fn summary_row(outputs: &[Output], nth: usize) -> Option<(f64, f64)> {
+    let rows: Vec<_> = outputs
+        .iter()
+        .filter_map(|o| match &o.body {
+            OutputBody::Summary(s) => Some((s.rows[0].n?, s.rows[0].mean?)),
+            _ => None,
+        })
+        .collect();
+    rows.get(nth).copied()
+}
+
+fn refused_by(outputs: &[Output]) -> Option<String> {
+    outputs.iter().find_map(|o| match &o.body {
+        OutputBody::Error { rule, .. } => rule.clone(),
+        _ => None,
+    })
+}
+
+/// A variable's values straight from its Parquet parts: unit id → value, at `date` (epoch days)
+/// when given.
+fn truth(variable: &str, date: Option<i32>) -> BTreeMap<i64, f64> {
+    let dir = fixture().root.join("data").join(variable);
+    let mut out = BTreeMap::new();
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let file = std::fs::File::open(entry.unwrap().path()).unwrap();
+        let reader = ParquetRecordBatchReaderBuilder::try_new(file).unwrap().build().unwrap();
+        for batch in reader {
+            let batch = batch.unwrap();
+            let ids = batch.column(0).as_primitive::<Int64Type>();
+            let values =
+                arrow::compute::cast(batch.column(1), &arrow::datatypes::DataType::Float64)
+                    .unwrap();
+            let values = values.as_primitive::<arrow::datatypes::Float64Type>();
+            let start = batch.column(2).as_primitive::<Int32Type>();
+            let stop = batch.column(3).as_primitive::<Int32Type>();
+            for i in 0..batch.num_rows() {
+                if let Some(d) = date {
+                    let in_period = !start.is_null(i)
+                        && start.value(i) <= d
+                        && (stop.is_null(i) || stop.value(i) >= d);
+                    if !in_period {
+                        continue;
+                    }
+                }
+                out.insert(ids.value(i), values.value(i));
+            }
+        }
+    }
+    out
+}
+
+const END_2021: i32 = 18_992;
+
+const BASE: &str = "require demo:1 as db
+create-dataset persons
+import db/BEFOLKNING_KJOENN as sex
+import db/BEFOLKNING_FOEDSELS_AAR_MND as birth
+import db/INNTEKT_WLONN 2021-12-31 as wage
+import db/INNTEKT_BRUTTOFORMUE 2021-12-31 as wealth
+generate age = 2021 - int(birth / 100)
+";
+
+/// Persons alone with their wealth at the end of 2021, with a wage: (wealth, wage). Wealth
+/// is the isolating key an attacker might know; the wage is the secret.
+fn isolated_earners() -> Vec<(i64, f64)> {
+    let wealth = truth("INNTEKT_BRUTTOFORMUE", Some(END_2021));
+    let wage = truth("INNTEKT_WLONN", Some(END_2021));
+    let mut by_value: BTreeMap<i64, Vec<i64>> = BTreeMap::new();
+    for (id, w) in &wealth {
+        by_value.entry(*w as i64).or_default().push(*id);
+    }
+    by_value
+        .into_iter()
+        .filter(|(_, ids)| ids.len() == 1)
+        .filter_map(|(value, ids)| {
+            wage.get(&ids[0]).filter(|w| **w > 100_000.0).map(|w| (value, *w))
+        })
+        .step_by(50)
+        .take(12)
+        .collect()
+}
+
+fn near(estimate: f64, secret: f64) -> bool {
+    (estimate - secret).abs() <= 0.05 * secret.abs().max(1.0)
+}
+
+#[tokio::test]
+async fn the_same_count_asked_1000_times_or_reworded_gives_one_answer() {
+    let mut w = Workspace::default();
+    run(&mut w, BASE).await;
+    let outputs = run(&mut w, "for i in 1 : 1000\ntabulate sex if age >= 30\nend").await;
+    let tables: Vec<_> = outputs
+        .iter()
+        .filter_map(|o| match &o.body {
+            OutputBody::Table(t) => Some(t.cells.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(tables.len(), 1000);
+    assert!(tables.iter().all(|t| *t == tables[0]), "repeats differ");
+    let mut reworded = Vec::new();
+    for condition in ["age >= 30", "!(age < 30)", "age > 29", "age >= 30 & age >= 0 | age >= 30"] {
+        let o = run(&mut w, &format!("tabulate sex if {condition}")).await;
+        let OutputBody::Table(t) = &o[0].body else { panic!("{o:?}") };
+        reworded.push(t.cells.clone());
+    }
+    assert!(reworded.iter().all(|t| *t == tables[0]), "rewordings differ: {reworded:?}");
+    record("repeat 1000× and reword 4 ways (no fresh noise to average)", 1, 0);
+}
+
+#[tokio::test]
+async fn differencing_two_means_does_not_give_back_one_persons_wage() {
+    let targets = isolated_earners();
+    assert!(targets.len() >= 5, "the fixture has persons alone with their wealth");
+    let mut recovered = 0;
+    let mut refused = 0;
+    for (key, secret) in &targets {
+        // keep-if differencing: the whole population, then without the target.
+        let mut w = Workspace::default();
+        let outputs = run(
+            &mut w,
+            &format!("{BASE}summarize wage\ndrop if wealth == {key}\nsummarize wage\n"),
+        )
+        .await;
+        match (summary_row(&outputs, 0), summary_row(&outputs, 1)) {
+            (Some((n1, m1)), Some((n2, m2))) => {
+                recovered += usize::from(near(m1 * n1 - m2 * n2, *secret))
+            }
+            _ => refused += usize::from(refused_by(&outputs).is_some()),
+        }
+        // if-differencing in a fresh workspace, no dataset change at all.
+        let mut w = Workspace::default();
+        let outputs = run(&mut w, &format!("{BASE}summarize wage if wealth != {key} | wealth == {key}\nsummarize wage if wealth != {key}\n")).await;
+        match (summary_row(&outputs, 0), summary_row(&outputs, 1)) {
+            (Some((n1, m1)), Some((n2, m2))) => {
+                recovered += usize::from(near(m1 * n1 - m2 * n2, *secret))
+            }
+            _ => refused += usize::from(refused_by(&outputs).is_some()),
+        }
+    }
+    eprintln!("drop-one differencing: {refused} of {} pairs refused by rule 11", 2 * targets.len());
+    record(
+        "drop-one differencing of means (keep/drop and if), 5 % tolerance",
+        2 * targets.len(),
+        recovered,
+    );
+    assert_eq!(recovered, 0);
+}
+
+#[tokio::test]
+async fn a_one_person_cell_and_a_one_person_flag_give_nothing() {
+    let targets = isolated_earners();
+    let mut recovered = 0;
+    for (key, secret) in &targets {
+        let mut w = Workspace::default();
+        let outputs =
+            run(&mut w, &format!("{BASE}tabulate sex if wealth == {key}, summarize(wage)\n")).await;
+        recovered +=
+            released_numbers(&outputs).iter().filter(|v| near(**v, *secret)).count().min(1);
+        for attack in [
+            format!("generate flag = wealth == {key}"),
+            format!("generate flag = 1 if wealth == {key}"),
+            format!("generate flag = 0\nreplace flag = 1 if wealth == {key}"),
+        ] {
+            let outputs = run(&mut w, &attack).await;
+            assert_eq!(refused_by(&outputs).as_deref(), Some("rule 4"), "{attack}");
+            let _ = run(&mut w, "drop flag").await;
+        }
+    }
+    record(
+        "tabulate summarize() over a one-person cell; one-person flags",
+        targets.len(),
+        recovered,
+    );
+    assert_eq!(recovered, 0);
+}
+
+#[tokio::test]
+async fn a_tracker_does_not_tell_a_targets_sex() {
+    // C(T ∨ c) − C(T ∧ ¬c) per sex, with T = persons aged 40 or more and c one person under 40.
+    let birth = truth("BEFOLKNING_FOEDSELS_AAR_MND", None);
+    let sex = truth("BEFOLKNING_KJOENN", None);
+    let mut count: BTreeMap<i64, usize> = BTreeMap::new();
+    birth.values().for_each(|b| *count.entry(*b as i64).or_default() += 1);
+    let targets: Vec<(i64, f64)> = birth
+        .iter()
+        .filter(|(_, b)| count[&(**b as i64)] == 1 && 2021 - (**b as i64) / 100 < 40)
+        .take(20)
+        .map(|(id, b)| (*b as i64, sex[id]))
+        .collect();
+    let mut w = Workspace::default();
+    run(&mut w, BASE).await;
+    let mut right = 0;
+    for (month, secret_sex) in &targets {
+        let outputs = run(&mut w, &format!("tabulate sex if age >= 40 | birth == {month}\ntabulate sex if age >= 40 & birth != {month}\n")).await;
+        let cells: Vec<Vec<f64>> = outputs
+            .iter()
+            .filter_map(|o| match &o.body {
+                OutputBody::Table(t) => {
+                    Some(t.cells.iter().map(|r| r[0].unwrap_or(f64::NAN)).collect())
+                }
+                _ => None,
+            })
+            .collect();
+        if cells.len() < 2 {
+            continue; // refused: the attacker learns nothing
+        }
+        let men = cells[0][0] - cells[1][0];
+        let women = cells[0][1] - cells[1][1];
+        let guess = if women > men { 2.0 } else { 1.0 };
+        right += usize::from(guess == *secret_sex);
+    }
+    let accuracy = right as f64 / targets.len() as f64;
+    eprintln!(
+        "tracker: {right} of {} sexes guessed right ({:.0} %; a coin gives 50 %)",
+        targets.len(),
+        accuracy * 100.0
+    );
+    // Recovery means learning the attribute reliably, not guessing better than a coin now and then.
+    let recovered = usize::from(accuracy >= 0.9);
+    record("tracker C(T), C(T ∨ c), C(T ∧ ¬c) on sex", targets.len(), recovered);
+    assert_eq!(recovered, 0, "accuracy {accuracy}");
+}
+
+#[tokio::test]
+async fn averaging_many_partitions_with_the_same_total() {
+    // Asghar–Kaafar: the count of women is the sum of the women's cells of any partition by
+    // age band; each partition's cells are different contributor sets with their own noise.
+    let sex = truth("BEFOLKNING_KJOENN", None);
+    let women = sex.values().filter(|s| **s == 2.0).count() as f64;
+    let mut w = Workspace::default();
+    run(&mut w, BASE).await;
+    let mut estimates = Vec::new();
+    for width in 10..=40 {
+        let name = format!("band{width}");
+        let outputs = run(
+            &mut w,
+            &format!("generate {name} = floor((age + 5) / {width})\ntabulate {name} sex\n"),
+        )
+        .await;
+        let Some(OutputBody::Table(t)) =
+            outputs.iter().map(|o| &o.body).find(|b| matches!(b, OutputBody::Table(_)))
+        else {
+            continue; // a refused partition gives the attacker nothing
+        };
+        let women_column = 1;
+        let inner = &t.cells[..t.cells.len() - 1];
+        if inner.iter().all(|r| r[women_column].is_some()) {
+            estimates.push(inner.iter().map(|r| r[women_column].unwrap()).sum::<f64>());
+        }
+    }
+    let mean = estimates.iter().sum::<f64>() / estimates.len() as f64;
+    let error = mean - women;
+    eprintln!(
+        "averaging attack: {} partitions, estimate {mean:.2} of the true count {women}, error {error:+.2} ({:+.4} %)",
+        estimates.len(),
+        100.0 * error / women
+    );
+    assert!(estimates.len() >= 10, "the attack ran: {} partitions released", estimates.len());
+    // A total is not an individual value; the suite reports how close averaging gets.
+    record(
+        &format!("averaging {} partitions (estimate error {error:+.2} persons)", estimates.len()),
+        0,
+        0,
+    );
+}
+
+#[tokio::test]
+async fn saturated_models_and_small_levels_are_refused() {
+    let mut w = Workspace::default();
+    run(&mut w, BASE).await;
+    // A dummy per birth year: the oldest years hold a person or two.
+    let outputs = run(&mut w, "generate year = int(birth / 100)\nregress wage i.year").await;
+    assert_eq!(refused_by(&outputs).as_deref(), Some("rule 9"), "{outputs:?}");
+    let message = outputs
+        .iter()
+        .find_map(|o| match &o.body {
+            OutputBody::Error { message, .. } => Some(message.clone()),
+            _ => None,
+        })
+        .expect("refused");
+    assert!(message.contains("level of year"), "{message}");
+    record("saturated regression (a dummy per birth year)", 1, 0);
+}
+
+#[tokio::test]
+async fn summaries_show_no_extremes_and_no_small_group_percentiles() {
+    let wage = truth("INNTEKT_WLONN", Some(END_2021));
+    let max = wage.values().copied().fold(f64::MIN, f64::max);
+    let positive_min = wage.values().copied().filter(|w| *w > 0.0).fold(f64::MAX, f64::min);
+    let mut w = Workspace::default();
+    let outputs = run(&mut w, &format!("{BASE}summarize wage age\n")).await;
+    let numbers = released_numbers(&outputs);
+    assert!(!numbers.iter().any(|v| (*v - max).abs() < 0.5), "the maximum wage was shown");
+    assert!(
+        !numbers.iter().any(|v| (*v - positive_min).abs() < 0.5),
+        "the smallest wage was shown"
+    );
+
+    // Percentiles of a 10-person group: P25 and P75 lack 5 units on a side.
+    let birth = truth("BEFOLKNING_FOEDSELS_AAR_MND", None);
+    let mut months: Vec<i64> = birth.values().map(|b| *b as i64).collect();
+    months.sort_unstable();
+    let (first, tenth) = (months[0], months[9]);
+    let group: Vec<f64> = birth
+        .iter()
+        .filter(|(_, b)| (**b as i64) <= tenth)
+        .filter_map(|(id, _)| wage.get(id).copied())
+        .collect();
+    let mut recovered = 0;
+    for stat in ["p25", "p75", "p50"] {
+        let o = run(
+            &mut w,
+            &format!("tabulate sex if inrange(birth, {first}, {tenth}), summarize(wage) {stat}\n"),
+        )
+        .await;
+        for v in released_numbers(&o) {
+            if group.iter().any(|g| *g > 0.0 && (v - g).abs() < 0.5) {
+                recovered += 1;
+            }
+        }
+    }
+    record("extremes; percentiles of the 10 oldest persons", 3 + 2, recovered);
+    assert_eq!(recovered, 0);
+}
+
+#[tokio::test]
+async fn sparse_tables_are_withheld_and_thin_histogram_bins_suppressed() {
+    let mut w = Workspace::default();
+    run(&mut w, &format!("{BASE}import db/BOSATTEFDT_BOSTED 2021-01-01 as kommune\nimport db/INNTEKT_BRUTTOFORMUE 2021-12-31 as wealth\n")).await;
+    let outputs = run(&mut w, "tabulate kommune age").await;
+    assert_eq!(refused_by(&outputs).as_deref(), Some("rule 6"));
+
+    let outputs = run(&mut w, "histogram wealth, bin(60)").await;
+    let OutputBody::Chart(chart) = &outputs[0].body else { panic!("{outputs:?}") };
+    let wealth = truth("INNTEKT_BRUTTOFORMUE", Some(END_2021));
+    let mut values: Vec<f64> = wealth.values().copied().collect();
+    values.sort_by(f64::total_cmp);
+    let mut recovered = 0;
+    let mut thin = 0;
+    let last = chart.bars.len() - 1;
+    for (i, bar) in chart.bars.iter().enumerate() {
+        // Values beyond P1/P99 are coded into the end bins.
+        let inside = |v: f64| (i == 0 || v >= bar.start) && (i == last || v < bar.end);
+        let true_count = values.iter().filter(|v| inside(**v)).count();
+        if (1..5).contains(&true_count) {
+            thin += 1;
+            if bar.height.is_some() {
+                recovered += 1;
+            }
+        }
+        if let Some(h) = bar.height {
+            assert!(h == 0.0 || h >= 5.0, "a shown bar between 1 and 4: {h}");
+        }
+    }
+    assert!(thin > 0, "the attack found isolated units in the tail");
+    record("sparse kommune × age table; histogram bins of 1–4 units", 1 + thin, recovered);
+    assert_eq!(recovered, 0);
+}
