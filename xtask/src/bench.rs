@@ -80,7 +80,7 @@ fn run_script(datastores: &Path, script: &str) -> Result<(Duration, u64, String)
 /// A number that follows `label` in a timings line.
 fn number_after(line: &str, label: &str) -> f64 {
     line.split_once(label)
-        .and_then(|(_, rest)| rest.trim_start().split_whitespace().next())
+        .and_then(|(_, rest)| rest.split_whitespace().next())
         .and_then(|n| n.trim_start_matches('(').parse().ok())
         .unwrap_or(f64::NAN)
 }
