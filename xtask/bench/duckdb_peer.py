@@ -49,12 +49,12 @@ def b(con):
     at = 0
     for i in range(k):
         for j in range(i + 1):
-            xtx[i, j] = xtx[j, i] = row[at]
+            xtx[i, j] = xtx[j, i] = float(row[at])
             at += 1
-    xty = np.array(row[at : at + k])
+    xty = np.array([float(v) for v in row[at : at + k]])
     n = row[-1]
     beta = np.linalg.solve(xtx, xty)
-    fitted = " + ".join(f"({b!r}) * ({x})" for b, x in zip(beta, xs))
+    fitted = " + ".join(f"({float(b)!r}) * ({x})" for b, x in zip(beta, xs))
     rss = con.execute(f"SELECT sum(power(wage - ({fitted}), 2)) FROM q WHERE {complete}").fetchone()[0]
     se = np.sqrt(np.diag(np.linalg.inv(xtx)) * rss / (n - k))
     return table, beta, se
