@@ -112,15 +112,17 @@ pub fn encode(text: &str) -> String {
     out
 }
 
-/// GETs JSON; a failed request becomes the server's message (or a plain one when unreachable).
-pub async fn get_json<T: DeserializeOwned>(url: &str) -> Result<T, ApiError> {
-    let unreachable = |e: gloo_net::Error| ApiError {
+fn unreachable(e: gloo_net::Error) -> ApiError {
+    ApiError {
         error: format!(
             "the server could not be reached ({e}); check your connection and try again"
         ),
         did_you_mean: Vec::new(),
-    };
-    let response = gloo_net::http::Request::get(url).send().await.map_err(unreachable)?;
+    }
+}
+
+/// The body of a successful response, or the server's message.
+async fn read<T: DeserializeOwned>(response: gloo_net::http::Response) -> Result<T, ApiError> {
     if response.ok() {
         response.json::<T>().await.map_err(unreachable)
     } else {
@@ -131,31 +133,18 @@ pub async fn get_json<T: DeserializeOwned>(url: &str) -> Result<T, ApiError> {
     }
 }
 
+/// GETs JSON; a failed request becomes the server's message (or a plain one when unreachable).
+pub async fn get_json<T: DeserializeOwned>(url: &str) -> Result<T, ApiError> {
+    read(gloo_net::http::Request::get(url).send().await.map_err(unreachable)?).await
+}
+
 /// POSTs JSON and reads JSON back; errors as in [`get_json`].
 pub async fn post_json<B: serde::Serialize, T: DeserializeOwned>(
     url: &str,
     body: &B,
 ) -> Result<T, ApiError> {
-    let unreachable = |e: gloo_net::Error| ApiError {
-        error: format!(
-            "the server could not be reached ({e}); check your connection and try again"
-        ),
-        did_you_mean: Vec::new(),
-    };
-    let response = gloo_net::http::Request::post(url)
-        .json(body)
-        .map_err(unreachable)?
-        .send()
-        .await
-        .map_err(unreachable)?;
-    if response.ok() {
-        response.json::<T>().await.map_err(unreachable)
-    } else {
-        Err(response.json::<ApiError>().await.unwrap_or_else(|_| ApiError {
-            error: format!("the server answered {}", response.status()),
-            did_you_mean: Vec::new(),
-        }))
-    }
+    let request = gloo_net::http::Request::post(url).json(body).map_err(unreachable)?;
+    read(request.send().await.map_err(unreachable)?).await
 }
 
 #[cfg(test)]
