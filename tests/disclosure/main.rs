@@ -450,3 +450,113 @@ async fn sparse_tables_are_withheld_and_thin_histogram_bins_suppressed() {
     record("sparse kommune × age table; histogram bins of 1–4 units", 1 + thin, recovered);
     assert_eq!(recovered, 0);
 }
+
+/// Families (famnr at the start of 2021) with exactly one member who earned anything in 2021:
+/// (famnr, members, that member's earnings). Their family income is one person's income.
+fn single_earner_families() -> Vec<(i64, usize, f64)> {
+    let famnr = truth("BEFOLKNING_REGSTAT_FAMNR", Some(START_2021));
+    let earned = truth("INNTEKT_WYRKINNT", Some(END_2021));
+    let mut families: BTreeMap<i64, Vec<i64>> = BTreeMap::new();
+    for (person, f) in &famnr {
+        families.entry(*f as i64).or_default().push(*person);
+    }
+    let mut out: Vec<(i64, usize, f64)> = families
+        .into_iter()
+        .filter_map(|(f, members)| {
+            let earners: Vec<f64> = members
+                .iter()
+                .filter_map(|m| earned.get(m))
+                .copied()
+                .filter(|e| *e > 0.0)
+                .collect();
+            (earners.len() == 1 && earners[0] > 100_000.0).then(|| (f, members.len(), earners[0]))
+        })
+        .collect();
+    // The largest families first: their single income is copied onto the most members.
+    out.sort_by_key(|(_, members, _)| std::cmp::Reverse(*members));
+    out.truncate(6);
+    out
+}
+
+const START_2021: i32 = 18_628;
+
+const FAMILIES: &str = "require demo:1 as db
+create-dataset persons
+import db/BEFOLKNING_KJOENN as sex
+import db/BEFOLKNING_REGSTAT_FAMNR 2021-01-01 as famnr
+import db/INNTEKT_WYRKINNT 2021-12-31 as earned
+clone-dataset persons families
+use families
+collapse (sum) earned -> family_income, by(famnr)
+use persons
+";
+
+#[tokio::test]
+async fn collapse_then_merge_back_does_not_copy_one_income_onto_many() {
+    let targets = single_earner_families();
+    assert!(targets.len() >= 3, "the fixture has single-earner families");
+    let mut recovered = 0;
+    let mut tried = 0;
+    for (famnr, members, secret) in &targets {
+        // 1. Push one family's income onto every person through a constant key.
+        let mut w = Workspace::default();
+        let outputs = run(
+            &mut w,
+            &format!("{FAMILIES}generate key = {famnr}\nuse families\nmerge family_income into persons on key\nuse persons\nsummarize family_income\ntabulate sex, summarize(family_income)\nhistogram family_income\n"),
+        )
+        .await;
+        tried += 1;
+        recovered += usize::from(released_numbers(&outputs).iter().any(|v| near(*v, *secret)));
+
+        // 2. Give each family's income to its members (merge on famnr, and aggregate), then
+        // ask about the target family alone.
+        let mut w = Workspace::default();
+        let outputs = run(
+            &mut w,
+            &format!("{FAMILIES}use families\nmerge family_income into persons on famnr\nuse persons\naggregate (sum) earned -> family_earned, by(famnr)\nsummarize family_income family_earned if famnr == {famnr}\ntabulate sex if famnr == {famnr}, summarize(family_earned)\n"),
+        )
+        .await;
+        tried += 1;
+        let hit = released_numbers(&outputs).iter().any(|v| near(*v, *secret));
+        if hit {
+            eprintln!("family {famnr} ({members} members): income {secret} recovered: {outputs:?}");
+        }
+        recovered += usize::from(hit);
+    }
+    record(
+        "collapse by family then merge back, or aggregate, onto a constant key / one family",
+        tried,
+        recovered,
+    );
+    assert_eq!(recovered, 0);
+}
+
+#[tokio::test]
+async fn differencing_across_a_collapse_is_still_differencing() {
+    // The population of an output over groups is the set of their members, so a drop-one pair
+    // of (persons, groups) is seen as one.
+    let targets = isolated_earners();
+    let mut recovered = 0;
+    let mut refused = 0;
+    for (key, secret) in targets.iter().take(6) {
+        let mut w = Workspace::default();
+        let outputs = run(
+            &mut w,
+            &format!("{BASE}summarize wage\ncollapse (sum) wage, by(wealth)\nsummarize wage if wealth != {key}\n"),
+        )
+        .await;
+        match (summary_row(&outputs, 0), summary_row(&outputs, 1)) {
+            (Some((n1, m1)), Some((n2, m2))) => {
+                recovered += usize::from(near(m1 * n1 - m2 * n2, *secret))
+            }
+            _ => refused += usize::from(refused_by(&outputs).as_deref() == Some("rule 11")),
+        }
+    }
+    assert_eq!(refused, targets.len().min(6), "rule 11 refused every pair");
+    record(
+        "drop-one differencing across collapse (persons vs groups of wealth)",
+        targets.len().min(6),
+        recovered,
+    );
+    assert_eq!(recovered, 0);
+}

@@ -84,4 +84,29 @@ cluster = sm.OLS(y.loc[clustered_sample.index], Xc).fit(cov_type="cluster", cov_
 models["cluster"] = {"params": cluster.params.tolist(), "bse": cluster.bse.tolist()}
 out["models"] = models
 
+# collapse (stat) earned, by(famnr) over every person, earned coded at its P1/P99.
+fam = pd.DataFrame({"sex": read("BEFOLKNING_KJOENN")})
+fam = fam.join(read("BEFOLKNING_REGSTAT_FAMNR", "2021-01-01").rename("famnr"))
+fam = fam.join(read("INNTEKT_WYRKINNT", "2021-12-31").rename("earned"))
+earned = fam.earned.dropna().astype(float)
+lo, hi = np.percentile(earned, [1, 99])
+fam["coded"] = fam.earned.astype(float).clip(lo, hi)
+grouped = fam.dropna(subset=["famnr"]).groupby("famnr").coded
+collapsed = pd.DataFrame({
+    "sum": grouped.sum(),
+    "mean": grouped.mean(),
+    "count": grouped.count(),
+    "median": grouped.median(),
+    "sd": grouped.std(ddof=1),
+    "p25": grouped.quantile(0.25),
+    "p75": grouped.quantile(0.75),
+    "min": grouped.min(),
+    "max": grouped.max(),
+    "semean": grouped.sem(ddof=1),
+})
+out["collapse"] = {
+    str(int(g)): {k: (None if pd.isna(v) else float(v)) for k, v in row.items()}
+    for g, row in collapsed.iterrows()
+}
+
 print(json.dumps(out))

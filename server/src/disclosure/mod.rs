@@ -24,17 +24,44 @@ use ckm::{CellKey, PerturbationTable, RecordKeySecret};
 pub use rules::Rules;
 
 /// The rules and secrets of one datastore version.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct Gate {
     rules: Rules,
     secret: RecordKeySecret,
     table: PerturbationTable,
+    /// How many units may share each value of the output (see [`Gate::for_copies`]).
+    copies: u64,
 }
 
 impl Gate {
     pub fn new(rules: Rules, secret: RecordKeySecret) -> Gate {
         let table = PerturbationTable::new(rules.ckm());
-        Gate { rules, secret, table }
+        Gate { rules, secret, table, copies: 1 }
+    }
+
+    /// The gate for an output over values that `aggregate` or `merge` copied onto up to
+    /// `copies` units each. Every unit threshold (cells, statistics, percentiles, models,
+    /// levels) is multiplied by `copies`, and the dominance rule and magnitude noise treat the
+    /// largest value as `copies` contributions of one unit: ten copies of one wage then count
+    /// as one contributor, which is what they are.
+    pub fn for_copies(&self, copies: u64) -> std::borrow::Cow<'_, Gate> {
+        if copies <= 1 {
+            return std::borrow::Cow::Borrowed(self);
+        }
+        let mut gate = self.clone();
+        let rules = &mut gate.rules;
+        for threshold in [
+            &mut rules.min_units_for_statistics,
+            &mut rules.min_cell,
+            &mut rules.min_units_beside_percentile,
+            &mut rules.min_model_n,
+            &mut rules.min_residual_df,
+            &mut rules.min_level_units,
+        ] {
+            *threshold = threshold.saturating_mul(copies);
+        }
+        gate.copies = copies;
+        std::borrow::Cow::Owned(gate)
     }
 
     pub fn rules(&self) -> &Rules {

@@ -42,11 +42,14 @@ impl Gate {
         {
             return None;
         }
-        let remainder = m.sum.abs() - m.largest - m.second;
-        if m.largest > 0.0 && remainder < self.rules.dominance_p / 100.0 * m.largest {
+        // Copied values: the largest contributor may stand behind `copies` units.
+        let copies = self.copies as f64;
+        let (largest, second) = (m.largest * copies, m.second * copies);
+        let remainder = m.sum.abs() - largest - second;
+        if largest > 0.0 && remainder < self.rules.dominance_p / 100.0 * largest {
             return None;
         }
-        let noise = m.largest * self.rules.magnitude_noise * signed_noise_factor(c.key);
+        let noise = largest * self.rules.magnitude_noise * signed_noise_factor(c.key);
         let sum = m.sum + noise;
         Some((sum, sum / m.n as f64))
     }

@@ -21,6 +21,17 @@ pub struct VarInfo {
     pub pointer: bool,
     /// Where it came from, such as `db/INNTEKT_WLONN 2021-12-31`.
     pub source: String,
+    /// The most units that share one copied value: `aggregate` gives a group's statistic to
+    /// every member, `merge … on` gives one unit's value to every unit holding its key. 0 and 1
+    /// mean not copied. Outputs count each contributor this many times over, so ten copies of
+    /// one person's wage cannot pass as ten contributors.
+    pub copies: u64,
+}
+
+impl VarInfo {
+    pub fn copies(&self) -> u64 {
+        self.copies.max(1)
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -44,6 +55,53 @@ pub struct Dataset {
     /// Unit ids, ascending and unique.
     pub ids: Int64Array,
     pub variables: Vec<Variable>,
+    /// For a collapsed dataset, whose units are groups: the units in each group.
+    pub members: Option<Arc<Members>>,
+}
+
+/// The member units of each group of a collapsed dataset. Outputs over groups are outputs over
+/// their members: rule 11 compares member populations, and a group's record key is the sum of
+/// its members' keys, so the same people give the same noise however they are grouped.
+#[derive(Debug, PartialEq)]
+pub struct Members {
+    /// The unit type of the members, such as persons for groups of `famnr`.
+    pub unit_type: Option<UnitType>,
+    /// Group ids, ascending.
+    groups: Vec<i64>,
+    /// `ids[offsets[g]..offsets[g + 1]]` are the members of `groups[g]`.
+    offsets: Vec<usize>,
+    ids: Vec<i64>,
+}
+
+impl Members {
+    /// Builds from (group, member) pairs in any order.
+    pub fn new(unit_type: Option<UnitType>, mut pairs: Vec<(i64, i64)>) -> Members {
+        pairs.sort_unstable();
+        let mut groups = Vec::new();
+        let mut offsets = Vec::new();
+        let mut ids = Vec::with_capacity(pairs.len());
+        for (g, m) in pairs {
+            if groups.last() != Some(&g) {
+                groups.push(g);
+                offsets.push(ids.len());
+            }
+            ids.push(m);
+        }
+        offsets.push(ids.len());
+        Members { unit_type, groups, offsets, ids }
+    }
+
+    pub fn of(&self, group: i64) -> &[i64] {
+        match self.groups.binary_search(&group) {
+            Ok(g) => &self.ids[self.offsets[g]..self.offsets[g + 1]],
+            Err(_) => &[],
+        }
+    }
+
+    /// Whether `unit` is a member of `group`.
+    pub fn contains(&self, group: i64, unit: i64) -> bool {
+        self.of(group).binary_search(&unit).is_ok()
+    }
 }
 
 impl Default for Dataset {
@@ -53,6 +111,7 @@ impl Default for Dataset {
             origin: None,
             ids: Int64Array::from(Vec::<i64>::new()),
             variables: Vec::new(),
+            members: None,
         }
     }
 }
@@ -64,6 +123,35 @@ impl Dataset {
 
     pub fn is_empty(&self) -> bool {
         self.ids.is_empty() && self.unit_type.is_none()
+    }
+
+    /// The units behind row `i`: its own id, or a group's members.
+    pub fn units_of_row(&self, i: usize) -> &[i64] {
+        match &self.members {
+            Some(m) => m.of(self.ids.value(i)),
+            None => std::slice::from_ref(&self.ids.values()[i]),
+        }
+    }
+
+    /// Adds the units behind row `i` to an output's population (rule 11).
+    pub fn add_to_population(
+        &self,
+        population: &mut crate::disclosure::differencing::PopulationSketch,
+        i: usize,
+    ) {
+        for &unit in self.units_of_row(i) {
+            population.insert(unit);
+        }
+    }
+
+    /// The most copies any of the named variables holds (see [`VarInfo::copies`]).
+    pub fn copies<'n>(&self, names: impl IntoIterator<Item = &'n str>) -> u64 {
+        names
+            .into_iter()
+            .filter_map(|n| self.variable(n))
+            .map(|v| v.info.copies())
+            .max()
+            .unwrap_or(1)
     }
 
     pub fn variable(&self, name: &str) -> Option<&Variable> {

@@ -41,7 +41,7 @@ pub(super) fn numbers(variable: &Variable) -> Result<Vec<Option<f64>>, EngineErr
 }
 
 /// The rule-7 coding of a column: its values clamped to P1/P99 of the whole dataset.
-fn coded(gate: &Gate, values: &[Option<f64>]) -> Vec<Option<f64>> {
+pub(super) fn coded(gate: &Gate, values: &[Option<f64>]) -> Vec<Option<f64>> {
     let sorted = stats::sorted(values.iter().flatten().copied().collect());
     match gate.coding_bounds(&sorted) {
         Some((lo, hi)) => values.iter().map(|v| v.map(|x| x.clamp(lo, hi))).collect(),
@@ -88,7 +88,7 @@ pub fn summarize_raw(
             }
             let (Some(v), Some(c)) = (values[i], coded[i]) else { continue };
             contributors.add(keys[i]);
-            population.insert(dataset.ids.value(i));
+            dataset.add_to_population(&mut population, i);
             magnitude.add(c);
             raw_values.push(v);
         }
@@ -277,7 +277,7 @@ pub fn tabulate_raw(
         };
         add(&mut cells[r][c]);
         add(&mut total);
-        population.insert(dataset.ids.value(i));
+        dataset.add_to_population(&mut population, i);
         if col_levels.is_some() {
             add(&mut row_margins[r]);
             add(&mut column_margins[c]);
@@ -366,7 +366,7 @@ pub fn histogram_raw(
     for (i, v) in selected {
         let b = (((v - lo) / step).floor() as usize).min(count - 1);
         contributors[b].add(keys[i]);
-        population.insert(dataset.ids.value(i));
+        dataset.add_to_population(&mut population, i);
     }
     let bins = contributors
         .into_iter()
@@ -408,7 +408,7 @@ impl Step<'_> {
                 .collect();
         }
         let mask = self.mask(dataset, dataset_name)?;
-        let gate = self.gate();
+        let gate = &*self.gate_for(dataset.copies(names.iter().map(String::as_str)));
         let keys = self.record_keys(gate, dataset);
         let raw = summarize_raw(
             gate,
@@ -482,7 +482,8 @@ impl Step<'_> {
             }
         }
         let mask = self.mask(dataset, dataset_name)?;
-        let gate = self.gate();
+        let gate =
+            &*self.gate_for(dataset.copies(names.iter().map(String::as_str).chain(of.as_deref())));
         let percent = matches!(
             statistic,
             CellStatistic::RowPercent | CellStatistic::ColumnPercent | CellStatistic::CellPercent
@@ -528,7 +529,7 @@ impl Step<'_> {
         let bins = self.option_number("bin")?.map_or(20, |b| b.clamp(1.0, 200.0) as usize);
         let width = self.option_number("width")?;
         let mask = self.mask(dataset, dataset_name)?;
-        let gate = self.gate();
+        let gate = &*self.gate_for(dataset.copies([name.as_str()]));
         let keys = self.record_keys(gate, dataset);
         let raw = histogram_raw(gate, dataset, &keys, name, bins, width, mask.as_ref())?;
         self.check_population_history(&raw.population)?;

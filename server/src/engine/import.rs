@@ -113,6 +113,14 @@ impl Step<'_> {
         let dataset_name = self.current_name()?;
         {
             let dataset = &self.workspace.datasets[&dataset_name];
+            if dataset.members.is_some() {
+                return Err(EngineError::at(
+                    args.variable_span,
+                    format!(
+                        "dataset {dataset_name} holds groups made by collapse, not register units: import into a dataset of units, then merge the groups' values into it"
+                    ),
+                ));
+            }
             if let Some(unit) = dataset.unit_type {
                 if unit != meta.unit_type {
                     return Err(EngineError::at(
@@ -169,6 +177,7 @@ impl Step<'_> {
                 meta.name.as_str(),
                 args.date.map(|(d, _)| format!(" {d}")).unwrap_or_default()
             ),
+            copies: 1,
         };
         if dataset.unit_type.is_none() {
             dataset.unit_type = Some(meta.unit_type);

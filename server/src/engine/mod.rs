@@ -12,6 +12,7 @@ pub mod dataset;
 pub(crate) mod describe;
 mod expand;
 pub mod expr;
+mod groups;
 mod import;
 pub(crate) mod models;
 mod transform;
@@ -351,6 +352,11 @@ impl<'a> Step<'a> {
         self.engine.gate(self.workspace.current().and_then(|d| d.origin.as_ref()))
     }
 
+    /// The gate for an output over variables of which up to `copies` units share a value.
+    fn gate_for(&self, copies: u64) -> std::borrow::Cow<'_, Gate> {
+        self.gate().for_copies(copies)
+    }
+
     /// Rule 11 before an output is released; the population is remembered once it is.
     fn check_population_history(&self, population: &PopulationSketch) -> Result<(), EngineError> {
         let started = Instant::now();
@@ -371,7 +377,18 @@ impl<'a> Step<'a> {
     /// Record keys of the dataset's units; the time counts as disclosure work.
     fn record_keys(&self, gate: &Gate, dataset: &Dataset) -> Vec<u64> {
         let started = Instant::now();
-        let keys = gate.record_keys(&dataset.ids);
+        // A group's key is the sum of its members' keys: the same people, the same noise.
+        let keys = match &dataset.members {
+            None => gate.record_keys(&dataset.ids),
+            Some(_) => (0..dataset.len())
+                .map(|i| {
+                    dataset
+                        .units_of_row(i)
+                        .iter()
+                        .fold(0u64, |key, &m| key.wrapping_add(gate.record_key(m)))
+                })
+                .collect(),
+        };
         self.releaser.account(started.elapsed());
         keys
     }
@@ -457,6 +474,8 @@ impl<'a> Step<'a> {
             "generate" | "replace" => self.generate_or_replace(name == "generate"),
             "rename" => self.rename(),
             "keep" | "drop" => self.keep_or_drop(name == "keep"),
+            "collapse" | "aggregate" => self.collapse_or_aggregate(name == "collapse"),
+            "merge" => self.merge(),
             "summarize" => self.summarize(),
             "tabulate" => self.tabulate(),
             "histogram" => self.histogram(),

@@ -173,7 +173,7 @@ pub fn ols_raw(
         sum_y += yi;
         sum_y2 += yi * yi;
         contributors.add(keys[i]);
-        population.insert(dataset.ids.value(i));
+        dataset.add_to_population(&mut population, i);
         if !factors.is_empty() {
             let combo: Vec<usize> =
                 factors.iter().map(|(_, rows, _)| rows[i].expect("in sample")).collect();
@@ -395,7 +395,12 @@ impl Step<'_> {
             Some(c) => Some(expr::condition(&self.engine.ctx, dataset, dataset_name, c)?),
             None => None,
         };
-        let gate = self.gate();
+        let copies = dataset.copies(std::iter::once(request.dependent.as_str()).chain(
+            request.terms.iter().map(|t| match t {
+                Term::Continuous(v) | Term::Factor(v) => v.as_str(),
+            }),
+        ));
+        let gate = &*self.gate_for(copies);
         let keys = self.record_keys(gate, dataset);
         let raw = ols_raw(dataset, &keys, &request, mask.as_ref())?;
         self.check_population_history(&raw.population)?;

@@ -166,3 +166,63 @@ async fn statistics_match_pandas_and_statsmodels_on_the_same_parquet() {
         }
     }
 }
+
+#[tokio::test]
+async fn collapse_matches_pandas_groupby_on_the_same_parquet() {
+    let registry = Registry::open(small_demo()).unwrap();
+    let engine = Engine::new(Arc::new(registry), Limits::default()).unwrap();
+    let mut workspace = Workspace::default();
+    let audit = MemoryAudit::default();
+    let script = "require demo:1 as db
+create-dataset persons
+import db/BEFOLKNING_KJOENN as sex
+import db/BEFOLKNING_REGSTAT_FAMNR 2021-01-01 as famnr
+import db/INNTEKT_WYRKINNT 2021-12-31 as earned
+collapse (sum) earned -> sum (mean) earned -> mean (count) earned -> count (median) earned -> median (sd) earned -> sd (p25) earned -> p25 (p75) earned -> p75 (min) earned -> min (max) earned -> max (semean) earned -> semean, by(famnr)
+";
+    let outputs = engine.run(&mut workspace, script, &audit, "reference").await;
+    assert!(
+        outputs
+            .iter()
+            .all(|o| !matches!(o.output().body, shared::output::OutputBody::Error { .. })),
+        "{outputs:#?}"
+    );
+    let reference = reference();
+    let theirs = reference["collapse"].as_object().unwrap();
+    let dataset = workspace.current().unwrap();
+    assert_eq!(dataset.len(), theirs.len(), "number of groups");
+    let stats = ["sum", "mean", "count", "median", "sd", "p25", "p75", "min", "max", "semean"];
+    let columns: Vec<_> = stats
+        .iter()
+        .map(|s| {
+            let v = dataset.variable(s).unwrap();
+            datafusion::arrow::compute::cast(
+                &v.values,
+                &datafusion::arrow::datatypes::DataType::Float64,
+            )
+            .unwrap()
+        })
+        .collect();
+    for (i, group) in dataset.ids.values().iter().enumerate() {
+        let row = &theirs[&group.to_string()];
+        for (s, column) in stats.iter().zip(&columns) {
+            let ours =
+                column.as_any().downcast_ref::<datafusion::arrow::array::Float64Array>().unwrap();
+            match row[*s].as_f64() {
+                None => assert!(
+                    ours.is_null(i),
+                    "{s} of group {group}: ours {}, pandas none",
+                    ours.value(i)
+                ),
+                Some(v) => {
+                    assert!(ours.is_valid(i), "{s} of group {group}: ours none, pandas {v}");
+                    let x = ours.value(i);
+                    assert!(
+                        (x - v).abs() <= 1e-6 * v.abs().max(1.0),
+                        "{s} of group {group}: ours {x}, pandas {v}"
+                    );
+                }
+            }
+        }
+    }
+}

@@ -77,6 +77,8 @@ impl Step<'_> {
         let arrow = |e: datafusion::arrow::error::ArrowError| EngineError::internal(e.to_string());
         let n = dataset.len() as u64;
         let gate = self.gate();
+        // A value computed from copied values is as copied as they are.
+        let copies = dataset.copies(value_expr.variables());
 
         let (result, info) = match existing {
             None => {
@@ -93,7 +95,10 @@ impl Step<'_> {
                 if let Some(classes) = value_classes(&result) {
                     gate.check_value_classes(classes)?;
                 }
-                (result, VarInfo { source: format!("generate {name}"), ..VarInfo::default() })
+                (
+                    result,
+                    VarInfo { source: format!("generate {name}"), copies, ..VarInfo::default() },
+                )
             }
             Some(old) => {
                 let old_kind = Kind::of(old.values.data_type());
@@ -116,7 +121,7 @@ impl Step<'_> {
                 };
                 let changed = count_changed(&old_values, &result)?;
                 gate.check_change(changed, n - changed)?;
-                (result, old.info.clone())
+                (result, VarInfo { copies: copies.max(old.info.copies()), ..old.info.clone() })
             }
         };
         let dataset = self.current_mut()?;

@@ -86,6 +86,26 @@ pub enum Expr {
 }
 
 impl Expr {
+    /// The names of the variables the expression reads, in order, with repeats.
+    pub fn variables(&self) -> Vec<&str> {
+        let mut out = Vec::new();
+        self.collect_variables(&mut out);
+        out
+    }
+
+    fn collect_variables<'e>(&'e self, out: &mut Vec<&'e str>) {
+        match self {
+            Expr::Variable { name, .. } => out.push(name),
+            Expr::Call { args, .. } => args.iter().for_each(|a| a.collect_variables(out)),
+            Expr::Unary { operand, .. } => operand.collect_variables(out),
+            Expr::Binary { lhs, rhs, .. } => {
+                lhs.collect_variables(out);
+                rhs.collect_variables(out);
+            }
+            _ => {}
+        }
+    }
+
     pub fn span(&self) -> Span {
         match self {
             Expr::Number { span, .. }
