@@ -123,7 +123,27 @@ pub struct Chart {
     pub x_label: String,
     pub y_label: String,
     pub bars: Vec<Bar>,
+    /// A hexbin's cells; only cells that passed the rules are listed, so a withheld cell and an
+    /// empty one look the same.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hexes: Option<HexGrid>,
     pub notes: Vec<String>,
+}
+
+/// Hexagonal cells of equal size over two variables: counts per cell, never points.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct HexGrid {
+    /// Distance between neighbouring centres along x, and between rows along y.
+    pub width: f64,
+    pub height: f64,
+    pub cells: Vec<Hex>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Hex {
+    pub x: f64,
+    pub y: f64,
+    pub count: f64,
 }
 
 /// A bar or a histogram bin: `[start, end)` on the x axis (a category has `label` instead).
@@ -244,6 +264,16 @@ impl Output {
             }
             OutputBody::Chart(c) => {
                 let mut rows = vec![vec![c.x_label.clone(), c.y_label.clone()]];
+                if let Some(grid) = &c.hexes {
+                    rows[0].push("count".into());
+                    for h in &grid.cells {
+                        rows.push(vec![
+                            format_number(h.x),
+                            format_number(h.y),
+                            format_number(h.count),
+                        ]);
+                    }
+                }
                 for b in &c.bars {
                     let label = b.label.clone().unwrap_or_else(|| {
                         format!("[{}, {})", format_number(b.start), format_number(b.end))

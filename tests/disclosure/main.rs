@@ -413,7 +413,21 @@ async fn summaries_show_no_extremes_and_no_small_group_percentiles() {
             }
         }
     }
-    record("extremes; percentiles of the 10 oldest persons", 3 + 2, recovered);
+    // A chart's axis ends are not the group's minimum and maximum.
+    let o =
+        run(&mut w, &format!("histogram wage if inrange(birth, {first}, {tenth}), bin(3)\n")).await;
+    if let Some(OutputBody::Chart(chart)) = o.last().map(|o| &o.body) {
+        for bar in &chart.bars {
+            for end in [bar.start, bar.end] {
+                recovered += usize::from(group.iter().any(|g| *g > 0.0 && (end - g).abs() < 0.5));
+            }
+        }
+    }
+    record(
+        "extremes; percentiles and histogram ends of the 10 oldest persons",
+        3 + 2 + 2,
+        recovered,
+    );
     assert_eq!(recovered, 0);
 }
 
@@ -556,6 +570,51 @@ async fn differencing_across_a_collapse_is_still_differencing() {
     record(
         "drop-one differencing across collapse (persons vs groups of wealth)",
         targets.len().min(6),
+        recovered,
+    );
+    assert_eq!(recovered, 0);
+}
+
+#[tokio::test]
+async fn a_hexbin_aimed_at_an_isolated_person_does_not_draw_them() {
+    let wealth = truth("INNTEKT_BRUTTOFORMUE", Some(END_2021));
+    let wage = truth("INNTEKT_WLONN", Some(END_2021));
+    let mut recovered = 0;
+    let targets = isolated_earners();
+    for (key, secret) in &targets {
+        // A window of wealth around the target with about 30 others in it: at gridsize 25
+        // the target sits alone in its cell.
+        let mut values: Vec<f64> = wealth.values().copied().collect();
+        values.sort_by(f64::total_cmp);
+        let at = values.partition_point(|v| *v < *key as f64);
+        let (lo, hi) = (values[at.saturating_sub(15)], values[(at + 15).min(values.len() - 1)]);
+        let mut w = Workspace::default();
+        let outputs = run(
+            &mut w,
+            &format!("{BASE}hexbin wage wealth if inrange(wealth, {lo}, {hi}), gridsize(25)\n"),
+        )
+        .await;
+        let Some(OutputBody::Chart(chart)) = outputs.last().map(|o| &o.body) else { continue };
+        let Some(grid) = &chart.hexes else { continue };
+        // Units of the window within the target cell's bounding box.
+        let window: Vec<(f64, f64)> = wealth
+            .iter()
+            .filter(|(_, v)| (lo..=hi).contains(*v))
+            .filter_map(|(id, v)| Some((*v, *wage.get(id)?)))
+            .collect();
+        for cell in &grid.cells {
+            let inside = |(x, y): (f64, f64)| {
+                (x - cell.x).abs() <= grid.width && (y - cell.y).abs() <= grid.height
+            };
+            if inside((*key as f64, *secret)) && window.iter().filter(|p| inside(**p)).count() < 5 {
+                recovered += 1;
+            }
+            assert!(cell.count >= 5.0, "a drawn hexbin cell under 5: {}", cell.count);
+        }
+    }
+    record(
+        "hexbin aimed at isolated persons (wealth window, gridsize 25)",
+        targets.len(),
         recovered,
     );
     assert_eq!(recovered, 0);

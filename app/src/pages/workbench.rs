@@ -284,8 +284,77 @@ fn model_view(m: Model) -> impl IntoView {
     }
 }
 
+/// Hexagons as SVG, shaded by count. Withheld cells are simply not there.
+fn hexbin_view(c: Chart, grid: shared::output::HexGrid) -> impl IntoView {
+    const WIDTH: f64 = 640.0;
+    const HEIGHT: f64 = 320.0;
+    const PAD: f64 = 30.0;
+    let bounds = |f: fn(&shared::output::Hex) -> f64, step: f64| {
+        let (lo, hi) = grid
+            .cells
+            .iter()
+            .map(f)
+            .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| (lo.min(v), hi.max(v)));
+        if lo.is_finite() { (lo - step, hi + step) } else { (0.0, 1.0) }
+    };
+    let (x_lo, x_hi) = bounds(|h| h.x, grid.width);
+    let (y_lo, y_hi) = bounds(|h| h.y, grid.height);
+    let sx = (WIDTH - 2.0 * PAD) / (x_hi - x_lo).max(f64::MIN_POSITIVE);
+    let sy = (HEIGHT - 2.0 * PAD) / (y_hi - y_lo).max(f64::MIN_POSITIVE);
+    let max = grid.cells.iter().map(|h| h.count).fold(1.0_f64, f64::max);
+    // A pointy-top hexagon spans one centre spacing across and 2/3 of the row spacing up.
+    let (rx, ry) = (grid.width * sx / 2.0, grid.height * sy * 2.0 / 3.0);
+    let cells = grid
+        .cells
+        .iter()
+        .map(|h| {
+            let (cx, cy) = (PAD + (h.x - x_lo) * sx, HEIGHT - PAD - (h.y - y_lo) * sy);
+            let points: Vec<String> = (0..6)
+                .map(|k| {
+                    let angle =
+                        std::f64::consts::FRAC_PI_3 * k as f64 + std::f64::consts::FRAC_PI_6;
+                    format!("{:.1},{:.1}", cx + rx * angle.cos(), cy + ry * angle.sin())
+                })
+                .collect();
+            let opacity = format!("{:.2}", 0.15 + 0.85 * h.count / max);
+            let title = format!(
+                "{} {}, {} {}: {}",
+                c.x_label,
+                format_number(h.x),
+                c.y_label,
+                format_number(h.y),
+                format_number(h.count)
+            );
+            view! {
+                <polygon class="hex" points=points.join(" ") fill-opacity=opacity>
+                    <title>{title}</title>
+                </polygon>
+            }
+        })
+        .collect_view();
+    let aria = format!("{}: {} cells", c.title, grid.cells.len());
+    view! {
+        <figure class="chart">
+            <svg viewBox=format!("0 0 {WIDTH} {HEIGHT}") role="img" aria-label=aria>
+                {cells}
+                <text x=WIDTH / 2.0 y=HEIGHT - 4.0 class="tick" text-anchor="middle">{c.x_label.clone()}</text>
+                <text x="4" y="14" class="tick">{c.y_label.clone()}</text>
+            </svg>
+            <figcaption>{c.title}</figcaption>
+        </figure>
+        {notes(c.notes)}
+    }
+}
+
 /// Bars as SVG. Withheld bars are marked, never drawn with a height.
-fn chart_view(c: Chart) -> impl IntoView {
+fn chart_view(mut c: Chart) -> AnyView {
+    if let Some(grid) = c.hexes.take() {
+        return hexbin_view(c, grid).into_any();
+    }
+    bar_view(c).into_any()
+}
+
+fn bar_view(c: Chart) -> impl IntoView {
     const WIDTH: f64 = 640.0;
     const HEIGHT: f64 = 240.0;
     const BASE: f64 = 200.0;

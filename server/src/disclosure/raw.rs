@@ -164,3 +164,16 @@ pub struct Histogram {
     pub bins: Vec<(f64, f64, Contributors)>,
     pub population: PopulationSketch,
 }
+
+/// A hexbin before disclosure control: cells of a hexagonal grid over the coded ranges.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Hexbin {
+    pub x_variable: String,
+    pub y_variable: String,
+    /// Distance between neighbouring centres along x, and between rows along y.
+    pub width: f64,
+    pub height: f64,
+    /// (centre x, centre y, contributors) of every non-empty cell.
+    pub cells: Vec<(f64, f64, Contributors)>,
+    pub population: PopulationSketch,
+}

@@ -472,11 +472,49 @@ impl Releaser<'_> {
             x_label: histogram.variable,
             y_label: "count".into(),
             bars,
+            hexes: None,
             notes: vec![format!(
                 "Values coded to P{}–P{}; counts perturbed; bins under {} withheld.",
                 rules.coding_percentiles.0, rules.coding_percentiles.1, rules.min_cell
             )],
         });
+        self.emit(origin, body, decisions)
+    }
+}
+
+impl Releaser<'_> {
+    /// Rule 10 for a hexbin: counts perturbed, and cells under the threshold left out
+    /// altogether, so the chart does not even say that a few units sit there.
+    pub fn hexbin(&self, gate: &Gate, origin: Origin<'_>, hexbin: raw::Hexbin) -> Released {
+        let started = std::time::Instant::now();
+        let rules = gate.rules();
+        let mut withheld = 0;
+        let cells: Vec<output::Hex> = hexbin
+            .cells
+            .iter()
+            .filter_map(|&(x, y, c)| {
+                let (n, small) = gate.released_count(c);
+                withheld += usize::from(small);
+                (!small && n > 0).then_some(output::Hex { x, y, count: n as f64 })
+            })
+            .collect();
+        let decisions = vec![
+            Decision { rule: 5, outcome: "counts perturbed".into() },
+            Decision { rule: 10, outcome: format!("{withheld} cells withheld") },
+        ];
+        let body = OutputBody::Chart(output::Chart {
+            chart: "hexbin".into(),
+            title: format!("Hexbin of {} by {}", hexbin.y_variable, hexbin.x_variable),
+            x_label: hexbin.x_variable,
+            y_label: hexbin.y_variable,
+            bars: Vec::new(),
+            hexes: Some(output::HexGrid { width: hexbin.width, height: hexbin.height, cells }),
+            notes: vec![format!(
+                "Values coded to P{}–P{}; counts perturbed; cells under {} units are not drawn.",
+                rules.coding_percentiles.0, rules.coding_percentiles.1, rules.min_cell
+            )],
+        });
+        self.account(started.elapsed());
         self.emit(origin, body, decisions)
     }
 }

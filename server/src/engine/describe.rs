@@ -323,6 +323,19 @@ pub fn tabulate_raw(
     })
 }
 
+/// The axis of a chart: the coding bounds of the whole column (P1, P99), widened to round
+/// numbers. Never the extremes of the selection, which would show a small group's minimum and
+/// maximum (rule 2) at the ends of the axis.
+fn axis_range(gate: &Gate, values: &[Option<f64>]) -> (f64, f64) {
+    let sorted = stats::sorted(values.iter().flatten().copied().collect());
+    let Some((lo, hi)) = gate.coding_bounds(&sorted) else { return (0.0, 1.0) };
+    if hi <= lo {
+        return (lo, lo + 1.0);
+    }
+    let step = 10f64.powf((hi - lo).log10().floor() - 1.0);
+    ((lo / step).floor() * step, (hi / step).ceil() * step)
+}
+
 /// `histogram` before disclosure: equal-width bins over the coded range.
 pub fn histogram_raw(
     gate: &Gate,
@@ -335,15 +348,15 @@ pub fn histogram_raw(
 ) -> Result<raw::Histogram, EngineError> {
     let variable =
         dataset.variable(name).ok_or_else(|| EngineError::new(format!("no variable {name}")))?;
-    let values = coded(gate, &numbers(variable)?);
+    let raw_values = numbers(variable)?;
+    let values = coded(gate, &raw_values);
     let selected: Vec<(usize, f64)> = values
         .iter()
         .enumerate()
         .filter(|(i, _)| mask.is_none_or(|m| m.value(*i)))
         .filter_map(|(i, v)| v.map(|v| (i, v)))
         .collect();
-    let lo = selected.iter().map(|(_, v)| *v).fold(f64::INFINITY, f64::min);
-    let hi = selected.iter().map(|(_, v)| *v).fold(f64::NEG_INFINITY, f64::max);
+    let (lo, hi) = axis_range(gate, &raw_values);
     if selected.is_empty() {
         return Ok(raw::Histogram {
             variable: name.to_owned(),
@@ -374,6 +387,64 @@ pub fn histogram_raw(
         .map(|(b, c)| (lo + b as f64 * step, lo + (b + 1) as f64 * step, c))
         .collect();
     Ok(raw::Histogram { variable: name.to_owned(), bins, population })
+}
+
+/// `hexbin` before disclosure: the hexagonal binning of matplotlib and Stata's `hexbin`, with
+/// `gridsize` cells across x and two offset lattices; each unit counts in the nearest centre.
+pub fn hexbin_raw(
+    gate: &Gate,
+    dataset: &Dataset,
+    keys: &[u64],
+    (y_name, x_name): (&str, &str),
+    gridsize: usize,
+    mask: Option<&BooleanArray>,
+) -> Result<raw::Hexbin, EngineError> {
+    let column = |name: &str| -> Result<Vec<Option<f64>>, EngineError> {
+        let v = dataset
+            .variable(name)
+            .ok_or_else(|| EngineError::new(format!("no variable {name}")))?;
+        Ok(coded(gate, &numbers(v)?))
+    };
+    // Coding is idempotent, so the axis of coded values is the axis of the raw ones.
+    let (xs, ys) = (column(x_name)?, column(y_name)?);
+    let points: Vec<(usize, f64, f64)> = (0..dataset.len())
+        .filter(|&i| mask.is_none_or(|m| m.value(i)))
+        .filter_map(|i| Some((i, xs[i]?, ys[i]?)))
+        .collect();
+    let (x_lo, x_hi) = axis_range(gate, &xs);
+    let (y_lo, y_hi) = axis_range(gate, &ys);
+    let nx = gridsize.max(1) as f64;
+    let ny = (nx / 3f64.sqrt()).round().max(1.0);
+    let sx = if x_hi > x_lo { (x_hi - x_lo) / nx } else { 1.0 };
+    let sy = if y_hi > y_lo { (y_hi - y_lo) / ny } else { 1.0 };
+    // (lattice, column, row) → contributors
+    let mut cells: std::collections::BTreeMap<(u8, i64, i64), Contributors> = Default::default();
+    let mut population = PopulationSketch::default();
+    for &(i, x, y) in &points {
+        let (u, v) = ((x - x_lo) / sx, (y - y_lo) / sy);
+        let (i1, j1) = (u.round(), v.round());
+        let (i2, j2) = (u.floor(), v.floor());
+        let d1 = (u - i1).powi(2) + 3.0 * (v - j1).powi(2);
+        let d2 = (u - i2 - 0.5).powi(2) + 3.0 * (v - j2 - 0.5).powi(2);
+        let cell = if d1 <= d2 { (0, i1 as i64, j1 as i64) } else { (1, i2 as i64, j2 as i64) };
+        cells.entry(cell).or_default().add(keys[i]);
+        dataset.add_to_population(&mut population, i);
+    }
+    let cells = cells
+        .into_iter()
+        .map(|((lattice, c, r), contributors)| {
+            let offset = f64::from(lattice) * 0.5;
+            (x_lo + (c as f64 + offset) * sx, y_lo + (r as f64 + offset) * sy, contributors)
+        })
+        .collect();
+    Ok(raw::Hexbin {
+        x_variable: x_name.to_owned(),
+        y_variable: y_name.to_owned(),
+        width: sx,
+        height: sy,
+        cells,
+        population,
+    })
 }
 
 impl Step<'_> {
@@ -535,6 +606,43 @@ impl Step<'_> {
         self.check_population_history(&raw.population)?;
         let population = raw.population.clone();
         let released = self.releaser.histogram(gate, self.origin(), raw);
+        self.outputs.push(released);
+        self.remember_population(population);
+        Ok(())
+    }
+
+    pub(super) fn hexbin(&mut self) -> Result<(), EngineError> {
+        let (dataset_name, dataset) = self.populated()?;
+        let names = self.variable_args(dataset, dataset_name)?;
+        let [y, x] = names.as_slice() else {
+            return Err(EngineError::at(
+                self.command().span,
+                "write hexbin <y variable> <x variable>",
+            ));
+        };
+        if self.flag("groups") {
+            return Err(EngineError::at(
+                self.option("groups").expect("present").span,
+                "hexbin's groups option is not supported yet: draw one hexbin per group with if",
+            ));
+        }
+        let largest = self.gate().rules().max_hexbin_grid;
+        let gridsize = self.option_number("gridsize")?.unwrap_or(largest.min(20) as f64);
+        if !(1.0..=largest as f64).contains(&gridsize) || gridsize.fract() != 0.0 {
+            return Err(EngineError::at(
+                self.option("gridsize").expect("present").span,
+                format!(
+                    "gridsize() is a whole number from 1 to {largest} (rule 10): finer grids would isolate units"
+                ),
+            ));
+        }
+        let mask = self.mask(dataset, dataset_name)?;
+        let gate = &*self.gate_for(dataset.copies([x.as_str(), y.as_str()]));
+        let keys = self.record_keys(gate, dataset);
+        let raw = hexbin_raw(gate, dataset, &keys, (y, x), gridsize as usize, mask.as_ref())?;
+        self.check_population_history(&raw.population)?;
+        let population = raw.population.clone();
+        let released = self.releaser.hexbin(gate, self.origin(), raw);
         self.outputs.push(released);
         self.remember_population(population);
         Ok(())

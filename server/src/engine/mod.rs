@@ -479,6 +479,7 @@ impl<'a> Step<'a> {
             "summarize" => self.summarize(),
             "tabulate" => self.tabulate(),
             "histogram" => self.histogram(),
+            "hexbin" => self.hexbin(),
             "regress" => self.regress(),
             "help" => self.help(),
             "variables" => self.variables(),

@@ -209,3 +209,36 @@ async fn an_unrolled_loop_over_the_limit_stops_before_running() {
     assert_eq!(outputs.len(), 1);
     assert!(errors(&outputs)[0].1.contains("max_commands"), "{outputs:?}");
 }
+
+#[test]
+fn hexbin_puts_each_unit_in_the_nearest_centre_of_two_offset_lattices() {
+    use crate::disclosure::ckm::RecordKeySecret;
+    use datafusion::arrow::array::{Float64Array, Int64Array};
+    use dataset::{Dataset, VarInfo, Variable};
+    // A 4 × 2 grid over x ∈ [0, 4], y ∈ [0, 2] (ny = round(4 / √3) = 2): centres of the first
+    // lattice at whole (x, y), of the second at (x + 0.5, y + 0.5).
+    let points =
+        [(0.0, 0.0), (0.1, 0.1), (1.5, 0.5), (1.4, 0.6), (4.0, 2.0), (2.0, 1.0), (2.1, 0.9)];
+    let column = |f: fn(&(f64, f64)) -> f64| Variable {
+        name: String::new(),
+        values: Arc::new(Float64Array::from(points.iter().map(f).collect::<Vec<_>>())),
+        info: VarInfo::default(),
+    };
+    let dataset = Dataset {
+        unit_type: Some(shared::metadata::UnitType::Person),
+        ids: Int64Array::from((1..=points.len() as i64).collect::<Vec<_>>()),
+        variables: vec![
+            Variable { name: "x".into(), ..column(|p| p.0) },
+            Variable { name: "y".into(), ..column(|p| p.1) },
+        ],
+        ..Dataset::default()
+    };
+    // No coding: P0–P100.
+    let rules = Rules { coding_percentiles: (0.0, 100.0), ..Rules::default() };
+    let gate = Gate::new(rules, RecordKeySecret::new([7; 16]));
+    let keys = gate.record_keys(&dataset.ids);
+    let raw = describe::hexbin_raw(&gate, &dataset, &keys, ("y", "x"), 4, None).unwrap();
+    assert_eq!((raw.width, raw.height), (1.0, 1.0));
+    let cells: Vec<(f64, f64, u64)> = raw.cells.iter().map(|(x, y, c)| (*x, *y, c.units)).collect();
+    assert_eq!(cells, vec![(0.0, 0.0, 2), (2.0, 1.0, 2), (4.0, 2.0, 1), (1.5, 0.5, 2)]);
+}
