@@ -128,7 +128,7 @@ impl Releaser<'_> {
             table.row_margins.iter().map(|c| gate.cell_value(c, &table.statistic)).collect();
         let mut column_margins: Vec<Released1> =
             table.column_margins.iter().map(|c| gate.cell_value(c, &table.statistic)).collect();
-        let total = gate.cell_value(&table.total, &table.statistic);
+        let mut total = gate.cell_value(&table.total, &table.statistic);
 
         if counting {
             decisions.push(Decision { rule: 5, outcome: "counts perturbed".into() });
@@ -162,8 +162,14 @@ impl Releaser<'_> {
             }
             // Secondary suppression: no row or column with a shown margin may have exactly one
             // withheld cell, or the margin would give it back.
-            let secondary =
-                secondary_suppression(&table, &mut inner, &row_margins, &column_margins, two_way);
+            let secondary = secondary_suppression(
+                &table,
+                &mut inner,
+                &mut row_margins,
+                &mut column_margins,
+                &mut total,
+                two_way,
+            );
             if secondary > 0 {
                 decisions.push(Decision {
                     rule: 6,
@@ -519,55 +525,111 @@ impl Releaser<'_> {
     }
 }
 
-/// Suppresses further cells until no row or column with a shown margin has exactly one withheld
-/// cell. Picks the smallest shown non-zero cell of the line, as τ-Argus's simplest heuristic does.
-/// Returns how many cells it withheld.
+/// Secondary suppression on the table with its margins and total, as one grid: every row and
+/// every column of it adds up, so none may hold exactly one withheld entry, or the others would
+/// give it back. For a line with one, it withholds one more shown, non-zero entry, preferring
+/// (1) one whose crossing line also has exactly one withheld entry, so a single complement
+/// mends both; (2) one whose crossing line already has two or more; (3) inner cells before
+/// margins; (4) the fewest units. That is τ-Argus's "hypercube" idea on two dimensions, and
+/// it stops the cascades of the simplest heuristic. Returns how many entries it withheld.
 fn secondary_suppression(
     table: &raw::Table,
     inner: &mut [Vec<Released1>],
-    row_margins: &[Released1],
-    column_margins: &[Released1],
+    row_margins: &mut [Released1],
+    column_margins: &mut [Released1],
+    total: &mut Released1,
     two_way: bool,
 ) -> usize {
-    let mut added = 0;
     let rows = inner.len();
     let columns = inner.first().map_or(0, Vec::len);
-    let true_count = |r: usize, c: usize| table.cells[r][c].contributors.units;
-    loop {
-        let mut changed = false;
-        // Rows (their margin is the row margin in two-way tables, the total in one-way ones).
-        for r in 0..rows {
-            let margin_shown =
-                if two_way { row_margins[r] != Released1::Suppressed } else { false };
-            if margin_shown
-                && inner[r].iter().filter(|c| **c == Released1::Suppressed).count() == 1
-                && let Some(c) = (0..columns)
-                    .filter(|&c| matches!(inner[r][c], Released1::Shown(v) if v > 0.0))
-                    .min_by_key(|&c| true_count(r, c))
-            {
-                inner[r][c] = Released1::Suppressed;
-                added += 1;
-                changed = true;
-            }
+    // The grid: inner cells, then the row margins as the last column and the column margins
+    // (and total) as the last row. A one-way table is its column and the total.
+    let (height, width) = if two_way { (rows + 1, columns + 1) } else { (rows + 1, 1) };
+    let mut grid = vec![vec![Released1::Suppressed; width]; height];
+    let mut units = vec![vec![0u64; width]; height];
+    for r in 0..rows {
+        for c in 0..columns.min(width) {
+            grid[r][c] = inner[r][c];
+            units[r][c] = table.cells[r][c].contributors.units;
         }
-        // Columns (in a one-way table, the single column's margin is the total).
-        for c in 0..columns {
-            let margin_shown =
-                if two_way { column_margins[c] != Released1::Suppressed } else { true };
-            let withheld = (0..rows).filter(|&r| inner[r][c] == Released1::Suppressed).count();
-            if margin_shown
-                && withheld == 1
-                && let Some(r) = (0..rows)
-                    .filter(|&r| matches!(inner[r][c], Released1::Shown(v) if v > 0.0))
-                    .min_by_key(|&r| true_count(r, c))
-            {
-                inner[r][c] = Released1::Suppressed;
-                added += 1;
-                changed = true;
-            }
-        }
-        if !changed {
-            return added;
+        if two_way {
+            grid[r][columns] = row_margins[r];
+            units[r][columns] = table.row_margins[r].contributors.units;
         }
     }
+    if two_way {
+        for c in 0..columns {
+            grid[rows][c] = column_margins[c];
+            units[rows][c] = table.column_margins[c].contributors.units;
+        }
+    }
+    grid[height - 1][width - 1] = *total;
+    units[height - 1][width - 1] = table.total.contributors.units;
+
+    let withheld_in_row = |g: &[Vec<Released1>], r: usize| {
+        g[r].iter().filter(|e| **e == Released1::Suppressed).count()
+    };
+    let withheld_in_column = |g: &[Vec<Released1>], c: usize| {
+        g.iter().filter(|row| row[c] == Released1::Suppressed).count()
+    };
+    let mut added = 0;
+    loop {
+        // A line with exactly one withheld entry: (is_row, index).
+        let lonely = (0..height)
+            .filter(|_| two_way)
+            .map(|r| (true, r))
+            .find(|&(_, r)| withheld_in_row(&grid, r) == 1)
+            .or_else(|| {
+                (0..width).map(|c| (false, c)).find(|&(_, c)| withheld_in_column(&grid, c) == 1)
+            });
+        let Some((is_row, line)) = lonely else { break };
+        let candidates: Vec<(usize, usize)> = if is_row {
+            (0..width).map(|c| (line, c)).collect()
+        } else {
+            (0..height).map(|r| (r, line)).collect()
+        };
+        let choice = candidates
+            .into_iter()
+            .filter(|&(r, c)| matches!(grid[r][c], Released1::Shown(v) if v > 0.0))
+            .min_by_key(|&(r, c)| {
+                let crossing = if is_row {
+                    withheld_in_column(&grid, c)
+                } else if two_way {
+                    withheld_in_row(&grid, r)
+                } else {
+                    0
+                };
+                let mends = match crossing {
+                    1 => 0,
+                    0 => 2,
+                    _ => 1,
+                };
+                let margin = usize::from(r == height - 1 || (two_way && c == width - 1));
+                (mends, margin, units[r][c])
+            });
+        match choice {
+            Some((r, c)) => {
+                grid[r][c] = Released1::Suppressed;
+                added += 1;
+            }
+            // Nothing left to withhold in this line: every other entry is zero or withheld,
+            // so the lone one is already the line's sum and hides nothing more.
+            None => break,
+        }
+    }
+    for r in 0..rows {
+        for c in 0..columns.min(width) {
+            inner[r][c] = grid[r][c];
+        }
+        if two_way {
+            row_margins[r] = grid[r][columns];
+        }
+    }
+    if two_way {
+        for c in 0..columns {
+            column_margins[c] = grid[rows][c];
+        }
+    }
+    *total = grid[height - 1][width - 1];
+    added
 }

@@ -115,3 +115,61 @@ fn significant_digits_round_as_published() {
     assert_eq!(significant(0.012345, 3), 0.0123);
     assert_eq!(significant(-98_765.0, 3), -98_800.0);
 }
+
+/// A two-way table from true counts, with its margins and total as cells of their own.
+fn two_way(gate: &Gate, sizes: &[&[i64]]) -> Table {
+    let mut next = 0;
+    let mut ids: Vec<Vec<std::ops::Range<i64>>> = Vec::new();
+    for row in sizes {
+        ids.push(
+            row.iter()
+                .map(|&n| {
+                    next += n;
+                    next - n..next
+                })
+                .collect(),
+        );
+    }
+    let union = |ranges: Vec<std::ops::Range<i64>>| {
+        let mut c = Contributors::default();
+        ranges.into_iter().flatten().for_each(|id| c.add(gate.record_key(id)));
+        Cell { contributors: c, ..Cell::default() }
+    };
+    let columns = sizes[0].len();
+    Table {
+        row_variable: "r".into(),
+        column_variable: Some("c".into()),
+        row_labels: (0..sizes.len()).map(|i| i.to_string()).collect(),
+        column_labels: (0..columns).map(|i| i.to_string()).collect(),
+        cells: ids.iter().map(|row| row.iter().map(|r| union(vec![r.clone()])).collect()).collect(),
+        row_margins: ids.iter().map(|row| union(row.clone())).collect(),
+        column_margins: (0..columns)
+            .map(|c| union(ids.iter().map(|row| row[c].clone()).collect()))
+            .collect(),
+        total: union(vec![0..next]),
+        statistic: CellStatistic::Count,
+        population: Default::default(),
+    }
+}
+
+#[test]
+fn no_row_or_column_with_its_margin_is_left_with_one_withheld_entry() {
+    let gate = gate();
+    // Children have almost no wages: two small cells in the first column.
+    let table = two_way(&gate, &[&[743, 230, 379], &[8, 1343, 518], &[3, 1776, 2]]);
+    let released = release_table(&gate, table);
+    let OutputBody::Table(t) = &released.output().body else { panic!("{released:?}") };
+    let withheld = |cells: Vec<Option<f64>>| cells.iter().filter(|c| c.is_none()).count();
+    for (r, row) in t.cells.iter().enumerate() {
+        let n = withheld(row.clone());
+        assert!(n != 1, "row {r} has one withheld entry: {t:?}");
+    }
+    for c in 0..t.cells[0].len() {
+        let n = withheld(t.cells.iter().map(|row| row[c]).collect());
+        assert!(n != 1, "column {c} has one withheld entry: {t:?}");
+    }
+    assert_eq!(t.cells[2][0], None, "the 3 is withheld");
+    assert_eq!(t.cells[2][2], None, "the 2 is withheld");
+    let shown = t.cells.iter().flatten().filter(|c| c.is_some()).count();
+    assert!(shown >= 12, "complements are few: {shown} of 16 entries shown: {t:?}");
+}

@@ -15,6 +15,7 @@ pub mod expr;
 mod groups;
 mod import;
 pub(crate) mod models;
+mod recode;
 mod transform;
 
 use std::collections::BTreeMap;
@@ -476,6 +477,7 @@ impl<'a> Step<'a> {
             "keep" | "drop" => self.keep_or_drop(name == "keep"),
             "collapse" | "aggregate" => self.collapse_or_aggregate(name == "collapse"),
             "merge" => self.merge(),
+            "recode" => self.recode(),
             "summarize" => self.summarize(),
             "tabulate" => self.tabulate(),
             "histogram" => self.histogram(),
