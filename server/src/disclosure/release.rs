@@ -626,9 +626,7 @@ fn secondary_suppression(
         }
     }
     if two_way {
-        for c in 0..columns {
-            column_margins[c] = grid[rows][c];
-        }
+        column_margins[..columns].copy_from_slice(&grid[rows][..columns]);
     }
     *total = grid[height - 1][width - 1];
     added

@@ -146,7 +146,7 @@ fn two_way(gate: &Gate, sizes: &[&[i64]]) -> Table {
         column_margins: (0..columns)
             .map(|c| union(ids.iter().map(|row| row[c].clone()).collect()))
             .collect(),
-        total: union(vec![0..next]),
+        total: union((0..next).map(|id| id..id + 1).collect()),
         statistic: CellStatistic::Count,
         population: Default::default(),
     }
