@@ -96,10 +96,23 @@ pub struct Model {
     /// "Linear regression (OLS)", …
     pub title: String,
     pub dependent: String,
+    /// What the estimates are ("coef", "odds ratio") and which test they carry ("t", "z").
+    #[serde(default = "coef")]
+    pub estimate_label: String,
+    #[serde(default = "t")]
+    pub test_label: String,
     pub coefficients: Vec<Coefficient>,
     /// Fit statistics: ("N", …), ("R²", …), ("F", …).
     pub statistics: Vec<(String, f64)>,
     pub notes: Vec<String>,
+}
+
+fn coef() -> String {
+    "coef".into()
+}
+
+fn t() -> String {
+    "t".into()
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -237,10 +250,10 @@ impl Output {
             OutputBody::Model(m) => {
                 let mut rows = vec![vec![
                     m.dependent.clone(),
-                    "coef".into(),
+                    m.estimate_label.clone(),
                     "std err".into(),
-                    "t".into(),
-                    "P>|t|".into(),
+                    m.test_label.clone(),
+                    format!("P>|{}|", m.test_label),
                     "ci low".into(),
                     "ci high".into(),
                 ]];

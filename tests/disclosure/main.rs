@@ -254,6 +254,8 @@ async fn a_one_person_cell_and_a_one_person_flag_give_nothing() {
             format!("generate flag = wealth == {key}"),
             format!("generate flag = 1 if wealth == {key}"),
             format!("generate flag = 0\nreplace flag = 1 if wealth == {key}"),
+            format!("recode wealth ({key} = 1) (* = 0), generate(flag)"),
+            format!("recode wealth ({key} = 1) if wealth == {key}, generate(flag)"),
         ] {
             let outputs = run(&mut w, &attack).await;
             assert_eq!(refused_by(&outputs).as_deref(), Some("rule 4"), "{attack}");
@@ -261,7 +263,7 @@ async fn a_one_person_cell_and_a_one_person_flag_give_nothing() {
         }
     }
     record(
-        "tabulate summarize() over a one-person cell; one-person flags",
+        "tabulate summarize() over a one-person cell; one-person flags (generate, replace, recode)",
         targets.len(),
         recovered,
     );

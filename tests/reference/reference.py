@@ -84,6 +84,18 @@ cluster = sm.OLS(y.loc[clustered_sample.index], Xc).fit(cov_type="cluster", cov_
 models["cluster"] = {"params": cluster.params.tolist(), "bse": cluster.bse.tolist()}
 out["models"] = models
 
+# logit / probit (wage > 500000) age i.sex: maximum likelihood, observed-information errors.
+high = (y > 500000).astype(float)
+for name, model in [("logit", sm.Logit), ("probit", sm.Probit)]:
+    fit = model(high, X).fit(disp=0, tol=1e-12, maxiter=200)
+    out[name] = {
+        "params": fit.params.tolist(),
+        "bse": fit.bse.tolist(),
+        "llf": float(fit.llf),
+        "llnull": float(fit.llnull),
+        "prsquared": float(fit.prsquared),
+    }
+
 # collapse (stat) earned, by(famnr) over every person, earned coded at its P1/P99.
 fam = pd.DataFrame({"sex": read("BEFOLKNING_KJOENN")})
 fam = fam.join(read("BEFOLKNING_REGSTAT_FAMNR", "2021-01-01").rename("famnr"))

@@ -265,8 +265,8 @@ fn model_view(m: Model) -> impl IntoView {
         <table class="result">
             <caption>{m.title}</caption>
             <thead><tr>
-                <th scope="col">{m.dependent}</th><th scope="col">"coef"</th><th scope="col">"std err"</th>
-                <th scope="col">"t"</th><th scope="col">"P>|t|"</th><th scope="col">"CI low"</th><th scope="col">"CI high"</th>
+                <th scope="col">{m.dependent}</th><th scope="col">{m.estimate_label.clone()}</th><th scope="col">"std err"</th>
+                <th scope="col">{m.test_label.clone()}</th><th scope="col">{format!("P>|{}|", m.test_label)}</th><th scope="col">"CI low"</th><th scope="col">"CI high"</th>
             </tr></thead>
             <tbody>
                 {m.coefficients.into_iter().map(|c| view! {

@@ -141,6 +141,33 @@ impl Gate {
         Ok(())
     }
 
+    /// Rule 9: every level of a categorical regressor, or of a binary or categorical outcome,
+    /// needs `min_level_units` units. Checked before a model is fitted too, so that a failed fit
+    /// cannot say what a small level holds.
+    pub fn check_levels(
+        &self,
+        variable: &str,
+        levels: &[u64],
+        outcome: bool,
+    ) -> Result<(), Refusal> {
+        if levels.iter().any(|&u| u < self.rules.min_level_units) {
+            let what = if outcome { "an outcome level" } else { "a level" };
+            let fix = if outcome {
+                "group the outcome's levels"
+            } else {
+                "group its small levels with recode"
+            };
+            return Err(Refusal::new(
+                9,
+                format!(
+                    "{what} of {variable} has fewer than {} units (rule 9): {fix}",
+                    self.rules.min_level_units
+                ),
+            ));
+        }
+        Ok(())
+    }
+
     /// Rule 3 for statistics on a subpopulation.
     pub fn check_statistics_population(&self, units: u64) -> Result<(), Refusal> {
         if units < self.rules.min_units_for_statistics {

@@ -140,6 +140,9 @@ pub struct Coefficient {
 pub struct Model {
     pub title: String,
     pub dependent: String,
+    /// "coef" or "odds ratio"; "t" or "z".
+    pub estimate_label: &'static str,
+    pub test_label: &'static str,
     pub coefficients: Vec<Coefficient>,
     /// The estimation sample.
     pub contributors: Contributors,

@@ -399,20 +399,14 @@ impl Releaser<'_> {
             ));
         }
         for (variable, levels) in &model.categorical_levels {
-            if levels.iter().any(|&u| u < rules.min_level_units) {
-                return refuse(format!(
-                    "a level of {variable} has fewer than {} units (rule 9): group its small levels with recode",
-                    rules.min_level_units
-                ));
+            if let Err(refusal) = gate.check_levels(variable, levels, false) {
+                return self.refusal(origin, refusal);
             }
         }
         if let Some(levels) = &model.outcome_levels
-            && levels.iter().any(|&u| u < rules.min_level_units)
+            && let Err(refusal) = gate.check_levels(&model.dependent, levels, true)
         {
-            return refuse(format!(
-                "an outcome level of {} has fewer than {} units (rule 9): group the outcome's levels",
-                model.dependent, rules.min_level_units
-            ));
+            return self.refusal(origin, refusal);
         }
         let hide_constant = model.smallest_crossing.is_some_and(|u| u < rules.min_level_units);
         let mut decisions = vec![Decision { rule: 9, outcome: "passed".into() }];
@@ -444,6 +438,8 @@ impl Releaser<'_> {
         let body = OutputBody::Model(output::Model {
             title: model.title,
             dependent: model.dependent,
+            estimate_label: model.estimate_label.into(),
+            test_label: model.test_label.into(),
             coefficients,
             statistics,
             notes,

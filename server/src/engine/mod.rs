@@ -483,6 +483,8 @@ impl<'a> Step<'a> {
             "histogram" => self.histogram(),
             "hexbin" => self.hexbin(),
             "regress" => self.regress(),
+            "logit" => self.binary_model(models::Link::Logit),
+            "probit" => self.binary_model(models::Link::Probit),
             "help" => self.help(),
             "variables" => self.variables(),
             "history" => {

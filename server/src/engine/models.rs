@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use datafusion::arrow::array::BooleanArray;
 use nalgebra::{DMatrix, DVector};
 use shared::script::TokenKind;
-use statrs::distribution::{ContinuousCDF, StudentsT};
+use statrs::distribution::{Continuous, ContinuousCDF, Normal, StudentsT};
 
 use super::dataset::Dataset;
 use super::describe::{levels, numbers};
@@ -54,6 +54,179 @@ enum Column {
     Constant,
 }
 
+/// The design matrix of a model, its estimation sample and what the gate needs to know about
+/// that sample. Shared by every model command.
+struct Design {
+    names: Vec<String>,
+    columns: Vec<Column>,
+    /// The dependent variable's values.
+    y: Vec<Option<f64>>,
+    /// Rows in the estimation sample: inside the condition, every value present.
+    sample: Vec<bool>,
+    /// Units in the sample.
+    n: usize,
+    contributors: Contributors,
+    population: PopulationSketch,
+    /// Units per level of each `i.` term, and of each 0/1 regressor (rule 9).
+    categorical_levels: Vec<(String, Vec<u64>)>,
+    smallest_crossing: Option<u64>,
+}
+
+impl Design {
+    fn new(
+        dataset: &Dataset,
+        keys: &[u64],
+        request: &OlsRequest,
+        mask: Option<&BooleanArray>,
+        cluster: Option<&[Option<String>]>,
+    ) -> Result<Design, EngineError> {
+        let get = |name: &str| {
+            dataset.variable(name).ok_or_else(|| EngineError::new(format!("no variable {name}")))
+        };
+        let y = numbers(get(&request.dependent)?)?;
+        // Each term's values, then the estimation sample: rows with every value present.
+        enum TermData {
+            Values(String, Vec<Option<f64>>),
+            Factor(String, LevelRows, Vec<String>),
+        }
+        let mut data = Vec::new();
+        for term in &request.terms {
+            data.push(match term {
+                Term::Continuous(name) => TermData::Values(name.clone(), numbers(get(name)?)?),
+                Term::Factor(name) => {
+                    let (rows, labels) = levels(get(name)?, false, false)?;
+                    TermData::Factor(name.clone(), std::sync::Arc::new(rows), labels)
+                }
+            });
+        }
+        let sample: Vec<bool> = (0..dataset.len())
+            .map(|i| {
+                mask.is_none_or(|m| m.value(i))
+                    && y[i].is_some()
+                    && cluster.is_none_or(|c| c[i].is_some())
+                    && data.iter().all(|d| match d {
+                        TermData::Values(_, v) => v[i].is_some(),
+                        TermData::Factor(_, rows, _) => rows[i].is_some(),
+                    })
+            })
+            .collect();
+        let mut names = Vec::new();
+        let mut columns = Vec::new();
+        // (variable, level per row, number of levels)
+        let mut factors: Vec<(String, LevelRows, usize)> = Vec::new();
+        // 0/1 regressors: (variable, units at 0, units at 1), None once another value shows.
+        let mut binary: Vec<(String, Option<[u64; 2]>)> = Vec::new();
+        for d in data {
+            match d {
+                TermData::Values(name, values) => {
+                    let counts = values.iter().zip(&sample).filter(|(_, s)| **s).try_fold(
+                        [0u64; 2],
+                        |mut c, (v, _)| match v {
+                            Some(x) if *x == 0.0 || *x == 1.0 => {
+                                c[*x as usize] += 1;
+                                Some(c)
+                            }
+                            _ => None,
+                        },
+                    );
+                    binary.push((name.clone(), counts));
+                    names.push(name);
+                    columns.push(Column::Values(values));
+                }
+                TermData::Factor(name, rows, labels) => {
+                    // Only levels present in the sample get a dummy; the first is the base.
+                    let mut present = vec![false; labels.len()];
+                    for (i, r) in rows.iter().enumerate() {
+                        if let (true, Some(l)) = (sample[i], r) {
+                            present[*l] = true;
+                        }
+                    }
+                    for (level, label) in
+                        labels.iter().enumerate().filter(|(l, _)| present[*l]).skip(1)
+                    {
+                        names.push(format!("{name}={label}"));
+                        columns.push(Column::Dummy { rows: rows.clone(), level });
+                    }
+                    factors.push((name, rows, labels.len()));
+                }
+            }
+        }
+        if request.constant {
+            names.push("constant".into());
+            columns.push(Column::Constant);
+        }
+        let k = columns.len();
+        if k > MAX_PARAMETERS {
+            return Err(EngineError::new(format!(
+                "the model has {k} parameters, more than the {MAX_PARAMETERS} this server fits: group the levels of the i. terms with recode"
+            )));
+        }
+        let mut contributors = Contributors::default();
+        let mut population = PopulationSketch::default();
+        let mut n = 0;
+        let mut level_counts: Vec<Vec<u64>> = factors.iter().map(|(_, _, l)| vec![0; *l]).collect();
+        let mut crossings: HashMap<Vec<usize>, u64> = HashMap::new();
+        for i in (0..dataset.len()).filter(|&i| sample[i]) {
+            n += 1;
+            contributors.add(keys[i]);
+            dataset.add_to_population(&mut population, i);
+            if !factors.is_empty() {
+                let combo: Vec<usize> =
+                    factors.iter().map(|(_, rows, _)| rows[i].expect("in sample")).collect();
+                for (f, &l) in combo.iter().enumerate() {
+                    level_counts[f][l] += 1;
+                }
+                *crossings.entry(combo).or_default() += 1;
+            }
+        }
+        let mut categorical_levels: Vec<(String, Vec<u64>)> = factors
+            .iter()
+            .zip(level_counts)
+            .map(|((name, _, _), counts)| {
+                (name.clone(), counts.into_iter().filter(|&c| c > 0).collect())
+            })
+            .collect();
+        // A 0/1 regressor is a categorical one by another name: its levels need units too.
+        categorical_levels
+            .extend(binary.into_iter().filter_map(|(name, c)| Some((name, c?.to_vec()))));
+        if n <= k {
+            return Err(EngineError::new(
+                "the estimation sample has no more units than parameters: check for missing values or use fewer terms",
+            ));
+        }
+        Ok(Design {
+            names,
+            columns,
+            y,
+            sample,
+            n,
+            contributors,
+            population,
+            categorical_levels,
+            smallest_crossing: crossings.values().min().copied(),
+        })
+    }
+
+    fn k(&self) -> usize {
+        self.columns.len()
+    }
+
+    fn row(&self, i: usize, x: &mut [f64]) {
+        for (j, c) in self.columns.iter().enumerate() {
+            x[j] = match c {
+                Column::Values(v) => v[i].unwrap_or(0.0),
+                Column::Dummy { rows, level } => f64::from(rows[i] == Some(*level)),
+                Column::Constant => 1.0,
+            };
+        }
+    }
+
+    /// The rows of the estimation sample.
+    fn rows(&self) -> impl Iterator<Item = usize> + '_ {
+        (0..self.sample.len()).filter(|&i| self.sample[i])
+    }
+}
+
 /// OLS before disclosure.
 pub fn ols_raw(
     dataset: &Dataset,
@@ -61,13 +234,11 @@ pub fn ols_raw(
     request: &OlsRequest,
     mask: Option<&BooleanArray>,
 ) -> Result<raw::Model, EngineError> {
-    let get = |name: &str| {
-        dataset.variable(name).ok_or_else(|| EngineError::new(format!("no variable {name}")))
-    };
-    let y = numbers(get(&request.dependent)?)?;
     let cluster = match &request.errors {
         Errors::Cluster(name) => {
-            let v = get(name)?;
+            let v = dataset
+                .variable(name)
+                .ok_or_else(|| EngineError::new(format!("no variable {name}")))?;
             Some(
                 (0..dataset.len())
                     .map(|i| (!v.values.is_null(i)).then(|| display(&v.values, i)))
@@ -76,92 +247,14 @@ pub fn ols_raw(
         }
         _ => None,
     };
-    // Each term's values, then the estimation sample: rows with every value present.
-    enum TermData {
-        Values(String, Vec<Option<f64>>),
-        Factor(String, LevelRows, Vec<String>),
-    }
-    let mut data = Vec::new();
-    for term in &request.terms {
-        data.push(match term {
-            Term::Continuous(name) => TermData::Values(name.clone(), numbers(get(name)?)?),
-            Term::Factor(name) => {
-                let (rows, labels) = levels(get(name)?, false, false)?;
-                TermData::Factor(name.clone(), std::sync::Arc::new(rows), labels)
-            }
-        });
-    }
-    let sample: Vec<bool> = (0..dataset.len())
-        .map(|i| {
-            mask.is_none_or(|m| m.value(i))
-                && y[i].is_some()
-                && cluster.as_ref().is_none_or(|c| c[i].is_some())
-                && data.iter().all(|d| match d {
-                    TermData::Values(_, v) => v[i].is_some(),
-                    TermData::Factor(_, rows, _) => rows[i].is_some(),
-                })
-        })
-        .collect();
-    let in_sample = |i: usize| sample[i];
-    let mut names = Vec::new();
-    let mut columns = Vec::new();
-    // (variable, level per row, number of levels)
-    let mut factors: Vec<(String, LevelRows, usize)> = Vec::new();
-    for d in data {
-        match d {
-            TermData::Values(name, values) => {
-                names.push(name);
-                columns.push(Column::Values(values));
-            }
-            TermData::Factor(name, rows, labels) => {
-                // Only levels present in the sample get a dummy; the first is the base.
-                let mut present = vec![false; labels.len()];
-                for (i, r) in rows.iter().enumerate() {
-                    if let (true, Some(l)) = (sample[i], r) {
-                        present[*l] = true;
-                    }
-                }
-                for (level, label) in labels.iter().enumerate().filter(|(l, _)| present[*l]).skip(1)
-                {
-                    names.push(format!("{name}={label}"));
-                    columns.push(Column::Dummy { rows: rows.clone(), level });
-                }
-                factors.push((name, rows, labels.len()));
-            }
-        }
-    }
-    if request.constant {
-        names.push("constant".into());
-        columns.push(Column::Constant);
-    }
-    let k = columns.len();
-    if k > MAX_PARAMETERS {
-        return Err(EngineError::new(format!(
-            "the model has {k} parameters, more than the {MAX_PARAMETERS} this server fits: group the levels of the i. terms with recode"
-        )));
-    }
-    let row = |i: usize, x: &mut [f64]| {
-        for (j, c) in columns.iter().enumerate() {
-            x[j] = match c {
-                Column::Values(v) => v[i].unwrap_or(0.0),
-                Column::Dummy { rows, level } => f64::from(rows[i] == Some(*level)),
-                Column::Constant => 1.0,
-            };
-        }
-    };
+    let design = Design::new(dataset, keys, request, mask, cluster.as_deref())?;
+    let (k, n, y, names) = (design.k(), design.n, &design.y, &design.names);
     let mut xtx = DMatrix::<f64>::zeros(k, k);
     let mut xty = DVector::<f64>::zeros(k);
     let mut x = vec![0.0; k];
-    let mut contributors = Contributors::default();
-    let mut population = PopulationSketch::default();
-    let (mut n, mut sum_y, mut sum_y2) = (0usize, 0.0, 0.0);
-    let mut level_counts: Vec<Vec<u64>> = factors.iter().map(|(_, _, l)| vec![0; *l]).collect();
-    let mut crossings: HashMap<Vec<usize>, u64> = HashMap::new();
-    for i in 0..dataset.len() {
-        if !in_sample(i) {
-            continue;
-        }
-        row(i, &mut x);
+    let (mut sum_y, mut sum_y2) = (0.0, 0.0);
+    for i in design.rows() {
+        design.row(i, &mut x);
         let yi = y[i].expect("in sample");
         for a in 0..k {
             xty[a] += x[a] * yi;
@@ -169,29 +262,13 @@ pub fn ols_raw(
                 xtx[(a, b)] += x[a] * x[b];
             }
         }
-        n += 1;
         sum_y += yi;
         sum_y2 += yi * yi;
-        contributors.add(keys[i]);
-        dataset.add_to_population(&mut population, i);
-        if !factors.is_empty() {
-            let combo: Vec<usize> =
-                factors.iter().map(|(_, rows, _)| rows[i].expect("in sample")).collect();
-            for (f, &l) in combo.iter().enumerate() {
-                level_counts[f][l] += 1;
-            }
-            *crossings.entry(combo).or_default() += 1;
-        }
     }
     for a in 0..k {
         for b in 0..a {
             xtx[(b, a)] = xtx[(a, b)];
         }
-    }
-    if n <= k {
-        return Err(EngineError::new(
-            "the estimation sample has no more units than parameters: check for missing values or use fewer terms",
-        ));
     }
     let inverse = xtx.clone().cholesky().map(|c| c.inverse()).ok_or_else(|| {
         EngineError::new(format!(
@@ -205,11 +282,8 @@ pub fn ols_raw(
     let mut rss = 0.0;
     let mut meat = DMatrix::<f64>::zeros(k, k);
     let mut scores: HashMap<String, DVector<f64>> = HashMap::new();
-    for i in 0..dataset.len() {
-        if !in_sample(i) {
-            continue;
-        }
-        row(i, &mut x);
+    for i in design.rows() {
+        design.row(i, &mut x);
         let xi = DVector::from_column_slice(&x);
         let e = y[i].expect("in sample") - xi.dot(&beta);
         rss += e * e;
@@ -280,7 +354,7 @@ pub fn ols_raw(
         statistics.push(("F".to_owned(), ((tss - rss) / df_model) / sigma2));
     }
     Ok(raw::Model {
-        population,
+        population: design.population,
         title: match request.errors {
             Errors::Classical => "Linear regression (OLS)".into(),
             Errors::Robust => "Linear regression (OLS), robust (HC1) standard errors".into(),
@@ -289,19 +363,178 @@ pub fn ols_raw(
             }
         },
         dependent: request.dependent.clone(),
+        estimate_label: "coef",
+        test_label: "t",
         coefficients,
-        contributors,
+        contributors: design.contributors,
         parameters: k,
         residual_df: df_resid,
-        categorical_levels: factors
-            .iter()
-            .zip(level_counts)
-            .map(|((name, _, _), counts)| {
-                (name.clone(), counts.into_iter().filter(|&c| c > 0).collect())
-            })
-            .collect(),
+        categorical_levels: design.categorical_levels,
         outcome_levels: None,
-        smallest_crossing: crossings.values().min().copied(),
+        smallest_crossing: design.smallest_crossing,
+        statistics,
+    })
+}
+
+/// The link of a binary-outcome model.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Link {
+    Logit,
+    Probit,
+}
+
+/// logit or probit by maximum likelihood (Newton–Raphson on the observed information, as
+/// statsmodels and Stata do), before disclosure. The outcome is 1 where the dependent variable
+/// is non-zero, as in Stata. `odds_ratios` reports exp(b) for logit, with delta-method errors.
+pub fn binary_raw(
+    gate: &crate::disclosure::Gate,
+    dataset: &Dataset,
+    keys: &[u64],
+    request: &OlsRequest,
+    link: Link,
+    odds_ratios: bool,
+    mask: Option<&BooleanArray>,
+) -> Result<raw::Model, EngineError> {
+    let design = Design::new(dataset, keys, request, mask, None)?;
+    let k = design.k();
+    let rows: Vec<usize> = design.rows().collect();
+    let outcome: Vec<f64> =
+        rows.iter().map(|&i| f64::from(design.y[i].expect("in sample") != 0.0)).collect();
+    let ones = outcome.iter().filter(|&&v| v == 1.0).count() as u64;
+    let outcome_levels = vec![design.n as u64 - ones, ones];
+    // The level rules come before the fit: a fit that fails on a small level would say why.
+    gate.check_levels(&request.dependent, &outcome_levels, true)?;
+    for (variable, levels) in &design.categorical_levels {
+        gate.check_levels(variable, levels, false)?;
+    }
+    let normal = Normal::standard();
+    // Log likelihood, gradient and negative Hessian at beta.
+    let evaluate = |beta: &DVector<f64>| -> (f64, DVector<f64>, DMatrix<f64>) {
+        let mut ll = 0.0;
+        let mut gradient = DVector::<f64>::zeros(k);
+        let mut information = DMatrix::<f64>::zeros(k, k);
+        let mut x = vec![0.0; k];
+        for (&i, &y) in rows.iter().zip(&outcome) {
+            design.row(i, &mut x);
+            let xi = DVector::from_column_slice(&x);
+            let eta = xi.dot(beta);
+            let (ll_i, score, weight) = match link {
+                Link::Logit => {
+                    let p = 1.0 / (1.0 + (-eta).exp());
+                    // log(1 + e^η) computed without overflow.
+                    let log1pexp =
+                        if eta > 0.0 { eta + (-eta).exp().ln_1p() } else { eta.exp().ln_1p() };
+                    (y * eta - log1pexp, y - p, p * (1.0 - p))
+                }
+                Link::Probit => {
+                    let q = 2.0 * y - 1.0;
+                    let cdf = normal.cdf(q * eta).max(f64::MIN_POSITIVE);
+                    let lambda = q * normal.pdf(q * eta) / cdf;
+                    (cdf.ln(), lambda, lambda * (lambda + eta))
+                }
+            };
+            ll += ll_i;
+            gradient += &xi * score;
+            information += (&xi * xi.transpose()) * weight;
+        }
+        (ll, gradient, information)
+    };
+    let mut beta = DVector::<f64>::zeros(k);
+    let (mut ll, mut gradient, mut information) = evaluate(&beta);
+    let mut converged = false;
+    for _ in 0..100 {
+        let step = information.clone().cholesky().map(|c| c.solve(&gradient)).ok_or_else(|| {
+            EngineError::new(format!(
+                "the terms are collinear, or one predicts the outcome perfectly: remove one of {}",
+                design.names.join(", ")
+            ))
+        })?;
+        // Halve the step until the likelihood does not fall.
+        let mut scale = 1.0;
+        let (next, next_ll, next_gradient, next_information) = loop {
+            let candidate = &beta + &step * scale;
+            let (l, g, h) = evaluate(&candidate);
+            if l >= ll - 1e-12 || scale < 1e-6 {
+                break (candidate, l, g, h);
+            }
+            scale /= 2.0;
+        };
+        let change = (&next - &beta).amax();
+        (beta, gradient, information) = (next, next_gradient, next_information);
+        let gain = next_ll - ll;
+        ll = next_ll;
+        if change < 1e-10 || gain.abs() < 1e-13 {
+            converged = true;
+            break;
+        }
+    }
+    if !converged || beta.amax() > 50.0 {
+        return Err(EngineError::new(format!(
+            "the model did not converge: a term may predict {} perfectly; remove it or group its levels",
+            request.dependent
+        )));
+    }
+    let covariance = information.cholesky().map(|c| c.inverse()).ok_or_else(|| {
+        EngineError::new("the model's information matrix is singular: remove a collinear term")
+    })?;
+    let critical = normal.inverse_cdf(1.0 - (1.0 - request.level / 100.0) / 2.0);
+    let coefficients = design
+        .names
+        .iter()
+        .enumerate()
+        .map(|(j, name)| {
+            let (b, se) = (beta[j], covariance[(j, j)].max(0.0).sqrt());
+            let z = b / se;
+            let (estimate, std_error, ci_low, ci_high) = if odds_ratios {
+                (b.exp(), b.exp() * se, (b - critical * se).exp(), (b + critical * se).exp())
+            } else {
+                (b, se, b - critical * se, b + critical * se)
+            };
+            raw::Coefficient {
+                term: name.clone(),
+                estimate,
+                std_error,
+                statistic: z,
+                p_value: 2.0 * (1.0 - normal.cdf(z.abs())),
+                ci_low,
+                ci_high,
+                is_constant: name == "constant" && request.constant,
+            }
+        })
+        .collect();
+    // The null model: a constant only.
+    let p = ones as f64 / design.n as f64;
+    let ll0 = design.n as f64 * (p * p.ln() + (1.0 - p) * (1.0 - p).ln());
+    let df_model = (k - usize::from(request.constant)) as f64;
+    let chi2 = 2.0 * (ll - ll0);
+    let chi2_p = statrs::distribution::ChiSquared::new(df_model.max(1.0))
+        .map(|d| 1.0 - d.cdf(chi2))
+        .unwrap_or(f64::NAN);
+    let statistics = vec![
+        ("log likelihood".to_owned(), ll),
+        ("LR chi²".to_owned(), chi2),
+        ("p (LR chi²)".to_owned(), chi2_p),
+        ("pseudo R²".to_owned(), 1.0 - ll / ll0),
+        ("model df".to_owned(), df_model),
+    ];
+    let (name, what) = match link {
+        Link::Logit if odds_ratios => ("Logistic regression", ", odds ratios"),
+        Link::Logit => ("Logistic regression", ""),
+        Link::Probit => ("Probit regression", ""),
+    };
+    Ok(raw::Model {
+        population: design.population,
+        title: format!("{name} (maximum likelihood){what}"),
+        dependent: request.dependent.clone(),
+        estimate_label: if odds_ratios { "odds ratio" } else { "coef" },
+        test_label: "z",
+        coefficients,
+        contributors: design.contributors,
+        parameters: k,
+        residual_df: design.n as f64 - k as f64,
+        categorical_levels: design.categorical_levels,
+        outcome_levels: Some(outcome_levels),
+        smallest_crossing: design.smallest_crossing,
         statistics,
     })
 }
@@ -364,15 +597,34 @@ impl Step<'_> {
     }
 
     pub(super) fn regress(&mut self) -> Result<(), EngineError> {
+        self.model(None)
+    }
+
+    /// logit and probit.
+    pub(super) fn binary_model(&mut self, link: Link) -> Result<(), EngineError> {
+        self.model(Some(link))
+    }
+
+    fn model(&mut self, binary: Option<Link>) -> Result<(), EngineError> {
         let (dataset_name, dataset) = self.populated()?;
         let (dependent, terms) = self.model_terms(dataset, dataset_name)?;
-        for unsupported in ["control", "vif", "standardize"] {
+        let unsupported: &[&str] = match binary {
+            None => &["control", "vif", "standardize"],
+            Some(_) => &["mfx", "robust", "cluster"],
+        };
+        for unsupported in unsupported {
             if self.flag(unsupported) {
                 return Err(EngineError::at(
                     self.option(unsupported).expect("present").span,
-                    format!("regress's {unsupported} option is not supported yet"),
+                    format!("{}'s {unsupported} option is not supported yet", self.command().name),
                 ));
             }
+        }
+        if binary == Some(Link::Probit) && self.flag("or") {
+            return Err(EngineError::at(
+                self.option("or").expect("present").span,
+                "odds ratios (or) belong to logit; probit coefficients are on the normal scale",
+            ));
         }
         let errors = match (self.flag("robust"), self.option_text("cluster")) {
             (_, Some(c)) => {
@@ -402,7 +654,12 @@ impl Step<'_> {
         ));
         let gate = &*self.gate_for(copies);
         let keys = self.record_keys(gate, dataset);
-        let raw = ols_raw(dataset, &keys, &request, mask.as_ref())?;
+        let raw = match binary {
+            None => ols_raw(dataset, &keys, &request, mask.as_ref())?,
+            Some(link) => {
+                binary_raw(gate, dataset, &keys, &request, link, self.flag("or"), mask.as_ref())?
+            }
+        };
         self.check_population_history(&raw.population)?;
         let population = raw.population.clone();
         let released = self.releaser.model(gate, self.origin(), raw);

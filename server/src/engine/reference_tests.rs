@@ -8,7 +8,7 @@ use std::sync::Arc;
 use serde_json::Value;
 
 use super::describe::{TableRequest, summarize_raw, tabulate_raw};
-use super::models::{Errors, OlsRequest, Term, ols_raw};
+use super::models::{Errors, Link, OlsRequest, Term, binary_raw, ols_raw};
 use super::*;
 use crate::disclosure::audit::MemoryAudit;
 use crate::disclosure::raw::CellStatistic;
@@ -137,6 +137,40 @@ async fn statistics_match_pandas_and_statsmodels_on_the_same_parquet() {
         errors,
         level: 95.0,
     };
+    // logit and probit of (wage > 500000) on age i.sex.
+    {
+        let dataset = {
+            let mut w = Workspace::default();
+            let script = format!("{SCRIPT}generate high = wage > 500000 if !sysmiss(wage)\n");
+            let outputs = engine.run(&mut w, &script, &audit, "reference").await;
+            assert!(
+                outputs
+                    .iter()
+                    .all(|o| !matches!(o.output().body, shared::output::OutputBody::Error { .. })),
+                "{outputs:#?}"
+            );
+            w.current().unwrap().clone()
+        };
+        let request = OlsRequest {
+            dependent: "high".into(),
+            terms: vec![Term::Continuous("age".into()), Term::Factor("sex".into())],
+            constant: true,
+            errors: Errors::Classical,
+            level: 95.0,
+        };
+        for (key, link) in [("logit", Link::Logit), ("probit", Link::Probit)] {
+            let model = binary_raw(gate, &dataset, &keys, &request, link, false, None).unwrap();
+            let theirs = &reference[key];
+            for (j, c) in model.coefficients.iter().enumerate() {
+                close(c.estimate, f(&theirs["params"][j]), &format!("{key} {}", c.term));
+                close(c.std_error, f(&theirs["bse"][j]), &format!("{key} se {}", c.term));
+            }
+            let stat = |name: &str| model.statistics.iter().find(|(k, _)| k == name).unwrap().1;
+            close(stat("log likelihood"), f(&theirs["llf"]), &format!("{key} log likelihood"));
+            close(stat("pseudo R²"), f(&theirs["prsquared"]), &format!("{key} pseudo R²"));
+        }
+    }
+
     for (key, errors) in [
         ("classical", Errors::Classical),
         ("robust", Errors::Robust),
