@@ -375,7 +375,34 @@ async fn saturated_models_and_small_levels_are_refused() {
         })
         .expect("refused");
     assert!(message.contains("level of year"), "{message}");
-    record("saturated regression (a dummy per birth year)", 1, 0);
+
+    // A 0/1 regressor whose 1s are three persons in the estimation sample: its coefficient
+    // would be their mean wage against everyone else's.
+    let wealth = truth("INNTEKT_BRUTTOFORMUE", Some(END_2021));
+    let wage = truth("INNTEKT_WLONN", Some(END_2021));
+    let birth = truth("BEFOLKNING_FOEDSELS_AAR_MND", None);
+    let mut by_wealth: Vec<(f64, i64)> = wealth.iter().map(|(id, w)| (*w, *id)).collect();
+    by_wealth.sort_by(|a, b| b.0.total_cmp(&a.0));
+    let threshold = by_wealth[12].0;
+    let mut rich_births: Vec<i64> = by_wealth[..12]
+        .iter()
+        .filter(|(_, id)| wage.contains_key(id))
+        .map(|(_, id)| birth[id] as i64)
+        .collect();
+    rich_births.sort_unstable();
+    assert!(rich_births.len() >= 3, "the fixture has rich earners");
+    let cut = rich_births[2];
+    let mut w = Workspace::default();
+    run(&mut w, BASE).await;
+    let outputs = run(
+        &mut w,
+        &format!("generate rich = wealth > {threshold}\nregress wage age rich if rich == 0 | birth <= {cut}\n"),
+    )
+    .await;
+    assert_eq!(refused_by(&outputs).as_deref(), Some("rule 9"), "{outputs:?}");
+    let numbers = released_numbers(&outputs);
+    assert!(numbers.is_empty(), "nothing about the three was released: {numbers:?}");
+    record("saturated regression (a dummy per birth year); a 0/1 regressor with 3 units", 2, 0);
 }
 
 #[tokio::test]
