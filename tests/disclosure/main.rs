@@ -648,3 +648,49 @@ async fn a_hexbin_aimed_at_an_isolated_person_does_not_draw_them() {
     );
     assert_eq!(recovered, 0);
 }
+
+#[tokio::test]
+async fn a_dominant_contributor_cannot_be_read_off_a_sum_by_the_second_largest() {
+    // The p % rule's case: two large contributors and a few tiny ones in one cell; the second
+    // largest, knowing its own value, would read the largest off the cell's sum. The demo's
+    // 400 companies have no tiny turnovers to build it from (min-units binds first there), so
+    // the cell is built from wages, which have.
+    let wage = truth("INNTEKT_WLONN", Some(END_2021));
+    let mut values: Vec<f64> = wage.values().copied().filter(|v| *v > 0.0).collect();
+    values.sort_by(|a, b| b.total_cmp(a));
+    let mut recovered = 0;
+    let mut tried = 0;
+    // Pairs of neighbours below the top 2 %, so P99 coding leaves them as they are.
+    let below_coding = values.len() / 50;
+    for rank in [below_coding, below_coding + 10, below_coding + 20] {
+        let (x1, x2) = (values[rank], values[rank + 1]);
+        let small_cut = values[values.len() - 10];
+        let members: Vec<f64> = wage
+            .values()
+            .copied()
+            .filter(|v| *v == x1 || *v == x2 || (*v > 0.0 && *v <= small_cut))
+            .collect();
+        let rest: f64 = members.iter().sum::<f64>() - x1 - x2;
+        assert!(members.len() >= 12, "the cell has enough units for statistics");
+        assert!(rest < 0.1 * x1, "the cell is dominated: rest {rest}, largest {x1}");
+        let condition =
+            format!("wage == {x1} | wage == {x2} | (wage > 0 & wage <= {small_cut})");
+        let mut w = Workspace::default();
+        let outputs = run(
+            &mut w,
+            &format!("{BASE}generate all = 1\ntabulate all if {condition}, summarize(wage) sum\n"),
+        )
+        .await;
+        tried += 1;
+        let sums = released_numbers(&outputs);
+        recovered += usize::from(sums.iter().any(|s| near(s - x2, x1)));
+        let mut w = Workspace::default();
+        let outputs = run(&mut w, &format!("{BASE}summarize wage if {condition}\n")).await;
+        tried += 1;
+        if let Some((n, mean)) = summary_row(&outputs, 0) {
+            recovered += usize::from(near(n * mean - x2, x1));
+        }
+    }
+    record("dominant contributor read off a sum by the second largest (p % rule)", tried, recovered);
+    assert_eq!(recovered, 0);
+}
