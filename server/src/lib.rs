@@ -33,6 +33,7 @@ pub struct AppState {
     pub audit: Arc<dyn AuditLog>,
     /// `None` when the guest workspace is switched off.
     pub guests: Option<Arc<http::run::Guests>>,
+    pub rate_limits: Arc<http::rate_limit::RateLimits>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -65,6 +66,7 @@ impl AppState {
             engine: Arc::new(engine),
             audit,
             guests,
+            rate_limits: Arc::new(http::rate_limit::RateLimits::new(settings.rate_limits.clone())),
         })
     }
 }
@@ -78,7 +80,9 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let app = http::router(state, &settings.app_dir);
-    axum::serve(listener, app).with_graceful_shutdown(shutdown).await
+    axum::serve(listener, app.into_make_service_with_connect_info::<std::net::SocketAddr>())
+        .with_graceful_shutdown(shutdown)
+        .await
 }
 
 /// Completes on SIGTERM or Ctrl-C.

@@ -25,6 +25,8 @@ pub struct Settings {
     pub guest_workspace: bool,
     /// Limits on one script run.
     pub limits: crate::engine::Limits,
+    /// Runs per minute and outputs per hour, per user and per address (disclosure rule 11).
+    pub rate_limits: crate::http::rate_limit::RateLimitSettings,
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, clap::ValueEnum)]
@@ -44,6 +46,7 @@ impl Default for Settings {
             audit_log: PathBuf::from(".skjold/audit.jsonl"),
             guest_workspace: true,
             limits: crate::engine::Limits::default(),
+            rate_limits: Default::default(),
         }
     }
 }

@@ -673,8 +673,7 @@ async fn a_dominant_contributor_cannot_be_read_off_a_sum_by_the_second_largest()
         let rest: f64 = members.iter().sum::<f64>() - x1 - x2;
         assert!(members.len() >= 12, "the cell has enough units for statistics");
         assert!(rest < 0.1 * x1, "the cell is dominated: rest {rest}, largest {x1}");
-        let condition =
-            format!("wage == {x1} | wage == {x2} | (wage > 0 & wage <= {small_cut})");
+        let condition = format!("wage == {x1} | wage == {x2} | (wage > 0 & wage <= {small_cut})");
         let mut w = Workspace::default();
         let outputs = run(
             &mut w,
@@ -691,6 +690,10 @@ async fn a_dominant_contributor_cannot_be_read_off_a_sum_by_the_second_largest()
             recovered += usize::from(near(n * mean - x2, x1));
         }
     }
-    record("dominant contributor read off a sum by the second largest (p % rule)", tried, recovered);
+    record(
+        "dominant contributor read off a sum by the second largest (p % rule)",
+        tried,
+        recovered,
+    );
     assert_eq!(recovered, 0);
 }

@@ -14,6 +14,10 @@ struct Running {
 }
 
 async fn start() -> Running {
+    start_with(|_| {}).await
+}
+
+async fn start_with(adjust: impl FnOnce(&mut Settings)) -> Running {
     let data = tempfile::tempdir().unwrap();
     let options = GenerateOptions {
         persons: 2_500,
@@ -32,6 +36,8 @@ async fn start() -> Running {
         audit_log: data.path().join("audit.jsonl"),
         ..Settings::default()
     };
+    let mut settings = settings;
+    adjust(&mut settings);
     let state = server::AppState::load(&settings).unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
@@ -80,4 +86,27 @@ async fn shutdown_lets_the_server_finish_and_return_cleanly() {
     let result = tokio::time::timeout(Duration::from_secs(10), &mut server.task).await;
     assert!(matches!(result, Ok(Ok(Ok(())))), "{result:?}");
     assert!(reqwest::get(format!("{}/api/health", server.base)).await.is_err());
+}
+
+#[tokio::test]
+async fn runs_beyond_the_rate_limit_get_429_per_address_even_without_the_cookie() {
+    let server = start_with(|s| s.rate_limits.runs_per_minute = 2).await;
+    let client = reqwest::Client::new();
+    let post = || {
+        client
+            .post(format!("{}/api/run", server.base))
+            .header("content-type", "application/json")
+            .body(r#"{"script": "help"}"#)
+            .send()
+    };
+    // No cookie is sent back: each request is a new guest, but the same address.
+    assert_eq!(post().await.unwrap().status(), 200);
+    assert_eq!(post().await.unwrap().status(), 200);
+    let refused = post().await.unwrap();
+    assert_eq!(refused.status(), 429);
+    let retry: u64 = refused.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=30).contains(&retry), "Retry-After {retry}");
+    let body: serde_json::Value = refused.json().await.unwrap();
+    let message = body["error"].as_str().unwrap();
+    assert!(message.contains("2 runs a minute") && message.contains("rule 11"), "{message}");
 }

@@ -23,6 +23,10 @@ pub struct AuditEntry {
     pub command: String,
     pub kind: &'static str,
     pub decisions: Vec<Decision>,
+    /// Set when the differencing detector wants a steward to look (rule 11): a refused
+    /// differencing output, or a released one whose population is close to an earlier one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub review: Option<String>,
 }
 
 impl AuditEntry {
@@ -52,6 +56,7 @@ impl AuditEntry {
             command: output.command.clone(),
             kind,
             decisions: decisions.to_vec(),
+            review: None,
         }
     }
 }

@@ -122,23 +122,33 @@ impl Gate {
     }
 
     /// Rule 11: an output over a population that differs from an earlier one by 1..min_change
-    /// units would give that small group away by subtraction.
+    /// units would give that small group away by subtraction, and is refused. One that differs
+    /// by min_change..2·min_change units passes, but the difference is returned so the output
+    /// can be flagged for a steward: a run of such outputs is how a patient attacker would go.
     pub fn check_differencing<'s>(
         &self,
         earlier: impl IntoIterator<Item = &'s differencing::PopulationSketch>,
         population: &differencing::PopulationSketch,
-    ) -> Result<(), Refusal> {
-        let small = |n: usize| (1..self.rules.min_change as usize).contains(&n);
-        if earlier.into_iter().any(|e| e.difference(population).is_some_and(small)) {
-            return Err(Refusal::new(
-                11,
-                format!(
-                    "this output's population differs from an earlier output's by fewer than {} units, so comparing the two would reveal those units (rule 11, differencing); it is logged for review. Use groups that differ by at least {} units",
-                    self.rules.min_change, self.rules.min_change
-                ),
-            ));
+    ) -> Result<Option<usize>, Refusal> {
+        let min = self.rules.min_change as usize;
+        let mut near = None;
+        for e in earlier {
+            match e.difference(population) {
+                Some(d) if (1..min).contains(&d) => {
+                    return Err(Refusal::new(
+                        11,
+                        format!(
+                            "this output's population differs from an earlier output's by fewer than {min} units, so comparing the two would reveal those units (rule 11, differencing); it is logged for review. Use groups that differ by at least {min} units"
+                        ),
+                    ));
+                }
+                Some(d) if (min..2 * min).contains(&d) => {
+                    near = Some(near.map_or(d, |n: usize| n.min(d)));
+                }
+                _ => {}
+            }
         }
-        Ok(())
+        Ok(near)
     }
 
     /// Rule 9: every level of a categorical regressor, or of a binary or categorical outcome,
@@ -253,6 +263,8 @@ pub struct Releaser<'a> {
     script_hash: String,
     /// Time spent on disclosure work in this run, for the benchmark's gate share.
     gate_nanos: std::sync::atomic::AtomicU64,
+    /// A review flag for the next output's audit entry.
+    review: std::sync::Mutex<Option<String>>,
 }
 
 impl<'a> Releaser<'a> {
@@ -262,6 +274,7 @@ impl<'a> Releaser<'a> {
             user,
             script_hash: audit::script_hash(script),
             gate_nanos: std::sync::atomic::AtomicU64::new(0),
+            review: std::sync::Mutex::new(None),
         }
     }
 
@@ -277,8 +290,21 @@ impl<'a> Releaser<'a> {
 
     fn emit(&self, origin: Origin<'_>, body: OutputBody, decisions: Vec<Decision>) -> Released {
         let output = Output { line: origin.line, command: origin.command.to_owned(), body };
-        self.audit.record(&AuditEntry::new(self.user, &self.script_hash, &output, &decisions));
+        let mut entry = AuditEntry::new(self.user, &self.script_hash, &output, &decisions);
+        let pending = self.review.lock().unwrap_or_else(|p| p.into_inner()).take();
+        entry.review = pending.or_else(|| {
+            decisions
+                .iter()
+                .any(|d| d.rule == 11 && d.outcome == "refused")
+                .then(|| "refused as differencing (rule 11)".to_owned())
+        });
+        self.audit.record(&entry);
         Released { output, decisions }
+    }
+
+    /// Flags the next output for steward review in the audit log, with the reason.
+    pub fn flag_for_review(&self, reason: String) {
+        *self.review.lock().unwrap_or_else(|p| p.into_inner()) = Some(reason);
     }
 
     /// A message that carries no data: what a command did, help text, a text block.

@@ -173,3 +173,34 @@ fn no_row_or_column_with_its_margin_is_left_with_one_withheld_entry() {
     let shown = t.cells.iter().flatten().filter(|c| c.is_some()).count();
     assert!(shown >= 12, "complements are few: {shown} of 16 entries shown: {t:?}");
 }
+
+#[test]
+fn the_differencing_detector_refuses_1_to_9_and_flags_10_to_19_units_for_review() {
+    use differencing::PopulationSketch;
+    let gate = gate();
+    let sketch = |ids: std::ops::Range<i64>| {
+        let mut s = PopulationSketch::default();
+        ids.for_each(|id| s.insert(id));
+        s
+    };
+    let earlier = [sketch(0..1000)];
+    assert_eq!(gate.check_differencing(&earlier, &sketch(0..995)).unwrap_err().rule, 11);
+    assert_eq!(gate.check_differencing(&earlier, &sketch(0..985)), Ok(Some(15)));
+    assert_eq!(gate.check_differencing(&earlier, &sketch(0..900)), Ok(None));
+    assert_eq!(gate.check_differencing(&earlier, &sketch(0..1000)), Ok(None), "the same");
+
+    // The flag reaches the next output's audit entry, and only that one.
+    let audit = audit::MemoryAudit::default();
+    let releaser = Releaser::new(&audit, "tester", "summarize x");
+    let origin = Origin { line: 1, command: "summarize" };
+    releaser.flag_for_review("population differs by 15 units".into());
+    releaser.notice(origin, "first".into());
+    releaser.notice(origin, "second".into());
+    releaser.refusal(origin, gate.check_differencing(&earlier, &sketch(1..1000)).unwrap_err());
+    let entries = audit.entries.lock().unwrap();
+    let reviews: Vec<Option<&str>> = entries.iter().map(|e| e.review.as_deref()).collect();
+    assert_eq!(
+        reviews,
+        [Some("population differs by 15 units"), None, Some("refused as differencing (rule 11)")]
+    );
+}

@@ -358,13 +358,19 @@ impl<'a> Step<'a> {
         self.gate().for_copies(copies)
     }
 
-    /// Rule 11 before an output is released; the population is remembered once it is.
+    /// Rule 11 before an output is released; the population is remembered once it is. An
+    /// output close to an earlier one (but not refused) is flagged for review in the audit log.
     fn check_population_history(&self, population: &PopulationSketch) -> Result<(), EngineError> {
         let started = Instant::now();
         let result =
             self.gate().check_differencing(&self.workspace.released_populations, population);
         self.releaser.account(started.elapsed());
-        result.map_err(EngineError::from)
+        if let Ok(Some(units)) = result {
+            self.releaser.flag_for_review(format!(
+                "population differs from an earlier output's by {units} units (rule 11 detector)"
+            ));
+        }
+        result.map(|_| ()).map_err(EngineError::from)
     }
 
     fn remember_population(&mut self, population: PopulationSketch) {

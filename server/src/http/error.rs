@@ -9,9 +9,17 @@ use shared::api::ApiError;
 /// reach the client as a generic message.
 #[derive(Debug)]
 pub enum AppError {
-    BadRequest { parameter: &'static str, message: String },
-    NotFound { message: String, did_you_mean: Vec<String> },
+    BadRequest {
+        parameter: &'static str,
+        message: String,
+    },
+    NotFound {
+        message: String,
+        did_you_mean: Vec<String>,
+    },
     Forbidden(String),
+    /// 429 with Retry-After.
+    TooManyRequests(super::rate_limit::Limited),
     Internal(anyhow::Error),
 }
 
@@ -36,6 +44,16 @@ impl IntoResponse for AppError {
             }
             AppError::Forbidden(message) => {
                 (StatusCode::FORBIDDEN, ApiError { error: message, did_you_mean: Vec::new() })
+            }
+            AppError::TooManyRequests(limited) => {
+                let body = ApiError { error: limited.message, did_you_mean: Vec::new() };
+                let retry = limited.retry_after.as_secs().to_string();
+                return (
+                    StatusCode::TOO_MANY_REQUESTS,
+                    [(axum::http::header::RETRY_AFTER, retry)],
+                    Json(body),
+                )
+                    .into_response();
             }
             AppError::Internal(error) => {
                 tracing::error!(error = format!("{error:#}"), "request failed");

@@ -3,6 +3,7 @@
 mod catalog;
 mod error;
 mod health;
+pub mod rate_limit;
 pub mod run;
 #[cfg(test)]
 mod tests;

@@ -83,6 +83,7 @@ fn guest_id(headers: &HeaderMap) -> Option<String> {
 async fn run(
     State(state): State<AppState>,
     headers: HeaderMap,
+    extensions: axum::http::Extensions,
     body: axum::body::Bytes,
 ) -> Result<Response, AppError> {
     let Some(guests) = state.guests.clone() else {
@@ -119,17 +120,28 @@ async fn run(
             (bytes.iter().map(|b| format!("{b:02x}")).collect::<String>(), true)
         }
     };
+    let user = format!("guest:{}", &id[..8]);
+    // Per user and per address: a guest who drops the cookie is still the same address.
+    let address = extensions
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| format!("address:{}", c.0.ip()));
+    let keys: Vec<&str> = std::iter::once(user.as_str()).chain(address.as_deref()).collect();
+    state.rate_limits.admit(&keys, Instant::now()).map_err(|limited| {
+        tracing::warn!(%user, "run refused by the rate limit");
+        AppError::TooManyRequests(limited)
+    })?;
     let workspace = guests.workspace(&id);
     let engine = state.engine.clone();
     let audit = state.audit.clone();
-    let user = format!("guest:{}", &id[..8]);
+    let run_user = user.clone();
     // The run gets a task of its own, so a slow script never holds up this connection's task.
     let outputs = tokio::spawn(async move {
         let mut workspace = workspace.lock().await;
-        engine.run(&mut workspace, &request.script, audit.as_ref(), &user).await
+        engine.run(&mut workspace, &request.script, audit.as_ref(), &run_user).await
     })
     .await
     .map_err(|e| anyhow::anyhow!("the run task failed: {e}"))?;
+    state.rate_limits.spend_outputs(&keys, outputs.len(), Instant::now());
     let mut response = Json(RunResponse { outputs }).into_response();
     if new_cookie {
         let cookie = format!("{COOKIE}={id}; Path=/api; HttpOnly; SameSite=Strict");
