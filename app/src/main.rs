@@ -22,6 +22,7 @@ fn App() -> impl IntoView {
                 <nav aria-label="Main">
                     <A href="/">"Variable catalog"</A>
                     <A href="/workbench">"Workbench"</A>
+                    <A href="/rules/demo">"Disclosure rules"</A>
                 </nav>
             </header>
             <main id="main">
@@ -29,6 +30,7 @@ fn App() -> impl IntoView {
                     <Route path=path!("/") view=pages::catalog::CatalogPage />
                     <Route path=path!("/variables/:name") view=pages::variable::VariablePage />
                     <Route path=path!("/workbench") view=pages::workbench::WorkbenchPage />
+                    <Route path=path!("/rules/:name") view=pages::rules::RulesPage />
                 </Routes>
             </main>
         </Router>

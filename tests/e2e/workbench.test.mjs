@@ -67,3 +67,29 @@ test('Ctrl+Enter runs only the line the caret is on', async () => {
   assert.equal(await page.locator('article.output').count(), 1, 'only the current line ran');
   assert.deepEqual(problems, []);
 });
+
+test('a hexbin is drawn as hexagons, and the rules page says how outputs are protected', async () => {
+  const problems = [];
+  const page = await openPage(browser, problems);
+  await page.goto(BASE_URL + '/workbench');
+  const editor = page.getByLabel('Script');
+  await editor.waitFor({ timeout: 10_000 });
+  await editor.fill(`require demo:1 as db
+create-dataset persons
+import db/BEFOLKNING_FOEDSELS_AAR_MND as birth
+import db/INNTEKT_WLONN 2021-12-31 as wage
+generate age = 2021 - int(birth / 100)
+hexbin wage age, gridsize(10)`);
+  await page.locator('#run').click();
+  const hexes = page.locator('figure.chart svg polygon.hex');
+  await hexes.first().waitFor({ timeout: 30_000 });
+  assert.ok((await hexes.count()) >= 10, `${await hexes.count()} cells`);
+  assert.equal(await page.locator('figure.chart circle').count(), 0);
+
+  await page.getByRole('link', { name: 'Disclosure rules' }).click();
+  const rules = page.locator('ol.rules li');
+  await rules.first().waitFor({ timeout: 10_000 });
+  assert.ok((await rules.count()) >= 10, `${await rules.count()} rules`);
+  assert.match(await page.locator('section.rules h1').innerText(), /demo \(version 1\)/);
+  assert.deepEqual(problems, []);
+});

@@ -1,6 +1,7 @@
 //! One module per page.
 
 pub mod catalog;
+pub mod rules;
 pub mod variable;
 pub mod workbench;
 
