@@ -484,6 +484,7 @@ impl<'a> Step<'a> {
             "collapse" | "aggregate" => self.collapse_or_aggregate(name == "collapse"),
             "merge" => self.merge(),
             "recode" => self.recode(),
+            "sample" => self.sample(),
             "summarize" => self.summarize(),
             "tabulate" => self.tabulate(),
             "histogram" => self.histogram(),

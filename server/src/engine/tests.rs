@@ -242,3 +242,25 @@ fn hexbin_puts_each_unit_in_the_nearest_centre_of_two_offset_lattices() {
     let cells: Vec<(f64, f64, u64)> = raw.cells.iter().map(|(x, y, c)| (*x, *y, c.units)).collect();
     assert_eq!(cells, vec![(0.0, 0.0, 2), (2.0, 1.0, 2), (4.0, 2.0, 1), (1.5, 0.5, 2)]);
 }
+
+#[tokio::test]
+async fn the_same_seed_draws_the_same_sample_and_another_seed_another() {
+    let engine = engine();
+    let script = |seed: u32| format!("{PERSONS}sample 0.5 {seed}\n");
+    let mut ids = Vec::new();
+    for seed in [11, 11, 12] {
+        let mut w = Workspace::default();
+        let outputs = run_in(&engine, &mut w, &script(seed)).await;
+        assert!(errors(&outputs).is_empty(), "{outputs:?}");
+        ids.push(w.current().unwrap().ids.values().to_vec());
+    }
+    assert_eq!(ids[0], ids[1]);
+    assert_ne!(ids[0], ids[2]);
+    let full = {
+        let mut w = Workspace::default();
+        run_in(&engine, &mut w, PERSONS).await;
+        w.current().unwrap().len() as f64
+    };
+    let share = ids[0].len() as f64 / full;
+    assert!((0.45..0.55).contains(&share), "half the units: {share}");
+}

@@ -202,6 +202,59 @@ impl Step<'_> {
     }
 }
 
+impl Step<'_> {
+    /// `sample n seed` or `sample fraction seed`: a reproducible random subset of the units.
+    /// Each unit's draw is a hash of the seed and its id, so the same seed gives the same
+    /// sample whatever the order of rows; the floor of rule 3 applies as for keep.
+    pub(super) fn sample(&mut self) -> Result<(), EngineError> {
+        let usage = "write sample <n> <seed> (n above 1000) or sample <fraction> <seed> (between 0 and 1)";
+        let t = &self.command().args;
+        let source = self.source();
+        let [size, seed] = t.as_slice() else {
+            return Err(EngineError::at(self.command().span, usage));
+        };
+        if size.kind != TokenKind::Number || seed.kind != TokenKind::Number {
+            return Err(EngineError::at(self.command().span, usage));
+        }
+        let size_value: f64 = size.span.text(source).parse().map_err(|_| EngineError::at(size.span, usage))?;
+        let seed_value: u64 = seed
+            .span
+            .text(source)
+            .parse()
+            .map_err(|_| EngineError::at(seed.span, "the seed is a whole number, such as 2021"))?;
+        let (_, dataset) = self.populated()?;
+        let draw = |id: i64| {
+            use std::hash::Hasher;
+            let mut h = siphasher::sip::SipHasher13::new_with_keys(seed_value, 0x5a4d_504c_45);
+            h.write_i64(id);
+            h.finish()
+        };
+        let draws: Vec<u64> = dataset.ids.values().iter().map(|&id| draw(id)).collect();
+        let mask: BooleanArray = if size_value > 0.0 && size_value < 1.0 {
+            let cut = (size_value * u64::MAX as f64) as u64;
+            draws.iter().map(|&d| Some(d < cut)).collect()
+        } else if size_value.fract() == 0.0 && size_value > 1000.0 {
+            let n = size_value as usize;
+            if n >= draws.len() {
+                return Err(EngineError::at(
+                    size.span,
+                    "the sample is as large as the dataset: choose a smaller n or a fraction",
+                ));
+            }
+            let mut sorted = draws.clone();
+            sorted.select_nth_unstable(n - 1);
+            let cut = sorted[n - 1];
+            draws.iter().map(|&d| Some(d <= cut)).collect()
+        } else {
+            return Err(EngineError::at(size.span, usage));
+        };
+        self.gate().check_population(mask.true_count() as u64)?;
+        self.current_mut()?.filter(&mask)?;
+        self.notice(format!("sample drawn with seed {seed_value}"));
+        Ok(())
+    }
+}
+
 pub(super) fn valid_name(name: &str) -> bool {
     let mut chars = name.chars();
     chars.next().is_some_and(|c| c.is_ascii_alphabetic())
