@@ -334,7 +334,7 @@ fn check_date(
     }
 }
 
-fn labels(meta: &VariableMetadata) -> Option<Arc<BTreeMap<String, String>>> {
+pub(super) fn labels(meta: &VariableMetadata) -> Option<Arc<BTreeMap<String, String>>> {
     match &meta.value_domain {
         ValueDomain::CodeList { codes, .. } => {
             Some(Arc::new(codes.iter().map(|c| (c.code.clone(), c.label.nb.clone())).collect()))

@@ -15,6 +15,7 @@ pub mod expr;
 mod groups;
 mod import;
 pub(crate) mod models;
+mod prepare;
 mod recode;
 mod transform;
 
@@ -287,6 +288,8 @@ pub struct Workspace {
     history: Vec<String>,
     /// Datastores this workspace may bind; `None` allows all (grants come with projects).
     allowed_datastores: Option<Vec<String>>,
+    /// Value labels made with define-labels.
+    labels: BTreeMap<String, prepare::LabelSet>,
     /// The populations of released outputs, newest last (rule 11).
     released_populations: std::collections::VecDeque<PopulationSketch>,
 }
@@ -485,6 +488,13 @@ impl<'a> Step<'a> {
             "merge" => self.merge(),
             "recode" => self.recode(),
             "sample" => self.sample(),
+            "destring" => self.destring(),
+            "clone-variables" => self.clone_variables(),
+            "define-labels" => self.define_labels(),
+            "assign-labels" => self.assign_labels(),
+            "drop-labels" => self.drop_labels(),
+            "list-labels" => self.list_labels(),
+            "help-function" => self.help_function(),
             "summarize" => self.summarize(),
             "tabulate" => self.tabulate(),
             "histogram" => self.histogram(),

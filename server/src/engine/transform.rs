@@ -207,7 +207,8 @@ impl Step<'_> {
     /// Each unit's draw is a hash of the seed and its id, so the same seed gives the same
     /// sample whatever the order of rows; the floor of rule 3 applies as for keep.
     pub(super) fn sample(&mut self) -> Result<(), EngineError> {
-        let usage = "write sample <n> <seed> (n above 1000) or sample <fraction> <seed> (between 0 and 1)";
+        let usage =
+            "write sample <n> <seed> (n above 1000) or sample <fraction> <seed> (between 0 and 1)";
         let t = &self.command().args;
         let source = self.source();
         let [size, seed] = t.as_slice() else {
@@ -216,12 +217,12 @@ impl Step<'_> {
         if size.kind != TokenKind::Number || seed.kind != TokenKind::Number {
             return Err(EngineError::at(self.command().span, usage));
         }
-        let size_value: f64 = size.span.text(source).parse().map_err(|_| EngineError::at(size.span, usage))?;
-        let seed_value: u64 = seed
-            .span
-            .text(source)
-            .parse()
-            .map_err(|_| EngineError::at(seed.span, "the seed is a whole number, such as 2021"))?;
+        let size_value: f64 =
+            size.span.text(source).parse().map_err(|_| EngineError::at(size.span, usage))?;
+        let seed_value: u64 =
+            seed.span.text(source).parse().map_err(|_| {
+                EngineError::at(seed.span, "the seed is a whole number, such as 2021")
+            })?;
         let (_, dataset) = self.populated()?;
         let draw = |id: i64| {
             use std::hash::Hasher;
