@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 import statsmodels.api as sm
+from scipy import special, stats
 
 root = sys.argv[1]
 
@@ -119,6 +120,28 @@ collapsed = pd.DataFrame({
 out["collapse"] = {
     str(int(g)): {k: (None if pd.isna(v) else float(v)) for k, v in row.items()}
     for g, row in collapsed.iterrows()
+}
+
+# Distribution and counting functions (scipy, which statsmodels brings).
+out["functions"] = {
+    "normal(1.5)": float(stats.norm.cdf(1.5)),
+    "normalden(0.3)": float(stats.norm.pdf(0.3)),
+    "normalden(12, 10, 4)": float(stats.norm.pdf(12, 10, 4)),
+    "t(7, 1.2)": float(stats.t.cdf(1.2, 7)),
+    "ttail(7, 2.5)": float(stats.t.sf(2.5, 7)),
+    "invt(12, 0.975)": float(stats.t.ppf(0.975, 12)),
+    "invttail(12, 0.025)": float(stats.t.isf(0.025, 12)),
+    "F(3, 20, 2.1)": float(stats.f.cdf(2.1, 3, 20)),
+    "Ftail(3, 20, 2.1)": float(stats.f.sf(2.1, 3, 20)),
+    "invF(3, 20, 0.95)": float(stats.f.ppf(0.95, 3, 20)),
+    "chi2(4, 3.3)": float(stats.chi2.cdf(3.3, 4)),
+    "chi2tail(4, 9.5)": float(stats.chi2.sf(9.5, 4)),
+    "invchi2(4, 0.9)": float(stats.chi2.ppf(0.9, 4)),
+    "binomial(20, 7, 0.3)": float(stats.binom.cdf(7, 20, 0.3)),
+    "binomialp(20, 7, 0.3)": float(stats.binom.pmf(7, 20, 0.3)),
+    "binomialtail(20, 7, 0.3)": float(stats.binom.sf(6, 20, 0.3)),
+    "lnfactorial(30)": float(special.gammaln(31)),
+    "comb(30, 12)": float(special.comb(30, 12, exact=True)),
 }
 
 print(json.dumps(out))

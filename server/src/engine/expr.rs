@@ -466,6 +466,38 @@ impl Lowering<'_> {
                     _ => lit(args.len() as i64) - valid(),
                 })
             }
+            "normal" | "normalden" | "t" | "ttail" | "invt" | "invttail" | "F" | "Ftail"
+            | "invF" | "chi2" | "chi2tail" | "invchi2" | "binomial" | "binomialp"
+            | "binomialtail" | "lnfactorial" | "comb" | "rowmedian" | "rowstd" => {
+                let arity_of = match function {
+                    "normal" | "lnfactorial" => Some(1),
+                    "normalden" if args.len() == 3 => Some(3),
+                    "normalden" => Some(1),
+                    "t" | "ttail" | "invt" | "invttail" | "chi2" | "chi2tail" | "invchi2"
+                    | "comb" => Some(2),
+                    "F" | "Ftail" | "invF" | "binomial" | "binomialp" | "binomialtail" => Some(3),
+                    _ => None,
+                };
+                match arity_of {
+                    Some(n) => arity(n)?,
+                    None if args.is_empty() => {
+                        return Err(EngineError::at(
+                            span,
+                            format!("{function} needs at least one variable"),
+                        ));
+                    }
+                    None => {}
+                }
+                let xs = numbers(&mut lowered, self)?;
+                number(
+                    numeric_function(function, xs.len()).call(xs.into_iter().map(float).collect()),
+                )
+            }
+            "isoformatdate" => {
+                arity(1)?;
+                let x = numbers(&mut lowered, self)?.remove(0);
+                Lowered { expr: f::to_char(days_to_date(x), lit("%Y-%m-%d")), kind: Kind::Text }
+            }
             _ => {
                 let known = FUNCTIONS.iter().copied();
                 let hint = match shared::script::catalog::nearest(function, known) {
@@ -480,6 +512,109 @@ impl Lowering<'_> {
             }
         })
     }
+}
+
+/// A row-wise numeric function as a DataFusion UDF: missing in, or an undefined result (a
+/// negative degree of freedom, a probability outside [0, 1]), gives missing out.
+fn numeric_function(name: &str, arity: usize) -> datafusion::logical_expr::ScalarUDF {
+    use datafusion::logical_expr::{ColumnarValue, Volatility, create_udf};
+    use statrs::distribution::{
+        Binomial, ChiSquared, Continuous, ContinuousCDF, Discrete, DiscreteCDF, FisherSnedecor,
+        Normal, StudentsT,
+    };
+    let owned = name.to_owned();
+    let compute = move |x: &[f64]| -> Option<f64> {
+        let standard = Normal::standard();
+        let whole = |v: f64| (v >= 0.0 && v.fract() == 0.0).then_some(v as u64);
+        let probability = |p: f64| (0.0..=1.0).contains(&p).then_some(p);
+        let value = match owned.as_str() {
+            "normal" => standard.cdf(x[0]),
+            "normalden" if x.len() == 3 => standard.pdf((x[0] - x[1]) / x[2]) / x[2],
+            "normalden" => standard.pdf(x[0]),
+            "t" => StudentsT::new(0.0, 1.0, x[0]).ok()?.cdf(x[1]),
+            "ttail" => StudentsT::new(0.0, 1.0, x[0]).ok()?.sf(x[1]),
+            "invt" => StudentsT::new(0.0, 1.0, x[0]).ok()?.inverse_cdf(probability(x[1])?),
+            "invttail" => {
+                StudentsT::new(0.0, 1.0, x[0]).ok()?.inverse_cdf(1.0 - probability(x[1])?)
+            }
+            "F" => FisherSnedecor::new(x[0], x[1]).ok()?.cdf(x[2]),
+            "Ftail" => FisherSnedecor::new(x[0], x[1]).ok()?.sf(x[2]),
+            "invF" => FisherSnedecor::new(x[0], x[1]).ok()?.inverse_cdf(probability(x[2])?),
+            "chi2" => ChiSquared::new(x[0]).ok()?.cdf(x[1]),
+            "chi2tail" => ChiSquared::new(x[0]).ok()?.sf(x[1]),
+            "invchi2" => ChiSquared::new(x[0]).ok()?.inverse_cdf(probability(x[1])?),
+            "binomial" | "binomialp" | "binomialtail" => {
+                let (n, k, p) = (whole(x[0])?, whole(x[1])?, probability(x[2])?);
+                let b = Binomial::new(p, n).ok()?;
+                match owned.as_str() {
+                    "binomial" => b.cdf(k),
+                    "binomialp" => b.pmf(k),
+                    _ if k == 0 => 1.0,
+                    _ => b.sf(k - 1),
+                }
+            }
+            "lnfactorial" => statrs::function::factorial::ln_factorial(whole(x[0])?),
+            "comb" => {
+                let (n, k) = (whole(x[0])?, whole(x[1])?);
+                if k > n { 0.0 } else { statrs::function::factorial::binomial(n, k) }
+            }
+            "rowmedian" | "rowstd" => {
+                let mut present: Vec<f64> = x.iter().copied().filter(|v| !v.is_nan()).collect();
+                if present.is_empty() {
+                    return None;
+                }
+                if owned == "rowmedian" {
+                    present.sort_by(f64::total_cmp);
+                    crate::stats::quantile_sorted(&present, 0.5)?
+                } else {
+                    let n = present.len() as f64;
+                    if n < 2.0 {
+                        return None;
+                    }
+                    let mean = present.iter().sum::<f64>() / n;
+                    (present.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1.0)).sqrt()
+                }
+            }
+            _ => return None,
+        };
+        value.is_finite().then_some(value)
+    };
+    // Row functions look past missing values; the others give missing for a missing argument.
+    let skips_missing = matches!(name, "rowmedian" | "rowstd");
+    let implementation = std::sync::Arc::new(
+        move |args: &[ColumnarValue]| -> datafusion::error::Result<ColumnarValue> {
+            let arrays = ColumnarValue::values_to_arrays(args)?;
+            let columns: Vec<&datafusion::arrow::array::Float64Array> = arrays
+                .iter()
+                .map(|a| {
+                    a.as_any().downcast_ref::<datafusion::arrow::array::Float64Array>().ok_or_else(
+                        || datafusion::error::DataFusionError::Internal("expected Float64".into()),
+                    )
+                })
+                .collect::<datafusion::error::Result<_>>()?;
+            let rows = columns.first().map_or(1, |c| c.len());
+            let mut row = vec![0.0; columns.len()];
+            let out: datafusion::arrow::array::Float64Array = (0..rows)
+                .map(|i| {
+                    for (j, c) in columns.iter().enumerate() {
+                        if c.is_null(i) && !skips_missing {
+                            return None;
+                        }
+                        row[j] = if c.is_null(i) { f64::NAN } else { c.value(i) };
+                    }
+                    compute(&row)
+                })
+                .collect();
+            Ok(ColumnarValue::Array(std::sync::Arc::new(out)))
+        },
+    );
+    create_udf(
+        name,
+        vec![DataType::Float64; arity],
+        DataType::Float64,
+        Volatility::Immutable,
+        implementation,
+    )
 }
 
 /// Every function the language reference lists; the ones `call` does not handle answer

@@ -260,3 +260,42 @@ collapse (sum) earned -> sum (mean) earned -> mean (count) earned -> count (medi
         }
     }
 }
+
+#[tokio::test]
+async fn distribution_functions_match_scipy() {
+    let registry = Registry::open(small_demo()).unwrap();
+    let engine = Engine::new(Arc::new(registry), Limits::default()).unwrap();
+    let reference = reference();
+    let functions = reference["functions"].as_object().unwrap();
+    let mut script = String::from(
+        "require demo:1 as db\ncreate-dataset persons\nimport db/BEFOLKNING_KJOENN as sex\n",
+    );
+    let expressions: Vec<&String> = functions.keys().collect();
+    for (i, e) in expressions.iter().enumerate() {
+        script.push_str(&format!("generate f{i} = {e}\n"));
+    }
+    let mut workspace = Workspace::default();
+    let audit = MemoryAudit::default();
+    let outputs = engine.run(&mut workspace, &script, &audit, "reference").await;
+    assert!(
+        outputs
+            .iter()
+            .all(|o| !matches!(o.output().body, shared::output::OutputBody::Error { .. })),
+        "{outputs:#?}"
+    );
+    let dataset = workspace.current().unwrap();
+    for (i, e) in expressions.iter().enumerate() {
+        let v = dataset.variable(&format!("f{i}")).unwrap();
+        let ours = datafusion::arrow::compute::cast(
+            &v.values,
+            &datafusion::arrow::datatypes::DataType::Float64,
+        )
+        .unwrap();
+        let ours = ours
+            .as_any()
+            .downcast_ref::<datafusion::arrow::array::Float64Array>()
+            .unwrap()
+            .value(0);
+        close(ours, f(&functions[e.as_str()]), e);
+    }
+}
