@@ -140,7 +140,22 @@ pub struct Chart {
     /// empty one look the same.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hexes: Option<HexGrid>,
+    /// A box plot's boxes: quartiles and P5/P95 whiskers, each shown only where rule 8 allows.
+    /// There are no outlier points.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub boxes: Option<Vec<BoxSummary>>,
     pub notes: Vec<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct BoxSummary {
+    pub label: String,
+    /// P5, P25, P50, P75, P95; `None` where withheld.
+    pub p5: Option<f64>,
+    pub p25: Option<f64>,
+    pub p50: Option<f64>,
+    pub p75: Option<f64>,
+    pub p95: Option<f64>,
 }
 
 /// Hexagonal cells of equal size over two variables: counts per cell, never points.
@@ -277,6 +292,26 @@ impl Output {
             }
             OutputBody::Chart(c) => {
                 let mut rows = vec![vec![c.x_label.clone(), c.y_label.clone()]];
+                if let Some(boxes) = &c.boxes {
+                    rows = vec![vec![
+                        c.x_label.clone(),
+                        "P5".into(),
+                        "P25".into(),
+                        "P50".into(),
+                        "P75".into(),
+                        "P95".into(),
+                    ]];
+                    for b in boxes {
+                        rows.push(vec![
+                            b.label.clone(),
+                            cell(b.p5),
+                            cell(b.p25),
+                            cell(b.p50),
+                            cell(b.p75),
+                            cell(b.p95),
+                        ]);
+                    }
+                }
                 if let Some(grid) = &c.hexes {
                     rows[0].push("count".into());
                     for h in &grid.cells {

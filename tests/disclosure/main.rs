@@ -452,9 +452,18 @@ async fn summaries_show_no_extremes_and_no_small_group_percentiles() {
             }
         }
     }
+    // Nor does a box plot of them.
+    let o = run(&mut w, &format!("boxplot wage if inrange(birth, {first}, {tenth})\n")).await;
+    if let Some(OutputBody::Chart(chart)) = o.last().map(|o| &o.body) {
+        for b in chart.boxes.iter().flatten() {
+            for v in [b.p5, b.p25, b.p50, b.p75, b.p95].into_iter().flatten() {
+                recovered += usize::from(group.iter().any(|g| *g > 0.0 && (v - g).abs() < 0.5));
+            }
+        }
+    }
     record(
-        "extremes; percentiles and histogram ends of the 10 oldest persons",
-        3 + 2 + 2,
+        "extremes; percentiles, histogram ends and box plot of the 10 oldest persons",
+        3 + 2 + 2 + 5,
         recovered,
     );
     assert_eq!(recovered, 0);

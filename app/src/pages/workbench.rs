@@ -351,7 +351,111 @@ fn chart_view(mut c: Chart) -> AnyView {
     if let Some(grid) = c.hexes.take() {
         return hexbin_view(c, grid).into_any();
     }
+    if let Some(boxes) = c.boxes.take() {
+        return box_view(c, boxes).into_any();
+    }
+    if c.chart == "piechart" {
+        return pie_view(c).into_any();
+    }
     bar_view(c).into_any()
+}
+
+/// Slices of the released counts; a withheld slice is left out and named in the caption.
+fn pie_view(c: Chart) -> impl IntoView {
+    const R: f64 = 100.0;
+    let total: f64 = c.bars.iter().filter_map(|b| b.height).sum::<f64>().max(1.0);
+    let mut angle = -std::f64::consts::FRAC_PI_2;
+    let slices = c
+        .bars
+        .iter()
+        .filter_map(|b| Some((b.label.clone().unwrap_or_default(), b.height?)))
+        .map(|(label, h)| {
+            let sweep = std::f64::consts::TAU * h / total;
+            let (x0, y0) = (R * angle.cos(), R * angle.sin());
+            angle += sweep;
+            let (x1, y1) = (R * angle.cos(), R * angle.sin());
+            let large = i32::from(sweep > std::f64::consts::PI);
+            let path = format!("M0,0 L{x0:.2},{y0:.2} A{R},{R} 0 {large} 1 {x1:.2},{y1:.2} Z");
+            let title = format!("{label}: {} ({:.1} %)", format_number(h), 100.0 * h / total);
+            view! { <path class="slice" d=path><title>{title}</title></path> }
+        })
+        .collect_view();
+    let withheld: Vec<String> =
+        c.bars.iter().filter(|b| b.height.is_none()).filter_map(|b| b.label.clone()).collect();
+    let aria = format!("{}: {} slices", c.title, c.bars.len() - withheld.len());
+    view! {
+        <figure class="chart">
+            <svg viewBox="-110 -110 220 220" role="img" aria-label=aria class="pie">{slices}</svg>
+            <figcaption>
+                {c.title}
+                {(!withheld.is_empty()).then(|| format!(" (withheld: {})", withheld.join(", ")))}
+            </figcaption>
+        </figure>
+        {notes(c.notes)}
+    }
+}
+
+/// Boxes from P25 to P75 with the median, whiskers to P5 and P95 where released.
+fn box_view(c: Chart, boxes: Vec<shared::output::BoxSummary>) -> impl IntoView {
+    const WIDTH: f64 = 640.0;
+    const HEIGHT: f64 = 260.0;
+    const PAD: f64 = 30.0;
+    let values: Vec<f64> =
+        boxes.iter().flat_map(|b| [b.p5, b.p25, b.p50, b.p75, b.p95]).flatten().collect();
+    let lo = values.iter().copied().fold(f64::INFINITY, f64::min);
+    let hi = values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    let (lo, hi) = if lo.is_finite() && hi > lo { (lo, hi) } else { (0.0, 1.0) };
+    let y = move |v: f64| HEIGHT - PAD - (v - lo) / (hi - lo) * (HEIGHT - 2.0 * PAD);
+    let slot = (WIDTH - 2.0 * PAD) / boxes.len().max(1) as f64;
+    let drawn = boxes
+        .iter()
+        .enumerate()
+        .map(|(i, b)| {
+            let cx = PAD + slot * (i as f64 + 0.5);
+            let w = (slot * 0.5).min(80.0);
+            let whisker = |a: Option<f64>, b: Option<f64>| {
+                a.zip(b).map(|(a, b)| {
+                    view! { <line class="whisker" x1=cx y1=y(a) x2=cx y2=y(b)></line> }
+                })
+            };
+            let body = b.p25.zip(b.p75).map(|(q1, q3)| {
+                view! { <rect class="box" x=cx - w / 2.0 y=y(q3) width=w height=(y(q1) - y(q3)).max(1.0)></rect> }
+            });
+            let median = b.p50.map(|m| {
+                view! { <line class="median" x1=cx - w / 2.0 y1=y(m) x2=cx + w / 2.0 y2=y(m)></line> }
+            });
+            let title = format!(
+                "{}: P5 {}, P25 {}, P50 {}, P75 {}, P95 {}",
+                b.label,
+                b.p5.map_or("withheld".into(), format_number),
+                b.p25.map_or("withheld".into(), format_number),
+                b.p50.map_or("withheld".into(), format_number),
+                b.p75.map_or("withheld".into(), format_number),
+                b.p95.map_or("withheld".into(), format_number)
+            );
+            view! {
+                <g class="boxplot">
+                    <title>{title}</title>
+                    {whisker(b.p5, b.p25.or(b.p50))}
+                    {whisker(b.p75.or(b.p50), b.p95)}
+                    {body}
+                    {median}
+                    <text x=cx y=HEIGHT - 8.0 class="tick" text-anchor="middle">{b.label.clone()}</text>
+                </g>
+            }
+        })
+        .collect_view();
+    let aria = format!("{}: {} boxes", c.title, boxes.len());
+    view! {
+        <figure class="chart">
+            <svg viewBox=format!("0 0 {WIDTH} {HEIGHT}") role="img" aria-label=aria>
+                {drawn}
+                <text x="4" y="14" class="tick">{c.y_label.clone()}</text>
+            </svg>
+            <figcaption>{c.title}</figcaption>
+        </figure>
+        {notes(c.notes)}
+    }
 }
 
 fn bar_view(c: Chart) -> impl IntoView {

@@ -180,3 +180,13 @@ pub struct Hexbin {
     pub cells: Vec<(f64, f64, Contributors)>,
     pub population: PopulationSketch,
 }
+
+/// A box plot before disclosure control: per group, its units and five percentiles.
+#[derive(Clone, Debug, PartialEq)]
+pub struct BoxPlot {
+    pub variable: String,
+    pub over: Option<String>,
+    /// (group label, contributors, P5 P25 P50 P75 P95).
+    pub groups: Vec<(String, Contributors, Vec<Quantile>)>,
+    pub population: PopulationSketch,
+}

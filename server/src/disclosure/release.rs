@@ -106,196 +106,239 @@ impl Releaser<'_> {
     }
 
     fn table_rules(&self, gate: &Gate, origin: Origin<'_>, table: raw::Table) -> Released {
-        let rules = gate.rules();
-        let rows = table.row_labels.len();
-        let two_way = table.column_variable.is_some();
-        let counting = matches!(
-            table.statistic,
-            CellStatistic::Count
-                | CellStatistic::RowPercent
-                | CellStatistic::ColumnPercent
-                | CellStatistic::CellPercent
-        );
-        let mut decisions = Vec::new();
+        match released_table(gate, table) {
+            Ok((table, decisions)) => self.emit(origin, OutputBody::Table(table), decisions),
+            Err(refusal) => self.refusal(origin, refusal),
+        }
+    }
 
-        // Inner cells, margins and the total are each their own cell (rule 5).
-        let mut inner: Vec<Vec<Released1>> = table
+    /// A one-way table drawn as bars (`barchart`) or slices (`piechart`): the same rules as
+    /// the table, then each released row becomes a bar. The total is not drawn.
+    pub fn bar_chart(
+        &self,
+        gate: &Gate,
+        origin: Origin<'_>,
+        table: raw::Table,
+        chart: &str,
+    ) -> Released {
+        let started = std::time::Instant::now();
+        let released = match released_table(gate, table) {
+            Ok((t, decisions)) => {
+                let rows = t.row_labels.len().saturating_sub(1);
+                let bars = (0..rows)
+                    .map(|r| output::Bar {
+                        label: Some(t.row_labels[r].clone()),
+                        start: r as f64,
+                        end: r as f64 + 1.0,
+                        height: t.cells[r].first().copied().flatten(),
+                    })
+                    .collect();
+                let body = OutputBody::Chart(output::Chart {
+                    chart: chart.to_owned(),
+                    title: format!("{} by {}", t.statistic, t.row_variable),
+                    x_label: t.row_variable,
+                    y_label: t.statistic,
+                    bars,
+                    hexes: None,
+                    boxes: None,
+                    notes: t.notes,
+                });
+                self.emit(origin, body, decisions)
+            }
+            Err(refusal) => self.refusal(origin, refusal),
+        };
+        self.account(started.elapsed());
+        released
+    }
+}
+
+/// Rules 5–7 on a table: the released table, with the decisions, or the refusal.
+fn released_table(
+    gate: &Gate,
+    table: raw::Table,
+) -> Result<(output::Table, Vec<Decision>), Refusal> {
+    let rules = gate.rules();
+    let rows = table.row_labels.len();
+    let two_way = table.column_variable.is_some();
+    let counting = matches!(
+        table.statistic,
+        CellStatistic::Count
+            | CellStatistic::RowPercent
+            | CellStatistic::ColumnPercent
+            | CellStatistic::CellPercent
+    );
+    let mut decisions = Vec::new();
+
+    // Inner cells, margins and the total are each their own cell (rule 5).
+    let mut inner: Vec<Vec<Released1>> = table
+        .cells
+        .iter()
+        .map(|row| row.iter().map(|c| gate.cell_value(c, &table.statistic)).collect())
+        .collect();
+    let mut row_margins: Vec<Released1> =
+        table.row_margins.iter().map(|c| gate.cell_value(c, &table.statistic)).collect();
+    let mut column_margins: Vec<Released1> =
+        table.column_margins.iter().map(|c| gate.cell_value(c, &table.statistic)).collect();
+    let mut total = gate.cell_value(&table.total, &table.statistic);
+
+    if counting {
+        decisions.push(Decision { rule: 5, outcome: "counts perturbed".into() });
+        // Rule 6: withhold a sparse table.
+        let counts: Vec<u64> = table
             .cells
             .iter()
-            .map(|row| row.iter().map(|c| gate.cell_value(c, &table.statistic)).collect())
+            .flatten()
+            .map(|c| gate.perturb(c.contributors))
+            .filter(|&n| n > 0)
             .collect();
-        let mut row_margins: Vec<Released1> =
-            table.row_margins.iter().map(|c| gate.cell_value(c, &table.statistic)).collect();
-        let mut column_margins: Vec<Released1> =
-            table.column_margins.iter().map(|c| gate.cell_value(c, &table.statistic)).collect();
-        let mut total = gate.cell_value(&table.total, &table.statistic);
-
-        if counting {
-            decisions.push(Decision { rule: 5, outcome: "counts perturbed".into() });
-            // Rule 6: withhold a sparse table.
-            let counts: Vec<u64> = table
-                .cells
-                .iter()
-                .flatten()
-                .map(|c| gate.perturb(c.contributors))
-                .filter(|&n| n > 0)
-                .collect();
-            let small = counts.iter().filter(|&&n| n < rules.min_cell).count();
-            if !counts.is_empty() && small as f64 > rules.max_small_cell_share * counts.len() as f64
-            {
-                return self.refusal(
-                    origin,
-                    Refusal::new(
-                        6,
-                        format!(
-                            "the table is withheld: more than {:.0} % of its cells are under {} (rule 6, sparse tables). Group the categories (recode) or use fewer variables",
-                            rules.max_small_cell_share * 100.0,
-                            rules.min_cell
-                        ),
-                    ),
-                );
-            }
-            let primary = inner.iter().flatten().filter(|c| **c == Released1::Suppressed).count();
-            if primary > 0 {
-                decisions
-                    .push(Decision { rule: 6, outcome: format!("{primary} cells suppressed") });
-            }
-            // Secondary suppression: no row or column with a shown margin may have exactly one
-            // withheld cell, or the margin would give it back.
-            let secondary = secondary_suppression(
-                &table,
-                &mut inner,
-                &mut row_margins,
-                &mut column_margins,
-                &mut total,
-                two_way,
-            );
-            if secondary > 0 {
-                decisions.push(Decision {
-                    rule: 6,
-                    outcome: format!("{secondary} cells suppressed to protect others"),
-                });
-            }
-        } else {
-            let withheld = inner.iter().flatten().filter(|c| **c == Released1::Suppressed).count();
+        let small = counts.iter().filter(|&&n| n < rules.min_cell).count();
+        if !counts.is_empty() && small as f64 > rules.max_small_cell_share * counts.len() as f64 {
+            return Err(Refusal::new(
+                6,
+                format!(
+                    "the table is withheld: more than {:.0} % of its cells are under {} (rule 6, sparse tables). Group the categories (recode) or use fewer variables",
+                    rules.max_small_cell_share * 100.0,
+                    rules.min_cell
+                ),
+            ));
+        }
+        let primary = inner.iter().flatten().filter(|c| **c == Released1::Suppressed).count();
+        if primary > 0 {
+            decisions.push(Decision { rule: 6, outcome: format!("{primary} cells suppressed") });
+        }
+        // Secondary suppression: no row or column with a shown margin may have exactly one
+        // withheld cell, or the margin would give it back.
+        let secondary = secondary_suppression(
+            &table,
+            &mut inner,
+            &mut row_margins,
+            &mut column_margins,
+            &mut total,
+            two_way,
+        );
+        if secondary > 0 {
             decisions.push(Decision {
-                rule: 7,
-                outcome: format!("magnitudes coded, noised; {withheld} cells withheld"),
+                rule: 6,
+                outcome: format!("{secondary} cells suppressed to protect others"),
             });
         }
+    } else {
+        let withheld = inner.iter().flatten().filter(|c| **c == Released1::Suppressed).count();
+        decisions.push(Decision {
+            rule: 7,
+            outcome: format!("magnitudes coded, noised; {withheld} cells withheld"),
+        });
+    }
 
-        // Percentages from released counts.
-        let percent = |part: Released1, whole: Released1| match (part, whole) {
-            (Released1::Shown(p), Released1::Shown(w)) if w > 0.0 => {
-                Released1::Shown(100.0 * p / w)
-            }
-            (Released1::Shown(_), Released1::Shown(_)) => Released1::Shown(0.0),
-            _ => Released1::Suppressed,
-        };
-        let statistic_name;
-        match &table.statistic {
-            CellStatistic::RowPercent if two_way => {
-                for (r, row) in inner.iter_mut().enumerate() {
-                    for c in row.iter_mut() {
-                        *c = percent(*c, row_margins[r]);
-                    }
+    // Percentages from released counts.
+    let percent = |part: Released1, whole: Released1| match (part, whole) {
+        (Released1::Shown(p), Released1::Shown(w)) if w > 0.0 => Released1::Shown(100.0 * p / w),
+        (Released1::Shown(_), Released1::Shown(_)) => Released1::Shown(0.0),
+        _ => Released1::Suppressed,
+    };
+    let statistic_name;
+    match &table.statistic {
+        CellStatistic::RowPercent if two_way => {
+            for (r, row) in inner.iter_mut().enumerate() {
+                for c in row.iter_mut() {
+                    *c = percent(*c, row_margins[r]);
                 }
-                for m in column_margins.iter_mut() {
-                    *m = percent(*m, total);
-                }
-                row_margins.iter_mut().for_each(|m| *m = percent(*m, *m));
-                statistic_name = "row percent".to_owned();
             }
-            CellStatistic::ColumnPercent if two_way => {
-                for row in inner.iter_mut() {
-                    for (c, cell) in row.iter_mut().enumerate() {
-                        *cell = percent(*cell, column_margins[c]);
-                    }
-                }
-                for m in row_margins.iter_mut() {
-                    *m = percent(*m, total);
-                }
-                column_margins.iter_mut().for_each(|m| *m = percent(*m, *m));
-                statistic_name = "column percent".to_owned();
+            for m in column_margins.iter_mut() {
+                *m = percent(*m, total);
             }
-            CellStatistic::RowPercent
-            | CellStatistic::ColumnPercent
-            | CellStatistic::CellPercent => {
-                inner.iter_mut().flatten().for_each(|c| *c = percent(*c, total));
-                row_margins.iter_mut().for_each(|c| *c = percent(*c, total));
-                column_margins.iter_mut().for_each(|c| *c = percent(*c, total));
-                statistic_name = "percent".to_owned();
-            }
-            CellStatistic::Count => statistic_name = "count".to_owned(),
-            CellStatistic::Mean(v) => statistic_name = format!("mean of {v}"),
-            CellStatistic::Sum(v) => statistic_name = format!("sum of {v}"),
-            CellStatistic::Sd(v) => statistic_name = format!("standard deviation of {v}"),
-            CellStatistic::Percentile(v, p) => statistic_name = format!("P{p} of {v}"),
+            row_margins.iter_mut().for_each(|m| *m = percent(*m, *m));
+            statistic_name = "row percent".to_owned();
         }
-        let total_value = match &table.statistic {
-            CellStatistic::RowPercent
-            | CellStatistic::ColumnPercent
-            | CellStatistic::CellPercent => percent(total, total),
-            _ => total,
-        };
+        CellStatistic::ColumnPercent if two_way => {
+            for row in inner.iter_mut() {
+                for (c, cell) in row.iter_mut().enumerate() {
+                    *cell = percent(*cell, column_margins[c]);
+                }
+            }
+            for m in row_margins.iter_mut() {
+                *m = percent(*m, total);
+            }
+            column_margins.iter_mut().for_each(|m| *m = percent(*m, *m));
+            statistic_name = "column percent".to_owned();
+        }
+        CellStatistic::RowPercent | CellStatistic::ColumnPercent | CellStatistic::CellPercent => {
+            inner.iter_mut().flatten().for_each(|c| *c = percent(*c, total));
+            row_margins.iter_mut().for_each(|c| *c = percent(*c, total));
+            column_margins.iter_mut().for_each(|c| *c = percent(*c, total));
+            statistic_name = "percent".to_owned();
+        }
+        CellStatistic::Count => statistic_name = "count".to_owned(),
+        CellStatistic::Mean(v) => statistic_name = format!("mean of {v}"),
+        CellStatistic::Sum(v) => statistic_name = format!("sum of {v}"),
+        CellStatistic::Sd(v) => statistic_name = format!("standard deviation of {v}"),
+        CellStatistic::Percentile(v, p) => statistic_name = format!("P{p} of {v}"),
+    }
+    let total_value = match &table.statistic {
+        CellStatistic::RowPercent | CellStatistic::ColumnPercent | CellStatistic::CellPercent => {
+            percent(total, total)
+        }
+        _ => total,
+    };
 
-        // Assemble rows × columns with the margins as the last column and row.
-        let mut cells: Vec<Vec<Option<f64>>> = Vec::with_capacity(rows + 1);
-        for r in 0..rows {
-            let mut line: Vec<Option<f64>> = inner[r].iter().map(|c| c.value()).collect();
-            if two_way {
-                line.push(row_margins[r].value());
-            }
-            cells.push(line);
-        }
-        let mut last: Vec<Option<f64>> =
-            if two_way { column_margins.iter().map(|c| c.value()).collect() } else { Vec::new() };
-        last.push(total_value.value());
-        cells.push(last);
-        let mut row_labels = table.row_labels.clone();
-        row_labels.push("Total".into());
-        let mut column_labels =
-            if two_way { table.column_labels.clone() } else { vec![statistic_name.clone()] };
+    // Assemble rows × columns with the margins as the last column and row.
+    let mut cells: Vec<Vec<Option<f64>>> = Vec::with_capacity(rows + 1);
+    for r in 0..rows {
+        let mut line: Vec<Option<f64>> = inner[r].iter().map(|c| c.value()).collect();
         if two_way {
-            column_labels.push("Total".into());
+            line.push(row_margins[r].value());
         }
-        debug_assert!(cells.iter().all(|r| r.len() == column_labels.len()));
+        cells.push(line);
+    }
+    let mut last: Vec<Option<f64>> =
+        if two_way { column_margins.iter().map(|c| c.value()).collect() } else { Vec::new() };
+    last.push(total_value.value());
+    cells.push(last);
+    let mut row_labels = table.row_labels.clone();
+    row_labels.push("Total".into());
+    let mut column_labels =
+        if two_way { table.column_labels.clone() } else { vec![statistic_name.clone()] };
+    if two_way {
+        column_labels.push("Total".into());
+    }
+    debug_assert!(cells.iter().all(|r| r.len() == column_labels.len()));
 
-        let mut notes = Vec::new();
-        if counting {
-            notes.push(format!(
-                "Counts carry cell-key noise (±{} at most); cells under {} are withheld.",
-                rules.max_deviation, rules.min_cell
-            ));
-        } else if matches!(table.statistic, CellStatistic::Percentile(..)) {
-            notes.push(format!(
+    let mut notes = Vec::new();
+    if counting {
+        notes.push(format!(
+            "Counts carry cell-key noise (±{} at most); cells under {} are withheld.",
+            rules.max_deviation, rules.min_cell
+        ));
+    } else if matches!(table.statistic, CellStatistic::Percentile(..)) {
+        notes.push(format!(
                 "Percentiles need {} units on each side and show {} significant digits; cells with fewer than {} units are withheld.",
                 rules.min_units_beside_percentile, rules.significant_digits, rules.min_units_for_statistics
             ));
-        } else {
-            notes.push(format!(
+    } else {
+        notes.push(format!(
                 "Values are coded to P{}–P{} and carry noise; cells with fewer than {} units or a dominant unit are withheld.",
                 rules.coding_percentiles.0, rules.coding_percentiles.1, rules.min_units_for_statistics
             ));
-        }
-        let title = match &table.column_variable {
-            Some(c) => format!("{} by {}", table.row_variable, c),
-            None => table.row_variable.clone(),
-        };
-        let body = OutputBody::Table(output::Table {
-            title,
-            statistic: statistic_name,
-            row_variable: table.row_variable,
-            column_variable: table.column_variable,
-            row_labels,
-            column_labels,
-            cells,
-            totals: true,
-            notes,
-        });
-        self.emit(origin, body, decisions)
     }
+    let title = match &table.column_variable {
+        Some(c) => format!("{} by {}", table.row_variable, c),
+        None => table.row_variable.clone(),
+    };
+    let body = output::Table {
+        title,
+        statistic: statistic_name,
+        row_variable: table.row_variable,
+        column_variable: table.column_variable,
+        row_labels,
+        column_labels,
+        cells,
+        totals: true,
+        notes,
+    };
+    Ok((body, decisions))
+}
 
+impl Releaser<'_> {
     pub fn summary(
         &self,
         gate: &Gate,
@@ -475,6 +518,7 @@ impl Releaser<'_> {
             y_label: "count".into(),
             bars,
             hexes: None,
+            boxes: None,
             notes: vec![format!(
                 "Values coded to P{}–P{}; counts perturbed; bins under {} withheld.",
                 rules.coding_percentiles.0, rules.coding_percentiles.1, rules.min_cell
@@ -511,6 +555,7 @@ impl Releaser<'_> {
             y_label: hexbin.y_variable,
             bars: Vec::new(),
             hexes: Some(output::HexGrid { width: hexbin.width, height: hexbin.height, cells }),
+            boxes: None,
             notes: vec![format!(
                 "Values coded to P{}–P{}; counts perturbed; cells under {} units are not drawn.",
                 rules.coding_percentiles.0, rules.coding_percentiles.1, rules.min_cell
@@ -626,4 +671,56 @@ fn secondary_suppression(
     }
     *total = grid[height - 1][width - 1];
     added
+}
+
+impl Releaser<'_> {
+    /// Rule 8 for a box plot: each percentile needs units on each side, each group enough
+    /// units for statistics; whiskers end at P5 and P95 and there are no outlier points.
+    pub fn boxplot(&self, gate: &Gate, origin: Origin<'_>, plot: raw::BoxPlot) -> Released {
+        let started = std::time::Instant::now();
+        let rules = gate.rules();
+        let mut withheld = 0;
+        let boxes: Vec<output::BoxSummary> = plot
+            .groups
+            .iter()
+            .map(|(label, contributors, quantiles)| {
+                let enough = contributors.units >= rules.min_units_for_statistics;
+                let mut shown = quantiles.iter().map(|q| {
+                    let v = if enough { gate.released_quantile(q) } else { None };
+                    withheld += usize::from(v.is_none());
+                    v
+                });
+                let mut next = || shown.next().flatten();
+                output::BoxSummary {
+                    label: label.clone(),
+                    p5: next(),
+                    p25: next(),
+                    p50: next(),
+                    p75: next(),
+                    p95: next(),
+                }
+            })
+            .collect();
+        let decisions =
+            vec![Decision { rule: 8, outcome: format!("{withheld} percentiles withheld") }];
+        let title = match &plot.over {
+            Some(over) => format!("Box plot of {} over {over}", plot.variable),
+            None => format!("Box plot of {}", plot.variable),
+        };
+        let body = OutputBody::Chart(output::Chart {
+            chart: "boxplot".into(),
+            title,
+            x_label: plot.over.unwrap_or_default(),
+            y_label: plot.variable,
+            bars: Vec::new(),
+            hexes: None,
+            boxes: Some(boxes),
+            notes: vec![format!(
+                "Boxes are P25–P75 with the median; whiskers end at P5 and P95, and no single unit is drawn. Each percentile needs {} units on each side and shows {} significant digits.",
+                rules.min_units_beside_percentile, rules.significant_digits
+            )],
+        });
+        self.account(started.elapsed());
+        self.emit(origin, body, decisions)
+    }
 }

@@ -16,6 +16,7 @@ use crate::disclosure::Gate;
 use crate::disclosure::differencing::PopulationSketch;
 use crate::disclosure::raw::{self, CellStatistic, Contributors, Magnitude, Quantile};
 use crate::stats;
+use shared::script::TokenKind;
 
 /// The percentiles `summarize` reports (rule 2).
 pub const SUMMARY_PERCENTS: [f64; 7] = [1.0, 5.0, 25.0, 50.0, 75.0, 95.0, 99.0];
@@ -447,6 +448,53 @@ pub fn hexbin_raw(
     })
 }
 
+/// `boxplot` before disclosure: five percentiles of the raw values per group.
+pub fn boxplot_raw(
+    dataset: &Dataset,
+    keys: &[u64],
+    name: &str,
+    over: Option<&str>,
+    mask: Option<&BooleanArray>,
+) -> Result<raw::BoxPlot, EngineError> {
+    let variable =
+        dataset.variable(name).ok_or_else(|| EngineError::new(format!("no variable {name}")))?;
+    let values = numbers(variable)?;
+    let (groups, labels) = match over {
+        Some(o) => {
+            let v =
+                dataset.variable(o).ok_or_else(|| EngineError::new(format!("no variable {o}")))?;
+            levels(v, false, true)?
+        }
+        None => (vec![Some(0); dataset.len()], vec![name.to_owned()]),
+    };
+    let mut per_group: Vec<(Contributors, Vec<f64>)> =
+        vec![(Contributors::default(), Vec::new()); labels.len()];
+    let mut population = PopulationSketch::default();
+    for i in 0..dataset.len() {
+        if mask.is_some_and(|m| !m.value(i)) {
+            continue;
+        }
+        let (Some(g), Some(v)) = (groups[i], values[i]) else { continue };
+        per_group[g].0.add(keys[i]);
+        per_group[g].1.push(v);
+        dataset.add_to_population(&mut population, i);
+    }
+    let groups = labels
+        .into_iter()
+        .zip(per_group)
+        .map(|(label, (contributors, values))| {
+            let sorted = stats::sorted(values);
+            (label, contributors, quantiles(&sorted, &[5.0, 25.0, 50.0, 75.0, 95.0]))
+        })
+        .collect();
+    Ok(raw::BoxPlot {
+        variable: name.to_owned(),
+        over: over.map(str::to_owned),
+        groups,
+        population,
+    })
+}
+
 impl Step<'_> {
     fn mask(&self, dataset: &Dataset, name: &str) -> Result<Option<BooleanArray>, EngineError> {
         match &self.command().condition {
@@ -643,6 +691,142 @@ impl Step<'_> {
         self.check_population_history(&raw.population)?;
         let population = raw.population.clone();
         let released = self.releaser.hexbin(gate, self.origin(), raw);
+        self.outputs.push(released);
+        self.remember_population(population);
+        Ok(())
+    }
+
+    /// `barchart (stat) var… [, over()]` and `piechart var`: a one-way table drawn as bars.
+    pub(super) fn bar_or_pie_chart(&mut self, pie: bool) -> Result<(), EngineError> {
+        let source = self.source();
+        let t = &self.command().args;
+        let (statistic_name, rest) = match (t.first().map(|x| x.kind), pie) {
+            (_, true) => ("count", &t[..]),
+            (Some(TokenKind::LParen), false) if t.len() >= 3 && t[2].kind == TokenKind::RParen => {
+                (t[1].span.text(source), &t[3..])
+            }
+            _ => {
+                return Err(EngineError::at(
+                    self.command().span,
+                    "write barchart (count|percent|mean|median|sum|sd) <variable> [, over(<group>)]",
+                ));
+            }
+        };
+        for unsupported in ["by", "stack", "horizontal"] {
+            if self.flag(unsupported) {
+                return Err(EngineError::at(
+                    self.option(unsupported).expect("present").span,
+                    format!("barchart's {unsupported} option is not supported yet"),
+                ));
+            }
+        }
+        let (dataset_name, dataset) = self.populated()?;
+        let [variable] = rest else {
+            return Err(EngineError::at(
+                self.command().span,
+                if pie {
+                    "write piechart <variable>"
+                } else {
+                    "a bar chart of one variable at a time is supported yet: write one barchart per variable"
+                },
+            ));
+        };
+        let name = variable.span.text(source).to_owned();
+        dataset.require(&name, dataset_name).map_err(|e| e.with_span(variable.span))?;
+        let over = self.option_text("over");
+        if let Some(o) = &over {
+            dataset
+                .require(o, dataset_name)
+                .map_err(|e| e.with_span(self.option("over").expect("present").span))?;
+        }
+        let magnitude =
+            |s: CellStatistic| -> Result<(String, CellStatistic, Option<String>), EngineError> {
+                let over = over.clone().ok_or_else(|| {
+                    EngineError::at(
+                        self.command().span,
+                        format!(
+                            "barchart ({statistic_name}) draws one bar per group: add over(<group>)"
+                        ),
+                    )
+                })?;
+                Ok((over, s, Some(name.clone())))
+            };
+        let (row, statistic, of) = match statistic_name {
+            "count" | "percent" if over.is_some() => {
+                return Err(EngineError::at(
+                    self.option("over").expect("present").span,
+                    "counts over a second variable are not supported yet: tabulate the two variables",
+                ));
+            }
+            "count" => (name.clone(), CellStatistic::Count, None),
+            "percent" => (name.clone(), CellStatistic::CellPercent, None),
+            "mean" => magnitude(CellStatistic::Mean(name.clone()))?,
+            "median" => magnitude(CellStatistic::Percentile(name.clone(), 50.0))?,
+            "sum" => magnitude(CellStatistic::Sum(name.clone()))?,
+            "sd" => magnitude(CellStatistic::Sd(name.clone()))?,
+            other => {
+                return Err(EngineError::at(
+                    t[1].span,
+                    format!(
+                        "unknown statistic {other}: barchart draws count, percent, mean, median, sum or sd"
+                    ),
+                ));
+            }
+        };
+        let mask = self.mask(dataset, dataset_name)?;
+        let gate = &*self.gate_for(dataset.copies([row.as_str()].into_iter().chain(of.as_deref())));
+        let keys = self.record_keys(gate, dataset);
+        let request = TableRequest {
+            row: &row,
+            column: None,
+            statistic,
+            of: of.as_deref(),
+            missing: false,
+            labels: true,
+        };
+        let raw = tabulate_raw(gate, dataset, &keys, &request, mask.as_ref())?;
+        self.check_population_history(&raw.population)?;
+        let population = raw.population.clone();
+        let released = self.releaser.bar_chart(
+            gate,
+            self.origin(),
+            raw,
+            if pie { "piechart" } else { "barchart" },
+        );
+        self.outputs.push(released);
+        self.remember_population(population);
+        Ok(())
+    }
+
+    pub(super) fn boxplot(&mut self) -> Result<(), EngineError> {
+        let (dataset_name, dataset) = self.populated()?;
+        let names = self.variable_args(dataset, dataset_name)?;
+        let [name] = names.as_slice() else {
+            return Err(EngineError::at(
+                self.command().span,
+                "write boxplot <variable> [, over(<group>)]: one variable at a time",
+            ));
+        };
+        if self.flag("horizontal") {
+            return Err(EngineError::at(
+                self.option("horizontal").expect("present").span,
+                "boxplot's horizontal option is not supported yet",
+            ));
+        }
+        let over = self.option_text("over");
+        if let Some(o) = &over {
+            dataset
+                .require(o, dataset_name)
+                .map_err(|e| e.with_span(self.option("over").expect("present").span))?;
+        }
+        let mask = self.mask(dataset, dataset_name)?;
+        let gate =
+            &*self.gate_for(dataset.copies([name.as_str()].into_iter().chain(over.as_deref())));
+        let keys = self.record_keys(gate, dataset);
+        let raw = boxplot_raw(dataset, &keys, name, over.as_deref(), mask.as_ref())?;
+        self.check_population_history(&raw.population)?;
+        let population = raw.population.clone();
+        let released = self.releaser.boxplot(gate, self.origin(), raw);
         self.outputs.push(released);
         self.remember_population(population);
         Ok(())

@@ -499,6 +499,8 @@ impl<'a> Step<'a> {
             "tabulate" => self.tabulate(),
             "histogram" => self.histogram(),
             "hexbin" => self.hexbin(),
+            "barchart" | "piechart" => self.bar_or_pie_chart(name == "piechart"),
+            "boxplot" => self.boxplot(),
             "regress" => self.regress(),
             "logit" => self.binary_model(models::Link::Logit),
             "probit" => self.binary_model(models::Link::Probit),

@@ -168,7 +168,7 @@ impl Step<'_> {
             return Err(EngineError::at(self.command().span, usage));
         };
         let rest = &t[1..];
-        if rest.is_empty() || rest.len() % 2 != 0 {
+        if rest.is_empty() || !rest.len().is_multiple_of(2) {
             return Err(EngineError::at(self.command().span, usage));
         }
         let mut set = BTreeMap::new();

@@ -226,7 +226,7 @@ impl Step<'_> {
         let (_, dataset) = self.populated()?;
         let draw = |id: i64| {
             use std::hash::Hasher;
-            let mut h = siphasher::sip::SipHasher13::new_with_keys(seed_value, 0x5a4d_504c_45);
+            let mut h = siphasher::sip::SipHasher13::new_with_keys(seed_value, 0x005a_4d50_4c45);
             h.write_i64(id);
             h.finish()
         };
