@@ -245,7 +245,12 @@ impl Output {
                             .collect(),
                     );
                 }
-                format!("{} ({})\n{}{}", t.title, t.statistic, aligned(&rows), notes(&t.notes))
+                let statistic = if t.statistic.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({})", t.statistic)
+                };
+                format!("{}{statistic}\n{}{}", t.title, aligned(&rows), notes(&t.notes))
             }
             OutputBody::Summary(s) => {
                 let mut header =

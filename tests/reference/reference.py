@@ -122,6 +122,43 @@ out["collapse"] = {
     for g, row in collapsed.iterrows()
 }
 
+# correlate wage age, normaltest wage age, anova wage kommune, ci wage: coded at P1/P99.
+def coded_column(series):
+    values = series.dropna().astype(float)
+    lo, hi = np.percentile(values, [1, 99])
+    return series.astype(float).clip(lo, hi)
+
+both = pd.DataFrame({"wage": coded_column(df.wage), "age": coded_column(df.age)}).dropna()
+out["correlate"] = {
+    "r": float(both.wage.corr(both.age)),
+    "p": float(stats.pearsonr(both.wage, both.age)[1]),
+    "cov": float(both.wage.cov(both.age)),
+    "n": int(len(both)),
+}
+out["normaltest"] = {}
+for name in ["wage", "age"]:
+    column = both[name]
+    k2, p = stats.normaltest(column)
+    out["normaltest"][name] = {
+        "skew": float(stats.skew(column)),
+        "kurtosis": float(stats.kurtosis(column, fisher=False)),
+        "z_skew": float(stats.skewtest(column)[0]),
+        "z_kurt": float(stats.kurtosistest(column)[0]),
+        "k2": float(k2),
+        "p": float(p),
+    }
+import statsmodels.formula.api as smf
+aov_data = pd.DataFrame({"wage": coded_column(df.wage), "kommune": df.kommune}).dropna()
+table = sm.stats.anova_lm(smf.ols("wage ~ C(kommune)", data=aov_data).fit(), typ=1)
+out["anova"] = {
+    "ss_between": float(table.sum_sq.iloc[0]),
+    "ss_within": float(table.sum_sq.iloc[1]),
+    "df_between": float(table.df.iloc[0]),
+    "df_within": float(table.df.iloc[1]),
+    "F": float(table.F.iloc[0]),
+    "p": float(table["PR(>F)"].iloc[0]),
+}
+
 # Distribution and counting functions (scipy, which statsmodels brings).
 out["functions"] = {
     "normal(1.5)": float(stats.norm.cdf(1.5)),

@@ -210,7 +210,11 @@ fn notes(notes: Vec<String>) -> impl IntoView {
 }
 
 fn table_view(t: Table) -> impl IntoView {
-    let caption = format!("{} ({})", t.title, t.statistic);
+    let caption = if t.statistic.is_empty() {
+        t.title.clone()
+    } else {
+        format!("{} ({})", t.title, t.statistic)
+    };
     view! {
         <table class="result">
             <caption>{caption}</caption>

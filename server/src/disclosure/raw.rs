@@ -190,3 +190,29 @@ pub struct BoxPlot {
     pub groups: Vec<(String, Contributors, Vec<Quantile>)>,
     pub population: PopulationSketch,
 }
+
+/// Statistics over a sample that are not cells of a table: a correlation matrix, confidence
+/// intervals, normality tests, an analysis of variance. The gate checks the sample, not each
+/// value: every value here summarises the whole sample (or a level of `levels`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct StatisticsTable {
+    pub title: String,
+    pub row_variable: String,
+    pub row_labels: Vec<String>,
+    pub column_labels: Vec<String>,
+    pub values: Vec<Vec<Option<f64>>>,
+    /// The units behind the statistics.
+    pub contributors: Contributors,
+    /// Units per level of each grouping variable (rule 9's level rule applies).
+    pub levels: Vec<(String, Vec<u64>)>,
+    pub notes: Vec<String>,
+    pub population: PopulationSketch,
+}
+
+/// `ci`: a confidence interval for the mean of each variable, from its summary.
+#[derive(Clone, Debug, PartialEq)]
+pub struct MeanIntervals {
+    pub summaries: Vec<VariableSummary>,
+    /// In percent.
+    pub level: f64,
+}

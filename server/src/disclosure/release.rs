@@ -724,3 +724,97 @@ impl Releaser<'_> {
         self.emit(origin, body, decisions)
     }
 }
+
+impl Releaser<'_> {
+    /// Rule 3 (and 9 for levels) on statistics of a whole sample; values are shown to four
+    /// significant digits, and N is perturbed like any count.
+    pub fn statistics(
+        &self,
+        gate: &Gate,
+        origin: Origin<'_>,
+        table: raw::StatisticsTable,
+    ) -> Released {
+        if let Err(refusal) = gate.check_statistics_population(table.contributors.units) {
+            return self.refusal(origin, refusal);
+        }
+        for (variable, levels) in &table.levels {
+            if let Err(refusal) = gate.check_levels(variable, levels, false) {
+                return self.refusal(origin, refusal);
+            }
+        }
+        let (n, _) = gate.released_count(table.contributors);
+        let cells = table
+            .values
+            .iter()
+            .map(|row| row.iter().map(|v| v.map(|x| significant(x, 4))).collect())
+            .collect();
+        let mut notes = vec![format!("N = {n} (perturbed); values to 4 significant digits.")];
+        notes.extend(table.notes);
+        let body = OutputBody::Table(output::Table {
+            title: table.title,
+            statistic: String::new(),
+            row_variable: table.row_variable,
+            column_variable: None,
+            row_labels: table.row_labels,
+            column_labels: table.column_labels,
+            cells,
+            totals: false,
+            notes,
+        });
+        let decisions = vec![Decision { rule: 3, outcome: "passed".into() }];
+        self.emit(origin, body, decisions)
+    }
+
+    /// `ci`: the released (noisy, coded) mean of each variable with its standard error and
+    /// interval; a variable whose mean the rules withhold gets no interval either.
+    pub fn mean_intervals(
+        &self,
+        gate: &Gate,
+        origin: Origin<'_>,
+        intervals: raw::MeanIntervals,
+    ) -> Released {
+        use statrs::distribution::{ContinuousCDF, StudentsT};
+        let rules = gate.rules();
+        let mut row_labels = Vec::new();
+        let mut cells = Vec::new();
+        for v in &intervals.summaries {
+            let (n, _) = gate.released_count(v.contributors);
+            let mean = gate.released_magnitude(v.contributors, &v.magnitude).map(|(_, m)| m);
+            let m = &v.magnitude;
+            let interval = mean.zip(m.sd()).and_then(|(mean, sd)| {
+                let se = sd / (m.n as f64).sqrt();
+                let t = StudentsT::new(0.0, 1.0, m.n as f64 - 1.0).ok()?;
+                let critical = t.inverse_cdf(1.0 - (1.0 - intervals.level / 100.0) / 2.0);
+                Some((mean, se, mean - critical * se, mean + critical * se))
+            });
+            row_labels.push(v.variable.clone());
+            cells.push(match interval {
+                Some((mean, se, lo, hi)) => {
+                    vec![Some(n as f64), Some(mean), Some(significant(se, 4)), Some(lo), Some(hi)]
+                }
+                None => vec![Some(n as f64), None, None, None, None],
+            });
+        }
+        let body = OutputBody::Table(output::Table {
+            title: format!("{} % confidence intervals for the mean", intervals.level),
+            statistic: String::new(),
+            row_variable: "variable".into(),
+            column_variable: None,
+            row_labels,
+            column_labels: ["N", "mean", "std err", "ci low", "ci high"].map(String::from).to_vec(),
+            cells,
+            totals: false,
+            notes: vec![format!(
+                "N is perturbed; values are coded to P{}–P{} and the mean carries noise; a mean with fewer than {} units or a dominant unit is withheld.",
+                rules.coding_percentiles.0,
+                rules.coding_percentiles.1,
+                rules.min_units_for_statistics
+            )],
+        });
+        self.emit(
+            origin,
+            body,
+            vec![Decision { rule: 7, outcome: "magnitudes coded, noised".into() }],
+        )
+    }
+}

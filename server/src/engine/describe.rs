@@ -120,7 +120,7 @@ pub fn summarize_raw(
 }
 
 /// Levels of a grouping column: a level index per row (`None` for missing) and the labels.
-pub(super) fn levels(
+pub(crate) fn levels(
     variable: &Variable,
     with_missing: bool,
     with_labels: bool,

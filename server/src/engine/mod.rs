@@ -17,6 +17,7 @@ mod import;
 pub(crate) mod models;
 mod prepare;
 mod recode;
+pub(crate) mod statistics;
 mod transform;
 
 use std::collections::BTreeMap;
@@ -501,6 +502,10 @@ impl<'a> Step<'a> {
             "hexbin" => self.hexbin(),
             "barchart" | "piechart" => self.bar_or_pie_chart(name == "piechart"),
             "boxplot" => self.boxplot(),
+            "correlate" => self.correlate(),
+            "ci" => self.ci(),
+            "normaltest" => self.normaltest(),
+            "anova" => self.anova(),
             "regress" => self.regress(),
             "logit" => self.binary_model(models::Link::Logit),
             "probit" => self.binary_model(models::Link::Probit),

@@ -137,6 +137,35 @@ async fn statistics_match_pandas_and_statsmodels_on_the_same_parquet() {
         errors,
         level: 95.0,
     };
+    // correlate, normaltest and anova on coded values.
+    {
+        let names = ["wage".to_owned(), "age".to_owned()];
+        let theirs = &reference["correlate"];
+        let r =
+            statistics::correlation_raw(gate, dataset, &keys, &names, false, true, None).unwrap();
+        assert_eq!(r.contributors.units, theirs["n"].as_u64().unwrap());
+        close(r.values[0][1].unwrap(), f(&theirs["r"]), "correlation");
+        close(r.values[1][1].unwrap(), f(&theirs["p"]), "p of the correlation");
+        let c =
+            statistics::correlation_raw(gate, dataset, &keys, &names, true, false, None).unwrap();
+        close(c.values[0][1].unwrap(), f(&theirs["cov"]), "covariance");
+        let normal = statistics::normality_raw(gate, dataset, &keys, &names, None).unwrap();
+        for (row, name) in normal.values.iter().zip(&names) {
+            let theirs = &reference["normaltest"][name];
+            for (j, key) in ["skew", "kurtosis", "z_skew", "z_kurt", "k2", "p"].iter().enumerate() {
+                close(row[j].unwrap(), f(&theirs[key]), &format!("normaltest {name} {key}"));
+            }
+        }
+        let aov = statistics::anova_raw(gate, dataset, &keys, "wage", "kommune", None).unwrap();
+        let theirs = &reference["anova"];
+        close(aov.values[0][0].unwrap(), f(&theirs["ss_between"]), "SS between");
+        close(aov.values[1][0].unwrap(), f(&theirs["ss_within"]), "SS within");
+        close(aov.values[0][1].unwrap(), f(&theirs["df_between"]), "df between");
+        close(aov.values[1][1].unwrap(), f(&theirs["df_within"]), "df within");
+        close(aov.values[0][3].unwrap(), f(&theirs["F"]), "F");
+        close(aov.values[0][4].unwrap(), f(&theirs["p"]), "p of F");
+    }
+
     // logit and probit of (wage > 500000) on age i.sex.
     {
         let dataset = {

@@ -1,0 +1,382 @@
+//! correlate, ci, normaltest and anova: statistics of a whole sample, on values coded to
+//! P1/P99 (rule 7). `correlation_raw`, `normality_raw` and `anova_raw` are what the reference
+//! tests compare with pandas, scipy and statsmodels.
+
+use datafusion::arrow::array::BooleanArray;
+use statrs::distribution::{ContinuousCDF, FisherSnedecor, StudentsT};
+
+use super::dataset::Dataset;
+use super::describe::{coded, levels, numbers, summarize_raw};
+use super::{EngineError, Step};
+use crate::disclosure::Gate;
+use crate::disclosure::differencing::PopulationSketch;
+use crate::disclosure::raw::{self, Contributors};
+
+/// Coded columns of the named variables over the rows where all are present (listwise).
+fn complete_rows(
+    gate: &Gate,
+    dataset: &Dataset,
+    keys: &[u64],
+    names: &[String],
+    mask: Option<&BooleanArray>,
+) -> Result<(Vec<Vec<f64>>, Contributors, PopulationSketch), EngineError> {
+    let columns: Vec<Vec<Option<f64>>> = names
+        .iter()
+        .map(|n| {
+            let v =
+                dataset.variable(n).ok_or_else(|| EngineError::new(format!("no variable {n}")))?;
+            Ok(coded(gate, &numbers(v)?))
+        })
+        .collect::<Result<_, EngineError>>()?;
+    let mut out = vec![Vec::new(); names.len()];
+    let mut contributors = Contributors::default();
+    let mut population = PopulationSketch::default();
+    for i in 0..dataset.len() {
+        if mask.is_some_and(|m| !m.value(i)) || columns.iter().any(|c| c[i].is_none()) {
+            continue;
+        }
+        for (j, c) in columns.iter().enumerate() {
+            out[j].push(c[i].expect("present"));
+        }
+        contributors.add(keys[i]);
+        dataset.add_to_population(&mut population, i);
+    }
+    Ok((out, contributors, population))
+}
+
+/// Pearson correlations (or covariances) with two-sided p-values when asked.
+pub fn correlation_raw(
+    gate: &Gate,
+    dataset: &Dataset,
+    keys: &[u64],
+    names: &[String],
+    covariance: bool,
+    significance: bool,
+    mask: Option<&BooleanArray>,
+) -> Result<raw::StatisticsTable, EngineError> {
+    let (columns, contributors, population) = complete_rows(gate, dataset, keys, names, mask)?;
+    let n = columns.first().map_or(0, Vec::len) as f64;
+    let means: Vec<f64> = columns.iter().map(|c| c.iter().sum::<f64>() / n).collect();
+    let k = names.len();
+    let mut cov = vec![vec![0.0; k]; k];
+    for a in 0..k {
+        for b in 0..=a {
+            let s: f64 = columns[a]
+                .iter()
+                .zip(&columns[b])
+                .map(|(x, y)| (x - means[a]) * (y - means[b]))
+                .sum();
+            cov[a][b] = s / (n - 1.0);
+            cov[b][a] = cov[a][b];
+        }
+    }
+    let t = StudentsT::new(0.0, 1.0, (n - 2.0).max(1.0))
+        .map_err(|e| EngineError::internal(e.to_string()))?;
+    let mut row_labels = Vec::new();
+    let mut values = Vec::new();
+    for a in 0..k {
+        let r = |b: usize| cov[a][b] / (cov[a][a] * cov[b][b]).sqrt();
+        row_labels.push(names[a].clone());
+        values.push(
+            (0..k).map(|b| Some(if covariance { cov[a][b] } else { r(b) })).collect::<Vec<_>>(),
+        );
+        if significance {
+            row_labels.push(format!("  p ({})", names[a]));
+            values.push(
+                (0..k)
+                    .map(|b| {
+                        if a == b {
+                            return None;
+                        }
+                        let r = r(b);
+                        let statistic = r * ((n - 2.0) / (1.0 - r * r)).sqrt();
+                        Some(2.0 * t.sf(statistic.abs()))
+                    })
+                    .collect(),
+            );
+        }
+    }
+    Ok(raw::StatisticsTable {
+        title: if covariance { "Covariances".into() } else { "Correlations (Pearson)".into() },
+        row_variable: String::new(),
+        row_labels,
+        column_labels: names.to_vec(),
+        values,
+        contributors,
+        levels: Vec::new(),
+        notes: vec![
+            "Units with a value on every variable (listwise); values coded to P1–P99.".into(),
+        ],
+        population,
+    })
+}
+
+/// D'Agostino and Pearson's omnibus test of normality (as scipy.stats.normaltest): skewness,
+/// kurtosis, their z-scores and the χ²(2) statistic with its p-value, per variable.
+pub fn normality_raw(
+    gate: &Gate,
+    dataset: &Dataset,
+    keys: &[u64],
+    names: &[String],
+    mask: Option<&BooleanArray>,
+) -> Result<raw::StatisticsTable, EngineError> {
+    let (columns, contributors, population) = complete_rows(gate, dataset, keys, names, mask)?;
+    let mut values = Vec::new();
+    for c in &columns {
+        let n = c.len() as f64;
+        if n < 8.0 {
+            values.push(vec![None; 6]);
+            continue;
+        }
+        let mean = c.iter().sum::<f64>() / n;
+        let m2 = c.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / n;
+        let m3 = c.iter().map(|x| (x - mean).powi(3)).sum::<f64>() / n;
+        let m4 = c.iter().map(|x| (x - mean).powi(4)).sum::<f64>() / n;
+        let skew = m3 / m2.powf(1.5);
+        let kurt = m4 / (m2 * m2);
+        // skewtest
+        let y = skew * ((n + 1.0) * (n + 3.0) / (6.0 * (n - 2.0))).sqrt();
+        let beta2 = 3.0 * (n * n + 27.0 * n - 70.0) * (n + 1.0) * (n + 3.0)
+            / ((n - 2.0) * (n + 5.0) * (n + 7.0) * (n + 9.0));
+        let w2 = -1.0 + (2.0 * (beta2 - 1.0)).sqrt();
+        let delta = 1.0 / (0.5 * w2.ln()).sqrt();
+        let alpha = (2.0 / (w2 - 1.0)).sqrt();
+        let y = if y == 0.0 { 1.0 } else { y };
+        let z_skew = delta * (y / alpha + ((y / alpha).powi(2) + 1.0).sqrt()).ln();
+        // kurtosistest
+        let e = 3.0 * (n - 1.0) / (n + 1.0);
+        let var = 24.0 * n * (n - 2.0) * (n - 3.0) / ((n + 1.0).powi(2) * (n + 3.0) * (n + 5.0));
+        let x = (kurt - e) / var.sqrt();
+        let sqrt_beta1 = 6.0 * (n * n - 5.0 * n + 2.0) / ((n + 7.0) * (n + 9.0))
+            * (6.0 * (n + 3.0) * (n + 5.0) / (n * (n - 2.0) * (n - 3.0))).sqrt();
+        let a =
+            6.0 + 8.0 / sqrt_beta1 * (2.0 / sqrt_beta1 + (1.0 + 4.0 / sqrt_beta1.powi(2)).sqrt());
+        let term1 = 1.0 - 2.0 / (9.0 * a);
+        let denom = 1.0 + x * (2.0 / (a - 4.0)).sqrt();
+        let term2 = denom.signum() * ((1.0 - 2.0 / a) / denom.abs()).cbrt();
+        let z_kurt = (term1 - term2) / (2.0 / (9.0 * a)).sqrt();
+        let k2 = z_skew * z_skew + z_kurt * z_kurt;
+        let p = (-k2 / 2.0).exp(); // χ²(2) survival function
+        values.push(vec![Some(skew), Some(kurt), Some(z_skew), Some(z_kurt), Some(k2), Some(p)]);
+    }
+    Ok(raw::StatisticsTable {
+        title: "Tests for normality (D'Agostino–Pearson)".into(),
+        row_variable: "variable".into(),
+        row_labels: names.to_vec(),
+        column_labels: ["skewness", "kurtosis", "z skewness", "z kurtosis", "chi2(2)", "p"]
+            .map(String::from)
+            .to_vec(),
+        values,
+        contributors,
+        levels: Vec::new(),
+        notes: vec!["Values coded to P1–P99 before the moments.".into()],
+        population,
+    })
+}
+
+/// One-way analysis of variance of `dependent` over the levels of `factor`.
+pub fn anova_raw(
+    gate: &Gate,
+    dataset: &Dataset,
+    keys: &[u64],
+    dependent: &str,
+    factor: &str,
+    mask: Option<&BooleanArray>,
+) -> Result<raw::StatisticsTable, EngineError> {
+    let y = dataset
+        .variable(dependent)
+        .ok_or_else(|| EngineError::new(format!("no variable {dependent}")))?;
+    let y = coded(gate, &numbers(y)?);
+    let f = dataset
+        .variable(factor)
+        .ok_or_else(|| EngineError::new(format!("no variable {factor}")))?;
+    let (groups, labels) = levels(f, false, false)?;
+    let mut sums = vec![(0u64, 0.0f64); labels.len()];
+    let mut all = Vec::new();
+    let mut contributors = Contributors::default();
+    let mut population = PopulationSketch::default();
+    for i in 0..dataset.len() {
+        if mask.is_some_and(|m| !m.value(i)) {
+            continue;
+        }
+        let (Some(g), Some(v)) = (groups[i], y[i]) else { continue };
+        sums[g].0 += 1;
+        sums[g].1 += v;
+        all.push((g, v));
+        contributors.add(keys[i]);
+        dataset.add_to_population(&mut population, i);
+    }
+    let n = all.len() as f64;
+    let grand = all.iter().map(|(_, v)| v).sum::<f64>() / n;
+    let group_mean = |g: usize| sums[g].1 / sums[g].0 as f64;
+    let total_ss: f64 = all.iter().map(|(_, v)| (v - grand).powi(2)).sum();
+    let within_ss: f64 = all.iter().map(|(g, v)| (v - group_mean(*g)).powi(2)).sum();
+    let between_ss = total_ss - within_ss;
+    let present: Vec<u64> = sums.iter().map(|(c, _)| *c).filter(|c| *c > 0).collect();
+    let k = present.len() as f64;
+    let (df_between, df_within) = (k - 1.0, n - k);
+    if df_between < 1.0 || df_within < 1.0 {
+        return Err(EngineError::new(format!(
+            "anova needs at least two levels of {factor} and more units than levels"
+        )));
+    }
+    let (ms_between, ms_within) = (between_ss / df_between, within_ss / df_within);
+    let f_value = ms_between / ms_within;
+    let p = FisherSnedecor::new(df_between, df_within)
+        .map(|d| d.sf(f_value))
+        .map_err(|e| EngineError::internal(e.to_string()))?;
+    Ok(raw::StatisticsTable {
+        title: format!("Analysis of variance of {dependent} by {factor}"),
+        row_variable: "source".into(),
+        row_labels: vec![factor.to_owned(), "residual".into(), "total".into()],
+        column_labels: ["SS", "df", "MS", "F", "p"].map(String::from).to_vec(),
+        values: vec![
+            vec![Some(between_ss), Some(df_between), Some(ms_between), Some(f_value), Some(p)],
+            vec![Some(within_ss), Some(df_within), Some(ms_within), None, None],
+            vec![Some(total_ss), Some(n - 1.0), None, None, None],
+        ],
+        contributors,
+        levels: vec![(factor.to_owned(), present)],
+        notes: vec![format!("{dependent} coded to P1–P99.")],
+        population,
+    })
+}
+
+impl Step<'_> {
+    fn numeric_args(&self) -> Result<Vec<String>, EngineError> {
+        let (dataset_name, dataset) = self.populated()?;
+        let names = self.names_in_args()?;
+        for (n, span) in &names {
+            let v = dataset.require(n, dataset_name).map_err(|e| e.with_span(*span))?;
+            numbers(v).map_err(|e| e.with_span(*span))?;
+        }
+        Ok(names.into_iter().map(|(n, _)| n).collect())
+    }
+
+    /// Runs a whole-sample statistic through rule 11 and the gate.
+    fn release_statistics(
+        &mut self,
+        names: &[String],
+        build: impl FnOnce(
+            &Gate,
+            &Dataset,
+            &[u64],
+            Option<&BooleanArray>,
+        ) -> Result<raw::StatisticsTable, EngineError>,
+    ) -> Result<(), EngineError> {
+        let (dataset_name, dataset) = self.populated()?;
+        let mask = match &self.command().condition {
+            Some(c) => Some(super::expr::condition(&self.engine.ctx, dataset, dataset_name, c)?),
+            None => None,
+        };
+        let gate = &*self.gate_for(dataset.copies(names.iter().map(String::as_str)));
+        let keys = self.record_keys(gate, dataset);
+        let raw = build(gate, dataset, &keys, mask.as_ref())?;
+        self.check_population_history(&raw.population)?;
+        let population = raw.population.clone();
+        let released = self.releaser.statistics(gate, self.origin(), raw);
+        self.outputs.push(released);
+        self.remember_population(population);
+        Ok(())
+    }
+
+    pub(super) fn correlate(&mut self) -> Result<(), EngineError> {
+        let names = self.numeric_args()?;
+        if names.len() < 2 {
+            return Err(EngineError::at(
+                self.command().span,
+                "write correlate <variable> <variable>…",
+            ));
+        }
+        for unsupported in ["pairwise", "obs"] {
+            if self.flag(unsupported) {
+                return Err(EngineError::at(
+                    self.option(unsupported).expect("present").span,
+                    format!(
+                        "correlate's {unsupported} option is not supported yet: correlations use units with every value"
+                    ),
+                ));
+            }
+        }
+        let (covariance, sig) = (self.flag("covariance"), self.flag("sig"));
+        self.release_statistics(&names.clone(), |gate, dataset, keys, mask| {
+            correlation_raw(gate, dataset, keys, &names, covariance, sig, mask)
+        })
+    }
+
+    pub(super) fn normaltest(&mut self) -> Result<(), EngineError> {
+        let names = self.numeric_args()?;
+        if names.is_empty() {
+            return Err(EngineError::at(self.command().span, "write normaltest <variable>…"));
+        }
+        self.release_statistics(&names.clone(), |gate, dataset, keys, mask| {
+            normality_raw(gate, dataset, keys, &names, mask)
+        })
+    }
+
+    pub(super) fn anova(&mut self) -> Result<(), EngineError> {
+        let names = self.names_in_args()?;
+        let (dataset_name, dataset) = self.populated()?;
+        for (n, span) in &names {
+            dataset.require(n, dataset_name).map_err(|e| e.with_span(*span))?;
+        }
+        let [(dependent, _), (factor, _)] = names.as_slice() else {
+            return Err(EngineError::at(
+                self.command().span,
+                if names.len() > 2 {
+                    "anova with more than one factor is not supported yet: use regress with i. terms"
+                } else {
+                    "write anova <dependent> <factor>"
+                },
+            ));
+        };
+        for unsupported in ["noconstant", "posthoc"] {
+            if self.flag(unsupported) {
+                return Err(EngineError::at(
+                    self.option(unsupported).expect("present").span,
+                    format!("anova's {unsupported} option is not supported yet"),
+                ));
+            }
+        }
+        let (dependent, factor) = (dependent.clone(), factor.clone());
+        self.release_statistics(
+            &[dependent.clone(), factor.clone()],
+            |gate, dataset, keys, mask| anova_raw(gate, dataset, keys, &dependent, &factor, mask),
+        )
+    }
+
+    pub(super) fn ci(&mut self) -> Result<(), EngineError> {
+        let names = self.numeric_args()?;
+        if names.is_empty() {
+            return Err(EngineError::at(self.command().span, "write ci <variable>…"));
+        }
+        let level = self.option_number("level")?.unwrap_or(95.0);
+        if !(10.0..100.0).contains(&level) {
+            return Err(EngineError::at(
+                self.option("level").expect("present").span,
+                "level() is a percentage between 10 and 99.9",
+            ));
+        }
+        let (dataset_name, dataset) = self.populated()?;
+        let mask = match &self.command().condition {
+            Some(c) => Some(super::expr::condition(&self.engine.ctx, dataset, dataset_name, c)?),
+            None => None,
+        };
+        let gate = &*self.gate_for(dataset.copies(names.iter().map(String::as_str)));
+        let keys = self.record_keys(gate, dataset);
+        let summaries = summarize_raw(gate, dataset, &keys, &names, mask.as_ref(), false, false)?;
+        for s in &summaries {
+            self.check_population_history(&s.population)?;
+        }
+        let populations: Vec<PopulationSketch> =
+            summaries.iter().map(|s| s.population.clone()).collect();
+        let released = self.releaser.mean_intervals(
+            gate,
+            self.origin(),
+            raw::MeanIntervals { summaries, level },
+        );
+        self.outputs.push(released);
+        populations.into_iter().for_each(|p| self.remember_population(p));
+        Ok(())
+    }
+}
