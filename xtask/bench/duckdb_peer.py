@@ -1,5 +1,5 @@
-"""The benchmark's peer: DuckDB answering the same questions as a_tabulate.mds and
-b_regress.mds on the same Parquet files, in one process per run. Prints one JSON object of
+"""The benchmark's peer: DuckDB answering the same questions as a_tabulate.mds,
+b_regress.mds and c_collapse_merge.mds on the same Parquet files, in one process per run. Prints one JSON object of
 seconds per script. The regression is DuckDB's one aggregation pass for X'X and X'y, a NumPy
 solve, and a second pass for the residual sum of squares, as the engine does."""
 
@@ -13,8 +13,8 @@ import numpy as np
 data = sys.argv[1]
 day = 18992  # 2021-12-31
 
-def source(variable, name, dated=False):
-    where = f" WHERE start_epoch_days <= {day} AND (stop_epoch_days IS NULL OR stop_epoch_days >= {day})" if dated else ""
+def source(variable, name, dated=False, on=day):
+    where = f" WHERE start_epoch_days <= {on} AND (stop_epoch_days IS NULL OR stop_epoch_days >= {on})" if dated else ""
     return f"(SELECT unit_id, value AS {name} FROM read_parquet('{data}/{variable}/*.parquet'){where})"
 
 BASE = f"""
@@ -25,8 +25,12 @@ p AS (
   LEFT JOIN {source('INNTEKT_WLONN', 'wage', True)} USING (unit_id)
 )"""
 
+def clamp(x, lo="lo", hi="hi"):
+    # DuckDB's greatest/least skip NULLs: keep a missing value missing, as the engine does.
+    return f"CASE WHEN {x} IS NULL THEN NULL ELSE least(greatest({x}, {lo}), {hi}) END"
+
 TABULATE = """, b AS (SELECT quantile_cont(wage, 0.01) AS lo, quantile_cont(wage, 0.99) AS hi FROM p)
-SELECT sex, count(*) AS n, avg(least(greatest(wage, lo), hi)) AS mean_wage FROM p, b GROUP BY sex ORDER BY sex"""
+SELECT sex, count(*) AS n, avg(""" + clamp("wage") + """) AS mean_wage FROM p, b GROUP BY sex ORDER BY sex"""
 
 def a(con):
     return con.execute("WITH " + BASE + TABULATE).fetchall()
@@ -59,8 +63,28 @@ def b(con):
     se = np.sqrt(np.diag(np.linalg.inv(xtx)) * rss / (n - k))
     return table, beta, se
 
+def c(con):
+    # collapse (sum) wage (count) wage by famnr, merge back on famnr, tabulate sex with the
+    # family wage coded at its own P1/P99 among persons.
+    return con.execute(f"""
+      WITH p AS (
+        SELECT s.unit_id, sex, famnr, wage
+        FROM {source('BEFOLKNING_KJOENN', 'sex')} s
+        LEFT JOIN {source('BEFOLKNING_REGSTAT_FAMNR', 'famnr', True, 18628)} USING (unit_id)
+        LEFT JOIN {source('INNTEKT_WLONN', 'wage', True)} USING (unit_id)
+      ),
+      b AS (SELECT quantile_cont(wage, 0.01) AS lo, quantile_cont(wage, 0.99) AS hi FROM p),
+      f AS (
+        SELECT famnr, coalesce(sum({clamp('wage')}), 0) AS family_wage, count(wage) AS earners
+        FROM p, b WHERE famnr IS NOT NULL GROUP BY famnr
+      ),
+      m AS (SELECT p.sex, f.family_wage, f.earners FROM p LEFT JOIN f USING (famnr)),
+      b2 AS (SELECT quantile_cont(family_wage, 0.01) AS lo, quantile_cont(family_wage, 0.99) AS hi FROM m)
+      SELECT sex, count(*), avg({clamp('family_wage')}) FROM m, b2
+      GROUP BY sex ORDER BY sex""").fetchall()
+
 out = {}
-for name, query in [("a_tabulate", a), ("b_regress", b)]:
+for name, query in [("a_tabulate", a), ("b_regress", b), ("c_collapse_merge", c)]:
     con = duckdb.connect()
     started = time.perf_counter()
     query(con)

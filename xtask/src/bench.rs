@@ -5,8 +5,8 @@
 //!    memory (the generator's VmHWM, sampled from /proc).
 //! 2. Catalog search latency, p50/p99, directly and through the HTTP router.
 //! 3. The engine against DuckDB on the same Parquet files, side by side in one run (best of
-//!    three each, alternating): xtask/bench/a_tabulate.mds and b_regress.mds, with the
-//!    disclosure gate's share of our time.
+//!    three each, alternating): xtask/bench/a_tabulate.mds, b_regress.mds and
+//!    c_collapse_merge.mds, with the disclosure gate's share of our time.
 //! 4. Memory of a workspace of every person × 10 variables: peak RSS against its Arrow size.
 //! 5. p50 of a 10-line teaching script through HTTP on a 200 000-person demo.
 
@@ -90,10 +90,14 @@ fn engine_against_duckdb(datastores: &Path) -> Result<(), String> {
     let python = crate::tools::ensure_python_env()?;
     let data = datastores.join("demo/1/data");
     let peer = project_root().join("xtask/bench/duckdb_peer.py");
-    let scripts = [("a_tabulate", "a_tabulate.mds"), ("b_regress", "b_regress.mds")];
-    let mut ours = [f64::INFINITY; 2];
-    let mut gate_share = [f64::NAN; 2];
-    let mut theirs = [f64::INFINITY; 2];
+    let scripts = [
+        ("a_tabulate", "a_tabulate.mds"),
+        ("b_regress", "b_regress.mds"),
+        ("c_collapse_merge", "c_collapse_merge.mds"),
+    ];
+    let mut ours = [f64::INFINITY; 3];
+    let mut gate_share = [f64::NAN; 3];
+    let mut theirs = [f64::INFINITY; 3];
     for _round in 0..3 {
         for (i, (_, file)) in scripts.iter().enumerate() {
             let (elapsed, _, line) = run_script(datastores, file)?;
