@@ -110,3 +110,32 @@ async fn runs_beyond_the_rate_limit_get_429_per_address_even_without_the_cookie(
     let message = body["error"].as_str().unwrap();
     assert!(message.contains("2 runs a minute") && message.contains("rule 11"), "{message}");
 }
+
+#[tokio::test]
+async fn a_long_run_streams_progress_lines_before_its_outputs() {
+    let server = start().await;
+    let script = "require demo:1 as db\ncreate-dataset persons\nimport db/BEFOLKNING_KJOENN as sex\ntabulate sex\n";
+    let response = reqwest::Client::new()
+        .post(format!("{}/api/run", server.base))
+        .header("content-type", "application/json")
+        .header("accept", "application/x-ndjson")
+        .body(serde_json::json!({ "script": script }).to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["content-type"], "application/x-ndjson");
+    let body = response.text().await.unwrap();
+    let lines: Vec<serde_json::Value> =
+        body.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.len(), 5, "{body}");
+    for (i, line) in lines[..4].iter().enumerate() {
+        assert_eq!(line["progress"]["step"], i + 1);
+        assert_eq!(line["progress"]["of"], 4);
+        assert_eq!(line["progress"]["line"], i + 1);
+    }
+    assert_eq!(lines[3]["progress"]["command"], "tabulate");
+    let outputs = lines[4]["outputs"].as_array().unwrap();
+    assert_eq!(outputs.len(), 4);
+    assert_eq!(outputs[3]["kind"], "table");
+}

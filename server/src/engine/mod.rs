@@ -180,9 +180,21 @@ impl Engine {
         audit: &dyn AuditLog,
         user: &str,
     ) -> (Vec<Released>, RunTimings) {
+        self.run_with_progress(workspace, script, audit, user, &|_| {}).await
+    }
+
+    /// [`Engine::run_timed`], telling `progress` as each command starts, for long scripts.
+    pub async fn run_with_progress(
+        &self,
+        workspace: &mut Workspace,
+        script: &str,
+        audit: &dyn AuditLog,
+        user: &str,
+        progress: &(dyn Fn(Progress) + Sync),
+    ) -> (Vec<Released>, RunTimings) {
         let started = Instant::now();
         let releaser = Releaser::new(audit, user, script);
-        let outputs = self.run_steps(workspace, script, &releaser).await;
+        let outputs = self.run_steps(workspace, script, &releaser, progress).await;
         (outputs, RunTimings { total: started.elapsed(), gate: releaser.gate_time() })
     }
 
@@ -191,6 +203,7 @@ impl Engine {
         workspace: &mut Workspace,
         script: &str,
         releaser: &Releaser<'_>,
+        progress: &(dyn Fn(Progress) + Sync),
     ) -> Vec<Released> {
         let steps = match expand::expand(script, self.limits.max_commands) {
             Ok(steps) => steps,
@@ -206,7 +219,13 @@ impl Engine {
         };
         let deadline = Instant::now() + Duration::from_secs(self.limits.max_seconds);
         let mut outputs = Vec::new();
-        for step in &steps {
+        for (index, step) in steps.iter().enumerate() {
+            progress(Progress {
+                step: index + 1,
+                of: steps.len(),
+                line: step.line,
+                command: step.command.name.clone(),
+            });
             if Instant::now() > deadline {
                 let origin = Origin { line: step.line, command: &step.command.name };
                 outputs.push(releaser.error(
@@ -269,6 +288,15 @@ impl Engine {
 fn rules_of(version: &DatastoreVersion) -> Result<Rules, crate::datastore::DatastoreError> {
     let path = version.path.join("disclosure.json");
     if path.exists() { crate::datastore::read_json(&path) } else { Ok(Rules::default()) }
+}
+
+/// A command about to run: the `step`th of `of` after loops are unrolled.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct Progress {
+    pub step: usize,
+    pub of: usize,
+    pub line: u32,
+    pub command: String,
 }
 
 /// Where a run's time went.

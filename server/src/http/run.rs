@@ -133,17 +133,69 @@ async fn run(
     let workspace = guests.workspace(&id);
     let engine = state.engine.clone();
     let audit = state.audit.clone();
+    let limits = state.rate_limits.clone();
     let run_user = user.clone();
-    // The run gets a task of its own, so a slow script never holds up this connection's task.
-    let outputs = tokio::spawn(async move {
-        let mut workspace = workspace.lock().await;
-        engine.run(&mut workspace, &request.script, audit.as_ref(), &run_user).await
-    })
-    .await
-    .map_err(|e| anyhow::anyhow!("the run task failed: {e}"))?;
-    state.rate_limits.spend_outputs(&keys, outputs.len(), Instant::now());
-    let mut response = Json(RunResponse { outputs }).into_response();
-    if new_cookie {
+    let owned_keys: Vec<String> = keys.iter().map(|k| (*k).to_owned()).collect();
+    let streaming = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("application/x-ndjson"));
+    // The run goes to the blocking pool: its CPU-heavy loops (tabulate over millions of rows)
+    // must not hold the async workers that serve everyone else. DataFusion's own async work
+    // still runs on the runtime, through the handle.
+    let runtime = tokio::runtime::Handle::current();
+    let (lines, mut received) = tokio::sync::mpsc::unbounded_channel::<String>();
+    let run = tokio::task::spawn_blocking(move || {
+        let mut workspace = workspace.blocking_lock();
+        let tell = |p: crate::engine::Progress| {
+            if streaming {
+                let _ = lines.send(serde_json::json!({ "progress": p }).to_string());
+            }
+        };
+        let (outputs, _) = runtime.block_on(engine.run_with_progress(
+            &mut workspace,
+            &request.script,
+            audit.as_ref(),
+            &run_user,
+            &tell,
+        ));
+        let keys: Vec<&str> = owned_keys.iter().map(String::as_str).collect();
+        limits.spend_outputs(&keys, outputs.len(), Instant::now());
+        outputs
+    });
+    if streaming {
+        // NDJSON: one {"progress": …} line as each command starts, then {"outputs": […]}.
+        let body =
+            futures::stream::unfold((Some(run), received), |(run, mut received)| async move {
+                if let Some(line) = received.recv().await {
+                    return Some((Ok::<_, std::convert::Infallible>(line + "\n"), (run, received)));
+                }
+                let outputs = match run?.await {
+                    Ok(outputs) => {
+                        serde_json::to_string(&RunResponse { outputs }).unwrap_or_default()
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, "the run task failed");
+                        serde_json::json!({ "error": "internal error; it has been logged" })
+                            .to_string()
+                    }
+                };
+                Some((Ok(outputs + "\n"), (None, received)))
+            });
+        let mut response = axum::body::Body::from_stream(body).into_response();
+        response
+            .headers_mut()
+            .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/x-ndjson"));
+        return with_cookie(response, new_cookie.then_some(id.as_str()));
+    }
+    received.close();
+    let outputs = run.await.map_err(|e| anyhow::anyhow!("the run task failed: {e}"))?;
+    with_cookie(Json(RunResponse { outputs }).into_response(), new_cookie.then_some(id.as_str()))
+}
+
+/// Sets the guest cookie on a new guest's first response.
+fn with_cookie(mut response: Response, new_guest: Option<&str>) -> Result<Response, AppError> {
+    if let Some(id) = new_guest {
         let cookie = format!("{COOKIE}={id}; Path=/api; HttpOnly; SameSite=Strict");
         response.headers_mut().insert(
             header::SET_COOKIE,
