@@ -466,6 +466,75 @@ impl Lowering<'_> {
                     _ => lit(args.len() as i64) - valid(),
                 })
             }
+            "label_to_code" | "inlabels" | "labelcontains" => {
+                let usage = format!(
+                    "{function} takes a variable with labels, then quoted text: {function}(sex, 'Kvinne')"
+                );
+                let (Some(Expr::Variable { name, .. }), true) = (args.first(), args.len() >= 2)
+                else {
+                    return Err(EngineError::at(span, usage));
+                };
+                let texts: Vec<&str> = args[1..]
+                    .iter()
+                    .map(|a| match a {
+                        Expr::Text { value, .. } => Ok(value.as_str()),
+                        other => Err(EngineError::at(other.span(), usage.clone())),
+                    })
+                    .collect::<Result<_, _>>()?;
+                let variable = self.dataset.variable(name).expect("lowered above");
+                let labels = variable.info.labels.clone().ok_or_else(|| {
+                    EngineError::at(
+                        args[0].span(),
+                        format!(
+                            "{name} has no labels: assign some with assign-labels, or compare codes"
+                        ),
+                    )
+                })?;
+                let text = lowered[0].kind == Kind::Text;
+                let code_literal = |code: &str| -> Df {
+                    if text {
+                        lit(code.to_owned())
+                    } else {
+                        code.parse::<i64>()
+                            .map(lit)
+                            .unwrap_or_else(|_| lit(code.parse::<f64>().unwrap_or(f64::NAN)))
+                    }
+                };
+                let codes: Vec<&String> = labels
+                    .iter()
+                    .filter(|(_, label)| match function {
+                        "labelcontains" => {
+                            let label = label.to_lowercase();
+                            texts.iter().any(|t| label.contains(&t.to_lowercase()))
+                        }
+                        _ => texts.contains(&label.as_str()),
+                    })
+                    .map(|(code, _)| code)
+                    .collect();
+                let x = lowered.remove(0).expr;
+                match function {
+                    "label_to_code" => {
+                        let [code] = codes.as_slice() else {
+                            return Err(EngineError::at(
+                                args[1].span(),
+                                format!(
+                                    "{name} has no code labelled '{}': list-labels shows its labels",
+                                    texts[0]
+                                ),
+                            ));
+                        };
+                        Lowered {
+                            expr: code_literal(code),
+                            kind: if text { Kind::Text } else { Kind::Number },
+                        }
+                    }
+                    _ if codes.is_empty() => Lowered { expr: lit(false), kind: Kind::Bool },
+                    _ => Lowered {
+                        expr: x.in_list(codes.iter().map(|c| code_literal(c)).collect(), false),
+                        kind: Kind::Bool,
+                    },
+                }
+            }
             "normal" | "normalden" | "t" | "ttail" | "invt" | "invttail" | "F" | "Ftail"
             | "invF" | "chi2" | "chi2tail" | "invchi2" | "binomial" | "binomialp"
             | "binomialtail" | "lnfactorial" | "comb" | "rowmedian" | "rowstd" => {

@@ -535,8 +535,9 @@ impl<'a> Step<'a> {
             "normaltest" => self.normaltest(),
             "anova" => self.anova(),
             "regress" => self.regress(),
-            "logit" => self.binary_model(models::Link::Logit),
-            "probit" => self.binary_model(models::Link::Probit),
+            "logit" => self.likelihood_model(models::Likelihood::Logit),
+            "probit" => self.likelihood_model(models::Likelihood::Probit),
+            "poisson" => self.likelihood_model(models::Likelihood::Poisson),
             "help" => self.help(),
             "variables" => self.variables(),
             "history" => {

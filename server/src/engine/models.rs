@@ -376,34 +376,54 @@ pub fn ols_raw(
     })
 }
 
-/// The link of a binary-outcome model.
+/// The models fitted by maximum likelihood.
 #[derive(Clone, Copy, Debug, PartialEq)]
-pub enum Link {
+pub enum Likelihood {
+    /// Binary outcome, logistic link.
     Logit,
+    /// Binary outcome, normal link.
     Probit,
+    /// Count outcome, log link.
+    Poisson,
 }
 
-/// logit or probit by maximum likelihood (Newton–Raphson on the observed information, as
-/// statsmodels and Stata do), before disclosure. The outcome is 1 where the dependent variable
-/// is non-zero, as in Stata. `odds_ratios` reports exp(b) for logit, with delta-method errors.
-pub fn binary_raw(
+/// logit, probit or poisson by maximum likelihood (Newton–Raphson on the observed information,
+/// as statsmodels and Stata do), before disclosure. For logit and probit the outcome is 1
+/// where the dependent variable is non-zero, as in Stata, and both outcomes need units (rule
+/// 9). `exponentiate` reports exp(b) — odds ratios for logit, incidence-rate ratios for
+/// poisson — with delta-method errors.
+pub fn likelihood_raw(
     gate: &crate::disclosure::Gate,
     dataset: &Dataset,
     keys: &[u64],
     request: &OlsRequest,
-    link: Link,
+    link: Likelihood,
     odds_ratios: bool,
     mask: Option<&BooleanArray>,
 ) -> Result<raw::Model, EngineError> {
     let design = Design::new(dataset, keys, request, mask, None)?;
     let k = design.k();
     let rows: Vec<usize> = design.rows().collect();
-    let outcome: Vec<f64> =
-        rows.iter().map(|&i| f64::from(design.y[i].expect("in sample") != 0.0)).collect();
+    let counts = link == Likelihood::Poisson;
+    let outcome: Vec<f64> = rows
+        .iter()
+        .map(|&i| {
+            let y = design.y[i].expect("in sample");
+            if counts { y } else { f64::from(y != 0.0) }
+        })
+        .collect();
+    if counts && outcome.iter().any(|&y| y < 0.0) {
+        return Err(EngineError::new(format!(
+            "poisson models counts: {} has negative values; model it with regress, or recode it",
+            request.dependent
+        )));
+    }
     let ones = outcome.iter().filter(|&&v| v == 1.0).count() as u64;
-    let outcome_levels = vec![design.n as u64 - ones, ones];
+    let outcome_levels = (!counts).then(|| vec![design.n as u64 - ones, ones]);
     // The level rules come before the fit: a fit that fails on a small level would say why.
-    gate.check_levels(&request.dependent, &outcome_levels, true)?;
+    if let Some(levels) = &outcome_levels {
+        gate.check_levels(&request.dependent, levels, true)?;
+    }
     for (variable, levels) in &design.categorical_levels {
         gate.check_levels(variable, levels, false)?;
     }
@@ -419,18 +439,22 @@ pub fn binary_raw(
             let xi = DVector::from_column_slice(&x);
             let eta = xi.dot(beta);
             let (ll_i, score, weight) = match link {
-                Link::Logit => {
+                Likelihood::Logit => {
                     let p = 1.0 / (1.0 + (-eta).exp());
                     // log(1 + e^η) computed without overflow.
                     let log1pexp =
                         if eta > 0.0 { eta + (-eta).exp().ln_1p() } else { eta.exp().ln_1p() };
                     (y * eta - log1pexp, y - p, p * (1.0 - p))
                 }
-                Link::Probit => {
+                Likelihood::Probit => {
                     let q = 2.0 * y - 1.0;
                     let cdf = normal.cdf(q * eta).max(f64::MIN_POSITIVE);
                     let lambda = q * normal.pdf(q * eta) / cdf;
                     (cdf.ln(), lambda, lambda * (lambda + eta))
+                }
+                Likelihood::Poisson => {
+                    let mu = eta.exp();
+                    (y * eta - mu - statrs::function::gamma::ln_gamma(y + 1.0), y - mu, mu)
                 }
             };
             ll += ll_i;
@@ -503,8 +527,16 @@ pub fn binary_raw(
         })
         .collect();
     // The null model: a constant only.
-    let p = ones as f64 / design.n as f64;
-    let ll0 = design.n as f64 * (p * p.ln() + (1.0 - p) * (1.0 - p).ln());
+    let ll0 = if counts {
+        let mean = outcome.iter().sum::<f64>() / design.n as f64;
+        outcome
+            .iter()
+            .map(|&y| y * mean.ln() - mean - statrs::function::gamma::ln_gamma(y + 1.0))
+            .sum()
+    } else {
+        let p = ones as f64 / design.n as f64;
+        design.n as f64 * (p * p.ln() + (1.0 - p) * (1.0 - p).ln())
+    };
     let df_model = (k - usize::from(request.constant)) as f64;
     let chi2 = 2.0 * (ll - ll0);
     let chi2_p = statrs::distribution::ChiSquared::new(df_model.max(1.0))
@@ -517,23 +549,24 @@ pub fn binary_raw(
         ("pseudo R²".to_owned(), 1.0 - ll / ll0),
         ("model df".to_owned(), df_model),
     ];
-    let (name, what) = match link {
-        Link::Logit if odds_ratios => ("Logistic regression", ", odds ratios"),
-        Link::Logit => ("Logistic regression", ""),
-        Link::Probit => ("Probit regression", ""),
+    let (name, what, ratio) = match link {
+        Likelihood::Logit => ("Logistic regression", ", odds ratios", "odds ratio"),
+        Likelihood::Probit => ("Probit regression", "", "coef"),
+        Likelihood::Poisson => ("Poisson regression", ", incidence-rate ratios", "IRR"),
     };
+    let what = if odds_ratios { what } else { "" };
     Ok(raw::Model {
         population: design.population,
         title: format!("{name} (maximum likelihood){what}"),
         dependent: request.dependent.clone(),
-        estimate_label: if odds_ratios { "odds ratio" } else { "coef" },
+        estimate_label: if odds_ratios { ratio } else { "coef" },
         test_label: "z",
         coefficients,
         contributors: design.contributors,
         parameters: k,
         residual_df: design.n as f64 - k as f64,
         categorical_levels: design.categorical_levels,
-        outcome_levels: Some(outcome_levels),
+        outcome_levels,
         smallest_crossing: design.smallest_crossing,
         statistics,
     })
@@ -601,15 +634,16 @@ impl Step<'_> {
     }
 
     /// logit and probit.
-    pub(super) fn binary_model(&mut self, link: Link) -> Result<(), EngineError> {
+    pub(super) fn likelihood_model(&mut self, link: Likelihood) -> Result<(), EngineError> {
         self.model(Some(link))
     }
 
-    fn model(&mut self, binary: Option<Link>) -> Result<(), EngineError> {
+    fn model(&mut self, binary: Option<Likelihood>) -> Result<(), EngineError> {
         let (dataset_name, dataset) = self.populated()?;
         let (dependent, terms) = self.model_terms(dataset, dataset_name)?;
         let unsupported: &[&str] = match binary {
             None => &["control", "vif", "standardize"],
+            Some(Likelihood::Poisson) => &["exposure", "robust", "cluster"],
             Some(_) => &["mfx", "robust", "cluster"],
         };
         for unsupported in unsupported {
@@ -620,7 +654,7 @@ impl Step<'_> {
                 ));
             }
         }
-        if binary == Some(Link::Probit) && self.flag("or") {
+        if binary == Some(Likelihood::Probit) && self.flag("or") {
             return Err(EngineError::at(
                 self.option("or").expect("present").span,
                 "odds ratios (or) belong to logit; probit coefficients are on the normal scale",
@@ -657,7 +691,8 @@ impl Step<'_> {
         let raw = match binary {
             None => ols_raw(dataset, &keys, &request, mask.as_ref())?,
             Some(link) => {
-                binary_raw(gate, dataset, &keys, &request, link, self.flag("or"), mask.as_ref())?
+                let exponentiate = self.flag("or") || self.flag("irr");
+                likelihood_raw(gate, dataset, &keys, &request, link, exponentiate, mask.as_ref())?
             }
         };
         self.check_population_history(&raw.population)?;

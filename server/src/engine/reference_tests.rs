@@ -8,7 +8,7 @@ use std::sync::Arc;
 use serde_json::Value;
 
 use super::describe::{TableRequest, summarize_raw, tabulate_raw};
-use super::models::{Errors, Link, OlsRequest, Term, binary_raw, ols_raw};
+use super::models::{Errors, Likelihood, OlsRequest, Term, likelihood_raw, ols_raw};
 use super::*;
 use crate::disclosure::audit::MemoryAudit;
 use crate::disclosure::raw::CellStatistic;
@@ -170,7 +170,9 @@ async fn statistics_match_pandas_and_statsmodels_on_the_same_parquet() {
     {
         let dataset = {
             let mut w = Workspace::default();
-            let script = format!("{SCRIPT}generate high = wage > 500000 if !sysmiss(wage)\n");
+            let script = format!(
+                "{SCRIPT}generate high = wage > 500000 if !sysmiss(wage)\ngenerate hundreds = floor(wage / 100000)\n"
+            );
             let outputs = engine.run(&mut w, &script, &audit, "reference").await;
             assert!(
                 outputs
@@ -187,8 +189,16 @@ async fn statistics_match_pandas_and_statsmodels_on_the_same_parquet() {
             errors: Errors::Classical,
             level: 95.0,
         };
-        for (key, link) in [("logit", Link::Logit), ("probit", Link::Probit)] {
-            let model = binary_raw(gate, &dataset, &keys, &request, link, false, None).unwrap();
+        for (key, link) in [
+            ("logit", Likelihood::Logit),
+            ("probit", Likelihood::Probit),
+            ("poisson", Likelihood::Poisson),
+        ] {
+            let request = OlsRequest {
+                dependent: if key == "poisson" { "hundreds".into() } else { "high".into() },
+                ..request.clone()
+            };
+            let model = likelihood_raw(gate, &dataset, &keys, &request, link, false, None).unwrap();
             let theirs = &reference[key];
             for (j, c) in model.coefficients.iter().enumerate() {
                 close(c.estimate, f(&theirs["params"][j]), &format!("{key} {}", c.term));
