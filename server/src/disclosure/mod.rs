@@ -192,12 +192,13 @@ impl Gate {
         Ok(())
     }
 
-    /// The coding bounds of rule 7 for a column: its P1 and P99 (linear interpolation).
-    pub fn coding_bounds(&self, sorted_values: &[f64]) -> Option<(f64, f64)> {
+    /// The coding bounds of rule 7 for a column: its P1 and P99 (linear interpolation). The
+    /// values, in any order, are reordered.
+    pub fn coding_bounds(&self, values: &mut [f64]) -> Option<(f64, f64)> {
         let (lo, hi) = self.rules.coding_percentiles;
         Some((
-            crate::stats::quantile_sorted(sorted_values, lo / 100.0)?,
-            crate::stats::quantile_sorted(sorted_values, hi / 100.0)?,
+            crate::stats::quantile_unsorted(values, lo / 100.0)?,
+            crate::stats::quantile_unsorted(values, hi / 100.0)?,
         ))
     }
 

@@ -76,7 +76,10 @@ pub struct Members {
 impl Members {
     /// Builds from (group, member) pairs in any order.
     pub fn new(unit_type: Option<UnitType>, mut pairs: Vec<(i64, i64)>) -> Members {
-        pairs.sort_unstable();
+        // A collapse of units hands them over in order already; only groups of groups need it.
+        if !pairs.is_sorted() {
+            pairs.sort_unstable();
+        }
         let mut groups = Vec::new();
         let mut offsets = Vec::new();
         let mut ids = Vec::with_capacity(pairs.len());

@@ -43,8 +43,8 @@ pub(super) fn numbers(variable: &Variable) -> Result<Vec<Option<f64>>, EngineErr
 
 /// The rule-7 coding of a column: its values clamped to P1/P99 of the whole dataset.
 pub(super) fn coded(gate: &Gate, values: &[Option<f64>]) -> Vec<Option<f64>> {
-    let sorted = stats::sorted(values.iter().flatten().copied().collect());
-    match gate.coding_bounds(&sorted) {
+    let mut present: Vec<f64> = values.iter().flatten().copied().collect();
+    match gate.coding_bounds(&mut present) {
         Some((lo, hi)) => values.iter().map(|v| v.map(|x| x.clamp(lo, hi))).collect(),
         None => values.to_vec(),
     }
@@ -97,7 +97,7 @@ pub fn summarize_raw(
         let gini = if gini {
             // Coding is monotone, so the coded values are the sorted ones clamped.
             let bounds =
-                gate.coding_bounds(&stats::sorted(values.iter().flatten().copied().collect()));
+                gate.coding_bounds(&mut values.iter().flatten().copied().collect::<Vec<_>>());
             let coded_sorted: Vec<f64> = match bounds {
                 Some((lo, hi)) => sorted.iter().map(|v| v.clamp(lo, hi)).collect(),
                 None => sorted.clone(),
@@ -328,8 +328,8 @@ pub fn tabulate_raw(
 /// numbers. Never the extremes of the selection, which would show a small group's minimum and
 /// maximum (rule 2) at the ends of the axis.
 fn axis_range(gate: &Gate, values: &[Option<f64>]) -> (f64, f64) {
-    let sorted = stats::sorted(values.iter().flatten().copied().collect());
-    let Some((lo, hi)) = gate.coding_bounds(&sorted) else { return (0.0, 1.0) };
+    let mut present: Vec<f64> = values.iter().flatten().copied().collect();
+    let Some((lo, hi)) = gate.coding_bounds(&mut present) else { return (0.0, 1.0) };
     if hi <= lo {
         return (lo, lo + 1.0);
     }

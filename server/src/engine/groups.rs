@@ -12,7 +12,6 @@
 //!
 //! Values are coded to P1/P99 of the dataset (rule 7) before any statistic is taken.
 
-use std::collections::HashMap;
 use std::hash::Hasher;
 use std::sync::Arc;
 
@@ -69,36 +68,72 @@ impl GroupStatistic {
         Self::ALL.iter().find(|(n, _)| *n == name).map(|(_, s)| *s)
     }
 
-    /// The statistic of one group's values, ascending; `total` is the values in all groups
-    /// (for `percent`).
-    pub fn of(self, sorted: &[f64], total: usize) -> Option<f64> {
-        let n = sorted.len() as f64;
-        let mean = || (!sorted.is_empty()).then(|| sorted.iter().sum::<f64>() / n);
-        let sd = || {
-            let m = mean()?;
-            (sorted.len() > 1)
-                .then(|| (sorted.iter().map(|v| (v - m).powi(2)).sum::<f64>() / (n - 1.0)).sqrt())
-        };
+    /// Whether the statistic needs the group's values in order; the others stream.
+    fn needs_sorting(self) -> bool {
+        matches!(
+            self,
+            GroupStatistic::Min
+                | GroupStatistic::Max
+                | GroupStatistic::Median
+                | GroupStatistic::Iqr
+                | GroupStatistic::Gini
+                | GroupStatistic::P25
+                | GroupStatistic::P75
+        )
+    }
+
+    /// A statistic that does not need sorting, from the group's moments.
+    fn of_moments(self, m: &Moments, total: usize) -> Option<f64> {
+        let n = m.n as f64;
+        let sd = || (m.n > 1).then(|| (m.m2 / (n - 1.0)).sqrt());
+        match self {
+            GroupStatistic::Count => Some(n),
+            GroupStatistic::Sum => Some(m.sum),
+            GroupStatistic::Mean => (m.n > 0).then_some(m.mean),
+            GroupStatistic::Sd => sd(),
+            GroupStatistic::SeMean => sd().map(|s| s / n.sqrt()),
+            GroupStatistic::SeBinomial => (m.n > 0).then(|| (m.mean * (1.0 - m.mean) / n).sqrt()),
+            GroupStatistic::Percent => (total > 0).then(|| 100.0 * n / total as f64),
+            _ => None,
+        }
+    }
+
+    /// An order statistic (or the Gini) of one group's values, ascending.
+    fn of(self, sorted: &[f64]) -> Option<f64> {
         let q = |p: f64| stats::quantile_sorted(sorted, p);
         match self {
-            GroupStatistic::Mean => mean(),
             GroupStatistic::Min => sorted.first().copied(),
             GroupStatistic::Max => sorted.last().copied(),
             GroupStatistic::Median => q(0.5),
-            GroupStatistic::Count => Some(n),
-            GroupStatistic::Sum => Some(sorted.iter().sum()),
-            GroupStatistic::SeMean => sd().map(|s| s / n.sqrt()),
-            GroupStatistic::SeBinomial => {
-                let p = mean()?;
-                Some((p * (1.0 - p) / n).sqrt())
-            }
-            GroupStatistic::Sd => sd(),
-            GroupStatistic::Percent => (total > 0).then(|| 100.0 * n / total as f64),
             GroupStatistic::Iqr => Some(q(0.75)? - q(0.25)?),
             GroupStatistic::Gini => stats::gini_sorted(sorted),
             GroupStatistic::P25 => q(0.25),
             GroupStatistic::P75 => q(0.75),
+            _ => None,
         }
+    }
+}
+
+/// Count, sum, mean and squared deviations of a group, in one pass (Welford).
+#[derive(Default)]
+struct Moments {
+    n: u64,
+    sum: f64,
+    mean: f64,
+    m2: f64,
+}
+
+impl Moments {
+    fn of(values: impl Iterator<Item = f64>) -> Moments {
+        let mut m = Moments::default();
+        for x in values {
+            m.n += 1;
+            m.sum += x;
+            let delta = x - m.mean;
+            m.mean += delta / m.n as f64;
+            m.m2 += delta * (x - m.mean);
+        }
+        m
     }
 }
 
@@ -244,20 +279,25 @@ impl Step<'_> {
         let (requests, by) = self.group_requests(dataset, &dataset_name)?;
         let by_variable = dataset.variable(&by).expect("checked");
         let groups = group_ids(by_variable)?;
-        // Rows of each group, groups in ascending id order.
-        let mut order: Vec<usize> = (0..dataset.len()).filter(|&i| groups[i].is_some()).collect();
-        order.sort_by_key(|&i| groups[i]);
+        // Rows of each group, groups in ascending id order and rows ascending within a group:
+        // one sort of (group, row) pairs, which also leaves each group's members in order.
+        let mut keyed: Vec<(i64, u32)> =
+            groups.iter().enumerate().filter_map(|(i, g)| g.map(|g| (g, i as u32))).collect();
+        keyed.sort_unstable();
+        let order: Vec<usize> = keyed.iter().map(|&(_, i)| i as usize).collect();
         let mut runs: Vec<(i64, std::ops::Range<usize>)> = Vec::new();
         let mut start = 0;
-        for k in 1..=order.len() {
-            if k == order.len() || groups[order[k]] != groups[order[start]] {
-                runs.push((groups[order[start]].expect("grouped rows"), start..k));
+        for k in 1..=keyed.len() {
+            if k == keyed.len() || keyed[k].0 != keyed[start].0 {
+                runs.push((keyed[start].0, start..k));
                 start = k;
             }
         }
+        drop(keyed);
         let gate = self.gate();
         // Each statistic's value per group.
         let mut columns: Vec<(Vec<Option<f64>>, VarInfo)> = Vec::new();
+        let mut buffer = Vec::new();
         for r in &requests {
             let variable = dataset.variable(&r.variable).expect("checked");
             let values = coded(gate, &numbers(variable)?);
@@ -265,9 +305,15 @@ impl Step<'_> {
             let per_group: Vec<Option<f64>> = runs
                 .iter()
                 .map(|(_, rows)| {
-                    let group: Vec<f64> =
-                        order[rows.clone()].iter().filter_map(|&i| values[i]).collect();
-                    r.statistic.of(&stats::sorted(group), total)
+                    let present = order[rows.clone()].iter().filter_map(|&i| values[i]);
+                    if r.statistic.needs_sorting() {
+                        buffer.clear();
+                        buffer.extend(present);
+                        buffer.sort_unstable_by(f64::total_cmp);
+                        r.statistic.of(&buffer)
+                    } else {
+                        r.statistic.of_moments(&Moments::of(present), total)
+                    }
                 })
                 .collect();
             let info = VarInfo {
@@ -456,15 +502,18 @@ impl Step<'_> {
             }
         };
         let source_ids = from.ids.values();
-        let rows: Vec<Option<u32>> = wanted
-            .iter()
-            .map(|w| w.and_then(|id| source_ids.binary_search(&id).ok()).map(|r| r as u32))
-            .collect();
-        let mut receivers: HashMap<u32, u64> = HashMap::new();
+        // Keys arrive in the target's order, so look them up by hash rather than by a binary
+        // search per row (millions of cache misses on a large source).
+        let row_of: std::collections::HashMap<i64, u32> =
+            source_ids.iter().enumerate().map(|(r, &id)| (id, r as u32)).collect();
+        let rows: Vec<Option<u32>> =
+            wanted.iter().map(|w| w.and_then(|id| row_of.get(&id).copied())).collect();
+        drop(row_of);
+        let mut receivers = vec![0u64; source_ids.len()];
         for r in rows.iter().flatten() {
-            *receivers.entry(*r).or_default() += 1;
+            receivers[*r as usize] += 1;
         }
-        let most_receivers = receivers.values().copied().max().unwrap_or(1);
+        let most_receivers = receivers.iter().copied().max().unwrap_or(1).max(1);
         let covered = rows.iter().filter(|r| r.is_some()).count() as u64;
         // A merged variable that reaches only a few units, or all but a few, singles them out.
         self.gate().check_change(covered, target.len() as u64 - covered)?;
