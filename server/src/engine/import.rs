@@ -287,7 +287,7 @@ impl Step<'_> {
     }
 }
 
-fn check_date(
+pub(super) fn check_date(
     meta: &VariableMetadata,
     date: Option<(Date, Span)>,
     span: Span,

@@ -8,6 +8,7 @@
 //! own results are raw aggregates (`disclosure::raw`) that only the gate can turn into output.
 //! The first failing command stops the run, since later lines depend on it.
 
+mod check;
 pub mod dataset;
 pub(crate) mod describe;
 mod expand;
@@ -217,6 +218,18 @@ impl Engine {
                     .collect();
             }
         };
+        // Names, aliases and import dates are checked for the whole script before anything
+        // runs: every problem at once, and no waiting on imports to learn of a typo.
+        let problems = check::check(self, workspace, &steps);
+        if !problems.is_empty() {
+            return problems
+                .into_iter()
+                .map(|p| {
+                    let origin = Origin { line: p.line, command: &p.command };
+                    releaser.error(origin, p.message, Some(p.column))
+                })
+                .collect();
+        }
         let deadline = Instant::now() + Duration::from_secs(self.limits.max_seconds);
         let mut outputs = Vec::new();
         for (index, step) in steps.iter().enumerate() {

@@ -104,15 +104,28 @@ async fn a_script_that_does_not_parse_runs_nothing_and_reports_every_problem() {
 }
 
 #[tokio::test]
-async fn unknown_variables_suggest_the_nearest_name_and_stop_the_run() {
-    let outputs =
-        run("require demo:1 as db\ncreate-dataset p\nimport db/BEFOLKNING_KJONN\ntabulate x\n")
-            .await;
+async fn every_unknown_name_is_reported_before_anything_runs() {
+    let outputs = run(
+        "require demo:1 as db\ncreate-dataset p\nimport db/BEFOLKNING_KJONN as sex\nimport db/INNTEKT_WLONN 2021-12-31 as wage\ngenerate w2 = wage * 2\ntabulate sexx\nsummarize w2 wagee\nuse q\n",
+    )
+    .await;
     let errors = errors(&outputs);
-    assert_eq!(errors.len(), 1);
-    assert_eq!(errors[0].0, 3);
+    assert_eq!(outputs.len(), errors.len(), "nothing ran: {outputs:?}");
+    let lines: Vec<u32> = errors.iter().map(|e| e.0).collect();
+    assert_eq!(lines, vec![3, 6, 7, 8], "{errors:?}");
     assert!(errors[0].1.contains("did you mean BEFOLKNING_KJOENN"), "{}", errors[0].1);
-    assert_eq!(outputs.last().unwrap().line, 3, "the run stops at the failing line");
+    // The misspelt import still names its variable, so the later lines are judged with it.
+    assert!(errors[1].1.contains("no variable sexx: did you mean sex?"), "{}", errors[1].1);
+    assert!(errors[2].1.contains("no variable wagee: did you mean wage?"), "{}", errors[2].1);
+    assert!(errors[3].1.contains("no dataset q"), "{}", errors[3].1);
+    let columns: Vec<Option<u32>> = outputs
+        .iter()
+        .map(|o| match &o.body {
+            OutputBody::Error { column, .. } => *column,
+            _ => None,
+        })
+        .collect();
+    assert_eq!(columns, vec![Some(11), Some(10), Some(14), Some(5)]);
 }
 
 #[tokio::test]
