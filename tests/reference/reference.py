@@ -161,6 +161,12 @@ out["anova"] = {
     "p": float(table["PR(>F)"].iloc[0]),
 }
 
+# quantile(wage, 10): the number of decile cut points strictly below each value.
+wages_present = df.wage.dropna().astype(float)
+cuts = np.percentile(wages_present, [10 * k for k in range(1, 10)])
+deciles = np.searchsorted(cuts, wages_present.values, side="left")
+out["deciles"] = {str(k): int((deciles == k).sum()) for k in range(10)}
+
 # Distribution and counting functions (scipy, which statsmodels brings).
 out["functions"] = {
     "normal(1.5)": float(stats.norm.cdf(1.5)),

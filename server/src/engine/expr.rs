@@ -466,6 +466,55 @@ impl Lowering<'_> {
                     _ => lit(args.len() as i64) - valid(),
                 })
             }
+            "quantile" => {
+                // quantile(x, n): the group 0..n-1 of x among n quantile groups, as Stata's
+                // xtile: x ≤ P(1/n) is group 0, P(1/n) < x ≤ P(2/n) is group 1, … The cut points
+                // are computed here from the column and never shown.
+                let usage = "quantile takes a variable and a number of groups: quantile(wage, 10)";
+                let (
+                    Some(Expr::Variable { name, .. }),
+                    Some(Expr::Number { value: n, span: n_span }),
+                ) = (args.first(), args.get(1))
+                else {
+                    return Err(EngineError::at(span, usage));
+                };
+                if args.len() != 2 {
+                    return Err(EngineError::at(span, usage));
+                }
+                if n.fract() != 0.0 || !(2.0..=100.0).contains(n) {
+                    return Err(EngineError::at(
+                        *n_span,
+                        "the number of groups is a whole number from 2 to 100",
+                    ));
+                }
+                self.expect_number(&lowered[0], args[0].span(), function)?;
+                let variable = self.dataset.variable(name).expect("lowered above");
+                let values =
+                    super::describe::numbers(variable).map_err(|e| e.with_span(args[0].span()))?;
+                let sorted = crate::stats::sorted(values.into_iter().flatten().collect());
+                let groups = *n as usize;
+                let x = as_number(lowered.remove(0));
+                let mut whens = Vec::new();
+                for k in 1..groups {
+                    if let Some(cut) =
+                        crate::stats::quantile_sorted(&sorted, k as f64 / groups as f64)
+                    {
+                        whens.push((
+                            Box::new(cast(x.clone(), DataType::Float64).lt_eq(lit(cut))),
+                            Box::new(lit((k - 1) as i64)),
+                        ));
+                    }
+                }
+                number(Df::Case(datafusion::logical_expr::Case::new(
+                    None,
+                    whens,
+                    Some(Box::new(Df::Case(datafusion::logical_expr::Case::new(
+                        None,
+                        vec![(Box::new(x.is_null()), Box::new(lit(ScalarValue::Int64(None))))],
+                        Some(Box::new(lit((groups - 1) as i64))),
+                    )))),
+                )))
+            }
             "label_to_code" | "inlabels" | "labelcontains" => {
                 let usage = format!(
                     "{function} takes a variable with labels, then quoted text: {function}(sex, 'Kvinne')"

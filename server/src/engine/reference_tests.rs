@@ -137,6 +137,34 @@ async fn statistics_match_pandas_and_statsmodels_on_the_same_parquet() {
         errors,
         level: 95.0,
     };
+    // quantile(wage, 10): group sizes as numpy's searchsorted over the decile cut points.
+    {
+        let mut w = Workspace::default();
+        let script = format!("{SCRIPT}generate decile = quantile(wage, 10)\n");
+        let outputs = engine.run(&mut w, &script, &audit, "reference").await;
+        assert!(
+            outputs
+                .iter()
+                .all(|o| !matches!(o.output().body, shared::output::OutputBody::Error { .. })),
+            "{outputs:#?}"
+        );
+        let with_deciles = w.current().unwrap();
+        let request = TableRequest {
+            row: "decile",
+            column: None,
+            statistic: CellStatistic::Count,
+            of: None,
+            missing: false,
+            labels: false,
+        };
+        let table = tabulate_raw(gate, with_deciles, &keys, &request, None).unwrap();
+        assert_eq!(table.row_labels.len(), 10);
+        for (label, cell) in table.row_labels.iter().zip(&table.cells) {
+            let theirs = reference["deciles"][label].as_u64().unwrap();
+            assert_eq!(cell[0].contributors.units, theirs, "decile {label}");
+        }
+    }
+
     // correlate, normaltest and anova on coded values.
     {
         let names = ["wage".to_owned(), "age".to_owned()];
