@@ -105,8 +105,24 @@ pub struct Table {
     pub column_margins: Vec<Cell>,
     pub total: Cell,
     pub statistic: CellStatistic,
+    /// How to present the released table.
+    pub options: TableOptions,
     /// The units counted in the table (rule 11).
     pub population: PopulationSketch,
+}
+
+/// tabulate's presentation options. They act on the released table only, so they can show
+/// nothing the rules did not release.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct TableOptions {
+    /// Pearson's χ² test of independence, from the released counts.
+    pub chi2: bool,
+    /// Keep the n rows with the largest (or smallest) released totals.
+    pub top: Option<usize>,
+    pub bottom: Option<usize>,
+    /// Order rows (columns) by their released totals, largest first.
+    pub rowsort: bool,
+    pub colsort: bool,
 }
 
 /// `summarize` for one variable.

@@ -160,6 +160,7 @@ fn released_table(
     let rules = gate.rules();
     let rows = table.row_labels.len();
     let two_way = table.column_variable.is_some();
+    let mut chi2_note = None;
     let counting = matches!(
         table.statistic,
         CellStatistic::Count
@@ -221,6 +222,9 @@ fn released_table(
                 rule: 6,
                 outcome: format!("{secondary} cells suppressed to protect others"),
             });
+        }
+        if table.options.chi2 && two_way {
+            chi2_note = Some(pearson_chi2(&inner));
         }
     } else {
         let withheld = inner.iter().flatten().filter(|c| **c == Released1::Suppressed).count();
@@ -302,8 +306,12 @@ fn released_table(
         column_labels.push("Total".into());
     }
     debug_assert!(cells.iter().all(|r| r.len() == column_labels.len()));
+    arrange(&table.options, &mut row_labels, &mut column_labels, &mut cells, two_way);
 
     let mut notes = Vec::new();
+    if let Some(note) = chi2_note {
+        notes.push(note);
+    }
     if counting {
         notes.push(format!(
             "Counts carry cell-key noise (±{} at most); cells under {} are withheld.",
@@ -563,6 +571,84 @@ impl Releaser<'_> {
         });
         self.account(started.elapsed());
         self.emit(origin, body, decisions)
+    }
+}
+
+/// Pearson's χ² test of independence from the released inner counts, as a note; withheld when
+/// any inner cell is, since the test would then say something about it.
+fn pearson_chi2(inner: &[Vec<Released1>]) -> String {
+    use statrs::distribution::{ChiSquared, ContinuousCDF};
+    let counts: Option<Vec<Vec<f64>>> =
+        inner.iter().map(|row| row.iter().map(|c| c.value()).collect()).collect();
+    let Some(counts) = counts else {
+        return "Pearson chi2 withheld: the table has withheld cells.".into();
+    };
+    let row_sums: Vec<f64> = counts.iter().map(|r| r.iter().sum()).collect();
+    let columns = counts.first().map_or(0, Vec::len);
+    let column_sums: Vec<f64> = (0..columns).map(|c| counts.iter().map(|r| r[c]).sum()).collect();
+    let total: f64 = row_sums.iter().sum();
+    let mut chi2 = 0.0;
+    for (r, row) in counts.iter().enumerate() {
+        for (c, observed) in row.iter().enumerate() {
+            let expected = row_sums[r] * column_sums[c] / total;
+            if expected > 0.0 {
+                chi2 += (observed - expected).powi(2) / expected;
+            }
+        }
+    }
+    let used = |sums: &[f64]| sums.iter().filter(|s| **s > 0.0).count().saturating_sub(1);
+    let df = used(&row_sums) * used(&column_sums);
+    if df == 0 || total == 0.0 {
+        return "Pearson chi2: not defined for a table with one non-empty row or column.".into();
+    }
+    let p = ChiSquared::new(df as f64).map(|d| d.sf(chi2)).unwrap_or(f64::NAN);
+    format!(
+        "Pearson chi2({df}) = {}, p = {} (from the released counts).",
+        significant(chi2, 4),
+        significant(p, 3)
+    )
+}
+
+/// rowsort, colsort, top(n) and bottom(n) on the released table: rows (and columns) ordered
+/// by their released totals. The Total row and column stay last.
+fn arrange(
+    options: &raw::TableOptions,
+    row_labels: &mut Vec<String>,
+    column_labels: &mut Vec<String>,
+    cells: &mut Vec<Vec<Option<f64>>>,
+    two_way: bool,
+) {
+    let data_rows = cells.len().saturating_sub(1);
+    let total_of_row = |row: &Vec<Option<f64>>| row.last().copied().flatten();
+    if options.rowsort || options.top.is_some() || options.bottom.is_some() {
+        let mut order: Vec<usize> = (0..data_rows).collect();
+        let key = |r: &usize| total_of_row(&cells[*r]).unwrap_or(f64::NEG_INFINITY);
+        order.sort_by(|a, b| key(b).total_cmp(&key(a)));
+        if let Some(n) = options.bottom {
+            order.reverse();
+            order.truncate(n);
+        } else if let Some(n) = options.top {
+            order.truncate(n);
+        }
+        let mut new_cells: Vec<Vec<Option<f64>>> =
+            order.iter().map(|&r| cells[r].clone()).collect();
+        let mut new_labels: Vec<String> = order.iter().map(|&r| row_labels[r].clone()).collect();
+        new_cells.push(cells[data_rows].clone());
+        new_labels.push(row_labels[data_rows].clone());
+        *cells = new_cells;
+        *row_labels = new_labels;
+    }
+    if options.colsort && two_way {
+        let data_columns = column_labels.len().saturating_sub(1);
+        let totals = cells.last().cloned().unwrap_or_default();
+        let mut order: Vec<usize> = (0..data_columns).collect();
+        let key = |c: &usize| totals[*c].unwrap_or(f64::NEG_INFINITY);
+        order.sort_by(|a, b| key(b).total_cmp(&key(a)));
+        order.push(data_columns);
+        for row in cells.iter_mut() {
+            *row = order.iter().map(|&c| row[c]).collect();
+        }
+        *column_labels = order.iter().map(|&c| column_labels[c].clone()).collect();
     }
 }
 

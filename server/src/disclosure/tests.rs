@@ -37,6 +37,7 @@ fn one_way(gate: &Gate, sizes: &[i64]) -> Table {
         column_margins: Vec::new(),
         total: cell_of(gate, 0..start),
         statistic: CellStatistic::Count,
+        options: Default::default(),
         population: Default::default(),
     }
 }
@@ -148,6 +149,7 @@ fn two_way(gate: &Gate, sizes: &[&[i64]]) -> Table {
             .collect(),
         total: union((0..next).map(|id| id..id + 1).collect()),
         statistic: CellStatistic::Count,
+        options: Default::default(),
         population: Default::default(),
     }
 }
@@ -203,4 +205,31 @@ fn the_differencing_detector_refuses_1_to_9_and_flags_10_to_19_units_for_review(
         reviews,
         [Some("population differs by 15 units"), None, Some("refused as differencing (rule 11)")]
     );
+}
+
+#[test]
+fn chi2_comes_from_the_released_counts_and_top_keeps_the_largest_rows() {
+    let gate = gate();
+    let mut table = two_way(&gate, &[&[100, 200], &[300, 250], &[40, 90]]);
+    table.options = raw::TableOptions { chi2: true, top: Some(2), ..Default::default() };
+    let released = release_table(&gate, table);
+    let OutputBody::Table(t) = &released.output().body else { panic!("{released:?}") };
+    // top(2): the rows with the largest released totals, then Total.
+    assert_eq!(t.row_labels, ["1", "0", "Total"]);
+    // The note's χ² is over the whole 3 × 2 table, from counts that carry ±2 of noise:
+    // scipy.stats.chi2_contingency of the true counts, without continuity correction, gives
+    // 47.399.
+    let note = t.notes.iter().find(|n| n.starts_with("Pearson chi2(2)")).expect("a chi2 note");
+    let value: f64 = note["Pearson chi2(2) = ".len()..].split(',').next().unwrap().parse().unwrap();
+    assert!((value - 47.399).abs() < 0.01 * 47.399, "{note}");
+}
+
+#[test]
+fn chi2_is_withheld_when_a_cell_is() {
+    let gate = gate();
+    let mut table = two_way(&gate, &[&[100, 200], &[300, 2], &[40, 90]]);
+    table.options.chi2 = true;
+    let released = release_table(&gate, table);
+    let OutputBody::Table(t) = &released.output().body else { panic!("{released:?}") };
+    assert!(t.notes.iter().any(|n| n.contains("chi2 withheld")), "{:?}", t.notes);
 }

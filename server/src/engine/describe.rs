@@ -193,6 +193,7 @@ pub(crate) fn levels(
 }
 
 pub struct TableRequest<'a> {
+    pub options: raw::TableOptions,
     pub row: &'a str,
     pub column: Option<&'a str>,
     pub statistic: CellStatistic,
@@ -321,6 +322,7 @@ pub fn tabulate_raw(
         column_margins,
         total,
         statistic: request.statistic.clone(),
+        options: request.options.clone(),
     })
 }
 
@@ -592,7 +594,30 @@ impl Step<'_> {
             None if self.flag("cellpct") => CellStatistic::CellPercent,
             None => CellStatistic::Count,
         };
-        for unsupported in ["chi2", "flatten", "rowsort", "colsort", "top", "bottom"] {
+        let count = |name: &str| -> Result<Option<usize>, EngineError> {
+            match self.option_number(name)? {
+                None => Ok(None),
+                Some(n) if n >= 1.0 && n.fract() == 0.0 => Ok(Some(n as usize)),
+                Some(_) => Err(EngineError::at(
+                    self.option(name).expect("present").span,
+                    format!("{name}() takes a whole number of rows, such as {name}(10)"),
+                )),
+            }
+        };
+        let options = raw::TableOptions {
+            chi2: self.flag("chi2"),
+            top: count("top")?,
+            bottom: count("bottom")?,
+            rowsort: self.flag("rowsort"),
+            colsort: self.flag("colsort"),
+        };
+        if options.chi2 && names.len() != 2 {
+            return Err(EngineError::at(
+                self.option("chi2").expect("present").span,
+                "chi2 tests two variables against each other: tabulate <row> <column>, chi2",
+            ));
+        }
+        for unsupported in ["flatten"] {
             if self.flag(unsupported) {
                 return Err(EngineError::at(
                     self.option(unsupported).expect("present").span,
@@ -608,6 +633,7 @@ impl Step<'_> {
             CellStatistic::RowPercent | CellStatistic::ColumnPercent | CellStatistic::CellPercent
         );
         let request = |statistic: CellStatistic| TableRequest {
+            options: options.clone(),
             row: &names[0],
             column: names.get(1).map(String::as_str),
             statistic,
@@ -777,6 +803,7 @@ impl Step<'_> {
         let gate = &*self.gate_for(dataset.copies([row.as_str()].into_iter().chain(of.as_deref())));
         let keys = self.record_keys(gate, dataset);
         let request = TableRequest {
+            options: Default::default(),
             row: &row,
             column: None,
             statistic,

@@ -83,6 +83,7 @@ async fn statistics_match_pandas_and_statsmodels_on_the_same_parquet() {
 
     // tabulate sex: true counts per level.
     let request = |statistic, of| TableRequest {
+        options: Default::default(),
         row: "sex",
         column: None,
         statistic,
@@ -150,6 +151,7 @@ async fn statistics_match_pandas_and_statsmodels_on_the_same_parquet() {
         );
         let with_deciles = w.current().unwrap();
         let request = TableRequest {
+            options: Default::default(),
             row: "decile",
             column: None,
             statistic: CellStatistic::Count,
