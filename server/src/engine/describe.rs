@@ -498,7 +498,12 @@ pub fn boxplot_raw(
 }
 
 impl Step<'_> {
-    fn mask(&self, dataset: &Dataset, name: &str) -> Result<Option<BooleanArray>, EngineError> {
+    /// The command's `if` condition over `dataset`, when it has one.
+    pub(super) fn mask(
+        &self,
+        dataset: &Dataset,
+        name: &str,
+    ) -> Result<Option<BooleanArray>, EngineError> {
         match &self.command().condition {
             Some(c) => Ok(Some(expr::condition(&self.engine.ctx, dataset, name, c)?)),
             None => Ok(None),

@@ -617,7 +617,7 @@ impl Lowering<'_> {
                 Lowered { expr: f::to_char(days_to_date(x), lit("%Y-%m-%d")), kind: Kind::Text }
             }
             _ => {
-                let known = FUNCTIONS.iter().copied();
+                let known = shared::script::catalog::functions();
                 let hint = match shared::script::catalog::nearest(function, known) {
                     Some(near) if near != function => format!(": did you mean {near}?"),
                     Some(_) => ": it is part of the language but not supported yet".into(),
@@ -734,81 +734,6 @@ fn numeric_function(name: &str, arity: usize) -> datafusion::logical_expr::Scala
         implementation,
     )
 }
-
-/// Every function the language reference lists; the ones `call` does not handle answer
-/// "not supported yet".
-pub const FUNCTIONS: &[&str] = &[
-    "date",
-    "isoformatdate",
-    "year",
-    "month",
-    "day",
-    "week",
-    "halfyear",
-    "quarter",
-    "dow",
-    "doy",
-    "abs",
-    "ceil",
-    "floor",
-    "int",
-    "round",
-    "sqrt",
-    "exp",
-    "ln",
-    "log10",
-    "logit",
-    "lnfactorial",
-    "comb",
-    "pi",
-    "sin",
-    "cos",
-    "tan",
-    "asin",
-    "acos",
-    "atan",
-    "normal",
-    "normalden",
-    "t",
-    "ttail",
-    "invt",
-    "invttail",
-    "F",
-    "Ftail",
-    "invF",
-    "chi2",
-    "chi2tail",
-    "invchi2",
-    "binomial",
-    "binomialp",
-    "binomialtail",
-    "quantile",
-    "rowmax",
-    "rowmin",
-    "rowmean",
-    "rowmedian",
-    "rowtotal",
-    "rowstd",
-    "rowmissing",
-    "rowvalid",
-    "rowconcat",
-    "length",
-    "string",
-    "lower",
-    "upper",
-    "substr",
-    "trim",
-    "ltrim",
-    "rtrim",
-    "startswith",
-    "endswith",
-    "inlist",
-    "inrange",
-    "sysmiss",
-    "label_to_code",
-    "inlabels",
-    "labelcontains",
-];
 
 fn as_number(l: Lowered) -> Df {
     match l.kind {

@@ -206,29 +206,24 @@ impl Engine {
         releaser: &Releaser<'_>,
         progress: &(dyn Fn(Progress) + Sync),
     ) -> Vec<Released> {
-        let steps = match expand::expand(script, self.limits.max_commands) {
-            Ok(steps) => steps,
-            Err(problems) => {
-                return problems
-                    .into_iter()
-                    .map(|p| {
-                        let origin = Origin { line: p.line, command: &p.command };
-                        releaser.error(origin, p.message, Some(p.column))
-                    })
-                    .collect();
-            }
-        };
-        // Names, aliases and import dates are checked for the whole script before anything
-        // runs: every problem at once, and no waiting on imports to learn of a typo.
-        let problems = check::check(self, workspace, &steps);
-        if !problems.is_empty() {
-            return problems
+        // A script that does not parse, or names what will not exist, runs nothing: every
+        // problem is reported at once, and no one waits on imports to learn of a typo.
+        let as_errors = |problems: Vec<expand::Problem>| -> Vec<Released> {
+            problems
                 .into_iter()
                 .map(|p| {
                     let origin = Origin { line: p.line, command: &p.command };
                     releaser.error(origin, p.message, Some(p.column))
                 })
-                .collect();
+                .collect()
+        };
+        let steps = match expand::expand(script, self.limits.max_commands) {
+            Ok(steps) => steps,
+            Err(problems) => return as_errors(problems),
+        };
+        let problems = check::check(self, workspace, &steps);
+        if !problems.is_empty() {
+            return as_errors(problems);
         }
         let deadline = Instant::now() + Duration::from_secs(self.limits.max_seconds);
         let mut outputs = Vec::new();

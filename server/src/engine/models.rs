@@ -12,7 +12,7 @@ use statrs::distribution::{Continuous, ContinuousCDF, Normal, StudentsT};
 use super::dataset::Dataset;
 use super::describe::{levels, numbers};
 use super::transform::display;
-use super::{EngineError, Step, expr};
+use super::{EngineError, Step};
 use crate::disclosure::differencing::PopulationSketch;
 use crate::disclosure::raw::{self, Contributors};
 
@@ -677,10 +677,7 @@ impl Step<'_> {
         }
         let request =
             OlsRequest { dependent, terms, constant: !self.flag("noconstant"), errors, level };
-        let mask = match &self.command().condition {
-            Some(c) => Some(expr::condition(&self.engine.ctx, dataset, dataset_name, c)?),
-            None => None,
-        };
+        let mask = self.mask(dataset, dataset_name)?;
         let copies = dataset.copies(std::iter::once(request.dependent.as_str()).chain(
             request.terms.iter().map(|t| match t {
                 Term::Continuous(v) | Term::Factor(v) => v.as_str(),

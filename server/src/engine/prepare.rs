@@ -13,6 +13,7 @@ use shared::script::{Span, TokenKind};
 use super::dataset::{Kind, Variable};
 use super::transform::valid_name;
 use super::{EngineError, Step};
+use shared::script::catalog::FUNCTION_GROUPS;
 
 /// Label sets a workspace defines with `define-labels`.
 pub type LabelSet = Arc<BTreeMap<String, String>>;
@@ -324,137 +325,11 @@ impl Step<'_> {
     }
 }
 
-/// The functions of expressions, by group, with how to call them.
-const FUNCTION_GROUPS: &[(&str, &[&str], &str)] = &[
-    (
-        "Dates",
-        &[
-            "date",
-            "isoformatdate",
-            "year",
-            "month",
-            "day",
-            "week",
-            "halfyear",
-            "quarter",
-            "dow",
-            "doy",
-        ],
-        "Dates are days since 1970-01-01. date(y, m, d) makes one; year(d), month(d), … take one apart; isoformatdate(d) gives 'YYYY-MM-DD'.",
-    ),
-    (
-        "Maths",
-        &[
-            "abs",
-            "ceil",
-            "floor",
-            "int",
-            "round",
-            "sqrt",
-            "exp",
-            "ln",
-            "log10",
-            "logit",
-            "lnfactorial",
-            "comb",
-            "pi",
-            "sin",
-            "cos",
-            "tan",
-            "asin",
-            "acos",
-            "atan",
-        ],
-        "round(x) to a whole number, round(x, unit) to a multiple of unit; int(x) truncates toward zero; comb(n, k) counts combinations.",
-    ),
-    (
-        "Distributions",
-        &[
-            "normal",
-            "normalden",
-            "t",
-            "ttail",
-            "invt",
-            "invttail",
-            "F",
-            "Ftail",
-            "invF",
-            "chi2",
-            "chi2tail",
-            "invchi2",
-            "binomial",
-            "binomialp",
-            "binomialtail",
-        ],
-        "normal(z) is the standard normal CDF; t(df, x), F(df1, df2, x) and chi2(df, x) are CDFs, the *tail forms their upper tails, inv* their inverses; binomialp(n, k, p) is P(X = k).",
-    ),
-    (
-        "Quantile groups",
-        &["quantile"],
-        "quantile(x, n) numbers x's quantile group from 0 to n − 1.",
-    ),
-    (
-        "Rows",
-        &[
-            "rowmax",
-            "rowmin",
-            "rowmean",
-            "rowmedian",
-            "rowtotal",
-            "rowstd",
-            "rowmissing",
-            "rowvalid",
-            "rowconcat",
-        ],
-        "Across the variables given, for each unit: rowmean(a, b, c), rowmissing(a, b) counts missing values.",
-    ),
-    (
-        "Text",
-        &[
-            "length",
-            "string",
-            "lower",
-            "upper",
-            "substr",
-            "trim",
-            "ltrim",
-            "rtrim",
-            "startswith",
-            "endswith",
-        ],
-        "substr(s, position, length) counts from 1; string(x) turns a number into text.",
-    ),
-    (
-        "Logic",
-        &["inlist", "inrange", "sysmiss"],
-        "inlist(x, a, b, …), inrange(x, low, high) (inclusive), sysmiss(x) is true for missing values.",
-    ),
-    (
-        "Labels",
-        &["label_to_code", "inlabels", "labelcontains"],
-        "label_to_code(var, 'label') gives the code with that label; inlabels(var, 'a', …) and labelcontains(var, 'text') test labels.",
-    ),
-];
-
 fn unquote(text: &str) -> String {
     let t = text.trim();
     if t.len() >= 2 && (t.starts_with('\'') || t.starts_with('"')) {
         t[1..t.len() - 1].to_owned()
     } else {
         t.to_owned()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn every_function_of_the_language_has_help_and_no_group_names_an_unknown_one() {
-        let grouped: Vec<&str> =
-            super::FUNCTION_GROUPS.iter().flat_map(|(_, f, _)| f.iter().copied()).collect();
-        let mut known: Vec<&str> = super::super::expr::FUNCTIONS.to_vec();
-        let mut grouped_sorted = grouped.clone();
-        known.sort_unstable();
-        grouped_sorted.sort_unstable();
-        assert_eq!(grouped_sorted, known);
     }
 }

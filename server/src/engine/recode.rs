@@ -14,7 +14,7 @@ use shared::script::{Span, Token, TokenKind};
 
 use super::dataset::{Kind, VarInfo, Variable};
 use super::transform::valid_name;
-use super::{EngineError, Step, expr};
+use super::{EngineError, Step};
 
 /// A value as recode sees it.
 #[derive(Clone, Debug, PartialEq)]
@@ -238,10 +238,7 @@ impl Step<'_> {
                 )));
             }
         }
-        let mask = match &self.command().condition {
-            Some(c) => Some(expr::condition(&self.engine.ctx, dataset, &dataset_name, c)?),
-            None => None,
-        };
+        let mask = self.mask(dataset, &dataset_name)?;
         let n = dataset.len() as u64;
         let gate = self.gate();
         let mut results = Vec::new();

@@ -265,10 +265,7 @@ impl Step<'_> {
         ) -> Result<raw::StatisticsTable, EngineError>,
     ) -> Result<(), EngineError> {
         let (dataset_name, dataset) = self.populated()?;
-        let mask = match &self.command().condition {
-            Some(c) => Some(super::expr::condition(&self.engine.ctx, dataset, dataset_name, c)?),
-            None => None,
-        };
+        let mask = self.mask(dataset, dataset_name)?;
         let gate = &*self.gate_for(dataset.copies(names.iter().map(String::as_str)));
         let keys = self.record_keys(gate, dataset);
         let raw = build(gate, dataset, &keys, mask.as_ref())?;
@@ -358,10 +355,7 @@ impl Step<'_> {
             ));
         }
         let (dataset_name, dataset) = self.populated()?;
-        let mask = match &self.command().condition {
-            Some(c) => Some(super::expr::condition(&self.engine.ctx, dataset, dataset_name, c)?),
-            None => None,
-        };
+        let mask = self.mask(dataset, dataset_name)?;
         let gate = &*self.gate_for(dataset.copies(names.iter().map(String::as_str)));
         let keys = self.record_keys(gate, dataset);
         let summaries = summarize_raw(gate, dataset, &keys, &names, mask.as_ref(), false, false)?;

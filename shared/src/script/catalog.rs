@@ -77,6 +77,124 @@ pub fn commands() -> &'static [CommandSpec] {
 }
 
 /// The nearest name among `candidates`, when it is close enough to be a likely typo.
+/// Every function of the language.
+pub fn functions() -> impl Iterator<Item = &'static str> {
+    FUNCTION_GROUPS.iter().flat_map(|(_, functions, _)| functions.iter().copied())
+}
+
+/// The functions of expressions, by group, with how to call them: the one list the engine,
+/// `help-function` and the editor use.
+pub const FUNCTION_GROUPS: &[(&str, &[&str], &str)] = &[
+    (
+        "Dates",
+        &[
+            "date",
+            "isoformatdate",
+            "year",
+            "month",
+            "day",
+            "week",
+            "halfyear",
+            "quarter",
+            "dow",
+            "doy",
+        ],
+        "Dates are days since 1970-01-01. date(y, m, d) makes one; year(d), month(d), … take one apart; isoformatdate(d) gives 'YYYY-MM-DD'.",
+    ),
+    (
+        "Maths",
+        &[
+            "abs",
+            "ceil",
+            "floor",
+            "int",
+            "round",
+            "sqrt",
+            "exp",
+            "ln",
+            "log10",
+            "logit",
+            "lnfactorial",
+            "comb",
+            "pi",
+            "sin",
+            "cos",
+            "tan",
+            "asin",
+            "acos",
+            "atan",
+        ],
+        "round(x) to a whole number, round(x, unit) to a multiple of unit; int(x) truncates toward zero; comb(n, k) counts combinations.",
+    ),
+    (
+        "Distributions",
+        &[
+            "normal",
+            "normalden",
+            "t",
+            "ttail",
+            "invt",
+            "invttail",
+            "F",
+            "Ftail",
+            "invF",
+            "chi2",
+            "chi2tail",
+            "invchi2",
+            "binomial",
+            "binomialp",
+            "binomialtail",
+        ],
+        "normal(z) is the standard normal CDF; t(df, x), F(df1, df2, x) and chi2(df, x) are CDFs, the *tail forms their upper tails, inv* their inverses; binomialp(n, k, p) is P(X = k).",
+    ),
+    (
+        "Quantile groups",
+        &["quantile"],
+        "quantile(x, n) numbers x's quantile group from 0 to n − 1.",
+    ),
+    (
+        "Rows",
+        &[
+            "rowmax",
+            "rowmin",
+            "rowmean",
+            "rowmedian",
+            "rowtotal",
+            "rowstd",
+            "rowmissing",
+            "rowvalid",
+            "rowconcat",
+        ],
+        "Across the variables given, for each unit: rowmean(a, b, c), rowmissing(a, b) counts missing values.",
+    ),
+    (
+        "Text",
+        &[
+            "length",
+            "string",
+            "lower",
+            "upper",
+            "substr",
+            "trim",
+            "ltrim",
+            "rtrim",
+            "startswith",
+            "endswith",
+        ],
+        "substr(s, position, length) counts from 1; string(x) turns a number into text.",
+    ),
+    (
+        "Logic",
+        &["inlist", "inrange", "sysmiss"],
+        "inlist(x, a, b, …), inrange(x, low, high) (inclusive), sysmiss(x) is true for missing values.",
+    ),
+    (
+        "Labels",
+        &["label_to_code", "inlabels", "labelcontains"],
+        "label_to_code(var, 'label') gives the code with that label; inlabels(var, 'a', …) and labelcontains(var, 'text') test labels.",
+    ),
+];
+
 pub fn nearest<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
     let name = name.to_lowercase();
     let limit = (name.chars().count() / 3).clamp(1, 3);
