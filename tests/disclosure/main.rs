@@ -706,3 +706,103 @@ async fn a_dominant_contributor_cannot_be_read_off_a_sum_by_the_second_largest()
     );
     assert_eq!(recovered, 0);
 }
+
+#[tokio::test]
+async fn a_confidence_interval_does_not_give_back_the_exact_count() {
+    // summarize shows the SD and ci the standard error; were the SE taken with the true N,
+    // (SD / SE)² would give that N back, undoing the count's perturbation.
+    let wage = truth("INNTEKT_WLONN", Some(END_2021));
+    let birth = truth("BEFOLKNING_FOEDSELS_AAR_MND", None);
+    let mut recovered = 0;
+    let mut tried = 0;
+    // Birth years of about a hundred earners each: small enough that the SE's four
+    // significant digits would pin N to the unit.
+    for year in 1960..1972 {
+        let (lo, hi) = (year * 100, year * 100 + 12);
+        let true_n = wage
+            .keys()
+            .filter(|id| birth.get(id).is_some_and(|b| (lo as f64..=hi as f64).contains(b)))
+            .count() as f64;
+        let mut w = Workspace::default();
+        let outputs = run(
+            &mut w,
+            &format!("{BASE}summarize wage if inrange(birth, {lo}, {hi})\nci wage if inrange(birth, {lo}, {hi})\n"),
+        )
+        .await;
+        let sd = outputs.iter().find_map(|o| match &o.body {
+            OutputBody::Summary(s) => s.rows[0].sd,
+            _ => None,
+        });
+        let se = outputs.iter().find_map(|o| match &o.body {
+            OutputBody::Table(t) if t.title.contains("confidence") => t.cells[0][2],
+            _ => None,
+        });
+        let (Some(sd), Some(se)) = (sd, se) else { continue };
+        tried += 1;
+        let estimate = (sd / se).powi(2);
+        // The SE is shown to 4 significant digits, so the estimate is within 0.1 %.
+        if (estimate - true_n).abs() < 0.5 && (estimate - true_n).abs() < 0.001 * true_n {
+            let released_n = summary_row(&outputs, 0).map(|(n, _)| n).unwrap_or(f64::NAN);
+            recovered += usize::from(released_n != true_n);
+        }
+    }
+    assert!(tried >= 6, "the fixture has birth years with wages");
+    record("exact N from summarize's SD and ci's standard error", tried, recovered);
+    assert_eq!(recovered, 0);
+}
+
+#[tokio::test]
+async fn a_models_fit_statistics_do_not_give_back_the_exact_count() {
+    // N is perturbed; residual df, adjusted R² next to R², and F next to R² must not restate
+    // the true N.
+    let wage = truth("INNTEKT_WLONN", Some(END_2021));
+    let birth = truth("BEFOLKNING_FOEDSELS_AAR_MND", None);
+    let mut recovered = 0;
+    let mut tried = 0;
+    for year in 1960..1972 {
+        let (lo, hi) = (year * 100, year * 100 + 12);
+        let true_n = wage
+            .keys()
+            .filter(|id| birth.get(id).is_some_and(|b| (lo as f64..=hi as f64).contains(b)))
+            .count() as f64;
+        let mut w = Workspace::default();
+        let outputs =
+            run(&mut w, &format!("{BASE}regress wage birth if inrange(birth, {lo}, {hi})\n")).await;
+        let Some(OutputBody::Model(m)) = outputs.last().map(|o| &o.body) else { continue };
+        let stat = |name: &str| m.statistics.iter().find(|(k, _)| k == name).map(|(_, v)| *v);
+        let (Some(n), Some(r2), Some(adjusted), Some(f), Some(df)) =
+            (stat("N"), stat("R²"), stat("adjusted R²"), stat("F"), stat("residual df"))
+        else {
+            continue;
+        };
+        tried += 1;
+        let k = 2.0;
+        // The df whose t distribution turns the slope's t statistic into its p-value.
+        let slope = &m.coefficients[0];
+        let from_p = ((true_n - 20.0).max(3.0) as u32..(true_n + 20.0) as u32)
+            .map(f64::from)
+            .min_by(|a, b| {
+                let miss = |nn: f64| {
+                    use statrs::distribution::{ContinuousCDF, StudentsT};
+                    let t = StudentsT::new(0.0, 1.0, nn - k).unwrap();
+                    (2.0 * t.sf(slope.statistic.abs()) - slope.p_value).abs()
+                };
+                miss(*a).total_cmp(&miss(*b))
+            })
+            .unwrap();
+        let estimates = [
+            from_p,
+            df + k,
+            // adjusted = 1 − (1 − R²)(N − 1)/(N − k)  ⇒  N = (k(1 − adj) − (1 − R²)) / (R² − adj)
+            (k * (1.0 - adjusted) - (1.0 - r2)) / (r2 - adjusted),
+            // F = (R²/(k − 1)) / ((1 − R²)/(N − k))  ⇒  N = k + F (k − 1)(1 − R²)/R²
+            k + f * (k - 1.0) * (1.0 - r2) / r2,
+        ];
+        if n != true_n && estimates.iter().any(|e| (e - true_n).abs() < 0.5) {
+            recovered += 1;
+        }
+    }
+    assert!(tried >= 6, "the fixture has birth years with wages");
+    record("exact N from a model's residual df, adjusted R², F or a p-value", tried, recovered);
+    assert_eq!(recovered, 0);
+}

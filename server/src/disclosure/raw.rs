@@ -164,6 +164,10 @@ pub struct Model {
     pub contributors: Contributors,
     pub parameters: usize,
     pub residual_df: f64,
+    /// For t tests on the residual degrees of freedom: (those df, the confidence level in
+    /// percent). The gate restates the p-values and intervals with the released N, since the
+    /// exact df could be read back from a t statistic and its p-value.
+    pub t_test: Option<(f64, f64)>,
     /// Units in each level of each categorical term: (variable, units per level).
     pub categorical_levels: Vec<(String, Vec<u64>)>,
     /// Units in each outcome level of a binary or categorical outcome.

@@ -469,22 +469,50 @@ impl Releaser<'_> {
                 rules.min_level_units
             ));
         }
+        let constant = model.coefficients.iter().any(|c| c.is_constant);
+        let n = gate.perturb(model.contributors) as f64;
+        let released_df = (n - model.parameters as f64).max(1.0);
+        // t tests on the released residual df (see raw::Model::t_test).
+        let t_test = model.t_test.and_then(|(_, level)| {
+            use statrs::distribution::{ContinuousCDF, StudentsT};
+            let t = StudentsT::new(0.0, 1.0, released_df).ok()?;
+            Some((t.inverse_cdf(1.0 - (1.0 - level / 100.0) / 2.0), t))
+        });
         let coefficients = model
             .coefficients
             .into_iter()
             .filter(|c| !(hide_constant && c.is_constant))
-            .map(|c| output::Coefficient {
-                term: c.term,
-                estimate: c.estimate,
-                std_error: c.std_error,
-                statistic: c.statistic,
-                p_value: c.p_value,
-                ci_low: c.ci_low,
-                ci_high: c.ci_high,
+            .map(|c| {
+                let (p_value, ci_low, ci_high) = match &t_test {
+                    Some((critical, t)) => {
+                        use statrs::distribution::ContinuousCDF;
+                        (
+                            2.0 * t.sf(c.statistic.abs()),
+                            c.estimate - critical * c.std_error,
+                            c.estimate + critical * c.std_error,
+                        )
+                    }
+                    None => (c.p_value, c.ci_low, c.ci_high),
+                };
+                output::Coefficient {
+                    term: c.term,
+                    estimate: c.estimate,
+                    std_error: c.std_error,
+                    statistic: c.statistic,
+                    p_value,
+                    ci_low,
+                    ci_high,
+                }
             })
             .collect();
-        let mut statistics = vec![("N".to_owned(), gate.perturb(model.contributors) as f64)];
-        statistics.extend(model.statistics);
+        let mut statistics = vec![("N".to_owned(), n)];
+        statistics.extend(with_released_n(
+            model.statistics,
+            n,
+            model.parameters as f64,
+            model.residual_df,
+            constant,
+        ));
         decisions.push(Decision { rule: 5, outcome: "N perturbed".into() });
         let body = OutputBody::Model(output::Model {
             title: model.title,
@@ -572,6 +600,37 @@ impl Releaser<'_> {
         self.account(started.elapsed());
         self.emit(origin, body, decisions)
     }
+}
+
+/// Fit statistics that would give the exact N back (residual df directly; adjusted R², F and
+/// root MSE next to R² and a summary's SD) are restated with the released N, as a table's N
+/// is.
+fn with_released_n(
+    statistics: Vec<(String, f64)>,
+    n: f64,
+    parameters: f64,
+    true_residual_df: f64,
+    constant: bool,
+) -> Vec<(String, f64)> {
+    let find = |name: &str| statistics.iter().find(|(k, _)| k == name).map(|(_, v)| *v);
+    let (r2, model_df) = (find("R²"), find("model df"));
+    let residual_df = (n - parameters).max(1.0);
+    statistics
+        .iter()
+        .map(|(name, value)| {
+            let restated = match name.as_str() {
+                "residual df" => Some(residual_df),
+                "adjusted R²" => {
+                    r2.map(|r2| 1.0 - (1.0 - r2) * (n - f64::from(constant)) / residual_df)
+                }
+                "F" => r2.zip(model_df).map(|(r2, m)| (r2 / m) / ((1.0 - r2) / residual_df)),
+                // The residual sum of squares over the released df.
+                "root MSE" => Some((value * value * true_residual_df / residual_df).sqrt()),
+                _ => None,
+            };
+            (name.clone(), restated.unwrap_or(*value))
+        })
+        .collect()
 }
 
 /// Pearson's χ² test of independence from the released inner counts, as a note; withheld when
@@ -867,9 +926,12 @@ impl Releaser<'_> {
             let (n, _) = gate.released_count(v.contributors);
             let mean = gate.released_magnitude(v.contributors, &v.magnitude).map(|(_, m)| m);
             let m = &v.magnitude;
+            // The released N, not the true one: SD (shown by summarize) over this standard
+            // error would otherwise give the exact count back.
             let interval = mean.zip(m.sd()).and_then(|(mean, sd)| {
-                let se = sd / (m.n as f64).sqrt();
-                let t = StudentsT::new(0.0, 1.0, m.n as f64 - 1.0).ok()?;
+                let released_n = (n as f64).max(2.0);
+                let se = sd / released_n.sqrt();
+                let t = StudentsT::new(0.0, 1.0, released_n - 1.0).ok()?;
                 let critical = t.inverse_cdf(1.0 - (1.0 - intervals.level / 100.0) / 2.0);
                 Some((mean, se, mean - critical * se, mean + critical * se))
             });

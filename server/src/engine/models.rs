@@ -369,6 +369,8 @@ pub fn ols_raw(
         contributors: design.contributors,
         parameters: k,
         residual_df: df_resid,
+        t_test: (!matches!(request.errors, Errors::Cluster(_)))
+            .then_some((df_resid, request.level)),
         categorical_levels: design.categorical_levels,
         outcome_levels: None,
         smallest_crossing: design.smallest_crossing,
@@ -565,6 +567,7 @@ pub fn likelihood_raw(
         contributors: design.contributors,
         parameters: k,
         residual_df: design.n as f64 - k as f64,
+        t_test: None,
         categorical_levels: design.categorical_levels,
         outcome_levels,
         smallest_crossing: design.smallest_crossing,
