@@ -707,22 +707,30 @@ async fn a_dominant_contributor_cannot_be_read_off_a_sum_by_the_second_largest()
     assert_eq!(recovered, 0);
 }
 
+/// Birth years of about a hundred earners each, as (first month, last month, true number of
+/// persons with a wage): small enough that four significant digits pin N to the unit.
+fn earners_by_birth_year() -> Vec<(i64, i64, f64)> {
+    let wage = truth("INNTEKT_WLONN", Some(END_2021));
+    let birth = truth("BEFOLKNING_FOEDSELS_AAR_MND", None);
+    (1960..1972)
+        .map(|year| {
+            let (lo, hi) = (year * 100, year * 100 + 12);
+            let true_n = wage
+                .keys()
+                .filter(|id| birth.get(id).is_some_and(|b| (lo as f64..=hi as f64).contains(b)))
+                .count() as f64;
+            (lo, hi, true_n)
+        })
+        .collect()
+}
+
 #[tokio::test]
 async fn a_confidence_interval_does_not_give_back_the_exact_count() {
     // summarize shows the SD and ci the standard error; were the SE taken with the true N,
     // (SD / SE)² would give that N back, undoing the count's perturbation.
-    let wage = truth("INNTEKT_WLONN", Some(END_2021));
-    let birth = truth("BEFOLKNING_FOEDSELS_AAR_MND", None);
     let mut recovered = 0;
     let mut tried = 0;
-    // Birth years of about a hundred earners each: small enough that the SE's four
-    // significant digits would pin N to the unit.
-    for year in 1960..1972 {
-        let (lo, hi) = (year * 100, year * 100 + 12);
-        let true_n = wage
-            .keys()
-            .filter(|id| birth.get(id).is_some_and(|b| (lo as f64..=hi as f64).contains(b)))
-            .count() as f64;
+    for (lo, hi, true_n) in earners_by_birth_year() {
         let mut w = Workspace::default();
         let outputs = run(
             &mut w,
@@ -755,16 +763,9 @@ async fn a_confidence_interval_does_not_give_back_the_exact_count() {
 async fn a_models_fit_statistics_do_not_give_back_the_exact_count() {
     // N is perturbed; residual df, adjusted R² next to R², and F next to R² must not restate
     // the true N.
-    let wage = truth("INNTEKT_WLONN", Some(END_2021));
-    let birth = truth("BEFOLKNING_FOEDSELS_AAR_MND", None);
     let mut recovered = 0;
     let mut tried = 0;
-    for year in 1960..1972 {
-        let (lo, hi) = (year * 100, year * 100 + 12);
-        let true_n = wage
-            .keys()
-            .filter(|id| birth.get(id).is_some_and(|b| (lo as f64..=hi as f64).contains(b)))
-            .count() as f64;
+    for (lo, hi, true_n) in earners_by_birth_year() {
         let mut w = Workspace::default();
         let outputs =
             run(&mut w, &format!("{BASE}regress wage birth if inrange(birth, {lo}, {hi})\n")).await;

@@ -42,6 +42,16 @@ fn reference() -> Value {
     serde_json::from_slice(&output.stdout).expect("reference.py prints JSON")
 }
 
+/// Every command of the script ran: no error and no refusal among its outputs.
+fn assert_ran(outputs: &[crate::disclosure::Released]) {
+    assert!(
+        outputs
+            .iter()
+            .all(|o| !matches!(o.output().body, shared::output::OutputBody::Error { .. })),
+        "{outputs:#?}"
+    );
+}
+
 fn close(ours: f64, theirs: f64, what: &str) {
     let scale = theirs.abs().max(1e-12);
     assert!((ours - theirs).abs() / scale < 1e-6, "{what}: ours {ours}, reference {theirs}");
@@ -68,12 +78,7 @@ async fn statistics_match_pandas_and_statsmodels_on_the_same_parquet() {
     let mut workspace = Workspace::default();
     let audit = MemoryAudit::default();
     let outputs = engine.run(&mut workspace, SCRIPT, &audit, "reference").await;
-    assert!(
-        outputs
-            .iter()
-            .all(|o| !matches!(o.output().body, shared::output::OutputBody::Error { .. })),
-        "{outputs:#?}"
-    );
+    assert_ran(&outputs);
     let dataset = workspace.current().unwrap();
     let gate = engine.gate(dataset.origin.as_ref());
     let reference = reference();
@@ -143,12 +148,7 @@ async fn statistics_match_pandas_and_statsmodels_on_the_same_parquet() {
         let mut w = Workspace::default();
         let script = format!("{SCRIPT}generate decile = quantile(wage, 10)\n");
         let outputs = engine.run(&mut w, &script, &audit, "reference").await;
-        assert!(
-            outputs
-                .iter()
-                .all(|o| !matches!(o.output().body, shared::output::OutputBody::Error { .. })),
-            "{outputs:#?}"
-        );
+        assert_ran(&outputs);
         let with_deciles = w.current().unwrap();
         let request = TableRequest {
             options: Default::default(),
@@ -204,12 +204,7 @@ async fn statistics_match_pandas_and_statsmodels_on_the_same_parquet() {
                 "{SCRIPT}generate high = wage > 500000 if !sysmiss(wage)\ngenerate hundreds = floor(wage / 100000)\n"
             );
             let outputs = engine.run(&mut w, &script, &audit, "reference").await;
-            assert!(
-                outputs
-                    .iter()
-                    .all(|o| !matches!(o.output().body, shared::output::OutputBody::Error { .. })),
-                "{outputs:#?}"
-            );
+            assert_ran(&outputs);
             w.current().unwrap().clone()
         };
         let request = OlsRequest {
@@ -284,12 +279,7 @@ import db/INNTEKT_WYRKINNT 2021-12-31 as earned
 collapse (sum) earned -> sum (mean) earned -> mean (count) earned -> count (median) earned -> median (sd) earned -> sd (p25) earned -> p25 (p75) earned -> p75 (min) earned -> min (max) earned -> max (semean) earned -> semean, by(famnr)
 ";
     let outputs = engine.run(&mut workspace, script, &audit, "reference").await;
-    assert!(
-        outputs
-            .iter()
-            .all(|o| !matches!(o.output().body, shared::output::OutputBody::Error { .. })),
-        "{outputs:#?}"
-    );
+    assert_ran(&outputs);
     let reference = reference();
     let theirs = reference["collapse"].as_object().unwrap();
     let dataset = workspace.current().unwrap();
@@ -346,12 +336,7 @@ async fn distribution_functions_match_scipy() {
     let mut workspace = Workspace::default();
     let audit = MemoryAudit::default();
     let outputs = engine.run(&mut workspace, &script, &audit, "reference").await;
-    assert!(
-        outputs
-            .iter()
-            .all(|o| !matches!(o.output().body, shared::output::OutputBody::Error { .. })),
-        "{outputs:#?}"
-    );
+    assert_ran(&outputs);
     let dataset = workspace.current().unwrap();
     for (i, e) in expressions.iter().enumerate() {
         let v = dataset.variable(&format!("f{i}")).unwrap();
