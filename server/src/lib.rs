@@ -6,6 +6,7 @@ pub mod datastore;
 pub mod disclosure;
 pub mod engine;
 pub mod http;
+pub mod identity;
 pub mod settings;
 pub mod stats;
 pub mod telemetry;

@@ -66,8 +66,23 @@ pub fn script_hash(script: &str) -> String {
     digest.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// Sign-ins, failures, lockouts, enrolments, role and grant changes, deletions: who did what to
+/// access, beside the outputs. Never holds a password, code or token.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct SecurityEvent {
+    pub time: i64,
+    pub event: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub address: Option<String>,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub detail: String,
+}
+
 pub trait AuditLog: Send + Sync {
     fn record(&self, entry: &AuditEntry);
+    fn event(&self, event: &SecurityEvent);
 }
 
 /// Appends one JSON object per line to a file.
@@ -86,8 +101,8 @@ impl JsonLinesAudit {
     }
 }
 
-impl AuditLog for JsonLinesAudit {
-    fn record(&self, entry: &AuditEntry) {
+impl JsonLinesAudit {
+    fn write<T: Serialize>(&self, entry: &T) {
         let mut line = serde_json::to_string(entry).unwrap_or_default();
         line.push('\n');
         let mut file = self.file.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
@@ -98,14 +113,41 @@ impl AuditLog for JsonLinesAudit {
     }
 }
 
+impl AuditLog for JsonLinesAudit {
+    fn record(&self, entry: &AuditEntry) {
+        self.write(entry);
+    }
+
+    fn event(&self, event: &SecurityEvent) {
+        self.write(event);
+    }
+}
+
 /// Keeps entries in memory, for tests and for the CLI's `--audit` summary.
 #[derive(Debug, Default)]
 pub struct MemoryAudit {
     pub entries: Mutex<Vec<AuditEntry>>,
+    pub events: Mutex<Vec<SecurityEvent>>,
+}
+
+impl MemoryAudit {
+    /// The names of the security events so far, in order.
+    pub fn event_names(&self) -> Vec<String> {
+        self.events
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .map(|e| e.event.clone())
+            .collect()
+    }
 }
 
 impl AuditLog for MemoryAudit {
     fn record(&self, entry: &AuditEntry) {
         self.entries.lock().unwrap_or_else(|p| p.into_inner()).push(entry.clone());
+    }
+
+    fn event(&self, event: &SecurityEvent) {
+        self.events.lock().unwrap_or_else(|p| p.into_inner()).push(event.clone());
     }
 }
