@@ -118,6 +118,7 @@ fn unreachable(e: gloo_net::Error) -> ApiError {
             "the server could not be reached ({e}); check your connection and try again"
         ),
         did_you_mean: Vec::new(),
+        code: None,
     }
 }
 
@@ -129,6 +130,7 @@ async fn read<T: DeserializeOwned>(response: gloo_net::http::Response) -> Result
         Err(response.json::<ApiError>().await.unwrap_or_else(|_| ApiError {
             error: format!("the server answered {}", response.status()),
             did_you_mean: Vec::new(),
+            code: None,
         }))
     }
 }

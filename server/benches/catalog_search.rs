@@ -35,7 +35,7 @@ fn main() {
         .find(|a| !a.starts_with('-'))
         .unwrap_or_else(|| ".skjold/datastores".into());
     let settings = Settings { datastores: root.clone().into(), ..Settings::default() };
-    let state = server::AppState::load(&settings).expect("datastores load");
+    let state = server::AppState::load_for_batch(&settings).expect("datastores load");
     assert!(!state.catalog.is_empty(), "no variables under {root}: generate a datastore first");
     let texts = [
         "inntekt",

@@ -34,6 +34,10 @@ pub struct AppState {
     pub audit: Arc<dyn AuditLog>,
     /// `None` when the guest workspace is switched off.
     pub guests: Option<Arc<http::run::Guests>>,
+    /// Signed-in users' workspaces, one per user and project.
+    pub workspaces: Arc<http::run::Workspaces>,
+    pub identity: Arc<identity::Identity>,
+    pub countries: Arc<identity::country::CountryGate>,
     pub rate_limits: Arc<http::rate_limit::RateLimits>,
 }
 
@@ -56,7 +60,45 @@ impl AppState {
         AppState::with_audit(settings, Arc::new(audit))
     }
 
+    /// For `skjold run`: the batch path needs no accounts, so it leaves the application
+    /// database alone and keeps an empty one in memory.
+    pub fn load_for_batch(settings: &Settings) -> anyhow::Result<AppState> {
+        let audit = JsonLinesAudit::open(&settings.audit_log).map_err(|e| {
+            anyhow::anyhow!(
+                "cannot open the audit log {}: {e} (set audit_log or SKJOLD_AUDIT_LOG)",
+                settings.audit_log.display()
+            )
+        })?;
+        let store = identity::SqliteStore::in_memory()?;
+        AppState::assemble(
+            settings,
+            Arc::new(audit),
+            Arc::new(store),
+            Arc::new(identity::SystemClock),
+        )
+    }
+
+    /// With the application database of the settings and the system clock.
     pub fn with_audit(settings: &Settings, audit: Arc<dyn AuditLog>) -> anyhow::Result<AppState> {
+        let store = identity::SqliteStore::open(&settings.identity.database).map_err(|e| {
+            anyhow::anyhow!(
+                "cannot open the application database {}: {e} (setting identity.database or SKJOLD_DATABASE)",
+                settings.identity.database.display()
+            )
+        })?;
+        AppState::assemble(settings, audit, Arc::new(store), Arc::new(identity::SystemClock))
+    }
+
+    /// From parts, so tests can give an in-memory database and a clock they control.
+    pub fn assemble(
+        settings: &Settings,
+        audit: Arc<dyn AuditLog>,
+        store: Arc<dyn identity::AppStore>,
+        clock: Arc<dyn identity::Clock>,
+    ) -> anyhow::Result<AppState> {
+        let identity =
+            identity::Identity::new(store, clock, settings.identity.clone(), audit.clone())?;
+        let countries = identity::country::CountryGate::new(&settings.identity.countries)?;
         let registry = Arc::new(Registry::open(&settings.datastores)?);
         let catalog = Catalog::build(&registry)?;
         let engine = Engine::new(registry.clone(), settings.limits.clone())?;
@@ -67,6 +109,9 @@ impl AppState {
             engine: Arc::new(engine),
             audit,
             guests,
+            workspaces: Arc::default(),
+            identity: Arc::new(identity),
+            countries: Arc::new(countries),
             rate_limits: Arc::new(http::rate_limit::RateLimits::new(settings.rate_limits.clone())),
         })
     }
@@ -80,6 +125,23 @@ pub async fn run(
     settings: &Settings,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    // Deletion requests past their grace period are carried out hourly.
+    let identity = state.identity.clone();
+    tokio::spawn(async move {
+        let mut hourly = tokio::time::interval(std::time::Duration::from_secs(3600));
+        loop {
+            hourly.tick().await;
+            let identity = identity.clone();
+            match tokio::task::spawn_blocking(move || identity.purge_due_deletions()).await {
+                Ok(Ok(0)) => {}
+                Ok(Ok(n)) => {
+                    tracing::info!(accounts = n, "deleted accounts past their grace period")
+                }
+                Ok(Err(e)) => tracing::error!(error = %e, "cannot carry out deletion requests"),
+                Err(e) => tracing::error!(error = %e, "the deletion task failed"),
+            }
+        }
+    });
     let app = http::router(state, &settings.app_dir);
     axum::serve(listener, app.into_make_service_with_connect_info::<std::net::SocketAddr>())
         .with_graceful_shutdown(shutdown)

@@ -59,6 +59,58 @@ enum Command {
     /// Create, load and check register datastores.
     #[command(subcommand)]
     Datastore(DatastoreCommand),
+    /// Manage accounts (the data steward's work): prints enrolment links to pass on.
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Manage projects, courses, their members and grants.
+    #[command(subcommand)]
+    Project(ProjectCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum UserCommand {
+    /// Create an account and print its one-time enrolment link.
+    Add {
+        /// User name: lower-case letters, digits, '.', '-', '_'.
+        name: String,
+        /// The person's name, as shown in the app.
+        #[arg(long = "display-name")]
+        display_name: String,
+        #[arg(long)]
+        email: Option<String>,
+        /// member, teacher or steward.
+        #[arg(long, default_value = "member")]
+        role: String,
+    },
+    /// A new enrolment link for an account (to link or switch its sign-in method).
+    Enrolment { name: String },
+    /// Change an account's role.
+    Role { name: String, role: String },
+    /// List accounts.
+    List,
+    /// Delete an account and everything that hangs on it.
+    Delete { name: String },
+}
+
+#[derive(Debug, Subcommand)]
+enum ProjectCommand {
+    /// Create a project (or, with --course, a course with a join code).
+    Add {
+        name: String,
+        #[arg(long)]
+        owner: Option<String>,
+        #[arg(long)]
+        course: bool,
+    },
+    /// Grant a project a whole datastore, or one variable of it.
+    Grant {
+        project: String,
+        datastore: String,
+        #[arg(long)]
+        variable: Option<String>,
+    },
+    /// Add a user to a project.
+    Member { project: String, user: String },
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -126,9 +178,149 @@ fn main() -> ExitCode {
             settings.datastores = datastore.unwrap_or(settings.datastores);
             run_script(&settings, &file, format, timings)
         }
+        Command::User(command) => {
+            accounts(&settings, |identity, by| user_command(identity, command, by))
+        }
+        Command::Project(command) => {
+            accounts(&settings, |identity, by| project_command(identity, command, by))
+        }
         Command::Datastore(command) => {
             telemetry::init(LogFormat::Pretty);
             datastore(command)
+        }
+    }
+}
+
+/// Opens the application database and the audit log, and runs one administrative command.
+fn accounts(
+    settings: &Settings,
+    command: impl FnOnce(
+        &server::identity::Identity,
+        &str,
+    ) -> Result<String, server::identity::AuthError>,
+) -> ExitCode {
+    use std::sync::Arc;
+    let opened = (|| -> anyhow::Result<server::identity::Identity> {
+        let store = server::identity::SqliteStore::open(&settings.identity.database).map_err(|e| {
+            anyhow::anyhow!(
+                "cannot open the application database {}: {e} (setting identity.database or SKJOLD_DATABASE)",
+                settings.identity.database.display()
+            )
+        })?;
+        let audit =
+            server::disclosure::audit::JsonLinesAudit::open(&settings.audit_log).map_err(|e| {
+                anyhow::anyhow!("cannot open the audit log {}: {e}", settings.audit_log.display())
+            })?;
+        server::identity::Identity::new(
+            Arc::new(store),
+            Arc::new(server::identity::SystemClock),
+            settings.identity.clone(),
+            Arc::new(audit),
+        )
+    })();
+    let identity = match opened {
+        Ok(i) => i,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let by = std::env::var("USER").map(|u| format!("cli:{u}")).unwrap_or_else(|_| "cli".into());
+    match command(&identity, &by) {
+        Ok(text) => {
+            println!("{text}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn parse_role(role: &str) -> Result<server::identity::Role, server::identity::AuthError> {
+    server::identity::Role::parse(role).ok_or_else(|| {
+        server::identity::AuthError::Invalid(format!(
+            "unknown role '{role}': use member, teacher or steward"
+        ))
+    })
+}
+
+fn user_command(
+    identity: &server::identity::Identity,
+    command: UserCommand,
+    by: &str,
+) -> Result<String, server::identity::AuthError> {
+    use server::identity::AuthError;
+    match command {
+        UserCommand::Add { name, display_name, email, role } => {
+            let role = parse_role(&role)?;
+            let (_, link) = identity.add_user(&name, &display_name, email.as_deref(), role, by)?;
+            Ok(format!(
+                "created {name} ({}); pass on this one-time enrolment link (valid {} hours):\n{link}",
+                role.as_str(),
+                identity.settings.enrolment_hours
+            ))
+        }
+        UserCommand::Enrolment { name } => {
+            let user = identity
+                .store
+                .user_by_name(&name)?
+                .ok_or_else(|| AuthError::NotFound(format!("there is no user named '{name}'")))?;
+            identity.enrolment_link(&user)
+        }
+        UserCommand::Role { name, role } => {
+            let role = parse_role(&role)?;
+            identity.set_role(&name, role, by)?;
+            Ok(format!("{name} is now {}", role.as_str()))
+        }
+        UserCommand::List => Ok(identity
+            .store
+            .users()?
+            .iter()
+            .map(|u| {
+                format!(
+                    "{}\t{}\t{}\t{}",
+                    u.name,
+                    u.role.as_str(),
+                    u.method.as_str(),
+                    u.display_name
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("\n")),
+        UserCommand::Delete { name } => {
+            identity.delete_user(&name, by)?;
+            Ok(format!("deleted {name}"))
+        }
+    }
+}
+
+fn project_command(
+    identity: &server::identity::Identity,
+    command: ProjectCommand,
+    by: &str,
+) -> Result<String, server::identity::AuthError> {
+    use server::identity::ProjectKind;
+    match command {
+        ProjectCommand::Add { name, owner, course } => {
+            let kind = if course { ProjectKind::Course } else { ProjectKind::Project };
+            let project = identity.create_project(&name, kind, owner.as_deref(), by)?;
+            Ok(match project.join_code {
+                Some(code) => format!("created course '{name}'; students join with code {code}"),
+                None => format!("created project '{name}'"),
+            })
+        }
+        ProjectCommand::Grant { project, datastore, variable } => {
+            identity.grant(&project, &datastore, variable.as_deref(), by)?;
+            Ok(format!(
+                "granted {datastore}{} to '{project}'",
+                variable.map(|v| format!("/{v}")).unwrap_or_default()
+            ))
+        }
+        ProjectCommand::Member { project, user } => {
+            identity.add_member(&project, &user, by)?;
+            Ok(format!("added {user} to '{project}'"))
         }
     }
 }
@@ -206,7 +398,7 @@ fn run_script(
         }
     };
     let result: anyhow::Result<(String, bool)> = runtime.block_on(async {
-        let state = AppState::load(settings)?;
+        let state = AppState::load_for_batch(settings)?;
         let user =
             std::env::var("USER").map(|u| format!("cli:{u}")).unwrap_or_else(|_| "cli".into());
         let mut workspace = server::engine::Workspace::default();

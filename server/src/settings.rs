@@ -27,6 +27,8 @@ pub struct Settings {
     pub limits: crate::engine::Limits,
     /// Runs per minute and outputs per hour, per user and per address (disclosure rule 11).
     pub rate_limits: crate::http::rate_limit::RateLimitSettings,
+    /// Accounts, sessions, terms, the country gate (`[identity]`, `[identity.countries]`).
+    pub identity: crate::identity::IdentitySettings,
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, clap::ValueEnum)]
@@ -47,6 +49,7 @@ impl Default for Settings {
             guest_workspace: true,
             limits: crate::engine::Limits::default(),
             rate_limits: Default::default(),
+            identity: Default::default(),
         }
     }
 }
@@ -79,6 +82,12 @@ impl Settings {
                 "audit_log",
                 "guest_workspace",
             ]))
+            // The two identity settings a deployment most often sets from its environment.
+            .merge(
+                Env::prefixed("SKJOLD_")
+                    .only(&["database", "public_url"])
+                    .map(|key| format!("identity.{key}").into()),
+            )
             .extract()
             .map_err(|e| SettingsError(Box::new(e)))
     }

@@ -24,7 +24,18 @@ pub fn small_demo() -> &'static Path {
 }
 
 pub fn demo_state() -> AppState {
-    let settings = Settings { datastores: small_demo().to_owned(), ..Settings::default() };
+    demo_state_with(Settings::default(), std::sync::Arc::new(crate::identity::SystemClock)).0
+}
+
+/// The demo with these settings (their datastores replaced), an application database in
+/// memory, the given clock, and the audit log to read back.
+pub fn demo_state_with(
+    settings: Settings,
+    clock: std::sync::Arc<dyn crate::identity::Clock>,
+) -> (AppState, std::sync::Arc<crate::disclosure::audit::MemoryAudit>) {
+    let settings = Settings { datastores: small_demo().to_owned(), ..settings };
     let audit = std::sync::Arc::new(crate::disclosure::audit::MemoryAudit::default());
-    AppState::with_audit(&settings, audit).expect("the demo loads")
+    let store = std::sync::Arc::new(crate::identity::SqliteStore::in_memory().unwrap());
+    let state = AppState::assemble(&settings, audit.clone(), store, clock).expect("the demo loads");
+    (state, audit)
 }

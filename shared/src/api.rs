@@ -69,6 +69,10 @@ pub struct ApiError {
     /// Close matches, for "did you mean" on unknown names.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub did_you_mean: Vec<String>,
+    /// What the app should do about it: `signed_out`, `terms`, `change_password`,
+    /// `second_factor`, `csrf`, `country`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<String>,
 }
 
 /// `POST /api/run`: a script (or the selected part of one) to run in the caller's workspace.
@@ -76,6 +80,9 @@ pub struct ApiError {
 #[serde(deny_unknown_fields)]
 pub struct RunRequest {
     pub script: String,
+    /// The project to run in, for signed-in users with more than one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub project: Option<String>,
 }
 
 /// `GET /api/catalog/datastores/{name}/rules`: the disclosure rules of a datastore's newest
@@ -88,4 +95,92 @@ pub struct RulesPage {
     pub rules: Vec<(u32, String)>,
     /// The thresholds as the server enforces them.
     pub settings: serde_json::Value,
+}
+
+/// `GET /api/session`: who the caller is, and what the app should show.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct SessionInfo {
+    pub signed_in: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub display_name: Option<String>,
+    /// member, teacher or steward.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<String>,
+    /// second_factor, change_password or active.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stage: Option<String>,
+    /// The terms in force are not accepted yet: only the terms page is reachable.
+    #[serde(default)]
+    pub needs_terms: bool,
+    /// Sent back in `X-CSRF-Token` with every state-changing request.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub csrf: Option<String>,
+    /// Seconds until idle sign-out.
+    #[serde(default)]
+    pub idle_left: i64,
+    /// The "stay signed in?" prompt shows when `idle_left` is at most this.
+    #[serde(default)]
+    pub idle_warning: i64,
+    /// Scripts can run without signing in (demo datastore only).
+    #[serde(default)]
+    pub guest_workspace: bool,
+}
+
+/// `POST /api/auth/login`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LoginRequest {
+    pub user: String,
+    pub password: String,
+}
+
+/// `POST /api/auth/totp` and `POST /api/enrol/totp`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CodeRequest {
+    pub code: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<String>,
+}
+
+/// `POST /api/enrol/status` and `POST /api/enrol/password`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct EnrolRequest {
+    pub token: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password: Option<String>,
+}
+
+/// `POST /api/enrol/status`: whose link it is.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct EnrolStatus {
+    pub user: String,
+    pub display_name: String,
+    /// The sign-in method linked now: none, password or passkey.
+    pub method: String,
+}
+
+/// `POST /api/enrol/password`: what the authenticator app needs.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TotpSetup {
+    pub otpauth_uri: String,
+    pub secret: String,
+    pub qr_svg: String,
+}
+
+/// `GET /api/terms`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Terms {
+    pub version: u32,
+    /// Markdown.
+    pub text: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub accepted_version: Option<u32>,
+}
+
+/// `POST /api/account/password`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PasswordChange {
+    pub current: String,
+    pub new: String,
 }

@@ -34,6 +34,10 @@ async fn start_with(adjust: impl FnOnce(&mut Settings)) -> Running {
         datastores: data.path().join("stores"),
         app_dir: data.path().join("dist"),
         audit_log: data.path().join("audit.jsonl"),
+        identity: server::identity::IdentitySettings {
+            database: data.path().join("app.sqlite3"),
+            ..Default::default()
+        },
         ..Settings::default()
     };
     let mut settings = settings;

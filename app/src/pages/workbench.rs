@@ -75,8 +75,11 @@ pub fn WorkbenchPage() -> impl IntoView {
         set_running.set(true);
         set_failure.set(None);
         spawn_local(async move {
-            let result =
-                post_json::<_, RunResponse>("/api/run", &RunRequest { script: text }).await;
+            let result = post_json::<_, RunResponse>(
+                "/api/run",
+                &RunRequest { script: text, project: None },
+            )
+            .await;
             match result {
                 Ok(mut response) => {
                     for o in &mut response.outputs {

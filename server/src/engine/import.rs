@@ -107,6 +107,18 @@ impl Step<'_> {
                     ),
                 )
             })?;
+        if let Some(grants) = &self.workspace.grants
+            && !grants.allows_variable(&origin.datastore, meta.name.as_str())
+        {
+            return Err(EngineError::at(
+                args.variable_span,
+                format!(
+                    "this workspace's project is not granted {}/{}: ask your data steward to grant it",
+                    origin.datastore,
+                    meta.name.as_str()
+                ),
+            ));
+        }
         check_date(meta, args.date, args.variable_span)?;
 
         let target_name = args.name.clone().unwrap_or_else(|| args.variable.clone());

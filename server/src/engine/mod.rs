@@ -323,8 +323,9 @@ pub struct Workspace {
     /// `require` aliases → datastore version.
     aliases: BTreeMap<String, dataset::Origin>,
     history: Vec<String>,
-    /// Datastores this workspace may bind; `None` allows all (grants come with projects).
-    allowed_datastores: Option<Vec<String>>,
+    /// What this workspace may import (its project's grants); `None` allows everything (the
+    /// CLI's batch path on a local datastore).
+    grants: Option<crate::identity::Grants>,
     /// Value labels made with define-labels.
     labels: BTreeMap<String, prepare::LabelSet>,
     /// The populations of released outputs, newest last (rule 11).
@@ -337,10 +338,18 @@ const REMEMBERED_POPULATIONS: usize = 10_000;
 impl Workspace {
     /// A workspace that may bind only the named datastores.
     pub fn restricted_to(datastores: &[&str]) -> Workspace {
-        Workspace {
-            allowed_datastores: Some(datastores.iter().map(|d| (*d).to_owned()).collect()),
-            ..Workspace::default()
-        }
+        let grants = datastores.iter().map(|d| ((*d).to_owned(), None)).collect();
+        Workspace::with_grants(crate::identity::Grants(grants))
+    }
+
+    /// Replaces the grants (a steward may have changed them since the last run).
+    pub fn set_grants(&mut self, grants: crate::identity::Grants) {
+        self.grants = Some(grants);
+    }
+
+    /// A workspace that may import only what `grants` allow (a project's).
+    pub fn with_grants(grants: crate::identity::Grants) -> Workspace {
+        Workspace { grants: Some(grants), ..Workspace::default() }
     }
 
     pub fn current(&self) -> Option<&Dataset> {
@@ -597,14 +606,16 @@ impl<'a> Step<'a> {
             };
             return Err(EngineError::at(first.span, format!("unknown datastore {name}: {hint}")));
         };
-        if let Some(allowed) = &self.workspace.allowed_datastores
-            && !allowed.iter().any(|a| a == datastore.as_str())
+        if let Some(grants) = &self.workspace.grants
+            && !grants.allows_datastore(datastore.as_str())
         {
+            let granted: Vec<&str> = grants.0.keys().map(String::as_str).collect();
+            let granted =
+                if granted.is_empty() { "no datastore".to_owned() } else { granted.join(", ") };
             return Err(EngineError::at(
                 first.span,
                 format!(
-                    "this workspace may use {} only; sign in to a project granted {name}",
-                    allowed.join(", ")
+                    "this workspace's project is granted {granted}, not {name}: ask your data steward for a grant, or run in a project that has one"
                 ),
             ));
         }

@@ -1,12 +1,13 @@
-//! The one error type of the HTTP layer.
+//! One error type for every handler: the status code and the JSON body `{"error": "…"}`.
 
 use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use shared::api::ApiError;
 
-/// 4xx errors carry a message for the user; 5xx errors are logged once with their cause and
-/// reach the client as a generic message.
+use crate::identity::AuthError;
+
+/// Errors a handler returns; each becomes a status and a message that tells the user what to do.
 #[derive(Debug)]
 pub enum AppError {
     BadRequest {
@@ -17,7 +18,21 @@ pub enum AppError {
         message: String,
         did_you_mean: Vec<String>,
     },
+    /// 401: not signed in (or no longer); `code` tells the app which page to show.
+    Unauthorized {
+        message: String,
+        code: &'static str,
+    },
     Forbidden(String),
+    /// 403 with a code the app acts on (terms, change_password, csrf, country).
+    ForbiddenCode {
+        message: String,
+        code: &'static str,
+    },
+    /// 409: the thing exists already.
+    Conflict(String),
+    /// 422: well-formed but refused (a weak password, a wrong code).
+    Refused(String),
     /// 429 with Retry-After.
     TooManyRequests(super::rate_limit::Limited),
     Internal(anyhow::Error),
@@ -29,29 +44,63 @@ impl<E: Into<anyhow::Error>> From<E> for AppError {
     }
 }
 
+impl AppError {
+    pub fn from_auth(error: AuthError) -> AppError {
+        match error {
+            AuthError::BadCredentials | AuthError::BadCode => {
+                AppError::Unauthorized { message: error.to_string(), code: "bad_credentials" }
+            }
+            AuthError::Locked { retry_after } => {
+                AppError::TooManyRequests(super::rate_limit::Limited {
+                    message: error.to_string(),
+                    retry_after: std::time::Duration::from_secs(retry_after.max(1) as u64),
+                })
+            }
+            AuthError::NoSession => {
+                AppError::Unauthorized { message: error.to_string(), code: "signed_out" }
+            }
+            AuthError::NotAllowed(message) => AppError::Forbidden(message),
+            AuthError::BadEnrolment => AppError::Refused(error.to_string()),
+            AuthError::Invalid(message) => AppError::Refused(message),
+            AuthError::NotFound(message) => {
+                AppError::NotFound { message, did_you_mean: Vec::new() }
+            }
+            AuthError::Store(crate::identity::StoreError::Conflict(message)) => {
+                AppError::Conflict(message)
+            }
+            AuthError::Store(e) => AppError::Internal(e.into()),
+        }
+    }
+}
+
+fn body(error: String, code: Option<&str>) -> ApiError {
+    ApiError { error, did_you_mean: Vec::new(), code: code.map(str::to_owned) }
+}
+
 impl IntoResponse for AppError {
     fn into_response(self) -> Response {
         let (status, body) = match self {
-            AppError::BadRequest { parameter, message } => (
-                StatusCode::BAD_REQUEST,
-                ApiError {
-                    error: format!("parameter '{parameter}': {message}"),
-                    did_you_mean: Vec::new(),
-                },
-            ),
+            AppError::BadRequest { parameter, message } => {
+                (StatusCode::BAD_REQUEST, body(format!("parameter '{parameter}': {message}"), None))
+            }
             AppError::NotFound { message, did_you_mean } => {
-                (StatusCode::NOT_FOUND, ApiError { error: message, did_you_mean })
+                (StatusCode::NOT_FOUND, ApiError { error: message, did_you_mean, code: None })
             }
-            AppError::Forbidden(message) => {
-                (StatusCode::FORBIDDEN, ApiError { error: message, did_you_mean: Vec::new() })
+            AppError::Unauthorized { message, code } => {
+                (StatusCode::UNAUTHORIZED, body(message, Some(code)))
             }
+            AppError::Forbidden(message) => (StatusCode::FORBIDDEN, body(message, None)),
+            AppError::ForbiddenCode { message, code } => {
+                (StatusCode::FORBIDDEN, body(message, Some(code)))
+            }
+            AppError::Conflict(message) => (StatusCode::CONFLICT, body(message, None)),
+            AppError::Refused(message) => (StatusCode::UNPROCESSABLE_ENTITY, body(message, None)),
             AppError::TooManyRequests(limited) => {
-                let body = ApiError { error: limited.message, did_you_mean: Vec::new() };
                 let retry = limited.retry_after.as_secs().to_string();
                 return (
                     StatusCode::TOO_MANY_REQUESTS,
                     [(axum::http::header::RETRY_AFTER, retry)],
-                    Json(body),
+                    Json(body(limited.message, Some("too_many"))),
                 )
                     .into_response();
             }
@@ -59,10 +108,7 @@ impl IntoResponse for AppError {
                 tracing::error!(error = format!("{error:#}"), "request failed");
                 (
                     StatusCode::INTERNAL_SERVER_ERROR,
-                    ApiError {
-                        error: "internal error; it has been logged".into(),
-                        did_you_mean: Vec::new(),
-                    },
+                    body("internal error; it has been logged".into(), None),
                 )
             }
         };

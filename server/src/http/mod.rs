@@ -1,7 +1,12 @@
 //! The HTTP API and the static app, one module per feature, each returning its own `Router`.
 
+mod admin;
+pub mod auth;
+#[cfg(test)]
+mod auth_tests;
 mod catalog;
 mod error;
+mod guard;
 mod health;
 pub mod rate_limit;
 pub mod run;
@@ -29,13 +34,17 @@ pub fn router(state: AppState, app_dir: &Path) -> Router {
         .merge(health::router())
         .nest("/catalog", catalog::router())
         .merge(run::router())
-        .fallback(api_not_found);
+        .merge(auth::router())
+        .merge(admin::router())
+        .fallback(api_not_found)
+        .layer(axum::middleware::from_fn_with_state(state.clone(), guard::same_origin_writes));
     // The app routes in the browser, so unknown paths get index.html and the app decides.
     let index = app_dir.join("index.html");
     let app = ServeDir::new(app_dir).fallback(ServeFile::new(index));
     Router::new()
         .nest("/api", api)
         .fallback_service(app)
+        .layer(axum::middleware::from_fn_with_state(state.clone(), guard::country))
         .with_state(state)
         .layer(SetResponseHeaderLayer::overriding(
             header::X_CONTENT_TYPE_OPTIONS,

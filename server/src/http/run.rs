@@ -1,9 +1,10 @@
 //! `POST /api/run`: runs a script in the caller's workspace and answers with released outputs.
 //!
-//! Until sign-in exists, a caller is a *guest*: a random id in an HttpOnly, SameSite=Strict
-//! cookie names a workspace that may bind only the `demo` datastore. The body must be JSON,
-//! which a cross-site form cannot send without a CORS preflight this server never grants; with
-//! the SameSite cookie that is the CSRF defence until sessions bring tokens.
+//! A signed-in caller runs in the workspace of one of their projects, which may import only
+//! what the project is granted. Without a session the caller is a *guest* (when the server
+//! allows guests): a random id in an HttpOnly, SameSite=Strict cookie names a workspace that
+//! may bind only the `demo` datastore. A caller whose session cookie is stale is told to sign
+//! in again, not quietly made a guest.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -17,9 +18,11 @@ use axum::{Json, Router};
 use shared::api::RunRequest;
 
 use super::AppError;
+use super::auth::{Need, blocking, signed_in};
 use crate::AppState;
 use crate::disclosure::Released;
 use crate::engine::Workspace;
+use crate::identity::AuthError;
 
 const COOKIE: &str = "skjold_guest";
 /// The datastores a guest may bind.
@@ -31,15 +34,18 @@ const MAX_SCRIPT_BYTES: usize = 256 * 1024;
 
 type SharedWorkspace = Arc<tokio::sync::Mutex<Workspace>>;
 
-/// Guest workspaces by cookie id.
+/// Workspaces kept in memory between runs: guests' by cookie id, users' by user and project.
 #[derive(Default)]
-pub struct Guests {
-    /// Cookie id → (last use, workspace).
+pub struct Workspaces {
+    /// Key → (last use, workspace).
     workspaces: Mutex<HashMap<String, (Instant, SharedWorkspace)>>,
 }
 
-impl Guests {
-    fn workspace(&self, id: &str) -> SharedWorkspace {
+/// The guests' workspaces; `AppState::guests` is `None` when guests are switched off.
+pub type Guests = Workspaces;
+
+impl Workspaces {
+    fn workspace(&self, id: &str, make: impl FnOnce() -> Workspace) -> SharedWorkspace {
         let mut map = self.workspaces.lock().unwrap_or_else(|p| p.into_inner());
         if !map.contains_key(id)
             && map.len() >= MAX_GUESTS
@@ -47,12 +53,9 @@ impl Guests {
         {
             map.remove(&oldest);
         }
-        let entry = map.entry(id.to_owned()).or_insert_with(|| {
-            (
-                Instant::now(),
-                Arc::new(tokio::sync::Mutex::new(Workspace::restricted_to(GUEST_DATASTORES))),
-            )
-        });
+        let entry = map
+            .entry(id.to_owned())
+            .or_insert_with(|| (Instant::now(), Arc::new(tokio::sync::Mutex::new(make()))));
         entry.0 = Instant::now();
         entry.1.clone()
     }
@@ -68,16 +71,48 @@ struct RunResponse {
 }
 
 fn guest_id(headers: &HeaderMap) -> Option<String> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(name, value)| {
-            *name == COOKIE && value.len() == 32 && value.bytes().all(|b| b.is_ascii_hexdigit())
-        })
-        .map(|(_, value)| value.to_owned())
+    super::auth::cookie(headers, COOKIE, 32)
+}
+
+/// The workspace of a signed-in caller: their project's, with its grants.
+async fn user_workspace(
+    state: &AppState,
+    headers: &HeaderMap,
+    project: Option<String>,
+) -> Result<(String, SharedWorkspace), AppError> {
+    let caller = signed_in(state, headers, &axum::http::Method::POST, Need::Active, true).await?;
+    let user = caller.user.clone();
+    let (project, grants) = blocking(state, move |identity| {
+        let project = match project {
+            Some(p) => p,
+            None => {
+                let mine = identity.store.projects_of(user.id)?;
+                match mine.as_slice() {
+                    [only] => only.name.clone(),
+                    [] => {
+                        return Err(AuthError::NotAllowed(
+                            "you are in no project yet: join a course with its code, or ask your data steward to add you to a project".into(),
+                        ));
+                    }
+                    many => {
+                        let names: Vec<&str> = many.iter().map(|p| p.name.as_str()).collect();
+                        return Err(AuthError::Invalid(format!(
+                            "choose the project to run in: {}",
+                            names.join(", ")
+                        )));
+                    }
+                }
+            }
+        };
+        let grants = identity.grants_for(&user, &project)?;
+        Ok((project, grants))
+    })
+    .await?;
+    let key = format!("user:{}:{project}", caller.user.id);
+    let workspace = state.workspaces.workspace(&key, || Workspace::with_grants(grants.clone()));
+    // Grants may have changed since the workspace was made; the newest apply.
+    workspace.lock().await.set_grants(grants);
+    Ok((caller.user.name, workspace))
 }
 
 async fn run(
@@ -86,11 +121,6 @@ async fn run(
     extensions: axum::http::Extensions,
     body: axum::body::Bytes,
 ) -> Result<Response, AppError> {
-    let Some(guests) = state.guests.clone() else {
-        return Err(AppError::Forbidden(
-            "scripts run for signed-in users only on this server".into(),
-        ));
-    };
     let json = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -113,24 +143,35 @@ async fn run(
         parameter: "body",
         message: format!("{e}: send {{\"script\": \"…\"}}"),
     })?;
-    let (id, new_cookie) = match guest_id(&headers) {
-        Some(id) => (id, false),
-        None => {
-            let bytes: [u8; 16] = rand::random();
-            (bytes.iter().map(|b| format!("{b:02x}")).collect::<String>(), true)
-        }
+    let signed_in_user = super::auth::cookie(&headers, super::auth::SESSION_COOKIE, 64).is_some();
+    let (user, workspace, new_guest) = if signed_in_user {
+        let (user, workspace) = user_workspace(&state, &headers, request.project.clone()).await?;
+        (user, workspace, None)
+    } else {
+        let Some(guests) = state.guests.clone() else {
+            return Err(AppError::Unauthorized {
+                message: "sign in to run scripts on this server".into(),
+                code: "signed_out",
+            });
+        };
+        let (id, new_cookie) = match guest_id(&headers) {
+            Some(id) => (id, false),
+            None => {
+                let bytes: [u8; 16] = rand::random();
+                (bytes.iter().map(|b| format!("{b:02x}")).collect::<String>(), true)
+            }
+        };
+        let workspace = guests.workspace(&id, || Workspace::restricted_to(GUEST_DATASTORES));
+        (format!("guest:{}", &id[..8]), workspace, new_cookie.then_some(id))
     };
-    let user = format!("guest:{}", &id[..8]);
     // Per user and per address: a guest who drops the cookie is still the same address.
-    let address = extensions
-        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-        .map(|c| format!("address:{}", c.0.ip()));
+    let address =
+        extensions.get::<super::auth::ClientAddress>().map(|c| format!("address:{}", c.0));
     let keys: Vec<&str> = std::iter::once(user.as_str()).chain(address.as_deref()).collect();
     state.rate_limits.admit(&keys, Instant::now()).map_err(|limited| {
         tracing::warn!(%user, "run refused by the rate limit");
         AppError::TooManyRequests(limited)
     })?;
-    let workspace = guests.workspace(&id);
     let engine = state.engine.clone();
     let audit = state.audit.clone();
     let limits = state.rate_limits.clone();
@@ -186,11 +227,11 @@ async fn run(
         response
             .headers_mut()
             .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/x-ndjson"));
-        return with_cookie(response, new_cookie.then_some(id.as_str()));
+        return with_cookie(response, new_guest.as_deref());
     }
     received.close();
     let outputs = run.await.map_err(|e| anyhow::anyhow!("the run task failed: {e}"))?;
-    with_cookie(Json(RunResponse { outputs }).into_response(), new_cookie.then_some(id.as_str()))
+    with_cookie(Json(RunResponse { outputs }).into_response(), new_guest.as_deref())
 }
 
 /// Sets the guest cookie on a new guest's first response.

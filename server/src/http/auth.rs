@@ -1,0 +1,401 @@
+//! Signing in and out, sessions, terms, enrolment and the caller's own account.
+//!
+//! Sessions are server-side (`identity::Session`); the browser holds only a random id in an
+//! HttpOnly, SameSite=Strict cookie (Secure behind TLS). Every state-changing request of a
+//! signed-in caller carries the session's CSRF token in `X-CSRF-Token`, compared in constant
+//! time. Each sign-in step issues a new session id, so an id planted before sign-in is worth
+//! nothing after it.
+
+use std::net::IpAddr;
+
+use axum::extract::{Extension, State};
+use axum::http::{HeaderMap, HeaderValue, Method, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use shared::api::{
+    CodeRequest, EnrolRequest, EnrolStatus, LoginRequest, PasswordChange, SessionInfo, Terms,
+    TotpSetup,
+};
+
+use super::AppError;
+use crate::AppState;
+use crate::identity::{AuthError, Identity, NewSession, SignedIn, Stage};
+
+pub const SESSION_COOKIE: &str = "skjold_session";
+pub const CSRF_HEADER: &str = "x-csrf-token";
+
+/// The client's address as the country gate resolved it (trusted proxies considered).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ClientAddress(pub IpAddr);
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/session", get(session_info))
+        .route("/session/keepalive", post(keepalive))
+        .route("/auth/login", post(login))
+        .route("/auth/totp", post(totp))
+        .route("/auth/logout", post(logout))
+        .route("/auth/logout-all", post(logout_all))
+        .route("/terms", get(terms).post(accept_terms))
+        .route("/account/password", post(change_password))
+        .route("/account/delete", post(request_deletion))
+        .route("/account/switch-method", post(switch_method))
+        .route("/enrol/status", post(enrol_status))
+        .route("/enrol/password", post(enrol_password))
+        .route("/enrol/totp", post(enrol_totp))
+}
+
+/// The value of cookie `name`, if it looks like one of ours (64 hex digits).
+pub fn cookie(headers: &HeaderMap, name: &str, length: usize) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(n, value)| {
+            *n == name && value.len() == length && value.bytes().all(|b| b.is_ascii_hexdigit())
+        })
+        .map(|(_, value)| value.to_owned())
+}
+
+/// Runs an identity operation (database, argon2) on the blocking pool.
+pub async fn blocking<T: Send + 'static>(
+    state: &AppState,
+    operation: impl FnOnce(&Identity) -> Result<T, AuthError> + Send + 'static,
+) -> Result<T, AppError> {
+    let identity = state.identity.clone();
+    tokio::task::spawn_blocking(move || operation(&identity))
+        .await
+        .map_err(|e| anyhow::anyhow!("identity task failed: {e}"))?
+        .map_err(AppError::from_auth)
+}
+
+/// What a handler requires of the caller's session.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Need {
+    /// Any session, even half-way through signing in (sign out, session info).
+    Any,
+    /// The password was right and the TOTP code is next.
+    SecondFactor,
+    /// Signed in, possibly with a password to change first.
+    PasswordChange,
+    /// Signed in with the terms accepted or not (the terms page).
+    Terms,
+    /// Fully signed in, terms accepted: everything else.
+    Active,
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// The caller's session, checked against `need`, the CSRF token (state-changing methods) and
+/// counted as activity when `activity` is set.
+pub async fn signed_in(
+    state: &AppState,
+    headers: &HeaderMap,
+    method: &Method,
+    need: Need,
+    activity: bool,
+) -> Result<SignedIn, AppError> {
+    let Some(cookie) = cookie(headers, SESSION_COOKIE, 64) else {
+        return Err(AppError::from_auth(AuthError::NoSession));
+    };
+    let mut caller = blocking(state, move |identity| identity.session(&cookie)).await?;
+    let stage = caller.session.stage;
+    match (need, stage) {
+        (Need::Any, _) | (Need::SecondFactor, Stage::SecondFactor) => {}
+        (Need::SecondFactor, _) => {
+            return Err(AppError::Refused("you are signed in already".into()));
+        }
+        (_, Stage::SecondFactor) => {
+            return Err(AppError::Unauthorized {
+                message: "enter the code from your authenticator app first".into(),
+                code: "second_factor",
+            });
+        }
+        (Need::PasswordChange, _) => {}
+        (_, Stage::ChangePassword) => {
+            return Err(AppError::ForbiddenCode {
+                message: "change your password first".into(),
+                code: "change_password",
+            });
+        }
+        (Need::Terms, _) => {}
+        (Need::Active, _) if caller.needs_terms => {
+            return Err(AppError::ForbiddenCode {
+                message: "accept the terms of use first".into(),
+                code: "terms",
+            });
+        }
+        (Need::Active, _) => {}
+    }
+    if !matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS) {
+        let sent = headers.get(CSRF_HEADER).map(HeaderValue::as_bytes).unwrap_or_default();
+        if !constant_time_eq(sent, caller.session.csrf.as_bytes()) {
+            return Err(AppError::ForbiddenCode {
+                message: "the request lacks this session's X-CSRF-Token: reload the page".into(),
+                code: "csrf",
+            });
+        }
+    }
+    if activity {
+        caller = blocking(state, move |identity| {
+            let mut caller = caller;
+            identity.touch(&mut caller).map(|()| caller)
+        })
+        .await?;
+    }
+    Ok(caller)
+}
+
+pub fn info(state: &AppState, caller: Option<&SignedIn>) -> SessionInfo {
+    let settings = &state.identity.settings;
+    let mut info = SessionInfo {
+        guest_workspace: state.guests.is_some(),
+        idle_warning: settings.idle_warning_seconds,
+        ..SessionInfo::default()
+    };
+    if let Some(c) = caller {
+        info.signed_in = c.session.stage == Stage::Active;
+        info.user = Some(c.user.name.clone());
+        info.display_name = Some(c.user.display_name.clone());
+        info.role = Some(c.user.role.as_str().into());
+        info.stage = Some(
+            match c.session.stage {
+                Stage::SecondFactor => "second_factor",
+                Stage::ChangePassword => "change_password",
+                Stage::Active => "active",
+            }
+            .into(),
+        );
+        info.needs_terms = c.needs_terms;
+        info.csrf = Some(c.session.csrf.clone());
+        info.idle_left = c.idle_left;
+    }
+    info
+}
+
+fn set_cookie(response: &mut Response, value: &str, secure: bool, max_age: Option<i64>) {
+    let mut cookie = format!("{SESSION_COOKIE}={value}; Path=/; HttpOnly; SameSite=Strict");
+    if secure {
+        cookie.push_str("; Secure");
+    }
+    if let Some(age) = max_age {
+        cookie.push_str(&format!("; Max-Age={age}"));
+    }
+    if let Ok(v) = HeaderValue::from_str(&cookie) {
+        response.headers_mut().append(header::SET_COOKIE, v);
+    }
+}
+
+/// A response that carries a new session: its cookie, and its info with the CSRF token.
+async fn with_new_session(state: &AppState, new: NewSession) -> Result<Response, AppError> {
+    let cookie = new.cookie.clone();
+    let caller = blocking(state, move |identity| identity.session(&new.cookie)).await?;
+    let mut response = Json(info(state, Some(&caller))).into_response();
+    set_cookie(&mut response, &cookie, state.identity.settings.secure_cookies(), None);
+    Ok(response)
+}
+
+fn signed_out_response(state: &AppState) -> Response {
+    let mut response = Json(info(state, None)).into_response();
+    set_cookie(&mut response, "", state.identity.settings.secure_cookies(), Some(0));
+    response
+}
+
+async fn session_info(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    // Reading the session is not activity: the app polls this to time the idle prompt.
+    match signed_in(&state, &headers, &Method::GET, Need::Any, false).await {
+        Ok(caller) => Json(info(&state, Some(&caller))).into_response(),
+        Err(_) if cookie(&headers, SESSION_COOKIE, 64).is_some() => signed_out_response(&state),
+        Err(_) => Json(info(&state, None)).into_response(),
+    }
+}
+
+async fn keepalive(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Response, AppError> {
+    let caller = signed_in(&state, &headers, &Method::POST, Need::PasswordChange, true).await?;
+    Ok(Json(info(&state, Some(&caller))).into_response())
+}
+
+fn address(client: Option<Extension<ClientAddress>>) -> String {
+    client.map_or_else(|| "unknown".to_owned(), |Extension(ClientAddress(a))| a.to_string())
+}
+
+async fn login(
+    State(state): State<AppState>,
+    client: Option<Extension<ClientAddress>>,
+    Json(request): Json<LoginRequest>,
+) -> Result<Response, AppError> {
+    let address = address(client);
+    let new = blocking(&state, move |identity| {
+        identity.login_password(&request.user, &request.password, &address)
+    })
+    .await?;
+    with_new_session(&state, new).await
+}
+
+async fn totp(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    client: Option<Extension<ClientAddress>>,
+    Json(request): Json<CodeRequest>,
+) -> Result<Response, AppError> {
+    let pending = signed_in(&state, &headers, &Method::POST, Need::SecondFactor, false).await?;
+    let address = address(client);
+    let new = blocking(&state, move |identity| {
+        identity.login_totp(&pending.session, &request.code, &address)
+    })
+    .await?;
+    with_new_session(&state, new).await
+}
+
+async fn logout(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    client: Option<Extension<ClientAddress>>,
+) -> Result<Response, AppError> {
+    let caller = signed_in(&state, &headers, &Method::POST, Need::Any, false).await?;
+    let address = address(client);
+    blocking(&state, move |identity| identity.logout(&caller, &address)).await?;
+    Ok(signed_out_response(&state))
+}
+
+async fn logout_all(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    client: Option<Extension<ClientAddress>>,
+) -> Result<Response, AppError> {
+    let caller = signed_in(&state, &headers, &Method::POST, Need::PasswordChange, false).await?;
+    let address = address(client);
+    blocking(&state, move |identity| identity.logout_everywhere(&caller, &address)).await?;
+    Ok(signed_out_response(&state))
+}
+
+async fn terms(State(state): State<AppState>, headers: HeaderMap) -> Result<Json<Terms>, AppError> {
+    let (version, text) = state.identity.terms();
+    let (version, text) = (version, text.to_owned());
+    // Readable before signing in too; the accepted version only for a signed-in caller.
+    let accepted_version = match signed_in(&state, &headers, &Method::GET, Need::Terms, false).await
+    {
+        Ok(caller) => {
+            let user = caller.user.id;
+            blocking(&state, move |identity| Ok(identity.store.accepted_terms(user)?)).await?
+        }
+        Err(_) => None,
+    };
+    Ok(Json(Terms { version, text, accepted_version }))
+}
+
+#[derive(serde::Deserialize)]
+struct AcceptTerms {
+    version: u32,
+}
+
+async fn accept_terms(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Json(request): Json<AcceptTerms>,
+) -> Result<Response, AppError> {
+    let caller = signed_in(&state, &headers, &Method::POST, Need::Terms, true).await?;
+    let cookie = cookie(&headers, SESSION_COOKIE, 64).unwrap_or_default();
+    let caller = blocking(&state, move |identity| {
+        identity.accept_terms(&caller, request.version)?;
+        identity.session(&cookie)
+    })
+    .await?;
+    Ok(Json(info(&state, Some(&caller))).into_response())
+}
+
+async fn change_password(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    client: Option<Extension<ClientAddress>>,
+    Json(request): Json<PasswordChange>,
+) -> Result<Response, AppError> {
+    let caller = signed_in(&state, &headers, &Method::POST, Need::PasswordChange, true).await?;
+    let address = address(client);
+    let new = blocking(&state, move |identity| {
+        identity.change_password(&caller, &request.current, &request.new, &address)
+    })
+    .await?;
+    with_new_session(&state, new).await
+}
+
+#[derive(serde::Serialize)]
+struct DeletionScheduled {
+    /// Unix seconds: when the account goes unless a steward acts first.
+    deleted_by: i64,
+}
+
+async fn request_deletion(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Json<DeletionScheduled>, AppError> {
+    let caller = signed_in(&state, &headers, &Method::POST, Need::Terms, true).await?;
+    let deleted_by = blocking(&state, move |identity| identity.request_deletion(&caller)).await?;
+    Ok(Json(DeletionScheduled { deleted_by }))
+}
+
+#[derive(serde::Serialize)]
+struct Link {
+    link: String,
+}
+
+/// A signed-in user switches sign-in method through a fresh enrolment link of their own.
+async fn switch_method(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Json<Link>, AppError> {
+    let caller = signed_in(&state, &headers, &Method::POST, Need::Active, true).await?;
+    let link = blocking(&state, move |identity| identity.enrolment_link(&caller.user)).await?;
+    Ok(Json(Link { link }))
+}
+
+async fn enrol_status(
+    State(state): State<AppState>,
+    Json(request): Json<EnrolRequest>,
+) -> Result<Json<EnrolStatus>, AppError> {
+    let user = blocking(&state, move |identity| identity.enrolment(&request.token)).await?;
+    Ok(Json(EnrolStatus {
+        user: user.name,
+        display_name: user.display_name,
+        method: user.method.as_str().into(),
+    }))
+}
+
+async fn enrol_password(
+    State(state): State<AppState>,
+    Json(request): Json<EnrolRequest>,
+) -> Result<Json<TotpSetup>, AppError> {
+    let password = request.password.ok_or_else(|| AppError::BadRequest {
+        parameter: "password",
+        message: "send the new password".into(),
+    })?;
+    let setup =
+        blocking(&state, move |identity| identity.enrol_password(&request.token, &password))
+            .await?;
+    Ok(Json(TotpSetup {
+        otpauth_uri: setup.otpauth_uri,
+        secret: setup.secret,
+        qr_svg: setup.qr_svg,
+    }))
+}
+
+async fn enrol_totp(
+    State(state): State<AppState>,
+    Json(request): Json<CodeRequest>,
+) -> Result<Json<serde_json::Value>, AppError> {
+    let token = request.token.ok_or_else(|| AppError::BadRequest {
+        parameter: "token",
+        message: "send the enrolment token from the link".into(),
+    })?;
+    blocking(&state, move |identity| identity.confirm_password_enrolment(&token, &request.code))
+        .await?;
+    Ok(Json(serde_json::json!({ "enrolled": "password" })))
+}

@@ -1,0 +1,586 @@
+//! Identity over HTTP, in-process: every sign-in rule, and the attacks on it.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{Request, StatusCode, header};
+use http_body_util::BodyExt;
+use serde_json::{Value, json};
+use tower::ServiceExt;
+
+use crate::disclosure::audit::MemoryAudit;
+use crate::identity::{Clock, ManualClock, Role, totp};
+use crate::settings::Settings;
+use crate::test_support::demo_state_with;
+
+const START: i64 = 1_800_000_000;
+const GOOD: &str = "Tre små Katter 9";
+
+struct Server {
+    app: Router,
+    clock: Arc<ManualClock>,
+    audit: Arc<MemoryAudit>,
+    state: crate::AppState,
+}
+
+fn server_with(settings: Settings) -> Server {
+    let clock = Arc::new(ManualClock::at(START));
+    let (state, audit) = demo_state_with(settings, clock.clone());
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("index.html"), "<html>app</html>").unwrap();
+    let app = super::router(state.clone(), dir.path());
+    Server { app, clock, audit, state }
+}
+
+fn server() -> Server {
+    server_with(Settings::default())
+}
+
+/// A browser: keeps the session cookie and sends the CSRF token, as the app does.
+#[derive(Clone, Default)]
+struct Browser {
+    cookie: Option<String>,
+    csrf: Option<String>,
+}
+
+struct Answer {
+    status: StatusCode,
+    body: Value,
+    retry_after: Option<String>,
+}
+
+impl Server {
+    async fn send(&self, browser: &mut Browser, request: Request<Body>) -> Answer {
+        let response = self.app.clone().oneshot(request).await.unwrap();
+        let status = response.status();
+        let retry_after =
+            response.headers().get(header::RETRY_AFTER).map(|v| v.to_str().unwrap().to_owned());
+        for set in response.headers().get_all(header::SET_COOKIE) {
+            let set = set.to_str().unwrap();
+            if let Some(rest) = set.strip_prefix("skjold_session=") {
+                assert!(set.contains("HttpOnly") && set.contains("SameSite=Strict"), "{set}");
+                let value = rest.split(';').next().unwrap();
+                browser.cookie = (!value.is_empty()).then(|| value.to_owned());
+            }
+        }
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        let body = serde_json::from_slice(&bytes)
+            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()));
+        if let Some(csrf) = body.get("csrf").and_then(Value::as_str) {
+            browser.csrf = Some(csrf.to_owned());
+        }
+        Answer { status, body, retry_after }
+    }
+
+    fn request(browser: &Browser, method: &str, uri: &str, body: Option<Value>) -> Request<Body> {
+        let mut request = Request::builder().method(method).uri(uri);
+        if let Some(c) = &browser.cookie {
+            request = request.header(header::COOKIE, format!("skjold_session={c}"));
+        }
+        if let Some(t) = &browser.csrf {
+            request = request.header("x-csrf-token", t);
+        }
+        match body {
+            Some(b) => request
+                .header(header::CONTENT_TYPE, "application/json")
+                .body(Body::from(b.to_string()))
+                .unwrap(),
+            None => request.body(Body::empty()).unwrap(),
+        }
+    }
+
+    async fn post(&self, browser: &mut Browser, uri: &str, body: Value) -> Answer {
+        let request = Server::request(browser, "POST", uri, Some(body));
+        self.send(browser, request).await
+    }
+
+    async fn get(&self, browser: &mut Browser, uri: &str) -> Answer {
+        let request = Server::request(browser, "GET", uri, None);
+        self.send(browser, request).await
+    }
+
+    /// Enrols `name` through the API; returns the TOTP secret.
+    async fn enrol(&self, name: &str, role: Role) -> String {
+        let (_, link) =
+            self.state.identity.add_user(name, "Test Person", None, role, "test").unwrap();
+        let token = link.split_once('#').unwrap().1.to_owned();
+        let mut b = Browser::default();
+        let status = self.post(&mut b, "/api/enrol/status", json!({ "token": token })).await;
+        assert_eq!((status.status, status.body["user"].as_str()), (StatusCode::OK, Some(name)));
+        let setup = self
+            .post(&mut b, "/api/enrol/password", json!({ "token": token, "password": GOOD }))
+            .await;
+        assert_eq!(setup.status, StatusCode::OK, "{}", setup.body);
+        let secret = setup.body["secret"].as_str().unwrap().to_owned();
+        let code = totp::code_at(&secret, self.clock.now()).unwrap();
+        let done =
+            self.post(&mut b, "/api/enrol/totp", json!({ "token": token, "code": code })).await;
+        assert_eq!(done.status, StatusCode::OK, "{}", done.body);
+        self.clock.advance(30);
+        secret
+    }
+
+    async fn sign_in(&self, name: &str, secret: &str) -> Browser {
+        let mut b = Browser::default();
+        let a =
+            self.post(&mut b, "/api/auth/login", json!({ "user": name, "password": GOOD })).await;
+        assert_eq!(a.status, StatusCode::OK, "{}", a.body);
+        assert_eq!(a.body["stage"], "second_factor");
+        let code = totp::code_at(secret, self.clock.now()).unwrap();
+        let a = self.post(&mut b, "/api/auth/totp", json!({ "code": code })).await;
+        assert_eq!(a.status, StatusCode::OK, "{}", a.body);
+        self.clock.advance(30);
+        b
+    }
+
+    async fn signed_in_with_terms(&self, name: &str, role: Role) -> Browser {
+        let secret = self.enrol(name, role).await;
+        let mut b = self.sign_in(name, &secret).await;
+        let a = self.post(&mut b, "/api/terms", json!({ "version": 1 })).await;
+        assert_eq!(a.status, StatusCode::OK, "{}", a.body);
+        b
+    }
+}
+
+/// The output of the first `command` in a run's answer.
+fn output<'a>(body: &'a Value, command: &str) -> &'a Value {
+    body["outputs"]
+        .as_array()
+        .and_then(|o| o.iter().find(|o| o["command"] == command))
+        .unwrap_or(&Value::Null)
+}
+
+const SCRIPT: &str =
+    "require demo:1 as db\ncreate-dataset p\nimport db/BEFOLKNING_KJOENN as sex\ntabulate sex";
+
+#[tokio::test]
+async fn a_new_user_enrols_signs_in_accepts_the_terms_joins_a_course_and_runs_a_script() {
+    let s = server();
+    let secret = s.enrol("kari", Role::Member).await;
+    let mut b = s.sign_in("kari", &secret).await;
+    let info = s.get(&mut b, "/api/session").await;
+    assert_eq!(info.body["signed_in"], true);
+    assert_eq!(info.body["needs_terms"], true);
+
+    // Nothing but the terms until they are accepted.
+    let run = s.post(&mut b, "/api/run", json!({ "script": SCRIPT })).await;
+    assert_eq!((run.status, run.body["code"].as_str()), (StatusCode::FORBIDDEN, Some("terms")));
+    let projects = s.get(&mut b, "/api/projects").await;
+    assert_eq!(projects.status, StatusCode::FORBIDDEN);
+    let terms = s.get(&mut b, "/api/terms").await;
+    assert_eq!(terms.body["version"], 1);
+    assert!(terms.body["text"].as_str().unwrap().contains("Do not try to identify anyone"));
+    let accepted = s.post(&mut b, "/api/terms", json!({ "version": 1 })).await;
+    assert_eq!(accepted.body["needs_terms"], false);
+
+    // No project yet: nothing to run in.
+    let run = s.post(&mut b, "/api/run", json!({ "script": SCRIPT })).await;
+    assert_eq!(run.status, StatusCode::FORBIDDEN);
+    assert!(run.body["error"].as_str().unwrap().contains("join a course"), "{}", run.body);
+
+    // A teacher opens a course on the synthetic data; the student joins with its code.
+    let mut teacher =
+        s.signed_in_with_terms("lærer".replace('æ', "ae").as_str(), Role::Teacher).await;
+    let course = s.post(&mut teacher, "/api/courses", json!({ "name": "STK1000" })).await;
+    assert_eq!(course.status, StatusCode::OK, "{}", course.body);
+    let code = course.body["join_code"].as_str().unwrap().to_owned();
+    let joined = s.post(&mut b, "/api/courses/join", json!({ "code": code })).await;
+    assert_eq!(joined.body["joined"], "STK1000");
+
+    let run = s.post(&mut b, "/api/run", json!({ "script": SCRIPT })).await;
+    assert_eq!(run.status, StatusCode::OK, "{}", run.body);
+    assert_eq!(output(&run.body, "tabulate")["kind"], "table", "{}", run.body);
+    let audit = s.audit.entries.lock().unwrap();
+    assert_eq!(audit.last().unwrap().user, "kari", "outputs are logged with the user");
+}
+
+#[tokio::test]
+async fn a_project_imports_only_what_it_is_granted() {
+    let s = server();
+    let mut steward = s.signed_in_with_terms("steward", Role::Steward).await;
+    let mut b = s.signed_in_with_terms("kari", Role::Member).await;
+    for (uri, body) in [
+        ("/api/admin/projects", json!({ "name": "Lønn" })),
+        (
+            "/api/admin/projects/Lønn/grants",
+            json!({ "datastore": "demo", "variable": "INNTEKT_WLONN" }),
+        ),
+        ("/api/admin/projects/Lønn/members", json!({ "user": "kari" })),
+    ] {
+        let a = s.post(&mut steward, uri, body).await;
+        assert_eq!(a.status, StatusCode::OK, "{uri}: {}", a.body);
+    }
+    let granted = "require demo:1 as db\ncreate-dataset w\nimport db/INNTEKT_WLONN 2021-12-31 as wage\nsummarize wage";
+    let run = s.post(&mut b, "/api/run", json!({ "script": granted })).await;
+    assert_eq!(output(&run.body, "summarize")["kind"], "summary", "{}", run.body);
+    let run = s.post(&mut b, "/api/run", json!({ "script": SCRIPT })).await;
+    let error = output(&run.body, "import")["message"].as_str().unwrap_or_default().to_owned();
+    assert!(
+        error.contains("not granted demo/BEFOLKNING_KJOENN: ask your data steward"),
+        "{}",
+        run.body
+    );
+    // A member may not grant themselves more.
+    let a = s.post(&mut b, "/api/admin/projects/Lønn/grants", json!({ "datastore": "demo" })).await;
+    assert_eq!(a.status, StatusCode::FORBIDDEN);
+    let events = s.audit.event_names();
+    assert!(events.contains(&"grant-added".into()) && events.contains(&"member-added".into()));
+}
+
+#[tokio::test]
+async fn guessing_locks_the_account_and_unknown_names_alike() {
+    let s = server();
+    s.enrol("kari", Role::Member).await;
+    let mut b = Browser::default();
+    let mut answers = Vec::new();
+    for name in ["kari", "nobody"] {
+        for _ in 0..5 {
+            let a = s
+                .post(
+                    &mut b,
+                    "/api/auth/login",
+                    json!({ "user": name, "password": "Wrong guess 123" }),
+                )
+                .await;
+            answers.push((a.status, a.body["error"].clone()));
+        }
+        let a = s.post(&mut b, "/api/auth/login", json!({ "user": name, "password": GOOD })).await;
+        assert_eq!(a.status, StatusCode::TOO_MANY_REQUESTS, "{name}: {}", a.body);
+        assert_eq!(a.retry_after.as_deref(), Some("30"));
+    }
+    // The first four answers for a real and an unknown name are the same.
+    assert_eq!(answers[..4], answers[5..9]);
+    assert_eq!(answers[0].0, StatusCode::UNAUTHORIZED);
+    assert_eq!(s.audit.event_names().iter().filter(|e| *e == "lockout").count(), 2);
+    s.clock.advance(30);
+    let a = s.post(&mut b, "/api/auth/login", json!({ "user": "kari", "password": GOOD })).await;
+    assert_eq!(a.status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn one_address_cannot_spray_many_names() {
+    let s = server_with(Settings {
+        identity: crate::identity::IdentitySettings {
+            attempts_per_minute_per_address: 5,
+            ..Default::default()
+        },
+        ..Settings::default()
+    });
+    let mut b = Browser::default();
+    for i in 0..5 {
+        let a = s
+            .post(
+                &mut b,
+                "/api/auth/login",
+                json!({ "user": format!("user{i}"), "password": "Wrong guess 123" }),
+            )
+            .await;
+        assert_eq!(a.status, StatusCode::UNAUTHORIZED);
+    }
+    let a = s
+        .post(&mut b, "/api/auth/login", json!({ "user": "user9", "password": "Wrong guess 123" }))
+        .await;
+    assert_eq!(a.status, StatusCode::TOO_MANY_REQUESTS);
+}
+
+#[tokio::test]
+async fn an_unknown_user_costs_the_same_time_as_a_wrong_password() {
+    // No lockout or address limit in the way: this measures the answers themselves.
+    let s = server_with(Settings {
+        identity: crate::identity::IdentitySettings {
+            lockout_after_failures: 1000,
+            attempts_per_minute_per_address: 1000,
+            ..Default::default()
+        },
+        ..Settings::default()
+    });
+    s.enrol("kari", Role::Member).await;
+    let mut times = [Vec::new(), Vec::new()];
+    for round in 0..8 {
+        for (i, name) in ["kari", "nobody"].iter().enumerate() {
+            let mut b = Browser::default();
+            let started = std::time::Instant::now();
+            let a = s
+                .post(
+                    &mut b,
+                    "/api/auth/login",
+                    json!({ "user": name, "password": format!("Wrong guess {round}") }),
+                )
+                .await;
+            times[i].push(started.elapsed().as_secs_f64());
+            assert_eq!(a.status, StatusCode::UNAUTHORIZED);
+        }
+    }
+    for t in &mut times {
+        t.sort_by(f64::total_cmp);
+    }
+    let (known, unknown) = (times[0][4], times[1][4]);
+    println!(
+        "median sign-in failure: known name {:.1} ms, unknown name {:.1} ms",
+        known * 1e3,
+        unknown * 1e3
+    );
+    // Both verify one argon2id hash (about 20–60 ms); without the decoy hash an unknown name
+    // answers in well under a millisecond.
+    assert!(unknown / known > 0.5 && unknown / known < 2.0, "{known} vs {unknown}");
+}
+
+#[tokio::test]
+async fn a_totp_code_cannot_be_replayed() {
+    let s = server();
+    let secret = s.enrol("kari", Role::Member).await;
+    let code = totp::code_at(&secret, s.clock.now()).unwrap();
+    let mut first = Browser::default();
+    s.post(&mut first, "/api/auth/login", json!({ "user": "kari", "password": GOOD })).await;
+    assert_eq!(
+        s.post(&mut first, "/api/auth/totp", json!({ "code": code })).await.status,
+        StatusCode::OK
+    );
+    let mut second = Browser::default();
+    s.post(&mut second, "/api/auth/login", json!({ "user": "kari", "password": GOOD })).await;
+    let a = s.post(&mut second, "/api/auth/totp", json!({ "code": code })).await;
+    assert_eq!(a.status, StatusCode::UNAUTHORIZED);
+    assert!(a.body["error"].as_str().unwrap().contains("used already"));
+}
+
+#[tokio::test]
+async fn state_changes_need_the_csrf_token_json_and_our_origin() {
+    let s = server();
+    let mut b = s.signed_in_with_terms("kari", Role::Member).await;
+    let mut no_token = Browser { csrf: None, ..b.clone() };
+    let a = s.post(&mut no_token, "/api/auth/logout-all", json!({})).await;
+    assert_eq!((a.status, a.body["code"].as_str()), (StatusCode::FORBIDDEN, Some("csrf")));
+    let mut wrong = Browser { csrf: Some("0".repeat(64)), ..b.clone() };
+    assert_eq!(
+        s.post(&mut wrong, "/api/auth/logout-all", json!({})).await.status,
+        StatusCode::FORBIDDEN
+    );
+
+    // A cross-site form: not JSON.
+    let form = Request::post("/api/auth/logout-all")
+        .header(header::COOKIE, format!("skjold_session={}", b.cookie.clone().unwrap()))
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .body(Body::from("x=1"))
+        .unwrap();
+    assert_eq!(s.send(&mut b.clone(), form).await.status, StatusCode::BAD_REQUEST);
+    // A cross-origin fetch with the token stolen somehow still fails on Origin.
+    let mut request = Server::request(&b, "POST", "/api/auth/logout-all", Some(json!({})));
+    request.headers_mut().insert(header::ORIGIN, "https://evil.example".parse().unwrap());
+    let a = s.send(&mut b.clone(), request).await;
+    assert_eq!((a.status, a.body["code"].as_str()), (StatusCode::FORBIDDEN, Some("csrf")));
+    // Still signed in after all that.
+    assert_eq!(s.get(&mut b, "/api/session").await.body["signed_in"], true);
+}
+
+#[tokio::test]
+async fn a_planted_session_id_is_worthless_after_sign_in() {
+    let s = server();
+    let secret = s.enrol("kari", Role::Member).await;
+    let planted = "ab".repeat(32);
+    let mut b = Browser { cookie: Some(planted.clone()), csrf: None };
+    s.post(&mut b, "/api/auth/login", json!({ "user": "kari", "password": GOOD })).await;
+    let after_password = b.cookie.clone().unwrap();
+    assert_ne!(after_password, planted);
+    let code = totp::code_at(&secret, s.clock.now()).unwrap();
+    s.post(&mut b, "/api/auth/totp", json!({ "code": code })).await;
+    let signed_in = b.cookie.clone().unwrap();
+    assert_ne!(signed_in, after_password, "rotated again at the second factor");
+    for stale in [planted, after_password] {
+        let mut attacker = Browser { cookie: Some(stale), csrf: None };
+        let a = s.get(&mut attacker, "/api/projects").await;
+        assert_eq!(
+            (a.status, a.body["code"].as_str()),
+            (StatusCode::UNAUTHORIZED, Some("signed_out"))
+        );
+    }
+}
+
+#[tokio::test]
+async fn idle_sessions_end_after_five_minutes_and_staying_signed_in_keeps_them() {
+    let s = server();
+    let mut b = s.signed_in_with_terms("kari", Role::Member).await;
+    s.clock.advance(300 - 90);
+    let info = s.get(&mut b, "/api/session").await;
+    assert_eq!(
+        (info.body["idle_left"].as_i64(), info.body["idle_warning"].as_i64()),
+        (Some(90), Some(90))
+    );
+    // Polling the session is not activity; "stay signed in" is.
+    s.clock.advance(89);
+    assert_eq!(s.get(&mut b, "/api/session").await.body["idle_left"], 1);
+    let kept = s.post(&mut b, "/api/session/keepalive", json!({})).await;
+    assert_eq!(kept.body["idle_left"], 300);
+    s.clock.advance(300);
+    let a = s.get(&mut b, "/api/projects").await;
+    assert_eq!((a.status, a.body["code"].as_str()), (StatusCode::UNAUTHORIZED, Some("signed_out")));
+    assert_eq!(s.get(&mut b, "/api/session").await.body["signed_in"], false);
+}
+
+#[tokio::test]
+async fn signing_out_everywhere_ends_every_session() {
+    let s = server();
+    let secret = s.enrol("kari", Role::Member).await;
+    let mut laptop = s.sign_in("kari", &secret).await;
+    let mut phone = s.sign_in("kari", &secret).await;
+    s.post(&mut laptop, "/api/terms", json!({ "version": 1 })).await;
+    assert_eq!(s.post(&mut laptop, "/api/auth/logout-all", json!({})).await.status, StatusCode::OK);
+    assert_eq!(laptop.cookie, None, "the cookie is cleared");
+    assert_eq!(s.get(&mut phone, "/api/session").await.body["signed_in"], false);
+}
+
+#[tokio::test]
+async fn a_temporary_password_must_be_changed_before_anything_else() {
+    let s = server();
+    let secret = s.enrol("kari", Role::Member).await;
+    let mut steward = s.signed_in_with_terms("steward", Role::Steward).await;
+    let a = s.post(&mut steward, "/api/admin/users/kari/temporary-password", json!({})).await;
+    let temporary = a.body["password"].as_str().unwrap().to_owned();
+    let mut b = Browser::default();
+    s.post(&mut b, "/api/auth/login", json!({ "user": "kari", "password": temporary })).await;
+    let code = totp::code_at(&secret, s.clock.now()).unwrap();
+    let a = s.post(&mut b, "/api/auth/totp", json!({ "code": code })).await;
+    assert_eq!(a.body["stage"], "change_password");
+    let a = s.post(&mut b, "/api/terms", json!({ "version": 1 })).await;
+    assert_eq!(a.body["code"], "change_password");
+    let weak = s
+        .post(&mut b, "/api/account/password", json!({ "current": temporary, "new": "short" }))
+        .await;
+    assert_eq!(weak.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(weak.body["error"], "the password has 5 characters; use at least 12");
+    let a = s
+        .post(
+            &mut b,
+            "/api/account/password",
+            json!({ "current": temporary, "new": "Fire Blå Hester 4" }),
+        )
+        .await;
+    assert_eq!(a.body["stage"], "active", "{}", a.body);
+}
+
+#[tokio::test]
+async fn only_stewards_manage_users_and_every_change_is_audited() {
+    let s = server();
+    let mut member = s.signed_in_with_terms("kari", Role::Member).await;
+    let a = s
+        .post(
+            &mut member,
+            "/api/admin/users",
+            json!({ "name": "ola", "display_name": "Ola", "role": "member" }),
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::FORBIDDEN);
+    let mut steward = s.signed_in_with_terms("steward", Role::Steward).await;
+    let a = s
+        .post(
+            &mut steward,
+            "/api/admin/users",
+            json!({ "name": "ola", "display_name": "Ola", "role": "member" }),
+        )
+        .await;
+    assert!(
+        a.body["link"].as_str().unwrap().starts_with("http://localhost:8080/enrol#"),
+        "{}",
+        a.body
+    );
+    let a = s
+        .post(
+            &mut steward,
+            "/api/admin/users",
+            json!({ "name": "ola", "display_name": "Ola", "role": "member" }),
+        )
+        .await;
+    assert_eq!(
+        (a.status, a.body["error"].as_str()),
+        (StatusCode::CONFLICT, Some("a user named 'ola' exists already"))
+    );
+    let a = s.post(&mut steward, "/api/admin/users/ola/role", json!({ "role": "teacher" })).await;
+    assert_eq!(a.status, StatusCode::OK);
+    let users = s.get(&mut steward, "/api/admin/users").await;
+    let ola = users.body.as_array().unwrap().iter().find(|u| u["name"] == "ola").unwrap().clone();
+    assert_eq!((ola["role"].as_str(), ola["method"].as_str()), (Some("teacher"), Some("none")));
+    // The member asks to be deleted; the steward carries it out.
+    let a = s.post(&mut member, "/api/account/delete", json!({})).await;
+    assert_eq!(a.body["deleted_by"].as_i64().unwrap(), s.clock.now() + 30 * 86_400);
+    assert_eq!(
+        s.post(&mut steward, "/api/admin/users/kari/delete", json!({})).await.status,
+        StatusCode::OK
+    );
+    assert_eq!(s.get(&mut member, "/api/session").await.body["signed_in"], false);
+    let events = s.audit.event_names();
+    for e in [
+        "user-added",
+        "role-changed",
+        "deletion-requested",
+        "user-deleted",
+        "signed-in",
+        "terms-accepted",
+    ] {
+        assert!(events.contains(&e.to_owned()), "{e} missing from {events:?}");
+    }
+    // No secret reaches the audit log.
+    let all = format!("{:?}", s.audit.events.lock().unwrap());
+    assert!(!all.contains(GOOD) && !all.contains("enrol#"), "{all}");
+}
+
+#[tokio::test]
+async fn guests_can_be_switched_off() {
+    let s = server_with(Settings { guest_workspace: false, ..Settings::default() });
+    let mut b = Browser::default();
+    let a = s.post(&mut b, "/api/run", json!({ "script": SCRIPT })).await;
+    assert_eq!((a.status, a.body["code"].as_str()), (StatusCode::UNAUTHORIZED, Some("signed_out")));
+    assert_eq!(s.get(&mut b, "/api/session").await.body["guest_workspace"], false);
+}
+
+#[tokio::test]
+async fn the_country_gate_refuses_with_a_clear_page_and_believes_only_trusted_proxies() {
+    use crate::identity::country::{CountryRange, CountrySettings, mmdb_writer};
+    let dir = tempfile::tempdir().unwrap();
+    let database = dir.path().join("countries.mmdb");
+    // In-process requests come from 127.0.0.1: our own database says it is in Russia.
+    std::fs::write(
+        &database,
+        mmdb_writer::build(&[
+            ("127.0.0.0".parse().unwrap(), 8, "RU"),
+            ("192.0.2.0".parse().unwrap(), 24, "SE"),
+        ]),
+    )
+    .unwrap();
+    let countries = CountrySettings { database: Some(database), ..CountrySettings::default() };
+    let s = server_with(Settings {
+        identity: crate::identity::IdentitySettings { countries, ..Default::default() },
+        ..Settings::default()
+    });
+    let mut b = Browser::default();
+    let a = s.get(&mut b, "/api/catalog/datastores").await;
+    assert_eq!((a.status, a.body["code"].as_str()), (StatusCode::FORBIDDEN, Some("country")));
+    assert!(a.body["error"].as_str().unwrap().starts_with("Skjold cannot be used from RU."));
+    let page = s.get(&mut b, "/workbench").await;
+    assert_eq!(page.status, StatusCode::FORBIDDEN);
+    assert!(page.body.as_str().unwrap().contains("<h1>Not available in your country</h1>"));
+    // The client's own X-Forwarded-For is not believed…
+    let mut request = Server::request(&b, "GET", "/api/health", None);
+    request.headers_mut().insert("x-forwarded-for", "192.0.2.10".parse().unwrap());
+    assert_eq!(s.send(&mut b, request).await.status, StatusCode::FORBIDDEN);
+
+    // …but a trusted proxy's is: the rightmost untrusted hop decides.
+    let countries = CountrySettings {
+        ranges: vec![CountryRange { range: "198.51.100.0/24".into(), country: "CN".into() }],
+        trusted_proxies: vec!["127.0.0.1".into()],
+        database: s.state.identity.settings.countries.database.clone(),
+        ..CountrySettings::default()
+    };
+    let s = server_with(Settings {
+        identity: crate::identity::IdentitySettings { countries, ..Default::default() },
+        ..Settings::default()
+    });
+    for (forwarded, status) in [
+        ("192.0.2.10", StatusCode::OK),
+        ("192.0.2.10, 198.51.100.3", StatusCode::FORBIDDEN),
+        ("198.51.100.3, 192.0.2.10", StatusCode::OK),
+    ] {
+        let mut request = Server::request(&b, "GET", "/api/health", None);
+        request.headers_mut().insert("x-forwarded-for", forwarded.parse().unwrap());
+        assert_eq!(s.send(&mut b, request).await.status, status, "{forwarded}");
+    }
+}
