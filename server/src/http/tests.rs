@@ -190,8 +190,9 @@ async fn run_refuses_bodies_that_are_not_json_and_nothing_runs_when_guests_are_o
     let mut state = demo_state();
     state.guests = None;
     let (status, _, body) = post_run(super::router(state, app_dir.path()), "help", None).await;
-    assert_eq!(status, StatusCode::FORBIDDEN);
-    assert!(body["error"].as_str().unwrap().contains("signed-in"));
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(body["error"], "sign in to run scripts on this server");
+    assert_eq!(body["code"], "signed_out");
 }
 
 #[tokio::test]
