@@ -7,6 +7,7 @@
 //! blocking pool. Time comes from a [`Clock`], so tests move it instead of sleeping.
 
 pub mod country;
+pub mod passkey;
 pub mod password;
 pub mod store;
 mod throttle;
@@ -347,6 +348,8 @@ pub struct Identity {
     pub throttle: Throttle,
     audit: Arc<dyn AuditLog>,
     terms_text: String,
+    /// `None` when the public URL has no host name a passkey can be bound to.
+    passkeys: Option<passkey::Passkeys>,
 }
 
 impl std::fmt::Debug for Identity {
@@ -400,7 +403,14 @@ impl Identity {
             settings.lockout_seconds,
             settings.attempts_per_minute_per_address,
         );
-        Ok(Identity { store, clock, settings, throttle, audit, terms_text })
+        let passkeys = match passkey::Passkeys::new(&settings.public_url, store.installation_secret()?) {
+            Ok(p) => Some(p),
+            Err(e) => {
+                tracing::warn!(error = %e, "passkeys are off");
+                None
+            }
+        };
+        Ok(Identity { store, clock, settings, throttle, audit, terms_text, passkeys })
     }
 
     pub fn now(&self) -> i64 {

@@ -73,6 +73,9 @@ pub trait AppStore: Send + Sync {
     /// Grants a whole datastore (`variable` None) or one variable of it.
     fn add_grant(&self, project: i64, datastore: &str, variable: Option<&str>) -> StoreResult<()>;
     fn grants(&self, project: i64) -> StoreResult<Vec<(String, Option<String>)>>;
+
+    /// A random secret of this installation, made on first use and kept.
+    fn installation_secret(&self) -> StoreResult<String>;
 }
 
 /// Schema versions, applied in order; `PRAGMA user_version` records how far a file has come.
@@ -138,6 +141,10 @@ CREATE TABLE grants (
     datastore TEXT NOT NULL,
     variable TEXT NOT NULL DEFAULT '',
     PRIMARY KEY (project_id, datastore, variable)
+);
+CREATE TABLE secrets (
+    name TEXT PRIMARY KEY,
+    value TEXT NOT NULL
 );
 "];
 
@@ -578,6 +585,18 @@ impl AppStore for SqliteStore {
                     Ok((r.get(0)?, (!variable.is_empty()).then_some(variable)))
                 })?
                 .collect()
+        })
+    }
+
+    fn installation_secret(&self) -> StoreResult<String> {
+        let fresh: String =
+            rand::random::<[u8; 32]>().iter().map(|b| format!("{b:02x}")).collect();
+        self.with(|c| {
+            c.execute(
+                "INSERT INTO secrets (name, value) VALUES ('installation', ?1) ON CONFLICT DO NOTHING",
+                [&fresh],
+            )?;
+            c.query_row("SELECT value FROM secrets WHERE name='installation'", [], |r| r.get(0))
         })
     }
 }

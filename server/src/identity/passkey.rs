@@ -1,0 +1,232 @@
+//! Passkeys through webauthn-rs: registration and authentication ceremonies, user verification
+//! required (webauthn-rs's passkey flow insists on it), several passkeys per account.
+//!
+//! Sign-in is username-first. For a name without passkeys the options are made up (a random
+//! challenge, credential ids derived from the name and an installation secret, so the same name
+//! always gets the same ids): the answer does not tell whether the account exists. Ceremony
+//! state lives in memory for five minutes; a restart asks the user to try again.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use sha2::{Digest, Sha256};
+use webauthn_rs::prelude::{
+    Base64UrlSafeData, CreationChallengeResponse, Passkey, PasskeyAuthentication,
+    PasskeyRegistration, PublicKeyCredential, RegisterPublicKeyCredential,
+    RequestChallengeResponse, Url, Uuid, Webauthn, WebauthnBuilder,
+};
+
+use super::{AuthError, Identity, Method, NewSession, Stage, User, sha256_hex};
+
+const CEREMONY_SECONDS: i64 = 300;
+
+enum Ceremony {
+    Registration { user: i64, state: PasskeyRegistration },
+    Authentication { user: Option<i64>, state: Option<PasskeyAuthentication> },
+}
+
+pub struct Passkeys {
+    webauthn: Webauthn,
+    ceremonies: Mutex<HashMap<String, (i64, Ceremony)>>,
+    secret: String,
+}
+
+impl std::fmt::Debug for Passkeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Passkeys")
+    }
+}
+
+impl Passkeys {
+    /// The relying party is the host of `public_url`; its origin is the only one accepted.
+    pub fn new(public_url: &str, secret: String) -> anyhow::Result<Passkeys> {
+        let origin = Url::parse(public_url)
+            .map_err(|e| anyhow::anyhow!("identity.public_url '{public_url}': {e}"))?;
+        let rp_id = origin.host_str().ok_or_else(|| {
+            anyhow::anyhow!("identity.public_url '{public_url}' has no host name for passkeys")
+        })?;
+        let webauthn = WebauthnBuilder::new(rp_id, &origin)
+            .and_then(|b| b.rp_name("Skjold").build())
+            .map_err(|e| anyhow::anyhow!("identity.public_url '{public_url}' cannot serve passkeys: {e} (passkeys need a host name such as localhost, not an address)"))?;
+        Ok(Passkeys { webauthn, ceremonies: Mutex::default(), secret })
+    }
+
+    fn keep(&self, now: i64, ceremony: Ceremony) -> String {
+        let id: String = rand::random::<[u8; 16]>().iter().map(|b| format!("{b:02x}")).collect();
+        let mut map = self.ceremonies.lock().unwrap_or_else(|p| p.into_inner());
+        map.retain(|_, (started, _)| now - *started < CEREMONY_SECONDS);
+        map.insert(id.clone(), (now, ceremony));
+        id
+    }
+
+    fn take(&self, id: &str, now: i64) -> Option<Ceremony> {
+        let mut map = self.ceremonies.lock().unwrap_or_else(|p| p.into_inner());
+        map.remove(id).filter(|(started, _)| now - *started < CEREMONY_SECONDS).map(|(_, c)| c)
+    }
+
+    /// Options for a name without passkeys, indistinguishable from real ones.
+    fn decoy_options(&self, name: &str) -> RequestChallengeResponse {
+        use webauthn_rs_proto::{AllowCredentials, PublicKeyCredentialRequestOptions, UserVerificationPolicy};
+        let id = Sha256::digest(format!("{}:{name}", self.secret).as_bytes());
+        RequestChallengeResponse {
+            public_key: PublicKeyCredentialRequestOptions {
+                challenge: Base64UrlSafeData::from(rand::random::<[u8; 32]>().to_vec()),
+                timeout: Some(webauthn_rs::DEFAULT_AUTHENTICATOR_TIMEOUT.as_millis() as u32),
+                rp_id: self.webauthn.get_allowed_origins()[0].host_str().unwrap_or_default().to_owned(),
+                allow_credentials: vec![AllowCredentials {
+                    type_: "public-key".into(),
+                    id: Base64UrlSafeData::from(id[..16].to_vec()),
+                    transports: None,
+                }],
+                user_verification: UserVerificationPolicy::Required,
+                hints: None,
+                extensions: None,
+            },
+            mediation: None,
+        }
+    }
+}
+
+fn user_uuid(user: &User) -> Uuid {
+    // "skjold" and the account id: stable, and no personal data in the authenticator.
+    Uuid::from_u64_pair(0x736b_6a6f_6c64, user.id as u64)
+}
+
+fn stored(identity: &Identity, user: i64) -> Result<Vec<Passkey>, AuthError> {
+    Ok(identity
+        .store
+        .passkeys(user)?
+        .into_iter()
+        .filter_map(|(_, json)| serde_json::from_str(&json).ok())
+        .collect())
+}
+
+impl Identity {
+    fn passkeys(&self) -> Result<&Passkeys, AuthError> {
+        self.passkeys.as_ref().ok_or_else(|| {
+            AuthError::Invalid("passkeys are not available: identity.public_url has no host name".into())
+        })
+    }
+
+    /// Starts registering a passkey for `user` (from an enrolment link or a signed-in session).
+    pub fn start_passkey_registration(
+        &self,
+        user: &User,
+    ) -> Result<(String, CreationChallengeResponse), AuthError> {
+        let passkeys = self.passkeys()?;
+        let existing: Vec<_> = stored(self, user.id)?.iter().map(|p| p.cred_id().clone()).collect();
+        let (options, state) = passkeys
+            .webauthn
+            .start_passkey_registration(user_uuid(user), &user.name, &user.display_name, Some(existing))
+            .map_err(|e| AuthError::Invalid(format!("cannot start the passkey registration: {e}")))?;
+        let id = passkeys.keep(self.now(), Ceremony::Registration { user: user.id, state });
+        Ok((id, options))
+    }
+
+    /// Finishes a registration: the passkey becomes (or stays) the account's method, and a
+    /// password and TOTP secret it had are removed.
+    pub fn finish_passkey_registration(
+        &self,
+        ceremony: &str,
+        credential: &RegisterPublicKeyCredential,
+        enrolment_token: Option<&str>,
+    ) -> Result<(), AuthError> {
+        let passkeys = self.passkeys()?;
+        let Some(Ceremony::Registration { user, state }) = passkeys.take(ceremony, self.now()) else {
+            return Err(AuthError::Invalid("the passkey registration timed out: start again".into()));
+        };
+        let passkey = passkeys
+            .webauthn
+            .finish_passkey_registration(credential, &state)
+            .map_err(|e| AuthError::Invalid(format!("the passkey was not accepted: {e}")))?;
+        if let Some(token) = enrolment_token
+            && !self.store.use_enrolment(&sha256_hex(token), self.now())?
+        {
+            return Err(AuthError::BadEnrolment);
+        }
+        let mut account = self.store.user(user)?.ok_or(AuthError::BadEnrolment)?;
+        let json = serde_json::to_string(&passkey).map_err(|e| AuthError::Invalid(e.to_string()))?;
+        let credential_id = sha256_hex(&format!("{:?}", passkey.cred_id()));
+        self.store.insert_passkey(user, &credential_id, &json, self.now())?;
+        let switched = account.method == Method::Password;
+        account.method = Method::Passkey;
+        account.password_hash = None;
+        account.totp_secret = None;
+        account.totp_last_step = None;
+        account.must_change_password = false;
+        self.store.save_user(&account)?;
+        if switched {
+            self.store.delete_sessions_of(user)?;
+        }
+        let detail = if switched { "passkey; password and TOTP removed" } else { "passkey" };
+        self.event("enrolled", Some(&account.name), None, detail.into());
+        Ok(())
+    }
+
+    /// Starts a passkey sign-in for `name`. Unknown names get decoy options.
+    pub fn start_passkey_sign_in(
+        &self,
+        name: &str,
+        address: &str,
+    ) -> Result<(String, RequestChallengeResponse), AuthError> {
+        let passkeys = self.passkeys()?;
+        let key = name.trim().to_lowercase();
+        self.throttle.admit(&key, address, self.now())?;
+        let user = self.store.user_by_name(&key)?.filter(|u| u.method == Method::Passkey);
+        let keys = match &user {
+            Some(u) => stored(self, u.id)?,
+            None => Vec::new(),
+        };
+        if keys.is_empty() {
+            let id = passkeys.keep(self.now(), Ceremony::Authentication { user: None, state: None });
+            return Ok((id, passkeys.decoy_options(&key)));
+        }
+        let (options, state) = passkeys
+            .webauthn
+            .start_passkey_authentication(&keys)
+            .map_err(|e| AuthError::Invalid(format!("cannot start the passkey sign-in: {e}")))?;
+        let id = passkeys.keep(
+            self.now(),
+            Ceremony::Authentication { user: user.map(|u| u.id), state: Some(state) },
+        );
+        Ok((id, options))
+    }
+
+    /// Finishes a passkey sign-in: a new, active session.
+    pub fn finish_passkey_sign_in(
+        &self,
+        ceremony: &str,
+        credential: &PublicKeyCredential,
+        address: &str,
+    ) -> Result<NewSession, AuthError> {
+        let passkeys = self.passkeys()?;
+        let Some(Ceremony::Authentication { user, state }) = passkeys.take(ceremony, self.now()) else {
+            return Err(AuthError::Invalid("the passkey sign-in timed out: start again".into()));
+        };
+        let (Some(user), Some(state)) = (user, state) else {
+            return Err(AuthError::BadCredentials);
+        };
+        let mut account = self.store.user(user)?.ok_or(AuthError::BadCredentials)?;
+        let result = match passkeys.webauthn.finish_passkey_authentication(credential, &state) {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::info!(error = %e, "passkey sign-in refused");
+                self.failed(&account.name.clone(), address, "passkey");
+                return Err(AuthError::BadCredentials);
+            }
+        };
+        // Keep the signature counter and backup state current.
+        for (id, json) in self.store.passkeys(user)? {
+            if let Ok(mut key) = serde_json::from_str::<Passkey>(&json)
+                && key.update_credential(&result) == Some(true)
+            {
+                let json = serde_json::to_string(&key).map_err(|e| AuthError::Invalid(e.to_string()))?;
+                self.store.update_passkey(&id, &json, self.now())?;
+            }
+        }
+        self.throttle.success(&account.name);
+        account.must_change_password = false;
+        self.event("signed-in", Some(&account.name), Some(address), "passkey".into());
+        self.open_session(&account, Stage::Active)
+    }
+}
