@@ -55,7 +55,23 @@ fn apt_install(package: &str, why: &str) -> Result<(), String> {
         .env("DEBIAN_FRONTEND", "noninteractive"))
 }
 
+/// C libraries the -sys crates link: OpenSSL, which webauthn-rs uses for its signature checks.
+fn ensure_native_libraries() -> Result<(), String> {
+    if output(Command::new("pkg-config").arg("--version")).is_none() {
+        apt_install("pkg-config", "pkg-config (to find OpenSSL for webauthn-rs)")?;
+    }
+    let found = Command::new("pkg-config")
+        .args(["--exists", "openssl"])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !found {
+        apt_install("libssl-dev", "OpenSSL's headers (webauthn-rs verifies passkeys with it)")?;
+    }
+    Ok(())
+}
+
 pub fn ensure_build_tools() -> Result<BuildTools, String> {
+    ensure_native_libraries()?;
     let installed =
         output(Command::new("rustup").args(["target", "list", "--installed"])).unwrap_or_default();
     if !installed.lines().any(|l| l.trim() == "wasm32-unknown-unknown") {
