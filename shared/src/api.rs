@@ -184,3 +184,30 @@ pub struct PasswordChange {
     pub current: String,
     pub new: String,
 }
+
+/// `POST /api/auth/passkey/start` (with `user`), `/api/enrol/passkey/start` (with `token`) and
+/// `/api/account/passkeys/start` (neither).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct PasskeyBegin {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<String>,
+}
+
+/// The answer to a `…/start`: the options for `navigator.credentials` in WebAuthn's JSON form,
+/// and the id of the ceremony the server keeps for five minutes.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PasskeyChallenge {
+    pub ceremony: String,
+    pub options: serde_json::Value,
+}
+
+/// `POST …/finish`: the authenticator's answer (`PublicKeyCredential.toJSON()`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PasskeyFinish {
+    pub ceremony: String,
+    pub credential: serde_json::Value,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<String>,
+}

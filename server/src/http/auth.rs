@@ -14,13 +14,14 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use shared::api::{
-    CodeRequest, EnrolRequest, EnrolStatus, LoginRequest, PasswordChange, SessionInfo, Terms,
-    TotpSetup,
+    CodeRequest, EnrolRequest, EnrolStatus, LoginRequest, PasskeyBegin, PasskeyChallenge,
+    PasskeyFinish, PasswordChange, SessionInfo, Terms, TotpSetup,
 };
 
 use super::AppError;
 use crate::AppState;
-use crate::identity::{AuthError, Identity, NewSession, SignedIn, Stage};
+use crate::identity::passkey::Registrant;
+use crate::identity::{AuthError, Identity, Method as SignInMethod, NewSession, SignedIn, Stage};
 
 pub const SESSION_COOKIE: &str = "skjold_session";
 pub const CSRF_HEADER: &str = "x-csrf-token";
@@ -44,6 +45,12 @@ pub fn router() -> Router<AppState> {
         .route("/enrol/status", post(enrol_status))
         .route("/enrol/password", post(enrol_password))
         .route("/enrol/totp", post(enrol_totp))
+        .route("/auth/passkey/start", post(passkey_sign_in_start))
+        .route("/auth/passkey/finish", post(passkey_sign_in_finish))
+        .route("/enrol/passkey/start", post(enrol_passkey_start))
+        .route("/enrol/passkey/finish", post(enrol_passkey_finish))
+        .route("/account/passkeys/start", post(add_passkey_start))
+        .route("/account/passkeys/finish", post(add_passkey_finish))
 }
 
 /// The value of cookie `name`, if it looks like one of ours (64 hex digits).
@@ -398,4 +405,122 @@ async fn enrol_totp(
     blocking(&state, move |identity| identity.confirm_password_enrolment(&token, &request.code))
         .await?;
     Ok(Json(serde_json::json!({ "enrolled": "password" })))
+}
+
+fn challenge(
+    ceremony: String,
+    options: impl serde::Serialize,
+) -> Result<Json<PasskeyChallenge>, AppError> {
+    let options = serde_json::to_value(options)
+        .map_err(|e| anyhow::anyhow!("cannot encode the passkey options: {e}"))?;
+    Ok(Json(PasskeyChallenge { ceremony, options }))
+}
+
+/// The authenticator's answer, in the shape webauthn-rs reads.
+fn credential<T: serde::de::DeserializeOwned>(value: serde_json::Value) -> Result<T, AppError> {
+    serde_json::from_value(value).map_err(|e| AppError::BadRequest {
+        parameter: "credential",
+        message: format!("not a WebAuthn credential ({e}): send PublicKeyCredential.toJSON()"),
+    })
+}
+
+fn required(
+    value: Option<String>,
+    parameter: &'static str,
+    what: &str,
+) -> Result<String, AppError> {
+    value
+        .filter(|v| !v.trim().is_empty())
+        .ok_or_else(|| AppError::BadRequest { parameter, message: format!("send {what}") })
+}
+
+async fn passkey_sign_in_start(
+    State(state): State<AppState>,
+    client: Option<Extension<ClientAddress>>,
+    Json(request): Json<PasskeyBegin>,
+) -> Result<Json<PasskeyChallenge>, AppError> {
+    let user = required(request.user, "user", "the user name")?;
+    let address = address(client);
+    let (ceremony, options) =
+        blocking(&state, move |identity| identity.start_passkey_sign_in(&user, &address)).await?;
+    challenge(ceremony, options)
+}
+
+async fn passkey_sign_in_finish(
+    State(state): State<AppState>,
+    client: Option<Extension<ClientAddress>>,
+    Json(request): Json<PasskeyFinish>,
+) -> Result<Response, AppError> {
+    let credential = credential(request.credential)?;
+    let address = address(client);
+    let new = blocking(&state, move |identity| {
+        identity.finish_passkey_sign_in(&request.ceremony, &credential, &address)
+    })
+    .await?;
+    with_new_session(&state, new).await
+}
+
+async fn enrol_passkey_start(
+    State(state): State<AppState>,
+    Json(request): Json<PasskeyBegin>,
+) -> Result<Json<PasskeyChallenge>, AppError> {
+    let token = required(request.token, "token", "the enrolment token from the link")?;
+    let (ceremony, options) = blocking(&state, move |identity| {
+        let user = identity.enrolment(&token)?;
+        identity.start_passkey_registration(&user)
+    })
+    .await?;
+    challenge(ceremony, options)
+}
+
+async fn enrol_passkey_finish(
+    State(state): State<AppState>,
+    Json(request): Json<PasskeyFinish>,
+) -> Result<Json<serde_json::Value>, AppError> {
+    let token = required(request.token, "token", "the enrolment token from the link")?;
+    let credential = credential(request.credential)?;
+    blocking(&state, move |identity| {
+        identity.finish_passkey_registration(
+            &request.ceremony,
+            &credential,
+            Registrant::Enrolment(&token),
+        )
+    })
+    .await?;
+    Ok(Json(serde_json::json!({ "enrolled": "passkey" })))
+}
+
+/// A signed-in passkey user registers another passkey (a second device, a spare key).
+async fn add_passkey_start(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Json<PasskeyChallenge>, AppError> {
+    let caller = signed_in(&state, &headers, &Method::POST, Need::Active, true).await?;
+    if caller.user.method != SignInMethod::Passkey {
+        return Err(AppError::Refused(
+            "this account signs in with a password: switch method to use passkeys".into(),
+        ));
+    }
+    let (ceremony, options) =
+        blocking(&state, move |identity| identity.start_passkey_registration(&caller.user)).await?;
+    challenge(ceremony, options)
+}
+
+async fn add_passkey_finish(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Json(request): Json<PasskeyFinish>,
+) -> Result<Json<serde_json::Value>, AppError> {
+    let caller = signed_in(&state, &headers, &Method::POST, Need::Active, true).await?;
+    let credential = credential(request.credential)?;
+    let user = caller.user.id;
+    blocking(&state, move |identity| {
+        identity.finish_passkey_registration(
+            &request.ceremony,
+            &credential,
+            Registrant::SignedIn(user),
+        )
+    })
+    .await?;
+    Ok(Json(serde_json::json!({ "added": "passkey" })))
 }

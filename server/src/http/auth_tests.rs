@@ -584,3 +584,110 @@ async fn the_country_gate_refuses_with_a_clear_page_and_believes_only_trusted_pr
         assert_eq!(s.send(&mut b, request).await.status, status, "{forwarded}");
     }
 }
+
+/// A forged assertion in WebAuthn's JSON form: well formed, signed by nobody.
+fn forged_assertion(credential_id: &str) -> Value {
+    json!({
+        "id": credential_id, "rawId": credential_id, "type": "public-key",
+        "response": {
+            "authenticatorData": "SZYN5YgOjGh0NBcPZHZgW4_krrmihjLHmVzzuoMdl2MFAAAAAQ",
+            "clientDataJSON": "eyJ0eXBlIjoid2ViYXV0aG4uZ2V0In0",
+            "signature": "MEUCIQCx",
+            "userHandle": null
+        },
+        "clientExtensionResults": {}
+    })
+}
+
+#[tokio::test]
+async fn passkey_sign_in_does_not_tell_which_names_exist_and_counts_failures() {
+    let server = server();
+    server.enrol("kari", Role::Member).await;
+    let mut b = Browser::default();
+    let start = |name: &'static str| {
+        let server = &server;
+        async move {
+            let mut b = Browser::default();
+            let answer =
+                server.post(&mut b, "/api/auth/passkey/start", json!({ "user": name })).await;
+            assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
+            answer.body
+        }
+    };
+    let known = start("kari").await;
+    let unknown = start("nobody").await;
+    let again = start("nobody").await;
+    let other = start("someone").await;
+    let keys = |v: &Value| {
+        let o = v["options"]["publicKey"].as_object().unwrap();
+        o.keys().cloned().collect::<Vec<_>>()
+    };
+    assert_eq!(keys(&known), keys(&unknown));
+    for options in [&known, &unknown] {
+        let pk = &options["options"]["publicKey"];
+        assert_eq!(pk["rpId"], "localhost");
+        assert_eq!(pk["userVerification"], "required");
+        assert_eq!(pk["allowCredentials"].as_array().unwrap().len(), 1);
+    }
+    let id = |v: &Value| v["options"]["publicKey"]["allowCredentials"][0]["id"].clone();
+    assert_eq!(id(&unknown), id(&again), "the same name always gets the same made-up id");
+    assert_ne!(id(&unknown), id(&other));
+    assert_ne!(
+        unknown["options"]["publicKey"]["challenge"],
+        again["options"]["publicKey"]["challenge"]
+    );
+
+    // Finishing a decoy is a failed sign-in like any other, and five of them lock the name.
+    for attempt in 1..=5 {
+        let begun = start("nobody").await;
+        let forged = forged_assertion(id(&begun).as_str().unwrap());
+        let answer = server
+            .post(
+                &mut b,
+                "/api/auth/passkey/finish",
+                json!({ "ceremony": begun["ceremony"], "credential": forged }),
+            )
+            .await;
+        assert_eq!(answer.status, StatusCode::UNAUTHORIZED, "attempt {attempt}: {}", answer.body);
+    }
+    let locked = server.post(&mut b, "/api/auth/passkey/start", json!({ "user": "nobody" })).await;
+    assert_eq!(locked.status, StatusCode::TOO_MANY_REQUESTS, "{}", locked.body);
+    assert!(server.audit.event_names().iter().filter(|e| *e == "sign-in-failed").count() >= 5);
+    assert!(server.audit.event_names().contains(&"lockout".to_owned()));
+}
+
+#[tokio::test]
+async fn a_passkey_enrolment_needs_a_valid_link_and_a_real_credential() {
+    let server = server();
+    let (_, link) =
+        server.state.identity.add_user("per", "Per Hansen", None, Role::Member, "test").unwrap();
+    let token = link.split_once('#').unwrap().1.to_owned();
+    let mut b = Browser::default();
+    let bad =
+        server.post(&mut b, "/api/enrol/passkey/start", json!({ "token": "0".repeat(64) })).await;
+    assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", bad.body);
+    let begun = server.post(&mut b, "/api/enrol/passkey/start", json!({ "token": token })).await;
+    assert_eq!(begun.status, StatusCode::OK, "{}", begun.body);
+    let pk = &begun.body["options"]["publicKey"];
+    assert_eq!(
+        (pk["user"]["name"].as_str(), pk["rp"]["id"].as_str()),
+        (Some("per"), Some("localhost"))
+    );
+    assert_eq!(pk["authenticatorSelection"]["userVerification"], "required");
+    let garbage = server
+        .post(
+            &mut b,
+            "/api/enrol/passkey/finish",
+            json!({ "token": token, "ceremony": begun.body["ceremony"], "credential": { "id": 1 } }),
+        )
+        .await;
+    assert_eq!(garbage.status, StatusCode::BAD_REQUEST);
+    assert!(
+        garbage.body["error"].as_str().unwrap().contains("parameter 'credential'"),
+        "{}",
+        garbage.body
+    );
+    // The link still works: nothing was used up by the failed attempt.
+    let status = server.post(&mut b, "/api/enrol/status", json!({ "token": token })).await;
+    assert_eq!(status.status, StatusCode::OK);
+}

@@ -403,13 +403,14 @@ impl Identity {
             settings.lockout_seconds,
             settings.attempts_per_minute_per_address,
         );
-        let passkeys = match passkey::Passkeys::new(&settings.public_url, store.installation_secret()?) {
-            Ok(p) => Some(p),
-            Err(e) => {
-                tracing::warn!(error = %e, "passkeys are off");
-                None
-            }
-        };
+        let passkeys =
+            match passkey::Passkeys::new(&settings.public_url, store.installation_secret()?) {
+                Ok(p) => Some(p),
+                Err(e) => {
+                    tracing::warn!(error = %e, "passkeys are off");
+                    None
+                }
+            };
         Ok(Identity { store, clock, settings, throttle, audit, terms_text, passkeys })
     }
 

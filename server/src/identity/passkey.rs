@@ -21,8 +21,23 @@ use super::{AuthError, Identity, Method, NewSession, Stage, User, sha256_hex};
 const CEREMONY_SECONDS: i64 = 300;
 
 enum Ceremony {
-    Registration { user: i64, state: PasskeyRegistration },
-    Authentication { user: Option<i64>, state: Option<PasskeyAuthentication> },
+    Registration {
+        user: i64,
+        state: PasskeyRegistration,
+    },
+    /// `user` and `state` are `None` for a decoy: a name without passkeys.
+    Authentication {
+        name: String,
+        user: Option<i64>,
+        state: Option<PasskeyAuthentication>,
+    },
+}
+
+/// Who finishes a registration: the holder of an enrolment link, or a signed-in account
+/// adding another passkey. The ceremony must have been started for the same account.
+pub enum Registrant<'a> {
+    Enrolment(&'a str),
+    SignedIn(i64),
 }
 
 pub struct Passkeys {
@@ -66,13 +81,18 @@ impl Passkeys {
 
     /// Options for a name without passkeys, indistinguishable from real ones.
     fn decoy_options(&self, name: &str) -> RequestChallengeResponse {
-        use webauthn_rs_proto::{AllowCredentials, PublicKeyCredentialRequestOptions, UserVerificationPolicy};
+        use webauthn_rs_proto::{
+            AllowCredentials, PublicKeyCredentialRequestOptions, UserVerificationPolicy,
+        };
         let id = Sha256::digest(format!("{}:{name}", self.secret).as_bytes());
         RequestChallengeResponse {
             public_key: PublicKeyCredentialRequestOptions {
                 challenge: Base64UrlSafeData::from(rand::random::<[u8; 32]>().to_vec()),
                 timeout: Some(webauthn_rs::DEFAULT_AUTHENTICATOR_TIMEOUT.as_millis() as u32),
-                rp_id: self.webauthn.get_allowed_origins()[0].host_str().unwrap_or_default().to_owned(),
+                rp_id: self.webauthn.get_allowed_origins()[0]
+                    .host_str()
+                    .unwrap_or_default()
+                    .to_owned(),
                 allow_credentials: vec![AllowCredentials {
                     type_: "public-key".into(),
                     id: Base64UrlSafeData::from(id[..16].to_vec()),
@@ -104,7 +124,9 @@ fn stored(identity: &Identity, user: i64) -> Result<Vec<Passkey>, AuthError> {
 impl Identity {
     fn passkeys(&self) -> Result<&Passkeys, AuthError> {
         self.passkeys.as_ref().ok_or_else(|| {
-            AuthError::Invalid("passkeys are not available: identity.public_url has no host name".into())
+            AuthError::Invalid(
+                "passkeys are not available: identity.public_url has no host name".into(),
+            )
         })
     }
 
@@ -117,8 +139,15 @@ impl Identity {
         let existing: Vec<_> = stored(self, user.id)?.iter().map(|p| p.cred_id().clone()).collect();
         let (options, state) = passkeys
             .webauthn
-            .start_passkey_registration(user_uuid(user), &user.name, &user.display_name, Some(existing))
-            .map_err(|e| AuthError::Invalid(format!("cannot start the passkey registration: {e}")))?;
+            .start_passkey_registration(
+                user_uuid(user),
+                &user.name,
+                &user.display_name,
+                Some(existing),
+            )
+            .map_err(|e| {
+                AuthError::Invalid(format!("cannot start the passkey registration: {e}"))
+            })?;
         let id = passkeys.keep(self.now(), Ceremony::Registration { user: user.id, state });
         Ok((id, options))
     }
@@ -129,23 +158,36 @@ impl Identity {
         &self,
         ceremony: &str,
         credential: &RegisterPublicKeyCredential,
-        enrolment_token: Option<&str>,
+        registrant: Registrant<'_>,
     ) -> Result<(), AuthError> {
         let passkeys = self.passkeys()?;
-        let Some(Ceremony::Registration { user, state }) = passkeys.take(ceremony, self.now()) else {
-            return Err(AuthError::Invalid("the passkey registration timed out: start again".into()));
+        let Some(Ceremony::Registration { user, state }) = passkeys.take(ceremony, self.now())
+        else {
+            return Err(AuthError::Invalid(
+                "the passkey registration timed out: start again".into(),
+            ));
         };
+        let registrant_id = match registrant {
+            Registrant::Enrolment(token) => self.enrolment(token)?.id,
+            Registrant::SignedIn(id) => id,
+        };
+        if registrant_id != user {
+            return Err(AuthError::Invalid(
+                "this passkey registration was started for another account: start again".into(),
+            ));
+        }
         let passkey = passkeys
             .webauthn
             .finish_passkey_registration(credential, &state)
             .map_err(|e| AuthError::Invalid(format!("the passkey was not accepted: {e}")))?;
-        if let Some(token) = enrolment_token
+        if let Registrant::Enrolment(token) = registrant
             && !self.store.use_enrolment(&sha256_hex(token), self.now())?
         {
             return Err(AuthError::BadEnrolment);
         }
         let mut account = self.store.user(user)?.ok_or(AuthError::BadEnrolment)?;
-        let json = serde_json::to_string(&passkey).map_err(|e| AuthError::Invalid(e.to_string()))?;
+        let json =
+            serde_json::to_string(&passkey).map_err(|e| AuthError::Invalid(e.to_string()))?;
         let credential_id = sha256_hex(&format!("{:?}", passkey.cred_id()));
         self.store.insert_passkey(user, &credential_id, &json, self.now())?;
         let switched = account.method == Method::Password;
@@ -178,7 +220,8 @@ impl Identity {
             None => Vec::new(),
         };
         if keys.is_empty() {
-            let id = passkeys.keep(self.now(), Ceremony::Authentication { user: None, state: None });
+            let decoy = Ceremony::Authentication { name: key.clone(), user: None, state: None };
+            let id = passkeys.keep(self.now(), decoy);
             return Ok((id, passkeys.decoy_options(&key)));
         }
         let (options, state) = passkeys
@@ -187,7 +230,7 @@ impl Identity {
             .map_err(|e| AuthError::Invalid(format!("cannot start the passkey sign-in: {e}")))?;
         let id = passkeys.keep(
             self.now(),
-            Ceremony::Authentication { user: user.map(|u| u.id), state: Some(state) },
+            Ceremony::Authentication { name: key, user: user.map(|u| u.id), state: Some(state) },
         );
         Ok((id, options))
     }
@@ -200,10 +243,14 @@ impl Identity {
         address: &str,
     ) -> Result<NewSession, AuthError> {
         let passkeys = self.passkeys()?;
-        let Some(Ceremony::Authentication { user, state }) = passkeys.take(ceremony, self.now()) else {
+        let Some(Ceremony::Authentication { name, user, state }) =
+            passkeys.take(ceremony, self.now())
+        else {
             return Err(AuthError::Invalid("the passkey sign-in timed out: start again".into()));
         };
+        self.throttle.admit(&name, address, self.now())?;
         let (Some(user), Some(state)) = (user, state) else {
+            self.failed(&name, address, "passkey");
             return Err(AuthError::BadCredentials);
         };
         let mut account = self.store.user(user)?.ok_or(AuthError::BadCredentials)?;
@@ -211,7 +258,7 @@ impl Identity {
             Ok(r) => r,
             Err(e) => {
                 tracing::info!(error = %e, "passkey sign-in refused");
-                self.failed(&account.name.clone(), address, "passkey");
+                self.failed(&name, address, "passkey");
                 return Err(AuthError::BadCredentials);
             }
         };
@@ -220,7 +267,8 @@ impl Identity {
             if let Ok(mut key) = serde_json::from_str::<Passkey>(&json)
                 && key.update_credential(&result) == Some(true)
             {
-                let json = serde_json::to_string(&key).map_err(|e| AuthError::Invalid(e.to_string()))?;
+                let json =
+                    serde_json::to_string(&key).map_err(|e| AuthError::Invalid(e.to_string()))?;
                 self.store.update_passkey(&id, &json, self.now())?;
             }
         }

@@ -589,8 +589,7 @@ impl AppStore for SqliteStore {
     }
 
     fn installation_secret(&self) -> StoreResult<String> {
-        let fresh: String =
-            rand::random::<[u8; 32]>().iter().map(|b| format!("{b:02x}")).collect();
+        let fresh: String = rand::random::<[u8; 32]>().iter().map(|b| format!("{b:02x}")).collect();
         self.with(|c| {
             c.execute(
                 "INSERT INTO secrets (name, value) VALUES ('installation', ?1) ON CONFLICT DO NOTHING",
