@@ -140,14 +140,33 @@ pub async fn get_json<T: DeserializeOwned>(url: &str) -> Result<T, ApiError> {
     read(gloo_net::http::Request::get(url).send().await.map_err(unreachable)?).await
 }
 
-/// POSTs JSON and reads JSON back; errors as in [`get_json`].
+thread_local! {
+    /// The session's CSRF token, from the last `SessionInfo` the server sent.
+    static CSRF: std::cell::RefCell<Option<String>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Remembers the CSRF token that every state-changing request must carry.
+pub fn set_csrf(token: Option<String>) {
+    CSRF.with(|c| *c.borrow_mut() = token);
+}
+
+/// POSTs JSON (with the session's `X-CSRF-Token`) and reads JSON back; errors as in
+/// [`get_json`].
 pub async fn post_json<B: serde::Serialize, T: DeserializeOwned>(
     url: &str,
     body: &B,
 ) -> Result<T, ApiError> {
-    let request = gloo_net::http::Request::post(url).json(body).map_err(unreachable)?;
+    let mut builder = gloo_net::http::Request::post(url);
+    if let Some(token) = CSRF.with(|c| c.borrow().clone()) {
+        builder = builder.header("X-CSRF-Token", &token);
+    }
+    let request = builder.json(body).map_err(unreachable)?;
     read(request.send().await.map_err(unreachable)?).await
 }
+
+/// The empty JSON object, for POSTs whose path says it all.
+#[derive(serde::Serialize)]
+pub struct Empty {}
 
 #[cfg(test)]
 mod tests {

@@ -108,6 +108,9 @@ pub struct SessionInfo {
     /// member, teacher or steward.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub role: Option<String>,
+    /// How the account signs in: password or passkey.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub method: Option<String>,
     /// second_factor, change_password or active.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stage: Option<String>,
@@ -210,4 +213,48 @@ pub struct PasskeyFinish {
     pub credential: serde_json::Value,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token: Option<String>,
+}
+
+/// `GET /api/admin/users`: one account, as a data steward sees it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct UserSummary {
+    pub name: String,
+    pub display_name: String,
+    /// member, teacher or steward.
+    pub role: String,
+    /// none (not enrolled yet), password or passkey.
+    pub method: String,
+    /// Unix seconds, when the user asked for the account to be deleted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deletion_requested_at: Option<i64>,
+}
+
+/// `POST /api/admin/users`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct NewUser {
+    pub name: String,
+    pub display_name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    /// member, teacher or steward.
+    pub role: String,
+}
+
+/// A one-time enrolment link, for the steward to pass on (or for the user switching method).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct EnrolmentLink {
+    pub link: String,
+}
+
+/// `GET /api/projects` and the answers of the project and course endpoints.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ProjectSummary {
+    pub name: String,
+    /// project or course.
+    pub kind: String,
+    /// A course's join code, shown to its owner only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub join_code: Option<String>,
+    /// `datastore` or `datastore/VARIABLE`.
+    pub grants: Vec<String>,
 }

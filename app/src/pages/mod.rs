@@ -1,7 +1,12 @@
 //! One module per page.
 
+pub mod account;
+pub mod admin;
 pub mod catalog;
+pub mod enrol;
+pub mod login;
 pub mod rules;
+pub mod terms;
 pub mod variable;
 pub mod workbench;
 

@@ -4,14 +4,15 @@
 
 use leptos::prelude::*;
 use leptos::task::spawn_local;
-use shared::api::{ApiError, RunRequest};
+use shared::api::{ApiError, ProjectSummary, RunRequest};
 use shared::output::{
     Chart, Model, Output, OutputBody, RunResponse, Summary, Table, format_number,
 };
 use shared::script::{line_column, parse};
 use wasm_bindgen::JsCast;
 
-use crate::api::post_json;
+use crate::api::{get_json, post_json};
+use crate::session::Session;
 
 const EXAMPLE: &str = "require demo:1 as db
 create-dataset persons
@@ -67,6 +68,16 @@ pub fn WorkbenchPage() -> impl IntoView {
     let (failure, set_failure) = signal(None::<String>);
     let gutter = NodeRef::<leptos::html::Pre>::new();
     let editor = NodeRef::<leptos::html::Textarea>::new();
+    // Signed in, a script runs in one of the user's projects and imports what it is granted.
+    let session = Session::get();
+    let projects = LocalResource::new(move || async move {
+        if session.signed_in() {
+            get_json::<Vec<ProjectSummary>>("/api/projects").await.unwrap_or_default()
+        } else {
+            Vec::new()
+        }
+    });
+    let (project, set_project) = signal(None::<String>);
 
     let run = move |text: String, line_offset: u32| {
         if running.get_untracked() {
@@ -77,7 +88,7 @@ pub fn WorkbenchPage() -> impl IntoView {
         spawn_local(async move {
             let result = post_json::<_, RunResponse>(
                 "/api/run",
-                &RunRequest { script: text, project: None },
+                &RunRequest { script: text, project: project.get_untracked() },
             )
             .await;
             match result {
@@ -141,10 +152,28 @@ pub fn WorkbenchPage() -> impl IntoView {
         <section class="workbench">
             <h1>"Workbench"</h1>
             <p class="lead">
-                "Scripts run on the synthetic " <code>"demo"</code>
-                " datastore. Only aggregates that pass disclosure control come back. "
+                {move || if session.signed_in() {
+                    "Scripts run in your project, on the data it is granted. "
+                } else {
+                    "As a guest, scripts run on the synthetic demo datastore. "
+                }}
+                "Only aggregates that pass disclosure control come back. "
                 <kbd>"Ctrl"</kbd>"+"<kbd>"Enter"</kbd>" runs the current line or the selection."
             </p>
+            {move || {
+                let list = projects.get().unwrap_or_default();
+                (list.len() > 1).then(|| view! {
+                    <label class="project">"Project "
+                        <select id="project" on:change=move |ev| {
+                            let v = event_target_value(&ev);
+                            set_project.set((!v.is_empty()).then_some(v));
+                        }>
+                            <option value="">"choose…"</option>
+                            {list.into_iter().map(|p| view! { <option value=p.name.clone()>{format!("{} ({})", p.name, p.grants.join(", "))}</option> }).collect_view()}
+                        </select>
+                    </label>
+                })
+            }}
             <div class="editor">
                 <pre class="gutter" aria-hidden="true" node_ref=gutter>{line_numbers}</pre>
                 <textarea

@@ -5,10 +5,12 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, Method};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
 use super::AppError;
 use super::auth::{Need, blocking, signed_in};
+use shared::api::{EnrolmentLink, NewUser, ProjectSummary, UserSummary};
+
 use crate::AppState;
 use crate::identity::{ProjectKind, Role, SignedIn};
 
@@ -39,60 +41,41 @@ async fn steward(
     Ok(caller)
 }
 
-#[derive(Serialize)]
-struct UserRow {
-    name: String,
-    display_name: String,
-    role: Role,
-    method: crate::identity::Method,
-    deletion_requested_at: Option<i64>,
-}
-
 async fn users(
     State(state): State<AppState>,
     headers: HeaderMap,
-) -> Result<Json<Vec<UserRow>>, AppError> {
+) -> Result<Json<Vec<UserSummary>>, AppError> {
     steward(&state, &headers, Method::GET).await?;
     let users = blocking(&state, |identity| Ok(identity.store.users()?)).await?;
     Ok(Json(
         users
             .into_iter()
-            .map(|u| UserRow {
+            .map(|u| UserSummary {
                 name: u.name,
                 display_name: u.display_name,
-                role: u.role,
-                method: u.method,
+                role: u.role.as_str().into(),
+                method: u.method.as_str().into(),
                 deletion_requested_at: u.deletion_requested_at,
             })
             .collect(),
     ))
 }
 
-#[derive(Deserialize)]
-struct NewUser {
-    name: String,
-    display_name: String,
-    #[serde(default)]
-    email: Option<String>,
-    role: Role,
-}
-
-#[derive(Serialize)]
-struct Link {
-    link: String,
-}
-
 async fn add_user(
     State(state): State<AppState>,
     headers: HeaderMap,
     Json(new): Json<NewUser>,
-) -> Result<Json<Link>, AppError> {
+) -> Result<Json<EnrolmentLink>, AppError> {
     let by = steward(&state, &headers, Method::POST).await?.user.name;
+    let role = Role::parse(&new.role).ok_or_else(|| AppError::BadRequest {
+        parameter: "role",
+        message: format!("'{}' is not a role: use member, teacher or steward", new.role),
+    })?;
     let (_, link) = blocking(&state, move |identity| {
-        identity.add_user(&new.name, &new.display_name, new.email.as_deref(), new.role, &by)
+        identity.add_user(&new.name, &new.display_name, new.email.as_deref(), role, &by)
     })
     .await?;
-    Ok(Json(Link { link }))
+    Ok(Json(EnrolmentLink { link }))
 }
 
 #[derive(Deserialize)]
@@ -115,7 +98,7 @@ async fn new_enrolment(
     State(state): State<AppState>,
     headers: HeaderMap,
     Path(name): Path<String>,
-) -> Result<Json<Link>, AppError> {
+) -> Result<Json<EnrolmentLink>, AppError> {
     steward(&state, &headers, Method::POST).await?;
     let link = blocking(&state, move |identity| {
         let user = identity.store.user_by_name(&name)?.ok_or_else(|| {
@@ -124,7 +107,7 @@ async fn new_enrolment(
         identity.enrolment_link(&user)
     })
     .await?;
-    Ok(Json(Link { link }))
+    Ok(Json(EnrolmentLink { link }))
 }
 
 async fn temporary_password(
@@ -157,30 +140,20 @@ struct NewProject {
     course: bool,
 }
 
-#[derive(Serialize)]
-struct ProjectRow {
-    name: String,
-    kind: ProjectKind,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    join_code: Option<String>,
-    /// `datastore` or `datastore/VARIABLE`.
-    grants: Vec<String>,
-}
-
 async fn add_project(
     State(state): State<AppState>,
     headers: HeaderMap,
     Json(new): Json<NewProject>,
-) -> Result<Json<ProjectRow>, AppError> {
+) -> Result<Json<ProjectSummary>, AppError> {
     let by = steward(&state, &headers, Method::POST).await?.user.name;
     let kind = if new.course { ProjectKind::Course } else { ProjectKind::Project };
     let project = blocking(&state, move |identity| {
         identity.create_project(&new.name, kind, new.owner.as_deref(), &by)
     })
     .await?;
-    Ok(Json(ProjectRow {
+    Ok(Json(ProjectSummary {
         name: project.name,
-        kind,
+        kind: kind.as_str().into(),
         join_code: project.join_code,
         grants: Vec::new(),
     }))
@@ -232,7 +205,7 @@ async fn add_member(
 async fn my_projects(
     State(state): State<AppState>,
     headers: HeaderMap,
-) -> Result<Json<Vec<ProjectRow>>, AppError> {
+) -> Result<Json<Vec<ProjectSummary>>, AppError> {
     let caller = signed_in(&state, &headers, &Method::GET, Need::Active, true).await?;
     let rows = blocking(&state, move |identity| {
         let mut rows = Vec::new();
@@ -245,7 +218,12 @@ async fn my_projects(
                 .collect();
             // Only the owner sees a course's join code.
             let join_code = p.join_code.filter(|_| p.owner == Some(caller.user.id));
-            rows.push(ProjectRow { name: p.name, kind: p.kind, join_code, grants });
+            rows.push(ProjectSummary {
+                name: p.name,
+                kind: p.kind.as_str().into(),
+                join_code,
+                grants,
+            });
         }
         Ok(rows)
     })
@@ -265,7 +243,7 @@ async fn open_course(
     State(state): State<AppState>,
     headers: HeaderMap,
     Json(new): Json<NewCourse>,
-) -> Result<Json<ProjectRow>, AppError> {
+) -> Result<Json<ProjectSummary>, AppError> {
     let caller = signed_in(&state, &headers, &Method::POST, Need::Active, true).await?;
     if caller.user.role < Role::Teacher {
         return Err(AppError::Forbidden("only teachers and data stewards open courses".into()));
@@ -278,9 +256,9 @@ async fn open_course(
         Ok(project)
     })
     .await?;
-    Ok(Json(ProjectRow {
+    Ok(Json(ProjectSummary {
         name: project.name,
-        kind: ProjectKind::Course,
+        kind: ProjectKind::Course.as_str().into(),
         join_code: project.join_code,
         grants: vec![COURSE_DATASTORE.into()],
     }))

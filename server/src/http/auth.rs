@@ -14,8 +14,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use shared::api::{
-    CodeRequest, EnrolRequest, EnrolStatus, LoginRequest, PasskeyBegin, PasskeyChallenge,
-    PasskeyFinish, PasswordChange, SessionInfo, Terms, TotpSetup,
+    CodeRequest, EnrolRequest, EnrolStatus, EnrolmentLink, LoginRequest, PasskeyBegin,
+    PasskeyChallenge, PasskeyFinish, PasswordChange, SessionInfo, Terms, TotpSetup,
 };
 
 use super::AppError;
@@ -170,6 +170,7 @@ pub fn info(state: &AppState, caller: Option<&SignedIn>) -> SessionInfo {
         info.user = Some(c.user.name.clone());
         info.display_name = Some(c.user.display_name.clone());
         info.role = Some(c.user.role.as_str().into());
+        info.method = Some(c.user.method.as_str().into());
         info.stage = Some(
             match c.session.stage {
                 Stage::SecondFactor => "second_factor",
@@ -349,19 +350,14 @@ async fn request_deletion(
     Ok(Json(DeletionScheduled { deleted_by }))
 }
 
-#[derive(serde::Serialize)]
-struct Link {
-    link: String,
-}
-
 /// A signed-in user switches sign-in method through a fresh enrolment link of their own.
 async fn switch_method(
     State(state): State<AppState>,
     headers: HeaderMap,
-) -> Result<Json<Link>, AppError> {
+) -> Result<Json<EnrolmentLink>, AppError> {
     let caller = signed_in(&state, &headers, &Method::POST, Need::Active, true).await?;
     let link = blocking(&state, move |identity| identity.enrolment_link(&caller.user)).await?;
-    Ok(Json(Link { link }))
+    Ok(Json(EnrolmentLink { link }))
 }
 
 async fn enrol_status(

@@ -251,7 +251,7 @@ pub enum ProjectKind {
 }
 
 impl ProjectKind {
-    fn as_str(self) -> &'static str {
+    pub fn as_str(self) -> &'static str {
         match self {
             ProjectKind::Project => "project",
             ProjectKind::Course => "course",
