@@ -258,3 +258,27 @@ pub struct ProjectSummary {
     /// `datastore` or `datastore/VARIABLE`.
     pub grants: Vec<String>,
 }
+
+/// `GET /api/areas/personal/files` or `/api/areas/projects/{project}/files`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct AreaListing {
+    pub files: Vec<FileSummary>,
+    /// Bytes the files hold, and the area's limit.
+    pub used: u64,
+    pub limit: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct FileSummary {
+    pub name: String,
+    pub bytes: u64,
+    /// Unix seconds.
+    pub updated_at: i64,
+    pub updated_by: String,
+}
+
+/// `GET` and `PUT …/files/{name}`: a file's text.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct FileContent {
+    pub content: String,
+}

@@ -194,19 +194,33 @@ fn browser_tests() -> Result<(), String> {
     }
     let port = util::free_port()?;
     let address = format!("127.0.0.1:{port}");
+    // Passkeys are bound to a host name, so the browser uses localhost, not the address; the
+    // tests make their accounts in the server's (fresh) application database with the CLI.
+    let public_url = format!("http://localhost:{port}");
+    let database = root.join("target/e2e/app.sqlite3");
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", database.display()));
+    }
+    let identity_env = [
+        ("SKJOLD_DATABASE", database.display().to_string()),
+        ("SKJOLD_PUBLIC_URL", public_url.clone()),
+    ];
     let mut server = util::Server::start(
         std::process::Command::new(&skjold)
             .args(["serve", "--listen", &address, "--datastores"])
             .arg(&datastores)
             .arg("--app-dir")
-            .arg(root.join("dist")),
+            .arg(root.join("dist"))
+            .envs(identity_env.iter().cloned()),
         &address,
     )?;
     let e2e = root.join("tests/e2e");
     let result = run(std::process::Command::new("npm")
         .current_dir(&e2e)
         .args(["test", "--silent"])
-        .env("SKJOLD_URL", format!("http://{address}")));
+        .env("SKJOLD_URL", &public_url)
+        .env("SKJOLD_BIN", &skjold)
+        .envs(identity_env.iter().cloned()));
     let stopped = server.stop_gracefully();
     result?;
     stopped

@@ -174,7 +174,7 @@ pub fn AccountPage() -> impl IntoView {
                             on:input=move |ev| set_current.set(event_target_value(&ev)) />
                     </label>
                     <label>"New password"
-                        <input id="new-password" type="password" autocomplete="new-password" required minlength="12"
+                        <input id="new-password" type="password" autocomplete="new-password" required
                             on:input=move |ev| set_new.set(event_target_value(&ev)) />
                     </label>
                     <p class="actions"><button id="change-password" type="submit">"Change password"</button></p>

@@ -149,7 +149,7 @@ pub fn EnrolPage() -> impl IntoView {
             <form on:submit=set_new_password.clone()>
                 <input type="hidden" autocomplete="username" value=status.user />
                 <label>"New password"
-                    <input id="new-password" type="password" autocomplete="new-password" required minlength="12"
+                    <input id="new-password" type="password" autocomplete="new-password" required
                         on:input=move |ev| set_password.set(event_target_value(&ev)) />
                 </label>
                 <label>"The same password again"

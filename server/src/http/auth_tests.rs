@@ -95,6 +95,16 @@ impl Server {
         self.send(browser, request).await
     }
 
+    async fn put(&self, browser: &mut Browser, uri: &str, body: Value) -> Answer {
+        let request = Server::request(browser, "PUT", uri, Some(body));
+        self.send(browser, request).await
+    }
+
+    async fn delete(&self, browser: &mut Browser, uri: &str) -> Answer {
+        let request = Server::request(browser, "DELETE", uri, None);
+        self.send(browser, request).await
+    }
+
     async fn get(&self, browser: &mut Browser, uri: &str) -> Answer {
         let request = Server::request(browser, "GET", uri, None);
         self.send(browser, request).await
@@ -690,4 +700,80 @@ async fn a_passkey_enrolment_needs_a_valid_link_and_a_real_credential() {
     // The link still works: nothing was used up by the failed attempt.
     let status = server.post(&mut b, "/api/enrol/status", json!({ "token": token })).await;
     assert_eq!(status.status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn personal_and_project_areas_keep_files_within_their_limits_and_members() {
+    let mut settings = Settings::default();
+    settings.identity.personal_area_bytes = 100;
+    let s = server_with(settings);
+    let mut kari = s.signed_in_with_terms("kari", Role::Member).await;
+    let mut per = s.signed_in_with_terms("per", Role::Member).await;
+
+    let saved =
+        s.put(&mut kari, "/api/areas/personal/files/lønn.mds", json!({ "content": SCRIPT })).await;
+    assert_eq!(saved.status, StatusCode::OK, "{}", saved.body);
+    assert_eq!(saved.body["bytes"], SCRIPT.len());
+    let listing = s.get(&mut kari, "/api/areas/personal/files").await;
+    assert_eq!(listing.body["used"], SCRIPT.len());
+    assert_eq!(listing.body["limit"], 100);
+    assert_eq!(listing.body["files"][0]["name"], "lønn.mds");
+    let read = s.get(&mut kari, "/api/areas/personal/files/l%C3%B8nn.mds").await;
+    assert_eq!(read.body["content"], SCRIPT);
+
+    // Another user's personal area is their own: Per sees none of Kari's files.
+    let theirs = s.get(&mut per, "/api/areas/personal/files").await;
+    assert_eq!(theirs.body["files"].as_array().unwrap().len(), 0);
+    let missing = s.get(&mut per, "/api/areas/personal/files/l%C3%B8nn.mds").await;
+    assert_eq!(missing.status, StatusCode::NOT_FOUND);
+
+    // The limit counts every file but the one being replaced.
+    let big = "x".repeat(100 - SCRIPT.len() + 1);
+    let refused =
+        s.put(&mut kari, "/api/areas/personal/files/big.txt", json!({ "content": big })).await;
+    assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(refused.body["error"].as_str().unwrap().contains("does not fit"), "{}", refused.body);
+    let replaced = s
+        .put(&mut kari, "/api/areas/personal/files/lønn.mds", json!({ "content": "x".repeat(100) }))
+        .await;
+    assert_eq!(replaced.status, StatusCode::OK, "{}", replaced.body);
+
+    // Names are checked, and a write needs the CSRF token.
+    let bad =
+        s.put(&mut kari, "/api/areas/personal/files/..%2Fx.mds", json!({ "content": "" })).await;
+    assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", bad.body);
+    let mut no_token = Browser { csrf: None, ..kari.clone() };
+    let forged =
+        s.put(&mut no_token, "/api/areas/personal/files/a.mds", json!({ "content": "" })).await;
+    assert_eq!(forged.body["code"], "csrf");
+
+    // A project's area is shared by its members and closed to others.
+    let mut steward = s.signed_in_with_terms("steward", Role::Steward).await;
+    for (uri, body) in [
+        ("/api/admin/projects", json!({ "name": "Lønn" })),
+        ("/api/admin/projects/Lønn/members", json!({ "user": "kari" })),
+    ] {
+        assert_eq!(s.post(&mut steward, uri, body).await.status, StatusCode::OK);
+    }
+    let shared = s
+        .put(
+            &mut kari,
+            "/api/areas/projects/L%C3%B8nn/files/results.json",
+            json!({ "content": "{}" }),
+        )
+        .await;
+    assert_eq!(shared.status, StatusCode::OK, "{}", shared.body);
+    assert_eq!(shared.body["updated_by"], "kari");
+    let outsider = s.get(&mut per, "/api/areas/projects/L%C3%B8nn/files").await;
+    assert_eq!(outsider.status, StatusCode::NOT_FOUND);
+    let deleted = s.delete(&mut kari, "/api/areas/projects/L%C3%B8nn/files/results.json").await;
+    assert_eq!(deleted.status, StatusCode::OK, "{}", deleted.body);
+    let listing = s.get(&mut kari, "/api/areas/projects/L%C3%B8nn/files").await;
+    assert_eq!(listing.body["files"].as_array().unwrap().len(), 0);
+
+    // Deleting the account deletes its personal area.
+    let kari_id = s.state.identity.store.user_by_name("kari").unwrap().unwrap().id;
+    assert_eq!(s.state.identity.store.files(&format!("user:{kari_id}")).unwrap().len(), 1);
+    s.state.identity.delete_user("kari", "test").unwrap();
+    assert!(s.state.identity.store.files(&format!("user:{kari_id}")).unwrap().is_empty());
 }

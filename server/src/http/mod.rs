@@ -1,6 +1,7 @@
 //! The HTTP API and the static app, one module per feature, each returning its own `Router`.
 
 mod admin;
+mod areas;
 pub mod auth;
 #[cfg(test)]
 mod auth_tests;
@@ -36,6 +37,7 @@ pub fn router(state: AppState, app_dir: &Path) -> Router {
         .merge(run::router())
         .merge(auth::router())
         .merge(admin::router())
+        .merge(areas::router())
         .fallback(api_not_found)
         .layer(axum::middleware::from_fn_with_state(state.clone(), guard::same_origin_writes));
     // The app routes in the browser, so unknown paths get index.html and the app decides.

@@ -6,6 +6,7 @@
 //! Every operation is synchronous (SQLite and argon2 both block); handlers run them on the
 //! blocking pool. Time comes from a [`Clock`], so tests move it instead of sleeping.
 
+pub mod areas;
 pub mod country;
 pub mod passkey;
 pub mod password;
@@ -92,6 +93,8 @@ pub struct IdentitySettings {
     pub deletion_grace_days: i64,
     /// Bytes in a user's personal area.
     pub personal_area_bytes: u64,
+    /// Bytes in a project's shared area.
+    pub project_area_bytes: u64,
     /// Which countries may reach the service.
     pub countries: country::CountrySettings,
 }
@@ -112,7 +115,8 @@ impl Default for IdentitySettings {
             lockout_seconds: 30,
             attempts_per_minute_per_address: 20,
             deletion_grace_days: 30,
-            personal_area_bytes: 250 * 1024 * 1024,
+            personal_area_bytes: 250_000_000,
+            project_area_bytes: 2_000_000_000,
             countries: country::CountrySettings::default(),
         }
     }
@@ -778,6 +782,7 @@ impl Identity {
 
     pub fn delete_user(&self, name: &str, by: &str) -> Result<(), AuthError> {
         let user = self.user_named(name)?;
+        self.delete_personal_area(user.id)?;
         self.store.delete_user(user.id)?;
         self.event("user-deleted", Some(name), None, format!("by {by}"));
         Ok(())

@@ -76,10 +76,45 @@ pub trait AppStore: Send + Sync {
 
     /// A random secret of this installation, made on first use and kept.
     fn installation_secret(&self) -> StoreResult<String>;
+
+    /// The files of an area (`user:ID` or `project:ID`), by name.
+    fn files(&self, area: &str) -> StoreResult<Vec<StoredFile>>;
+    fn read_file(&self, area: &str, name: &str) -> StoreResult<Option<String>>;
+    /// Saves (or replaces) a file unless the area would then hold more than `limit` bytes;
+    /// the check and the write are one step, so two saves cannot both squeeze in.
+    fn write_file(
+        &self,
+        area: &str,
+        file: &StoredFile,
+        content: &str,
+        limit: u64,
+    ) -> StoreResult<Saved>;
+    /// False when there was no such file.
+    fn delete_file(&self, area: &str, name: &str) -> StoreResult<bool>;
+    fn delete_area(&self, area: &str) -> StoreResult<()>;
+}
+
+/// A file's facts, without its content.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredFile {
+    pub name: String,
+    pub bytes: u64,
+    pub updated_at: i64,
+    pub updated_by: String,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Saved {
+    Saved,
+    /// Refused: the other files already hold `used` bytes.
+    OverLimit {
+        used: u64,
+    },
 }
 
 /// Schema versions, applied in order; `PRAGMA user_version` records how far a file has come.
-const MIGRATIONS: &[&str] = &["
+const MIGRATIONS: &[&str] = &[
+    "
 CREATE TABLE users (
     id INTEGER PRIMARY KEY,
     name TEXT NOT NULL UNIQUE,
@@ -146,7 +181,20 @@ CREATE TABLE secrets (
     name TEXT PRIMARY KEY,
     value TEXT NOT NULL
 );
-"];
+",
+    // 2: the personal and project areas (scripts and released results, as text).
+    "
+CREATE TABLE files (
+    area TEXT NOT NULL,
+    name TEXT NOT NULL,
+    content TEXT NOT NULL,
+    bytes BIGINT NOT NULL,
+    updated_at BIGINT NOT NULL,
+    updated_by TEXT NOT NULL,
+    PRIMARY KEY (area, name)
+);
+",
+];
 
 pub struct SqliteStore {
     connection: Mutex<Connection>,
@@ -597,5 +645,76 @@ impl AppStore for SqliteStore {
             )?;
             c.query_row("SELECT value FROM secrets WHERE name='installation'", [], |r| r.get(0))
         })
+    }
+
+    fn files(&self, area: &str) -> StoreResult<Vec<StoredFile>> {
+        self.with(|c| {
+            c.prepare(
+                "SELECT name, bytes, updated_at, updated_by FROM files WHERE area=?1 ORDER BY name",
+            )?
+            .query_map([area], |r| {
+                Ok(StoredFile {
+                    name: r.get(0)?,
+                    bytes: r.get::<_, i64>(1)?.max(0) as u64,
+                    updated_at: r.get(2)?,
+                    updated_by: r.get(3)?,
+                })
+            })?
+            .collect()
+        })
+    }
+
+    fn read_file(&self, area: &str, name: &str) -> StoreResult<Option<String>> {
+        self.with(|c| {
+            c.query_row("SELECT content FROM files WHERE area=?1 AND name=?2", [area, name], |r| {
+                r.get(0)
+            })
+            .optional()
+        })
+    }
+
+    fn write_file(
+        &self,
+        area: &str,
+        file: &StoredFile,
+        content: &str,
+        limit: u64,
+    ) -> StoreResult<Saved> {
+        self.with(|c| {
+            let used: i64 = c.query_row(
+                "SELECT COALESCE(SUM(bytes), 0) FROM files WHERE area=?1 AND name<>?2",
+                [area, &file.name],
+                |r| r.get(0),
+            )?;
+            let used = used.max(0) as u64;
+            if used + file.bytes > limit {
+                return Ok(Saved::OverLimit { used });
+            }
+            c.execute(
+                "INSERT INTO files (area, name, content, bytes, updated_at, updated_by) \
+                 VALUES (?1,?2,?3,?4,?5,?6) ON CONFLICT (area, name) DO UPDATE SET \
+                 content=excluded.content, bytes=excluded.bytes, \
+                 updated_at=excluded.updated_at, updated_by=excluded.updated_by",
+                params![
+                    area,
+                    file.name,
+                    content,
+                    file.bytes as i64,
+                    file.updated_at,
+                    file.updated_by
+                ],
+            )?;
+            Ok(Saved::Saved)
+        })
+    }
+
+    fn delete_file(&self, area: &str, name: &str) -> StoreResult<bool> {
+        self.with(|c| {
+            c.execute("DELETE FROM files WHERE area=?1 AND name=?2", [area, name]).map(|n| n > 0)
+        })
+    }
+
+    fn delete_area(&self, area: &str) -> StoreResult<()> {
+        self.with(|c| c.execute("DELETE FROM files WHERE area=?1", [area]).map(drop))
     }
 }
