@@ -164,6 +164,51 @@ pub async fn post_json<B: serde::Serialize, T: DeserializeOwned>(
     read(request.send().await.map_err(unreachable)?).await
 }
 
+/// PUTs JSON (with the CSRF token) and reads JSON back.
+pub async fn put_json<B: serde::Serialize, T: DeserializeOwned>(
+    url: &str,
+    body: &B,
+) -> Result<T, ApiError> {
+    let mut builder = gloo_net::http::Request::put(url);
+    if let Some(token) = CSRF.with(|c| c.borrow().clone()) {
+        builder = builder.header("X-CSRF-Token", &token);
+    }
+    let request = builder.json(body).map_err(unreachable)?;
+    read(request.send().await.map_err(unreachable)?).await
+}
+
+/// DELETEs (with the CSRF token) and reads JSON back.
+pub async fn delete_json<T: DeserializeOwned>(url: &str) -> Result<T, ApiError> {
+    let mut builder = gloo_net::http::Request::delete(url);
+    if let Some(token) = CSRF.with(|c| c.borrow().clone()) {
+        builder = builder.header("X-CSRF-Token", &token);
+    }
+    read(builder.send().await.map_err(unreachable)?).await
+}
+
+/// The API address of an area's files (`project` None: the personal area), or of one file.
+pub fn area_url(project: Option<&str>, file: Option<&str>) -> String {
+    let mut url = match project {
+        None => "/api/areas/personal/files".to_owned(),
+        Some(p) => format!("/api/areas/projects/{}/files", encode(p)),
+    };
+    if let Some(f) = file {
+        url.push('/');
+        url.push_str(&encode(f));
+    }
+    url
+}
+
+/// A byte count for people: 1.2 kB, 250 MB.
+pub fn size_text(bytes: u64) -> String {
+    match bytes {
+        0..1_000 => format!("{bytes} B"),
+        1_000..1_000_000 => format!("{:.1} kB", bytes as f64 / 1e3),
+        1_000_000..1_000_000_000 => format!("{:.1} MB", bytes as f64 / 1e6),
+        _ => format!("{:.1} GB", bytes as f64 / 1e9),
+    }
+}
+
 /// The empty JSON object, for POSTs whose path says it all.
 #[derive(serde::Serialize)]
 pub struct Empty {}
@@ -225,6 +270,18 @@ mod tests {
     fn a_bad_page_number_falls_back_to_the_first_page() {
         assert_eq!(CatalogQuery::from_pairs([("page", "x")]).page, 1);
         assert_eq!(CatalogQuery::from_pairs([("page", "0")]).page, 1);
+    }
+
+    #[test]
+    fn area_urls_encode_project_and_file_names() {
+        assert_eq!(area_url(None, None), "/api/areas/personal/files");
+        assert_eq!(
+            area_url(Some("Lønn"), Some("a b.mds")),
+            "/api/areas/projects/L%C3%B8nn/files/a%20b.mds"
+        );
+        assert_eq!(size_text(999), "999 B");
+        assert_eq!(size_text(1_250), "1.2 kB");
+        assert_eq!(size_text(250_000_000), "250.0 MB");
     }
 
     #[test]

@@ -90,6 +90,14 @@ test('password and TOTP: enrol from the link, sign in with a computed code, acce
   await page.locator('#send-code').click();
   await acceptTermsAndSeeName(page, 'Tove Test');
 
+  // The personal area keeps a script, within its 250 MB.
+  await page.getByLabel('Script').fill('require demo:1 as db\ncreate-dataset p\n');
+  await page.locator('#file-name').fill('first.mds');
+  await page.locator('#save-script').click();
+  await page.locator('#files-message', { hasText: 'Saved first.mds' }).waitFor({ timeout: 10_000 });
+  await page.locator('.file-list .file-name', { hasText: 'first.mds' }).waitFor({ timeout: 10_000 });
+  assert.match(await page.locator('#area-usage').innerText(), /^\d+ B of 250\.0 MB used$/);
+
   const cookies = await page.context().cookies();
   const session = cookies.find((c) => c.name === 'skjold_session');
   assert.ok(session?.httpOnly && session.sameSite === 'Strict', JSON.stringify(session));

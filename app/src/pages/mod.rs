@@ -4,6 +4,7 @@ pub mod account;
 pub mod admin;
 pub mod catalog;
 pub mod enrol;
+pub mod files;
 pub mod login;
 pub mod rules;
 pub mod terms;

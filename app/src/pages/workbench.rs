@@ -203,6 +203,9 @@ pub fn WorkbenchPage() -> impl IntoView {
                 <button on:click=move |_| set_outputs.set(Vec::new())>"Clear outputs"</button>
             </p>
             {move || failure.get().map(|e| view! { <p class="error" role="alert">{e}</p> })}
+            <Show when=move || session.signed_in()>
+                <super::files::FilesPanel script set_script outputs projects />
+            </Show>
             <div class="outputs" aria-live="polite">
                 {move || outputs.get().into_iter().map(output_view).collect_view()}
             </div>
