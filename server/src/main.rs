@@ -255,9 +255,14 @@ fn user_command(
     match command {
         UserCommand::Add { name, display_name, email, role } => {
             let role = parse_role(&role)?;
-            let (_, link) = identity.add_user(&name, &display_name, email.as_deref(), role, by)?;
+            let (user, link) =
+                identity.add_user(&name, &display_name, email.as_deref(), role, by)?;
+            let mailed = identity
+                .mail_enrolment(&user, &link)
+                .map(|m| format!("the link was e-mailed: {m}\n"))
+                .unwrap_or_default();
             Ok(format!(
-                "created {name} ({}); pass on this one-time enrolment link (valid {} hours):\n{link}",
+                "created {name} ({}); {mailed}pass on this one-time enrolment link (valid {} hours):\n{link}",
                 role.as_str(),
                 identity.settings.enrolment_hours
             ))
@@ -267,7 +272,11 @@ fn user_command(
                 .store
                 .user_by_name(&name)?
                 .ok_or_else(|| AuthError::NotFound(format!("there is no user named '{name}'")))?;
-            identity.enrolment_link(&user)
+            let link = identity.enrolment_link(&user)?;
+            Ok(match identity.mail_enrolment(&user, &link) {
+                Some(m) => format!("the link was e-mailed: {m}\n{link}"),
+                None => link,
+            })
         }
         UserCommand::Role { name, role } => {
             let role = parse_role(&role)?;

@@ -88,6 +88,12 @@ impl Settings {
                     .only(&["database", "public_url"])
                     .map(|key| format!("identity.{key}").into()),
             )
+            // A secret: from the environment, not a file someone may commit.
+            .merge(
+                Env::prefixed("SKJOLD_")
+                    .only(&["smtp_password"])
+                    .map(|_| "identity.mail.password".into()),
+            )
             .extract()
             .map_err(|e| SettingsError(Box::new(e)))
     }

@@ -244,6 +244,10 @@ pub struct NewUser {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct EnrolmentLink {
     pub link: String,
+    /// What became of the e-mail with the link, when mail is configured: "sent to …" or why
+    /// not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mailed: Option<String>,
 }
 
 /// `GET /api/projects` and the answers of the project and course endpoints.

@@ -32,18 +32,20 @@ pub fn AdminPage() -> impl IntoView {
     let (name, set_name) = signal(String::new());
     let (display_name, set_display_name) = signal(String::new());
     let (role, set_role) = signal("member".to_owned());
+    let (email, set_email) = signal(String::new());
     let add = move |ev: leptos::ev::SubmitEvent| {
         ev.prevent_default();
         let new = NewUser {
             name: name.get_untracked().trim().to_owned(),
             display_name: display_name.get_untracked().trim().to_owned(),
-            email: None,
+            email: Some(email.get_untracked().trim().to_owned()).filter(|e| !e.is_empty()),
             role: role.get_untracked(),
         };
         spawn_local(async move {
             let result = post_json::<_, EnrolmentLink>("/api/admin/users", &new).await;
             report(result.map(|l| {
-                format!("Account made. Pass on this one-time enrolment link: {}", l.link)
+                let mailed = l.mailed.map(|m| format!(" The e-mail was {m}.")).unwrap_or_default();
+                format!("Account made.{mailed} Its one-time enrolment link: {}", l.link)
             }));
         });
     };
@@ -51,9 +53,10 @@ pub fn AdminPage() -> impl IntoView {
         spawn_local(async move {
             let url = format!("/api/admin/users/{}/{action}", encode(&user));
             let result = match action {
-                "enrolment" => post_json::<_, EnrolmentLink>(&url, &Empty {})
-                    .await
-                    .map(|l| format!("New enrolment link for {user}: {}", l.link)),
+                "enrolment" => post_json::<_, EnrolmentLink>(&url, &Empty {}).await.map(|l| {
+                    let mailed = l.mailed.map(|m| format!(" (e-mail {m})")).unwrap_or_default();
+                    format!("New enrolment link for {user}{mailed}: {}", l.link)
+                }),
                 _ => post_json::<_, serde_json::Value>(&url, &Empty {})
                     .await
                     .map(|_| format!("{user} is deleted.")),
@@ -77,6 +80,7 @@ pub fn AdminPage() -> impl IntoView {
             <form on:submit=add class="inline">
                 <label>"User name " <input id="new-user" required on:input=move |ev| set_name.set(event_target_value(&ev)) /></label>
                 <label>"Full name " <input id="new-display-name" required on:input=move |ev| set_display_name.set(event_target_value(&ev)) /></label>
+                <label>"E-mail (optional) " <input id="new-email" type="email" on:input=move |ev| set_email.set(event_target_value(&ev)) /></label>
                 <label>"Role "
                     <select id="new-role" on:change=move |ev| set_role.set(event_target_value(&ev))>
                         <option value="member">"member"</option>

@@ -71,11 +71,14 @@ async fn add_user(
         parameter: "role",
         message: format!("'{}' is not a role: use member, teacher or steward", new.role),
     })?;
-    let (_, link) = blocking(&state, move |identity| {
-        identity.add_user(&new.name, &new.display_name, new.email.as_deref(), role, &by)
+    let (link, mailed) = blocking(&state, move |identity| {
+        let email = new.email.as_deref().map(str::trim).filter(|e| !e.is_empty());
+        let (user, link) = identity.add_user(&new.name, &new.display_name, email, role, &by)?;
+        let mailed = identity.mail_enrolment(&user, &link);
+        Ok((link, mailed))
     })
     .await?;
-    Ok(Json(EnrolmentLink { link }))
+    Ok(Json(EnrolmentLink { link, mailed }))
 }
 
 #[derive(Deserialize)]
@@ -104,10 +107,12 @@ async fn new_enrolment(
         let user = identity.store.user_by_name(&name)?.ok_or_else(|| {
             crate::identity::AuthError::NotFound(format!("there is no user named '{name}'"))
         })?;
-        identity.enrolment_link(&user)
+        let link = identity.enrolment_link(&user)?;
+        let mailed = identity.mail_enrolment(&user, &link);
+        Ok((link, mailed))
     })
     .await?;
-    Ok(Json(EnrolmentLink { link }))
+    Ok(Json(EnrolmentLink { link: link.0, mailed: link.1 }))
 }
 
 async fn temporary_password(

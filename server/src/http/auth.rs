@@ -357,7 +357,7 @@ async fn switch_method(
 ) -> Result<Json<EnrolmentLink>, AppError> {
     let caller = signed_in(&state, &headers, &Method::POST, Need::Active, true).await?;
     let link = blocking(&state, move |identity| identity.enrolment_link(&caller.user)).await?;
-    Ok(Json(EnrolmentLink { link }))
+    Ok(Json(EnrolmentLink { link, mailed: None }))
 }
 
 async fn enrol_status(

@@ -8,6 +8,7 @@
 
 pub mod areas;
 pub mod country;
+pub mod mail;
 pub mod passkey;
 pub mod password;
 pub mod store;
@@ -97,6 +98,8 @@ pub struct IdentitySettings {
     pub project_area_bytes: u64,
     /// Which countries may reach the service.
     pub countries: country::CountrySettings,
+    /// Enrolment links by e-mail; off unless an SMTP server is set.
+    pub mail: mail::MailSettings,
 }
 
 impl Default for IdentitySettings {
@@ -118,6 +121,7 @@ impl Default for IdentitySettings {
             personal_area_bytes: 250_000_000,
             project_area_bytes: 2_000_000_000,
             countries: country::CountrySettings::default(),
+            mail: mail::MailSettings::default(),
         }
     }
 }
@@ -354,6 +358,8 @@ pub struct Identity {
     terms_text: String,
     /// `None` when the public URL has no host name a passkey can be bound to.
     passkeys: Option<passkey::Passkeys>,
+    /// `None` unless an SMTP server is configured.
+    mailer: Option<mail::Mailer>,
 }
 
 impl std::fmt::Debug for Identity {
@@ -415,7 +421,8 @@ impl Identity {
                     None
                 }
             };
-        Ok(Identity { store, clock, settings, throttle, audit, terms_text, passkeys })
+        let mailer = mail::Mailer::new(&settings.mail, "Skjold")?;
+        Ok(Identity { store, clock, settings, throttle, audit, terms_text, passkeys, mailer })
     }
 
     pub fn now(&self) -> i64 {
@@ -484,6 +491,23 @@ impl Identity {
         // The token travels in the fragment, which browsers never send to a server or in a
         // Referer: it stays out of access logs.
         Ok(format!("{}/enrol#{token}", self.settings.public_url.trim_end_matches('/')))
+    }
+
+    /// Mails `link` to the user when mail is configured and the account has an address; says
+    /// what happened, for the steward (`None`: nothing was tried).
+    pub fn mail_enrolment(&self, user: &User, link: &str) -> Option<String> {
+        let (mailer, address) = (self.mailer.as_ref()?, user.email.as_deref()?);
+        let hours = self.settings.enrolment_hours;
+        Some(match mailer.send_enrolment(&user.display_name, address, link, hours) {
+            Ok(()) => {
+                self.event("enrolment-mailed", Some(&user.name), None, address.into());
+                format!("sent to {address}")
+            }
+            Err(e) => {
+                tracing::warn!(user = %user.name, error = %e, "enrolment mail not sent");
+                format!("not sent ({e}): pass the link on yourself")
+            }
+        })
     }
 
     /// The user an enrolment token belongs to.

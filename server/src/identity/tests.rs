@@ -256,3 +256,105 @@ fn course_members_get_the_course_grants_and_others_none() {
     assert!(grants.allows_variable("demo", "INNTEKT_WLONN"));
     assert!(!grants.allows_variable("demo", "BEFOLKNING_KJOENN"));
 }
+
+/// A one-message SMTP server on loopback: answers each command and returns the transcript.
+fn smtp_server() -> (u16, std::thread::JoinHandle<String>) {
+    use std::io::{BufRead, BufReader, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let handle = std::thread::spawn(move || {
+        let (stream, _) = listener.accept().unwrap();
+        let mut out = stream.try_clone().unwrap();
+        let mut lines = BufReader::new(stream);
+        let mut transcript = String::new();
+        out.write_all(b"220 test ESMTP\r\n").unwrap();
+        let mut in_data = false;
+        loop {
+            let mut line = String::new();
+            if lines.read_line(&mut line).unwrap() == 0 {
+                break;
+            }
+            transcript.push_str(&line);
+            let reply: &[u8] = if in_data {
+                if line != ".\r\n" {
+                    continue;
+                }
+                in_data = false;
+                b"250 queued\r\n"
+            } else {
+                match line.get(..4).unwrap_or("").to_ascii_uppercase().as_str() {
+                    "EHLO" => b"250-test\r\n250 8BITMIME\r\n",
+                    "DATA" => {
+                        in_data = true;
+                        b"354 go on\r\n"
+                    }
+                    "QUIT" => {
+                        out.write_all(b"221 bye\r\n").unwrap();
+                        break;
+                    }
+                    _ => b"250 ok\r\n",
+                }
+            };
+            out.write_all(reply).unwrap();
+        }
+        transcript
+    });
+    (port, handle)
+}
+
+#[test]
+fn enrolment_links_are_mailed_when_an_smtp_server_is_set() {
+    let (port, server) = smtp_server();
+    let mut settings = IdentitySettings::default();
+    settings.mail = mail::MailSettings {
+        smtp_host: "127.0.0.1".into(),
+        smtp_port: Some(port),
+        security: Some("none".into()),
+        from: "Skjold <noreply@skjold.test>".into(),
+        ..Default::default()
+    };
+    let audit = Arc::new(MemoryAudit::default());
+    let identity = Identity::new(
+        Arc::new(SqliteStore::in_memory().unwrap()),
+        Arc::new(ManualClock::at(START)),
+        settings,
+        audit.clone(),
+    )
+    .unwrap();
+    let (user, link) = identity
+        .add_user("kari", "Kari Nordmann", Some("kari@example.org"), Role::Member, "steward")
+        .unwrap();
+    assert_eq!(identity.mail_enrolment(&user, &link).as_deref(), Some("sent to kari@example.org"));
+    let transcript = server.join().unwrap();
+    assert!(transcript.contains("RCPT TO:<kari@example.org>"), "{transcript}");
+    assert!(transcript.contains("Subject: Your Skjold account"), "{transcript}");
+    // The body may be quoted-printable, with soft line breaks inside long lines.
+    let body = transcript.replace("=\r\n", "").replace("=3D", "=");
+    assert!(body.contains(&link), "the link is in the mail: {transcript}");
+    assert!(audit.event_names().contains(&"enrolment-mailed".to_owned()));
+
+    // No address, no mail; and without an SMTP server nothing is tried.
+    let (nobody, link) = identity.add_user("per", "Per", None, Role::Member, "steward").unwrap();
+    assert_eq!(identity.mail_enrolment(&nobody, &link), None);
+    let f = fixture();
+    let (with_address, link) =
+        f.identity.add_user("ola", "Ola", Some("ola@example.org"), Role::Member, "s").unwrap();
+    assert_eq!(f.identity.mail_enrolment(&with_address, &link), None);
+}
+
+#[test]
+fn a_wrong_mail_setting_is_named_and_the_password_never_shows() {
+    let settings = mail::MailSettings {
+        smtp_host: "smtp.example.org".into(),
+        security: Some("ssl".into()),
+        password: Some("hunter2-secret".into()),
+        from: "Skjold <noreply@skjold.test>".into(),
+        ..Default::default()
+    };
+    let error = mail::Mailer::new(&settings, "Skjold").unwrap_err().to_string();
+    assert!(error.contains("identity.mail.security 'ssl'"), "{error}");
+    assert!(!format!("{settings:?}").contains("hunter2"));
+    let bad_from = mail::MailSettings { from: "nobody".into(), ..settings };
+    let error = mail::Mailer::new(&bad_from, "Skjold").unwrap_err().to_string();
+    assert!(error.contains("identity.mail.from 'nobody'"), "{error}");
+}
