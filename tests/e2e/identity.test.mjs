@@ -140,10 +140,35 @@ test('passkey: register from the link and sign in through the virtual authentica
   const after = await devtools.send('WebAuthn.getCredentials', { authenticatorId });
   assert.ok(after.credentials[0].signCount > credentials[0].signCount, 'the sign-in used the passkey');
 
+  // A second device: the first goes away, a new one registers from the account page and signs
+  // in on its own.
+  await devtools.send('WebAuthn.removeVirtualAuthenticator', { authenticatorId });
+  const second = (await devtools.send('WebAuthn.addVirtualAuthenticator', {
+    options: {
+      protocol: 'ctap2',
+      transport: 'usb',
+      hasResidentKey: true,
+      hasUserVerification: true,
+      isUserVerified: true,
+      automaticPresenceSimulation: true,
+    },
+  })).authenticatorId;
+  await page.goto(BASE_URL + '/account');
+  await page.locator('#add-passkey').click();
+  await page.locator('#account-message', { hasText: 'Another passkey' }).waitFor({ timeout: 15_000 });
+  await page.locator('#sign-out').click();
+  await page.waitForURL(/\/login/, { timeout: 10_000 });
+  await page.locator('#user').fill('e2e-passkey');
+  await page.locator('#sign-in-passkey').click();
+  await page.waitForURL(/\/workbench$/, { timeout: 15_000 });
+  const onSecond = await devtools.send('WebAuthn.getCredentials', { authenticatorId: second });
+  assert.equal(onSecond.credentials.length, 1);
+  assert.ok(onSecond.credentials[0].signCount >= 1, 'the second passkey signed in');
+
   // A user who is not verified (no PIN, no fingerprint) is refused: verification is required.
   await page.locator('#sign-out').click();
   await page.waitForURL(/\/login/, { timeout: 10_000 });
-  await devtools.send('WebAuthn.setUserVerified', { authenticatorId, isUserVerified: false });
+  await devtools.send('WebAuthn.setUserVerified', { authenticatorId: second, isUserVerified: false });
   await page.locator('#user').fill('e2e-passkey');
   await page.locator('#sign-in-passkey').click();
   await page.locator('.error').waitFor({ timeout: 15_000 });

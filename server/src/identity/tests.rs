@@ -305,13 +305,15 @@ fn smtp_server() -> (u16, std::thread::JoinHandle<String>) {
 #[test]
 fn enrolment_links_are_mailed_when_an_smtp_server_is_set() {
     let (port, server) = smtp_server();
-    let mut settings = IdentitySettings::default();
-    settings.mail = mail::MailSettings {
-        smtp_host: "127.0.0.1".into(),
-        smtp_port: Some(port),
-        security: Some("none".into()),
-        from: "Skjold <noreply@skjold.test>".into(),
-        ..Default::default()
+    let settings = IdentitySettings {
+        mail: mail::MailSettings {
+            smtp_host: "127.0.0.1".into(),
+            smtp_port: Some(port),
+            security: Some("none".into()),
+            from: "Skjold <noreply@skjold.test>".into(),
+            ..Default::default()
+        },
+        ..IdentitySettings::default()
     };
     let audit = Arc::new(MemoryAudit::default());
     let identity = Identity::new(
