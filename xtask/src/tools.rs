@@ -118,6 +118,14 @@ fn ensure_cargo_tool(
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut install = Command::new(cargo);
     install.args(["install", krate, "--version", version]);
+    // Build tools need not be as fast as a release: trunk's own profile asks for fat LTO in
+    // one codegen unit, many minutes on two cores. Cargo's profile settings from the
+    // environment take precedence over the package's manifest.
+    install
+        .env("CARGO_PROFILE_RELEASE_LTO", "off")
+        .env("CARGO_PROFILE_RELEASE_CODEGEN_UNITS", "16")
+        .env("CARGO_PROFILE_RELEASE_OPT_LEVEL", "1")
+        .env("CARGO_PROFILE_RELEASE_DEBUG", "false");
     if locked {
         install.arg("--locked");
     }
