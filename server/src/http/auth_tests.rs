@@ -294,7 +294,12 @@ async fn one_address_cannot_spray_many_names() {
     assert_eq!(a.status, StatusCode::TOO_MANY_REQUESTS);
 }
 
+/// A measurement, not a check for CI: on a busy machine (CI runs tests in parallel on two
+/// cores) the times scatter. `identity::tests::an_unknown_name_pays_for_one_argon2_…` checks
+/// the mechanism without a clock. Run alone:
+/// `cargo test -p server --lib -- --ignored an_unknown_user_costs --nocapture`.
 #[tokio::test]
+#[ignore = "timing; run alone with --ignored --nocapture"]
 async fn an_unknown_user_costs_the_same_time_as_a_wrong_password() {
     // No lockout or address limit in the way: this measures the answers themselves.
     let s = server_with(Settings {
@@ -307,7 +312,7 @@ async fn an_unknown_user_costs_the_same_time_as_a_wrong_password() {
     });
     s.enrol("kari", Role::Member).await;
     let mut times = [Vec::new(), Vec::new()];
-    for round in 0..8 {
+    for round in 0..40 {
         for (i, name) in ["kari", "nobody"].iter().enumerate() {
             let mut b = Browser::default();
             let started = std::time::Instant::now();
@@ -325,7 +330,7 @@ async fn an_unknown_user_costs_the_same_time_as_a_wrong_password() {
     for t in &mut times {
         t.sort_by(f64::total_cmp);
     }
-    let (known, unknown) = (times[0][4], times[1][4]);
+    let (known, unknown) = (times[0][20], times[1][20]);
     println!(
         "median sign-in failure: known name {:.1} ms, unknown name {:.1} ms",
         known * 1e3,

@@ -422,6 +422,8 @@ impl Identity {
                 }
             };
         let mailer = mail::Mailer::new(&settings.mail, "Skjold")?;
+        // Made now, so the first unknown name does not pay for making it.
+        let _ = password::decoy_hash();
         Ok(Identity { store, clock, settings, throttle, audit, terms_text, passkeys, mailer })
     }
 

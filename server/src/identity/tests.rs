@@ -360,3 +360,22 @@ fn a_wrong_mail_setting_is_named_and_the_password_never_shows() {
     let error = mail::Mailer::new(&bad_from, "Skjold").unwrap_err().to_string();
     assert!(error.contains("identity.mail.from 'nobody'"), "{error}");
 }
+
+#[test]
+fn an_unknown_name_pays_for_one_argon2_verification_like_a_wrong_password() {
+    let f = fixture();
+    f.enrolled("kari");
+    let mut cost = Vec::new();
+    for name in ["kari", "nobody"] {
+        let before = password::verifications();
+        let answer = f.identity.login_password(name, "Wrong guess 123", "192.0.2.1");
+        assert!(matches!(answer, Err(AuthError::BadCredentials)), "{name}");
+        cost.push(password::verifications() - before);
+    }
+    assert_eq!(cost, [1, 1]);
+    // And the decoy costs what a real hash costs: the same algorithm and parameters.
+    let real = f.identity.store.user_by_name("kari").unwrap().unwrap().password_hash.unwrap();
+    let parameters = |phc: &str| phc.rsplitn(3, '$').nth(2).unwrap().to_owned();
+    assert_eq!(parameters(password::decoy_hash()), parameters(&real));
+    assert!(real.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{real}");
+}
