@@ -82,6 +82,9 @@ pub fn IdlePrompt() -> impl IntoView {
             left.set(if info.stage.is_some() { info.idle_left } else { i64::MAX });
         }
     });
+    // Set when the countdown runs out, so that the sign-out that follows is told apart from
+    // one the user asked for (those pages navigate by themselves).
+    let expiring = RwSignal::new(false);
     let ticks = RwSignal::new(0u32);
     let _ = set_interval_with_handle(
         move || {
@@ -90,6 +93,9 @@ pub fn IdlePrompt() -> impl IntoView {
             }
             left.update(|l| *l -= 1);
             ticks.update(|t| *t += 1);
+            if left.get_untracked() <= 0 {
+                expiring.set(true);
+            }
             // Ask the server now and then, and at the end, in case another tab kept us alive.
             if ticks.get_untracked().is_multiple_of(15) || left.get_untracked() <= 0 {
                 session.refresh();
@@ -99,8 +105,11 @@ pub fn IdlePrompt() -> impl IntoView {
     );
     Effect::new(move |previous: Option<bool>| {
         let signed_in = session.0.with(|s| s.as_ref().is_some_and(|s| s.stage.is_some()));
-        if previous == Some(true) && !signed_in && left.get_untracked() <= 0 {
+        if previous == Some(true) && !signed_in && expiring.get_untracked() {
+            expiring.set(false);
             navigate("/login?ended=idle", Default::default());
+        } else if signed_in {
+            expiring.set(false);
         }
         signed_in
     });

@@ -3,46 +3,13 @@
 // virtual authenticator (the DevTools WebAuthn domain). Each then meets the terms of use.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
-import { createHmac, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
+import { addUser, totp } from './accounts.mjs';
 import { launch, openPage, BASE_URL } from './browser.mjs';
 
 let browser;
 before(async () => { browser = await launch(); });
 after(async () => { await browser?.close(); });
-
-/// `skjold user add` against the server's application database; answers the enrolment link.
-function addUser(name, displayName) {
-  const out = execFileSync(process.env.SKJOLD_BIN, ['user', 'add', name, '--display-name', displayName, '--role', 'member'], {
-    env: process.env,
-    encoding: 'utf8',
-  });
-  const link = out.trim().split('\n').pop();
-  assert.ok(link.startsWith(`${BASE_URL}/enrol#`), out);
-  return link;
-}
-
-function base32(text) {
-  const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567';
-  let bits = '';
-  for (const c of text.replace(/=+$/, '').toUpperCase()) {
-    bits += alphabet.indexOf(c).toString(2).padStart(5, '0');
-  }
-  const bytes = [];
-  for (let i = 0; i + 8 <= bits.length; i += 8) bytes.push(parseInt(bits.slice(i, i + 8), 2));
-  return Buffer.from(bytes);
-}
-
-/// RFC 6238 with SHA-1, 6 digits and 30-second steps, `offset` steps from now.
-function totp(secret, offset = 0) {
-  const step = BigInt(Math.floor(Date.now() / 1000 / 30) + offset);
-  const counter = Buffer.alloc(8);
-  counter.writeBigUInt64BE(step);
-  const mac = createHmac('sha1', base32(secret)).update(counter).digest();
-  const at = mac[mac.length - 1] & 0x0f;
-  const value = (mac.readUInt32BE(at) & 0x7fffffff) % 1_000_000;
-  return value.toString().padStart(6, '0');
-}
 
 const PASSWORD = 'Blå Fjord ' + randomBytes(3).toString('hex') + ' 7';
 

@@ -220,6 +220,9 @@ fn browser_tests() -> Result<(), String> {
         .args(["test", "--silent"])
         .env("SKJOLD_URL", &public_url)
         .env("SKJOLD_BIN", &skjold)
+        // For tests that start a server of their own, with settings of their own.
+        .env("SKJOLD_E2E_DATASTORES", &datastores)
+        .env("SKJOLD_E2E_APP_DIR", root.join("dist"))
         .envs(identity_env.iter().cloned()));
     let stopped = server.stop_gracefully();
     result?;

@@ -44,9 +44,10 @@ pub fn AccountPage() -> impl IntoView {
     };
     let info = move || session.0.get().unwrap_or_default();
     let must_change = move || info().stage.as_deref() == Some("change_password");
-    let active = move || info().signed_in && !info().needs_terms;
+    // A memo: the idle prompt's session poll must not refetch (refetching is activity).
+    let active = Memo::new(move |_| info().signed_in && !info().needs_terms);
     let projects = LocalResource::new(move || async move {
-        if active() {
+        if active.get() {
             get_json::<Vec<ProjectSummary>>("/api/projects").await.unwrap_or_default()
         } else {
             Vec::new()
@@ -180,7 +181,7 @@ pub fn AccountPage() -> impl IntoView {
                     <p class="actions"><button id="change-password" type="submit">"Change password"</button></p>
                 </form>
             </Show>
-            <Show when=active>
+            <Show when=move || active.get()>
                 <h2>"Projects and courses"</h2>
                 <Suspense fallback=|| ()>
                     <ul class="projects">

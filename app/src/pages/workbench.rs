@@ -70,8 +70,11 @@ pub fn WorkbenchPage() -> impl IntoView {
     let editor = NodeRef::<leptos::html::Textarea>::new();
     // Signed in, a script runs in one of the user's projects and imports what it is granted.
     let session = Session::get();
+    // A memo, so the session poll of the idle prompt does not refetch (which the server would
+    // count as activity, keeping an idle session alive for ever).
+    let signed_in = Memo::new(move |_| session.signed_in());
     let projects = LocalResource::new(move || async move {
-        if session.signed_in() {
+        if signed_in.get() {
             get_json::<Vec<ProjectSummary>>("/api/projects").await.unwrap_or_default()
         } else {
             Vec::new()
@@ -152,7 +155,7 @@ pub fn WorkbenchPage() -> impl IntoView {
         <section class="workbench">
             <h1>"Workbench"</h1>
             <p class="lead">
-                {move || if session.signed_in() {
+                {move || if signed_in.get() {
                     "Scripts run in your project, on the data it is granted. "
                 } else {
                     "As a guest, scripts run on the synthetic demo datastore. "
@@ -203,7 +206,7 @@ pub fn WorkbenchPage() -> impl IntoView {
                 <button on:click=move |_| set_outputs.set(Vec::new())>"Clear outputs"</button>
             </p>
             {move || failure.get().map(|e| view! { <p class="error" role="alert">{e}</p> })}
-            <Show when=move || session.signed_in()>
+            <Show when=move || signed_in.get()>
                 <super::files::FilesPanel script set_script outputs projects />
             </Show>
             <div class="outputs" aria-live="polite">
