@@ -555,6 +555,7 @@ impl<'a> Step<'a> {
             "logit" => self.likelihood_model(models::Likelihood::Logit),
             "probit" => self.likelihood_model(models::Likelihood::Probit),
             "poisson" => self.likelihood_model(models::Likelihood::Poisson),
+            "negative-binomial" => self.likelihood_model(models::Likelihood::NegativeBinomial),
             "help" => self.help(),
             "variables" => self.variables(),
             "history" => {

@@ -387,13 +387,124 @@ pub enum Likelihood {
     Probit,
     /// Count outcome, log link.
     Poisson,
+    /// Overdispersed count outcome, log link, variance μ + αμ² (NB2, as Stata's nbreg and
+    /// statsmodels' NegativeBinomial).
+    NegativeBinomial,
 }
 
-/// logit, probit or poisson by maximum likelihood (Newton–Raphson on the observed information,
-/// as statsmodels and Stata do), before disclosure. For logit and probit the outcome is 1
-/// where the dependent variable is non-zero, as in Stata, and both outcomes need units (rule
-/// 9). `exponentiate` reports exp(b) — odds ratios for logit, incidence-rate ratios for
-/// poisson — with delta-method errors.
+/// ψ′(x), the trigamma function, for x > 0: the recurrence ψ′(x) = ψ′(x+1) + 1/x² up to
+/// x ≥ 10, then the asymptotic series (error below 1e-15 there). statrs has ψ but not ψ′.
+fn trigamma(mut x: f64) -> f64 {
+    let mut sum = 0.0;
+    while x < 10.0 {
+        sum += 1.0 / (x * x);
+        x += 1.0;
+    }
+    let x2 = 1.0 / (x * x);
+    sum + 1.0 / x
+        + x2 / 2.0
+        + (1.0 / 6.0 - x2 * (1.0 / 30.0 - x2 * (1.0 / 42.0 - x2 * (1.0 / 30.0 - x2 * 5.0 / 66.0))))
+            / (x * x * x)
+}
+
+/// One observation's part of the log likelihood: its value, the score and the observed
+/// information (−∂²ℓ) with respect to η = x′β, and for the negative binomial also those
+/// with respect to θ = ln α and the cross term.
+struct Contribution {
+    ll: f64,
+    score: f64,
+    weight: f64,
+    /// (∂ℓ/∂θ, −∂²ℓ/∂θ², −∂²ℓ/∂η∂θ), negative binomial only.
+    dispersion: Option<(f64, f64, f64)>,
+}
+
+fn contribution(link: Likelihood, y: f64, eta: f64, theta: f64, normal: &Normal) -> Contribution {
+    use statrs::function::gamma::{digamma, ln_gamma};
+    let plain = |ll, score, weight| Contribution { ll, score, weight, dispersion: None };
+    match link {
+        Likelihood::Logit => {
+            let p = 1.0 / (1.0 + (-eta).exp());
+            // log(1 + e^η) computed without overflow.
+            let log1pexp = if eta > 0.0 { eta + (-eta).exp().ln_1p() } else { eta.exp().ln_1p() };
+            plain(y * eta - log1pexp, y - p, p * (1.0 - p))
+        }
+        Likelihood::Probit => {
+            let q = 2.0 * y - 1.0;
+            let cdf = normal.cdf(q * eta).max(f64::MIN_POSITIVE);
+            let lambda = q * normal.pdf(q * eta) / cdf;
+            plain(cdf.ln(), lambda, lambda * (lambda + eta))
+        }
+        Likelihood::Poisson => {
+            let mu = eta.exp();
+            plain(y * eta - mu - ln_gamma(y + 1.0), y - mu, mu)
+        }
+        Likelihood::NegativeBinomial => {
+            // With r = 1/α: ℓ = lnΓ(y+r) − lnΓ(r) − lnΓ(y+1) + r ln r + yη − (r+y) ln(r+μ).
+            let (mu, r) = (eta.exp(), (-theta).exp());
+            let rm = r + mu;
+            let ll = ln_gamma(y + r) - ln_gamma(r) - ln_gamma(y + 1.0) + r * r.ln() + y * eta
+                - (r + y) * rm.ln();
+            let score = r * (y - mu) / rm;
+            let weight = r * mu * (r + y) / (rm * rm);
+            // Derivatives in r, then by the chain rule in θ = −ln r.
+            let g_r = digamma(y + r) - digamma(r) + r.ln() + 1.0 - rm.ln() - (r + y) / rm;
+            let h_rr = trigamma(y + r) - trigamma(r) + 1.0 / r - 1.0 / rm - (mu - y) / (rm * rm);
+            let d_theta = -r * g_r;
+            let info_theta = -(r * r * h_rr + r * g_r);
+            let info_cross = r * (y - mu) * mu / (rm * rm);
+            Contribution { ll, score, weight, dispersion: Some((d_theta, info_theta, info_cross)) }
+        }
+    }
+}
+
+/// Newton–Raphson on the observed information from `start`, halving steps that lower the
+/// likelihood, and adding a ridge where the information is not positive definite far from
+/// the optimum. Returns the estimate, its log likelihood and information, or `None` when it
+/// does not converge.
+fn maximize(
+    start: DVector<f64>,
+    evaluate: impl Fn(&DVector<f64>) -> (f64, DVector<f64>, DMatrix<f64>),
+) -> Option<(DVector<f64>, f64, DMatrix<f64>)> {
+    let mut beta = start;
+    let (mut ll, mut gradient, mut information) = evaluate(&beta);
+    for _ in 0..200 {
+        let p = beta.len();
+        let scale = information.diagonal().amax().max(1.0);
+        let mut ridge = 0.0;
+        let step = loop {
+            let damped = &information + DMatrix::<f64>::identity(p, p) * ridge;
+            if let Some(c) = damped.cholesky() {
+                break c.solve(&gradient);
+            }
+            ridge = if ridge == 0.0 { scale * 1e-8 } else { ridge * 10.0 };
+            if ridge > scale * 1e8 {
+                return None;
+            }
+        };
+        let mut size = 1.0;
+        let (next, next_ll, next_gradient, next_information) = loop {
+            let candidate = &beta + &step * size;
+            let (l, g, h) = evaluate(&candidate);
+            if l.is_finite() && l >= ll - 1e-12 || size < 1e-6 {
+                break (candidate, l, g, h);
+            }
+            size /= 2.0;
+        };
+        let change = (&next - &beta).amax();
+        let gain = next_ll - ll;
+        (beta, ll, gradient, information) = (next, next_ll, next_gradient, next_information);
+        if ridge == 0.0 && (change < 1e-10 || gain.abs() < 1e-13) {
+            return Some((beta, ll, information));
+        }
+    }
+    None
+}
+
+/// logit, probit, poisson or negative-binomial by maximum likelihood (Newton–Raphson on the
+/// observed information, as statsmodels and Stata do), before disclosure. For logit and probit
+/// the outcome is 1 where the dependent variable is non-zero, as in Stata, and both outcomes
+/// need units (rule 9). `exponentiate` reports exp(b) — odds ratios for logit, incidence-rate
+/// ratios for the count models — with delta-method errors.
 pub fn likelihood_raw(
     gate: &crate::disclosure::Gate,
     dataset: &Dataset,
@@ -406,7 +517,8 @@ pub fn likelihood_raw(
     let design = Design::new(dataset, keys, request, mask, None)?;
     let k = design.k();
     let rows: Vec<usize> = design.rows().collect();
-    let counts = link == Likelihood::Poisson;
+    let counts = matches!(link, Likelihood::Poisson | Likelihood::NegativeBinomial);
+    let dispersion = link == Likelihood::NegativeBinomial;
     let outcome: Vec<f64> = rows
         .iter()
         .map(|&i| {
@@ -415,8 +527,9 @@ pub fn likelihood_raw(
         })
         .collect();
     if counts && outcome.iter().any(|&y| y < 0.0) {
+        let command = if dispersion { "negative-binomial" } else { "poisson" };
         return Err(EngineError::new(format!(
-            "poisson models counts: {} has negative values; model it with regress, or recode it",
+            "{command} models counts: {} has negative values; model it with regress, or recode it",
             request.dependent
         )));
     }
@@ -430,76 +543,44 @@ pub fn likelihood_raw(
         gate.check_levels(variable, levels, false)?;
     }
     let normal = Normal::standard();
-    // Log likelihood, gradient and negative Hessian at beta.
-    let evaluate = |beta: &DVector<f64>| -> (f64, DVector<f64>, DMatrix<f64>) {
+    // Log likelihood, gradient and information at (β, and θ = ln α last for the negative
+    // binomial), with `row` giving each observation's regressors.
+    let evaluate = |beta: &DVector<f64>, width: usize, row: &dyn Fn(usize, &mut [f64])| {
+        let p = width + usize::from(dispersion);
+        let theta = if dispersion { beta[width] } else { 0.0 };
         let mut ll = 0.0;
-        let mut gradient = DVector::<f64>::zeros(k);
-        let mut information = DMatrix::<f64>::zeros(k, k);
-        let mut x = vec![0.0; k];
+        let mut gradient = DVector::<f64>::zeros(p);
+        let mut information = DMatrix::<f64>::zeros(p, p);
+        let mut x = vec![0.0; width];
         for (&i, &y) in rows.iter().zip(&outcome) {
-            design.row(i, &mut x);
+            row(i, &mut x);
             let xi = DVector::from_column_slice(&x);
-            let eta = xi.dot(beta);
-            let (ll_i, score, weight) = match link {
-                Likelihood::Logit => {
-                    let p = 1.0 / (1.0 + (-eta).exp());
-                    // log(1 + e^η) computed without overflow.
-                    let log1pexp =
-                        if eta > 0.0 { eta + (-eta).exp().ln_1p() } else { eta.exp().ln_1p() };
-                    (y * eta - log1pexp, y - p, p * (1.0 - p))
+            let eta = xi.dot(&beta.rows(0, width));
+            let c = contribution(link, y, eta, theta, &normal);
+            ll += c.ll;
+            gradient.rows_mut(0, width).axpy(c.score, &xi, 1.0);
+            information.view_mut((0, 0), (width, width)).ger(c.weight, &xi, &xi, 1.0);
+            if let Some((d_theta, info_theta, info_cross)) = c.dispersion {
+                gradient[width] += d_theta;
+                information[(width, width)] += info_theta;
+                for j in 0..width {
+                    information[(j, width)] += info_cross * x[j];
+                    information[(width, j)] += info_cross * x[j];
                 }
-                Likelihood::Probit => {
-                    let q = 2.0 * y - 1.0;
-                    let cdf = normal.cdf(q * eta).max(f64::MIN_POSITIVE);
-                    let lambda = q * normal.pdf(q * eta) / cdf;
-                    (cdf.ln(), lambda, lambda * (lambda + eta))
-                }
-                Likelihood::Poisson => {
-                    let mu = eta.exp();
-                    (y * eta - mu - statrs::function::gamma::ln_gamma(y + 1.0), y - mu, mu)
-                }
-            };
-            ll += ll_i;
-            gradient += &xi * score;
-            information += (&xi * xi.transpose()) * weight;
+            }
         }
         (ll, gradient, information)
     };
-    let mut beta = DVector::<f64>::zeros(k);
-    let (mut ll, mut gradient, mut information) = evaluate(&beta);
-    let mut converged = false;
-    for _ in 0..100 {
-        let step = information.clone().cholesky().map(|c| c.solve(&gradient)).ok_or_else(|| {
-            EngineError::new(format!(
-                "the terms are collinear, or one predicts the outcome perfectly: remove one of {}",
-                design.names.join(", ")
-            ))
-        })?;
-        // Halve the step until the likelihood does not fall.
-        let mut scale = 1.0;
-        let (next, next_ll, next_gradient, next_information) = loop {
-            let candidate = &beta + &step * scale;
-            let (l, g, h) = evaluate(&candidate);
-            if l >= ll - 1e-12 || scale < 1e-6 {
-                break (candidate, l, g, h);
-            }
-            scale /= 2.0;
-        };
-        let change = (&next - &beta).amax();
-        (beta, gradient, information) = (next, next_gradient, next_information);
-        let gain = next_ll - ll;
-        ll = next_ll;
-        if change < 1e-10 || gain.abs() < 1e-13 {
-            converged = true;
-            break;
-        }
-    }
-    if !converged || beta.amax() > 50.0 {
+    let p = k + usize::from(dispersion);
+    let full_row = |i: usize, x: &mut [f64]| design.row(i, x);
+    let fitted = maximize(DVector::zeros(p), |b| evaluate(b, k, &full_row));
+    let Some((beta, ll, information)) = fitted.filter(|(b, _, _)| b.rows(0, k).amax() <= 50.0)
+    else {
         return Err(EngineError::new(format!(
-            "the model did not converge: a term may predict {} perfectly; remove it or group its levels",
+            "the model did not converge: a term may predict {} perfectly, or terms are collinear; remove one or group its levels",
             request.dependent
         )));
-    }
+    };
     let covariance = information.cholesky().map(|c| c.inverse()).ok_or_else(|| {
         EngineError::new("the model's information matrix is singular: remove a collinear term")
     })?;
@@ -528,33 +609,51 @@ pub fn likelihood_raw(
             }
         })
         .collect();
-    // The null model: a constant only.
-    let ll0 = if counts {
-        let mean = outcome.iter().sum::<f64>() / design.n as f64;
-        outcome
-            .iter()
-            .map(|&y| y * mean.ln() - mean - statrs::function::gamma::ln_gamma(y + 1.0))
-            .sum()
-    } else {
-        let p = ones as f64 / design.n as f64;
-        design.n as f64 * (p * p.ln() + (1.0 - p) * (1.0 - p).ln())
+    // The null model: a constant only (and, for the negative binomial, its own α).
+    let ll0 = match link {
+        Likelihood::Poisson => {
+            let mean = outcome.iter().sum::<f64>() / design.n as f64;
+            outcome
+                .iter()
+                .map(|&y| y * mean.ln() - mean - statrs::function::gamma::ln_gamma(y + 1.0))
+                .sum()
+        }
+        Likelihood::NegativeBinomial => {
+            let constant = |_: usize, x: &mut [f64]| x[0] = 1.0;
+            maximize(DVector::zeros(2), |b| evaluate(b, 1, &constant))
+                .map_or(f64::NAN, |(_, ll0, _)| ll0)
+        }
+        Likelihood::Logit | Likelihood::Probit => {
+            let p = ones as f64 / design.n as f64;
+            design.n as f64 * (p * p.ln() + (1.0 - p) * (1.0 - p).ln())
+        }
     };
     let df_model = (k - usize::from(request.constant)) as f64;
     let chi2 = 2.0 * (ll - ll0);
     let chi2_p = statrs::distribution::ChiSquared::new(df_model.max(1.0))
         .map(|d| 1.0 - d.cdf(chi2))
         .unwrap_or(f64::NAN);
-    let statistics = vec![
+    let mut statistics = vec![
         ("log likelihood".to_owned(), ll),
         ("LR chi²".to_owned(), chi2),
         ("p (LR chi²)".to_owned(), chi2_p),
         ("pseudo R²".to_owned(), 1.0 - ll / ll0),
         ("model df".to_owned(), df_model),
     ];
+    if dispersion {
+        let alpha = beta[k].exp();
+        statistics.push(("alpha".to_owned(), alpha));
+        // The delta method from θ = ln α.
+        statistics
+            .push(("alpha std. error".to_owned(), alpha * covariance[(k, k)].max(0.0).sqrt()));
+    }
     let (name, what, ratio) = match link {
         Likelihood::Logit => ("Logistic regression", ", odds ratios", "odds ratio"),
         Likelihood::Probit => ("Probit regression", "", "coef"),
         Likelihood::Poisson => ("Poisson regression", ", incidence-rate ratios", "IRR"),
+        Likelihood::NegativeBinomial => {
+            ("Negative binomial regression", ", incidence-rate ratios", "IRR")
+        }
     };
     let what = if odds_ratios { what } else { "" };
     Ok(raw::Model {
@@ -565,8 +664,8 @@ pub fn likelihood_raw(
         test_label: "z",
         coefficients,
         contributors: design.contributors,
-        parameters: k,
-        residual_df: design.n as f64 - k as f64,
+        parameters: p,
+        residual_df: design.n as f64 - p as f64,
         t_test: None,
         categorical_levels: design.categorical_levels,
         outcome_levels,
@@ -636,7 +735,7 @@ impl Step<'_> {
         self.model(None)
     }
 
-    /// logit and probit.
+    /// logit, probit, poisson and negative-binomial.
     pub(super) fn likelihood_model(&mut self, link: Likelihood) -> Result<(), EngineError> {
         self.model(Some(link))
     }
@@ -646,7 +745,9 @@ impl Step<'_> {
         let (dependent, terms) = self.model_terms(dataset, dataset_name)?;
         let unsupported: &[&str] = match binary {
             None => &["control", "vif", "standardize"],
-            Some(Likelihood::Poisson) => &["exposure", "robust", "cluster"],
+            Some(Likelihood::Poisson | Likelihood::NegativeBinomial) => {
+                &["exposure", "robust", "cluster"]
+            }
             Some(_) => &["mfx", "robust", "cluster"],
         };
         for unsupported in unsupported {
@@ -701,5 +802,24 @@ impl Step<'_> {
         self.outputs.push(released);
         self.remember_population(population);
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::trigamma;
+
+    #[test]
+    fn trigamma_matches_known_values() {
+        let pi2 = std::f64::consts::PI * std::f64::consts::PI;
+        for (x, expected) in [
+            (1.0, pi2 / 6.0),
+            (0.5, pi2 / 2.0),
+            (10.0, 0.105_166_335_681_685_75),
+            (0.01, 10_001.621_213_528_313),
+        ] {
+            let got = trigamma(x);
+            assert!((got - expected).abs() / expected < 1e-12, "ψ′({x}) = {got}, not {expected}");
+        }
     }
 }

@@ -218,9 +218,11 @@ async fn statistics_match_pandas_and_statsmodels_on_the_same_parquet() {
             ("logit", Likelihood::Logit),
             ("probit", Likelihood::Probit),
             ("poisson", Likelihood::Poisson),
+            ("negative-binomial", Likelihood::NegativeBinomial),
         ] {
+            let counts = matches!(link, Likelihood::Poisson | Likelihood::NegativeBinomial);
             let request = OlsRequest {
-                dependent: if key == "poisson" { "hundreds".into() } else { "high".into() },
+                dependent: if counts { "hundreds".into() } else { "high".into() },
                 ..request.clone()
             };
             let model = likelihood_raw(gate, &dataset, &keys, &request, link, false, None).unwrap();
@@ -232,6 +234,11 @@ async fn statistics_match_pandas_and_statsmodels_on_the_same_parquet() {
             let stat = |name: &str| model.statistics.iter().find(|(k, _)| k == name).unwrap().1;
             close(stat("log likelihood"), f(&theirs["llf"]), &format!("{key} log likelihood"));
             close(stat("pseudo R²"), f(&theirs["prsquared"]), &format!("{key} pseudo R²"));
+            if link == Likelihood::NegativeBinomial {
+                let last = model.coefficients.len();
+                close(stat("alpha"), f(&theirs["params"][last]), "negative-binomial alpha");
+                close(stat("alpha std. error"), f(&theirs["bse"][last]), "alpha std. error");
+            }
         }
     }
 

@@ -202,8 +202,18 @@ async fn add_member(
     Path(name): Path<String>,
     Json(member): Json<NewMember>,
 ) -> Result<Json<serde_json::Value>, AppError> {
-    let by = steward(&state, &headers, Method::POST).await?.user.name;
-    blocking(&state, move |identity| identity.add_member(&name, &member.user, &by)).await?;
+    // Stewards add anyone to any project; a project's owner adds people to their own.
+    let caller = signed_in(&state, &headers, &Method::POST, Need::Active, true).await?;
+    blocking(&state, move |identity| {
+        let project = identity.project_named(&name)?;
+        if caller.user.role != Role::Steward && project.owner != Some(caller.user.id) {
+            return Err(crate::identity::AuthError::NotAllowed(format!(
+                "only the owner of '{name}' or a data steward may add members"
+            )));
+        }
+        identity.add_member(&name, &member.user, &caller.user.name)
+    })
+    .await?;
     Ok(Json(serde_json::json!({ "added": true })))
 }
 

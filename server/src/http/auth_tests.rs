@@ -782,3 +782,28 @@ async fn personal_and_project_areas_keep_files_within_their_limits_and_members()
     s.state.identity.delete_user("kari", "test").unwrap();
     assert!(s.state.identity.store.files(&format!("user:{kari_id}")).unwrap().is_empty());
 }
+
+#[tokio::test]
+async fn a_project_owner_adds_members_to_their_own_project_only() {
+    let s = server();
+    let mut steward = s.signed_in_with_terms("steward", Role::Steward).await;
+    let mut owner = s.signed_in_with_terms("eier", Role::Member).await;
+    let mut other = s.signed_in_with_terms("annen", Role::Member).await;
+    s.signed_in_with_terms("kari", Role::Member).await;
+    let made = s
+        .post(&mut steward, "/api/admin/projects", json!({ "name": "Helse", "owner": "eier" }))
+        .await;
+    assert_eq!(made.status, StatusCode::OK, "{}", made.body);
+    let added =
+        s.post(&mut owner, "/api/admin/projects/Helse/members", json!({ "user": "kari" })).await;
+    assert_eq!(added.status, StatusCode::OK, "{}", added.body);
+    let refused =
+        s.post(&mut other, "/api/admin/projects/Helse/members", json!({ "user": "annen" })).await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN, "{}", refused.body);
+    assert!(refused.body["error"].as_str().unwrap().contains("only the owner of 'Helse'"));
+    // Grants stay the steward's: the owner cannot widen what the project may import.
+    let grant = s
+        .post(&mut owner, "/api/admin/projects/Helse/grants", json!({ "datastore": "demo" }))
+        .await;
+    assert_eq!(grant.status, StatusCode::FORBIDDEN);
+}
