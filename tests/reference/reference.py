@@ -105,6 +105,32 @@ for name, model, outcome in [
         "prsquared": float(fit.prsquared),
     }
 
+# ivregress earned i.sex (wage = age month): two-stage least squares. statsmodels' IV2SLS
+# divides the RSS by N − k; Stata's default (and ours) by N, so its errors are rescaled.
+from statsmodels.sandbox.regression.gmm import IV2SLS
+
+iv = df.join(read("INNTEKT_WYRKINNT", "2021-12-31").rename("earned"))
+iv["month"] = iv.birth - 100 * np.trunc(iv.birth / 100)
+iv = iv.dropna(subset=["earned", "wage", "age", "sex", "month"])
+female = (iv.sex == "2").astype(float)
+Xiv = pd.DataFrame({"wage": iv.wage.astype(float), "sex=2": female})
+Xiv["constant"] = 1.0
+Ziv = pd.DataFrame({"sex=2": female, "age": iv.age.astype(float), "month": iv.month.astype(float)})
+Ziv["constant"] = 1.0
+yiv = iv.earned.astype(float)
+fit = IV2SLS(yiv, Xiv, instrument=Ziv).fit()
+n_iv, k_iv = len(yiv), Xiv.shape[1]
+cov = np.asarray(fit.cov_params()) * (n_iv - k_iv) / n_iv
+resid = yiv - Xiv.values @ fit.params.values
+b = fit.params.values[:2]
+out["ivregress"] = {
+    "params": fit.params.tolist(),
+    "bse": np.sqrt(np.diag(cov)).tolist(),
+    "n": n_iv,
+    "rsquared": float(1 - (resid ** 2).sum() / ((yiv - yiv.mean()) ** 2).sum()),
+    "wald": float(b @ np.linalg.solve(cov[:2, :2], b)),
+}
+
 # collapse (stat) earned, by(famnr) over every person, earned coded at its P1/P99.
 fam = pd.DataFrame({"sex": read("BEFOLKNING_KJOENN")})
 fam = fam.join(read("BEFOLKNING_REGSTAT_FAMNR", "2021-01-01").rename("famnr"))

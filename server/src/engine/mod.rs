@@ -556,6 +556,7 @@ impl<'a> Step<'a> {
             "probit" => self.likelihood_model(models::Likelihood::Probit),
             "poisson" => self.likelihood_model(models::Likelihood::Poisson),
             "negative-binomial" => self.likelihood_model(models::Likelihood::NegativeBinomial),
+            "ivregress" => self.ivregress(),
             "help" => self.help(),
             "variables" => self.variables(),
             "history" => {

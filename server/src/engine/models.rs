@@ -59,6 +59,8 @@ enum Column {
 struct Design {
     names: Vec<String>,
     columns: Vec<Column>,
+    /// The index in `request.terms` each column comes from; `None` for the constant.
+    terms: Vec<Option<usize>>,
     /// The dependent variable's values.
     y: Vec<Option<f64>>,
     /// Rows in the estimation sample: inside the condition, every value present.
@@ -112,13 +114,15 @@ impl Design {
             .collect();
         let mut names = Vec::new();
         let mut columns = Vec::new();
+        let mut terms = Vec::new();
         // (variable, level per row, number of levels)
         let mut factors: Vec<(String, LevelRows, usize)> = Vec::new();
         // 0/1 regressors: (variable, units at 0, units at 1), None once another value shows.
         let mut binary: Vec<(String, Option<[u64; 2]>)> = Vec::new();
-        for d in data {
+        for (term, d) in data.into_iter().enumerate() {
             match d {
                 TermData::Values(name, values) => {
+                    terms.push(Some(term));
                     let counts = values.iter().zip(&sample).filter(|(_, s)| **s).try_fold(
                         [0u64; 2],
                         |mut c, (v, _)| match v {
@@ -146,6 +150,7 @@ impl Design {
                     {
                         names.push(format!("{name}={label}"));
                         columns.push(Column::Dummy { rows: rows.clone(), level });
+                        terms.push(Some(term));
                     }
                     factors.push((name, rows, labels.len()));
                 }
@@ -154,6 +159,7 @@ impl Design {
         if request.constant {
             names.push("constant".into());
             columns.push(Column::Constant);
+            terms.push(None);
         }
         let k = columns.len();
         if k > MAX_PARAMETERS {
@@ -197,6 +203,7 @@ impl Design {
         Ok(Design {
             names,
             columns,
+            terms,
             y,
             sample,
             n,
@@ -674,19 +681,172 @@ pub fn likelihood_raw(
     })
 }
 
+/// `ivregress y exogenous… (endogenous… = instruments…)`.
+#[derive(Clone, Debug)]
+pub struct IvRequest {
+    pub dependent: String,
+    pub exogenous: Vec<Term>,
+    pub endogenous: Vec<Term>,
+    pub instruments: Vec<Term>,
+    pub constant: bool,
+    pub level: f64,
+}
+
+/// Two-stage least squares before disclosure, as Stata's `ivregress 2sls`: the endogenous
+/// regressors are replaced by their projection on the exogenous ones and the instruments,
+/// residuals are taken with the original regressors, and the errors use σ² = RSS/N with z
+/// statistics (Stata's default, without `small`).
+pub fn ivregress_raw(
+    gate: &crate::disclosure::Gate,
+    dataset: &Dataset,
+    keys: &[u64],
+    request: &IvRequest,
+    mask: Option<&BooleanArray>,
+) -> Result<raw::Model, EngineError> {
+    let (n_endogenous, n_regressors) =
+        (request.endogenous.len(), request.endogenous.len() + request.exogenous.len());
+    let all = OlsRequest {
+        dependent: request.dependent.clone(),
+        terms: [&request.endogenous[..], &request.exogenous, &request.instruments].concat(),
+        constant: request.constant,
+        errors: Errors::Classical,
+        level: request.level,
+    };
+    let design = Design::new(dataset, keys, &all, mask, None)?;
+    // Regressors: endogenous, exogenous, constant. Instruments: exogenous, excluded, constant.
+    let x_columns: Vec<usize> =
+        (0..design.k()).filter(|&j| design.terms[j].is_none_or(|t| t < n_regressors)).collect();
+    let z_columns: Vec<usize> =
+        (0..design.k()).filter(|&j| design.terms[j].is_none_or(|t| t >= n_endogenous)).collect();
+    let endogenous_columns =
+        design.terms.iter().filter(|t| t.is_some_and(|t| t < n_endogenous)).count();
+    if excluded(&design, n_regressors) < endogenous_columns {
+        return Err(EngineError::new(format!(
+            "ivregress needs at least as many excluded instruments as endogenous regressors (here {} for {}): add instruments",
+            excluded(&design, n_regressors),
+            endogenous_columns
+        )));
+    }
+    for (variable, levels) in &design.categorical_levels {
+        gate.check_levels(variable, levels, false)?;
+    }
+    let (kx, kz) = (x_columns.len(), z_columns.len());
+    let mut zz = DMatrix::<f64>::zeros(kz, kz);
+    let mut zx = DMatrix::<f64>::zeros(kz, kx);
+    let mut zy = DVector::<f64>::zeros(kz);
+    let mut row = vec![0.0; design.k()];
+    let rows: Vec<usize> = design.rows().collect();
+    for &i in &rows {
+        design.row(i, &mut row);
+        let z = DVector::from_iterator(kz, z_columns.iter().map(|&j| row[j]));
+        let x = DVector::from_iterator(kx, x_columns.iter().map(|&j| row[j]));
+        let y = design.y[i].expect("in sample");
+        zz.ger(1.0, &z, &z, 1.0);
+        zx.ger(1.0, &z, &x, 1.0);
+        zy.axpy(y, &z, 1.0);
+    }
+    let singular = || {
+        EngineError::new(
+            "the instruments or regressors are collinear: remove one, or check that each instrument varies",
+        )
+    };
+    let zz_inverse = zz.cholesky().ok_or_else(singular)?.inverse();
+    // X̂′X̂ = X′Z (Z′Z)⁻¹ Z′X and X̂′y = X′Z (Z′Z)⁻¹ Z′y.
+    let projected = zx.transpose() * &zz_inverse;
+    let xhat_xhat = &projected * &zx;
+    let xhat_y = &projected * &zy;
+    let inverse = xhat_xhat.cholesky().ok_or_else(singular)?.inverse();
+    let beta = &inverse * xhat_y;
+    let (mut rss, mut sum, mut sum_sq) = (0.0, 0.0, 0.0);
+    for &i in &rows {
+        design.row(i, &mut row);
+        let fitted: f64 = x_columns.iter().zip(beta.iter()).map(|(&j, b)| row[j] * b).sum();
+        let y = design.y[i].expect("in sample");
+        rss += (y - fitted).powi(2);
+        sum += y;
+        sum_sq += y * y;
+    }
+    let n = design.n as f64;
+    let tss = sum_sq - sum * sum / n;
+    let covariance = inverse * (rss / n);
+    let normal = Normal::standard();
+    let critical = normal.inverse_cdf(1.0 - (1.0 - request.level / 100.0) / 2.0);
+    let coefficients: Vec<raw::Coefficient> = x_columns
+        .iter()
+        .enumerate()
+        .map(|(a, &j)| {
+            let (b, se) = (beta[a], covariance[(a, a)].max(0.0).sqrt());
+            raw::Coefficient {
+                term: design.names[j].clone(),
+                estimate: b,
+                std_error: se,
+                statistic: b / se,
+                p_value: 2.0 * (1.0 - normal.cdf((b / se).abs())),
+                ci_low: b - critical * se,
+                ci_high: b + critical * se,
+                is_constant: design.terms[j].is_none(),
+            }
+        })
+        .collect();
+    // Wald test that every coefficient but the constant is zero.
+    let tested: Vec<usize> = (0..kx).filter(|&a| design.terms[x_columns[a]].is_some()).collect();
+    let b = DVector::from_iterator(tested.len(), tested.iter().map(|&a| beta[a]));
+    let v = DMatrix::from_fn(tested.len(), tested.len(), |r, c| covariance[(tested[r], tested[c])]);
+    let wald = v.cholesky().map(|c| b.dot(&c.solve(&b))).unwrap_or(f64::NAN);
+    let wald_p = statrs::distribution::ChiSquared::new(tested.len().max(1) as f64)
+        .map(|d| 1.0 - d.cdf(wald))
+        .unwrap_or(f64::NAN);
+    let statistics = vec![
+        ("R²".to_owned(), 1.0 - rss / tss),
+        ("Wald chi²".to_owned(), wald),
+        ("p (Wald chi²)".to_owned(), wald_p),
+        ("model df".to_owned(), tested.len() as f64),
+    ];
+    let instruments: Vec<&str> = z_columns
+        .iter()
+        .filter(|&&j| design.terms[j].is_some_and(|t| t >= n_regressors))
+        .map(|&j| design.names[j].as_str())
+        .collect();
+    Ok(raw::Model {
+        population: design.population,
+        title: format!(
+            "Instrumental-variables regression (two-stage least squares); instruments: {}",
+            instruments.join(", ")
+        ),
+        dependent: request.dependent.clone(),
+        estimate_label: "coef",
+        test_label: "z",
+        coefficients,
+        contributors: design.contributors,
+        parameters: kz.max(kx),
+        residual_df: n - kx as f64,
+        t_test: None,
+        categorical_levels: design.categorical_levels,
+        outcome_levels: None,
+        smallest_crossing: design.smallest_crossing,
+        statistics,
+    })
+}
+
+/// Columns of the excluded instruments (terms after the regressors).
+fn excluded(design: &Design, n_regressors: usize) -> usize {
+    design.terms.iter().filter(|t| t.is_some_and(|t| t >= n_regressors)).count()
+}
+
 impl Step<'_> {
-    /// `dependent term…` from the arguments: `x`, `c.x`, `i.x`.
-    fn model_terms(
+    /// Model terms from `tokens`: `x`, `c.x`, `i.x`; each a variable of the dataset that is
+    /// not an identifier.
+    fn terms_of(
         &self,
+        tokens: &[shared::script::Token],
         dataset: &Dataset,
         dataset_name: &str,
-    ) -> Result<(String, Vec<Term>), EngineError> {
-        let t = &self.command().args;
+    ) -> Result<Vec<(Term, shared::script::Span)>, EngineError> {
         let src = self.source();
         let mut out: Vec<(Term, shared::script::Span)> = Vec::new();
         let mut i = 0;
-        while i < t.len() {
-            let token = t[i];
+        while i < tokens.len() {
+            let token = tokens[i];
             if token.kind != TokenKind::Ident {
                 let hint = if matches!(token.kind, TokenKind::Hash | TokenKind::HashHash) {
                     "interactions (a#b) are not supported yet"
@@ -696,10 +856,13 @@ impl Step<'_> {
                 return Err(EngineError::at(token.span, hint));
             }
             let word = token.span.text(src);
-            if matches!(word, "i" | "c") && t.get(i + 1).is_some_and(|d| d.kind == TokenKind::Dot) {
-                let var = t.get(i + 2).filter(|v| v.kind == TokenKind::Ident).ok_or_else(|| {
-                    EngineError::at(token.span, format!("{word}. needs a variable: {word}.sex"))
-                })?;
+            if matches!(word, "i" | "c")
+                && tokens.get(i + 1).is_some_and(|d| d.kind == TokenKind::Dot)
+            {
+                let var =
+                    tokens.get(i + 2).filter(|v| v.kind == TokenKind::Ident).ok_or_else(|| {
+                        EngineError::at(token.span, format!("{word}. needs a variable: {word}.sex"))
+                    })?;
                 let name = var.span.text(src).to_owned();
                 out.push((
                     if word == "i" { Term::Factor(name) } else { Term::Continuous(name) },
@@ -721,7 +884,17 @@ impl Step<'_> {
                 ));
             }
         }
-        let mut terms = out.into_iter().map(|(t, _)| t);
+        Ok(out)
+    }
+
+    /// `dependent term…` from the arguments.
+    fn model_terms(
+        &self,
+        dataset: &Dataset,
+        dataset_name: &str,
+    ) -> Result<(String, Vec<Term>), EngineError> {
+        let t = &self.command().args;
+        let mut terms = self.terms_of(t, dataset, dataset_name)?.into_iter().map(|(t, _)| t);
         match terms.next() {
             Some(Term::Continuous(y)) => Ok((y, terms.collect())),
             Some(Term::Factor(_)) => {
@@ -729,6 +902,127 @@ impl Step<'_> {
             }
             None => Err(EngineError::at(self.command().span, "write regress <dependent> <term>…")),
         }
+    }
+
+    /// `ivregress y exogenous… (endogenous… = instruments…) [, firststage level()]`.
+    pub(super) fn ivregress(&mut self) -> Result<(), EngineError> {
+        let (dataset_name, dataset) = self.populated()?;
+        for unsupported in ["liml", "gmm"] {
+            if self.flag(unsupported) {
+                return Err(EngineError::at(
+                    self.option(unsupported).expect("present").span,
+                    format!(
+                        "ivregress's {unsupported} estimator is not supported yet; two-stage least squares (tsls) is"
+                    ),
+                ));
+            }
+        }
+        let usage = "write ivregress <dependent> <exogenous>… (<endogenous>… = <instrument>…)";
+        let args = &self.command().args;
+        let open = args.iter().position(|t| t.kind == TokenKind::LParen);
+        let close = args.iter().position(|t| t.kind == TokenKind::RParen);
+        let (Some(open), Some(close)) = (open, close) else {
+            return Err(EngineError::at(self.command().span, usage));
+        };
+        let equals =
+            args[open..close].iter().position(|t| t.kind == TokenKind::Eq).map(|e| e + open);
+        let Some(equals) = equals.filter(|&e| open < close && e > open) else {
+            return Err(EngineError::at(args[open].span, usage));
+        };
+        let mut outside = args[..open].to_vec();
+        outside.extend_from_slice(&args[close + 1..]);
+        let mut outside = self.terms_of(&outside, dataset, dataset_name)?.into_iter();
+        let dependent = match outside.next() {
+            Some((Term::Continuous(y), _)) => y,
+            Some((Term::Factor(_), span)) => {
+                return Err(EngineError::at(
+                    span,
+                    "the dependent variable comes first, without i.",
+                ));
+            }
+            None => return Err(EngineError::at(self.command().span, usage)),
+        };
+        let plain = |v: Vec<(Term, shared::script::Span)>| v.into_iter().map(|(t, _)| t).collect();
+        let endogenous: Vec<Term> =
+            plain(self.terms_of(&args[open + 1..equals], dataset, dataset_name)?);
+        let instruments: Vec<Term> =
+            plain(self.terms_of(&args[equals + 1..close], dataset, dataset_name)?);
+        if endogenous.is_empty() || instruments.is_empty() {
+            return Err(EngineError::at(args[open].span, usage));
+        }
+        let level = self.option_number("level")?.unwrap_or(95.0);
+        if !(10.0..100.0).contains(&level) {
+            return Err(EngineError::at(
+                self.option("level").expect("present").span,
+                "level() is a percentage between 10 and 99.9",
+            ));
+        }
+        let request = IvRequest {
+            dependent,
+            exogenous: outside.map(|(t, _)| t).collect(),
+            endogenous,
+            instruments,
+            constant: !self.flag("noconstant"),
+            level,
+        };
+        let mask = self.mask(dataset, dataset_name)?;
+        let names = std::iter::once(&request.dependent).chain(
+            request.exogenous.iter().chain(&request.endogenous).chain(&request.instruments).map(
+                |t| match t {
+                    Term::Continuous(v) | Term::Factor(v) => v,
+                },
+            ),
+        );
+        let copies = dataset.copies(names.map(String::as_str));
+        let gate = &*self.gate_for(copies);
+        let keys = self.record_keys(gate, dataset);
+        let mut models = Vec::new();
+        if self.flag("firststage") {
+            // One first-stage regression per endogenous regressor, on every instrument, over
+            // the estimation sample of the model itself: two samples a few units apart would
+            // let their difference be read (rule 11).
+            let mut in_sample: Vec<bool> =
+                (0..dataset.len()).map(|i| mask.as_ref().is_none_or(|m| m.value(i))).collect();
+            for term in std::iter::once(&Term::Continuous(request.dependent.clone()))
+                .chain(&request.endogenous)
+            {
+                let (Term::Continuous(name) | Term::Factor(name)) = term;
+                let values = numbers(dataset.require(name, dataset_name)?)?;
+                for (keep, v) in in_sample.iter_mut().zip(values) {
+                    *keep &= v.is_some();
+                }
+            }
+            let first_mask = BooleanArray::from(in_sample);
+            for endogenous in &request.endogenous {
+                let Term::Continuous(name) = endogenous else {
+                    return Err(EngineError::new(
+                        "firststage needs continuous endogenous regressors; leave out i. or drop firststage",
+                    ));
+                };
+                let first = OlsRequest {
+                    dependent: name.clone(),
+                    terms: [&request.exogenous[..], &request.instruments].concat(),
+                    constant: request.constant,
+                    errors: Errors::Classical,
+                    level,
+                };
+                let mut raw = ols_raw(dataset, &keys, &first, Some(&first_mask))?;
+                raw.title = format!("First stage for {name}: {}", raw.title);
+                models.push(raw);
+            }
+        }
+        models.push(ivregress_raw(gate, dataset, &keys, &request, mask.as_ref())?);
+        for raw in &models {
+            self.check_population_history(&raw.population)?;
+        }
+        let populations: Vec<_> = models.iter().map(|m| m.population.clone()).collect();
+        let released: Vec<_> =
+            models.into_iter().map(|raw| self.releaser.model(gate, self.origin(), raw)).collect();
+        self.outputs.extend(released);
+        for population in populations {
+            self.remember_population(population);
+        }
+        Ok(())
     }
 
     pub(super) fn regress(&mut self) -> Result<(), EngineError> {

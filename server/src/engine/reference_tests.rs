@@ -8,7 +8,9 @@ use std::sync::Arc;
 use serde_json::Value;
 
 use super::describe::{TableRequest, summarize_raw, tabulate_raw};
-use super::models::{Errors, Likelihood, OlsRequest, Term, likelihood_raw, ols_raw};
+use super::models::{
+    Errors, IvRequest, Likelihood, OlsRequest, Term, ivregress_raw, likelihood_raw, ols_raw,
+};
 use super::*;
 use crate::disclosure::audit::MemoryAudit;
 use crate::disclosure::raw::CellStatistic;
@@ -240,6 +242,39 @@ async fn statistics_match_pandas_and_statsmodels_on_the_same_parquet() {
                 close(stat("alpha std. error"), f(&theirs["bse"][last]), "alpha std. error");
             }
         }
+    }
+
+    // ivregress earned i.sex (wage = age month).
+    {
+        let dataset = {
+            let mut w = Workspace::default();
+            let script = format!(
+                "{SCRIPT}import db/INNTEKT_WYRKINNT 2021-12-31 as earned\ngenerate month = birth - 100 * int(birth / 100)\n"
+            );
+            let outputs = engine.run(&mut w, &script, &audit, "reference").await;
+            assert_ran(&outputs);
+            w.current().unwrap().clone()
+        };
+        let request = IvRequest {
+            dependent: "earned".into(),
+            exogenous: vec![Term::Factor("sex".into())],
+            endogenous: vec![Term::Continuous("wage".into())],
+            instruments: vec![Term::Continuous("age".into()), Term::Continuous("month".into())],
+            constant: true,
+            level: 95.0,
+        };
+        let model = ivregress_raw(gate, &dataset, &keys, &request, None).unwrap();
+        let theirs = &reference["ivregress"];
+        let terms: Vec<&str> = model.coefficients.iter().map(|c| c.term.as_str()).collect();
+        assert_eq!(terms, ["wage", "sex=2", "constant"]);
+        for (j, c) in model.coefficients.iter().enumerate() {
+            close(c.estimate, f(&theirs["params"][j]), &format!("ivregress {}", c.term));
+            close(c.std_error, f(&theirs["bse"][j]), &format!("ivregress se {}", c.term));
+        }
+        assert_eq!(model.contributors.units, theirs["n"].as_u64().unwrap());
+        let stat = |name: &str| model.statistics.iter().find(|(k, _)| k == name).unwrap().1;
+        close(stat("R²"), f(&theirs["rsquared"]), "ivregress R²");
+        close(stat("Wald chi²"), f(&theirs["wald"]), "ivregress Wald chi²");
     }
 
     for (key, errors) in [
