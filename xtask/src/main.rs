@@ -136,6 +136,9 @@ fn test_command(_args: &[String]) -> Result<(), String> {
     let tools = tools::ensure_build_tools()?;
     tools::ensure_test_tools()?;
     let python = tools::ensure_python_env()?;
+    // Every package of Cargo.lock, for every target: the invariant tests read the dependency
+    // tree offline, wasm32 dependencies included, before the browser app is built.
+    cargo(&["fetch"])?;
     step.next("cargo fmt --check");
     cargo(&["fmt", "--all", "--", "--check"])
         .map_err(|e| format!("{e}\nformatting differs: run `cargo fmt --all`"))?;
