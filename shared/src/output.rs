@@ -144,7 +144,19 @@ pub struct Chart {
     /// There are no outlier points.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub boxes: Option<Vec<BoxSummary>>,
+    /// A coefficient plot: each estimate with its confidence interval, as the model released
+    /// just before it showed them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub estimates: Option<Vec<Estimate>>,
     pub notes: Vec<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Estimate {
+    pub term: String,
+    pub estimate: f64,
+    pub ci_low: f64,
+    pub ci_high: f64,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -314,6 +326,22 @@ impl Output {
                             cell(b.p50),
                             cell(b.p75),
                             cell(b.p95),
+                        ]);
+                    }
+                }
+                if let Some(estimates) = &c.estimates {
+                    rows = vec![vec![
+                        c.x_label.clone(),
+                        c.y_label.clone(),
+                        "ci low".into(),
+                        "ci high".into(),
+                    ]];
+                    for e in estimates {
+                        rows.push(vec![
+                            e.term.clone(),
+                            format_number(e.estimate),
+                            format_number(e.ci_low),
+                            format_number(e.ci_high),
                         ]);
                     }
                 }

@@ -93,3 +93,28 @@ hexbin wage age, gridsize(10)`);
   assert.match(await page.locator('section.rules h1').innerText(), /demo \(version 1\)/);
   assert.deepEqual(problems, []);
 });
+
+test('coefplot draws the released estimates of its model with their intervals', async () => {
+  const problems = [];
+  const page = await openPage(browser, problems);
+  await page.goto(BASE_URL + '/workbench');
+  const editor = page.getByLabel('Script');
+  await editor.waitFor({ timeout: 10_000 });
+  await editor.fill(`require demo:1 as db
+create-dataset persons
+import db/BEFOLKNING_KJOENN as sex
+import db/BEFOLKNING_FOEDSELS_AAR_MND as birth
+import db/INNTEKT_WLONN 2021-12-31 as wage
+generate age = 2021 - int(birth / 100)
+coefplot regress wage age i.sex`);
+  await page.locator('#run').click();
+  const estimates = page.locator('figure.chart g.estimate');
+  await estimates.first().waitFor({ timeout: 30_000 });
+  // age and sex=2; the constant is on another scale and left out.
+  assert.equal(await estimates.count(), 2);
+  assert.equal(await page.locator('figure.chart g.estimate circle.point').count(), 2);
+  assert.match(await estimates.first().locator('title').textContent(), /^age: -?[\d.,]+ \[-?[\d.,]+, -?[\d.,]+\]$/);
+  // The model itself is shown first, as its own output.
+  await page.locator('article.output', { hasText: 'Linear regression (OLS)' }).first().waitFor({ timeout: 5_000 });
+  assert.deepEqual(problems, []);
+});

@@ -396,6 +396,9 @@ fn chart_view(mut c: Chart) -> AnyView {
     if let Some(boxes) = c.boxes.take() {
         return box_view(c, boxes).into_any();
     }
+    if let Some(estimates) = c.estimates.take() {
+        return coef_view(c, estimates).into_any();
+    }
     if c.chart == "piechart" {
         return pie_view(c).into_any();
     }
@@ -438,6 +441,60 @@ fn pie_view(c: Chart) -> impl IntoView {
 }
 
 /// Boxes from P25 to P75 with the median, whiskers to P5 and P95 where released.
+/// A coefficient plot: one row per term, a dot at the estimate and a line over its interval,
+/// with a reference line at 0 (or at 1 for ratios).
+fn coef_view(c: Chart, estimates: Vec<shared::output::Estimate>) -> impl IntoView {
+    const WIDTH: f64 = 640.0;
+    const ROW: f64 = 28.0;
+    const LEFT: f64 = 150.0;
+    const PAD: f64 = 20.0;
+    let height = ROW * estimates.len().max(1) as f64 + 2.0 * PAD;
+    let reference = if c.y_label == "coef" { 0.0 } else { 1.0 };
+    let values: Vec<f64> = estimates
+        .iter()
+        .flat_map(|e| [e.ci_low, e.ci_high, e.estimate])
+        .chain([reference])
+        .filter(|v| v.is_finite())
+        .collect();
+    let lo = values.iter().copied().fold(f64::INFINITY, f64::min);
+    let hi = values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    let (lo, hi) = if hi > lo { (lo, hi) } else { (lo - 1.0, lo + 1.0) };
+    let x = move |v: f64| LEFT + (v - lo) / (hi - lo) * (WIDTH - LEFT - PAD);
+    let rows = estimates
+        .iter()
+        .enumerate()
+        .map(|(i, e)| {
+            let cy = PAD + ROW * (i as f64 + 0.5);
+            let title = format!(
+                "{}: {} [{}, {}]",
+                e.term,
+                format_number(e.estimate),
+                format_number(e.ci_low),
+                format_number(e.ci_high)
+            );
+            view! {
+                <g class="estimate">
+                    <title>{title}</title>
+                    <text x=LEFT - 8.0 y=cy + 4.0 class="tick" text-anchor="end">{e.term.clone()}</text>
+                    <line class="interval" x1=x(e.ci_low) y1=cy x2=x(e.ci_high) y2=cy></line>
+                    <circle class="point" cx=x(e.estimate) cy=cy r="4"></circle>
+                </g>
+            }
+        })
+        .collect_view();
+    let aria = format!("{}: {} estimates", c.title, estimates.len());
+    view! {
+        <figure class="chart">
+            <svg viewBox=format!("0 0 {WIDTH} {height}") role="img" aria-label=aria>
+                <line class="reference" x1=x(reference) y1=PAD / 2.0 x2=x(reference) y2=height - PAD / 2.0></line>
+                {rows}
+            </svg>
+            <figcaption>{c.title}</figcaption>
+        </figure>
+        {notes(c.notes)}
+    }
+}
+
 fn box_view(c: Chart, boxes: Vec<shared::output::BoxSummary>) -> impl IntoView {
     const WIDTH: f64 = 640.0;
     const HEIGHT: f64 = 260.0;

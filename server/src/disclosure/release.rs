@@ -141,6 +141,7 @@ impl Releaser<'_> {
                     bars,
                     hexes: None,
                     boxes: None,
+                    estimates: None,
                     notes: t.notes,
                 });
                 self.emit(origin, body, decisions)
@@ -555,6 +556,7 @@ impl Releaser<'_> {
             bars,
             hexes: None,
             boxes: None,
+            estimates: None,
             notes: vec![format!(
                 "Values coded to P{}–P{}; counts perturbed; bins under {} withheld.",
                 rules.coding_percentiles.0, rules.coding_percentiles.1, rules.min_cell
@@ -592,6 +594,7 @@ impl Releaser<'_> {
             bars: Vec::new(),
             hexes: Some(output::HexGrid { width: hexbin.width, height: hexbin.height, cells }),
             boxes: None,
+            estimates: None,
             notes: vec![format!(
                 "Values coded to P{}–P{}; counts perturbed; cells under {} units are not drawn.",
                 rules.coding_percentiles.0, rules.coding_percentiles.1, rules.min_cell
@@ -860,6 +863,7 @@ impl Releaser<'_> {
             bars: Vec::new(),
             hexes: None,
             boxes: Some(boxes),
+            estimates: None,
             notes: vec![format!(
                 "Boxes are P25–P75 with the median; whiskers end at P5 and P95, and no single unit is drawn. Each percentile needs {} units on each side and shows {} significant digits.",
                 rules.min_units_beside_percentile, rules.significant_digits
@@ -964,5 +968,38 @@ impl Releaser<'_> {
             body,
             vec![Decision { rule: 7, outcome: "magnitudes coded, noised".into() }],
         )
+    }
+}
+
+impl Releaser<'_> {
+    /// coefplot: the estimates and intervals of the model released just before, drawn. It adds
+    /// nothing the model did not show, and a refused model draws nothing. The constant is left
+    /// out, as it is on another scale.
+    pub fn coefplot(&self, origin: Origin<'_>, model: &Released) -> Option<Released> {
+        let OutputBody::Model(m) = &model.output().body else { return None };
+        let estimates: Vec<output::Estimate> = m
+            .coefficients
+            .iter()
+            .filter(|c| c.term != "constant")
+            .map(|c| output::Estimate {
+                term: c.term.clone(),
+                estimate: c.estimate,
+                ci_low: c.ci_low,
+                ci_high: c.ci_high,
+            })
+            .collect();
+        let body = OutputBody::Chart(output::Chart {
+            chart: "coefplot".into(),
+            title: format!("Coefficients: {}", m.title),
+            x_label: "term".into(),
+            y_label: m.estimate_label.clone(),
+            bars: Vec::new(),
+            hexes: None,
+            boxes: None,
+            estimates: Some(estimates),
+            notes: vec!["Estimates and intervals as the model above released them.".into()],
+        });
+        let decisions = vec![Decision { rule: 9, outcome: "drawn from the released model".into() }];
+        Some(self.emit(origin, body, decisions))
     }
 }

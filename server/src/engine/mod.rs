@@ -557,6 +557,7 @@ impl<'a> Step<'a> {
             "poisson" => self.likelihood_model(models::Likelihood::Poisson),
             "negative-binomial" => self.likelihood_model(models::Likelihood::NegativeBinomial),
             "ivregress" => self.ivregress(),
+            "coefplot" => self.coefplot(),
             "help" => self.help(),
             "variables" => self.variables(),
             "history" => {

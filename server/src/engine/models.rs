@@ -1025,6 +1025,63 @@ impl Step<'_> {
         Ok(())
     }
 
+    /// `coefplot <model command>`: runs the model as its own command would, then draws the
+    /// estimates the gate released for it.
+    pub(super) fn coefplot(&mut self) -> Result<(), EngineError> {
+        let usage = "write coefplot <model command>, such as coefplot regress wage age";
+        let command = self.command();
+        let first = command.args.first().ok_or_else(|| EngineError::at(command.span, usage))?;
+        let text = shared::script::Span { start: first.span.start, end: command.span.end }
+            .text(self.source())
+            .to_owned();
+        let parsed = shared::script::parse(&text);
+        let Some(shared::script::Item::Command(model)) = parsed.items.into_iter().next() else {
+            return Err(EngineError::at(first.span, usage));
+        };
+        if let Some(d) = parsed.diagnostics.first() {
+            let span = shared::script::Span {
+                start: d.span.start + first.span.start,
+                end: d.span.end + first.span.start,
+            };
+            return Err(EngineError::at(span, d.message.clone()));
+        }
+        let inner = super::expand::Expanded {
+            line: self.step.line,
+            column_offset: self.step.column_offset + first.span.start,
+            text,
+            command: model,
+        };
+        let before = self.outputs.len();
+        {
+            let mut step = Step {
+                engine: self.engine,
+                workspace: &mut *self.workspace,
+                releaser: self.releaser,
+                step: &inner,
+                outputs: &mut *self.outputs,
+            };
+            match inner.command.name.as_str() {
+                "regress" => step.regress(),
+                "logit" => step.likelihood_model(Likelihood::Logit),
+                "probit" => step.likelihood_model(Likelihood::Probit),
+                "poisson" => step.likelihood_model(Likelihood::Poisson),
+                "negative-binomial" => step.likelihood_model(Likelihood::NegativeBinomial),
+                "ivregress" => step.ivregress(),
+                other => Err(EngineError::at(
+                    first.span,
+                    format!(
+                        "coefplot of {other} is not supported yet; it plots regress, logit, probit, poisson, negative-binomial and ivregress"
+                    ),
+                )),
+            }?;
+        }
+        let Some(model) = self.outputs[before..].last() else { return Ok(()) };
+        if let Some(chart) = self.releaser.coefplot(self.origin(), model) {
+            self.outputs.push(chart);
+        }
+        Ok(())
+    }
+
     pub(super) fn regress(&mut self) -> Result<(), EngineError> {
         self.model(None)
     }

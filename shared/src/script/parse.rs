@@ -209,6 +209,40 @@ impl Parser<'_, '_> {
             self.report(command.name_span, message);
             return;
         };
+        // coefplot wraps a model command: its options are that command's.
+        let spec = if spec.name == "coefplot" {
+            let inner = command.args.first().map(|first| {
+                let rest =
+                    Span { start: first.span.start, end: command.span.end }.text(self.source);
+                let name = rest.split(|c: char| c.is_whitespace() || c == ',').next();
+                (first.span, name.unwrap_or_default())
+            });
+            match inner {
+                Some((_, name))
+                    if catalog::command(name).is_some_and(|c| {
+                        c.family == catalog::Family::Models && c.name != "hausman"
+                    }) =>
+                {
+                    catalog::command(name).expect("checked")
+                }
+                Some((span, name)) => {
+                    self.report(
+                        span,
+                        format!("coefplot plots a model, and '{name}' is not one: write coefplot regress y x…"),
+                    );
+                    return;
+                }
+                None => {
+                    self.report(
+                        command.name_span,
+                        "write coefplot <model command>, such as coefplot regress y x",
+                    );
+                    return;
+                }
+            }
+        } else {
+            spec
+        };
         // Expressions in arguments are checked here too, so the editor shows their mistakes.
         if matches!(spec.name, "generate" | "replace")
             && command.args.len() >= 2
@@ -542,6 +576,22 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn coefplot_takes_the_options_of_the_model_it_draws() {
+        check(
+            "coefplot regress wage age, robust\ncoefplot logit high age, bogus\ncoefplot tabulate sex\ncoefplot\n",
+            expect![[r#"
+                coefplot [regress wage age] ,robust
+                coefplot [logit high age] ,bogus
+                coefplot [tabulate sex]
+                coefplot []
+                error 2:26 "bogus": logit has no option 'bogus'; its options are noconstant, level, robust, cluster, or, mfx
+                error 3:10 "tabulate": coefplot plots a model, and 'tabulate' is not one: write coefplot regress y x…
+                error 4:1 "coefplot": write coefplot <model command>, such as coefplot regress y x
+            "#]],
+        );
     }
 
     #[test]
