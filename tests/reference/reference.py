@@ -105,6 +105,18 @@ for name, model, outcome in [
         "prsquared": float(fit.prsquared),
     }
 
+# mlogit band age i.sex, band = 1 + (wage > 300000) + (wage > 600000): the lowest level is
+# the base. params is (terms × outcomes); flattened outcome by outcome, as the engine lists them.
+band = 1 + (y > 300000).astype(int) + (y > 600000).astype(int)
+fit = sm.MNLogit(band, X).fit(disp=0, method="newton", tol=1e-12, maxiter=200)
+out["mlogit"] = {
+    "params": fit.params.values.T.flatten().tolist(),
+    "bse": fit.bse.values.T.flatten().tolist(),
+    "llf": float(fit.llf),
+    "llnull": float(fit.llnull),
+    "prsquared": float(fit.prsquared),
+}
+
 # ivregress earned i.sex (wage = age month): two-stage least squares. statsmodels' IV2SLS
 # divides the RSS by N − k; Stata's default (and ours) by N, so its errors are rescaled.
 from statsmodels.sandbox.regression.gmm import IV2SLS

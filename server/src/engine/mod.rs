@@ -558,6 +558,7 @@ impl<'a> Step<'a> {
             "negative-binomial" => self.likelihood_model(models::Likelihood::NegativeBinomial),
             "ivregress" => self.ivregress(),
             "coefplot" => self.coefplot(),
+            "mlogit" => self.mlogit(),
             "help" => self.help(),
             "variables" => self.variables(),
             "history" => {

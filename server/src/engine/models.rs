@@ -82,10 +82,24 @@ impl Design {
         mask: Option<&BooleanArray>,
         cluster: Option<&[Option<String>]>,
     ) -> Result<Design, EngineError> {
+        let dependent = dataset
+            .variable(&request.dependent)
+            .ok_or_else(|| EngineError::new(format!("no variable {}", request.dependent)))?;
+        Design::with_outcome(dataset, keys, request, mask, cluster, numbers(dependent)?)
+    }
+
+    /// As `new`, with the outcome given: mlogit's is the level index of a categorical one.
+    fn with_outcome(
+        dataset: &Dataset,
+        keys: &[u64],
+        request: &OlsRequest,
+        mask: Option<&BooleanArray>,
+        cluster: Option<&[Option<String>]>,
+        y: Vec<Option<f64>>,
+    ) -> Result<Design, EngineError> {
         let get = |name: &str| {
             dataset.variable(name).ok_or_else(|| EngineError::new(format!("no variable {name}")))
         };
-        let y = numbers(get(&request.dependent)?)?;
         // Each term's values, then the estimation sample: rows with every value present.
         enum TermData {
             Values(String, Vec<Option<f64>>),
@@ -681,6 +695,148 @@ pub fn likelihood_raw(
     })
 }
 
+/// Multinomial logit by maximum likelihood, before disclosure, as statsmodels' MNLogit: the
+/// lowest outcome level in the sample is the base, and each other level has its own
+/// coefficients. Every outcome level needs units (rule 9).
+pub fn mlogit_raw(
+    gate: &crate::disclosure::Gate,
+    dataset: &Dataset,
+    keys: &[u64],
+    request: &OlsRequest,
+    mask: Option<&BooleanArray>,
+) -> Result<raw::Model, EngineError> {
+    let outcome = dataset
+        .variable(&request.dependent)
+        .ok_or_else(|| EngineError::new(format!("no variable {}", request.dependent)))?;
+    let (outcome_rows, labels) = levels(outcome, false, false)?;
+    let y = outcome_rows.iter().map(|r| r.map(|l| l as f64)).collect();
+    let design = Design::with_outcome(dataset, keys, request, mask, None, y)?;
+    let k = design.k();
+    let rows: Vec<usize> = design.rows().collect();
+    let level_of = |i: usize| design.y[i].expect("in sample") as usize;
+    let mut counts = vec![0u64; labels.len()];
+    for &i in &rows {
+        counts[level_of(i)] += 1;
+    }
+    let present: Vec<usize> = (0..labels.len()).filter(|&l| counts[l] > 0).collect();
+    if present.len() < 2 {
+        return Err(EngineError::new(format!(
+            "{} has one level in the estimation sample: mlogit needs two or more",
+            request.dependent
+        )));
+    }
+    let outcome_levels: Vec<u64> = present.iter().map(|&l| counts[l]).collect();
+    gate.check_levels(&request.dependent, &outcome_levels, true)?;
+    for (variable, levels) in &design.categorical_levels {
+        gate.check_levels(variable, levels, false)?;
+    }
+    // 0 for the base outcome, j + 1 for the j-th other one.
+    let mut position = vec![0usize; labels.len()];
+    for (p, &l) in present.iter().enumerate() {
+        position[l] = p;
+    }
+    let m = present.len() - 1;
+    let p = m * k;
+    if p > MAX_PARAMETERS {
+        return Err(EngineError::new(format!(
+            "the model has {p} parameters, more than the {MAX_PARAMETERS} this server fits: group the outcome's levels or the i. terms with recode"
+        )));
+    }
+    let evaluate = |beta: &DVector<f64>| {
+        let mut ll = 0.0;
+        let mut gradient = DVector::<f64>::zeros(p);
+        let mut information = DMatrix::<f64>::zeros(p, p);
+        let mut x = vec![0.0; k];
+        let mut probabilities = vec![0.0; m];
+        for &i in &rows {
+            design.row(i, &mut x);
+            let xi = DVector::from_column_slice(&x);
+            let eta: Vec<f64> = (0..m).map(|j| xi.dot(&beta.rows(j * k, k))).collect();
+            // log(1 + Σ exp ηⱼ) without overflow.
+            let top = eta.iter().copied().fold(0.0, f64::max);
+            let denominator = (-top).exp() + eta.iter().map(|e| (e - top).exp()).sum::<f64>();
+            for (pj, e) in probabilities.iter_mut().zip(&eta) {
+                *pj = (e - top).exp() / denominator;
+            }
+            let chosen = position[level_of(i)];
+            ll += if chosen > 0 { eta[chosen - 1] } else { 0.0 } - (top + denominator.ln());
+            let outer = &xi * xi.transpose();
+            for j in 0..m {
+                let observed = f64::from(chosen == j + 1);
+                gradient.rows_mut(j * k, k).axpy(observed - probabilities[j], &xi, 1.0);
+                for l in 0..m {
+                    let weight = probabilities[j] * (f64::from(j == l) - probabilities[l]);
+                    let mut block = information.view_mut((j * k, l * k), (k, k));
+                    block += &outer * weight;
+                }
+            }
+        }
+        (ll, gradient, information)
+    };
+    let Some((beta, ll, information)) =
+        maximize(DVector::zeros(p), evaluate).filter(|(b, _, _)| b.amax() <= 50.0)
+    else {
+        return Err(EngineError::new(format!(
+            "the model did not converge: a term may predict a level of {} perfectly, or terms are collinear; remove one or group levels",
+            request.dependent
+        )));
+    };
+    let covariance = information.cholesky().map(|c| c.inverse()).ok_or_else(|| {
+        EngineError::new("the model's information matrix is singular: remove a collinear term")
+    })?;
+    let normal = Normal::standard();
+    let critical = normal.inverse_cdf(1.0 - (1.0 - request.level / 100.0) / 2.0);
+    let mut coefficients = Vec::with_capacity(p);
+    for j in 0..m {
+        for (t, name) in design.names.iter().enumerate() {
+            let a = j * k + t;
+            let (b, se) = (beta[a], covariance[(a, a)].max(0.0).sqrt());
+            coefficients.push(raw::Coefficient {
+                term: format!("{}: {name}", labels[present[j + 1]]),
+                estimate: b,
+                std_error: se,
+                statistic: b / se,
+                p_value: 2.0 * (1.0 - normal.cdf((b / se).abs())),
+                ci_low: b - critical * se,
+                ci_high: b + critical * se,
+                is_constant: name == "constant" && request.constant,
+            });
+        }
+    }
+    let n = design.n as f64;
+    let ll0: f64 = outcome_levels.iter().map(|&c| c as f64 * (c as f64 / n).ln()).sum();
+    let df_model = (m * (k - usize::from(request.constant))) as f64;
+    let chi2 = 2.0 * (ll - ll0);
+    let chi2_p = statrs::distribution::ChiSquared::new(df_model.max(1.0))
+        .map(|d| 1.0 - d.cdf(chi2))
+        .unwrap_or(f64::NAN);
+    Ok(raw::Model {
+        population: design.population,
+        title: format!(
+            "Multinomial logistic regression (maximum likelihood); base outcome {}",
+            labels[present[0]]
+        ),
+        dependent: request.dependent.clone(),
+        estimate_label: "coef",
+        test_label: "z",
+        coefficients,
+        contributors: design.contributors,
+        parameters: p,
+        residual_df: n - p as f64,
+        t_test: None,
+        categorical_levels: design.categorical_levels,
+        outcome_levels: Some(outcome_levels),
+        smallest_crossing: design.smallest_crossing,
+        statistics: vec![
+            ("log likelihood".to_owned(), ll),
+            ("LR chi²".to_owned(), chi2),
+            ("p (LR chi²)".to_owned(), chi2_p),
+            ("pseudo R²".to_owned(), 1.0 - ll / ll0),
+            ("model df".to_owned(), df_model),
+        ],
+    })
+}
+
 /// `ivregress y exogenous… (endogenous… = instruments…)`.
 #[derive(Clone, Debug)]
 pub struct IvRequest {
@@ -1067,10 +1223,11 @@ impl Step<'_> {
                 "poisson" => step.likelihood_model(Likelihood::Poisson),
                 "negative-binomial" => step.likelihood_model(Likelihood::NegativeBinomial),
                 "ivregress" => step.ivregress(),
+                "mlogit" => step.mlogit(),
                 other => Err(EngineError::at(
                     first.span,
                     format!(
-                        "coefplot of {other} is not supported yet; it plots regress, logit, probit, poisson, negative-binomial and ivregress"
+                        "coefplot of {other} is not supported yet; it plots regress, logit, probit, mlogit, poisson, negative-binomial and ivregress"
                     ),
                 )),
             }?;
@@ -1089,6 +1246,49 @@ impl Step<'_> {
     /// logit, probit, poisson and negative-binomial.
     pub(super) fn likelihood_model(&mut self, link: Likelihood) -> Result<(), EngineError> {
         self.model(Some(link))
+    }
+
+    /// mlogit.
+    pub(super) fn mlogit(&mut self) -> Result<(), EngineError> {
+        let (dataset_name, dataset) = self.populated()?;
+        let (dependent, terms) = self.model_terms(dataset, dataset_name)?;
+        for unsupported in ["robust", "cluster", "mfx", "or"] {
+            if self.option(unsupported).is_some() {
+                return Err(EngineError::at(
+                    self.option(unsupported).expect("present").span,
+                    format!("mlogit's {unsupported} option is not supported yet"),
+                ));
+            }
+        }
+        let level = self.option_number("level")?.unwrap_or(95.0);
+        if !(10.0..100.0).contains(&level) {
+            return Err(EngineError::at(
+                self.option("level").expect("present").span,
+                "level() is a percentage between 10 and 99.9",
+            ));
+        }
+        let request = OlsRequest {
+            dependent,
+            terms,
+            constant: !self.flag("noconstant"),
+            errors: Errors::Classical,
+            level,
+        };
+        let mask = self.mask(dataset, dataset_name)?;
+        let copies = dataset.copies(std::iter::once(request.dependent.as_str()).chain(
+            request.terms.iter().map(|t| match t {
+                Term::Continuous(v) | Term::Factor(v) => v.as_str(),
+            }),
+        ));
+        let gate = &*self.gate_for(copies);
+        let keys = self.record_keys(gate, dataset);
+        let raw = mlogit_raw(gate, dataset, &keys, &request, mask.as_ref())?;
+        self.check_population_history(&raw.population)?;
+        let population = raw.population.clone();
+        let released = self.releaser.model(gate, self.origin(), raw);
+        self.outputs.push(released);
+        self.remember_population(population);
+        Ok(())
     }
 
     fn model(&mut self, binary: Option<Likelihood>) -> Result<(), EngineError> {

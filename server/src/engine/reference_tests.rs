@@ -9,7 +9,8 @@ use serde_json::Value;
 
 use super::describe::{TableRequest, summarize_raw, tabulate_raw};
 use super::models::{
-    Errors, IvRequest, Likelihood, OlsRequest, Term, ivregress_raw, likelihood_raw, ols_raw,
+    Errors, IvRequest, Likelihood, OlsRequest, Term, ivregress_raw, likelihood_raw, mlogit_raw,
+    ols_raw,
 };
 use super::*;
 use crate::disclosure::audit::MemoryAudit;
@@ -203,7 +204,7 @@ async fn statistics_match_pandas_and_statsmodels_on_the_same_parquet() {
         let dataset = {
             let mut w = Workspace::default();
             let script = format!(
-                "{SCRIPT}generate high = wage > 500000 if !sysmiss(wage)\ngenerate hundreds = floor(wage / 100000)\n"
+                "{SCRIPT}generate high = wage > 500000 if !sysmiss(wage)\ngenerate hundreds = floor(wage / 100000)\ngenerate band = 1 + (wage > 300000) + (wage > 600000) if !sysmiss(wage)\n"
             );
             let outputs = engine.run(&mut w, &script, &audit, "reference").await;
             assert_ran(&outputs);
@@ -236,6 +237,20 @@ async fn statistics_match_pandas_and_statsmodels_on_the_same_parquet() {
             let stat = |name: &str| model.statistics.iter().find(|(k, _)| k == name).unwrap().1;
             close(stat("log likelihood"), f(&theirs["llf"]), &format!("{key} log likelihood"));
             close(stat("pseudo R²"), f(&theirs["prsquared"]), &format!("{key} pseudo R²"));
+            if link == Likelihood::Logit {
+                // mlogit of the three wage bands on the same terms.
+                let request = OlsRequest { dependent: "band".into(), ..request.clone() };
+                let model = mlogit_raw(gate, &dataset, &keys, &request, None).unwrap();
+                let theirs = &reference["mlogit"];
+                assert_eq!(model.coefficients.len(), 6);
+                for (j, c) in model.coefficients.iter().enumerate() {
+                    close(c.estimate, f(&theirs["params"][j]), &format!("mlogit {}", c.term));
+                    close(c.std_error, f(&theirs["bse"][j]), &format!("mlogit se {}", c.term));
+                }
+                let stat = |name: &str| model.statistics.iter().find(|(k, _)| k == name).unwrap().1;
+                close(stat("log likelihood"), f(&theirs["llf"]), "mlogit log likelihood");
+                close(stat("pseudo R²"), f(&theirs["prsquared"]), "mlogit pseudo R²");
+            }
             if link == Likelihood::NegativeBinomial {
                 let last = model.coefficients.len();
                 close(stat("alpha"), f(&theirs["params"][last]), "negative-binomial alpha");
