@@ -526,6 +526,7 @@ fn maximize(
 /// the outcome is 1 where the dependent variable is non-zero, as in Stata, and both outcomes
 /// need units (rule 9). `exponentiate` reports exp(b) — odds ratios for logit, incidence-rate
 /// ratios for the count models — with delta-method errors.
+#[allow(clippy::too_many_arguments)]
 pub fn likelihood_raw(
     gate: &crate::disclosure::Gate,
     dataset: &Dataset,
@@ -534,7 +535,32 @@ pub fn likelihood_raw(
     link: Likelihood,
     odds_ratios: bool,
     mask: Option<&BooleanArray>,
+    exposure: Option<&str>,
 ) -> Result<raw::Model, EngineError> {
+    // exposure(e): ln e is an offset with coefficient 1, for counts over time or population
+    // at risk. Rows without a positive exposure leave the sample.
+    let offsets: Option<Vec<Option<f64>>> = match exposure {
+        None => None,
+        Some(name) => {
+            let values =
+                numbers(dataset.variable(name).ok_or_else(|| {
+                    EngineError::new(format!("no variable {name} for exposure()"))
+                })?)?;
+            if values.iter().flatten().any(|&v| v <= 0.0) {
+                return Err(EngineError::new(format!(
+                    "exposure({name}) must be positive: {name} has values of 0 or less; keep only rows with {name} > 0"
+                )));
+            }
+            Some(values.into_iter().map(|v| v.map(f64::ln)).collect())
+        }
+    };
+    let combined: Option<BooleanArray> = offsets.as_ref().map(|o| {
+        (0..dataset.len())
+            .map(|i| Some(mask.is_none_or(|m| m.value(i)) && o[i].is_some()))
+            .collect()
+    });
+    let mask = combined.as_ref().or(mask);
+    let offset_of = |i: usize| offsets.as_ref().map_or(0.0, |o| o[i].expect("in sample"));
     let design = Design::new(dataset, keys, request, mask, None)?;
     let k = design.k();
     let rows: Vec<usize> = design.rows().collect();
@@ -576,7 +602,7 @@ pub fn likelihood_raw(
         for (&i, &y) in rows.iter().zip(&outcome) {
             row(i, &mut x);
             let xi = DVector::from_column_slice(&x);
-            let eta = xi.dot(&beta.rows(0, width));
+            let eta = xi.dot(&beta.rows(0, width)) + offset_of(i);
             let c = contribution(link, y, eta, theta, &normal);
             ll += c.ll;
             gradient.rows_mut(0, width).axpy(c.score, &xi, 1.0);
@@ -632,6 +658,11 @@ pub fn likelihood_raw(
         .collect();
     // The null model: a constant only (and, for the negative binomial, its own α).
     let ll0 = match link {
+        Likelihood::Poisson if offsets.is_some() => {
+            let constant = |_: usize, x: &mut [f64]| x[0] = 1.0;
+            maximize(DVector::zeros(1), |b| evaluate(b, 1, &constant))
+                .map_or(f64::NAN, |(_, ll0, _)| ll0)
+        }
         Likelihood::Poisson => {
             let mean = outcome.iter().sum::<f64>() / design.n as f64;
             outcome
@@ -679,7 +710,10 @@ pub fn likelihood_raw(
     let what = if odds_ratios { what } else { "" };
     Ok(raw::Model {
         population: design.population,
-        title: format!("{name} (maximum likelihood){what}"),
+        title: match exposure {
+            Some(e) => format!("{name} (maximum likelihood){what}, exposure {e}"),
+            None => format!("{name} (maximum likelihood){what}"),
+        },
         dependent: request.dependent.clone(),
         estimate_label: if odds_ratios { ratio } else { "coef" },
         test_label: "z",
@@ -1296,9 +1330,7 @@ impl Step<'_> {
         let (dependent, terms) = self.model_terms(dataset, dataset_name)?;
         let unsupported: &[&str] = match binary {
             None => &["control", "vif", "standardize"],
-            Some(Likelihood::Poisson | Likelihood::NegativeBinomial) => {
-                &["exposure", "robust", "cluster"]
-            }
+            Some(Likelihood::Poisson | Likelihood::NegativeBinomial) => &["robust", "cluster"],
             Some(_) => &["mfx", "robust", "cluster"],
         };
         for unsupported in unsupported {
@@ -1344,7 +1376,21 @@ impl Step<'_> {
             None => ols_raw(dataset, &keys, &request, mask.as_ref())?,
             Some(link) => {
                 let exponentiate = self.flag("or") || self.flag("irr");
-                likelihood_raw(gate, dataset, &keys, &request, link, exponentiate, mask.as_ref())?
+                let exposure = self.option_text("exposure");
+                if let Some(e) = &exposure {
+                    let span = self.option("exposure").expect("present").span;
+                    dataset.require(e, dataset_name).map_err(|err| err.with_span(span))?;
+                }
+                likelihood_raw(
+                    gate,
+                    dataset,
+                    &keys,
+                    &request,
+                    link,
+                    exponentiate,
+                    mask.as_ref(),
+                    exposure.as_deref(),
+                )?
             }
         };
         self.check_population_history(&raw.population)?;

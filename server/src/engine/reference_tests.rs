@@ -228,7 +228,8 @@ async fn statistics_match_pandas_and_statsmodels_on_the_same_parquet() {
                 dependent: if counts { "hundreds".into() } else { "high".into() },
                 ..request.clone()
             };
-            let model = likelihood_raw(gate, &dataset, &keys, &request, link, false, None).unwrap();
+            let model =
+                likelihood_raw(gate, &dataset, &keys, &request, link, false, None, None).unwrap();
             let theirs = &reference[key];
             for (j, c) in model.coefficients.iter().enumerate() {
                 close(c.estimate, f(&theirs["params"][j]), &format!("{key} {}", c.term));
@@ -250,6 +251,22 @@ async fn statistics_match_pandas_and_statsmodels_on_the_same_parquet() {
                 let stat = |name: &str| model.statistics.iter().find(|(k, _)| k == name).unwrap().1;
                 close(stat("log likelihood"), f(&theirs["llf"]), "mlogit log likelihood");
                 close(stat("pseudo R²"), f(&theirs["prsquared"]), "mlogit pseudo R²");
+            }
+            if link == Likelihood::Poisson {
+                let with_exposure =
+                    likelihood_raw(gate, &dataset, &keys, &request, link, false, None, Some("age"))
+                        .unwrap();
+                let theirs = &reference["poisson_exposure"];
+                for (j, c) in with_exposure.coefficients.iter().enumerate() {
+                    close(c.estimate, f(&theirs["params"][j]), &format!("exposure {}", c.term));
+                    close(c.std_error, f(&theirs["bse"][j]), &format!("exposure se {}", c.term));
+                }
+                let stat = |name: &str| {
+                    with_exposure.statistics.iter().find(|(k, _)| k == name).unwrap().1
+                };
+                close(stat("log likelihood"), f(&theirs["llf"]), "exposure log likelihood");
+                let ll0 = stat("log likelihood") / (1.0 - stat("pseudo R²"));
+                close(ll0, f(&theirs["llnull"]), "exposure null log likelihood");
             }
             if link == Likelihood::NegativeBinomial {
                 let last = model.coefficients.len();
