@@ -97,6 +97,10 @@ for name, model, outcome in [
     ("negative-binomial", sm.NegativeBinomial, count),
 ]:
     fit = model(outcome, X).fit(disp=0, tol=1e-12, maxiter=500, method="newton")
+    if name in ("logit", "probit"):
+        # Average marginal effects; 0/1 columns as discrete changes. The constant has none.
+        margins = fit.get_margeff(at="overall", method="dydx", dummy=True)
+        out[f"{name}_mfx"] = {"effects": margins.margeff.tolist(), "se": margins.margeff_se.tolist()}
     out[name] = {
         "params": fit.params.tolist(),
         "bse": fit.bse.tolist(),

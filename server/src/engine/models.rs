@@ -536,7 +536,8 @@ pub fn likelihood_raw(
     odds_ratios: bool,
     mask: Option<&BooleanArray>,
     exposure: Option<&str>,
-) -> Result<raw::Model, EngineError> {
+    marginal: bool,
+) -> Result<(raw::Model, Option<raw::Model>), EngineError> {
     // exposure(e): ln e is an offset with coefficient 1, for counts over time or population
     // at risk. Rows without a positive exposure leave the sample.
     let offsets: Option<Vec<Option<f64>>> = match exposure {
@@ -708,7 +709,32 @@ pub fn likelihood_raw(
         }
     };
     let what = if odds_ratios { what } else { "" };
-    Ok(raw::Model {
+    let effects = if marginal && matches!(link, Likelihood::Logit | Likelihood::Probit) {
+        let coefficients =
+            average_marginal_effects(&design, &rows, &beta, &covariance, link, critical);
+        Some(raw::Model {
+            population: design.population.clone(),
+            title: format!(
+                "Average marginal effects (dy/dx) of the {} model; discrete change for 0/1 and i. terms",
+                if link == Likelihood::Logit { "logit" } else { "probit" }
+            ),
+            dependent: request.dependent.clone(),
+            estimate_label: "dy/dx",
+            test_label: "z",
+            coefficients,
+            contributors: design.contributors,
+            parameters: p,
+            residual_df: design.n as f64 - p as f64,
+            t_test: None,
+            categorical_levels: design.categorical_levels.clone(),
+            outcome_levels: outcome_levels.clone(),
+            smallest_crossing: design.smallest_crossing,
+            statistics: Vec::new(),
+        })
+    } else {
+        None
+    };
+    let model = raw::Model {
         population: design.population,
         title: match exposure {
             Some(e) => format!("{name} (maximum likelihood){what}, exposure {e}"),
@@ -726,7 +752,96 @@ pub fn likelihood_raw(
         outcome_levels,
         smallest_crossing: design.smallest_crossing,
         statistics,
-    })
+    };
+    Ok((model, effects))
+}
+
+/// Average marginal effects of a binary model over its estimation sample, with delta-method
+/// errors, as statsmodels' `get_margeff(at="overall", dummy=True)`: the mean derivative of
+/// P(y = 1) for a continuous term, the mean change from 0 to 1 for a 0/1 or `i.` term. The
+/// constant has none.
+fn average_marginal_effects(
+    design: &Design,
+    rows: &[usize],
+    beta: &DVector<f64>,
+    covariance: &DMatrix<f64>,
+    link: Likelihood,
+    critical: f64,
+) -> Vec<raw::Coefficient> {
+    let normal = Normal::standard();
+    let k = design.k();
+    // P(y = 1), its derivative and second derivative in η.
+    let cdf = |eta: f64| match link {
+        Likelihood::Logit => 1.0 / (1.0 + (-eta).exp()),
+        _ => normal.cdf(eta),
+    };
+    let pdf = |eta: f64| match link {
+        Likelihood::Logit => {
+            let p = 1.0 / (1.0 + (-eta).exp());
+            p * (1.0 - p)
+        }
+        _ => normal.pdf(eta),
+    };
+    let slope = |eta: f64| match link {
+        Likelihood::Logit => {
+            let p = 1.0 / (1.0 + (-eta).exp());
+            p * (1.0 - p) * (1.0 - 2.0 * p)
+        }
+        _ => -eta * normal.pdf(eta),
+    };
+    let binary: Vec<bool> = (0..k)
+        .map(|j| match &design.columns[j] {
+            Column::Dummy { .. } => true,
+            Column::Constant => false,
+            Column::Values(v) => {
+                rows.iter().all(|&i| matches!(v[i], Some(x) if x == 0.0 || x == 1.0))
+            }
+        })
+        .collect();
+    let n = rows.len() as f64;
+    let mut effects = vec![0.0; k];
+    let mut jacobian = DMatrix::<f64>::zeros(k, k);
+    let mut x = vec![0.0; k];
+    for &i in rows {
+        design.row(i, &mut x);
+        let xi = DVector::from_column_slice(&x);
+        let eta = xi.dot(beta);
+        for j in (0..k).filter(|&j| !matches!(design.columns[j], Column::Constant)) {
+            if binary[j] {
+                let (mut one, mut zero) = (xi.clone(), xi.clone());
+                one[j] = 1.0;
+                zero[j] = 0.0;
+                let (e1, e0) = (one.dot(beta), zero.dot(beta));
+                effects[j] += (cdf(e1) - cdf(e0)) / n;
+                for l in 0..k {
+                    jacobian[(j, l)] += (pdf(e1) * one[l] - pdf(e0) * zero[l]) / n;
+                }
+            } else {
+                effects[j] += pdf(eta) * beta[j] / n;
+                for l in 0..k {
+                    jacobian[(j, l)] +=
+                        (slope(eta) * x[l] * beta[j] + if l == j { pdf(eta) } else { 0.0 }) / n;
+                }
+            }
+        }
+    }
+    let variance = &jacobian * covariance.view((0, 0), (k, k)) * jacobian.transpose();
+    (0..k)
+        .filter(|&j| !matches!(design.columns[j], Column::Constant))
+        .map(|j| {
+            let (b, se) = (effects[j], variance[(j, j)].max(0.0).sqrt());
+            raw::Coefficient {
+                term: design.names[j].clone(),
+                estimate: b,
+                std_error: se,
+                statistic: b / se,
+                p_value: 2.0 * (1.0 - normal.cdf((b / se).abs())),
+                ci_low: b - critical * se,
+                ci_high: b + critical * se,
+                is_constant: false,
+            }
+        })
+        .collect()
 }
 
 /// Multinomial logit by maximum likelihood, before disclosure, as statsmodels' MNLogit: the
@@ -1331,7 +1446,7 @@ impl Step<'_> {
         let unsupported: &[&str] = match binary {
             None => &["control", "vif", "standardize"],
             Some(Likelihood::Poisson | Likelihood::NegativeBinomial) => &["robust", "cluster"],
-            Some(_) => &["mfx", "robust", "cluster"],
+            Some(_) => &["robust", "cluster"],
         };
         for unsupported in unsupported {
             if self.flag(unsupported) {
@@ -1381,7 +1496,19 @@ impl Step<'_> {
                     let span = self.option("exposure").expect("present").span;
                     dataset.require(e, dataset_name).map_err(|err| err.with_span(span))?;
                 }
-                likelihood_raw(
+                let marginal = match self.option_text("mfx") {
+                    None => false,
+                    Some(kind) if kind.trim() == "dydx" || kind.trim().is_empty() => true,
+                    Some(kind) => {
+                        return Err(EngineError::at(
+                            self.option("mfx").expect("present").span,
+                            format!(
+                                "mfx({kind}) is not supported yet: mfx(dydx) gives average marginal effects"
+                            ),
+                        ));
+                    }
+                };
+                let (model, effects) = likelihood_raw(
                     gate,
                     dataset,
                     &keys,
@@ -1390,7 +1517,20 @@ impl Step<'_> {
                     exponentiate,
                     mask.as_ref(),
                     exposure.as_deref(),
-                )?
+                    marginal,
+                )?;
+                if let Some(effects) = effects {
+                    // The effects come from the same sample: one population, checked once.
+                    self.check_population_history(&model.population)?;
+                    let population = model.population.clone();
+                    let released = self.releaser.model(gate, self.origin(), model);
+                    let effects = self.releaser.model(gate, self.origin(), effects);
+                    self.outputs.push(released);
+                    self.outputs.push(effects);
+                    self.remember_population(population);
+                    return Ok(());
+                }
+                model
             }
         };
         self.check_population_history(&raw.population)?;

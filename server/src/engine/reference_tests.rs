@@ -228,8 +228,16 @@ async fn statistics_match_pandas_and_statsmodels_on_the_same_parquet() {
                 dependent: if counts { "hundreds".into() } else { "high".into() },
                 ..request.clone()
             };
-            let model =
-                likelihood_raw(gate, &dataset, &keys, &request, link, false, None, None).unwrap();
+            let (model, effects) =
+                likelihood_raw(gate, &dataset, &keys, &request, link, false, None, None, true)
+                    .unwrap();
+            if let Some(effects) = effects {
+                let theirs = &reference[&format!("{key}_mfx")];
+                for (j, c) in effects.coefficients.iter().enumerate() {
+                    close(c.estimate, f(&theirs["effects"][j]), &format!("{key} mfx {}", c.term));
+                    close(c.std_error, f(&theirs["se"][j]), &format!("{key} mfx se {}", c.term));
+                }
+            }
             let theirs = &reference[key];
             for (j, c) in model.coefficients.iter().enumerate() {
                 close(c.estimate, f(&theirs["params"][j]), &format!("{key} {}", c.term));
@@ -253,9 +261,18 @@ async fn statistics_match_pandas_and_statsmodels_on_the_same_parquet() {
                 close(stat("pseudo R²"), f(&theirs["prsquared"]), "mlogit pseudo R²");
             }
             if link == Likelihood::Poisson {
-                let with_exposure =
-                    likelihood_raw(gate, &dataset, &keys, &request, link, false, None, Some("age"))
-                        .unwrap();
+                let (with_exposure, _) = likelihood_raw(
+                    gate,
+                    &dataset,
+                    &keys,
+                    &request,
+                    link,
+                    false,
+                    None,
+                    Some("age"),
+                    false,
+                )
+                .unwrap();
                 let theirs = &reference["poisson_exposure"];
                 for (j, c) in with_exposure.coefficients.iter().enumerate() {
                     close(c.estimate, f(&theirs["params"][j]), &format!("exposure {}", c.term));
