@@ -101,7 +101,11 @@ for name, model, outcome in [
         # Average marginal effects; 0/1 columns as discrete changes. The constant has none.
         margins = fit.get_margeff(at="overall", method="dydx", dummy=True)
         out[f"{name}_mfx"] = {"effects": margins.margeff.tolist(), "se": margins.margeff_se.tolist()}
+    # robust: the HC0 sandwich, times n/(n−1) as Stata's `robust` for these models.
+    sandwich = model(outcome, X).fit(disp=0, tol=1e-12, maxiter=500, method="newton", cov_type="HC0")
+    n_obs = len(outcome)
     out[name] = {
+        "robust_bse": (sandwich.bse * np.sqrt(n_obs / (n_obs - 1))).tolist(),
         "params": fit.params.tolist(),
         "bse": fit.bse.tolist(),
         "llf": float(fit.llf),

@@ -629,9 +629,31 @@ pub fn likelihood_raw(
             request.dependent
         )));
     };
-    let covariance = information.cholesky().map(|c| c.inverse()).ok_or_else(|| {
+    let mut covariance = information.cholesky().map(|c| c.inverse()).ok_or_else(|| {
         EngineError::new("the model's information matrix is singular: remove a collinear term")
     })?;
+    let robust = request.errors == Errors::Robust;
+    if robust {
+        // The sandwich (Huber–White) with Stata's n/(n−1): the information's inverse around
+        // the sum of outer products of each observation's score.
+        let theta = if dispersion { beta[k] } else { 0.0 };
+        let mut meat = DMatrix::<f64>::zeros(p, p);
+        let mut x = vec![0.0; k];
+        for (&i, &y) in rows.iter().zip(&outcome) {
+            design.row(i, &mut x);
+            let xi = DVector::from_column_slice(&x);
+            let eta = xi.dot(&beta.rows(0, k)) + offset_of(i);
+            let c = contribution(link, y, eta, theta, &normal);
+            let mut g = DVector::<f64>::zeros(p);
+            g.rows_mut(0, k).axpy(c.score, &xi, 0.0);
+            if let Some((d_theta, _, _)) = c.dispersion {
+                g[k] = d_theta;
+            }
+            meat.ger(1.0, &g, &g, 1.0);
+        }
+        let n = design.n as f64;
+        covariance = &covariance * meat * &covariance * (n / (n - 1.0));
+    }
     let critical = normal.inverse_cdf(1.0 - (1.0 - request.level / 100.0) / 2.0);
     let coefficients = design
         .names
@@ -736,10 +758,11 @@ pub fn likelihood_raw(
     };
     let model = raw::Model {
         population: design.population,
-        title: match exposure {
-            Some(e) => format!("{name} (maximum likelihood){what}, exposure {e}"),
-            None => format!("{name} (maximum likelihood){what}"),
-        },
+        title: format!(
+            "{name} (maximum likelihood){what}{}{}",
+            exposure.map(|e| format!(", exposure {e}")).unwrap_or_default(),
+            if robust { ", robust standard errors" } else { "" }
+        ),
         dependent: request.dependent.clone(),
         estimate_label: if odds_ratios { ratio } else { "coef" },
         test_label: "z",
@@ -1445,8 +1468,7 @@ impl Step<'_> {
         let (dependent, terms) = self.model_terms(dataset, dataset_name)?;
         let unsupported: &[&str] = match binary {
             None => &["control", "vif", "standardize"],
-            Some(Likelihood::Poisson | Likelihood::NegativeBinomial) => &["robust", "cluster"],
-            Some(_) => &["robust", "cluster"],
+            Some(_) => &["cluster"],
         };
         for unsupported in unsupported {
             if self.flag(unsupported) {

@@ -243,6 +243,22 @@ async fn statistics_match_pandas_and_statsmodels_on_the_same_parquet() {
                 close(c.estimate, f(&theirs["params"][j]), &format!("{key} {}", c.term));
                 close(c.std_error, f(&theirs["bse"][j]), &format!("{key} se {}", c.term));
             }
+            let robust = OlsRequest { errors: Errors::Robust, ..request.clone() };
+            let (sandwich, _) =
+                likelihood_raw(gate, &dataset, &keys, &robust, link, false, None, None, false)
+                    .unwrap();
+            for (j, c) in sandwich.coefficients.iter().enumerate() {
+                close(
+                    c.std_error,
+                    f(&theirs["robust_bse"][j]),
+                    &format!("{key} robust {}", c.term),
+                );
+            }
+            if link == Likelihood::NegativeBinomial {
+                let last = sandwich.coefficients.len();
+                let alpha = sandwich.statistics.iter().find(|(k, _)| k == "alpha std. error");
+                close(alpha.unwrap().1, f(&theirs["robust_bse"][last]), "robust alpha std. error");
+            }
             let stat = |name: &str| model.statistics.iter().find(|(k, _)| k == name).unwrap().1;
             close(stat("log likelihood"), f(&theirs["llf"]), &format!("{key} log likelihood"));
             close(stat("pseudo R²"), f(&theirs["prsquared"]), &format!("{key} pseudo R²"));
