@@ -104,7 +104,18 @@ for name, model, outcome in [
     # robust: the HC0 sandwich, times n/(n−1) as Stata's `robust` for these models.
     sandwich = model(outcome, X).fit(disp=0, tol=1e-12, maxiter=500, method="newton", cov_type="HC0")
     n_obs = len(outcome)
+    # cluster(kommune): statsmodels' own scores and Hessian on the rows with a kommune, summed
+    # by cluster, with Stata's G/(G−1) for these models.
+    rows_c = clustered_sample.index
+    fit_c = model(outcome.loc[rows_c], X.loc[rows_c]).fit(disp=0, tol=1e-12, maxiter=500, method="newton")
+    scores = fit_c.model.score_obs(fit_c.params.values)
+    bread = np.linalg.inv(-fit_c.model.hessian(fit_c.params.values))
+    codes = pd.factorize(clustered_sample.kommune)[0]
+    summed = np.array([scores[codes == g].sum(axis=0) for g in range(codes.max() + 1)])
+    n_groups = len(summed)
+    clustered = bread @ (summed.T @ summed) @ bread * n_groups / (n_groups - 1)
     out[name] = {
+        "cluster_bse": np.sqrt(np.diag(clustered)).tolist(),
         "robust_bse": (sandwich.bse * np.sqrt(n_obs / (n_obs - 1))).tolist(),
         "params": fit.params.tolist(),
         "bse": fit.bse.tolist(),

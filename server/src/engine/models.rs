@@ -248,6 +248,19 @@ impl Design {
     }
 }
 
+/// Each row's cluster (`cluster(v)`), as text; `None` without clustering.
+fn cluster_keys(
+    dataset: &Dataset,
+    errors: &Errors,
+) -> Result<Option<Vec<Option<String>>>, EngineError> {
+    let Errors::Cluster(name) = errors else { return Ok(None) };
+    let v =
+        dataset.variable(name).ok_or_else(|| EngineError::new(format!("no variable {name}")))?;
+    Ok(Some(
+        (0..dataset.len()).map(|i| (!v.values.is_null(i)).then(|| display(&v.values, i))).collect(),
+    ))
+}
+
 /// OLS before disclosure.
 pub fn ols_raw(
     dataset: &Dataset,
@@ -255,19 +268,7 @@ pub fn ols_raw(
     request: &OlsRequest,
     mask: Option<&BooleanArray>,
 ) -> Result<raw::Model, EngineError> {
-    let cluster = match &request.errors {
-        Errors::Cluster(name) => {
-            let v = dataset
-                .variable(name)
-                .ok_or_else(|| EngineError::new(format!("no variable {name}")))?;
-            Some(
-                (0..dataset.len())
-                    .map(|i| (!v.values.is_null(i)).then(|| display(&v.values, i)))
-                    .collect::<Vec<_>>(),
-            )
-        }
-        _ => None,
-    };
+    let cluster = cluster_keys(dataset, &request.errors)?;
     let design = Design::new(dataset, keys, request, mask, cluster.as_deref())?;
     let (k, n, y, names) = (design.k(), design.n, &design.y, &design.names);
     let mut xtx = DMatrix::<f64>::zeros(k, k);
@@ -562,7 +563,8 @@ pub fn likelihood_raw(
     });
     let mask = combined.as_ref().or(mask);
     let offset_of = |i: usize| offsets.as_ref().map_or(0.0, |o| o[i].expect("in sample"));
-    let design = Design::new(dataset, keys, request, mask, None)?;
+    let cluster = cluster_keys(dataset, &request.errors)?;
+    let design = Design::new(dataset, keys, request, mask, cluster.as_deref())?;
     let k = design.k();
     let rows: Vec<usize> = design.rows().collect();
     let counts = matches!(link, Likelihood::Poisson | Likelihood::NegativeBinomial);
@@ -632,12 +634,14 @@ pub fn likelihood_raw(
     let mut covariance = information.cholesky().map(|c| c.inverse()).ok_or_else(|| {
         EngineError::new("the model's information matrix is singular: remove a collinear term")
     })?;
-    let robust = request.errors == Errors::Robust;
+    let robust = request.errors != Errors::Classical;
     if robust {
-        // The sandwich (Huber–White) with Stata's n/(n−1): the information's inverse around
-        // the sum of outer products of each observation's score.
+        // The sandwich (Huber–White): the information's inverse around the sum of outer
+        // products of each observation's score, with Stata's n/(n−1); clustered, of each
+        // cluster's summed score, with G/(G−1).
         let theta = if dispersion { beta[k] } else { 0.0 };
         let mut meat = DMatrix::<f64>::zeros(p, p);
+        let mut by_cluster: HashMap<&str, DVector<f64>> = HashMap::new();
         let mut x = vec![0.0; k];
         for (&i, &y) in rows.iter().zip(&outcome) {
             design.row(i, &mut x);
@@ -649,10 +653,30 @@ pub fn likelihood_raw(
             if let Some((d_theta, _, _)) = c.dispersion {
                 g[k] = d_theta;
             }
-            meat.ger(1.0, &g, &g, 1.0);
+            match &cluster {
+                Some(keys) => {
+                    let key = keys[i].as_deref().expect("in sample");
+                    *by_cluster.entry(key).or_insert_with(|| DVector::zeros(p)) += g;
+                }
+                None => meat.ger(1.0, &g, &g, 1.0),
+            }
         }
-        let n = design.n as f64;
-        covariance = &covariance * meat * &covariance * (n / (n - 1.0));
+        let correction = if cluster.is_some() {
+            let groups = by_cluster.len() as f64;
+            if groups < 2.0 {
+                return Err(EngineError::new(
+                    "cluster() needs at least two clusters in the estimation sample",
+                ));
+            }
+            for g in by_cluster.values() {
+                meat.ger(1.0, g, g, 1.0);
+            }
+            groups / (groups - 1.0)
+        } else {
+            let n = design.n as f64;
+            n / (n - 1.0)
+        };
+        covariance = &covariance * meat * &covariance * correction;
     }
     let critical = normal.inverse_cdf(1.0 - (1.0 - request.level / 100.0) / 2.0);
     let coefficients = design
@@ -761,7 +785,11 @@ pub fn likelihood_raw(
         title: format!(
             "{name} (maximum likelihood){what}{}{}",
             exposure.map(|e| format!(", exposure {e}")).unwrap_or_default(),
-            if robust { ", robust standard errors" } else { "" }
+            match &request.errors {
+                Errors::Classical => String::new(),
+                Errors::Robust => ", robust standard errors".to_owned(),
+                Errors::Cluster(c) => format!(", standard errors clustered by {c}"),
+            }
         ),
         dependent: request.dependent.clone(),
         estimate_label: if odds_ratios { ratio } else { "coef" },
@@ -1468,7 +1496,7 @@ impl Step<'_> {
         let (dependent, terms) = self.model_terms(dataset, dataset_name)?;
         let unsupported: &[&str] = match binary {
             None => &["control", "vif", "standardize"],
-            Some(_) => &["cluster"],
+            Some(_) => &[],
         };
         for unsupported in unsupported {
             if self.flag(unsupported) {

@@ -254,6 +254,18 @@ async fn statistics_match_pandas_and_statsmodels_on_the_same_parquet() {
                     &format!("{key} robust {}", c.term),
                 );
             }
+            let by_kommune =
+                OlsRequest { errors: Errors::Cluster("kommune".into()), ..request.clone() };
+            let (clustered, _) =
+                likelihood_raw(gate, &dataset, &keys, &by_kommune, link, false, None, None, false)
+                    .unwrap();
+            for (j, c) in clustered.coefficients.iter().enumerate() {
+                close(
+                    c.std_error,
+                    f(&theirs["cluster_bse"][j]),
+                    &format!("{key} cluster {}", c.term),
+                );
+            }
             if link == Likelihood::NegativeBinomial {
                 let last = sandwich.coefficients.len();
                 let alpha = sandwich.statistics.iter().find(|(k, _)| k == "alpha std. error");
