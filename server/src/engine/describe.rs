@@ -204,6 +204,43 @@ pub struct TableRequest<'a> {
 }
 
 /// `tabulate` before disclosure.
+/// `flatten`: one variable whose levels are the combinations of the given variables' levels,
+/// labelled "a × b × c", so a table of many variables is one long one-way table under the
+/// same rules. A row missing any of them is missing.
+fn flattened(
+    dataset: &Dataset,
+    names: &[String],
+    missing: bool,
+    labels: bool,
+) -> Result<Variable, EngineError> {
+    let mut parts = Vec::with_capacity(names.len());
+    let mut copies = 1;
+    for name in names {
+        let v = dataset
+            .variable(name)
+            .ok_or_else(|| EngineError::new(format!("no variable {name}")))?;
+        copies = copies.max(v.info.copies());
+        parts.push(levels(v, missing, labels)?);
+    }
+    let values: datafusion::arrow::array::StringArray = (0..dataset.len())
+        .map(|i| {
+            let text: Option<Vec<&str>> =
+                parts.iter().map(|(rows, labels)| Some(labels[rows[i]?].as_str())).collect();
+            text.map(|t| t.join(" × "))
+        })
+        .collect();
+    Ok(Variable {
+        name: names.join(" × "),
+        values: std::sync::Arc::new(values),
+        info: super::dataset::VarInfo {
+            labels: None,
+            pointer: false,
+            source: format!("flatten of {}", names.join(", ")),
+            copies,
+        },
+    })
+}
+
 pub fn tabulate_raw(
     gate: &Gate,
     dataset: &Dataset,
@@ -558,16 +595,33 @@ impl Step<'_> {
     pub(super) fn tabulate(&mut self) -> Result<(), EngineError> {
         let (dataset_name, dataset) = self.populated()?;
         let names = self.variable_args(dataset, dataset_name)?;
-        if names.is_empty() || names.len() > 2 {
+        let flatten = self.flag("flatten");
+        if names.is_empty() || (names.len() > 2 && !flatten) {
             return Err(EngineError::at(
                 self.command().span,
                 if names.is_empty() {
                     "write tabulate <variable> [<variable>]"
                 } else {
-                    "tables of more than two variables are not supported yet"
+                    "a table of more than two variables is one long table: add flatten (tabulate a b c, flatten)"
                 },
             ));
         }
+        // The gate counts copies over the variables as written, before any flattening.
+        let copies = dataset.copies(
+            names.iter().map(String::as_str).chain(self.option_text("summarize").as_deref()),
+        );
+        let flat;
+        let (dataset, names) = if flatten && names.len() >= 2 {
+            let mut d = dataset.clone();
+            let combined =
+                flattened(dataset, &names, self.flag("missing"), !self.flag("nolabels"))?;
+            let name = combined.name.clone();
+            d.set(combined);
+            flat = d;
+            (&flat, vec![name])
+        } else {
+            (dataset, names)
+        };
         let of = self.option_text("summarize");
         if let Some(of) = &of {
             dataset
@@ -622,17 +676,8 @@ impl Step<'_> {
                 "chi2 tests two variables against each other: tabulate <row> <column>, chi2",
             ));
         }
-        for unsupported in ["flatten"] {
-            if self.flag(unsupported) {
-                return Err(EngineError::at(
-                    self.option(unsupported).expect("present").span,
-                    format!("tabulate's {unsupported} option is not supported yet"),
-                ));
-            }
-        }
         let mask = self.mask(dataset, dataset_name)?;
-        let gate =
-            &*self.gate_for(dataset.copies(names.iter().map(String::as_str).chain(of.as_deref())));
+        let gate = &*self.gate_for(copies);
         let percent = matches!(
             statistic,
             CellStatistic::RowPercent | CellStatistic::ColumnPercent | CellStatistic::CellPercent
