@@ -217,8 +217,8 @@ impl Simulation<'_> {
             }
             // Commands that read variables and change no names.
             "summarize" | "tabulate" | "histogram" | "hexbin" | "regress" | "logit" | "probit"
-            | "poisson" | "negative-binomial" | "ivregress" | "mlogit" | "correlate" | "ci"
-            | "normaltest" | "anova" | "boxplot" | "piechart" | "barchart" => {
+            | "poisson" | "negative-binomial" | "ivregress" | "mlogit" | "cox" | "correlate"
+            | "ci" | "normaltest" | "anova" | "boxplot" | "piechart" | "barchart" => {
                 for (name, span) in variable_arguments(&c.args, src) {
                     self.require(step, &name, span);
                 }

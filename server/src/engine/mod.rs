@@ -559,6 +559,7 @@ impl<'a> Step<'a> {
             "ivregress" => self.ivregress(),
             "coefplot" => self.coefplot(),
             "mlogit" => self.mlogit(),
+            "cox" => self.cox(),
             "help" => self.help(),
             "variables" => self.variables(),
             "history" => {

@@ -1037,6 +1037,147 @@ pub fn mlogit_raw(
     })
 }
 
+/// Cox proportional hazards by maximum partial likelihood, Breslow's method for ties (Stata's
+/// and statsmodels' default), before disclosure. `request.dependent` is the duration; `event`
+/// is 1 (or non-zero) where the unit's duration ended in the event, 0 where it was censored.
+/// There is no constant: the baseline hazard absorbs it. Events and censorings both need
+/// units (rule 9), as a binary outcome's levels do.
+pub fn cox_raw(
+    gate: &crate::disclosure::Gate,
+    dataset: &Dataset,
+    keys: &[u64],
+    request: &OlsRequest,
+    event: &str,
+    mask: Option<&BooleanArray>,
+) -> Result<raw::Model, EngineError> {
+    let events = numbers(
+        dataset.variable(event).ok_or_else(|| EngineError::new(format!("no variable {event}")))?,
+    )?;
+    let combined: BooleanArray = (0..dataset.len())
+        .map(|i| Some(mask.is_none_or(|m| m.value(i)) && events[i].is_some()))
+        .collect();
+    let request = OlsRequest { constant: false, ..request.clone() };
+    let design = Design::new(dataset, keys, &request, Some(&combined), None)?;
+    let k = design.k();
+    if k == 0 {
+        return Err(EngineError::new("cox needs at least one term after the duration and event"));
+    }
+    // Rows by duration, longest first, so each risk set is a prefix.
+    let mut rows: Vec<usize> = design.rows().collect();
+    let duration = |i: usize| design.y[i].expect("in sample");
+    if rows.iter().any(|&i| duration(i) < 0.0) {
+        return Err(EngineError::new(format!(
+            "{} is a duration and has negative values: check how it was computed",
+            request.dependent
+        )));
+    }
+    rows.sort_by(|&a, &b| duration(b).total_cmp(&duration(a)));
+    let failed = |i: usize| events[i].expect("in sample") != 0.0;
+    let n_events = rows.iter().filter(|&&i| failed(i)).count() as u64;
+    let outcome_levels = vec![rows.len() as u64 - n_events, n_events];
+    gate.check_levels(event, &outcome_levels, true)?;
+    for (variable, levels) in &design.categorical_levels {
+        gate.check_levels(variable, levels, false)?;
+    }
+    let mut xs = vec![0.0; rows.len() * k];
+    for (r, &i) in rows.iter().enumerate() {
+        design.row(i, &mut xs[r * k..(r + 1) * k]);
+    }
+    let evaluate = |beta: &DVector<f64>| {
+        let mut ll = 0.0;
+        let mut gradient = DVector::<f64>::zeros(k);
+        let mut information = DMatrix::<f64>::zeros(k, k);
+        // Risk-set sums of exp(η), x exp(η) and x x′ exp(η), growing as durations shorten.
+        let (mut s0, mut s1, mut s2) = (0.0, DVector::<f64>::zeros(k), DMatrix::<f64>::zeros(k, k));
+        let mut r = 0;
+        while r < rows.len() {
+            // All rows with this duration join the risk set before its events are counted.
+            let t = duration(rows[r]);
+            let mut end = r;
+            let (mut d, mut event_x) = (0.0, DVector::<f64>::zeros(k));
+            while end < rows.len() && duration(rows[end]) == t {
+                let x = DVector::from_column_slice(&xs[end * k..(end + 1) * k]);
+                let eta = x.dot(beta);
+                let w = eta.exp();
+                s0 += w;
+                s1.axpy(w, &x, 1.0);
+                s2.ger(w, &x, &x, 1.0);
+                if failed(rows[end]) {
+                    d += 1.0;
+                    ll += eta;
+                    event_x += &x;
+                }
+                end += 1;
+            }
+            if d > 0.0 {
+                let mean = &s1 / s0;
+                ll -= d * s0.ln();
+                gradient += event_x - &mean * d;
+                information += (&s2 / s0 - &mean * mean.transpose()) * d;
+            }
+            r = end;
+        }
+        (ll, gradient, information)
+    };
+    let Some((beta, ll, information)) =
+        maximize(DVector::zeros(k), evaluate).filter(|(b, _, _)| b.amax() <= 50.0)
+    else {
+        return Err(EngineError::new(
+            "the model did not converge: a term may predict the event perfectly, or terms are collinear; remove one or group its levels",
+        ));
+    };
+    let covariance = information.cholesky().map(|c| c.inverse()).ok_or_else(|| {
+        EngineError::new("the model's information matrix is singular: remove a collinear term")
+    })?;
+    let (ll0, _, _) = evaluate(&DVector::zeros(k));
+    let normal = Normal::standard();
+    let critical = normal.inverse_cdf(1.0 - (1.0 - request.level / 100.0) / 2.0);
+    let coefficients = design
+        .names
+        .iter()
+        .enumerate()
+        .map(|(j, name)| {
+            let (b, se) = (beta[j], covariance[(j, j)].max(0.0).sqrt());
+            // Hazard ratios, with delta-method errors, as Stata's stcox shows them.
+            raw::Coefficient {
+                term: name.clone(),
+                estimate: b.exp(),
+                std_error: b.exp() * se,
+                statistic: b / se,
+                p_value: 2.0 * (1.0 - normal.cdf((b / se).abs())),
+                ci_low: (b - critical * se).exp(),
+                ci_high: (b + critical * se).exp(),
+                is_constant: false,
+            }
+        })
+        .collect();
+    let chi2 = 2.0 * (ll - ll0);
+    let chi2_p = statrs::distribution::ChiSquared::new(k as f64)
+        .map(|d| 1.0 - d.cdf(chi2))
+        .unwrap_or(f64::NAN);
+    Ok(raw::Model {
+        population: design.population,
+        title: format!("Cox proportional hazards regression (Breslow ties); event {event}"),
+        dependent: request.dependent.clone(),
+        estimate_label: "hazard ratio",
+        test_label: "z",
+        coefficients,
+        contributors: design.contributors,
+        parameters: k,
+        residual_df: design.n as f64 - k as f64,
+        t_test: None,
+        categorical_levels: design.categorical_levels,
+        outcome_levels: Some(outcome_levels),
+        smallest_crossing: design.smallest_crossing,
+        statistics: vec![
+            ("log partial likelihood".to_owned(), ll),
+            ("LR chi²".to_owned(), chi2),
+            ("p (LR chi²)".to_owned(), chi2_p),
+            ("model df".to_owned(), k as f64),
+        ],
+    })
+}
+
 /// `ivregress y exogenous… (endogenous… = instruments…)`.
 #[derive(Clone, Debug)]
 pub struct IvRequest {
@@ -1424,10 +1565,11 @@ impl Step<'_> {
                 "negative-binomial" => step.likelihood_model(Likelihood::NegativeBinomial),
                 "ivregress" => step.ivregress(),
                 "mlogit" => step.mlogit(),
+                "cox" => step.cox(),
                 other => Err(EngineError::at(
                     first.span,
                     format!(
-                        "coefplot of {other} is not supported yet; it plots regress, logit, probit, mlogit, poisson, negative-binomial and ivregress"
+                        "coefplot of {other} is not supported yet; it plots regress, logit, probit, mlogit, poisson, negative-binomial, ivregress and cox"
                     ),
                 )),
             }?;
@@ -1446,6 +1588,49 @@ impl Step<'_> {
     /// logit, probit, poisson and negative-binomial.
     pub(super) fn likelihood_model(&mut self, link: Likelihood) -> Result<(), EngineError> {
         self.model(Some(link))
+    }
+
+    /// `cox <duration> <event> <term>…`.
+    pub(super) fn cox(&mut self) -> Result<(), EngineError> {
+        let (dataset_name, dataset) = self.populated()?;
+        let (duration, mut terms) = self.model_terms(dataset, dataset_name)?;
+        let event = match terms.is_empty() {
+            true => None,
+            false => match terms.remove(0) {
+                Term::Continuous(e) => Some(e),
+                Term::Factor(_) => None,
+            },
+        };
+        let Some(event) = event else {
+            return Err(EngineError::at(
+                self.command().span,
+                "write cox <duration> <event> <term>…, the event 1 where it happened and 0 where the unit was censored",
+            ));
+        };
+        let level = self.option_number("level")?.unwrap_or(95.0);
+        let request = OlsRequest {
+            dependent: duration,
+            terms,
+            constant: false,
+            errors: Errors::Classical,
+            level,
+        };
+        let mask = self.mask(dataset, dataset_name)?;
+        let copies =
+            dataset.copies([request.dependent.as_str(), event.as_str()].into_iter().chain(
+                request.terms.iter().map(|t| match t {
+                    Term::Continuous(v) | Term::Factor(v) => v.as_str(),
+                }),
+            ));
+        let gate = &*self.gate_for(copies);
+        let keys = self.record_keys(gate, dataset);
+        let raw = cox_raw(gate, dataset, &keys, &request, &event, mask.as_ref())?;
+        self.check_population_history(&raw.population)?;
+        let population = raw.population.clone();
+        let released = self.releaser.model(gate, self.origin(), raw);
+        self.outputs.push(released);
+        self.remember_population(population);
+        Ok(())
     }
 
     /// mlogit.

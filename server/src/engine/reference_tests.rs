@@ -9,8 +9,8 @@ use serde_json::Value;
 
 use super::describe::{TableRequest, summarize_raw, tabulate_raw};
 use super::models::{
-    Errors, IvRequest, Likelihood, OlsRequest, Term, ivregress_raw, likelihood_raw, mlogit_raw,
-    ols_raw,
+    Errors, IvRequest, Likelihood, OlsRequest, Term, cox_raw, ivregress_raw, likelihood_raw,
+    mlogit_raw, ols_raw,
 };
 use super::*;
 use crate::disclosure::audit::MemoryAudit;
@@ -274,6 +274,28 @@ async fn statistics_match_pandas_and_statsmodels_on_the_same_parquet() {
             let stat = |name: &str| model.statistics.iter().find(|(k, _)| k == name).unwrap().1;
             close(stat("log likelihood"), f(&theirs["llf"]), &format!("{key} log likelihood"));
             close(stat("pseudo R²"), f(&theirs["prsquared"]), &format!("{key} pseudo R²"));
+            if link == Likelihood::Logit {
+                // cox age high i.sex hundreds.
+                let request = OlsRequest {
+                    dependent: "age".into(),
+                    terms: vec![Term::Factor("sex".into()), Term::Continuous("hundreds".into())],
+                    constant: false,
+                    ..request.clone()
+                };
+                let model = cox_raw(gate, &dataset, &keys, &request, "high", None).unwrap();
+                let theirs = &reference["cox"];
+                for (j, c) in model.coefficients.iter().enumerate() {
+                    let b = f(&theirs["params"][j]);
+                    close(c.estimate, b.exp(), &format!("cox hazard ratio {}", c.term));
+                    close(
+                        c.std_error,
+                        b.exp() * f(&theirs["bse"][j]),
+                        &format!("cox se {}", c.term),
+                    );
+                }
+                let ll = model.statistics.iter().find(|(k, _)| k == "log partial likelihood");
+                close(ll.unwrap().1, f(&theirs["llf"]), "cox log partial likelihood");
+            }
             if link == Likelihood::Logit {
                 // mlogit of the three wage bands on the same terms.
                 let request = OlsRequest { dependent: "band".into(), ..request.clone() };
