@@ -400,6 +400,32 @@ pub fn ols_raw(
     })
 }
 
+/// A coefficient with a z test and a normal interval at `level` percent; `exponentiate`
+/// shows exp(b) (odds, incidence-rate or hazard ratios) with its delta-method error, the test
+/// staying on b.
+fn z_coefficient(
+    term: String,
+    b: f64,
+    se: f64,
+    level: f64,
+    exponentiate: bool,
+    is_constant: bool,
+) -> raw::Coefficient {
+    let normal = Normal::standard();
+    let critical = normal.inverse_cdf(1.0 - (1.0 - level / 100.0) / 2.0);
+    let shown = |v: f64| if exponentiate { v.exp() } else { v };
+    raw::Coefficient {
+        term,
+        estimate: shown(b),
+        std_error: if exponentiate { b.exp() * se } else { se },
+        statistic: b / se,
+        p_value: 2.0 * (1.0 - normal.cdf((b / se).abs())),
+        ci_low: shown(b - critical * se),
+        ci_high: shown(b + critical * se),
+        is_constant,
+    }
+}
+
 /// The models fitted by maximum likelihood.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Likelihood {
@@ -678,29 +704,14 @@ pub fn likelihood_raw(
         };
         covariance = &covariance * meat * &covariance * correction;
     }
-    let critical = normal.inverse_cdf(1.0 - (1.0 - request.level / 100.0) / 2.0);
     let coefficients = design
         .names
         .iter()
         .enumerate()
         .map(|(j, name)| {
-            let (b, se) = (beta[j], covariance[(j, j)].max(0.0).sqrt());
-            let z = b / se;
-            let (estimate, std_error, ci_low, ci_high) = if odds_ratios {
-                (b.exp(), b.exp() * se, (b - critical * se).exp(), (b + critical * se).exp())
-            } else {
-                (b, se, b - critical * se, b + critical * se)
-            };
-            raw::Coefficient {
-                term: name.clone(),
-                estimate,
-                std_error,
-                statistic: z,
-                p_value: 2.0 * (1.0 - normal.cdf(z.abs())),
-                ci_low,
-                ci_high,
-                is_constant: name == "constant" && request.constant,
-            }
+            let se = covariance[(j, j)].max(0.0).sqrt();
+            let constant = name == "constant" && request.constant;
+            z_coefficient(name.clone(), beta[j], se, request.level, odds_ratios, constant)
         })
         .collect();
     // The null model: a constant only (and, for the negative binomial, its own α).
@@ -757,7 +768,7 @@ pub fn likelihood_raw(
     let what = if odds_ratios { what } else { "" };
     let effects = if marginal && matches!(link, Likelihood::Logit | Likelihood::Probit) {
         let coefficients =
-            average_marginal_effects(&design, &rows, &beta, &covariance, link, critical);
+            average_marginal_effects(&design, &rows, &beta, &covariance, link, request.level);
         Some(raw::Model {
             population: design.population.clone(),
             title: format!(
@@ -817,7 +828,7 @@ fn average_marginal_effects(
     beta: &DVector<f64>,
     covariance: &DMatrix<f64>,
     link: Likelihood,
-    critical: f64,
+    level: f64,
 ) -> Vec<raw::Coefficient> {
     let normal = Normal::standard();
     let k = design.k();
@@ -880,17 +891,8 @@ fn average_marginal_effects(
     (0..k)
         .filter(|&j| !matches!(design.columns[j], Column::Constant))
         .map(|j| {
-            let (b, se) = (effects[j], variance[(j, j)].max(0.0).sqrt());
-            raw::Coefficient {
-                term: design.names[j].clone(),
-                estimate: b,
-                std_error: se,
-                statistic: b / se,
-                p_value: 2.0 * (1.0 - normal.cdf((b / se).abs())),
-                ci_low: b - critical * se,
-                ci_high: b + critical * se,
-                is_constant: false,
-            }
+            let se = variance[(j, j)].max(0.0).sqrt();
+            z_coefficient(design.names[j].clone(), effects[j], se, level, false, false)
         })
         .collect()
 }
@@ -984,23 +986,14 @@ pub fn mlogit_raw(
     let covariance = information.cholesky().map(|c| c.inverse()).ok_or_else(|| {
         EngineError::new("the model's information matrix is singular: remove a collinear term")
     })?;
-    let normal = Normal::standard();
-    let critical = normal.inverse_cdf(1.0 - (1.0 - request.level / 100.0) / 2.0);
     let mut coefficients = Vec::with_capacity(p);
     for j in 0..m {
         for (t, name) in design.names.iter().enumerate() {
             let a = j * k + t;
-            let (b, se) = (beta[a], covariance[(a, a)].max(0.0).sqrt());
-            coefficients.push(raw::Coefficient {
-                term: format!("{}: {name}", labels[present[j + 1]]),
-                estimate: b,
-                std_error: se,
-                statistic: b / se,
-                p_value: 2.0 * (1.0 - normal.cdf((b / se).abs())),
-                ci_low: b - critical * se,
-                ci_high: b + critical * se,
-                is_constant: name == "constant" && request.constant,
-            });
+            let se = covariance[(a, a)].max(0.0).sqrt();
+            let term = format!("{}: {name}", labels[present[j + 1]]);
+            let constant = name == "constant" && request.constant;
+            coefficients.push(z_coefficient(term, beta[a], se, request.level, false, constant));
         }
     }
     let n = design.n as f64;
@@ -1130,25 +1123,14 @@ pub fn cox_raw(
         EngineError::new("the model's information matrix is singular: remove a collinear term")
     })?;
     let (ll0, _, _) = evaluate(&DVector::zeros(k));
-    let normal = Normal::standard();
-    let critical = normal.inverse_cdf(1.0 - (1.0 - request.level / 100.0) / 2.0);
     let coefficients = design
         .names
         .iter()
         .enumerate()
         .map(|(j, name)| {
-            let (b, se) = (beta[j], covariance[(j, j)].max(0.0).sqrt());
             // Hazard ratios, with delta-method errors, as Stata's stcox shows them.
-            raw::Coefficient {
-                term: name.clone(),
-                estimate: b.exp(),
-                std_error: b.exp() * se,
-                statistic: b / se,
-                p_value: 2.0 * (1.0 - normal.cdf((b / se).abs())),
-                ci_low: (b - critical * se).exp(),
-                ci_high: (b + critical * se).exp(),
-                is_constant: false,
-            }
+            let se = covariance[(j, j)].max(0.0).sqrt();
+            z_coefficient(name.clone(), beta[j], se, request.level, true, false)
         })
         .collect();
     let chi2 = 2.0 * (ll - ll0);
@@ -1266,23 +1248,13 @@ pub fn ivregress_raw(
     let n = design.n as f64;
     let tss = sum_sq - sum * sum / n;
     let covariance = inverse * (rss / n);
-    let normal = Normal::standard();
-    let critical = normal.inverse_cdf(1.0 - (1.0 - request.level / 100.0) / 2.0);
     let coefficients: Vec<raw::Coefficient> = x_columns
         .iter()
         .enumerate()
         .map(|(a, &j)| {
-            let (b, se) = (beta[a], covariance[(a, a)].max(0.0).sqrt());
-            raw::Coefficient {
-                term: design.names[j].clone(),
-                estimate: b,
-                std_error: se,
-                statistic: b / se,
-                p_value: 2.0 * (1.0 - normal.cdf((b / se).abs())),
-                ci_low: b - critical * se,
-                ci_high: b + critical * se,
-                is_constant: design.terms[j].is_none(),
-            }
+            let se = covariance[(a, a)].max(0.0).sqrt();
+            let constant = design.terms[j].is_none();
+            z_coefficient(design.names[j].clone(), beta[a], se, request.level, false, constant)
         })
         .collect();
     // Wald test that every coefficient but the constant is zero.
