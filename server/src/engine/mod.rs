@@ -398,12 +398,14 @@ impl<'a> Step<'a> {
         &self.step.text
     }
 
-    fn gate(&self) -> &Gate {
+    /// The gate of the current dataset's datastore version. It lives as long as the engine,
+    /// not this step, so a step can hold it while it records what the gate released.
+    fn gate(&self) -> &'a Gate {
         self.engine.gate(self.workspace.current().and_then(|d| d.origin.as_ref()))
     }
 
     /// The gate for an output over variables of which up to `copies` units share a value.
-    fn gate_for(&self, copies: u64) -> std::borrow::Cow<'_, Gate> {
+    fn gate_for(&self, copies: u64) -> std::borrow::Cow<'a, Gate> {
         self.gate().for_copies(copies)
     }
 

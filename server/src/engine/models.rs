@@ -1562,6 +1562,21 @@ impl Step<'_> {
         self.model(Some(link))
     }
 
+    /// Rule 11 for the model's estimation sample, then the gate's model rules; the released
+    /// output and its population are kept. Every model command ends here.
+    fn release_model(
+        &mut self,
+        gate: &crate::disclosure::Gate,
+        raw: raw::Model,
+    ) -> Result<(), EngineError> {
+        self.check_population_history(&raw.population)?;
+        let population = raw.population.clone();
+        let released = self.releaser.model(gate, self.origin(), raw);
+        self.outputs.push(released);
+        self.remember_population(population);
+        Ok(())
+    }
+
     /// `cox <duration> <event> <term>…`.
     pub(super) fn cox(&mut self) -> Result<(), EngineError> {
         let (dataset_name, dataset) = self.populated()?;
@@ -1597,12 +1612,7 @@ impl Step<'_> {
         let gate = &*self.gate_for(copies);
         let keys = self.record_keys(gate, dataset);
         let raw = cox_raw(gate, dataset, &keys, &request, &event, mask.as_ref())?;
-        self.check_population_history(&raw.population)?;
-        let population = raw.population.clone();
-        let released = self.releaser.model(gate, self.origin(), raw);
-        self.outputs.push(released);
-        self.remember_population(population);
-        Ok(())
+        self.release_model(gate, raw)
     }
 
     /// mlogit.
@@ -1640,12 +1650,7 @@ impl Step<'_> {
         let gate = &*self.gate_for(copies);
         let keys = self.record_keys(gate, dataset);
         let raw = mlogit_raw(gate, dataset, &keys, &request, mask.as_ref())?;
-        self.check_population_history(&raw.population)?;
-        let population = raw.population.clone();
-        let released = self.releaser.model(gate, self.origin(), raw);
-        self.outputs.push(released);
-        self.remember_population(population);
-        Ok(())
+        self.release_model(gate, raw)
     }
 
     fn model(&mut self, binary: Option<Likelihood>) -> Result<(), EngineError> {
@@ -1740,12 +1745,7 @@ impl Step<'_> {
                 model
             }
         };
-        self.check_population_history(&raw.population)?;
-        let population = raw.population.clone();
-        let released = self.releaser.model(gate, self.origin(), raw);
-        self.outputs.push(released);
-        self.remember_population(population);
-        Ok(())
+        self.release_model(gate, raw)
     }
 }
 
