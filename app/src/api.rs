@@ -150,40 +150,42 @@ pub fn set_csrf(token: Option<String>) {
     CSRF.with(|c| *c.borrow_mut() = token);
 }
 
-/// POSTs JSON (with the session's `X-CSRF-Token`) and reads JSON back; errors as in
-/// [`get_json`].
+/// A state-changing request carries the session's `X-CSRF-Token`.
+fn with_csrf(builder: gloo_net::http::RequestBuilder) -> gloo_net::http::RequestBuilder {
+    match CSRF.with(|c| c.borrow().clone()) {
+        Some(token) => builder.header("X-CSRF-Token", &token),
+        None => builder,
+    }
+}
+
+async fn send_json<B: serde::Serialize, T: DeserializeOwned>(
+    builder: gloo_net::http::RequestBuilder,
+    body: &B,
+) -> Result<T, ApiError> {
+    let request = with_csrf(builder).json(body).map_err(unreachable)?;
+    read(request.send().await.map_err(unreachable)?).await
+}
+
+/// POSTs JSON and reads JSON back; errors as in [`get_json`].
 pub async fn post_json<B: serde::Serialize, T: DeserializeOwned>(
     url: &str,
     body: &B,
 ) -> Result<T, ApiError> {
-    let mut builder = gloo_net::http::Request::post(url);
-    if let Some(token) = CSRF.with(|c| c.borrow().clone()) {
-        builder = builder.header("X-CSRF-Token", &token);
-    }
-    let request = builder.json(body).map_err(unreachable)?;
-    read(request.send().await.map_err(unreachable)?).await
+    send_json(gloo_net::http::Request::post(url), body).await
 }
 
-/// PUTs JSON (with the CSRF token) and reads JSON back.
+/// PUTs JSON and reads JSON back.
 pub async fn put_json<B: serde::Serialize, T: DeserializeOwned>(
     url: &str,
     body: &B,
 ) -> Result<T, ApiError> {
-    let mut builder = gloo_net::http::Request::put(url);
-    if let Some(token) = CSRF.with(|c| c.borrow().clone()) {
-        builder = builder.header("X-CSRF-Token", &token);
-    }
-    let request = builder.json(body).map_err(unreachable)?;
-    read(request.send().await.map_err(unreachable)?).await
+    send_json(gloo_net::http::Request::put(url), body).await
 }
 
-/// DELETEs (with the CSRF token) and reads JSON back.
+/// DELETEs and reads JSON back.
 pub async fn delete_json<T: DeserializeOwned>(url: &str) -> Result<T, ApiError> {
-    let mut builder = gloo_net::http::Request::delete(url);
-    if let Some(token) = CSRF.with(|c| c.borrow().clone()) {
-        builder = builder.header("X-CSRF-Token", &token);
-    }
-    read(builder.send().await.map_err(unreachable)?).await
+    let request = with_csrf(gloo_net::http::Request::delete(url));
+    read(request.send().await.map_err(unreachable)?).await
 }
 
 /// The API address of an area's files (`project` None: the personal area), or of one file.

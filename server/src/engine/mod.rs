@@ -517,6 +517,18 @@ impl<'a> Step<'a> {
         }
     }
 
+    /// `level()`, the confidence level in percent: 95 when not given.
+    fn confidence_level(&self) -> Result<f64, EngineError> {
+        let level = self.option_number("level")?.unwrap_or(95.0);
+        if !(10.0..100.0).contains(&level) {
+            return Err(EngineError::at(
+                self.option("level").expect("present").span,
+                "level() is a percentage between 10 and 99.9",
+            ));
+        }
+        Ok(level)
+    }
+
     async fn execute(&mut self) -> Result<(), EngineError> {
         let name = self.command().name.clone();
         match name.as_str() {

@@ -1419,13 +1419,7 @@ impl Step<'_> {
         if endogenous.is_empty() || instruments.is_empty() {
             return Err(EngineError::at(args[open].span, usage));
         }
-        let level = self.option_number("level")?.unwrap_or(95.0);
-        if !(10.0..100.0).contains(&level) {
-            return Err(EngineError::at(
-                self.option("level").expect("present").span,
-                "level() is a percentage between 10 and 99.9",
-            ));
-        }
+        let level = self.confidence_level()?;
         let request = IvRequest {
             dependent,
             exogenous: outside.map(|(t, _)| t).collect(),
@@ -1594,7 +1588,7 @@ impl Step<'_> {
                 "write cox <duration> <event> <term>…, the event 1 where it happened and 0 where the unit was censored",
             ));
         };
-        let level = self.option_number("level")?.unwrap_or(95.0);
+        let level = self.confidence_level()?;
         let request = OlsRequest {
             dependent: duration,
             terms,
@@ -1627,13 +1621,7 @@ impl Step<'_> {
                 ));
             }
         }
-        let level = self.option_number("level")?.unwrap_or(95.0);
-        if !(10.0..100.0).contains(&level) {
-            return Err(EngineError::at(
-                self.option("level").expect("present").span,
-                "level() is a percentage between 10 and 99.9",
-            ));
-        }
+        let level = self.confidence_level()?;
         let request = OlsRequest {
             dependent,
             terms,
@@ -1682,13 +1670,7 @@ impl Step<'_> {
             (true, None) => Errors::Robust,
             (false, None) => Errors::Classical,
         };
-        let level = self.option_number("level")?.unwrap_or(95.0);
-        if !(10.0..100.0).contains(&level) {
-            return Err(EngineError::at(
-                self.option("level").expect("present").span,
-                "level() is a percentage between 10 and 99.9",
-            ));
-        }
+        let level = self.confidence_level()?;
         let request =
             OlsRequest { dependent, terms, constant: !self.flag("noconstant"), errors, level };
         let mask = self.mask(dataset, dataset_name)?;

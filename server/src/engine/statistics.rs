@@ -347,13 +347,7 @@ impl Step<'_> {
         if names.is_empty() {
             return Err(EngineError::at(self.command().span, "write ci <variable>…"));
         }
-        let level = self.option_number("level")?.unwrap_or(95.0);
-        if !(10.0..100.0).contains(&level) {
-            return Err(EngineError::at(
-                self.option("level").expect("present").span,
-                "level() is a percentage between 10 and 99.9",
-            ));
-        }
+        let level = self.confidence_level()?;
         let (dataset_name, dataset) = self.populated()?;
         let mask = self.mask(dataset, dataset_name)?;
         let gate = &*self.gate_for(dataset.copies(names.iter().map(String::as_str)));
