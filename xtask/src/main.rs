@@ -204,9 +204,11 @@ fn browser_tests() -> Result<(), String> {
     for suffix in ["", "-wal", "-shm"] {
         let _ = std::fs::remove_file(format!("{}{suffix}", database.display()));
     }
+    // The CLI the tests run writes its security events to the server's audit log.
     let identity_env = [
         ("SKJOLD_DATABASE", database.display().to_string()),
         ("SKJOLD_PUBLIC_URL", public_url.clone()),
+        ("SKJOLD_AUDIT_LOG", root.join("target/e2e/audit.jsonl").display().to_string()),
     ];
     let mut server = util::Server::start(
         std::process::Command::new(&skjold)
