@@ -32,8 +32,9 @@ pub fn CatalogPage() -> impl IntoView {
         latest.set_value(ticket);
         spawn_local(async move {
             let answer = get_json::<VariablePage>(&url).await;
-            if latest.get_value() == ticket {
-                set_results.set(Some(answer));
+            // The page may be gone by now (the user followed a result): then nothing is set.
+            if latest.try_get_value() == Some(ticket) {
+                set_results.try_set(Some(answer));
             }
         });
     });
