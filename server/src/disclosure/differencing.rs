@@ -20,16 +20,28 @@ struct Cell {
 }
 
 /// The population of one output, as an IBLT of unit ids.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug)]
 pub struct PopulationSketch {
     cells: [Cell; CELLS],
+    /// The id inserted last. A panel hands over a unit's rows one after another; the unit is
+    /// one member of the population however many dates it has, so a repeat is skipped (an
+    /// IBLT holding an id twice would no longer peel against one holding it once).
+    last: Option<i64>,
 }
 
 impl Default for PopulationSketch {
     fn default() -> PopulationSketch {
-        PopulationSketch { cells: [Cell::default(); CELLS] }
+        PopulationSketch { cells: [Cell::default(); CELLS], last: None }
     }
 }
+
+impl PartialEq for PopulationSketch {
+    fn eq(&self, other: &PopulationSketch) -> bool {
+        self.cells == other.cells
+    }
+}
+
+impl Eq for PopulationSketch {}
 
 fn mix(mut z: u64) -> u64 {
     z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
@@ -49,6 +61,10 @@ fn cell_index(id: i64, table: usize) -> usize {
 
 impl PopulationSketch {
     pub fn insert(&mut self, id: i64) {
+        if self.last == Some(id) {
+            return;
+        }
+        self.last = Some(id);
         let c = check(id);
         for t in 0..SUBTABLES {
             let cell = &mut self.cells[cell_index(id, t)];
@@ -109,5 +125,14 @@ mod tests {
         let swapped = sketch((1..100_000).chain([1_000_000]));
         assert_eq!(base.difference(&swapped), Some(2));
         assert_eq!(base.difference(&sketch(0..50_000)), None);
+    }
+
+    #[test]
+    fn a_unit_inserted_once_per_panel_date_is_one_member() {
+        let cross_section = sketch(0..1_000);
+        let panel = sketch((0..1_000).flat_map(|id| [id, id, id]));
+        assert_eq!(cross_section.difference(&panel), Some(0));
+        let panel_with_one_more = sketch((0..1_001).flat_map(|id| [id, id]));
+        assert_eq!(cross_section.difference(&panel_with_one_more), Some(1));
     }
 }

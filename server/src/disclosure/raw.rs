@@ -174,6 +174,9 @@ pub struct Model {
     pub outcome_levels: Option<Vec<u64>>,
     /// The fewest units in any crossing of the categorical covariates.
     pub smallest_crossing: Option<u64>,
+    /// Units whose effects the model absorbed, each a parameter the residual df loses (fixed
+    /// effects). The gate restates that df with this count perturbed, as it does N.
+    pub absorbed: Option<Contributors>,
     /// Fit statistics safe to show: R², F, log likelihood, …
     pub statistics: Vec<(String, f64)>,
     /// The estimation sample (rule 11).

@@ -472,7 +472,8 @@ impl Releaser<'_> {
         }
         let constant = model.coefficients.iter().any(|c| c.is_constant);
         let n = gate.perturb(model.contributors) as f64;
-        let released_df = (n - model.parameters as f64).max(1.0);
+        let absorbed = model.absorbed.map_or(0.0, |units| gate.perturb(units) as f64);
+        let released_df = (n - absorbed - model.parameters as f64).max(1.0);
         // t tests on the released residual df (see raw::Model::t_test).
         let t_test = model.t_test.and_then(|(_, level)| {
             use statrs::distribution::{ContinuousCDF, StudentsT};
@@ -510,7 +511,7 @@ impl Releaser<'_> {
         statistics.extend(with_released_n(
             model.statistics,
             n,
-            model.parameters as f64,
+            released_df,
             model.residual_df,
             constant,
         ));
@@ -611,13 +612,12 @@ impl Releaser<'_> {
 fn with_released_n(
     statistics: Vec<(String, f64)>,
     n: f64,
-    parameters: f64,
+    residual_df: f64,
     true_residual_df: f64,
     constant: bool,
 ) -> Vec<(String, f64)> {
     let find = |name: &str| statistics.iter().find(|(k, _)| k == name).map(|(_, v)| *v);
     let (r2, model_df) = (find("R²"), find("model df"));
-    let residual_df = (n - parameters).max(1.0);
     statistics
         .iter()
         .map(|(name, value)| {

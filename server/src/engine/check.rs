@@ -218,7 +218,9 @@ impl Simulation<'_> {
             // Commands that read variables and change no names.
             "summarize" | "tabulate" | "histogram" | "hexbin" | "regress" | "logit" | "probit"
             | "poisson" | "negative-binomial" | "ivregress" | "mlogit" | "cox" | "correlate"
-            | "ci" | "normaltest" | "anova" | "boxplot" | "piechart" | "barchart" => {
+            | "ci" | "normaltest" | "anova" | "boxplot" | "piechart" | "barchart"
+            | "summarize-panel" | "tabulate-panel" | "transitions-panel" | "regress-panel"
+            | "hausman" => {
                 for (name, span) in variable_arguments(&c.args, src) {
                     self.require(step, &name, span);
                 }

@@ -52,11 +52,30 @@ pub struct Origin {
 pub struct Dataset {
     pub unit_type: Option<UnitType>,
     pub origin: Option<Origin>,
-    /// Unit ids, ascending and unique.
+    /// Unit ids, ascending; unique but in a panel (see `panel`).
     pub ids: Int64Array,
     pub variables: Vec<Variable>,
     /// For a collapsed dataset, whose units are groups: the units in each group.
     pub members: Option<Arc<Members>>,
+    /// For a panel dataset (`import-panel`): rows are (unit, date) pairs, ordered by unit id
+    /// and then date, so `ids` repeats each unit once per date it has.
+    pub panel: Option<Panel>,
+}
+
+/// The dates of a panel dataset's rows.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Panel {
+    /// The panel's dates, ascending, in days since 1970-01-01.
+    pub dates: Vec<i32>,
+    /// Each row's index into `dates`.
+    pub rows: Vec<u32>,
+}
+
+impl Panel {
+    /// The date of row `i`, in days since 1970-01-01.
+    pub fn date_of(&self, i: usize) -> i32 {
+        self.dates[self.rows[i] as usize]
+    }
 }
 
 /// The member units of each group of a collapsed dataset. Outputs over groups are outputs over
@@ -115,6 +134,7 @@ impl Default for Dataset {
             ids: Int64Array::from(Vec::<i64>::new()),
             variables: Vec::new(),
             members: None,
+            panel: None,
         }
     }
 }
@@ -126,6 +146,16 @@ impl Dataset {
 
     pub fn is_empty(&self) -> bool {
         self.ids.is_empty() && self.unit_type.is_none()
+    }
+
+    /// An error for a command that needs one row per unit, when this is a panel.
+    pub fn require_cross_section(&self, dataset: &str, command: &str) -> Result<(), EngineError> {
+        match self.panel {
+            Some(_) => Err(EngineError::new(format!(
+                "dataset {dataset} is a panel (a row per unit and date, from import-panel) and {command} needs a row per unit: use the -panel commands on it, or do this in a dataset made with import"
+            ))),
+            None => Ok(()),
+        }
     }
 
     /// The units behind row `i`: its own id, or a group's members.
@@ -147,14 +177,24 @@ impl Dataset {
         }
     }
 
-    /// The most copies any of the named variables holds (see [`VarInfo::copies`]).
-    pub fn copies<'n>(&self, names: impl IntoIterator<Item = &'n str>) -> u64 {
+    /// The most copies any of the named variables holds (see [`VarInfo::copies`]), leaving
+    /// a panel's dates aside: what an output over one date of a panel counts.
+    pub fn variable_copies<'n>(&self, names: impl IntoIterator<Item = &'n str>) -> u64 {
         names
             .into_iter()
             .filter_map(|n| self.variable(n))
             .map(|v| v.info.copies())
             .max()
             .unwrap_or(1)
+    }
+
+    /// The most copies any of the named variables holds (see [`VarInfo::copies`]). In a panel
+    /// every unit has a row per date, so a pooled output counts each unit up to that many
+    /// times over: the panel's dates multiply the copies.
+    pub fn copies<'n>(&self, names: impl IntoIterator<Item = &'n str>) -> u64 {
+        let copies = self.variable_copies(names);
+        let dates = self.panel.as_ref().map_or(1, |p| p.dates.len() as u64);
+        copies.saturating_mul(dates.max(1))
     }
 
     pub fn variable(&self, name: &str) -> Option<&Variable> {
@@ -208,6 +248,18 @@ impl Dataset {
         self.ids = ids.as_any().downcast_ref::<Int64Array>().cloned().expect("ids are Int64");
         for v in &mut self.variables {
             v.values = compute::filter(&v.values, mask).map_err(internal)?;
+        }
+        if let Some(panel) = &mut self.panel {
+            let mut kept = Vec::with_capacity(self.ids.len());
+            kept.extend(
+                panel
+                    .rows
+                    .iter()
+                    .enumerate()
+                    .filter(|(i, _)| mask.is_valid(*i) && mask.value(*i))
+                    .map(|(_, r)| *r),
+            );
+            panel.rows = kept;
         }
         Ok(())
     }

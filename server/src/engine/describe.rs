@@ -12,9 +12,9 @@ use datafusion::arrow::datatypes::DataType;
 use super::dataset::{Dataset, Kind, Variable};
 use super::transform::display;
 use super::{EngineError, Step, expr};
-use crate::disclosure::Gate;
 use crate::disclosure::differencing::PopulationSketch;
 use crate::disclosure::raw::{self, CellStatistic, Contributors, Magnitude, Quantile};
+use crate::disclosure::{Gate, Released};
 use crate::stats;
 use shared::script::TokenKind;
 
@@ -595,6 +595,21 @@ impl Step<'_> {
     pub(super) fn tabulate(&mut self) -> Result<(), EngineError> {
         let (dataset_name, dataset) = self.populated()?;
         let names = self.variable_args(dataset, dataset_name)?;
+        let (released, population) = self.tabulate_of(dataset_name, dataset, names)?;
+        self.outputs.extend(released);
+        self.remember_population(population);
+        Ok(())
+    }
+
+    /// tabulate's work over `dataset` with the command's options, up to and including rule
+    /// 11's check: the released tables and the population to remember. The panel tables
+    /// build their own dataset (a date column, or one row per transition) and come here too.
+    pub(super) fn tabulate_of(
+        &self,
+        dataset_name: &str,
+        dataset: &Dataset,
+        names: Vec<String>,
+    ) -> Result<(Vec<Released>, PopulationSketch), EngineError> {
         let flatten = self.flag("flatten");
         if names.is_empty() || (names.len() > 2 && !flatten) {
             return Err(EngineError::at(
@@ -702,9 +717,7 @@ impl Step<'_> {
         self.check_population_history(&raw.population)?;
         let population = raw.population.clone();
         released.push(self.releaser.table(gate, self.origin(), raw));
-        self.outputs.extend(released);
-        self.remember_population(population);
-        Ok(())
+        Ok((released, population))
     }
 
     pub(super) fn histogram(&mut self) -> Result<(), EngineError> {

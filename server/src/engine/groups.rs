@@ -276,6 +276,9 @@ impl Step<'_> {
     pub(super) fn collapse_or_aggregate(&mut self, collapse: bool) -> Result<(), EngineError> {
         let (dataset_name, dataset) = self.populated()?;
         let dataset_name = dataset_name.to_owned();
+        if collapse {
+            dataset.require_cross_section(&dataset_name, "collapse")?;
+        }
         let (requests, by) = self.group_requests(dataset, &dataset_name)?;
         let by_variable = dataset.variable(&by).expect("checked");
         let groups = group_ids(by_variable)?;
@@ -362,6 +365,7 @@ impl Step<'_> {
                 ids: Int64Array::from(group_ids),
                 variables,
                 members: Some(Arc::new(Members::new(member_type, pairs))),
+                panel: None,
             };
             let groups = collapsed.len();
             *self.current_mut()? = collapsed;
@@ -438,6 +442,7 @@ impl Step<'_> {
             return Err(EngineError::at(self.command().span, usage));
         }
         let (source_name, from) = self.populated()?;
+        from.require_cross_section(source_name, "merge")?;
         for (n, span) in &names {
             from.require(n, source_name).map_err(|e| e.with_span(*span))?;
         }
@@ -465,6 +470,7 @@ impl Step<'_> {
                 format!("dataset {target_name} is empty: import its units first"),
             ));
         }
+        target.require_cross_section(target_name, "merge").map_err(|e| e.with_span(target_span))?;
         if target.origin != from.origin {
             return Err(EngineError::at(
                 target_span,

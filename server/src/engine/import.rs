@@ -17,8 +17,9 @@ use shared::metadata::{Temporality, ValueDomain, VariableMetadata};
 use shared::script::{Span, TokenKind};
 use shared::{Date, VariableName};
 
-use super::dataset::{Dataset, VarInfo, Variable};
+use super::dataset::{Dataset, Origin, VarInfo, Variable};
 use super::{EngineError, Step};
+use crate::datastore::DatastoreVersion;
 
 struct ImportArgs {
     alias: String,
@@ -26,6 +27,64 @@ struct ImportArgs {
     variable_span: Span,
     date: Option<(Date, Span)>,
     name: Option<String>,
+}
+
+impl<'a> Step<'a> {
+    /// The datastore version bound to `alias` and its variable `variable`, which the
+    /// workspace's project must be granted; errors name the alias or variable and the fix.
+    pub(super) fn resolve_variable(
+        &self,
+        alias: &str,
+        alias_span: Span,
+        variable: &str,
+        variable_span: Span,
+    ) -> Result<(Origin, &'a DatastoreVersion, &'a VariableMetadata), EngineError> {
+        let origin = self.workspace.aliases.get(alias).cloned().ok_or_else(|| {
+            EngineError::at(
+                alias_span,
+                format!(
+                    "{alias} is not bound to a datastore: add require <datastore>:<version> as {alias} first"
+                ),
+            )
+        })?;
+        let registry: &'a crate::datastore::Registry = self.engine.registry();
+        let version = registry
+            .datastores
+            .iter()
+            .find(|(n, _)| n.as_str() == origin.datastore)
+            .and_then(|(_, vs)| vs.iter().find(|v| v.metadata.version == origin.version))
+            .ok_or_else(|| EngineError::internal("a bound datastore version disappeared"))?;
+        let meta = VariableName::parse(variable)
+            .ok()
+            .and_then(|n| version.variables.get(&n))
+            .ok_or_else(|| {
+                let names = version.variables.keys().map(|n| n.as_str());
+                let hint = match shared::script::catalog::nearest(variable, names) {
+                    Some(near) => format!(": did you mean {near}?"),
+                    None => ": search the catalog for its name".into(),
+                };
+                EngineError::at(
+                    variable_span,
+                    format!(
+                        "{}:{} has no variable {variable}{hint}",
+                        origin.datastore, origin.version
+                    ),
+                )
+            })?;
+        if let Some(grants) = &self.workspace.grants
+            && !grants.allows_variable(&origin.datastore, meta.name.as_str())
+        {
+            return Err(EngineError::at(
+                variable_span,
+                format!(
+                    "this workspace's project is not granted {}/{}: ask your data steward to grant it",
+                    origin.datastore,
+                    meta.name.as_str()
+                ),
+            ));
+        }
+        Ok((origin, version, meta))
+    }
 }
 
 impl Step<'_> {
@@ -74,57 +133,18 @@ impl Step<'_> {
 
     pub(super) async fn import(&mut self) -> Result<(), EngineError> {
         let args = self.import_args()?;
-        let origin = self.workspace.aliases.get(&args.alias).cloned().ok_or_else(|| {
-            EngineError::at(
-                self.command().args[0].span,
-                format!(
-                    "{} is not bound to a datastore: add require <datastore>:<version> as {} first",
-                    args.alias, args.alias
-                ),
-            )
-        })?;
-        let registry = self.engine.registry();
-        let version = registry
-            .datastores
-            .iter()
-            .find(|(n, _)| n.as_str() == origin.datastore)
-            .and_then(|(_, vs)| vs.iter().find(|v| v.metadata.version == origin.version))
-            .ok_or_else(|| EngineError::internal("a bound datastore version disappeared"))?;
-        let meta = VariableName::parse(&args.variable)
-            .ok()
-            .and_then(|n| version.variables.get(&n))
-            .ok_or_else(|| {
-                let names = version.variables.keys().map(|n| n.as_str());
-                let hint = match shared::script::catalog::nearest(&args.variable, names) {
-                    Some(near) => format!(": did you mean {near}?"),
-                    None => ": search the catalog for its name".into(),
-                };
-                EngineError::at(
-                    args.variable_span,
-                    format!(
-                        "{}:{} has no variable {}{hint}",
-                        origin.datastore, origin.version, args.variable
-                    ),
-                )
-            })?;
-        if let Some(grants) = &self.workspace.grants
-            && !grants.allows_variable(&origin.datastore, meta.name.as_str())
-        {
-            return Err(EngineError::at(
-                args.variable_span,
-                format!(
-                    "this workspace's project is not granted {}/{}: ask your data steward to grant it",
-                    origin.datastore,
-                    meta.name.as_str()
-                ),
-            ));
-        }
+        let alias_span = self.command().args[0].span;
+        let (origin, version, meta) =
+            self.resolve_variable(&args.alias, alias_span, &args.variable, args.variable_span)?;
         check_date(meta, args.date, args.variable_span)?;
 
         let target_name = args.name.clone().unwrap_or_else(|| args.variable.clone());
         let dataset_name = self.current_name()?;
         {
             let dataset = &self.workspace.datasets[&dataset_name];
+            dataset
+                .require_cross_section(&dataset_name, "import")
+                .map_err(|e| e.with_span(self.command().name_span))?;
             if dataset.members.is_some() {
                 return Err(EngineError::at(
                     args.variable_span,
@@ -209,7 +229,7 @@ impl Step<'_> {
     }
 
     /// (unit ids ascending and unique, values aligned) of a variable at a date.
-    async fn scan(
+    pub(super) async fn scan(
         &self,
         dir: &std::path::Path,
         meta: &VariableMetadata,
@@ -356,7 +376,7 @@ pub(super) fn labels(meta: &VariableMetadata) -> Option<Arc<BTreeMap<String, Str
 }
 
 /// Left join (or full join with `outer`) of sorted (ids, values) into the dataset.
-fn merge_into(
+pub(super) fn merge_into(
     dataset: &mut Dataset,
     ids: Int64Array,
     values: ArrayRef,

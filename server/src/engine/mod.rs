@@ -16,6 +16,7 @@ pub mod expr;
 mod groups;
 mod import;
 pub(crate) mod models;
+pub(crate) mod panel;
 mod prepare;
 mod recode;
 pub(crate) mod statistics;
@@ -574,6 +575,12 @@ impl<'a> Step<'a> {
             "coefplot" => self.coefplot(),
             "mlogit" => self.mlogit(),
             "cox" => self.cox(),
+            "import-panel" => self.import_panel().await,
+            "summarize-panel" => self.summarize_panel(),
+            "tabulate-panel" => self.tabulate_panel(),
+            "transitions-panel" => self.transitions_panel(),
+            "regress-panel" => self.regress_panel(),
+            "hausman" => self.hausman(),
             "help" => self.help(),
             "variables" => self.variables(),
             "history" => {
@@ -823,6 +830,11 @@ impl<'a> Step<'a> {
         let mut text = format!("## Dataset {name}\n\n");
         if let Some(unit) = dataset.unit_type {
             text.push_str(&format!("Unit: {}\n\n", unit.as_str()));
+        }
+        if let Some(panel) = &dataset.panel {
+            let dates: Vec<String> =
+                panel.dates.iter().map(|&d| shared::Date::from_epoch_days(d).to_string()).collect();
+            text.push_str(&format!("Panel: a row per unit and date, at {}\n\n", dates.join(", ")));
         }
         text.push_str("| variable | type | from |\n|---|---|---|\n");
         for v in &dataset.variables {

@@ -56,26 +56,26 @@ enum Column {
 
 /// The design matrix of a model, its estimation sample and what the gate needs to know about
 /// that sample. Shared by every model command.
-struct Design {
-    names: Vec<String>,
+pub(super) struct Design {
+    pub(super) names: Vec<String>,
     columns: Vec<Column>,
     /// The index in `request.terms` each column comes from; `None` for the constant.
     terms: Vec<Option<usize>>,
     /// The dependent variable's values.
-    y: Vec<Option<f64>>,
+    pub(super) y: Vec<Option<f64>>,
     /// Rows in the estimation sample: inside the condition, every value present.
-    sample: Vec<bool>,
+    pub(super) sample: Vec<bool>,
     /// Units in the sample.
-    n: usize,
-    contributors: Contributors,
-    population: PopulationSketch,
+    pub(super) n: usize,
+    pub(super) contributors: Contributors,
+    pub(super) population: PopulationSketch,
     /// Units per level of each `i.` term, and of each 0/1 regressor (rule 9).
-    categorical_levels: Vec<(String, Vec<u64>)>,
-    smallest_crossing: Option<u64>,
+    pub(super) categorical_levels: Vec<(String, Vec<u64>)>,
+    pub(super) smallest_crossing: Option<u64>,
 }
 
 impl Design {
-    fn new(
+    pub(super) fn new(
         dataset: &Dataset,
         keys: &[u64],
         request: &OlsRequest,
@@ -228,11 +228,11 @@ impl Design {
         })
     }
 
-    fn k(&self) -> usize {
+    pub(super) fn k(&self) -> usize {
         self.columns.len()
     }
 
-    fn row(&self, i: usize, x: &mut [f64]) {
+    pub(super) fn row(&self, i: usize, x: &mut [f64]) {
         for (j, c) in self.columns.iter().enumerate() {
             x[j] = match c {
                 Column::Values(v) => v[i].unwrap_or(0.0),
@@ -243,7 +243,7 @@ impl Design {
     }
 
     /// The rows of the estimation sample.
-    fn rows(&self) -> impl Iterator<Item = usize> + '_ {
+    pub(super) fn rows(&self) -> impl Iterator<Item = usize> + '_ {
         (0..self.sample.len()).filter(|&i| self.sample[i])
     }
 }
@@ -396,6 +396,7 @@ pub fn ols_raw(
         categorical_levels: design.categorical_levels,
         outcome_levels: None,
         smallest_crossing: design.smallest_crossing,
+        absorbed: None,
         statistics,
     })
 }
@@ -786,6 +787,7 @@ pub fn likelihood_raw(
             categorical_levels: design.categorical_levels.clone(),
             outcome_levels: outcome_levels.clone(),
             smallest_crossing: design.smallest_crossing,
+            absorbed: None,
             statistics: Vec::new(),
         })
     } else {
@@ -813,6 +815,7 @@ pub fn likelihood_raw(
         categorical_levels: design.categorical_levels,
         outcome_levels,
         smallest_crossing: design.smallest_crossing,
+        absorbed: None,
         statistics,
     };
     Ok((model, effects))
@@ -1020,6 +1023,7 @@ pub fn mlogit_raw(
         categorical_levels: design.categorical_levels,
         outcome_levels: Some(outcome_levels),
         smallest_crossing: design.smallest_crossing,
+        absorbed: None,
         statistics: vec![
             ("log likelihood".to_owned(), ll),
             ("LR chi²".to_owned(), chi2),
@@ -1151,6 +1155,7 @@ pub fn cox_raw(
         categorical_levels: design.categorical_levels,
         outcome_levels: Some(outcome_levels),
         smallest_crossing: design.smallest_crossing,
+        absorbed: None,
         statistics: vec![
             ("log partial likelihood".to_owned(), ll),
             ("LR chi²".to_owned(), chi2),
@@ -1293,6 +1298,7 @@ pub fn ivregress_raw(
         categorical_levels: design.categorical_levels,
         outcome_levels: None,
         smallest_crossing: design.smallest_crossing,
+        absorbed: None,
         statistics,
     })
 }
@@ -1357,7 +1363,7 @@ impl Step<'_> {
     }
 
     /// `dependent term…` from the arguments.
-    fn model_terms(
+    pub(super) fn model_terms(
         &self,
         dataset: &Dataset,
         dataset_name: &str,
@@ -1558,7 +1564,7 @@ impl Step<'_> {
 
     /// Rule 11 for the model's estimation sample, then the gate's model rules; the released
     /// output and its population are kept. Every model command ends here.
-    fn release_model(
+    pub(super) fn release_model(
         &mut self,
         gate: &crate::disclosure::Gate,
         raw: raw::Model,

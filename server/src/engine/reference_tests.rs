@@ -494,3 +494,81 @@ async fn distribution_functions_match_scipy() {
         close(ours, f(&functions[e.as_str()]), e);
     }
 }
+
+#[tokio::test]
+async fn panel_models_match_linearmodels_on_the_same_parquet() {
+    use super::panel::{Estimator, PanelSample, hausman};
+    let registry = Registry::open(small_demo()).unwrap();
+    let engine = Engine::new(Arc::new(registry), Limits::default()).unwrap();
+    let mut workspace = Workspace::default();
+    let audit = MemoryAudit::default();
+    let script = "require demo:1 as db
+create-dataset panel
+import-panel db/INNTEKT_WLONN db/SIVSTANDFDT_SIVSTAND db/BEFOLKNING_KJOENN 2019-01-01 2020-01-01 2021-01-01
+generate married = SIVSTANDFDT_SIVSTAND == '2'
+generate female = BEFOLKNING_KJOENN == '2'
+";
+    let outputs = engine.run(&mut workspace, script, &audit, "reference").await;
+    assert_ran(&outputs);
+    let reference = reference();
+    let dataset = workspace.current().unwrap();
+    assert_eq!(dataset.len() as u64, reference["panel_rows"].as_u64().unwrap(), "panel rows");
+    let gate = engine.gate(dataset.origin.as_ref());
+    let keys = gate.record_keys(&dataset.ids);
+    let request = |terms: &[&str]| OlsRequest {
+        dependent: "INNTEKT_WLONN".into(),
+        terms: terms.iter().map(|t| Term::Continuous((*t).to_owned())).collect(),
+        constant: true,
+        errors: Errors::Classical,
+        level: 95.0,
+    };
+    let theirs = &reference["panel"];
+    let fit = |estimator, terms: &[&str]| {
+        let sample = PanelSample::new(dataset, &keys, &request(terms), None).unwrap();
+        let estimate = sample.estimate(estimator).unwrap();
+        (sample, estimate)
+    };
+    let mut estimates = Vec::new();
+    for (name, estimator, terms) in [
+        ("fe", Estimator::Fixed, &["married"][..]),
+        ("re", Estimator::Random, &["married", "female"][..]),
+        ("be", Estimator::Between, &["married", "female"][..]),
+        ("pooled", Estimator::Pooled, &["married", "female"][..]),
+    ] {
+        let (sample, estimate) = fit(estimator, terms);
+        let reference = &theirs[name];
+        // linearmodels counts the units of the between regression, and rows otherwise.
+        let n = if estimator == Estimator::Between { sample.units() } else { sample.rows() as u64 };
+        assert_eq!(n, reference["nobs"].as_u64().unwrap(), "{name} observations");
+        for (j, term) in estimate.names.iter().enumerate() {
+            close(estimate.beta[j], f(&reference["params"][j]), &format!("{name} {term}"));
+            close(
+                estimate.covariance[(j, j)].sqrt(),
+                f(&reference["bse"][j]),
+                &format!("{name} {term} standard error"),
+            );
+        }
+        let statistic = |label: &str| {
+            estimate.statistics.iter().find(|(l, _)| l == label).map(|(_, v)| *v).unwrap()
+        };
+        for (label, key) in
+            [("R² within", "r2_within"), ("R² between", "r2_between"), ("R² overall", "r2_overall")]
+        {
+            close(statistic(label), f(&reference[key]), &format!("{name} {label}"));
+        }
+        if estimator == Estimator::Random {
+            close(statistic("σ_u"), f(&reference["sigma_u"]), "re σ_u");
+            close(statistic("σ_e"), f(&reference["sigma_e"]), "re σ_e");
+            close(statistic("ρ"), f(&reference["rho"]), "re ρ");
+        }
+        estimates.push(estimate);
+    }
+
+    // hausman INNTEKT_WLONN married: fixed against random effects on the same sample.
+    let fixed = estimates.remove(0);
+    let (_, random) = fit(Estimator::Random, &["married"]);
+    let test = hausman(&fixed, &random).unwrap();
+    assert_eq!(test.df, 1);
+    close(test.chi2, f(&theirs["hausman"]["chi2"]), "hausman χ²");
+    close(test.p_value, f(&theirs["hausman"]["p"]), "hausman p");
+}

@@ -277,3 +277,96 @@ async fn the_same_seed_draws_the_same_sample_and_another_seed_another() {
     let share = ids[0].len() as f64 / full;
     assert!((0.45..0.55).contains(&share), "half the units: {share}");
 }
+
+const PANEL: &str = "require demo:1 as db
+create-dataset panel
+import-panel db/INNTEKT_WLONN db/BEFOLKNING_KJOENN 2019-01-01 2020-01-01 2021-01-01
+";
+
+#[tokio::test]
+async fn import_panel_gives_a_row_per_unit_and_date_in_order() {
+    let engine = engine();
+    let mut workspace = Workspace::default();
+    let outputs = run_in(&engine, &mut workspace, PANEL).await;
+    assert_eq!(errors(&outputs), vec![], "{outputs:#?}");
+    let panel = workspace.current().unwrap();
+    let dates = &panel.panel.as_ref().expect("a panel").dates;
+    assert_eq!(dates.len(), 3);
+    // Sex is FIXED: every person is there on every date, so the rows are persons × 3.
+    let persons = {
+        let mut w = Workspace::default();
+        let s = "require demo:1 as db\ncreate-dataset p\nimport db/BEFOLKNING_KJOENN\n";
+        run_in(&engine, &mut w, s).await;
+        w.current().unwrap().len()
+    };
+    assert_eq!(panel.len(), persons * 3);
+    let rows = &panel.panel.as_ref().unwrap().rows;
+    for i in 1..panel.len() {
+        let (a, b) = (panel.ids.value(i - 1), panel.ids.value(i));
+        assert!(a < b || (a == b && rows[i - 1] < rows[i]), "row {i} out of order");
+    }
+    // The gate counts each person once per date.
+    assert_eq!(panel.copies(["INNTEKT_WLONN"]), 3);
+    assert_eq!(panel.variable_copies(["INNTEKT_WLONN"]), 1);
+}
+
+#[tokio::test]
+async fn panel_commands_say_what_they_need() {
+    let cases = [
+        (
+            format!("{PERSONS}summarize-panel wage\n"),
+            "is not a panel: make one with import-panel in an empty dataset, or use summarize",
+        ),
+        (format!("{PANEL}import db/INNTEKT_WLONN 2021-12-31 as wage\n"), "is a panel"),
+        (format!("{PANEL}collapse (mean) INNTEKT_WLONN, by(BEFOLKNING_KJOENN)\n"), "is a panel"),
+        (format!("{PANEL}sample 2000 1\n"), "is a panel"),
+        (
+            "require demo:1 as db\ncreate-dataset p\nimport-panel db/INNTEKT_WLONN 2021-01-01\n"
+                .to_owned(),
+            "at least two dates",
+        ),
+        (
+            format!("{PERSONS}import-panel db/INNTEKT_WLONN 2020-01-01 2021-01-01\n"),
+            "fills an empty dataset",
+        ),
+        (
+            format!(
+                "{PANEL}generate female = BEFOLKNING_KJOENN == '2'\nregress-panel INNTEKT_WLONN female, fe\n"
+            ),
+            "female does not vary within units, so fixed effects cannot estimate it: drop it, or use re",
+        ),
+        (
+            format!("{PANEL}regress-panel INNTEKT_WLONN BEFOLKNING_KJOENN, fe re\n"),
+            "choose one of fe, re, be and pooled",
+        ),
+        (format!("{PANEL}transitions-panel INNTEKT_WLONN BEFOLKNING_KJOENN\n"), "one variable"),
+    ];
+    for (script, expected) in cases {
+        let outputs = run(&script).await;
+        let errors = errors(&outputs);
+        assert!(
+            errors.first().is_some_and(|(_, m)| m.contains(expected)),
+            "{script}: expected an error containing {expected:?}, got {errors:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_panel_population_is_its_units_each_once() {
+    // Rule 11 compares populations of units: a panel output over a person's three dates and a
+    // cross-section without that person differ by one unit, which the rule refuses.
+    use crate::disclosure::differencing::PopulationSketch;
+    let engine = engine();
+    let mut workspace = Workspace::default();
+    run_in(&engine, &mut workspace, PANEL).await;
+    let panel = workspace.current().unwrap();
+    let mut pooled = PopulationSketch::default();
+    (0..panel.len()).for_each(|i| panel.add_to_population(&mut pooled, i));
+    let mut units: Vec<i64> = panel.ids.values().to_vec();
+    units.dedup();
+    let mut all_but_one = PopulationSketch::default();
+    units[1..].iter().for_each(|&id| all_but_one.insert(id));
+    assert_eq!(pooled.difference(&all_but_one), Some(1));
+    all_but_one.insert(units[0]);
+    assert_eq!(pooled.difference(&all_but_one), Some(0));
+}

@@ -223,7 +223,14 @@ impl Step<'_> {
             seed.span.text(source).parse().map_err(|_| {
                 EngineError::at(seed.span, "the seed is a whole number, such as 2021")
             })?;
-        let (_, dataset) = self.populated()?;
+        let (dataset_name, dataset) = self.populated()?;
+        if size_value >= 1.0 {
+            // A fraction draws units (all of a unit's dates go together); a count of rows
+            // would not be a count of units.
+            dataset
+                .require_cross_section(dataset_name, "sample <n>")
+                .map_err(|e| e.with_span(size.span))?;
+        }
         let draw = |id: i64| {
             use std::hash::Hasher;
             let mut h = siphasher::sip::SipHasher13::new_with_keys(seed_value, 0x005a_4d50_4c45);

@@ -1,0 +1,1039 @@
+//! Panel data. `import-panel` builds a long dataset, a row per unit and date (see
+//! [`Panel`]); the -panel commands describe it date by date, count its transitions from one
+//! date to the next, and fit the panel models of Stata's `xtreg` as Python's linearmodels
+//! computes them: fixed effects (within), random effects (Swamy–Arora GLS), between effects
+//! and pooled OLS, with the Hausman test of the first against the second.
+//!
+//! Disclosure: an output pooled over the rows of a panel counts each unit once per date, and
+//! the gate treats those repeats as copies (`Dataset::copies`), multiplying its thresholds by
+//! the number of dates. The per-date outputs are cross-sections and need no such factor.
+
+use std::sync::Arc;
+
+use datafusion::arrow::array::{
+    Array, ArrayRef, BooleanArray, Int64Array, StringArray, UInt32Array, new_null_array,
+};
+use datafusion::arrow::compute;
+use datafusion::arrow::datatypes::DataType;
+use nalgebra::{DMatrix, DVector};
+use shared::Date;
+use shared::metadata::Temporality;
+use shared::script::{Span, TokenKind};
+use statrs::distribution::{ChiSquared, ContinuousCDF, StudentsT};
+
+use super::dataset::{Dataset, Kind, Panel, VarInfo, Variable};
+use super::describe::summarize_raw;
+use super::import::{check_date, labels, merge_into};
+use super::models::{Design, Errors, OlsRequest, Term};
+use super::{EngineError, Step};
+use crate::disclosure::differencing::PopulationSketch;
+use crate::disclosure::raw;
+
+/// The column `tabulate-panel` adds for the date of each row. The `@` keeps it apart from
+/// every name a script can write.
+const DATE_COLUMN: &str = "panel@date";
+
+/// The panel models of `regress-panel`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Estimator {
+    /// Within units: each unit's deviations from its own means.
+    Fixed,
+    /// GLS with a unit effect drawn from a distribution (Swamy–Arora variances).
+    Random,
+    /// OLS on the units' means.
+    Between,
+    /// OLS on the rows, as if they were independent.
+    Pooled,
+}
+
+impl Estimator {
+    fn title(self) -> &'static str {
+        match self {
+            Estimator::Fixed => "Panel regression: fixed effects (within units)",
+            Estimator::Random => "Panel regression: random effects (GLS, Swamy–Arora)",
+            Estimator::Between => "Panel regression: between effects (OLS on unit means)",
+            Estimator::Pooled => "Panel regression: pooled OLS",
+        }
+    }
+}
+
+/// A unit's rows in the estimation sample, with its means of the design's columns and of y.
+struct Group {
+    rows: std::ops::Range<usize>,
+    x_mean: Vec<f64>,
+    y_mean: f64,
+}
+
+/// The estimation sample of a panel model, grouped by unit: the rows of a unit are next to
+/// each other in a panel, so one pass finds the groups.
+pub struct PanelSample {
+    design: Design,
+    /// Sample rows, in dataset order.
+    rows: Vec<usize>,
+    groups: Vec<Group>,
+    x_grand: Vec<f64>,
+    y_grand: f64,
+    /// The units of the sample, each once (the rows' contributors are in the design).
+    units: raw::Contributors,
+}
+
+/// One estimator's coefficients and their covariance, before disclosure.
+pub struct PanelEstimate {
+    pub names: Vec<String>,
+    pub beta: DVector<f64>,
+    pub covariance: DMatrix<f64>,
+    pub residual_df: f64,
+    /// (name, value) of the fit statistics.
+    pub statistics: Vec<(String, f64)>,
+}
+
+impl PanelSample {
+    pub fn new(
+        dataset: &Dataset,
+        keys: &[u64],
+        request: &OlsRequest,
+        mask: Option<&BooleanArray>,
+    ) -> Result<PanelSample, EngineError> {
+        let design = Design::new(dataset, keys, request, mask, None)?;
+        let k = design.k();
+        let rows: Vec<usize> = design.rows().collect();
+        let mut groups: Vec<Group> = Vec::new();
+        let mut x = vec![0.0; k];
+        let mut x_grand = vec![0.0; k];
+        let mut y_grand = 0.0;
+        let mut start = 0;
+        let mut units = raw::Contributors::default();
+        for (at, &i) in rows.iter().enumerate() {
+            let unit = dataset.ids.value(i);
+            let next_is_other =
+                rows.get(at + 1).is_none_or(|&next| dataset.ids.value(next) != unit);
+            design.row(i, &mut x);
+            let y = design.y[i].expect("in sample");
+            for (g, v) in x_grand.iter_mut().zip(&x) {
+                *g += v;
+            }
+            y_grand += y;
+            if next_is_other {
+                let range = start..at + 1;
+                let t = range.len() as f64;
+                let mut x_mean = vec![0.0; k];
+                let mut y_mean = 0.0;
+                for &r in &rows[range.clone()] {
+                    design.row(r, &mut x);
+                    for (m, v) in x_mean.iter_mut().zip(&x) {
+                        *m += v / t;
+                    }
+                    y_mean += design.y[r].expect("in sample") / t;
+                }
+                groups.push(Group { rows: range, x_mean, y_mean });
+                units.add(keys[i]);
+                start = at + 1;
+            }
+        }
+        let n = rows.len() as f64;
+        x_grand.iter_mut().for_each(|g| *g /= n);
+        y_grand /= n;
+        Ok(PanelSample { design, rows, groups, x_grand, y_grand, units })
+    }
+
+    fn k(&self) -> usize {
+        self.design.k()
+    }
+
+    /// Units in the estimation sample.
+    #[cfg(test)]
+    pub fn units(&self) -> u64 {
+        self.units.units
+    }
+
+    /// Rows in the estimation sample.
+    #[cfg(test)]
+    pub fn rows(&self) -> usize {
+        self.rows.len()
+    }
+
+    /// OLS of the transformed rows: x − θ_g·x̄_g (+ x̄ when `grand`), and y alike. θ = 1 with
+    /// the grand means added back is the within transformation with Stata's constant; θ = 0
+    /// is pooled OLS; θ_g in (0, 1) is random-effects GLS. `columns` picks the design's
+    /// columns. Returns (β, (X'X)⁻¹, residual sum of squares).
+    fn transformed_ols(
+        &self,
+        theta: &dyn Fn(&Group) -> f64,
+        grand: bool,
+        columns: &[usize],
+    ) -> Result<(DVector<f64>, DMatrix<f64>, f64), EngineError> {
+        let k = columns.len();
+        let mut xtx = DMatrix::<f64>::zeros(k, k);
+        let mut xty = DVector::<f64>::zeros(k);
+        let mut full = vec![0.0; self.k()];
+        let mut x = vec![0.0; k];
+        let transform = |g: &Group, r: usize, full: &mut [f64], x: &mut [f64]| -> f64 {
+            let th = theta(g);
+            self.design.row(r, full);
+            for (slot, &c) in x.iter_mut().zip(columns) {
+                *slot = full[c] - th * g.x_mean[c] + if grand { self.x_grand[c] } else { 0.0 };
+            }
+            self.design.y[r].expect("in sample") - th * g.y_mean
+                + if grand { self.y_grand } else { 0.0 }
+        };
+        for g in &self.groups {
+            for &r in &self.rows[g.rows.clone()] {
+                let y = transform(g, r, &mut full, &mut x);
+                for a in 0..k {
+                    xty[a] += x[a] * y;
+                    for b in 0..=a {
+                        xtx[(a, b)] += x[a] * x[b];
+                    }
+                }
+            }
+        }
+        for a in 0..k {
+            for b in 0..a {
+                xtx[(b, a)] = xtx[(a, b)];
+            }
+        }
+        let inverse = xtx.cholesky().map(|c| c.inverse()).ok_or_else(|| {
+            let names: Vec<&str> = columns.iter().map(|&c| self.design.names[c].as_str()).collect();
+            EngineError::new(format!(
+                "the terms are collinear (one is a combination of others): remove one of {}",
+                names.join(", ")
+            ))
+        })?;
+        let beta = &inverse * &xty;
+        let mut ssr = 0.0;
+        for g in &self.groups {
+            for &r in &self.rows[g.rows.clone()] {
+                let y = transform(g, r, &mut full, &mut x);
+                let e = y - x.iter().zip(beta.iter()).map(|(a, b)| a * b).sum::<f64>();
+                ssr += e * e;
+            }
+        }
+        Ok((beta, inverse, ssr))
+    }
+
+    /// OLS of the units' means (between effects): (β, (X'X)⁻¹, residual sum of squares).
+    fn between_ols(&self) -> Result<(DVector<f64>, DMatrix<f64>, f64), EngineError> {
+        let k = self.k();
+        let mut xtx = DMatrix::<f64>::zeros(k, k);
+        let mut xty = DVector::<f64>::zeros(k);
+        for g in &self.groups {
+            let x = DVector::from_column_slice(&g.x_mean);
+            xtx += &x * x.transpose();
+            xty += x * g.y_mean;
+        }
+        let inverse = xtx.cholesky().map(|c| c.inverse()).ok_or_else(|| {
+            EngineError::new(format!(
+                "the units' means of the terms are collinear: remove one of {}",
+                self.design.names.join(", ")
+            ))
+        })?;
+        let beta = &inverse * &xty;
+        let ssr = self
+            .groups
+            .iter()
+            .map(|g| {
+                let e =
+                    g.y_mean - g.x_mean.iter().zip(beta.iter()).map(|(a, b)| a * b).sum::<f64>();
+                e * e
+            })
+            .sum();
+        Ok((beta, inverse, ssr))
+    }
+
+    /// The design's columns that vary within units (all but the constant and time-invariant
+    /// terms): the ones fixed effects can estimate. A column counts as constant when its
+    /// within variation is below 1e-12 of its size, as linearmodels judges rank.
+    fn varying_within(&self) -> Vec<usize> {
+        let mut x = vec![0.0; self.k()];
+        let mut within = vec![0.0; self.k()];
+        let mut size = vec![0.0; self.k()];
+        for g in &self.groups {
+            for &r in &self.rows[g.rows.clone()] {
+                self.design.row(r, &mut x);
+                for c in 0..x.len() {
+                    let d = x[c] - g.x_mean[c];
+                    within[c] += d * d;
+                    size[c] += x[c] * x[c];
+                }
+            }
+        }
+        (0..self.k()).filter(|&c| size[c] > 0.0 && within[c] > 1e-12 * size[c]).collect()
+    }
+
+    fn constant_column(&self) -> Option<usize> {
+        self.design.names.iter().position(|n| n == "constant")
+    }
+
+    /// R² within, between and overall of coefficients `beta` on the design's columns, as
+    /// linearmodels defines them: one minus the residual over the total sum of squares of
+    /// the demeaned rows, of the units' means, and of the rows.
+    fn r_squared(&self, beta: &DVector<f64>) -> [(String, f64); 3] {
+        let mut x = vec![0.0; self.k()];
+        let fit = |x: &[f64]| x.iter().zip(beta.iter()).map(|(a, b)| a * b).sum::<f64>();
+        let (mut within_rss, mut within_tss, mut overall_rss, mut overall_tss) =
+            (0.0, 0.0, 0.0, 0.0);
+        for g in &self.groups {
+            for &r in &self.rows[g.rows.clone()] {
+                self.design.row(r, &mut x);
+                let y = self.design.y[r].expect("in sample");
+                let e = y - fit(&x);
+                overall_rss += e * e;
+                overall_tss += (y - self.y_grand).powi(2);
+                let demeaned: Vec<f64> = x.iter().zip(&g.x_mean).map(|(a, m)| a - m).collect();
+                let yd = y - g.y_mean;
+                within_rss += (yd - fit(&demeaned)).powi(2);
+                within_tss += yd * yd;
+            }
+        }
+        let mean_of_means =
+            self.groups.iter().map(|g| g.y_mean).sum::<f64>() / self.groups.len() as f64;
+        let (mut between_rss, mut between_tss) = (0.0, 0.0);
+        for g in &self.groups {
+            between_rss += (g.y_mean - fit(&g.x_mean)).powi(2);
+            between_tss += (g.y_mean - mean_of_means).powi(2);
+        }
+        [
+            ("R² within".to_owned(), 1.0 - within_rss / within_tss),
+            ("R² between".to_owned(), 1.0 - between_rss / between_tss),
+            ("R² overall".to_owned(), 1.0 - overall_rss / overall_tss),
+        ]
+    }
+
+    /// Fixed effects: the within regression of the columns that vary within units, with the
+    /// constant of the grand means; residual df N − units − those columns.
+    fn fixed(&self) -> Result<PanelEstimate, EngineError> {
+        let varying = self.varying_within();
+        let constant = self.constant_column();
+        let invariant: Vec<&str> = (0..self.k())
+            .filter(|c| !varying.contains(c) && Some(*c) != constant)
+            .map(|c| self.design.names[c].as_str())
+            .collect();
+        if !invariant.is_empty() {
+            return Err(EngineError::new(format!(
+                "{} do{} not vary within units, so fixed effects cannot estimate {}: drop {}, or use re",
+                invariant.join(", "),
+                if invariant.len() == 1 { "es" } else { "" },
+                if invariant.len() == 1 { "it" } else { "them" },
+                if invariant.len() == 1 { "it" } else { "them" },
+            )));
+        }
+        let columns: Vec<usize> = (0..self.k()).collect();
+        let (beta, inverse, ssr) = self.transformed_ols(&|_| 1.0, true, &columns)?;
+        let df = self.rows.len() as f64 - self.groups.len() as f64 - varying.len() as f64;
+        if df <= 0.0 {
+            return Err(EngineError::new(
+                "fixed effects need more rows than units plus terms: the panel has too few dates per unit",
+            ));
+        }
+        let sigma2 = ssr / df;
+        let mut statistics = self.r_squared(&beta).to_vec();
+        statistics.push(("σ_e".to_owned(), sigma2.sqrt()));
+        statistics.push(("residual df".to_owned(), df));
+        Ok(PanelEstimate {
+            names: self.design.names.clone(),
+            covariance: inverse * sigma2,
+            beta,
+            residual_df: df,
+            statistics,
+        })
+    }
+
+    fn between(&self) -> Result<PanelEstimate, EngineError> {
+        let (beta, inverse, ssr) = self.between_ols()?;
+        let df = self.groups.len() as f64 - self.k() as f64;
+        if df <= 0.0 {
+            return Err(EngineError::new(
+                "between effects need more units than parameters: use fewer terms",
+            ));
+        }
+        let mut statistics = self.r_squared(&beta).to_vec();
+        statistics.push(("residual df".to_owned(), df));
+        Ok(PanelEstimate {
+            names: self.design.names.clone(),
+            covariance: inverse * (ssr / df),
+            beta,
+            residual_df: df,
+            statistics,
+        })
+    }
+
+    fn pooled(&self) -> Result<PanelEstimate, EngineError> {
+        let columns: Vec<usize> = (0..self.k()).collect();
+        let (beta, inverse, ssr) = self.transformed_ols(&|_| 0.0, false, &columns)?;
+        let df = self.rows.len() as f64 - self.k() as f64;
+        let mut statistics = self.r_squared(&beta).to_vec();
+        statistics.push(("residual df".to_owned(), df));
+        Ok(PanelEstimate {
+            names: self.design.names.clone(),
+            covariance: inverse * (ssr / df),
+            beta,
+            residual_df: df,
+            statistics,
+        })
+    }
+
+    /// Random effects, as Stata's `xtreg, re` and linearmodels' RandomEffects: σ²_e from the
+    /// within regression, σ²_u from the between regression less σ²_e over the harmonic mean
+    /// of the units' row counts, then OLS of y − θ_g·ȳ_g on x − θ_g·x̄_g with
+    /// θ_g = 1 − √(σ²_e / (T_g·σ²_u + σ²_e)).
+    fn random(&self) -> Result<PanelEstimate, EngineError> {
+        let varying = self.varying_within();
+        let (_, _, within_ssr) = if varying.is_empty() {
+            (DVector::zeros(0), DMatrix::zeros(0, 0), self.within_ssr_of_y())
+        } else {
+            self.transformed_ols(&|_| 1.0, false, &varying)?
+        };
+        let (n, units) = (self.rows.len() as f64, self.groups.len() as f64);
+        let df_within = n - units - varying.len() as f64;
+        let df_between = units - self.k() as f64;
+        if df_within <= 0.0 || df_between <= 0.0 {
+            return Err(EngineError::new(
+                "random effects need more rows than units plus terms and more units than parameters: use fewer terms",
+            ));
+        }
+        let sigma2_e = within_ssr / df_within;
+        let (_, _, between_ssr) = self.between_ols()?;
+        let harmonic = units / self.groups.iter().map(|g| 1.0 / g.rows.len() as f64).sum::<f64>();
+        let sigma2_u = (between_ssr / df_between - sigma2_e / harmonic).max(0.0);
+        let theta =
+            |g: &Group| 1.0 - (sigma2_e / (g.rows.len() as f64 * sigma2_u + sigma2_e)).sqrt();
+        let columns: Vec<usize> = (0..self.k()).collect();
+        let (beta, inverse, ssr) = self.transformed_ols(&theta, false, &columns)?;
+        let df = n - self.k() as f64;
+        let mut statistics = self.r_squared(&beta).to_vec();
+        statistics.push(("σ_u".to_owned(), sigma2_u.sqrt()));
+        statistics.push(("σ_e".to_owned(), sigma2_e.sqrt()));
+        statistics.push(("ρ".to_owned(), sigma2_u / (sigma2_u + sigma2_e)));
+        statistics.push(("residual df".to_owned(), df));
+        Ok(PanelEstimate {
+            names: self.design.names.clone(),
+            covariance: inverse * (ssr / df),
+            beta,
+            residual_df: df,
+            statistics,
+        })
+    }
+
+    /// The within sum of squares of y alone (a model with no term that varies within units).
+    fn within_ssr_of_y(&self) -> f64 {
+        self.groups
+            .iter()
+            .flat_map(|g| {
+                self.rows[g.rows.clone()]
+                    .iter()
+                    .map(move |&r| (self.design.y[r].expect("in sample") - g.y_mean).powi(2))
+            })
+            .sum()
+    }
+
+    pub fn estimate(&self, estimator: Estimator) -> Result<PanelEstimate, EngineError> {
+        match estimator {
+            Estimator::Fixed => self.fixed(),
+            Estimator::Random => self.random(),
+            Estimator::Between => self.between(),
+            Estimator::Pooled => self.pooled(),
+        }
+    }
+
+    /// The model for the gate: t tests on the estimate's residual df.
+    pub fn model(
+        &self,
+        estimator: Estimator,
+        estimate: PanelEstimate,
+        dependent: &str,
+        level: f64,
+    ) -> Result<raw::Model, EngineError> {
+        let df = estimate.residual_df;
+        let t = StudentsT::new(0.0, 1.0, df).map_err(|e| EngineError::internal(e.to_string()))?;
+        let critical = t.inverse_cdf(1.0 - (1.0 - level / 100.0) / 2.0);
+        let coefficients = estimate
+            .names
+            .iter()
+            .enumerate()
+            .map(|(j, name)| {
+                let b = estimate.beta[j];
+                let se = estimate.covariance[(j, j)].max(0.0).sqrt();
+                raw::Coefficient {
+                    term: name.clone(),
+                    estimate: b,
+                    std_error: se,
+                    statistic: b / se,
+                    p_value: 2.0 * (1.0 - t.cdf((b / se).abs())),
+                    ci_low: b - critical * se,
+                    ci_high: b + critical * se,
+                    is_constant: name == "constant",
+                }
+            })
+            .collect();
+        let design = &self.design;
+        // Between effects fit one row per unit: its N is the units. Fixed effects spend a
+        // parameter on each unit; the gate restates the residual df with their count
+        // perturbed, since the exact df would tell the exact number of units.
+        let (contributors, absorbed) = match estimator {
+            Estimator::Between => (self.units, None),
+            Estimator::Fixed => (design.contributors, Some(self.units)),
+            Estimator::Random | Estimator::Pooled => (design.contributors, None),
+        };
+        Ok(raw::Model {
+            title: estimator.title().to_owned(),
+            dependent: dependent.to_owned(),
+            estimate_label: "coef",
+            test_label: "t",
+            coefficients,
+            contributors,
+            absorbed,
+            parameters: estimate.names.len(),
+            residual_df: df,
+            t_test: Some((df, level)),
+            categorical_levels: design.categorical_levels.clone(),
+            outcome_levels: None,
+            smallest_crossing: design.smallest_crossing,
+            statistics: estimate.statistics,
+            population: design.population.clone(),
+        })
+    }
+}
+
+/// The Hausman test of fixed against random effects on the coefficients both estimate:
+/// (b_fe − b_re)' (V_fe − V_re)⁻ (b_fe − b_re), χ² with the rank of V_fe − V_re as df (a
+/// generalised inverse, as Stata's `hausman`). Returns (names, b_fe, b_re, χ², df, p).
+pub struct Hausman {
+    pub names: Vec<String>,
+    pub fixed: Vec<f64>,
+    pub random: Vec<f64>,
+    /// √ of the diagonal of V_fe − V_re (missing where it is negative).
+    pub std_errors: Vec<Option<f64>>,
+    pub chi2: f64,
+    pub df: usize,
+    pub p_value: f64,
+}
+
+pub fn hausman(fixed: &PanelEstimate, random: &PanelEstimate) -> Result<Hausman, EngineError> {
+    let common: Vec<usize> =
+        (0..fixed.names.len()).filter(|&j| fixed.names[j] != "constant").collect();
+    let m = common.len();
+    let mut d = DVector::<f64>::zeros(m);
+    let mut v = DMatrix::<f64>::zeros(m, m);
+    for (a, &i) in common.iter().enumerate() {
+        d[a] = fixed.beta[i] - random.beta[i];
+        for (b, &j) in common.iter().enumerate() {
+            v[(a, b)] = fixed.covariance[(i, j)] - random.covariance[(i, j)];
+        }
+    }
+    let scale = v.amax().max(f64::MIN_POSITIVE);
+    let svd = v.clone().svd(true, true);
+    let rank = svd.rank(1e-10 * scale);
+    let pinv = svd
+        .pseudo_inverse(1e-10 * scale)
+        .map_err(|e| EngineError::internal(format!("hausman: {e}")))?;
+    let chi2 = (d.transpose() * pinv * &d)[(0, 0)];
+    if rank == 0 {
+        return Err(EngineError::new(
+            "the fixed- and random-effects covariances do not differ, so the Hausman test has no degrees of freedom",
+        ));
+    }
+    let distribution =
+        ChiSquared::new(rank as f64).map_err(|e| EngineError::internal(e.to_string()))?;
+    Ok(Hausman {
+        names: common.iter().map(|&j| fixed.names[j].clone()).collect(),
+        fixed: common.iter().map(|&j| fixed.beta[j]).collect(),
+        random: common.iter().map(|&j| random.beta[j]).collect(),
+        std_errors: (0..m).map(|a| (v[(a, a)] > 0.0).then(|| v[(a, a)].sqrt())).collect(),
+        chi2,
+        df: rank,
+        p_value: 1.0 - distribution.cdf(chi2.max(0.0)),
+    })
+}
+
+fn date_text(days: i32) -> String {
+    Date::from_epoch_days(days).to_string()
+}
+
+impl Step<'_> {
+    /// The current dataset's panel, or an error that says how to make one.
+    fn panel_of<'d>(
+        &self,
+        dataset_name: &str,
+        dataset: &'d Dataset,
+    ) -> Result<&'d Panel, EngineError> {
+        dataset.panel.as_ref().ok_or_else(|| {
+            EngineError::at(
+                self.command().name_span,
+                format!(
+                    "dataset {dataset_name} is not a panel: make one with import-panel in an empty dataset, or use {} on this one",
+                    self.command().name.trim_end_matches("-panel")
+                ),
+            )
+        })
+    }
+
+    /// `import-panel alias/V1 alias/V2 … d1 d2 …`: each variable on each date, a row per unit
+    /// and date where the unit has a value of any of them.
+    pub(super) async fn import_panel(&mut self) -> Result<(), EngineError> {
+        let usage = "write import-panel <alias>/<VARIABLE>… <date>…, such as import-panel db/INNTEKT_WLONN db/SIVSTANDFDT_SIVSTAND 2019-01-01 2020-01-01";
+        let t = self.command().args.clone();
+        let src = self.source().to_owned();
+        let mut requested: Vec<(String, Span, String, Span)> = Vec::new();
+        let mut i = 0;
+        while i < t.len() && t[i].kind == TokenKind::Ident {
+            let (Some(slash), Some(var)) = (t.get(i + 1), t.get(i + 2)) else {
+                return Err(EngineError::at(t[i].span, usage));
+            };
+            if slash.kind != TokenKind::Slash || var.kind != TokenKind::Ident {
+                return Err(EngineError::at(t[i].span, usage));
+            }
+            requested.push((
+                t[i].span.text(&src).to_owned(),
+                t[i].span,
+                var.span.text(&src).to_owned(),
+                var.span,
+            ));
+            i += 3;
+        }
+        let mut dates: Vec<(Date, Span)> = Vec::new();
+        while let Some(d) = t.get(i).filter(|d| d.kind == TokenKind::Date) {
+            let parsed: Date = d
+                .span
+                .text(&src)
+                .parse()
+                .map_err(|e: shared::date::DateError| EngineError::at(d.span, e.to_string()))?;
+            if dates.iter().any(|(x, _)| *x == parsed) {
+                return Err(EngineError::at(d.span, format!("{parsed} is given twice")));
+            }
+            dates.push((parsed, d.span));
+            i += 1;
+        }
+        if let Some(extra) = t.get(i) {
+            return Err(EngineError::at(
+                extra.span,
+                format!("'{}' does not belong here: {usage}", extra.span.text(&src)),
+            ));
+        }
+        if requested.is_empty() {
+            return Err(EngineError::at(self.command().span, usage));
+        }
+        if dates.len() < 2 {
+            return Err(EngineError::at(
+                self.command().span,
+                "a panel needs at least two dates: list them after the variables, such as 2019-01-01 2020-01-01",
+            ));
+        }
+        dates.sort_by_key(|(d, _)| *d);
+
+        type Resolved<'r> = (
+            super::dataset::Origin,
+            &'r crate::datastore::DatastoreVersion,
+            &'r shared::metadata::VariableMetadata,
+            String,
+        );
+        let mut resolved: Vec<Resolved<'_>> = Vec::new();
+        for (alias, alias_span, variable, variable_span) in &requested {
+            let (origin, version, meta) =
+                self.resolve_variable(alias, *alias_span, variable, *variable_span)?;
+            if resolved.iter().any(|r: &Resolved<'_>| r.2.name == meta.name) {
+                return Err(EngineError::at(*variable_span, format!("{variable} is listed twice")));
+            }
+            if let Some((first_origin, _, first, _)) = resolved.first() {
+                if *first_origin != origin {
+                    return Err(EngineError::at(
+                        *alias_span,
+                        "a panel holds units of one datastore version: bind every variable's alias to the same one",
+                    ));
+                }
+                if first.unit_type != meta.unit_type {
+                    return Err(EngineError::at(
+                        *variable_span,
+                        format!(
+                            "{} describes {} units but {} describes {}: a panel holds one unit type",
+                            meta.name.as_str(),
+                            meta.unit_type.as_str(),
+                            first.name.as_str(),
+                            first.unit_type.as_str()
+                        ),
+                    ));
+                }
+            }
+            if meta.temporality == Temporality::Fixed {
+                check_date(meta, None, *variable_span)?;
+            } else {
+                for &date in &dates {
+                    check_date(meta, Some(date), *variable_span)?;
+                }
+            }
+            resolved.push((origin, version, meta, alias.clone()));
+        }
+        let dataset_name = self.current_name()?;
+        if self.workspace.datasets[&dataset_name].unit_type.is_some() {
+            return Err(EngineError::at(
+                self.command().name_span,
+                format!(
+                    "import-panel fills an empty dataset and {dataset_name} has data: create-dataset a new one first"
+                ),
+            ));
+        }
+
+        // Each date as a cross-section (an outer join of the variables on that date), then
+        // the dates stacked and ordered by unit and date.
+        let mut parts: Vec<Dataset> = Vec::new();
+        let mut types: Vec<Option<DataType>> = vec![None; resolved.len()];
+        for (date, _) in &dates {
+            let mut part = Dataset::default();
+            for (v, (_, version, meta, _)) in resolved.iter().enumerate() {
+                let when = (meta.temporality != Temporality::Fixed).then_some(*date);
+                let (ids, values) = self.scan(&version.data_dir(&meta.name), meta, when).await?;
+                if ids.is_empty() {
+                    continue;
+                }
+                types[v] = Some(values.data_type().clone());
+                let name = meta.name.as_str().to_owned();
+                if part.unit_type.is_none() {
+                    part.unit_type = Some(meta.unit_type);
+                    part.ids = ids;
+                    part.variables.push(Variable { name, values, info: VarInfo::default() });
+                } else {
+                    merge_into(&mut part, ids, values, name, VarInfo::default(), true)?;
+                }
+            }
+            parts.push(part);
+        }
+        for (v, (_, _, meta, _)) in resolved.iter().enumerate() {
+            if types[v].is_none() {
+                let listed: Vec<String> = dates.iter().map(|(d, _)| d.to_string()).collect();
+                return Err(EngineError::new(format!(
+                    "{} has no values on any of {}",
+                    meta.name.as_str(),
+                    listed.join(", ")
+                )));
+            }
+        }
+        let total: usize = parts.iter().map(Dataset::len).sum();
+        let max_rows = self.engine.limits.max_rows;
+        if total > max_rows {
+            return Err(EngineError::new(format!(
+                "the panel would have more than the row limit of {max_rows} (max_rows): use fewer dates or a narrower population"
+            )));
+        }
+        let arrow = |e: datafusion::arrow::error::ArrowError| EngineError::internal(e.to_string());
+        let ids: Vec<i64> = parts.iter().flat_map(|p| p.ids.values().iter().copied()).collect();
+        let date_rows: Vec<u32> = parts
+            .iter()
+            .enumerate()
+            .flat_map(|(d, p)| std::iter::repeat_n(d as u32, p.len()))
+            .collect();
+        let mut order: Vec<u32> = (0..total as u32).collect();
+        order.sort_unstable_by_key(|&r| (ids[r as usize], date_rows[r as usize]));
+        let order = UInt32Array::from(order);
+        let mut variables = Vec::new();
+        for (v, (_, _, meta, alias)) in resolved.iter().enumerate() {
+            let data_type = types[v].clone().expect("checked above");
+            let name = meta.name.as_str();
+            let pieces: Vec<ArrayRef> = parts
+                .iter()
+                .map(|p| match p.variable(name) {
+                    Some(var) => var.values.clone(),
+                    None => new_null_array(&data_type, p.len()),
+                })
+                .collect();
+            let refs: Vec<&dyn Array> = pieces.iter().map(|a| a.as_ref()).collect();
+            let stacked = compute::concat(&refs).map_err(arrow)?;
+            variables.push(Variable {
+                name: name.to_owned(),
+                values: compute::take(&stacked, &order, None).map_err(arrow)?,
+                info: VarInfo {
+                    labels: labels(meta),
+                    pointer: meta.points_to.is_some(),
+                    source: format!("{alias}/{name} (panel)"),
+                    copies: 1,
+                },
+            });
+        }
+        let sorted_ids: Vec<i64> = order.values().iter().map(|&r| ids[r as usize]).collect();
+        let rows: Vec<u32> = order.values().iter().map(|&r| date_rows[r as usize]).collect();
+        let (origin, _, meta, _) = &resolved[0];
+        let dataset = self.workspace.datasets.get_mut(&dataset_name).expect("current exists");
+        *dataset = Dataset {
+            unit_type: Some(meta.unit_type),
+            origin: Some(origin.clone()),
+            ids: Int64Array::from(sorted_ids),
+            variables,
+            members: None,
+            panel: Some(Panel { dates: dates.iter().map(|(d, _)| d.epoch_days()).collect(), rows }),
+        };
+        let names: Vec<&str> = resolved.iter().map(|(_, _, m, _)| m.name.as_str()).collect();
+        self.notice(format!("{} imported as a panel at {} dates", names.join(", "), dates.len()));
+        Ok(())
+    }
+
+    /// `summarize-panel var… [, gini iqr]`: summarize on each date, in one output.
+    pub(super) fn summarize_panel(&mut self) -> Result<(), EngineError> {
+        let (dataset_name, dataset) = self.populated()?;
+        let panel = self.panel_of(dataset_name, dataset)?;
+        let mut names: Vec<String> = self
+            .names_in_args()?
+            .into_iter()
+            .map(|(n, span)| {
+                dataset.require(&n, dataset_name).map_err(|e| e.with_span(span)).map(|_| n)
+            })
+            .collect::<Result<_, _>>()?;
+        if names.is_empty() {
+            names = dataset
+                .variables
+                .iter()
+                .filter(|v| Kind::of(v.values.data_type()) == Kind::Number && !v.info.pointer)
+                .map(|v| v.name.clone())
+                .collect();
+        }
+        let mask = self.mask(dataset, dataset_name)?;
+        // Each date is a cross-section: a unit once, so only copied values count as copies.
+        let gate = &*self.gate_for(dataset.variable_copies(names.iter().map(String::as_str)));
+        let mut summaries = Vec::new();
+        for (d, &day) in panel.dates.iter().enumerate() {
+            let on_date: BooleanArray = (0..dataset.len())
+                .map(|i| {
+                    Some(
+                        panel.rows[i] as usize == d
+                            && mask.as_ref().is_none_or(|m| m.is_valid(i) && m.value(i)),
+                    )
+                })
+                .collect();
+            let mut part = dataset.clone();
+            part.filter(&on_date)?;
+            part.panel = None;
+            let keys = self.record_keys(gate, &part);
+            let raw = summarize_raw(
+                gate,
+                &part,
+                &keys,
+                &names,
+                None,
+                self.flag("gini"),
+                self.flag("iqr"),
+            )?;
+            summaries.extend(raw.into_iter().map(|mut s| {
+                s.variable = format!("{} {}", s.variable, date_text(day));
+                s
+            }));
+        }
+        for summary in &summaries {
+            self.check_population_history(&summary.population)?;
+        }
+        let populations: Vec<PopulationSketch> =
+            summaries.iter().map(|s| s.population.clone()).collect();
+        let released = self.releaser.summary(gate, self.origin(), summaries);
+        self.outputs.push(released);
+        populations.into_iter().for_each(|p| self.remember_population(p));
+        Ok(())
+    }
+
+    /// `tabulate-panel var [, options]`: var against the panel dates, with tabulate's options.
+    pub(super) fn tabulate_panel(&mut self) -> Result<(), EngineError> {
+        let (dataset_name, dataset) = self.populated()?;
+        let panel = self.panel_of(dataset_name, dataset)?;
+        let names = self.names_in_args()?;
+        let [(name, span)] = names.as_slice() else {
+            return Err(EngineError::at(
+                self.command().span,
+                "write tabulate-panel <variable>: the table has a column per panel date",
+            ));
+        };
+        dataset.require(name, dataset_name).map_err(|e| e.with_span(*span))?;
+        let dates: StringArray =
+            panel.rows.iter().map(|&r| Some(date_text(panel.dates[r as usize]))).collect();
+        let mut with_dates = dataset.clone();
+        with_dates.set(Variable {
+            name: DATE_COLUMN.to_owned(),
+            values: Arc::new(dates),
+            info: VarInfo::default(),
+        });
+        let (released, population) = self.tabulate_of(
+            dataset_name,
+            &with_dates,
+            vec![name.clone(), DATE_COLUMN.to_owned()],
+        )?;
+        self.outputs.extend(released);
+        self.remember_population(population);
+        Ok(())
+    }
+
+    /// `transitions-panel var [, freq rowpct]`: units by their value on one date (rows) and on
+    /// the next (columns), over every pair of consecutive dates.
+    pub(super) fn transitions_panel(&mut self) -> Result<(), EngineError> {
+        let (dataset_name, dataset) = self.populated()?;
+        let panel = self.panel_of(dataset_name, dataset)?;
+        let names = self.names_in_args()?;
+        let [(name, span)] = names.as_slice() else {
+            return Err(EngineError::at(
+                self.command().span,
+                "write transitions-panel <variable>: one variable, from each date to the next",
+            ));
+        };
+        let variable = dataset.require(name, dataset_name).map_err(|e| e.with_span(*span))?;
+        let values = &variable.values;
+        let (mut from, mut to) = (Vec::new(), Vec::new());
+        for i in 1..dataset.len() {
+            if dataset.ids.value(i) == dataset.ids.value(i - 1)
+                && panel.rows[i] == panel.rows[i - 1] + 1
+                && !values.is_null(i - 1)
+                && !values.is_null(i)
+            {
+                from.push(i as u32 - 1);
+                to.push(i as u32);
+            }
+        }
+        if from.is_empty() {
+            return Err(EngineError::at(
+                *span,
+                format!("no unit has {name} on two dates in a row, so there are no transitions"),
+            ));
+        }
+        let arrow = |e: datafusion::arrow::error::ArrowError| EngineError::internal(e.to_string());
+        let (from, to) = (UInt32Array::from(from), UInt32Array::from(to));
+        let ids = compute::take(&dataset.ids, &from, None).map_err(arrow)?;
+        // A unit makes a transition per pair of dates: up to dates − 1 of them.
+        let info = VarInfo {
+            copies: variable.info.copies().saturating_mul((panel.dates.len() as u64 - 1).max(1)),
+            ..variable.info.clone()
+        };
+        let (from_name, to_name) = (format!("{name} (from)"), format!("{name} (to)"));
+        let transitions = Dataset {
+            unit_type: dataset.unit_type,
+            origin: dataset.origin.clone(),
+            ids: ids.as_any().downcast_ref::<Int64Array>().cloned().expect("ids are Int64"),
+            variables: vec![
+                Variable {
+                    name: from_name.clone(),
+                    values: compute::take(values, &from, None).map_err(arrow)?,
+                    info: info.clone(),
+                },
+                Variable {
+                    name: to_name.clone(),
+                    values: compute::take(values, &to, None).map_err(arrow)?,
+                    info,
+                },
+            ],
+            members: None,
+            panel: None,
+        };
+        let (released, population) =
+            self.tabulate_of(dataset_name, &transitions, vec![from_name, to_name])?;
+        self.outputs.extend(released);
+        self.remember_population(population);
+        Ok(())
+    }
+
+    fn estimator(&self) -> Result<Estimator, EngineError> {
+        let chosen: Vec<(&str, Estimator)> = [
+            ("fe", Estimator::Fixed),
+            ("re", Estimator::Random),
+            ("be", Estimator::Between),
+            ("pooled", Estimator::Pooled),
+        ]
+        .into_iter()
+        .filter(|(name, _)| self.flag(name))
+        .collect();
+        match chosen.as_slice() {
+            [] => Ok(Estimator::Fixed),
+            [(_, e)] => Ok(*e),
+            [_, (second, _), ..] => Err(EngineError::at(
+                self.option(second).expect("present").span,
+                "choose one of fe, re, be and pooled",
+            )),
+        }
+    }
+
+    /// The sample of a panel model of the current dataset, with its gate's copies.
+    fn panel_sample(&self) -> Result<(PanelSample, String, u64), EngineError> {
+        let (dataset_name, dataset) = self.populated()?;
+        self.panel_of(dataset_name, dataset)?;
+        let (dependent, terms) = self.model_terms(dataset, dataset_name)?;
+        let level = self.confidence_level()?;
+        let request =
+            OlsRequest { dependent, terms, constant: true, errors: Errors::Classical, level };
+        let copies = dataset.copies(std::iter::once(request.dependent.as_str()).chain(
+            request.terms.iter().map(|t| match t {
+                Term::Continuous(v) | Term::Factor(v) => v.as_str(),
+            }),
+        ));
+        let mask = self.mask(dataset, dataset_name)?;
+        let gate = self.gate_for(copies);
+        let keys = self.record_keys(&gate, dataset);
+        let sample = PanelSample::new(dataset, &keys, &request, mask.as_ref())?;
+        Ok((sample, request.dependent, copies))
+    }
+
+    /// `regress-panel y x… [, fe re be pooled level()]`.
+    pub(super) fn regress_panel(&mut self) -> Result<(), EngineError> {
+        let estimator = self.estimator()?;
+        let level = self.confidence_level()?;
+        let (sample, dependent, copies) = self.panel_sample()?;
+        let estimate = sample.estimate(estimator)?;
+        let raw = sample.model(estimator, estimate, &dependent, level)?;
+        let gate = self.gate_for(copies);
+        self.release_model(&gate, raw)
+    }
+
+    /// `hausman y x…`: both models, as regress-panel releases them, then the test.
+    pub(super) fn hausman(&mut self) -> Result<(), EngineError> {
+        let level = self.confidence_level().unwrap_or(95.0);
+        let (sample, dependent, copies) = self.panel_sample()?;
+        let fixed = sample.estimate(Estimator::Fixed)?;
+        let random = sample.estimate(Estimator::Random)?;
+        let test = hausman(&fixed, &random)?;
+        let levels = sample.design.categorical_levels.clone();
+        let contributors = sample.design.contributors;
+        let population = sample.design.population.clone();
+        let gate = self.gate_for(copies);
+        // The test shows the two models' coefficients: it is released only if both models are.
+        self.check_population_history(&population)?;
+        let mut shown = true;
+        for (estimator, estimate) in [(Estimator::Fixed, fixed), (Estimator::Random, random)] {
+            let raw = sample.model(estimator, estimate, &dependent, level)?;
+            let released = self.releaser.model(&gate, self.origin(), raw);
+            shown &= matches!(released.output().body, shared::output::OutputBody::Model(_));
+            self.outputs.push(released);
+        }
+        if shown {
+            let mut row_labels = test.names.clone();
+            let mut values: Vec<Vec<Option<f64>>> = (0..test.names.len())
+                .map(|j| {
+                    vec![
+                        Some(test.fixed[j]),
+                        Some(test.random[j]),
+                        Some(test.fixed[j] - test.random[j]),
+                        test.std_errors[j],
+                    ]
+                })
+                .collect();
+            for (label, value) in [
+                ("χ²", test.chi2),
+                ("degrees of freedom", test.df as f64),
+                ("p-value", test.p_value),
+            ] {
+                row_labels.push(label.to_owned());
+                values.push(vec![Some(value), None, None, None]);
+            }
+            let table = raw::StatisticsTable {
+                title: "Hausman test: fixed against random effects".into(),
+                row_variable: "term".into(),
+                row_labels,
+                column_labels: vec![
+                    "fe".into(),
+                    "re".into(),
+                    "fe − re".into(),
+                    "√diag(V_fe − V_re)".into(),
+                ],
+                values,
+                contributors,
+                levels,
+                notes: vec![
+                    "A small p-value rejects random effects: the unit effects are correlated with the terms, and fixed effects are consistent where random effects are not.".into(),
+                ],
+                population: population.clone(),
+            };
+            let released = self.releaser.statistics(&gate, self.origin(), table);
+            self.outputs.push(released);
+        }
+        self.remember_population(population);
+        Ok(())
+    }
+}
