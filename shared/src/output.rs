@@ -148,7 +148,21 @@ pub struct Chart {
     /// just before it showed them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub estimates: Option<Vec<Estimate>>,
+    /// A sankey diagram's flows between the levels of consecutive variables; a withheld flow
+    /// is left out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub flows: Option<Vec<Flow>>,
     pub notes: Vec<String>,
+}
+
+/// Units going from one level of a variable to a level of the next.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Flow {
+    pub from_variable: String,
+    pub from: String,
+    pub to_variable: String,
+    pub to: String,
+    pub count: f64,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -342,6 +356,16 @@ impl Output {
                             format_number(e.estimate),
                             format_number(e.ci_low),
                             format_number(e.ci_high),
+                        ]);
+                    }
+                }
+                if let Some(flows) = &c.flows {
+                    rows = vec![vec!["from".into(), "to".into(), "count".into()]];
+                    for f in flows {
+                        rows.push(vec![
+                            format!("{} {}", f.from_variable, f.from),
+                            format!("{} {}", f.to_variable, f.to),
+                            format_number(f.count),
                         ]);
                     }
                 }

@@ -273,6 +273,28 @@ out["functions"] = {
     "comb(30, 12)": float(special.comb(30, 12, exact=True)),
 }
 
+# kaplan-meier age high: the life table's counts in 10 equal intervals from 0 to the coded
+# range's upper bound rounded outward (as a chart axis), and the actuarial survival.
+km = df.dropna(subset=["age", "wage"])
+ages = df.age.dropna().astype(float)
+lo, hi = np.percentile(ages, [1, 99])
+step = 10 ** (np.floor(np.log10(hi - lo)) - 1)
+end = max(np.ceil(hi / step) * step, 1.0)
+width = end / 10
+duration = km.age.astype(float).clip(lo, hi)
+interval = np.minimum((duration / width).astype(int), 9)
+event = km.wage.astype(float) > 500000
+rows, survival = [], 1.0
+for j in range(10):
+    at_risk = int((interval >= j).sum())
+    events = int(((interval == j) & event).sum())
+    censored = int(((interval == j) & ~event).sum())
+    exposed = at_risk - censored / 2
+    if exposed > 0:
+        survival *= max(0.0, 1 - events / exposed)
+    rows.append({"at_risk": at_risk, "events": events, "censored": censored, "survival": survival})
+out["life_table"] = rows
+
 # import-panel INNTEKT_WLONN SIVSTANDFDT_SIVSTAND BEFOLKNING_KJOENN on three dates: a row per
 # person and date where the person has any of them (sex, a FIXED variable, is there always).
 from linearmodels.panel import BetweenOLS, PanelOLS, PooledOLS, RandomEffects

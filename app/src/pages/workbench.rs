@@ -399,6 +399,9 @@ fn chart_view(mut c: Chart) -> AnyView {
     if let Some(estimates) = c.estimates.take() {
         return coef_view(c, estimates).into_any();
     }
+    if let Some(flows) = c.flows.take() {
+        return sankey_view(c, flows).into_any();
+    }
     if c.chart == "piechart" {
         return pie_view(c).into_any();
     }
@@ -435,6 +438,155 @@ fn pie_view(c: Chart) -> impl IntoView {
                 {c.title}
                 {(!withheld.is_empty()).then(|| format!(" (withheld: {})", withheld.join(", ")))}
             </figcaption>
+        </figure>
+        {notes(c.notes)}
+    }
+}
+
+/// A sankey diagram: a column of nodes per variable, each as tall as its released units, and
+/// bands between them as wide as the released flows. Withheld flows are simply absent.
+fn sankey_view(c: Chart, flows: Vec<shared::output::Flow>) -> impl IntoView {
+    const WIDTH: f64 = 640.0;
+    const HEIGHT: f64 = 320.0;
+    const PAD: f64 = 24.0;
+    const NODE: f64 = 12.0;
+    const GAP: f64 = 8.0;
+    // Stages in order, and each stage's levels in order of first appearance.
+    let mut stages: Vec<(String, Vec<String>)> = Vec::new();
+    let mut place = |variable: &str, level: &str| {
+        let at = match stages.iter().position(|(v, _)| v == variable) {
+            Some(at) => at,
+            None => {
+                stages.push((variable.to_owned(), Vec::new()));
+                stages.len() - 1
+            }
+        };
+        if !stages[at].1.iter().any(|l| l == level) {
+            stages[at].1.push(level.to_owned());
+        }
+        at
+    };
+    let ends: Vec<(usize, usize)> = flows
+        .iter()
+        .map(|f| (place(&f.from_variable, &f.from), place(&f.to_variable, &f.to)))
+        .collect();
+    // A node's size: the larger of what flows out of it and into it.
+    let size = |stage: usize, level: &str| -> f64 {
+        let out: f64 = flows
+            .iter()
+            .zip(&ends)
+            .filter(|(f, (s, _))| *s == stage && f.from == level)
+            .map(|(f, _)| f.count)
+            .sum();
+        let into: f64 = flows
+            .iter()
+            .zip(&ends)
+            .filter(|(f, (_, t))| *t == stage && f.to == level)
+            .map(|(f, _)| f.count)
+            .sum();
+        out.max(into)
+    };
+    let totals: Vec<f64> =
+        stages.iter().enumerate().map(|(i, (_, ls))| ls.iter().map(|l| size(i, l)).sum()).collect();
+    let most_levels = stages.iter().map(|(_, ls)| ls.len()).max().unwrap_or(1) as f64;
+    let scale = (HEIGHT - 2.0 * PAD - GAP * (most_levels - 1.0))
+        / totals.iter().copied().fold(1.0, f64::max);
+    let x = |stage: usize| {
+        PAD + 90.0 + stage as f64 * (WIDTH - 2.0 * PAD - 180.0) / (stages.len().max(2) - 1) as f64
+    };
+    // Each node's top, and how far its outgoing and incoming bands have filled it.
+    let mut tops: Vec<Vec<f64>> = Vec::new();
+    for (i, (_, levels)) in stages.iter().enumerate() {
+        let mut y = PAD;
+        tops.push(
+            levels
+                .iter()
+                .map(|l| {
+                    let top = y;
+                    y += size(i, l) * scale + GAP;
+                    top
+                })
+                .collect(),
+        );
+    }
+    let mut out_fill: Vec<Vec<f64>> = tops.clone();
+    let mut in_fill: Vec<Vec<f64>> = tops.clone();
+    let bands = flows
+        .iter()
+        .zip(&ends)
+        .map(|(f, &(s, t))| {
+            let (a, b) = (
+                stages[s].1.iter().position(|l| *l == f.from).unwrap_or(0),
+                stages[t].1.iter().position(|l| *l == f.to).unwrap_or(0),
+            );
+            let w = f.count * scale;
+            let (y0, y1) = (out_fill[s][a], in_fill[t][b]);
+            out_fill[s][a] += w;
+            in_fill[t][b] += w;
+            let (x0, x1) = (x(s) + NODE, x(t));
+            let mid = (x0 + x1) / 2.0;
+            let d = format!(
+                "M{x0:.1},{y0:.1} C{mid:.1},{y0:.1} {mid:.1},{y1:.1} {x1:.1},{y1:.1} L{x1:.1},{:.1} C{mid:.1},{:.1} {mid:.1},{:.1} {x0:.1},{:.1} Z",
+                y1 + w,
+                y1 + w,
+                y0 + w,
+                y0 + w
+            );
+            let title = format!(
+                "{} {} → {} {}: {}",
+                f.from_variable,
+                f.from,
+                f.to_variable,
+                f.to,
+                format_number(f.count)
+            );
+            view! { <path class="flow" d=d><title>{title}</title></path> }
+        })
+        .collect_view();
+    let nodes = stages
+        .iter()
+        .enumerate()
+        .flat_map(|(i, (variable, levels))| {
+            let tops = tops[i].clone();
+            let last = i + 1 == stages.len();
+            levels
+                .iter()
+                .zip(tops)
+                .map(|(level, top)| {
+                    let h = (size(i, level) * scale).max(1.0);
+                    let (tx, anchor) = if last {
+                        (x(i) + NODE + 4.0, "start")
+                    } else {
+                        (x(i) - 4.0, "end")
+                    };
+                    let title = format!("{variable} {level}: {}", format_number(size(i, level)));
+                    view! {
+                        <g class="node">
+                            <title>{title}</title>
+                            <rect x=x(i) y=top width=NODE height=h></rect>
+                            <text x=tx y=top + h / 2.0 + 4.0 class="tick" text-anchor=anchor>{level.clone()}</text>
+                        </g>
+                    }
+                })
+                .collect::<Vec<_>>()
+        })
+        .collect_view();
+    let headers = stages
+        .iter()
+        .enumerate()
+        .map(|(i, (v, _))| {
+            view! { <text x=x(i) + NODE / 2.0 y=PAD - 8.0 class="tick" text-anchor="middle">{v.clone()}</text> }
+        })
+        .collect_view();
+    let aria = format!("{}: {} flows", c.title, flows.len());
+    view! {
+        <figure class="chart">
+            <svg viewBox=format!("0 0 {WIDTH} {HEIGHT}") role="img" aria-label=aria class="sankey">
+                {headers}
+                {bands}
+                {nodes}
+            </svg>
+            <figcaption>{c.title}</figcaption>
         </figure>
         {notes(c.notes)}
     }

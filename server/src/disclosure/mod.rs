@@ -16,6 +16,7 @@ pub mod differencing;
 pub mod raw;
 mod release;
 pub mod rules;
+pub mod survival;
 
 use shared::output::{Output, OutputBody};
 

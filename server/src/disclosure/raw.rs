@@ -17,6 +17,11 @@ impl Contributors {
         self.units += 1;
         self.key = self.key.with_record(record_key);
     }
+
+    /// The contributors of two disjoint cells together.
+    pub fn merged(self, other: Contributors) -> Contributors {
+        Contributors { units: self.units + other.units, key: self.key.with_record(other.key.0) }
+    }
 }
 
 /// Sums over a cell's (already top/bottom-coded) values, with its two largest contributions
@@ -238,4 +243,33 @@ pub struct MeanIntervals {
     pub summaries: Vec<VariableSummary>,
     /// In percent.
     pub level: f64,
+}
+
+/// One interval of a life table: units at risk at its start, and the events and censorings
+/// in it.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct LifeInterval {
+    pub at_risk: Contributors,
+    pub events: Contributors,
+    pub censored: Contributors,
+}
+
+/// A group's intervals (`by()` gives one group per level).
+#[derive(Clone, Debug, PartialEq)]
+pub struct LifeGroup {
+    pub label: String,
+    pub units: Contributors,
+    pub intervals: Vec<LifeInterval>,
+}
+
+/// `kaplan-meier` before disclosure: counts in equal intervals of the coded duration.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LifeTable {
+    pub duration: String,
+    pub event: String,
+    pub by: Option<String>,
+    /// The intervals' bounds: `bounds[j]..bounds[j + 1]` is interval j.
+    pub bounds: Vec<f64>,
+    pub groups: Vec<LifeGroup>,
+    pub population: PopulationSketch,
 }

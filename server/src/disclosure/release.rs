@@ -28,7 +28,7 @@ impl Gate {
     ///
     /// A cell is small when its true count or its released count is under the threshold, so
     /// a cell of 4 is withheld even when its noise would show it as 5 or 6.
-    fn released_count(&self, c: Contributors) -> (u64, bool) {
+    pub(super) fn released_count(&self, c: Contributors) -> (u64, bool) {
         let n = self.perturb(c);
         let min = self.rules.min_cell;
         (n, c.units > 0 && (c.units < min || n < min))
@@ -142,6 +142,7 @@ impl Releaser<'_> {
                     hexes: None,
                     boxes: None,
                     estimates: None,
+                    flows: None,
                     notes: t.notes,
                 });
                 self.emit(origin, body, decisions)
@@ -150,6 +151,72 @@ impl Releaser<'_> {
         };
         self.account(started.elapsed());
         released
+    }
+}
+
+impl Releaser<'_> {
+    /// A sankey diagram: each pair of consecutive variables is a two-way table under the table
+    /// rules (perturbed counts, small cells withheld with secondary suppression), and each
+    /// released inner cell above zero becomes a flow. A withheld cell is no flow at all.
+    pub fn sankey(&self, gate: &Gate, origin: Origin<'_>, tables: Vec<raw::Table>) -> Released {
+        let started = std::time::Instant::now();
+        let mut flows = Vec::new();
+        let mut decisions = Vec::new();
+        let mut withheld = 0;
+        let mut notes = Vec::new();
+        let variables: Vec<String> = tables
+            .iter()
+            .map(|t| t.row_variable.clone())
+            .chain(tables.last().and_then(|t| t.column_variable.clone()))
+            .collect();
+        for table in tables {
+            let (from_variable, to_variable) =
+                (table.row_variable.clone(), table.column_variable.clone().unwrap_or_default());
+            let (released, mut table_decisions) = match released_table(gate, table) {
+                Ok(r) => r,
+                Err(refusal) => {
+                    self.account(started.elapsed());
+                    return self.refusal(origin, refusal);
+                }
+            };
+            decisions.append(&mut table_decisions);
+            notes = released.notes.clone();
+            // The last row and column are the margins.
+            let rows = released.row_labels.len().saturating_sub(1);
+            let columns = released.column_labels.len().saturating_sub(1);
+            for r in 0..rows {
+                for c in 0..columns {
+                    match released.cells[r][c] {
+                        Some(count) if count > 0.0 => flows.push(output::Flow {
+                            from_variable: from_variable.clone(),
+                            from: released.row_labels[r].clone(),
+                            to_variable: to_variable.clone(),
+                            to: released.column_labels[c].clone(),
+                            count,
+                        }),
+                        Some(_) => {}
+                        None => withheld += 1,
+                    }
+                }
+            }
+        }
+        if withheld > 0 {
+            notes.push(format!("{withheld} flows withheld as small cells."));
+        }
+        let body = OutputBody::Chart(output::Chart {
+            chart: "sankey".into(),
+            title: format!("Flows between {}", variables.join(", ")),
+            x_label: variables.join(" → "),
+            y_label: "count".into(),
+            bars: Vec::new(),
+            hexes: None,
+            boxes: None,
+            estimates: None,
+            flows: Some(flows),
+            notes,
+        });
+        self.account(started.elapsed());
+        self.emit(origin, body, decisions)
     }
 }
 
@@ -558,6 +625,7 @@ impl Releaser<'_> {
             hexes: None,
             boxes: None,
             estimates: None,
+            flows: None,
             notes: vec![format!(
                 "Values coded to P{}–P{}; counts perturbed; bins under {} withheld.",
                 rules.coding_percentiles.0, rules.coding_percentiles.1, rules.min_cell
@@ -596,6 +664,7 @@ impl Releaser<'_> {
             hexes: Some(output::HexGrid { width: hexbin.width, height: hexbin.height, cells }),
             boxes: None,
             estimates: None,
+            flows: None,
             notes: vec![format!(
                 "Values coded to P{}–P{}; counts perturbed; cells under {} units are not drawn.",
                 rules.coding_percentiles.0, rules.coding_percentiles.1, rules.min_cell
@@ -864,6 +933,7 @@ impl Releaser<'_> {
             hexes: None,
             boxes: Some(boxes),
             estimates: None,
+            flows: None,
             notes: vec![format!(
                 "Boxes are P25–P75 with the median; whiskers end at P5 and P95, and no single unit is drawn. Each percentile needs {} units on each side and shows {} significant digits.",
                 rules.min_units_beside_percentile, rules.significant_digits
@@ -997,6 +1067,7 @@ impl Releaser<'_> {
             hexes: None,
             boxes: None,
             estimates: Some(estimates),
+            flows: None,
             notes: vec!["Estimates and intervals as the model above released them.".into()],
         });
         let decisions = vec![Decision { rule: 9, outcome: "drawn from the released model".into() }];

@@ -220,7 +220,7 @@ impl Simulation<'_> {
             | "poisson" | "negative-binomial" | "ivregress" | "mlogit" | "cox" | "correlate"
             | "ci" | "normaltest" | "anova" | "boxplot" | "piechart" | "barchart"
             | "summarize-panel" | "tabulate-panel" | "transitions-panel" | "regress-panel"
-            | "hausman" => {
+            | "hausman" | "kaplan-meier" | "sankey" => {
                 for (name, span) in variable_arguments(&c.args, src) {
                     self.require(step, &name, span);
                 }

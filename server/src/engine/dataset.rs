@@ -60,6 +60,9 @@ pub struct Dataset {
     /// For a panel dataset (`import-panel`): rows are (unit, date) pairs, ordered by unit id
     /// and then date, so `ids` repeats each unit once per date it has.
     pub panel: Option<Panel>,
+    /// For an event dataset (`import-event`): rows are spells, ordered by unit id and start,
+    /// and this is the most spells any unit has.
+    pub spells: Option<u64>,
 }
 
 /// The dates of a panel dataset's rows.
@@ -135,6 +138,7 @@ impl Default for Dataset {
             variables: Vec::new(),
             members: None,
             panel: None,
+            spells: None,
         }
     }
 }
@@ -148,13 +152,16 @@ impl Dataset {
         self.ids.is_empty() && self.unit_type.is_none()
     }
 
-    /// An error for a command that needs one row per unit, when this is a panel.
+    /// An error for a command that needs one row per unit, when this is a panel or spells.
     pub fn require_cross_section(&self, dataset: &str, command: &str) -> Result<(), EngineError> {
-        match self.panel {
-            Some(_) => Err(EngineError::new(format!(
+        match (&self.panel, self.spells) {
+            (Some(_), _) => Err(EngineError::new(format!(
                 "dataset {dataset} is a panel (a row per unit and date, from import-panel) and {command} needs a row per unit: use the -panel commands on it, or do this in a dataset made with import"
             ))),
-            None => Ok(()),
+            (None, Some(_)) => Err(EngineError::new(format!(
+                "dataset {dataset} holds spells (a row per spell, from import-event) and {command} needs a row per unit: describe the spells here, or do this in a dataset made with import"
+            ))),
+            (None, None) => Ok(()),
         }
     }
 
@@ -193,8 +200,12 @@ impl Dataset {
     /// times over: the panel's dates multiply the copies.
     pub fn copies<'n>(&self, names: impl IntoIterator<Item = &'n str>) -> u64 {
         let copies = self.variable_copies(names);
-        let dates = self.panel.as_ref().map_or(1, |p| p.dates.len() as u64);
-        copies.saturating_mul(dates.max(1))
+        let rows_per_unit = match (&self.panel, self.spells) {
+            (Some(p), _) => p.dates.len() as u64,
+            (None, Some(spells)) => spells,
+            (None, None) => 1,
+        };
+        copies.saturating_mul(rows_per_unit.max(1))
     }
 
     pub fn variable(&self, name: &str) -> Option<&Variable> {

@@ -366,7 +366,7 @@ pub fn tabulate_raw(
 /// The axis of a chart: the coding bounds of the whole column (P1, P99), widened to round
 /// numbers. Never the extremes of the selection, which would show a small group's minimum and
 /// maximum (rule 2) at the ends of the axis.
-fn axis_range(gate: &Gate, values: &[Option<f64>]) -> (f64, f64) {
+pub(super) fn axis_range(gate: &Gate, values: &[Option<f64>]) -> (f64, f64) {
     let mut present: Vec<f64> = values.iter().flatten().copied().collect();
     let Some((lo, hi)) = gate.coding_bounds(&mut present) else { return (0.0, 1.0) };
     if hi <= lo {
@@ -718,6 +718,51 @@ impl Step<'_> {
         let population = raw.population.clone();
         released.push(self.releaser.table(gate, self.origin(), raw));
         Ok((released, population))
+    }
+
+    /// `sankey a b …`: flows of units between the levels of consecutive variables, over the
+    /// units with a value of every one of them.
+    pub(super) fn sankey(&mut self) -> Result<(), EngineError> {
+        let (dataset_name, dataset) = self.populated()?;
+        let names = self.variable_args(dataset, dataset_name)?;
+        if !(2..=6).contains(&names.len()) {
+            return Err(EngineError::at(
+                self.command().span,
+                "write sankey <variable> <variable>…: two to six variables, such as a status on several dates",
+            ));
+        }
+        let condition = self.mask(dataset, dataset_name)?;
+        let columns: Vec<&Variable> = names.iter().filter_map(|n| dataset.variable(n)).collect();
+        // One population for every stage: the units with all the variables.
+        let mask: BooleanArray = (0..dataset.len())
+            .map(|i| {
+                Some(
+                    condition.as_ref().is_none_or(|m| m.is_valid(i) && m.value(i))
+                        && columns.iter().all(|v| v.values.is_valid(i)),
+                )
+            })
+            .collect();
+        let gate = &*self.gate_for(dataset.copies(names.iter().map(String::as_str)));
+        let keys = self.record_keys(gate, dataset);
+        let mut tables = Vec::new();
+        for pair in names.windows(2) {
+            let request = TableRequest {
+                options: raw::TableOptions::default(),
+                row: &pair[0],
+                column: Some(&pair[1]),
+                statistic: CellStatistic::Count,
+                of: None,
+                missing: false,
+                labels: true,
+            };
+            tables.push(tabulate_raw(gate, dataset, &keys, &request, Some(&mask))?);
+        }
+        let population = tables[0].population.clone();
+        self.check_population_history(&population)?;
+        let released = self.releaser.sankey(gate, self.origin(), tables);
+        self.outputs.push(released);
+        self.remember_population(population);
+        Ok(())
     }
 
     pub(super) fn histogram(&mut self) -> Result<(), EngineError> {

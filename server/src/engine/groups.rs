@@ -366,6 +366,7 @@ impl Step<'_> {
                 variables,
                 members: Some(Arc::new(Members::new(member_type, pairs))),
                 panel: None,
+                spells: None,
             };
             let groups = collapsed.len();
             *self.current_mut()? = collapsed;

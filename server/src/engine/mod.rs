@@ -11,6 +11,7 @@
 mod check;
 pub mod dataset;
 pub(crate) mod describe;
+mod events;
 mod expand;
 pub mod expr;
 mod groups;
@@ -19,7 +20,9 @@ pub(crate) mod models;
 pub(crate) mod panel;
 mod prepare;
 mod recode;
+mod reshape;
 pub(crate) mod statistics;
+pub(crate) mod survival;
 mod transform;
 
 use std::collections::BTreeMap;
@@ -581,6 +584,11 @@ impl<'a> Step<'a> {
             "transitions-panel" => self.transitions_panel(),
             "regress-panel" => self.regress_panel(),
             "hausman" => self.hausman(),
+            "reshape-to-panel" => self.reshape_to_panel(),
+            "reshape-from-panel" => self.reshape_from_panel(),
+            "kaplan-meier" => self.kaplan_meier(),
+            "sankey" => self.sankey(),
+            "import-event" => self.import_event().await,
             "help" => self.help(),
             "variables" => self.variables(),
             "history" => {

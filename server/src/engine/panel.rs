@@ -758,6 +758,7 @@ impl Step<'_> {
             variables,
             members: None,
             panel: Some(Panel { dates: dates.iter().map(|(d, _)| d.epoch_days()).collect(), rows }),
+            spells: None,
         };
         let names: Vec<&str> = resolved.iter().map(|(_, _, m, _)| m.name.as_str()).collect();
         self.notice(format!("{} imported as a panel at {} dates", names.join(", "), dates.len()));
@@ -913,6 +914,7 @@ impl Step<'_> {
             ],
             members: None,
             panel: None,
+            spells: None,
         };
         let (released, population) =
             self.tabulate_of(dataset_name, &transitions, vec![from_name, to_name])?;

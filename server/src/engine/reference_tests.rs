@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
-use super::describe::{TableRequest, summarize_raw, tabulate_raw};
+use super::describe::{TableRequest, numbers, summarize_raw, tabulate_raw};
 use super::models::{
     Errors, IvRequest, Likelihood, OlsRequest, Term, cox_raw, ivregress_raw, likelihood_raw,
     mlogit_raw, ols_raw,
@@ -122,6 +122,41 @@ async fn statistics_match_pandas_and_statsmodels_on_the_same_parquet() {
             f(&reference["mean_wage_by_sex"][label]),
             &format!("mean wage, sex {label}"),
         );
+    }
+
+    // kaplan-meier age high: the life table's exact counts, and the actuarial survival from them.
+    {
+        use crate::disclosure::survival::actuarial_survival;
+        let mut with_event = dataset.clone();
+        let high: datafusion::arrow::array::Float64Array =
+            numbers(dataset.variable("wage").unwrap())
+                .unwrap()
+                .into_iter()
+                .map(|w| w.map(|w| f64::from(w > 500_000.0)))
+                .collect();
+        with_event.set(super::dataset::Variable {
+            name: "high".into(),
+            values: Arc::new(high),
+            info: Default::default(),
+        });
+        let table =
+            super::survival::life_table_raw(gate, &with_event, &keys, "age", "high", None, None)
+                .unwrap();
+        let rows = reference["life_table"].as_array().unwrap();
+        let intervals = &table.groups[0].intervals;
+        assert_eq!(intervals.len(), rows.len());
+        let counts: Vec<(f64, f64, f64)> = intervals
+            .iter()
+            .map(|i| (i.at_risk.units as f64, i.events.units as f64, i.censored.units as f64))
+            .collect();
+        for (j, ((ours, s), theirs)) in
+            counts.iter().zip(actuarial_survival(&counts)).zip(rows).enumerate()
+        {
+            assert_eq!(ours.0, f(&theirs["at_risk"]), "at risk in interval {j}");
+            assert_eq!(ours.1, f(&theirs["events"]), "events in interval {j}");
+            assert_eq!(ours.2, f(&theirs["censored"]), "censored in interval {j}");
+            close(s, f(&theirs["survival"]), &format!("survival after interval {j}"));
+        }
     }
 
     // summarize wage age.

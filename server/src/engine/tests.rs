@@ -340,6 +340,27 @@ async fn panel_commands_say_what_they_need() {
             "choose one of fe, re, be and pooled",
         ),
         (format!("{PANEL}transitions-panel INNTEKT_WLONN BEFOLKNING_KJOENN\n"), "one variable"),
+        (
+            format!("{PERSONS}import-event db/ARBSOEK_ARBSOKERSTATUS 2020-01-01 to 2020-12-31\n"),
+            "fills an empty dataset",
+        ),
+        (
+            "require demo:1 as db\ncreate-dataset s\nimport-event db/INNTEKT_WLONN 2020-01-01 to 2020-12-31\n".to_owned(),
+            "is ACCUMULATED, not EVENT",
+        ),
+        (
+            "require demo:1 as db\ncreate-dataset s\nimport-event db/ARBSOEK_ARBSOKERSTATUS 2020-12-31 to 2020-01-01\n".to_owned(),
+            "ends (2020-01-01) before it starts",
+        ),
+        (
+            "require demo:1 as db\ncreate-dataset s\nimport-event db/ARBSOEK_ARBSOKERSTATUS 2020-01-01 to 2020-12-31 as a\nmerge a into s\n".to_owned(),
+            "holds spells",
+        ),
+        (format!("{PERSONS}reshape-to-panel pay_\n"), "no variable is named pay_ followed by a year"),
+        (format!("{PERSONS}reshape-from-panel\n"), "is not a panel"),
+        (format!("{PERSONS}kaplan-meier age sex\n"), "sex holds codes"),
+        (format!("{PERSONS}kaplan-meier age wage\n"), "must be 1 where the event happened"),
+        (format!("{PERSONS}sankey sex\n"), "two to six variables"),
     ];
     for (script, expected) in cases {
         let outputs = run(&script).await;
@@ -369,4 +390,37 @@ async fn a_panel_population_is_its_units_each_once() {
     assert_eq!(pooled.difference(&all_but_one), Some(1));
     all_but_one.insert(units[0]);
     assert_eq!(pooled.difference(&all_but_one), Some(0));
+}
+
+#[tokio::test]
+async fn a_life_table_shows_no_small_count_and_merges_sparse_intervals() {
+    // A rare event (a wage over 1.5 million) leaves most intervals with a few events: they
+    // are merged forward until each shown count is 0 or at least the threshold.
+    let script = format!(
+        "{PERSONS}keep if age >= 25 & age <= 66\ngenerate rare = wage > 1500000 if !sysmiss(wage)\nkaplan-meier age rare, by(sex)\n"
+    );
+    let outputs = run(&script).await;
+    assert_eq!(errors(&outputs), vec![], "{outputs:#?}");
+    let OutputBody::Table(table) = &outputs.last().unwrap().body else { panic!("a table") };
+    assert!(table.title.contains("life table"), "{}", table.title);
+    let min_cell = crate::disclosure::rules::Rules::default().min_cell as f64;
+    for (label, row) in table.row_labels.iter().zip(&table.cells) {
+        for count in row[..3].iter().flatten() {
+            assert!(*count == 0.0 || *count >= min_cell, "{label}: a count of {count}");
+        }
+    }
+    // Each group's rows run from 0 without gaps, and at least one interval was merged: fewer
+    // than the 10 intervals per group are shown.
+    for sex in ["1", "2"] {
+        let rows: Vec<&String> =
+            table.row_labels.iter().filter(|l| l.starts_with(&format!("sex={sex}"))).collect();
+        assert!(!rows.is_empty() && rows.len() < 10, "{rows:?}");
+        assert!(rows[0].contains("[0, "), "{rows:?}");
+        for pair in rows.windows(2) {
+            let end = pair[0].rsplit(", ").next().unwrap().trim_end_matches([')', ']']);
+            assert!(pair[1].contains(&format!("[{end}, ")), "{pair:?}");
+        }
+    }
+    let survival: Vec<f64> = table.cells.iter().filter_map(|r| r[3]).collect();
+    assert!(survival.iter().all(|s| (0.0..=1.0).contains(s)), "{survival:?}");
 }
