@@ -217,6 +217,9 @@ pub fn format_number(value: f64) -> String {
         format!("{}", value as i64)
     } else if value.abs() >= 1000.0 {
         format!("{value:.1}")
+    } else if value.abs() < 0.001 && value != 0.0 {
+        // Densities and small p-values: four significant digits, not a row of zeros.
+        format!("{value:.3e}")
     } else {
         let text = format!("{value:.4}");
         text.trim_end_matches('0').trim_end_matches('.').to_owned()

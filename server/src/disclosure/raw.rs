@@ -193,7 +193,22 @@ pub struct Model {
 pub struct Histogram {
     pub variable: String,
     pub bins: Vec<(f64, f64, Contributors)>,
+    /// What the bars' heights show.
+    pub scale: HistogramScale,
+    /// The group of a `by()` histogram, as "sex=1 Mann".
+    pub group: Option<String>,
     pub population: PopulationSketch,
+}
+
+/// A histogram's heights: counts, or shares of the released N.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub enum HistogramScale {
+    #[default]
+    Count,
+    Percent,
+    Fraction,
+    /// Fraction per unit of the variable: the bars' areas add up to 1.
+    Density,
 }
 
 /// A hexbin before disclosure control: cells of a hexagonal grid over the coded ranges.

@@ -603,24 +603,46 @@ impl Releaser<'_> {
     ) -> Released {
         let rules = gate.rules();
         let mut withheld = 0;
+        // Shares are of the released N (all bins' units, perturbed as a count of its own), so
+        // a withheld bin's count cannot be read off the others.
+        let total = histogram.bins.iter().fold(Contributors::default(), |t, b| t.merged(b.2));
+        let released_total = (gate.perturb(total) as f64).max(1.0);
+        let scale = |n: f64, width: f64| match histogram.scale {
+            raw::HistogramScale::Count => n,
+            raw::HistogramScale::Percent => 100.0 * n / released_total,
+            raw::HistogramScale::Fraction => n / released_total,
+            raw::HistogramScale::Density => n / released_total / width,
+        };
         let bars: Vec<output::Bar> = histogram
             .bins
             .iter()
             .map(|&(start, end, c)| {
                 let (n, small) = gate.released_count(c);
                 withheld += usize::from(small);
-                output::Bar { label: None, start, end, height: (!small).then_some(n as f64) }
+                output::Bar {
+                    label: None,
+                    start,
+                    end,
+                    height: (!small).then_some(scale(n as f64, end - start)),
+                }
             })
             .collect();
         let decisions = vec![
             Decision { rule: 5, outcome: "counts perturbed".into() },
             Decision { rule: 10, outcome: format!("{withheld} bins withheld") },
         ];
+        let y_label = match histogram.scale {
+            raw::HistogramScale::Count => "count",
+            raw::HistogramScale::Percent => "percent",
+            raw::HistogramScale::Fraction => "fraction",
+            raw::HistogramScale::Density => "density",
+        };
+        let group = histogram.group.map(|g| format!(" ({g})")).unwrap_or_default();
         let body = OutputBody::Chart(output::Chart {
             chart: "histogram".into(),
-            title: format!("Histogram of {}", histogram.variable),
+            title: format!("Histogram of {}{group}", histogram.variable),
             x_label: histogram.variable,
-            y_label: "count".into(),
+            y_label: y_label.into(),
             bars,
             hexes: None,
             boxes: None,

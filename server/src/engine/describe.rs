@@ -384,6 +384,7 @@ pub fn histogram_raw(
     name: &str,
     bins: usize,
     width: Option<f64>,
+    discrete: bool,
     mask: Option<&BooleanArray>,
 ) -> Result<raw::Histogram, EngineError> {
     let variable =
@@ -396,14 +397,23 @@ pub fn histogram_raw(
         .filter(|(i, _)| mask.is_none_or(|m| m.value(*i)))
         .filter_map(|(i, v)| v.map(|v| (i, v)))
         .collect();
-    let (lo, hi) = axis_range(gate, &raw_values);
+    let (mut lo, hi) = axis_range(gate, &raw_values);
     if selected.is_empty() {
         return Ok(raw::Histogram {
             variable: name.to_owned(),
             bins: Vec::new(),
+            scale: raw::HistogramScale::Count,
+            group: None,
             population: PopulationSketch::default(),
         });
     }
+    // discrete: a bar per whole number, centred on it.
+    let width = if discrete {
+        lo = lo.floor() - 0.5;
+        Some(1.0)
+    } else {
+        width
+    };
     let (count, step) = match width {
         Some(w) if w > 0.0 => (((hi - lo) / w).floor() as usize + 1, w),
         _ => {
@@ -426,7 +436,13 @@ pub fn histogram_raw(
         .enumerate()
         .map(|(b, c)| (lo + b as f64 * step, lo + (b + 1) as f64 * step, c))
         .collect();
-    Ok(raw::Histogram { variable: name.to_owned(), bins, population })
+    Ok(raw::Histogram {
+        variable: name.to_owned(),
+        bins,
+        scale: raw::HistogramScale::Count,
+        group: None,
+        population,
+    })
 }
 
 /// `hexbin` before disclosure: the hexagonal binning of matplotlib and Stata's `hexbin`, with
@@ -771,25 +787,76 @@ impl Step<'_> {
         let [name] = names.as_slice() else {
             return Err(EngineError::at(self.command().span, "write histogram <variable>"));
         };
-        for unsupported in ["by", "normal", "discrete", "density", "fraction", "percent"] {
-            if self.flag(unsupported) {
-                return Err(EngineError::at(
-                    self.option(unsupported).expect("present").span,
-                    format!("histogram's {unsupported} option is not supported yet"),
-                ));
-            }
+        if self.flag("normal") {
+            return Err(EngineError::at(
+                self.option("normal").expect("present").span,
+                "histogram's normal option is not supported yet",
+            ));
         }
+        let scales = [
+            ("percent", raw::HistogramScale::Percent),
+            ("fraction", raw::HistogramScale::Fraction),
+            ("density", raw::HistogramScale::Density),
+            ("freq", raw::HistogramScale::Count),
+        ];
+        let chosen: Vec<_> = scales.iter().filter(|(n, _)| self.flag(n)).collect();
+        if let [_, (second, _), ..] = chosen.as_slice() {
+            return Err(EngineError::at(
+                self.option(second).expect("present").span,
+                "choose one of percent, fraction, density and freq",
+            ));
+        }
+        let scale = chosen.first().map_or(raw::HistogramScale::Count, |(_, s)| *s);
         let bins = self.option_number("bin")?.map_or(20, |b| b.clamp(1.0, 200.0) as usize);
         let width = self.option_number("width")?;
+        let discrete = self.flag("discrete");
+        let by = self.option_text("by");
         let mask = self.mask(dataset, dataset_name)?;
-        let gate = &*self.gate_for(dataset.copies([name.as_str()]));
+        let gate =
+            &*self.gate_for(dataset.copies([name.as_str()].into_iter().chain(by.as_deref())));
         let keys = self.record_keys(gate, dataset);
-        let raw = histogram_raw(gate, dataset, &keys, name, bins, width, mask.as_ref())?;
-        self.check_population_history(&raw.population)?;
-        let population = raw.population.clone();
-        let released = self.releaser.histogram(gate, self.origin(), raw);
-        self.outputs.push(released);
-        self.remember_population(population);
+        // by(): a histogram per level, on one axis (the whole column's coding bounds).
+        let groups: Vec<(Option<String>, Option<BooleanArray>)> = match &by {
+            None => vec![(None, mask)],
+            Some(b) => {
+                let span = self.option("by").expect("present").span;
+                let variable = dataset.require(b, dataset_name).map_err(|e| e.with_span(span))?;
+                let (rows, labels) =
+                    levels(variable, false, true).map_err(|e| e.with_span(span))?;
+                labels
+                    .iter()
+                    .enumerate()
+                    .map(|(level, label)| {
+                        let in_group: BooleanArray = (0..dataset.len())
+                            .map(|i| {
+                                Some(
+                                    rows[i] == Some(level)
+                                        && mask
+                                            .as_ref()
+                                            .is_none_or(|m| m.is_valid(i) && m.value(i)),
+                                )
+                            })
+                            .collect();
+                        (Some(format!("{b}={label}")), Some(in_group))
+                    })
+                    .collect()
+            }
+        };
+        let mut raws = Vec::new();
+        for (group, mask) in groups {
+            let mut raw =
+                histogram_raw(gate, dataset, &keys, name, bins, width, discrete, mask.as_ref())?;
+            raw.scale = scale;
+            raw.group = group;
+            self.check_population_history(&raw.population)?;
+            raws.push(raw);
+        }
+        for raw in raws {
+            let population = raw.population.clone();
+            let released = self.releaser.histogram(gate, self.origin(), raw);
+            self.outputs.push(released);
+            self.remember_population(population);
+        }
         Ok(())
     }
 

@@ -424,3 +424,33 @@ async fn a_life_table_shows_no_small_count_and_merges_sparse_intervals() {
     let survival: Vec<f64> = table.cells.iter().filter_map(|r| r[3]).collect();
     assert!(survival.iter().all(|s| (0.0..=1.0).contains(s)), "{survival:?}");
 }
+
+#[tokio::test]
+async fn histogram_shares_are_of_the_released_n_and_by_draws_one_per_group() {
+    let script = format!(
+        "{PERSONS}keep if age >= 25 & age <= 66\nhistogram wage, bin(8) percent\nhistogram wage, bin(8) density\nhistogram age, discrete\nhistogram wage, bin(6) by(sex)\n"
+    );
+    let outputs = run(&script).await;
+    assert_eq!(errors(&outputs), vec![], "{outputs:#?}");
+    let charts: Vec<&shared::output::Chart> = outputs
+        .iter()
+        .filter_map(|o| match &o.body {
+            OutputBody::Chart(c) => Some(c),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(charts.len(), 5, "percent, density, discrete and one per sex");
+    let shown = |c: &shared::output::Chart| c.bars.iter().filter_map(|b| b.height).sum::<f64>();
+    let percent = shown(charts[0]);
+    assert!((95.0..=101.0).contains(&percent), "percents add up to {percent}");
+    assert_eq!(charts[0].y_label, "percent");
+    // Densities are percents over 100 per unit of width: the areas add up to about 1.
+    let area: f64 = charts[1].bars.iter().filter_map(|b| Some(b.height? * (b.end - b.start))).sum();
+    assert!((0.95..=1.01).contains(&area), "density area {area}");
+    // discrete: unit-wide bars centred on whole ages.
+    assert!(charts[2].bars.iter().all(|b| b.end - b.start == 1.0 && b.start.fract() == 0.5));
+    assert!(
+        charts[3].title.ends_with("(sex=1 Mann)") && charts[4].title.ends_with("(sex=2 Kvinne)")
+    );
+    assert_eq!(charts[3].bars.len(), 6);
+}
