@@ -118,3 +118,26 @@ coefplot regress wage age i.sex`);
   await page.locator('article.output', { hasText: 'Linear regression (OLS)' }).first().waitFor({ timeout: 5_000 });
   assert.deepEqual(problems, []);
 });
+
+test('sankey draws the released flows as bands between columns of levels', async () => {
+  const problems = [];
+  const page = await openPage(browser, problems);
+  await page.goto(BASE_URL + '/workbench');
+  const editor = page.getByLabel('Script');
+  await editor.waitFor({ timeout: 10_000 });
+  await editor.fill(`require demo:1 as db
+create-dataset persons
+import db/SIVSTANDFDT_SIVSTAND 2015-01-01 as s2015
+import db/SIVSTANDFDT_SIVSTAND 2021-01-01 as s2021
+sankey s2015 s2021`);
+  await page.locator('#run').click();
+  const flows = page.locator('svg.sankey path.flow');
+  await flows.first().waitFor({ timeout: 30_000 });
+  // Unmarried to unmarried is the largest flow on any demo; every band names its count.
+  assert.ok(await flows.count() >= 3);
+  const titles = await flows.locator('title').allTextContents();
+  assert.ok(titles.some((t) => /^s2015 1 Ugift → s2021 1 Ugift: \d+$/.test(t)), titles.join('\n'));
+  // A node per level present, in two columns.
+  assert.ok(await page.locator('svg.sankey g.node rect').count() >= 4);
+  assert.deepEqual(problems, []);
+});

@@ -244,6 +244,19 @@ out["anova"] = {
     "F": float(table.F.iloc[0]),
     "p": float(table["PR(>F)"].iloc[0]),
 }
+aov2_data = pd.DataFrame(
+    {"wage": coded_column(df.wage), "kommune": df.kommune, "sex": df.sex}
+).dropna()
+table = sm.stats.anova_lm(smf.ols("wage ~ C(kommune) + C(sex)", data=aov2_data).fit(), typ=2)
+out["anova2"] = {
+    source: {
+        "ss": float(table.sum_sq.iloc[i]),
+        "df": float(table.df.iloc[i]),
+        "F": None if pd.isna(table.F.iloc[i]) else float(table.F.iloc[i]),
+        "p": None if pd.isna(table["PR(>F)"].iloc[i]) else float(table["PR(>F)"].iloc[i]),
+    }
+    for i, source in enumerate(["kommune", "sex", "residual"])
+}
 
 # quantile(wage, 10): the number of decile cut points strictly below each value.
 wages_present = df.wage.dropna().astype(float)

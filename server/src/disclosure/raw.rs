@@ -249,6 +249,11 @@ pub struct StatisticsTable {
     /// Units per level of each grouping variable (rule 9's level rule applies).
     pub levels: Vec<(String, Vec<u64>)>,
     pub notes: Vec<String>,
+    /// An analysis-of-variance table (columns SS, df, MS, F, p; the last two rows residual
+    /// and total) whose model has this many parameters. Its residual and total df are
+    /// counts of units less constants, so the gate restates them, with the mean squares, F
+    /// and p, from the released N.
+    pub anova_parameters: Option<usize>,
     pub population: PopulationSketch,
 }
 

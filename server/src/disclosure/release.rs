@@ -220,6 +220,30 @@ impl Releaser<'_> {
     }
 }
 
+/// An analysis-of-variance table with its residual and total df taken from the released N
+/// (`n − k` and `n − 1`), and the mean squares, F and p that follow from them: the exact df
+/// would give back the exact N.
+fn restate_anova(values: &mut [Vec<Option<f64>>], n: f64, k: f64) {
+    use statrs::distribution::{ContinuousCDF, FisherSnedecor};
+    let rows = values.len();
+    if rows < 2 {
+        return;
+    }
+    let df_residual = (n - k).max(1.0);
+    let residual_ss = values[rows - 2][0].unwrap_or(0.0);
+    let ms_residual = residual_ss / df_residual;
+    values[rows - 2][1] = Some(df_residual);
+    values[rows - 2][2] = Some(ms_residual);
+    values[rows - 1][1] = Some((n - 1.0).max(1.0));
+    for row in &mut values[..rows - 2] {
+        let (Some(ss), Some(df)) = (row[0], row[1]) else { continue };
+        let f = (ss / df) / ms_residual;
+        row[2] = Some(ss / df);
+        row[3] = Some(f);
+        row[4] = FisherSnedecor::new(df, df_residual).ok().map(|d| d.sf(f));
+    }
+}
+
 /// Rules 5–7 on a table: the released table, with the decisions, or the refusal.
 fn released_table(
     gate: &Gate,
@@ -984,6 +1008,10 @@ impl Releaser<'_> {
             }
         }
         let (n, _) = gate.released_count(table.contributors);
+        let mut table = table;
+        if let Some(k) = table.anova_parameters {
+            restate_anova(&mut table.values, n as f64, k as f64);
+        }
         let cells = table
             .values
             .iter()

@@ -233,3 +233,45 @@ fn chi2_is_withheld_when_a_cell_is() {
     let OutputBody::Table(t) = &released.output().body else { panic!("{released:?}") };
     assert!(t.notes.iter().any(|n| n.contains("chi2 withheld")), "{:?}", t.notes);
 }
+
+#[test]
+fn an_anova_table_states_its_df_from_the_released_n_never_the_exact_one() {
+    let gate = gate();
+    let audit = audit::MemoryAudit::default();
+    let releaser = Releaser::new(&audit, "tester", "anova y f");
+    // Find a sample whose perturbed N differs from the true one, so the test can tell them apart.
+    let (units, released_n) = (200..400)
+        .find_map(|n| {
+            let mut c = Contributors::default();
+            (0..n).for_each(|id| c.add(gate.record_key(id)));
+            let table = raw::StatisticsTable {
+                title: "anova".into(),
+                row_variable: "source".into(),
+                row_labels: vec!["f".into(), "residual".into(), "total".into()],
+                column_labels: ["SS", "df", "MS", "F", "p"].map(String::from).to_vec(),
+                values: vec![
+                    vec![Some(50.0), Some(2.0), Some(25.0), Some(1.0), Some(0.5)],
+                    vec![Some(900.0), Some(n as f64 - 3.0), Some(0.0), None, None],
+                    vec![Some(950.0), Some(n as f64 - 1.0), None, None, None],
+                ],
+                contributors: c,
+                levels: Vec::new(),
+                notes: Vec::new(),
+                anova_parameters: Some(3),
+                population: Default::default(),
+            };
+            let released = releaser.statistics(&gate, Origin { line: 1, command: "anova" }, table);
+            let OutputBody::Table(t) = &released.output().body else { panic!("{released:?}") };
+            let df = t.cells[1][1].unwrap();
+            let noted: f64 = t.notes[0]
+                .strip_prefix("N = ")
+                .and_then(|r| r.split(' ').next())
+                .and_then(|v| v.parse().ok())
+                .expect("the note states N");
+            // Residual df and total df follow the released N, whatever the true one is.
+            assert_eq!((df, t.cells[2][1].unwrap()), (noted - 3.0, noted - 1.0));
+            (noted != n as f64).then_some((n as f64, noted))
+        })
+        .expect("some N among 200 gets noise");
+    assert_ne!(units, released_n);
+}

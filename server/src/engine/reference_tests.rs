@@ -224,7 +224,9 @@ async fn statistics_match_pandas_and_statsmodels_on_the_same_parquet() {
                 close(row[j].unwrap(), f(&theirs[key]), &format!("normaltest {name} {key}"));
             }
         }
-        let aov = statistics::anova_raw(gate, dataset, &keys, "wage", "kommune", None).unwrap();
+        let aov =
+            statistics::anova_raw(gate, dataset, &keys, "wage", &["kommune".to_owned()], None)
+                .unwrap();
         let theirs = &reference["anova"];
         close(aov.values[0][0].unwrap(), f(&theirs["ss_between"]), "SS between");
         close(aov.values[1][0].unwrap(), f(&theirs["ss_within"]), "SS within");
@@ -232,6 +234,20 @@ async fn statistics_match_pandas_and_statsmodels_on_the_same_parquet() {
         close(aov.values[1][1].unwrap(), f(&theirs["df_within"]), "df within");
         close(aov.values[0][3].unwrap(), f(&theirs["F"]), "F");
         close(aov.values[0][4].unwrap(), f(&theirs["p"]), "p of F");
+        // Two factors: partial sums of squares (statsmodels' Type II).
+        let factors = ["kommune".to_owned(), "sex".to_owned()];
+        let aov = statistics::anova_raw(gate, dataset, &keys, "wage", &factors, None).unwrap();
+        let theirs = &reference["anova2"];
+        assert_eq!(aov.row_labels, ["model", "kommune", "sex", "residual", "total"]);
+        for (row, source) in [(1, "kommune"), (2, "sex"), (3, "residual")] {
+            let theirs = &theirs[source];
+            close(aov.values[row][0].unwrap(), f(&theirs["ss"]), &format!("SS {source}"));
+            close(aov.values[row][1].unwrap(), f(&theirs["df"]), &format!("df {source}"));
+            if source != "residual" {
+                close(aov.values[row][3].unwrap(), f(&theirs["F"]), &format!("F {source}"));
+                close(aov.values[row][4].unwrap(), f(&theirs["p"]), &format!("p {source}"));
+            }
+        }
     }
 
     // logit and probit of (wage > 500000) on age i.sex.

@@ -3,6 +3,7 @@
 //! tests compare with pandas, scipy and statsmodels.
 
 use datafusion::arrow::array::BooleanArray;
+use nalgebra::{DMatrix, DVector};
 use statrs::distribution::{ContinuousCDF, FisherSnedecor, StudentsT};
 
 use super::dataset::Dataset;
@@ -104,6 +105,7 @@ pub fn correlation_raw(
         values,
         contributors,
         levels: Vec::new(),
+        anova_parameters: None,
         notes: vec![
             "Units with a value on every variable (listwise); values coded to P1–P99.".into(),
         ],
@@ -169,74 +171,164 @@ pub fn normality_raw(
         values,
         contributors,
         levels: Vec::new(),
+        anova_parameters: None,
         notes: vec!["Values coded to P1–P99 before the moments.".into()],
         population,
     })
 }
 
-/// One-way analysis of variance of `dependent` over the levels of `factor`.
+/// Analysis of variance of `dependent` over the levels of one or more factors (main effects).
+/// With one factor it is the one-way table; with several, each factor's sum of squares is
+/// partial (Stata's `anova`, statsmodels' Type II, which agree without interactions): the
+/// residual sum of squares gained by adding that factor last, from OLS on level dummies.
 pub fn anova_raw(
     gate: &Gate,
     dataset: &Dataset,
     keys: &[u64],
     dependent: &str,
-    factor: &str,
+    factors: &[String],
     mask: Option<&BooleanArray>,
 ) -> Result<raw::StatisticsTable, EngineError> {
     let y = dataset
         .variable(dependent)
         .ok_or_else(|| EngineError::new(format!("no variable {dependent}")))?;
     let y = coded(gate, &numbers(y)?);
-    let f = dataset
-        .variable(factor)
-        .ok_or_else(|| EngineError::new(format!("no variable {factor}")))?;
-    let (groups, labels) = levels(f, false, false)?;
-    let mut sums = vec![(0u64, 0.0f64); labels.len()];
-    let mut all = Vec::new();
+    let mut factor_levels = Vec::new();
+    for factor in factors {
+        let f = dataset
+            .variable(factor)
+            .ok_or_else(|| EngineError::new(format!("no variable {factor}")))?;
+        factor_levels.push(levels(f, false, false)?);
+    }
+    // The sample: y and every factor present.
+    let rows: Vec<usize> = (0..dataset.len())
+        .filter(|&i| {
+            mask.is_none_or(|m| m.value(i))
+                && y[i].is_some()
+                && factor_levels.iter().all(|(groups, _)| groups[i].is_some())
+        })
+        .collect();
     let mut contributors = Contributors::default();
     let mut population = PopulationSketch::default();
-    for i in 0..dataset.len() {
-        if mask.is_some_and(|m| !m.value(i)) {
-            continue;
-        }
-        let (Some(g), Some(v)) = (groups[i], y[i]) else { continue };
-        sums[g].0 += 1;
-        sums[g].1 += v;
-        all.push((g, v));
+    let mut counts: Vec<Vec<u64>> =
+        factor_levels.iter().map(|(_, labels)| vec![0; labels.len()]).collect();
+    for &i in &rows {
         contributors.add(keys[i]);
         dataset.add_to_population(&mut population, i);
+        for (f, (groups, _)) in factor_levels.iter().enumerate() {
+            counts[f][groups[i].expect("in sample")] += 1;
+        }
     }
-    let n = all.len() as f64;
-    let grand = all.iter().map(|(_, v)| v).sum::<f64>() / n;
-    let group_mean = |g: usize| sums[g].1 / sums[g].0 as f64;
-    let total_ss: f64 = all.iter().map(|(_, v)| (v - grand).powi(2)).sum();
-    let within_ss: f64 = all.iter().map(|(g, v)| (v - group_mean(*g)).powi(2)).sum();
-    let between_ss = total_ss - within_ss;
-    let present: Vec<u64> = sums.iter().map(|(c, _)| *c).filter(|c| *c > 0).collect();
-    let k = present.len() as f64;
-    let (df_between, df_within) = (k - 1.0, n - k);
-    if df_between < 1.0 || df_within < 1.0 {
-        return Err(EngineError::new(format!(
-            "anova needs at least two levels of {factor} and more units than levels"
-        )));
+    // Dummy columns: every present level of each factor but its first.
+    let mut columns: Vec<(usize, usize)> = Vec::new();
+    let mut present_levels = Vec::new();
+    for (f, c) in counts.iter().enumerate() {
+        let present: Vec<usize> = (0..c.len()).filter(|&l| c[l] > 0).collect();
+        if present.len() < 2 {
+            return Err(EngineError::new(format!(
+                "anova needs at least two levels of {} in the sample",
+                factors[f]
+            )));
+        }
+        columns.extend(present[1..].iter().map(|&l| (f, l)));
+        present_levels.push(present.iter().map(|&l| c[l]).collect::<Vec<u64>>());
     }
-    let (ms_between, ms_within) = (between_ss / df_between, within_ss / df_within);
-    let f_value = ms_between / ms_within;
-    let p = FisherSnedecor::new(df_between, df_within)
-        .map(|d| d.sf(f_value))
-        .map_err(|e| EngineError::internal(e.to_string()))?;
+    let k = columns.len() + 1;
+    if k > 200 {
+        return Err(EngineError::new(
+            "the factors have more than 200 levels together: group levels with recode",
+        ));
+    }
+    let n = rows.len() as f64;
+    if n <= k as f64 {
+        return Err(EngineError::new("anova needs more units than levels"));
+    }
+    let grand = rows.iter().map(|&i| y[i].expect("in sample")).sum::<f64>() / n;
+    let x_of = |i: usize, x: &mut [f64]| {
+        x[0] = 1.0;
+        for (j, &(f, l)) in columns.iter().enumerate() {
+            x[j + 1] = f64::from(factor_levels[f].0[i] == Some(l));
+        }
+    };
+    let mut xtx = DMatrix::<f64>::zeros(k, k);
+    let mut xty = DVector::<f64>::zeros(k);
+    let mut x = vec![0.0; k];
+    for &i in &rows {
+        x_of(i, &mut x);
+        let v = y[i].expect("in sample") - grand;
+        for a in 0..k {
+            xty[a] += x[a] * v;
+            for b in 0..=a {
+                xtx[(a, b)] += x[a] * x[b];
+            }
+        }
+    }
+    for a in 0..k {
+        for b in 0..a {
+            xtx[(b, a)] = xtx[(a, b)];
+        }
+    }
+    // The residual sum of squares of OLS on the chosen columns, by a second pass.
+    let rss = |keep: &[usize]| -> Result<f64, EngineError> {
+        let sub = DMatrix::from_fn(keep.len(), keep.len(), |a, b| xtx[(keep[a], keep[b])]);
+        let rhs = DVector::from_fn(keep.len(), |a, _| xty[keep[a]]);
+        let beta = sub.cholesky().map(|c| c.solve(&rhs)).ok_or_else(|| {
+            EngineError::new("the factors are collinear (one determines another): drop one of them")
+        })?;
+        let mut x = vec![0.0; k];
+        Ok(rows
+            .iter()
+            .map(|&i| {
+                x_of(i, &mut x);
+                let fit: f64 = keep.iter().zip(beta.iter()).map(|(&c, b)| x[c] * b).sum();
+                (y[i].expect("in sample") - grand - fit).powi(2)
+            })
+            .sum())
+    };
+    let all: Vec<usize> = (0..k).collect();
+    let residual_ss = rss(&all)?;
+    let total_ss: f64 = rows.iter().map(|&i| (y[i].expect("in sample") - grand).powi(2)).sum();
+    let df_residual = n - k as f64;
+    let ms_residual = residual_ss / df_residual;
+    let f_test = |ss: f64, df: f64| -> Result<(f64, f64), EngineError> {
+        let f = (ss / df) / ms_residual;
+        let p = FisherSnedecor::new(df, df_residual)
+            .map(|d| d.sf(f))
+            .map_err(|e| EngineError::internal(e.to_string()))?;
+        Ok((f, p))
+    };
+    let row = |ss: f64, df: f64| -> Result<Vec<Option<f64>>, EngineError> {
+        let (f, p) = f_test(ss, df)?;
+        Ok(vec![Some(ss), Some(df), Some(ss / df), Some(f), Some(p)])
+    };
+    let mut row_labels = Vec::new();
+    let mut values = Vec::new();
+    if factors.len() > 1 {
+        row_labels.push("model".to_owned());
+        values.push(row(total_ss - residual_ss, k as f64 - 1.0)?);
+    }
+    for (f, factor) in factors.iter().enumerate() {
+        let without: Vec<usize> =
+            std::iter::once(0).chain((1..k).filter(|&c| columns[c - 1].0 != f)).collect();
+        let ss =
+            if factors.len() == 1 { total_ss - residual_ss } else { rss(&without)? - residual_ss };
+        let df = (present_levels[f].len() - 1) as f64;
+        row_labels.push(factor.clone());
+        values.push(row(ss, df)?);
+    }
+    row_labels.extend(["residual".to_owned(), "total".to_owned()]);
+    values.push(vec![Some(residual_ss), Some(df_residual), Some(ms_residual), None, None]);
+    values.push(vec![Some(total_ss), Some(n - 1.0), None, None, None]);
+    let partial = if factors.len() > 1 { " (partial sums of squares)" } else { "" };
     Ok(raw::StatisticsTable {
-        title: format!("Analysis of variance of {dependent} by {factor}"),
+        title: format!("Analysis of variance of {dependent} by {}{partial}", factors.join(", ")),
         row_variable: "source".into(),
-        row_labels: vec![factor.to_owned(), "residual".into(), "total".into()],
+        row_labels,
         column_labels: ["SS", "df", "MS", "F", "p"].map(String::from).to_vec(),
-        values: vec![
-            vec![Some(between_ss), Some(df_between), Some(ms_between), Some(f_value), Some(p)],
-            vec![Some(within_ss), Some(df_within), Some(ms_within), None, None],
-            vec![Some(total_ss), Some(n - 1.0), None, None, None],
-        ],
+        values,
         contributors,
-        levels: vec![(factor.to_owned(), present)],
+        levels: factors.iter().cloned().zip(present_levels).collect(),
+        anova_parameters: Some(k),
         notes: vec![format!("{dependent} coded to P1–P99.")],
         population,
     })
@@ -317,16 +409,12 @@ impl Step<'_> {
         for (n, span) in &names {
             dataset.require(n, dataset_name).map_err(|e| e.with_span(*span))?;
         }
-        let [(dependent, _), (factor, _)] = names.as_slice() else {
-            return Err(EngineError::at(
-                self.command().span,
-                if names.len() > 2 {
-                    "anova with more than one factor is not supported yet: use regress with i. terms"
-                } else {
-                    "write anova <dependent> <factor>"
-                },
-            ));
+        let [(dependent, _), factors @ ..] = names.as_slice() else {
+            return Err(EngineError::at(self.command().span, "write anova <dependent> <factor>…"));
         };
+        if factors.is_empty() {
+            return Err(EngineError::at(self.command().span, "write anova <dependent> <factor>…"));
+        }
         for unsupported in ["noconstant", "posthoc"] {
             if self.flag(unsupported) {
                 return Err(EngineError::at(
@@ -335,11 +423,13 @@ impl Step<'_> {
                 ));
             }
         }
-        let (dependent, factor) = (dependent.clone(), factor.clone());
-        self.release_statistics(
-            &[dependent.clone(), factor.clone()],
-            |gate, dataset, keys, mask| anova_raw(gate, dataset, keys, &dependent, &factor, mask),
-        )
+        let dependent = dependent.clone();
+        let factors: Vec<String> = factors.iter().map(|(f, _)| f.clone()).collect();
+        let names: Vec<String> =
+            std::iter::once(dependent.clone()).chain(factors.clone()).collect();
+        self.release_statistics(&names, |gate, dataset, keys, mask| {
+            anova_raw(gate, dataset, keys, &dependent, &factors, mask)
+        })
     }
 
     pub(super) fn ci(&mut self) -> Result<(), EngineError> {

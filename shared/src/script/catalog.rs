@@ -615,7 +615,7 @@ static COMMANDS: &[CommandSpec] = &[
         name: "anova",
         family: Describing,
         syntax: "anova <dependent> <factor>… [, noconstant posthoc]",
-        help: "Analysis of variance of a variable by one or more factors.",
+        help: "Analysis of variance of a variable by one or more factors (main effects; with several, each factor's sum of squares is partial, as Stata's anova). Residual and total df follow the released N.",
         example: "anova wage region",
         options: &[opt("noconstant", Flag), opt("posthoc", Flag)],
     },
