@@ -377,16 +377,24 @@ pub(super) fn axis_range(gate: &Gate, values: &[Option<f64>]) -> (f64, f64) {
 }
 
 /// `histogram` before disclosure: equal-width bins over the coded range.
+/// How a histogram cuts its axis: `count` equal bins, or bins of `width`, or (`discrete`) a
+/// bin per whole number.
+#[derive(Clone, Copy, Debug)]
+pub struct Bins {
+    pub count: usize,
+    pub width: Option<f64>,
+    pub discrete: bool,
+}
+
 pub fn histogram_raw(
     gate: &Gate,
     dataset: &Dataset,
     keys: &[u64],
     name: &str,
-    bins: usize,
-    width: Option<f64>,
-    discrete: bool,
+    bins: Bins,
     mask: Option<&BooleanArray>,
 ) -> Result<raw::Histogram, EngineError> {
+    let Bins { count: bins, width, discrete } = bins;
     let variable =
         dataset.variable(name).ok_or_else(|| EngineError::new(format!("no variable {name}")))?;
     let raw_values = numbers(variable)?;
@@ -807,9 +815,11 @@ impl Step<'_> {
             ));
         }
         let scale = chosen.first().map_or(raw::HistogramScale::Count, |(_, s)| *s);
-        let bins = self.option_number("bin")?.map_or(20, |b| b.clamp(1.0, 200.0) as usize);
-        let width = self.option_number("width")?;
-        let discrete = self.flag("discrete");
+        let bins = Bins {
+            count: self.option_number("bin")?.map_or(20, |b| b.clamp(1.0, 200.0) as usize),
+            width: self.option_number("width")?,
+            discrete: self.flag("discrete"),
+        };
         let by = self.option_text("by");
         let mask = self.mask(dataset, dataset_name)?;
         let gate =
@@ -844,8 +854,7 @@ impl Step<'_> {
         };
         let mut raws = Vec::new();
         for (group, mask) in groups {
-            let mut raw =
-                histogram_raw(gate, dataset, &keys, name, bins, width, discrete, mask.as_ref())?;
+            let mut raw = histogram_raw(gate, dataset, &keys, name, bins, mask.as_ref())?;
             raw.scale = scale;
             raw.group = group;
             self.check_population_history(&raw.population)?;
