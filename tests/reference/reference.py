@@ -60,6 +60,15 @@ wages = df.wage.dropna().astype(float)
 lo, hi = np.percentile(wages, [1, 99])
 coded = df.assign(w=df.wage.clip(lo, hi)).dropna(subset=["w"])
 out["mean_wage_by_sex"] = {k: float(v) for k, v in coded.groupby("sex").w.mean().items()}
+# tabulate sex, summarize(wage) gini / iqr: the Gini of the coded values (by its definition,
+# the mean absolute difference over twice the mean) and P75 − P25 of the values.
+out["gini_wage_by_sex"] = {
+    k: float(np.abs(g.values[:, None] - g.values[None, :]).mean() / (2 * g.mean()))
+    for k, g in coded.groupby("sex").w
+}
+out["iqr_wage_by_sex"] = {
+    k: float(np.percentile(g, 75) - np.percentile(g, 25)) for k, g in coded.groupby("sex").wage
+}
 
 # regress wage age i.sex [, robust | cluster(kommune)]
 sample = df.dropna(subset=["wage", "age", "sex"])

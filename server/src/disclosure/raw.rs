@@ -79,6 +79,8 @@ pub struct Cell {
     pub contributors: Contributors,
     pub magnitude: Option<Magnitude>,
     pub quantiles: Vec<Quantile>,
+    /// The Gini coefficient of the cell's coded values, for `Gini` cells.
+    pub gini: Option<f64>,
 }
 
 /// The statistic a table's cells show.
@@ -92,6 +94,9 @@ pub enum CellStatistic {
     Sum(String),
     Sd(String),
     Percentile(String, f64),
+    Gini(String),
+    /// P75 − P25.
+    Iqr(String),
 }
 
 /// A one- or two-way table before disclosure control. A one-way table has one column and no

@@ -92,6 +92,20 @@ impl Gate {
                     .filter(|_| enough)
                     .and_then(|q| self.released_quantile(q))
             }
+            // As the SD: only where the cell's magnitude passes (size and dominance).
+            CellStatistic::Gini(_) => magnitude().and(cell.gini).map(|g| significant(g, 4)),
+            // Both quartiles must pass rule 8; the range is their released difference.
+            CellStatistic::Iqr(_) => {
+                let enough = cell.contributors.units >= self.rules.min_units_for_statistics;
+                let quartile = |p: f64| {
+                    cell.quantiles
+                        .iter()
+                        .find(|q| q.percent == p)
+                        .filter(|_| enough)
+                        .and_then(|q| self.released_quantile(q))
+                };
+                quartile(25.0).zip(quartile(75.0)).map(|(lo, hi)| hi - lo)
+            }
         };
         value.map_or(Released1::Suppressed, Released1::Shown)
     }
@@ -369,6 +383,8 @@ fn released_table(
         CellStatistic::Sum(v) => statistic_name = format!("sum of {v}"),
         CellStatistic::Sd(v) => statistic_name = format!("standard deviation of {v}"),
         CellStatistic::Percentile(v, p) => statistic_name = format!("P{p} of {v}"),
+        CellStatistic::Gini(v) => statistic_name = format!("Gini coefficient of {v}"),
+        CellStatistic::Iqr(v) => statistic_name = format!("interquartile range of {v}"),
     }
     let total_value = match &table.statistic {
         CellStatistic::RowPercent | CellStatistic::ColumnPercent | CellStatistic::CellPercent => {
@@ -409,7 +425,12 @@ fn released_table(
             "Counts carry cell-key noise (±{} at most); cells under {} are withheld.",
             rules.max_deviation, rules.min_cell
         ));
-    } else if matches!(table.statistic, CellStatistic::Percentile(..)) {
+    } else if matches!(table.statistic, CellStatistic::Gini(..)) {
+        notes.push(format!(
+            "The Gini coefficient of values coded to P{}–P{}; cells with fewer than {} units or a dominant unit are withheld.",
+            rules.coding_percentiles.0, rules.coding_percentiles.1, rules.min_units_for_statistics
+        ));
+    } else if matches!(table.statistic, CellStatistic::Percentile(..) | CellStatistic::Iqr(..)) {
         notes.push(format!(
                 "Percentiles need {} units on each side and show {} significant digits; cells with fewer than {} units are withheld.",
                 rules.min_units_beside_percentile, rules.significant_digits, rules.min_units_for_statistics

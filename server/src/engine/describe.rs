@@ -283,7 +283,12 @@ pub fn tabulate_raw(
     let mut column_margins = vec![new_cell(); if col_levels.is_some() { columns } else { 0 }];
     let mut total = new_cell();
     // Raw values per cell, for percentile statistics only.
-    let wants_quantile = matches!(request.statistic, CellStatistic::Percentile(..));
+    let wants_quantile = matches!(
+        request.statistic,
+        CellStatistic::Percentile(..) | CellStatistic::Iqr(..) | CellStatistic::Gini(..)
+    );
+    // The Gini coefficient is of the coded values; percentiles are of the values themselves.
+    let gini = matches!(request.statistic, CellStatistic::Gini(..));
     let mut cell_values: HashMap<(usize, usize), Vec<f64>> = HashMap::new();
     let mut margin_values: HashMap<(usize, usize), Vec<f64>> = HashMap::new();
     const ROW_MARGIN: usize = usize::MAX;
@@ -321,7 +326,8 @@ pub fn tabulate_raw(
             add(&mut row_margins[r]);
             add(&mut column_margins[c]);
         }
-        if let (true, Some((_, v))) = (wants_quantile, value) {
+        if let (true, Some((coded_value, raw_value))) = (wants_quantile, value) {
+            let v = if gini { coded_value } else { raw_value };
             cell_values.entry((r, c)).or_default().push(v);
             margin_values.entry((ROW_MARGIN, ROW_MARGIN)).or_default().push(v);
             if col_levels.is_some() {
@@ -330,10 +336,19 @@ pub fn tabulate_raw(
             }
         }
     }
-    if let CellStatistic::Percentile(_, p) = request.statistic {
+    if wants_quantile {
+        let percents: Vec<f64> = match request.statistic {
+            CellStatistic::Percentile(_, p) => vec![p],
+            CellStatistic::Iqr(_) => vec![25.0, 75.0],
+            _ => Vec::new(),
+        };
         let fill = |cell: &mut raw::Cell, values: Option<Vec<f64>>| {
             let sorted = stats::sorted(values.unwrap_or_default());
-            cell.quantiles = quantiles(&sorted, &[p]);
+            if gini {
+                cell.gini = stats::gini_sorted(&sorted);
+            } else {
+                cell.quantiles = quantiles(&sorted, &percents);
+            }
         };
         for (r, row) in cells.iter_mut().enumerate() {
             for (c, cell) in row.iter_mut().enumerate() {
@@ -679,10 +694,10 @@ impl Step<'_> {
                     CellStatistic::Percentile(v.clone(), 50.0)
                 } else if self.flag("p75") {
                     CellStatistic::Percentile(v.clone(), 75.0)
-                } else if self.flag("gini") || self.flag("iqr") {
-                    return Err(EngineError::new(
-                        "tabulate with gini or iqr cells is not supported yet",
-                    ));
+                } else if self.flag("gini") {
+                    CellStatistic::Gini(v.clone())
+                } else if self.flag("iqr") {
+                    CellStatistic::Iqr(v.clone())
                 } else {
                     CellStatistic::Mean(v.clone())
                 }

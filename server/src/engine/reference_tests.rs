@@ -159,6 +159,22 @@ async fn statistics_match_pandas_and_statsmodels_on_the_same_parquet() {
         }
     }
 
+    // tabulate sex, summarize(wage) gini / iqr.
+    for (statistic, key) in [
+        (CellStatistic::Gini("wage".into()), "gini_wage_by_sex"),
+        (CellStatistic::Iqr("wage".into()), "iqr_wage_by_sex"),
+    ] {
+        let table =
+            tabulate_raw(gate, dataset, &keys, &request(statistic, Some("wage")), None).unwrap();
+        for (label, cell) in table.row_labels.iter().zip(&table.cells) {
+            let ours = match key {
+                "gini_wage_by_sex" => cell[0].gini.unwrap(),
+                _ => cell[0].quantiles[1].value - cell[0].quantiles[0].value,
+            };
+            close(ours, f(&reference[key][label]), &format!("{key}, sex {label}"));
+        }
+    }
+
     // summarize wage age.
     let names = ["wage".to_owned(), "age".to_owned()];
     for summary in summarize_raw(gate, dataset, &keys, &names, None, true, false).unwrap() {
