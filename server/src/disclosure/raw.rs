@@ -254,12 +254,23 @@ pub struct StatisticsTable {
     /// Units per level of each grouping variable (rule 9's level rule applies).
     pub levels: Vec<(String, Vec<u64>)>,
     pub notes: Vec<String>,
-    /// An analysis-of-variance table (columns SS, df, MS, F, p; the last two rows residual
-    /// and total) whose model has this many parameters. Its residual and total df are
-    /// counts of units less constants, so the gate restates them, with the mean squares, F
-    /// and p, from the released N.
-    pub anova_parameters: Option<usize>,
+    /// Values that depend on the exact N, which the gate restates from the released N.
+    pub restate: Restate,
     pub population: PopulationSketch,
+}
+
+/// What of a statistics table the gate computes again from the released N: a test's
+/// degrees of freedom are counts of units less constants, and would give back the exact N.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub enum Restate {
+    #[default]
+    Nothing,
+    /// An analysis-of-variance table (columns SS, df, MS, F, p; the last two rows residual
+    /// and total) whose model has this many parameters: the residual and total df, with the
+    /// mean squares, F and p.
+    Anova { parameters: usize },
+    /// Correlation p-values: (row, column, r) of each p cell, tested on N − 2 df.
+    CorrelationP(Vec<(usize, usize, f64)>),
 }
 
 /// `ci`: a confidence interval for the mean of each variable, from its summary.

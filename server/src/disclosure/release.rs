@@ -1030,8 +1030,20 @@ impl Releaser<'_> {
         }
         let (n, _) = gate.released_count(table.contributors);
         let mut table = table;
-        if let Some(k) = table.anova_parameters {
-            restate_anova(&mut table.values, n as f64, k as f64);
+        match std::mem::take(&mut table.restate) {
+            raw::Restate::Nothing => {}
+            raw::Restate::Anova { parameters } => {
+                restate_anova(&mut table.values, n as f64, parameters as f64);
+            }
+            raw::Restate::CorrelationP(cells) => {
+                use statrs::distribution::{ContinuousCDF, StudentsT};
+                let df = (n as f64 - 2.0).max(1.0);
+                let t = StudentsT::new(0.0, 1.0, df).ok();
+                for (row, column, r) in cells {
+                    let statistic = r * (df / (1.0 - r * r)).sqrt();
+                    table.values[row][column] = t.as_ref().map(|t| 2.0 * t.sf(statistic.abs()));
+                }
+            }
         }
         let cells = table
             .values

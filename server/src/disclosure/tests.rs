@@ -257,7 +257,7 @@ fn an_anova_table_states_its_df_from_the_released_n_never_the_exact_one() {
                 contributors: c,
                 levels: Vec::new(),
                 notes: Vec::new(),
-                anova_parameters: Some(3),
+                restate: raw::Restate::Anova { parameters: 3 },
                 population: Default::default(),
             };
             let released = releaser.statistics(&gate, Origin { line: 1, command: "anova" }, table);
@@ -274,4 +274,39 @@ fn an_anova_table_states_its_df_from_the_released_n_never_the_exact_one() {
         })
         .expect("some N among 200 gets noise");
     assert_ne!(units, released_n);
+}
+
+#[test]
+fn a_correlations_p_value_is_tested_on_the_released_n() {
+    use statrs::distribution::{ContinuousCDF, StudentsT};
+    let gate = gate();
+    let audit = audit::MemoryAudit::default();
+    let releaser = Releaser::new(&audit, "tester", "correlate a b, sig");
+    let mut c = Contributors::default();
+    (0..300).for_each(|id| c.add(gate.record_key(id)));
+    let r = 0.3;
+    let table = raw::StatisticsTable {
+        title: "Correlations (Pearson)".into(),
+        row_variable: String::new(),
+        row_labels: vec!["a".into(), "  p (a)".into()],
+        column_labels: vec!["a".into(), "b".into()],
+        values: vec![vec![Some(1.0), Some(r)], vec![None, Some(0.123)]],
+        contributors: c,
+        levels: Vec::new(),
+        notes: Vec::new(),
+        restate: raw::Restate::CorrelationP(vec![(1, 1, r)]),
+        population: Default::default(),
+    };
+    let released = releaser.statistics(&gate, Origin { line: 1, command: "correlate" }, table);
+    let OutputBody::Table(t) = &released.output().body else { panic!("{released:?}") };
+    let n: f64 = t.notes[0]
+        .strip_prefix("N = ")
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap();
+    let df = n - 2.0;
+    let expected = 2.0 * StudentsT::new(0.0, 1.0, df).unwrap().sf(r * (df / (1.0 - r * r)).sqrt());
+    let shown = t.cells[1][1].unwrap();
+    assert!((shown - significant(expected, 4)).abs() < 1e-12, "{shown} vs {expected}");
+    assert_eq!(t.cells[1][0], None);
 }

@@ -1027,7 +1027,7 @@ impl Step<'_> {
                 values,
                 contributors,
                 levels,
-                anova_parameters: None,
+                restate: raw::Restate::Nothing,
                 notes: vec![
                     "A small p-value rejects random effects: the unit effects are correlated with the terms, and fixed effects are consistent where random effects are not.".into(),
                 ],

@@ -75,6 +75,7 @@ pub fn correlation_raw(
         .map_err(|e| EngineError::internal(e.to_string()))?;
     let mut row_labels = Vec::new();
     let mut values = Vec::new();
+    let mut p_cells = Vec::new();
     for a in 0..k {
         let r = |b: usize| cov[a][b] / (cov[a][a] * cov[b][b]).sqrt();
         row_labels.push(names[a].clone());
@@ -83,6 +84,8 @@ pub fn correlation_raw(
         );
         if significance {
             row_labels.push(format!("  p ({})", names[a]));
+            let row = values.len();
+            p_cells.extend((0..k).filter(|&b| b != a).map(|b| (row, b, r(b))));
             values.push(
                 (0..k)
                     .map(|b| {
@@ -105,7 +108,11 @@ pub fn correlation_raw(
         values,
         contributors,
         levels: Vec::new(),
-        anova_parameters: None,
+        restate: if p_cells.is_empty() {
+            raw::Restate::Nothing
+        } else {
+            raw::Restate::CorrelationP(p_cells)
+        },
         notes: vec![
             "Units with a value on every variable (listwise); values coded to P1–P99.".into(),
         ],
@@ -171,7 +178,7 @@ pub fn normality_raw(
         values,
         contributors,
         levels: Vec::new(),
-        anova_parameters: None,
+        restate: raw::Restate::Nothing,
         notes: vec!["Values coded to P1–P99 before the moments.".into()],
         population,
     })
@@ -328,7 +335,7 @@ pub fn anova_raw(
         values,
         contributors,
         levels: factors.iter().cloned().zip(present_levels).collect(),
-        anova_parameters: Some(k),
+        restate: raw::Restate::Anova { parameters: k },
         notes: vec![format!("{dependent} coded to P1–P99.")],
         population,
     })
