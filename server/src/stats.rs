@@ -80,3 +80,31 @@ mod tests {
         assert_eq!(units_beside(&[1.0, 2.0, 2.0, 3.0], 2.0), (1, 1));
     }
 }
+
+/// D'Agostino and Pearson's omnibus test of normality from the sample skewness, kurtosis and
+/// size, as scipy.stats.normaltest: (z of skewness, z of kurtosis, K², p of χ²(2)).
+pub fn dagostino_pearson(skew: f64, kurt: f64, n: f64) -> (f64, f64, f64, f64) {
+    // skewtest
+    let y = skew * ((n + 1.0) * (n + 3.0) / (6.0 * (n - 2.0))).sqrt();
+    let beta2 = 3.0 * (n * n + 27.0 * n - 70.0) * (n + 1.0) * (n + 3.0)
+        / ((n - 2.0) * (n + 5.0) * (n + 7.0) * (n + 9.0));
+    let w2 = -1.0 + (2.0 * (beta2 - 1.0)).sqrt();
+    let delta = 1.0 / (0.5 * w2.ln()).sqrt();
+    let alpha = (2.0 / (w2 - 1.0)).sqrt();
+    let y = if y == 0.0 { 1.0 } else { y };
+    let z_skew = delta * (y / alpha + ((y / alpha).powi(2) + 1.0).sqrt()).ln();
+    // kurtosistest
+    let e = 3.0 * (n - 1.0) / (n + 1.0);
+    let var = 24.0 * n * (n - 2.0) * (n - 3.0) / ((n + 1.0).powi(2) * (n + 3.0) * (n + 5.0));
+    let x = (kurt - e) / var.sqrt();
+    let sqrt_beta1 = 6.0 * (n * n - 5.0 * n + 2.0) / ((n + 7.0) * (n + 9.0))
+        * (6.0 * (n + 3.0) * (n + 5.0) / (n * (n - 2.0) * (n - 3.0))).sqrt();
+    let a = 6.0 + 8.0 / sqrt_beta1 * (2.0 / sqrt_beta1 + (1.0 + 4.0 / sqrt_beta1.powi(2)).sqrt());
+    let term1 = 1.0 - 2.0 / (9.0 * a);
+    let denom = 1.0 + x * (2.0 / (a - 4.0)).sqrt();
+    let term2 = denom.signum() * ((1.0 - 2.0 / a) / denom.abs()).cbrt();
+    let z_kurt = (term1 - term2) / (2.0 / (9.0 * a)).sqrt();
+    let k2 = z_skew * z_skew + z_kurt * z_kurt;
+    // The survival function of χ²(2) is exp(−x/2).
+    (z_skew, z_kurt, k2, (-k2 / 2.0).exp())
+}

@@ -271,6 +271,9 @@ pub enum Restate {
     Anova { parameters: usize },
     /// Correlation p-values: (row, column, r) of each p cell, tested on N − 2 df.
     CorrelationP(Vec<(usize, usize, f64)>),
+    /// A normality table (skewness, kurtosis, z skewness, z kurtosis, K², p per row): the
+    /// tests from the moments and the released N.
+    Normality,
 }
 
 /// `ci`: a confidence interval for the mean of each variable, from its summary.

@@ -1035,6 +1035,14 @@ impl Releaser<'_> {
             raw::Restate::Anova { parameters } => {
                 restate_anova(&mut table.values, n as f64, parameters as f64);
             }
+            raw::Restate::Normality => {
+                for row in &mut table.values {
+                    let (Some(skew), Some(kurt)) = (row[0], row[1]) else { continue };
+                    let (z_skew, z_kurt, k2, p) =
+                        crate::stats::dagostino_pearson(skew, kurt, n as f64);
+                    row[2..6].copy_from_slice(&[Some(z_skew), Some(z_kurt), Some(k2), Some(p)]);
+                }
+            }
             raw::Restate::CorrelationP(cells) => {
                 use statrs::distribution::{ContinuousCDF, StudentsT};
                 let df = (n as f64 - 2.0).max(1.0);

@@ -310,3 +310,38 @@ fn a_correlations_p_value_is_tested_on_the_released_n() {
     assert!((shown - significant(expected, 4)).abs() < 1e-12, "{shown} vs {expected}");
     assert_eq!(t.cells[1][0], None);
 }
+
+#[test]
+fn a_normality_test_is_computed_on_the_released_n() {
+    let gate = gate();
+    let audit = audit::MemoryAudit::default();
+    let releaser = Releaser::new(&audit, "tester", "normaltest a");
+    let mut c = Contributors::default();
+    (0..300).for_each(|id| c.add(gate.record_key(id)));
+    let (skew, kurt) = (0.8, 4.1);
+    let table = raw::StatisticsTable {
+        title: "Tests for normality".into(),
+        row_variable: "variable".into(),
+        row_labels: vec!["a".into()],
+        column_labels: ["skewness", "kurtosis", "z skewness", "z kurtosis", "chi2(2)", "p"]
+            .map(String::from)
+            .to_vec(),
+        // What the engine computed with the exact N, to be replaced.
+        values: vec![vec![Some(skew), Some(kurt), Some(9.0), Some(9.0), Some(9.0), Some(0.5)]],
+        contributors: c,
+        levels: Vec::new(),
+        notes: Vec::new(),
+        restate: raw::Restate::Normality,
+        population: Default::default(),
+    };
+    let released = releaser.statistics(&gate, Origin { line: 1, command: "normaltest" }, table);
+    let OutputBody::Table(t) = &released.output().body else { panic!("{released:?}") };
+    let n: f64 = t.notes[0]
+        .strip_prefix("N = ")
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap();
+    let (z_skew, z_kurt, k2, p) = crate::stats::dagostino_pearson(skew, kurt, n);
+    let expected = [skew, kurt, z_skew, z_kurt, k2, p].map(|v| Some(significant(v, 4)));
+    assert_eq!(t.cells[0], expected);
+}
