@@ -230,6 +230,19 @@ out["correlate"] = {
     "cov": float(both.wage.cov(both.age)),
     "n": int(len(both)),
 }
+# correlate wage age kommune_number, pairwise: each pair over its complete observations.
+three = pd.DataFrame(
+    {
+        "wage": coded_column(df.wage),
+        "age": coded_column(df.age),
+        "kommune_number": coded_column(pd.to_numeric(df.kommune, errors="coerce")),
+    }
+)
+present = three.notna().astype(int)
+out["pairwise"] = {
+    "r": three.corr().values.tolist(),
+    "n": (present.T @ present).values.tolist(),
+}
 out["normaltest"] = {}
 for name in ["wage", "age"]:
     column = both[name]

@@ -269,11 +269,23 @@ pub enum Restate {
     /// and total) whose model has this many parameters: the residual and total df, with the
     /// mean squares, F and p.
     Anova { parameters: usize },
-    /// Correlation p-values: (row, column, r) of each p cell, tested on N − 2 df.
-    CorrelationP(Vec<(usize, usize, f64)>),
+    /// A correlation matrix: each pair's cells.
+    Pairs(Vec<Pair>),
     /// A normality table (skewness, kurtosis, z skewness, z kurtosis, K², p per row): the
     /// tests from the moments and the released N.
     Normality,
+}
+
+/// One pair of a correlation matrix: where its value, p and N cells are (row, column), its
+/// correlation, and its units. The gate withholds the pair when its units are too few, and
+/// otherwise fills N with the released count and p with the test on the released N − 2.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Pair {
+    pub value: (usize, usize),
+    pub p: Option<(usize, usize)>,
+    pub n: Option<(usize, usize)>,
+    pub r: f64,
+    pub units: Contributors,
 }
 
 /// `ci`: a confidence interval for the mean of each variable, from its summary.

@@ -1043,13 +1043,27 @@ impl Releaser<'_> {
                     row[2..6].copy_from_slice(&[Some(z_skew), Some(z_kurt), Some(k2), Some(p)]);
                 }
             }
-            raw::Restate::CorrelationP(cells) => {
+            raw::Restate::Pairs(pairs) => {
                 use statrs::distribution::{ContinuousCDF, StudentsT};
-                let df = (n as f64 - 2.0).max(1.0);
-                let t = StudentsT::new(0.0, 1.0, df).ok();
-                for (row, column, r) in cells {
-                    let statistic = r * (df / (1.0 - r * r)).sqrt();
-                    table.values[row][column] = t.as_ref().map(|t| 2.0 * t.sf(statistic.abs()));
+                for pair in pairs {
+                    let (units, small) = gate.released_count(pair.units);
+                    if small || pair.units.units < gate.rules().min_units_for_statistics {
+                        for (row, column) in
+                            [Some(pair.value), pair.p, pair.n].into_iter().flatten()
+                        {
+                            table.values[row][column] = None;
+                        }
+                        continue;
+                    }
+                    if let Some((row, column)) = pair.n {
+                        table.values[row][column] = Some(units as f64);
+                    }
+                    if let Some((row, column)) = pair.p {
+                        let df = (units as f64 - 2.0).max(1.0);
+                        let statistic = pair.r * (df / (1.0 - pair.r * pair.r)).sqrt();
+                        table.values[row][column] =
+                            StudentsT::new(0.0, 1.0, df).ok().map(|t| 2.0 * t.sf(statistic.abs()));
+                    }
                 }
             }
         }

@@ -294,7 +294,13 @@ fn a_correlations_p_value_is_tested_on_the_released_n() {
         contributors: c,
         levels: Vec::new(),
         notes: Vec::new(),
-        restate: raw::Restate::CorrelationP(vec![(1, 1, r)]),
+        restate: raw::Restate::Pairs(vec![raw::Pair {
+            value: (0, 1),
+            p: Some((1, 1)),
+            n: None,
+            r,
+            units: c,
+        }]),
         population: Default::default(),
     };
     let released = releaser.statistics(&gate, Origin { line: 1, command: "correlate" }, table);
@@ -344,4 +350,42 @@ fn a_normality_test_is_computed_on_the_released_n() {
     let (z_skew, z_kurt, k2, p) = crate::stats::dagostino_pearson(skew, kurt, n);
     let expected = [skew, kurt, z_skew, z_kurt, k2, p].map(|v| Some(significant(v, 4)));
     assert_eq!(t.cells[0], expected);
+}
+
+#[test]
+fn a_pairwise_correlation_over_too_few_units_is_withheld_with_its_n_and_p() {
+    let gate = gate();
+    let audit = audit::MemoryAudit::default();
+    let releaser = Releaser::new(&audit, "tester", "correlate a b c, pairwise obs sig");
+    let units = |n: i64| {
+        let mut c = Contributors::default();
+        (0..n).for_each(|id| c.add(gate.record_key(id)));
+        c
+    };
+    // Rows: r, p and N of a; columns b (300 units with a) and c (4 units with a).
+    let pair = |column: usize, n: i64| raw::Pair {
+        value: (0, column),
+        p: Some((1, column)),
+        n: Some((2, column)),
+        r: 0.2,
+        units: units(n),
+    };
+    let table = raw::StatisticsTable {
+        title: "Correlations (Pearson)".into(),
+        row_variable: String::new(),
+        row_labels: vec!["a".into(), "  p (a)".into(), "  N (a)".into()],
+        column_labels: vec!["b".into(), "c".into()],
+        values: vec![vec![Some(0.2), Some(0.2)], vec![Some(0.5), Some(0.5)], vec![None, None]],
+        contributors: units(300),
+        levels: Vec::new(),
+        notes: Vec::new(),
+        restate: raw::Restate::Pairs(vec![pair(0, 300), pair(1, 4)]),
+        population: Default::default(),
+    };
+    let released = releaser.statistics(&gate, Origin { line: 1, command: "correlate" }, table);
+    let OutputBody::Table(t) = &released.output().body else { panic!("{released:?}") };
+    let column = |c: usize| [t.cells[0][c], t.cells[1][c], t.cells[2][c]];
+    assert_eq!(column(1), [None, None, None], "the pair of 4 units shows nothing");
+    assert!(column(0).iter().all(Option::is_some), "{t:?}");
+    assert!((298.0..=302.0).contains(&t.cells[2][0].unwrap()), "a perturbed N");
 }

@@ -14,7 +14,7 @@ use super::models::{
 };
 use super::*;
 use crate::disclosure::audit::MemoryAudit;
-use crate::disclosure::raw::CellStatistic;
+use crate::disclosure::raw::{self, CellStatistic};
 use crate::test_support::small_demo;
 
 fn python() -> PathBuf {
@@ -225,14 +225,53 @@ async fn statistics_match_pandas_and_statsmodels_on_the_same_parquet() {
     {
         let names = ["wage".to_owned(), "age".to_owned()];
         let theirs = &reference["correlate"];
-        let r =
-            statistics::correlation_raw(gate, dataset, &keys, &names, false, true, None).unwrap();
+        let options = statistics::CorrelationOptions { significance: true, ..Default::default() };
+        let (r, _) =
+            statistics::correlation_raw(gate, dataset, &keys, &names, options, None).unwrap();
         assert_eq!(r.contributors.units, theirs["n"].as_u64().unwrap());
         close(r.values[0][1].unwrap(), f(&theirs["r"]), "correlation");
         close(r.values[1][1].unwrap(), f(&theirs["p"]), "p of the correlation");
-        let c =
-            statistics::correlation_raw(gate, dataset, &keys, &names, true, false, None).unwrap();
+        let options = statistics::CorrelationOptions { covariance: true, ..Default::default() };
+        let (c, _) =
+            statistics::correlation_raw(gate, dataset, &keys, &names, options, None).unwrap();
         close(c.values[0][1].unwrap(), f(&theirs["cov"]), "covariance");
+        // Pairwise over wage, age and kommune's number (missing for some): pandas' pairwise
+        // complete observations.
+        let three = ["wage".to_owned(), "age".to_owned(), "kommune_number".to_owned()];
+        let mut with_number = dataset.clone();
+        let number: datafusion::arrow::array::Float64Array = (0..dataset.len())
+            .map(|i| {
+                let v = &dataset.variable("kommune").unwrap().values;
+                (!v.is_null(i))
+                    .then(|| super::transform::display(v, i).parse::<f64>().ok())
+                    .flatten()
+            })
+            .collect();
+        with_number.set(super::dataset::Variable {
+            name: "kommune_number".into(),
+            values: Arc::new(number),
+            info: Default::default(),
+        });
+        let options = statistics::CorrelationOptions { pairwise: true, ..Default::default() };
+        let (pairwise, populations) =
+            statistics::correlation_raw(gate, &with_number, &keys, &three, options, None).unwrap();
+        assert_eq!(populations.len(), 3, "one population per pair");
+        let theirs = &reference["pairwise"];
+        for a in 0..3 {
+            for b in 0..3 {
+                close(
+                    pairwise.values[a][b].unwrap(),
+                    f(&theirs["r"][a][b]),
+                    &format!("pairwise r of {} and {}", three[a], three[b]),
+                );
+            }
+        }
+        let raw::Restate::Pairs(pairs) = &pairwise.restate else { panic!("pairs") };
+        let n_of =
+            |a: usize, b: usize| pairs.iter().find(|p| p.value == (a, b)).unwrap().units.units;
+        for (a, b) in [(0, 1), (0, 2), (1, 2)] {
+            assert_eq!(n_of(a, b), theirs["n"][a][b].as_u64().unwrap(), "pair N {a}, {b}");
+        }
         let normal = statistics::normality_raw(gate, dataset, &keys, &names, None).unwrap();
         for (row, name) in normal.values.iter().zip(&names) {
             let theirs = &reference["normaltest"][name];

@@ -45,79 +45,165 @@ fn complete_rows(
     Ok((out, contributors, population))
 }
 
-/// Pearson correlations (or covariances) with two-sided p-values when asked.
+/// What `correlate` shows.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct CorrelationOptions {
+    pub covariance: bool,
+    /// A p-value row under each variable.
+    pub significance: bool,
+    /// An N row under each variable.
+    pub obs: bool,
+    /// Each pair over the units with both values, instead of the units with every value.
+    pub pairwise: bool,
+}
+
+/// Pearson correlations (or covariances), with p-values and numbers of units when asked.
+/// Listwise, every pair uses the units with every value; pairwise, each pair its own units,
+/// and each pair's N and population then go to the gate on their own (rules 3, 5 and 11).
 pub fn correlation_raw(
     gate: &Gate,
     dataset: &Dataset,
     keys: &[u64],
     names: &[String],
-    covariance: bool,
-    significance: bool,
+    options: CorrelationOptions,
     mask: Option<&BooleanArray>,
-) -> Result<raw::StatisticsTable, EngineError> {
-    let (columns, contributors, population) = complete_rows(gate, dataset, keys, names, mask)?;
-    let n = columns.first().map_or(0, Vec::len) as f64;
-    let means: Vec<f64> = columns.iter().map(|c| c.iter().sum::<f64>() / n).collect();
+) -> Result<(raw::StatisticsTable, Vec<PopulationSketch>), EngineError> {
+    let columns: Vec<Vec<Option<f64>>> = names
+        .iter()
+        .map(|n| {
+            let v =
+                dataset.variable(n).ok_or_else(|| EngineError::new(format!("no variable {n}")))?;
+            Ok(coded(gate, &numbers(v)?))
+        })
+        .collect::<Result<_, EngineError>>()?;
+    let inside = |i: usize| mask.is_none_or(|m| m.value(i));
+    // The table's units: with every value (listwise) or with any (pairwise).
+    let mut contributors = Contributors::default();
+    let mut population = PopulationSketch::default();
+    for i in (0..dataset.len()).filter(|&i| inside(i)) {
+        let present = |c: &Vec<Option<f64>>| c[i].is_some();
+        let counted = if options.pairwise {
+            columns.iter().any(present)
+        } else {
+            columns.iter().all(present)
+        };
+        if counted {
+            contributors.add(keys[i]);
+            dataset.add_to_population(&mut population, i);
+        }
+    }
     let k = names.len();
-    let mut cov = vec![vec![0.0; k]; k];
+    // Each pair's sample: its rows, units and population.
+    let mut pair_populations = Vec::new();
+    let mut stats = vec![vec![(0.0, 0.0, Contributors::default()); k]; k];
     for a in 0..k {
         for b in 0..=a {
-            let s: f64 = columns[a]
-                .iter()
-                .zip(&columns[b])
-                .map(|(x, y)| (x - means[a]) * (y - means[b]))
-                .sum();
-            cov[a][b] = s / (n - 1.0);
-            cov[b][a] = cov[a][b];
+            let rows: Vec<usize> = (0..dataset.len())
+                .filter(|&i| {
+                    inside(i)
+                        && if options.pairwise {
+                            columns[a][i].is_some() && columns[b][i].is_some()
+                        } else {
+                            columns.iter().all(|c| c[i].is_some())
+                        }
+                })
+                .collect();
+            let n = rows.len() as f64;
+            let mean = |c: &Vec<Option<f64>>| {
+                rows.iter().map(|&i| c[i].expect("in sample")).sum::<f64>() / n
+            };
+            let (ma, mb) = (mean(&columns[a]), mean(&columns[b]));
+            let moment = |x: &Vec<Option<f64>>, mx: f64, y: &Vec<Option<f64>>, my: f64| {
+                rows.iter()
+                    .map(|&i| (x[i].expect("in sample") - mx) * (y[i].expect("in sample") - my))
+                    .sum::<f64>()
+                    / (n - 1.0)
+            };
+            let cov = moment(&columns[a], ma, &columns[b], mb);
+            let r = cov
+                / (moment(&columns[a], ma, &columns[a], ma)
+                    * moment(&columns[b], mb, &columns[b], mb))
+                .sqrt();
+            let mut units = Contributors::default();
+            let mut pair_population = PopulationSketch::default();
+            for &i in &rows {
+                units.add(keys[i]);
+                dataset.add_to_population(&mut pair_population, i);
+            }
+            if options.pairwise && a != b {
+                pair_populations.push(pair_population);
+            }
+            stats[a][b] = (cov, r, units);
+            stats[b][a] = (cov, r, units);
         }
     }
-    let t = StudentsT::new(0.0, 1.0, (n - 2.0).max(1.0))
-        .map_err(|e| EngineError::internal(e.to_string()))?;
     let mut row_labels = Vec::new();
     let mut values = Vec::new();
-    let mut p_cells = Vec::new();
+    let mut pairs = Vec::new();
     for a in 0..k {
-        let r = |b: usize| cov[a][b] / (cov[a][a] * cov[b][b]).sqrt();
+        let value_row = values.len();
         row_labels.push(names[a].clone());
         values.push(
-            (0..k).map(|b| Some(if covariance { cov[a][b] } else { r(b) })).collect::<Vec<_>>(),
+            (0..k)
+                .map(|b| {
+                    let (cov, r, _) = stats[a][b];
+                    Some(if options.covariance { cov } else { r })
+                })
+                .collect::<Vec<_>>(),
         );
-        if significance {
+        let p_row = options.significance.then(|| {
             row_labels.push(format!("  p ({})", names[a]));
-            let row = values.len();
-            p_cells.extend((0..k).filter(|&b| b != a).map(|b| (row, b, r(b))));
-            values.push(
-                (0..k)
-                    .map(|b| {
-                        if a == b {
-                            return None;
-                        }
-                        let r = r(b);
-                        let statistic = r * ((n - 2.0) / (1.0 - r * r)).sqrt();
-                        Some(2.0 * t.sf(statistic.abs()))
-                    })
-                    .collect(),
-            );
+            values.push(vec![None; k]);
+            values.len() - 1
+        });
+        let n_row = options.obs.then(|| {
+            row_labels.push(format!("  N ({})", names[a]));
+            values.push(vec![None; k]);
+            values.len() - 1
+        });
+        for b in 0..k {
+            let (_, r, units) = stats[a][b];
+            // The p cell holds the test on the exact N (what the reference tests compare);
+            // the gate replaces it with the test on the released N, and fills the N cell.
+            if let (Some(row), true) = (p_row, a != b) {
+                let df = units.units as f64 - 2.0;
+                values[row][b] = StudentsT::new(0.0, 1.0, df.max(1.0))
+                    .ok()
+                    .map(|t| 2.0 * t.sf((r * (df / (1.0 - r * r)).sqrt()).abs()));
+            }
+            pairs.push(raw::Pair {
+                value: (value_row, b),
+                p: p_row.filter(|_| a != b).map(|row| (row, b)),
+                n: n_row.map(|row| (row, b)),
+                r,
+                units,
+            });
         }
     }
-    Ok(raw::StatisticsTable {
-        title: if covariance { "Covariances".into() } else { "Correlations (Pearson)".into() },
-        row_variable: String::new(),
-        row_labels,
-        column_labels: names.to_vec(),
-        values,
-        contributors,
-        levels: Vec::new(),
-        restate: if p_cells.is_empty() {
-            raw::Restate::Nothing
-        } else {
-            raw::Restate::CorrelationP(p_cells)
+    let sample = if options.pairwise {
+        "Each pair over the units with both values (pairwise)"
+    } else {
+        "Units with a value on every variable (listwise)"
+    };
+    Ok((
+        raw::StatisticsTable {
+            title: if options.covariance {
+                "Covariances".into()
+            } else {
+                "Correlations (Pearson)".into()
+            },
+            row_variable: String::new(),
+            row_labels,
+            column_labels: names.to_vec(),
+            values,
+            contributors,
+            levels: Vec::new(),
+            restate: raw::Restate::Pairs(pairs),
+            notes: vec![format!("{sample}; values coded to P1–P99.")],
+            population,
         },
-        notes: vec![
-            "Units with a value on every variable (listwise); values coded to P1–P99.".into(),
-        ],
-        population,
-    })
+        pair_populations,
+    ))
 }
 
 /// D'Agostino and Pearson's omnibus test of normality (as scipy.stats.normaltest): skewness,
@@ -363,20 +449,28 @@ impl Step<'_> {
                 "write correlate <variable> <variable>…",
             ));
         }
-        for unsupported in ["pairwise", "obs"] {
-            if self.flag(unsupported) {
-                return Err(EngineError::at(
-                    self.option(unsupported).expect("present").span,
-                    format!(
-                        "correlate's {unsupported} option is not supported yet: correlations use units with every value"
-                    ),
-                ));
-            }
+        let options = CorrelationOptions {
+            covariance: self.flag("covariance"),
+            significance: self.flag("sig"),
+            obs: self.flag("obs"),
+            pairwise: self.flag("pairwise"),
+        };
+        let (dataset_name, dataset) = self.populated()?;
+        let mask = self.mask(dataset, dataset_name)?;
+        let gate = &*self.gate_for(dataset.copies(names.iter().map(String::as_str)));
+        let keys = self.record_keys(gate, dataset);
+        let (raw, pair_populations) =
+            correlation_raw(gate, dataset, &keys, &names, options, mask.as_ref())?;
+        // Pairwise, each pair's units are a population of their own (rule 11).
+        for population in pair_populations.iter().chain([&raw.population]) {
+            self.check_population_history(population)?;
         }
-        let (covariance, sig) = (self.flag("covariance"), self.flag("sig"));
-        self.release_statistics(&names.clone(), |gate, dataset, keys, mask| {
-            correlation_raw(gate, dataset, keys, &names, covariance, sig, mask)
-        })
+        let population = raw.population.clone();
+        let released = self.releaser.statistics(gate, self.origin(), raw);
+        self.outputs.push(released);
+        pair_populations.into_iter().for_each(|p| self.remember_population(p));
+        self.remember_population(population);
+        Ok(())
     }
 
     pub(super) fn normaltest(&mut self) -> Result<(), EngineError> {

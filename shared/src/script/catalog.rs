@@ -586,7 +586,7 @@ static COMMANDS: &[CommandSpec] = &[
         name: "correlate",
         family: Describing,
         syntax: "correlate <variable>… [if <condition>] [, covariance pairwise obs sig]",
-        help: "Correlations (or covariances) between variables.",
+        help: "Pearson correlations (or covariances) between variables, over the units with every value, or with pairwise over each pair's units; sig adds p-values and obs the (perturbed) number of units of each pair. A pair with too few units is withheld.",
         example: "correlate wage age",
         options: &[
             opt("covariance", Flag),
