@@ -192,6 +192,23 @@ out["ivregress"] = {
     "wald": float(b @ np.linalg.solve(cov[:2, :2], b)),
 }
 
+# ivregress …, liml and …, gmm: linearmodels' IVLIML (unadjusted errors over N, as Stata's
+# default) and IVGMM (two-step, robust weight and errors), reported in the engine's order.
+from linearmodels.iv import IVGMM, IVLIML
+
+exog = pd.DataFrame({"sex=2": female, "constant": 1.0})
+endog = pd.DataFrame({"wage": iv.wage.astype(float)})
+instruments = pd.DataFrame({"age": iv.age.astype(float), "month": iv.month.astype(float)})
+order = ["wage", "sex=2", "constant"]
+liml = IVLIML(yiv, exog, endog, instruments).fit(cov_type="unadjusted", debiased=False)
+gmm = IVGMM(yiv, exog, endog, instruments).fit()
+out["ivregress_liml"] = {
+    "params": liml.params[order].tolist(),
+    "bse": liml.std_errors[order].tolist(),
+    "kappa": float(liml.kappa),
+}
+out["ivregress_gmm"] = {"params": gmm.params[order].tolist(), "bse": gmm.std_errors[order].tolist()}
+
 # collapse (stat) earned, by(famnr) over every person, earned coded at its P1/P99.
 fam = pd.DataFrame({"sex": read("BEFOLKNING_KJOENN")})
 fam = fam.join(read("BEFOLKNING_REGSTAT_FAMNR", "2021-01-01").rename("famnr"))

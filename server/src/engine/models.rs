@@ -1174,6 +1174,21 @@ pub struct IvRequest {
     pub instruments: Vec<Term>,
     pub constant: bool,
     pub level: f64,
+    pub estimator: IvEstimator,
+}
+
+/// The estimators of `ivregress`.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub enum IvEstimator {
+    /// Two-stage least squares (`tsls`, `2sls`).
+    #[default]
+    Tsls,
+    /// Limited-information maximum likelihood: the k-class estimator with κ the smallest
+    /// eigenvalue of (W′M_Z W)⁻¹ W′M_X₁ W, W = [y, endogenous].
+    Liml,
+    /// Two-step efficient GMM with a heteroskedasticity-robust weight matrix (from the 2SLS
+    /// residuals) and robust errors (from the final ones), as linearmodels' IVGMM.
+    Gmm,
 }
 
 /// Two-stage least squares before disclosure, as Stata's `ivregress 2sls`: the endogenous
@@ -1215,44 +1230,113 @@ pub fn ivregress_raw(
         gate.check_levels(variable, levels, false)?;
     }
     let (kx, kz) = (x_columns.len(), z_columns.len());
-    let mut zz = DMatrix::<f64>::zeros(kz, kz);
-    let mut zx = DMatrix::<f64>::zeros(kz, kx);
-    let mut zy = DVector::<f64>::zeros(kz);
-    let mut row = vec![0.0; design.k()];
+    // Every cross-product of the design's columns and y, in one pass: each estimator takes
+    // the blocks it needs.
+    let k = design.k();
+    let mut moments = DMatrix::<f64>::zeros(k + 1, k + 1);
+    let mut row = vec![0.0; k + 1];
     let rows: Vec<usize> = design.rows().collect();
     for &i in &rows {
-        design.row(i, &mut row);
-        let z = DVector::from_iterator(kz, z_columns.iter().map(|&j| row[j]));
-        let x = DVector::from_iterator(kx, x_columns.iter().map(|&j| row[j]));
-        let y = design.y[i].expect("in sample");
-        zz.ger(1.0, &z, &z, 1.0);
-        zx.ger(1.0, &z, &x, 1.0);
-        zy.axpy(y, &z, 1.0);
+        design.row(i, &mut row[..k]);
+        row[k] = design.y[i].expect("in sample");
+        let v = DVector::from_column_slice(&row);
+        moments.ger(1.0, &v, &v, 1.0);
     }
+    let block =
+        |a: &[usize], b: &[usize]| DMatrix::from_fn(a.len(), b.len(), |r, c| moments[(a[r], b[c])]);
+    let y_index = [k];
+    let (zz, zx, zy) =
+        (block(&z_columns, &z_columns), block(&z_columns, &x_columns), block(&z_columns, &y_index));
+    let (xx, xy) = (block(&x_columns, &x_columns), block(&x_columns, &y_index));
     let singular = || {
         EngineError::new(
             "the instruments or regressors are collinear: remove one, or check that each instrument varies",
         )
     };
-    let zz_inverse = zz.cholesky().ok_or_else(singular)?.inverse();
-    // X̂′X̂ = X′Z (Z′Z)⁻¹ Z′X and X̂′y = X′Z (Z′Z)⁻¹ Z′y.
+    let zz_inverse = zz.clone().cholesky().ok_or_else(singular)?.inverse();
+    // X′P_Z X = X′Z (Z′Z)⁻¹ Z′X and X′P_Z y = X′Z (Z′Z)⁻¹ Z′y.
     let projected = zx.transpose() * &zz_inverse;
-    let xhat_xhat = &projected * &zx;
-    let xhat_y = &projected * &zy;
-    let inverse = xhat_xhat.cholesky().ok_or_else(singular)?.inverse();
-    let beta = &inverse * xhat_y;
-    let (mut rss, mut sum, mut sum_sq) = (0.0, 0.0, 0.0);
-    for &i in &rows {
-        design.row(i, &mut row);
-        let fitted: f64 = x_columns.iter().zip(beta.iter()).map(|(&j, b)| row[j] * b).sum();
-        let y = design.y[i].expect("in sample");
-        rss += (y - fitted).powi(2);
-        sum += y;
-        sum_sq += y * y;
-    }
+    let (xpx, xpy) = (&projected * &zx, &projected * &zy);
+    let residuals = |beta: &DVector<f64>| -> Vec<f64> {
+        let mut row = vec![0.0; k];
+        rows.iter()
+            .map(|&i| {
+                design.row(i, &mut row);
+                let fitted: f64 = x_columns.iter().zip(beta.iter()).map(|(&j, b)| row[j] * b).sum();
+                design.y[i].expect("in sample") - fitted
+            })
+            .collect()
+    };
     let n = design.n as f64;
-    let tss = sum_sq - sum * sum / n;
-    let covariance = inverse * (rss / n);
+    let (beta, covariance, kappa) = match request.estimator {
+        IvEstimator::Tsls | IvEstimator::Gmm => {
+            let inverse = xpx.clone().cholesky().ok_or_else(singular)?.inverse();
+            let beta: DVector<f64> = (&inverse * &xpy).column(0).into();
+            let rss: f64 = residuals(&beta).iter().map(|e| e * e).sum();
+            (beta, inverse * (rss / n), None)
+        }
+        IvEstimator::Liml => {
+            // W = [y, endogenous]; X₁ = the exogenous regressors with the constant.
+            let endogenous_x: Vec<usize> = x_columns
+                .iter()
+                .copied()
+                .filter(|&j| design.terms[j].is_some_and(|t| t < n_endogenous))
+                .collect();
+            let exogenous_x: Vec<usize> =
+                x_columns.iter().copied().filter(|j| !endogenous_x.contains(j)).collect();
+            let w: Vec<usize> = std::iter::once(k).chain(endogenous_x).collect();
+            let residual_of = |on: &[usize]| -> Result<DMatrix<f64>, EngineError> {
+                if on.is_empty() {
+                    return Ok(block(&w, &w));
+                }
+                let inverse = block(on, on).cholesky().ok_or_else(singular)?.inverse();
+                Ok(block(&w, &w) - block(&w, on) * inverse * block(on, &w))
+            };
+            let (w_mz_w, w_mx1_w) = (residual_of(&z_columns)?, residual_of(&exogenous_x)?);
+            // The smallest eigenvalue of (W′M_Z W)⁻¹ W′M_X₁ W, symmetrised by the Cholesky
+            // factor L of W′M_Z W: L⁻¹ (W′M_X₁ W) L⁻ᵀ.
+            let l = w_mz_w.cholesky().ok_or_else(singular)?.l();
+            let l_inverse = l.try_inverse().ok_or_else(singular)?;
+            let q = &l_inverse * w_mx1_w * l_inverse.transpose();
+            let kappa = q.symmetric_eigen().eigenvalues.min();
+            let v = &xx * (1.0 - kappa) + &xpx * kappa;
+            let rhs = &xy * (1.0 - kappa) + &xpy * kappa;
+            let inverse = v.cholesky().ok_or_else(singular)?.inverse();
+            let beta: DVector<f64> = (&inverse * rhs).column(0).into();
+            let rss: f64 = residuals(&beta).iter().map(|e| e * e).sum();
+            (beta, inverse * (rss / n), Some(kappa))
+        }
+    };
+    let (beta, covariance) = if request.estimator == IvEstimator::Gmm {
+        // S = Σ e² z z′ / n of given residuals.
+        let moment_cov = |e: &[f64]| {
+            let mut s = DMatrix::<f64>::zeros(kz, kz);
+            let mut row = vec![0.0; k];
+            for (&i, e) in rows.iter().zip(e) {
+                design.row(i, &mut row);
+                let z = DVector::from_iterator(kz, z_columns.iter().map(|&j| row[j]));
+                s.ger(e * e / n, &z, &z, 1.0);
+            }
+            s
+        };
+        let weight = moment_cov(&residuals(&beta)).cholesky().ok_or_else(singular)?.inverse();
+        let xzw = zx.transpose() * &weight;
+        let bread = (&xzw * &zx).cholesky().ok_or_else(singular)?.inverse();
+        let beta: DVector<f64> = (&bread * (&xzw * &zy)).column(0).into();
+        // Robust errors from the final residuals: (X′Z W Z′X)⁻¹ X′Z W S W Z′X (X′Z W Z′X)⁻¹, in
+        // sums (the factors of n cancel but one).
+        let s = moment_cov(&residuals(&beta)) * n;
+        let covariance = &bread * (&xzw * s * xzw.transpose()) * &bread;
+        (beta, covariance)
+    } else {
+        (beta, covariance)
+    };
+    let fitted_rss: f64 = residuals(&beta).iter().map(|e| e * e).sum();
+    let (sum, sum_sq) = rows.iter().fold((0.0, 0.0), |(s, q), &i| {
+        let y = design.y[i].expect("in sample");
+        (s + y, q + y * y)
+    });
+    let (rss, tss) = (fitted_rss, sum_sq - sum * sum / n);
     let coefficients: Vec<raw::Coefficient> = x_columns
         .iter()
         .enumerate()
@@ -1270,12 +1354,15 @@ pub fn ivregress_raw(
     let wald_p = statrs::distribution::ChiSquared::new(tested.len().max(1) as f64)
         .map(|d| 1.0 - d.cdf(wald))
         .unwrap_or(f64::NAN);
-    let statistics = vec![
+    let mut statistics = vec![
         ("R²".to_owned(), 1.0 - rss / tss),
         ("Wald chi²".to_owned(), wald),
         ("p (Wald chi²)".to_owned(), wald_p),
         ("model df".to_owned(), tested.len() as f64),
     ];
+    if let Some(kappa) = kappa {
+        statistics.push(("κ".to_owned(), kappa));
+    }
     let instruments: Vec<&str> = z_columns
         .iter()
         .filter(|&&j| design.terms[j].is_some_and(|t| t >= n_regressors))
@@ -1284,7 +1371,12 @@ pub fn ivregress_raw(
     Ok(raw::Model {
         population: design.population,
         title: format!(
-            "Instrumental-variables regression (two-stage least squares); instruments: {}",
+            "Instrumental-variables regression ({}); instruments: {}",
+            match request.estimator {
+                IvEstimator::Tsls => "two-stage least squares",
+                IvEstimator::Liml => "limited-information maximum likelihood",
+                IvEstimator::Gmm => "two-step GMM, robust standard errors",
+            },
             instruments.join(", ")
         ),
         dependent: request.dependent.clone(),
@@ -1382,16 +1474,21 @@ impl Step<'_> {
     /// `ivregress y exogenous… (endogenous… = instruments…) [, firststage level()]`.
     pub(super) fn ivregress(&mut self) -> Result<(), EngineError> {
         let (dataset_name, dataset) = self.populated()?;
-        for unsupported in ["liml", "gmm"] {
-            if self.flag(unsupported) {
+        let chosen: Vec<(&str, IvEstimator)> =
+            [("tsls", IvEstimator::Tsls), ("liml", IvEstimator::Liml), ("gmm", IvEstimator::Gmm)]
+                .into_iter()
+                .filter(|(name, _)| self.flag(name))
+                .collect();
+        let estimator = match chosen.as_slice() {
+            [] => IvEstimator::Tsls,
+            [(_, e)] => *e,
+            [_, (second, _), ..] => {
                 return Err(EngineError::at(
-                    self.option(unsupported).expect("present").span,
-                    format!(
-                        "ivregress's {unsupported} estimator is not supported yet; two-stage least squares (tsls) is"
-                    ),
+                    self.option(second).expect("present").span,
+                    "choose one of tsls, liml and gmm",
                 ));
             }
-        }
+        };
         let usage = "write ivregress <dependent> <exogenous>… (<endogenous>… = <instrument>…)";
         let args = &self.command().args;
         let open = args.iter().position(|t| t.kind == TokenKind::LParen);
@@ -1433,6 +1530,7 @@ impl Step<'_> {
             instruments,
             constant: !self.flag("noconstant"),
             level,
+            estimator,
         };
         let mask = self.mask(dataset, dataset_name)?;
         let names = std::iter::once(&request.dependent).chain(

@@ -9,8 +9,8 @@ use serde_json::Value;
 
 use super::describe::{TableRequest, numbers, summarize_raw, tabulate_raw};
 use super::models::{
-    Errors, IvRequest, Likelihood, OlsRequest, Term, cox_raw, ivregress_raw, likelihood_raw,
-    mlogit_raw, ols_raw,
+    Errors, IvEstimator, IvRequest, Likelihood, OlsRequest, Term, cox_raw, ivregress_raw,
+    likelihood_raw, mlogit_raw, ols_raw,
 };
 use super::*;
 use crate::disclosure::audit::MemoryAudit;
@@ -467,6 +467,7 @@ async fn statistics_match_pandas_and_statsmodels_on_the_same_parquet() {
             instruments: vec![Term::Continuous("age".into()), Term::Continuous("month".into())],
             constant: true,
             level: 95.0,
+            estimator: IvEstimator::Tsls,
         };
         let model = ivregress_raw(gate, &dataset, &keys, &request, None).unwrap();
         let theirs = &reference["ivregress"];
@@ -480,6 +481,21 @@ async fn statistics_match_pandas_and_statsmodels_on_the_same_parquet() {
         let stat = |name: &str| model.statistics.iter().find(|(k, _)| k == name).unwrap().1;
         close(stat("R²"), f(&theirs["rsquared"]), "ivregress R²");
         close(stat("Wald chi²"), f(&theirs["wald"]), "ivregress Wald chi²");
+        for (key, estimator) in
+            [("ivregress_liml", IvEstimator::Liml), ("ivregress_gmm", IvEstimator::Gmm)]
+        {
+            let request = IvRequest { estimator, ..request.clone() };
+            let model = ivregress_raw(gate, &dataset, &keys, &request, None).unwrap();
+            let theirs = &reference[key];
+            for (j, c) in model.coefficients.iter().enumerate() {
+                close(c.estimate, f(&theirs["params"][j]), &format!("{key} {}", c.term));
+                close(c.std_error, f(&theirs["bse"][j]), &format!("{key} se {}", c.term));
+            }
+            if estimator == IvEstimator::Liml {
+                let kappa = model.statistics.iter().find(|(k, _)| k == "κ").unwrap().1;
+                close(kappa, f(&theirs["kappa"]), "LIML κ");
+            }
+        }
     }
 
     for (key, errors) in [
