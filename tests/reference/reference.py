@@ -85,6 +85,13 @@ models["classical"] = {
     "fvalue": float(classical.fvalue),
     "n": int(classical.nobs),
 }
+# regress …, vif standardize: statsmodels' VIF (X with its constant) and b × sd(x) / sd(y).
+from statsmodels.stats.outliers_influence import variance_inflation_factor
+
+models["diagnostics"] = {
+    "vif": [variance_inflation_factor(X.values, j) for j in range(2)],
+    "beta": [float(classical.params.iloc[j] * X.iloc[:, j].std() / y.std()) for j in range(2)],
+}
 robust = sm.OLS(y, X).fit(cov_type="HC1")
 models["robust"] = {"params": robust.params.tolist(), "bse": robust.bse.tolist()}
 clustered_sample = sample.dropna(subset=["kommune"])

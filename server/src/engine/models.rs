@@ -401,6 +401,80 @@ pub fn ols_raw(
     })
 }
 
+/// `regress …, vif standardize`: each term's variance inflation factor 1 / (1 − R²ⱼ) (the
+/// diagonal of the inverse correlation matrix of the regressors) and its standardized
+/// coefficient bⱼ·sd(xⱼ)/sd(y), over the model's estimation sample.
+pub fn regression_diagnostics(
+    dataset: &Dataset,
+    keys: &[u64],
+    request: &OlsRequest,
+    mask: Option<&BooleanArray>,
+    vif: bool,
+    standardize: bool,
+) -> Result<raw::StatisticsTable, EngineError> {
+    let design = Design::new(dataset, keys, request, mask, None)?;
+    let terms: Vec<usize> = (0..design.k()).filter(|&j| design.terms[j].is_some()).collect();
+    let m = terms.len();
+    let n = design.n as f64;
+    // Centred cross-products of the terms and y (y last).
+    let mut sums = vec![0.0; m + 1];
+    let mut products = DMatrix::<f64>::zeros(m + 1, m + 1);
+    let mut row = vec![0.0; design.k()];
+    let mut v = vec![0.0; m + 1];
+    for i in design.rows() {
+        design.row(i, &mut row);
+        for (a, &j) in terms.iter().enumerate() {
+            v[a] = row[j];
+        }
+        v[m] = design.y[i].expect("in sample");
+        for a in 0..=m {
+            sums[a] += v[a];
+            for b in 0..=a {
+                products[(a, b)] += v[a] * v[b];
+            }
+        }
+    }
+    let covariance = DMatrix::from_fn(m + 1, m + 1, |a, b| {
+        let (a, b) = (a.max(b), a.min(b));
+        (products[(a, b)] - sums[a] * sums[b] / n) / (n - 1.0)
+    });
+    let sd = |a: usize| covariance[(a, a)].sqrt();
+    let mut columns = Vec::new();
+    let mut values = vec![Vec::new(); m];
+    if vif {
+        let correlation = DMatrix::from_fn(m, m, |a, b| covariance[(a, b)] / (sd(a) * sd(b)));
+        let inverse = correlation.try_inverse().ok_or_else(|| {
+            EngineError::new("the terms are collinear (one is a combination of others): remove one")
+        })?;
+        columns.push("VIF".to_owned());
+        for (a, row) in values.iter_mut().enumerate() {
+            row.push(Some(inverse[(a, a)]));
+        }
+    }
+    if standardize {
+        let fitted = ols_raw(dataset, keys, request, mask)?;
+        columns.push("standardized coef".to_owned());
+        for (a, &j) in terms.iter().enumerate() {
+            let b = fitted.coefficients[j].estimate;
+            values[a].push(Some(b * sd(a) / sd(m)));
+        }
+    }
+    Ok(raw::StatisticsTable {
+        title: format!("Diagnostics of the regression of {}", request.dependent),
+        row_variable: "term".into(),
+        row_labels: terms.iter().map(|&j| design.names[j].clone()).collect(),
+        column_labels: columns,
+        values,
+        contributors: design.contributors,
+        levels: design.categorical_levels,
+        restate: raw::Restate::Nothing,
+        notes: vec![
+            "VIF = 1 / (1 − R²) of each term on the others; standardized coefficients are b × sd(term) / sd(dependent), over the estimation sample.".into(),
+        ],
+        population: design.population,
+    })
+}
+
 /// A coefficient with a z test and a normal interval at `level` percent; `exponentiate`
 /// shows exp(b) (odds, incidence-rate or hazard ratios) with its delta-method error, the test
 /// staying on b.
@@ -1749,7 +1823,7 @@ impl Step<'_> {
         let (dataset_name, dataset) = self.populated()?;
         let (dependent, terms) = self.model_terms(dataset, dataset_name)?;
         let unsupported: &[&str] = match binary {
-            None => &["control", "vif", "standardize"],
+            None => &["control"],
             Some(_) => &[],
         };
         for unsupported in unsupported {
@@ -1785,7 +1859,31 @@ impl Step<'_> {
         ));
         let gate = &*self.gate_for(copies);
         let keys = self.record_keys(gate, dataset);
+        let (vif, standardize) = (self.flag("vif"), self.flag("standardize"));
         let raw = match binary {
+            None if vif || standardize => {
+                let model = ols_raw(dataset, &keys, &request, mask.as_ref())?;
+                let diagnostics = regression_diagnostics(
+                    dataset,
+                    &keys,
+                    &request,
+                    mask.as_ref(),
+                    vif,
+                    standardize,
+                )?;
+                // One sample, one population: checked once, as the model and its table.
+                self.check_population_history(&model.population)?;
+                let population = model.population.clone();
+                let released = self.releaser.model(gate, self.origin(), model);
+                let shown = matches!(released.output().body, shared::output::OutputBody::Model(_));
+                self.outputs.push(released);
+                if shown {
+                    let table = self.releaser.statistics(gate, self.origin(), diagnostics);
+                    self.outputs.push(table);
+                }
+                self.remember_population(population);
+                return Ok(());
+            }
             None => ols_raw(dataset, &keys, &request, mask.as_ref())?,
             Some(link) => {
                 let exponentiate = self.flag("or") || self.flag("irr");

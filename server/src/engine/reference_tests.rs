@@ -498,6 +498,25 @@ async fn statistics_match_pandas_and_statsmodels_on_the_same_parquet() {
         }
     }
 
+    // regress wage age i.sex, vif standardize.
+    {
+        let table = super::models::regression_diagnostics(
+            dataset,
+            &keys,
+            &ols(Errors::Classical),
+            None,
+            true,
+            true,
+        )
+        .unwrap();
+        let theirs = &reference["models"]["diagnostics"];
+        assert_eq!(table.row_labels, ["age", "sex=2"]);
+        for j in 0..2 {
+            close(table.values[j][0].unwrap(), f(&theirs["vif"][j]), "VIF");
+            close(table.values[j][1].unwrap(), f(&theirs["beta"][j]), "standardized coefficient");
+        }
+    }
+
     for (key, errors) in [
         ("classical", Errors::Classical),
         ("robust", Errors::Robust),
