@@ -165,9 +165,30 @@ out["cox"] = {
 # the base. params is (terms × outcomes); flattened outcome by outcome, as the engine lists them.
 band = 1 + (y > 300000).astype(int) + (y > 600000).astype(int)
 fit = sm.MNLogit(band, X).fit(disp=0, method="newton", tol=1e-12, maxiter=200)
+# robust and cluster(kommune): sandwiches of statsmodels' own scores and Hessian (its flat
+# parameter order is outcome by outcome, the engine's), with Stata's n/(n−1) and G/(G−1).
+def mnlogit_sandwich(model, params, groups=None):
+    scores = model.score_obs(params)
+    bread = np.linalg.inv(-model.hessian(params))
+    if groups is None:
+        n = len(scores)
+        return bread @ (scores.T @ scores) @ bread * n / (n - 1)
+    summed = np.array([scores[groups == g].sum(axis=0) for g in range(groups.max() + 1)])
+    g = len(summed)
+    return bread @ (summed.T @ summed) @ bread * g / (g - 1)
+
+
+flat = fit.params.values.T.flatten()
+robust_mn = mnlogit_sandwich(fit.model, flat)
+fit_c = sm.MNLogit(band.loc[rows_c], X.loc[rows_c]).fit(disp=0, method="newton", tol=1e-12, maxiter=200)
+cluster_mn = mnlogit_sandwich(
+    fit_c.model, fit_c.params.values.T.flatten(), pd.factorize(clustered_sample.kommune)[0]
+)
 out["mlogit"] = {
-    "params": fit.params.values.T.flatten().tolist(),
+    "params": flat.tolist(),
     "bse": fit.bse.values.T.flatten().tolist(),
+    "robust_bse": np.sqrt(np.diag(robust_mn)).tolist(),
+    "cluster_bse": np.sqrt(np.diag(cluster_mn)).tolist(),
     "llf": float(fit.llf),
     "llnull": float(fit.llnull),
     "prsquared": float(fit.prsquared),

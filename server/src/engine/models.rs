@@ -989,7 +989,8 @@ pub fn mlogit_raw(
         .ok_or_else(|| EngineError::new(format!("no variable {}", request.dependent)))?;
     let (outcome_rows, labels) = levels(outcome, false, false)?;
     let y = outcome_rows.iter().map(|r| r.map(|l| l as f64)).collect();
-    let design = Design::with_outcome(dataset, keys, request, mask, None, y)?;
+    let cluster = cluster_keys(dataset, &request.errors)?;
+    let design = Design::with_outcome(dataset, keys, request, mask, cluster.as_deref(), y)?;
     let k = design.k();
     let rows: Vec<usize> = design.rows().collect();
     let level_of = |i: usize| design.y[i].expect("in sample") as usize;
@@ -1060,9 +1061,59 @@ pub fn mlogit_raw(
             request.dependent
         )));
     };
-    let covariance = information.cholesky().map(|c| c.inverse()).ok_or_else(|| {
+    let bread = information.cholesky().map(|c| c.inverse()).ok_or_else(|| {
         EngineError::new("the model's information matrix is singular: remove a collinear term")
     })?;
+    // robust and cluster(): the sandwich of the scores (yᵢⱼ − pᵢⱼ)·xᵢ, with Stata's n/(n−1)
+    // or G/(G−1), as for the binary models.
+    let covariance = match &request.errors {
+        Errors::Classical => bread,
+        errors => {
+            let mut x = vec![0.0; k];
+            let mut meat = DMatrix::<f64>::zeros(p, p);
+            let mut by_cluster: HashMap<String, DVector<f64>> = HashMap::new();
+            for &i in &rows {
+                design.row(i, &mut x);
+                let xi = DVector::from_column_slice(&x);
+                let eta: Vec<f64> = (0..m).map(|j| xi.dot(&beta.rows(j * k, k))).collect();
+                let top = eta.iter().copied().fold(0.0, f64::max);
+                let denominator = (-top).exp() + eta.iter().map(|e| (e - top).exp()).sum::<f64>();
+                let chosen = position[level_of(i)];
+                let mut score = DVector::<f64>::zeros(p);
+                for (j, e) in eta.iter().enumerate() {
+                    let probability = (e - top).exp() / denominator;
+                    score.rows_mut(j * k, k).axpy(
+                        f64::from(chosen == j + 1) - probability,
+                        &xi,
+                        0.0,
+                    );
+                }
+                match (errors, &cluster) {
+                    (Errors::Cluster(_), Some(c)) => {
+                        let key = c[i].clone().expect("in sample");
+                        *by_cluster.entry(key).or_insert_with(|| DVector::zeros(p)) += score;
+                    }
+                    _ => meat += &score * score.transpose(),
+                }
+            }
+            let n = design.n as f64;
+            let correction = if let Errors::Cluster(_) = errors {
+                let g = by_cluster.len() as f64;
+                if g < 2.0 {
+                    return Err(EngineError::new(
+                        "cluster() needs at least two clusters in the estimation sample",
+                    ));
+                }
+                for s in by_cluster.values() {
+                    meat += s * s.transpose();
+                }
+                g / (g - 1.0)
+            } else {
+                n / (n - 1.0)
+            };
+            &bread * meat * &bread * correction
+        }
+    };
     let mut coefficients = Vec::with_capacity(p);
     for j in 0..m {
         for (t, name) in design.names.iter().enumerate() {
@@ -1083,7 +1134,12 @@ pub fn mlogit_raw(
     Ok(raw::Model {
         population: design.population,
         title: format!(
-            "Multinomial logistic regression (maximum likelihood); base outcome {}",
+            "Multinomial logistic regression (maximum likelihood{}); base outcome {}",
+            match &request.errors {
+                Errors::Classical => String::new(),
+                Errors::Robust => ", robust standard errors".into(),
+                Errors::Cluster(c) => format!(", standard errors clustered by {c}"),
+            },
             labels[present[0]]
         ),
         dependent: request.dependent.clone(),
@@ -1791,22 +1847,17 @@ impl Step<'_> {
     pub(super) fn mlogit(&mut self) -> Result<(), EngineError> {
         let (dataset_name, dataset) = self.populated()?;
         let (dependent, terms) = self.model_terms(dataset, dataset_name)?;
-        for unsupported in ["robust", "cluster", "mfx", "or"] {
-            if self.option(unsupported).is_some() {
-                return Err(EngineError::at(
-                    self.option(unsupported).expect("present").span,
-                    format!("mlogit's {unsupported} option is not supported yet"),
-                ));
+        let errors = match (self.flag("robust"), self.option_text("cluster")) {
+            (_, Some(c)) => {
+                dataset.require(&c, dataset_name)?;
+                Errors::Cluster(c)
             }
-        }
-        let level = self.confidence_level()?;
-        let request = OlsRequest {
-            dependent,
-            terms,
-            constant: !self.flag("noconstant"),
-            errors: Errors::Classical,
-            level,
+            (true, None) => Errors::Robust,
+            (false, None) => Errors::Classical,
         };
+        let level = self.confidence_level()?;
+        let request =
+            OlsRequest { dependent, terms, constant: !self.flag("noconstant"), errors, level };
         let mask = self.mask(dataset, dataset_name)?;
         let copies = dataset.copies(std::iter::once(request.dependent.as_str()).chain(
             request.terms.iter().map(|t| match t {

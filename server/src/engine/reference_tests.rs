@@ -412,6 +412,16 @@ async fn statistics_match_pandas_and_statsmodels_on_the_same_parquet() {
                     close(c.estimate, f(&theirs["params"][j]), &format!("mlogit {}", c.term));
                     close(c.std_error, f(&theirs["bse"][j]), &format!("mlogit se {}", c.term));
                 }
+                for (errors, key) in [
+                    (Errors::Robust, "robust_bse"),
+                    (Errors::Cluster("kommune".into()), "cluster_bse"),
+                ] {
+                    let request = OlsRequest { errors, ..request.clone() };
+                    let model = mlogit_raw(gate, &dataset, &keys, &request, None).unwrap();
+                    for (j, c) in model.coefficients.iter().enumerate() {
+                        close(c.std_error, f(&theirs[key][j]), &format!("mlogit {key} {}", c.term));
+                    }
+                }
                 let stat = |name: &str| model.statistics.iter().find(|(k, _)| k == name).unwrap().1;
                 close(stat("log likelihood"), f(&theirs["llf"]), "mlogit log likelihood");
                 close(stat("pseudo R²"), f(&theirs["prsquared"]), "mlogit pseudo R²");
