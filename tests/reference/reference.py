@@ -324,6 +324,24 @@ out["anova2"] = {
     }
     for i, source in enumerate(["kommune", "sex", "residual"])
 }
+# regress wage c.age##i.sex and regress wage i.sex##i.band (band = 1 + (age > 35) +
+# (age > 50)): patsy's treatment-coded products, reported in the engine's order (terms as
+# written, then the constant).
+inter = df.dropna(subset=["wage", "age", "sex"]).copy()
+inter["wage"] = inter.wage.astype(float)
+inter["age"] = inter.age.astype(float)
+inter["band"] = (1 + (inter.age > 35).astype(int) + (inter.age > 50).astype(int)).astype(str)
+f1 = smf.ols("wage ~ age * C(sex)", data=inter).fit()
+f2 = smf.ols("wage ~ C(sex) * C(band)", data=inter).fit()
+order1 = ["age", "C(sex)[T.2]", "age:C(sex)[T.2]", "Intercept"]
+order2 = [
+    "C(sex)[T.2]", "C(band)[T.2]", "C(band)[T.3]",
+    "C(sex)[T.2]:C(band)[T.2]", "C(sex)[T.2]:C(band)[T.3]", "Intercept",
+]
+out["interactions"] = {
+    "age_sex": {"params": f1.params[order1].tolist(), "bse": f1.bse[order1].tolist()},
+    "sex_band": {"params": f2.params[order2].tolist(), "bse": f2.bse[order2].tolist()},
+}
 
 # quantile(wage, 10): the number of decile cut points strictly below each value.
 wages_present = df.wage.dropna().astype(float)

@@ -22,6 +22,19 @@ pub enum Term {
     Continuous(String),
     /// `i.var`: a dummy per level but the first.
     Factor(String),
+    /// `a#b`: the products of its parts' columns (each part continuous or a factor, whose
+    /// levels but the first count), as Stata's factor-variable interactions.
+    Interaction(Vec<Term>),
+}
+
+impl Term {
+    /// The dataset variables the term reads.
+    pub fn variables(&self) -> Vec<&str> {
+        match self {
+            Term::Continuous(v) | Term::Factor(v) => vec![v.as_str()],
+            Term::Interaction(parts) => parts.iter().flat_map(Term::variables).collect(),
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -50,7 +63,15 @@ type LevelRows = std::sync::Arc<Vec<Option<usize>>>;
 /// One column of the design matrix.
 enum Column {
     Values(Vec<Option<f64>>),
-    Dummy { rows: std::sync::Arc<Vec<Option<usize>>>, level: usize },
+    Dummy {
+        rows: std::sync::Arc<Vec<Option<usize>>>,
+        level: usize,
+    },
+    /// An interaction column: the product of continuous values and of level dummies.
+    Product {
+        values: Vec<std::sync::Arc<Vec<Option<f64>>>>,
+        dummies: Vec<(LevelRows, usize)>,
+    },
     Constant,
 }
 
@@ -104,6 +125,11 @@ impl Design {
         enum TermData {
             Values(String, Vec<Option<f64>>),
             Factor(String, LevelRows, Vec<String>),
+            /// (name, values) of continuous parts; (name, levels, labels) of factor parts.
+            Interaction(
+                Vec<(String, std::sync::Arc<Vec<Option<f64>>>)>,
+                Vec<(String, LevelRows, Vec<String>)>,
+            ),
         }
         let mut data = Vec::new();
         for term in &request.terms {
@@ -112,6 +138,25 @@ impl Design {
                 Term::Factor(name) => {
                     let (rows, labels) = levels(get(name)?, false, false)?;
                     TermData::Factor(name.clone(), std::sync::Arc::new(rows), labels)
+                }
+                Term::Interaction(parts) => {
+                    let (mut values, mut factors) = (Vec::new(), Vec::new());
+                    for part in parts {
+                        match part {
+                            Term::Continuous(name) => values
+                                .push((name.clone(), std::sync::Arc::new(numbers(get(name)?)?))),
+                            Term::Factor(name) => {
+                                let (rows, labels) = levels(get(name)?, false, false)?;
+                                factors.push((name.clone(), std::sync::Arc::new(rows), labels));
+                            }
+                            Term::Interaction(_) => {
+                                return Err(EngineError::new(
+                                    "an interaction's parts are variables, c.var or i.var",
+                                ));
+                            }
+                        }
+                    }
+                    TermData::Interaction(values, factors)
                 }
             });
         }
@@ -123,6 +168,10 @@ impl Design {
                     && data.iter().all(|d| match d {
                         TermData::Values(_, v) => v[i].is_some(),
                         TermData::Factor(_, rows, _) => rows[i].is_some(),
+                        TermData::Interaction(values, factors) => {
+                            values.iter().all(|(_, v)| v[i].is_some())
+                                && factors.iter().all(|(_, rows, _)| rows[i].is_some())
+                        }
                     })
             })
             .collect();
@@ -133,6 +182,8 @@ impl Design {
         let mut factors: Vec<(String, LevelRows, usize)> = Vec::new();
         // 0/1 regressors: (variable, units at 0, units at 1), None once another value shows.
         let mut binary: Vec<(String, Option<[u64; 2]>)> = Vec::new();
+        // Units in each combination of an interaction's factors.
+        let mut categorical_levels_extra: Vec<(String, Vec<u64>)> = Vec::new();
         for (term, d) in data.into_iter().enumerate() {
             match d {
                 TermData::Values(name, values) => {
@@ -167,6 +218,63 @@ impl Design {
                         terms.push(Some(term));
                     }
                     factors.push((name, rows, labels.len()));
+                }
+                TermData::Interaction(values, parts) => {
+                    // Each combination of the factor parts' levels but the first (present in
+                    // the sample), times the continuous parts; rule 9 sees the combinations
+                    // as the levels of one categorical term.
+                    let mut combinations: Vec<Vec<usize>> = vec![Vec::new()];
+                    let mut counts: HashMap<Vec<usize>, u64> = HashMap::new();
+                    for (i, _) in sample.iter().enumerate().filter(|(_, s)| **s) {
+                        let combo: Vec<usize> =
+                            parts.iter().map(|(_, rows, _)| rows[i].expect("in sample")).collect();
+                        *counts.entry(combo).or_default() += 1;
+                    }
+                    for (_, rows, labels) in &parts {
+                        let mut present = vec![false; labels.len()];
+                        for (i, r) in rows.iter().enumerate() {
+                            if let (true, Some(l)) = (sample[i], r) {
+                                present[*l] = true;
+                            }
+                        }
+                        let levels: Vec<usize> =
+                            (0..labels.len()).filter(|&l| present[l]).skip(1).collect();
+                        combinations = combinations
+                            .into_iter()
+                            .flat_map(|c| {
+                                levels.iter().map(move |&l| {
+                                    let mut c = c.clone();
+                                    c.push(l);
+                                    c
+                                })
+                            })
+                            .collect();
+                    }
+                    for combination in combinations {
+                        let mut label: Vec<String> =
+                            values.iter().map(|(name, _)| name.clone()).collect();
+                        label.extend(
+                            parts
+                                .iter()
+                                .zip(&combination)
+                                .map(|((name, _, labels), &l)| format!("{name}={}", labels[l])),
+                        );
+                        names.push(label.join("#"));
+                        columns.push(Column::Product {
+                            values: values.iter().map(|(_, v)| v.clone()).collect(),
+                            dummies: parts
+                                .iter()
+                                .zip(&combination)
+                                .map(|((_, rows, _), &l)| (rows.clone(), l))
+                                .collect(),
+                        });
+                        terms.push(Some(term));
+                    }
+                    if !parts.is_empty() {
+                        let name: Vec<&str> = parts.iter().map(|(n, _, _)| n.as_str()).collect();
+                        categorical_levels_extra
+                            .push((name.join("#"), counts.into_values().collect()));
+                    }
                 }
             }
         }
@@ -209,6 +317,7 @@ impl Design {
         // A 0/1 regressor is a categorical one by another name: its levels need units too.
         categorical_levels
             .extend(binary.into_iter().filter_map(|(name, c)| Some((name, c?.to_vec()))));
+        categorical_levels.extend(categorical_levels_extra);
         if n <= k {
             return Err(EngineError::new(
                 "the estimation sample has no more units than parameters: check for missing values or use fewer terms",
@@ -237,6 +346,10 @@ impl Design {
             x[j] = match c {
                 Column::Values(v) => v[i].unwrap_or(0.0),
                 Column::Dummy { rows, level } => f64::from(rows[i] == Some(*level)),
+                Column::Product { values, dummies } => {
+                    let dummy = dummies.iter().all(|(rows, level)| rows[i] == Some(*level));
+                    values.iter().map(|v| v[i].unwrap_or(0.0)).product::<f64>() * f64::from(dummy)
+                }
                 Column::Constant => 1.0,
             };
         }
@@ -931,7 +1044,7 @@ fn average_marginal_effects(
     let binary: Vec<bool> = (0..k)
         .map(|j| match &design.columns[j] {
             Column::Dummy { .. } => true,
-            Column::Constant => false,
+            Column::Constant | Column::Product { .. } => false,
             Column::Values(v) => {
                 rows.iter().all(|&i| matches!(v[i], Some(x) if x == 0.0 || x == 1.0))
             }
@@ -1525,6 +1638,24 @@ pub fn ivregress_raw(
     })
 }
 
+/// The index subsets of `0..n` with `size` members, in order.
+fn subsets(n: usize, size: usize) -> Vec<Vec<usize>> {
+    if size == 0 {
+        return vec![Vec::new()];
+    }
+    (0..n)
+        .flat_map(|first| {
+            subsets(n, size - 1)
+                .into_iter()
+                .filter(move |rest| rest.first().is_none_or(|&r| r > first))
+                .map(move |mut rest| {
+                    rest.insert(0, first);
+                    rest
+                })
+        })
+        .collect()
+}
+
 /// Columns of the excluded instruments (terms after the regressors).
 fn excluded(design: &Design, n_regressors: usize) -> usize {
     design.terms.iter().filter(|t| t.is_some_and(|t| t >= n_regressors)).count()
@@ -1541,16 +1672,17 @@ impl Step<'_> {
     ) -> Result<Vec<(Term, shared::script::Span)>, EngineError> {
         let src = self.source();
         let mut out: Vec<(Term, shared::script::Span)> = Vec::new();
-        let mut i = 0;
-        while i < tokens.len() {
+        // One part: `x`, `c.x` or `i.x`; `bare` is what a bare name is (continuous on its
+        // own, a factor inside an interaction, as in Stata).
+        let part = |i: usize,
+                    bare_factor: bool|
+         -> Result<(Term, shared::script::Span, usize), EngineError> {
             let token = tokens[i];
             if token.kind != TokenKind::Ident {
-                let hint = if matches!(token.kind, TokenKind::Hash | TokenKind::HashHash) {
-                    "interactions (a#b) are not supported yet"
-                } else {
-                    "model terms are variables, c.var or i.var"
-                };
-                return Err(EngineError::at(token.span, hint));
+                return Err(EngineError::at(
+                    token.span,
+                    "model terms are variables, c.var or i.var, joined by # or ##",
+                ));
             }
             let word = token.span.text(src);
             if matches!(word, "i" | "c")
@@ -1561,24 +1693,74 @@ impl Step<'_> {
                         EngineError::at(token.span, format!("{word}. needs a variable: {word}.sex"))
                     })?;
                 let name = var.span.text(src).to_owned();
-                out.push((
-                    if word == "i" { Term::Factor(name) } else { Term::Continuous(name) },
-                    var.span,
-                ));
-                i += 3;
+                let term = if word == "i" { Term::Factor(name) } else { Term::Continuous(name) };
+                Ok((term, var.span, i + 3))
             } else {
-                out.push((Term::Continuous(word.to_owned()), token.span));
-                i += 1;
+                let name = word.to_owned();
+                let term = if bare_factor { Term::Factor(name) } else { Term::Continuous(name) };
+                Ok((term, token.span, i + 1))
             }
+        };
+        let joined = |i: usize| {
+            tokens
+                .get(i)
+                .map(|t| t.kind)
+                .filter(|k| matches!(k, TokenKind::Hash | TokenKind::HashHash))
+        };
+        let mut i = 0;
+        while i < tokens.len() {
+            if joined(i).is_some() {
+                return Err(EngineError::at(tokens[i].span, "# joins two terms: a#b or a##b"));
+            }
+            // A bare name is a factor when an interaction follows or precedes it.
+            let interacted = {
+                let (_, _, next) = part(i, false)?;
+                joined(next).is_some()
+            };
+            let (first, span, mut next) = part(i, interacted)?;
+            if !interacted {
+                out.push((first, span));
+                i = next;
+                continue;
+            }
+            let mut parts = vec![first];
+            let mut full = false;
+            while let Some(kind) = joined(next) {
+                full |= kind == TokenKind::HashHash;
+                if next + 1 >= tokens.len() {
+                    return Err(EngineError::at(
+                        tokens[next].span,
+                        "# joins two terms: a#b or a##b",
+                    ));
+                }
+                let (term, _, after) = part(next + 1, true)?;
+                parts.push(term);
+                next = after;
+            }
+            // a##b is a, b and a#b (with three parts, every lower-order product too).
+            if full {
+                for size in 1..parts.len() {
+                    for subset in subsets(parts.len(), size) {
+                        let chosen: Vec<Term> = subset.iter().map(|&p| parts[p].clone()).collect();
+                        out.push((
+                            if size == 1 { chosen[0].clone() } else { Term::Interaction(chosen) },
+                            span,
+                        ));
+                    }
+                }
+            }
+            out.push((Term::Interaction(parts), span));
+            i = next;
         }
         for (term, span) in &out {
-            let (Term::Continuous(n) | Term::Factor(n)) = term;
-            let v = dataset.require(n, dataset_name).map_err(|e| e.with_span(*span))?;
-            if v.info.pointer {
-                return Err(EngineError::at(
-                    *span,
-                    format!("{n} is an identifier and can only be a merge key (rule 2)"),
-                ));
+            for n in term.variables() {
+                let v = dataset.require(n, dataset_name).map_err(|e| e.with_span(*span))?;
+                if v.info.pointer {
+                    return Err(EngineError::at(
+                        *span,
+                        format!("{n} is an identifier and can only be a merge key (rule 2)"),
+                    ));
+                }
             }
         }
         Ok(out)
@@ -1594,9 +1776,10 @@ impl Step<'_> {
         let mut terms = self.terms_of(t, dataset, dataset_name)?.into_iter().map(|(t, _)| t);
         match terms.next() {
             Some(Term::Continuous(y)) => Ok((y, terms.collect())),
-            Some(Term::Factor(_)) => {
-                Err(EngineError::at(t[0].span, "the dependent variable comes first, without i."))
-            }
+            Some(Term::Factor(_) | Term::Interaction(_)) => Err(EngineError::at(
+                t[0].span,
+                "the dependent variable comes first, without i. or #",
+            )),
             None => Err(EngineError::at(self.command().span, "write regress <dependent> <term>…")),
         }
     }
@@ -1636,7 +1819,7 @@ impl Step<'_> {
         let mut outside = self.terms_of(&outside, dataset, dataset_name)?.into_iter();
         let dependent = match outside.next() {
             Some((Term::Continuous(y), _)) => y,
-            Some((Term::Factor(_), span)) => {
+            Some((Term::Factor(_) | Term::Interaction(_), span)) => {
                 return Err(EngineError::at(
                     span,
                     "the dependent variable comes first, without i.",
@@ -1663,14 +1846,15 @@ impl Step<'_> {
             estimator,
         };
         let mask = self.mask(dataset, dataset_name)?;
-        let names = std::iter::once(&request.dependent).chain(
-            request.exogenous.iter().chain(&request.endogenous).chain(&request.instruments).map(
-                |t| match t {
-                    Term::Continuous(v) | Term::Factor(v) => v,
-                },
-            ),
+        let names = std::iter::once(request.dependent.as_str()).chain(
+            request
+                .exogenous
+                .iter()
+                .chain(&request.endogenous)
+                .chain(&request.instruments)
+                .flat_map(Term::variables),
         );
-        let copies = dataset.copies(names.map(String::as_str));
+        let copies = dataset.copies(names);
         let gate = &*self.gate_for(copies);
         let keys = self.record_keys(gate, dataset);
         let mut models = Vec::new();
@@ -1683,10 +1867,11 @@ impl Step<'_> {
             for term in std::iter::once(&Term::Continuous(request.dependent.clone()))
                 .chain(&request.endogenous)
             {
-                let (Term::Continuous(name) | Term::Factor(name)) = term;
-                let values = numbers(dataset.require(name, dataset_name)?)?;
-                for (keep, v) in in_sample.iter_mut().zip(values) {
-                    *keep &= v.is_some();
+                for name in term.variables() {
+                    let values = numbers(dataset.require(name, dataset_name)?)?;
+                    for (keep, v) in in_sample.iter_mut().zip(values) {
+                        *keep &= v.is_some();
+                    }
                 }
             }
             let first_mask = BooleanArray::from(in_sample);
@@ -1813,7 +1998,7 @@ impl Step<'_> {
             true => None,
             false => match terms.remove(0) {
                 Term::Continuous(e) => Some(e),
-                Term::Factor(_) => None,
+                Term::Factor(_) | Term::Interaction(_) => None,
             },
         };
         let Some(event) = event else {
@@ -1831,12 +2016,11 @@ impl Step<'_> {
             level,
         };
         let mask = self.mask(dataset, dataset_name)?;
-        let copies =
-            dataset.copies([request.dependent.as_str(), event.as_str()].into_iter().chain(
-                request.terms.iter().map(|t| match t {
-                    Term::Continuous(v) | Term::Factor(v) => v.as_str(),
-                }),
-            ));
+        let copies = dataset.copies(
+            [request.dependent.as_str(), event.as_str()]
+                .into_iter()
+                .chain(request.terms.iter().flat_map(Term::variables)),
+        );
         let gate = &*self.gate_for(copies);
         let keys = self.record_keys(gate, dataset);
         let raw = cox_raw(gate, dataset, &keys, &request, &event, mask.as_ref())?;
@@ -1859,11 +2043,10 @@ impl Step<'_> {
         let request =
             OlsRequest { dependent, terms, constant: !self.flag("noconstant"), errors, level };
         let mask = self.mask(dataset, dataset_name)?;
-        let copies = dataset.copies(std::iter::once(request.dependent.as_str()).chain(
-            request.terms.iter().map(|t| match t {
-                Term::Continuous(v) | Term::Factor(v) => v.as_str(),
-            }),
-        ));
+        let copies = dataset.copies(
+            std::iter::once(request.dependent.as_str())
+                .chain(request.terms.iter().flat_map(Term::variables)),
+        );
         let gate = &*self.gate_for(copies);
         let keys = self.record_keys(gate, dataset);
         let raw = mlogit_raw(gate, dataset, &keys, &request, mask.as_ref())?;
@@ -1903,11 +2086,10 @@ impl Step<'_> {
         let request =
             OlsRequest { dependent, terms, constant: !self.flag("noconstant"), errors, level };
         let mask = self.mask(dataset, dataset_name)?;
-        let copies = dataset.copies(std::iter::once(request.dependent.as_str()).chain(
-            request.terms.iter().map(|t| match t {
-                Term::Continuous(v) | Term::Factor(v) => v.as_str(),
-            }),
-        ));
+        let copies = dataset.copies(
+            std::iter::once(request.dependent.as_str())
+                .chain(request.terms.iter().flat_map(Term::variables)),
+        );
         let gate = &*self.gate_for(copies);
         let keys = self.record_keys(gate, dataset);
         let (vif, standardize) = (self.flag("vif"), self.flag("standardize"));
@@ -1942,6 +2124,14 @@ impl Step<'_> {
                 if let Some(e) = &exposure {
                     let span = self.option("exposure").expect("present").span;
                     dataset.require(e, dataset_name).map_err(|err| err.with_span(span))?;
+                }
+                if self.option("mfx").is_some()
+                    && request.terms.iter().any(|t| matches!(t, Term::Interaction(_)))
+                {
+                    return Err(EngineError::at(
+                        self.option("mfx").expect("present").span,
+                        "mfx with interactions (a#b) is not supported yet: an effect would need every term its variable is in",
+                    ));
                 }
                 let marginal = match self.option_text("mfx") {
                     None => false,

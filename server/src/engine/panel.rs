@@ -951,11 +951,10 @@ impl Step<'_> {
         let level = self.confidence_level()?;
         let request =
             OlsRequest { dependent, terms, constant: true, errors: Errors::Classical, level };
-        let copies = dataset.copies(std::iter::once(request.dependent.as_str()).chain(
-            request.terms.iter().map(|t| match t {
-                Term::Continuous(v) | Term::Factor(v) => v.as_str(),
-            }),
-        ));
+        let copies = dataset.copies(
+            std::iter::once(request.dependent.as_str())
+                .chain(request.terms.iter().flat_map(Term::variables)),
+        );
         let mask = self.mask(dataset, dataset_name)?;
         let gate = self.gate_for(copies);
         let keys = self.record_keys(&gate, dataset);

@@ -508,6 +508,46 @@ async fn statistics_match_pandas_and_statsmodels_on_the_same_parquet() {
         }
     }
 
+    // Interactions: regress wage c.age##i.sex and regress wage i.sex##i.band.
+    {
+        let mut with_band = dataset.clone();
+        let band: datafusion::arrow::array::Float64Array =
+            numbers(dataset.variable("age").unwrap())
+                .unwrap()
+                .into_iter()
+                .map(|a| a.map(|a| 1.0 + f64::from(a > 35.0) + f64::from(a > 50.0)))
+                .collect();
+        with_band.set(super::dataset::Variable {
+            name: "band".into(),
+            values: Arc::new(band),
+            info: Default::default(),
+        });
+        let c = |n: &str| Term::Continuous(n.into());
+        let i = |n: &str| Term::Factor(n.into());
+        for (key, terms, names) in [
+            (
+                "age_sex",
+                vec![c("age"), i("sex"), Term::Interaction(vec![c("age"), i("sex")])],
+                vec!["age", "sex=2", "age#sex=2", "constant"],
+            ),
+            (
+                "sex_band",
+                vec![i("sex"), i("band"), Term::Interaction(vec![i("sex"), i("band")])],
+                vec!["sex=2", "band=2", "band=3", "sex=2#band=2", "sex=2#band=3", "constant"],
+            ),
+        ] {
+            let request = OlsRequest { terms, ..ols(Errors::Classical) };
+            let model = ols_raw(&with_band, &keys, &request, None).unwrap();
+            let ours: Vec<&str> = model.coefficients.iter().map(|c| c.term.as_str()).collect();
+            assert_eq!(ours, names);
+            let theirs = &reference["interactions"][key];
+            for (j, c) in model.coefficients.iter().enumerate() {
+                close(c.estimate, f(&theirs["params"][j]), &format!("{key} {}", c.term));
+                close(c.std_error, f(&theirs["bse"][j]), &format!("{key} se {}", c.term));
+            }
+        }
+    }
+
     // regress wage age i.sex, vif standardize.
     {
         let table = super::models::regression_diagnostics(
