@@ -55,32 +55,6 @@ pub fn sorted(mut values: Vec<f64>) -> Vec<f64> {
     values
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn selecting_gives_the_same_quantiles_as_sorting() {
-        let values: Vec<f64> = (0..1001).map(|i| ((i * 7919) % 1009) as f64 * 0.5).collect();
-        let sorted = sorted(values.clone());
-        for p in [0.0, 0.01, 0.25, 0.5, 0.99, 0.999, 1.0] {
-            let mut scratch = values.clone();
-            assert_eq!(quantile_unsorted(&mut scratch, p), quantile_sorted(&sorted, p), "p = {p}");
-        }
-    }
-
-    #[test]
-    fn quantiles_interpolate_like_numpy() {
-        let v = [1.0, 2.0, 3.0, 4.0, 10.0];
-        assert_eq!(quantile_sorted(&v, 0.5), Some(3.0));
-        assert_eq!(quantile_sorted(&v, 0.25), Some(2.0));
-        // numpy.percentile([1,2,3,4,10], 90) == 7.6
-        assert!((quantile_sorted(&v, 0.9).unwrap() - 7.6).abs() < 1e-12);
-        assert_eq!(quantile_sorted(&[], 0.5), None);
-        assert_eq!(units_beside(&[1.0, 2.0, 2.0, 3.0], 2.0), (1, 1));
-    }
-}
-
 /// D'Agostino and Pearson's omnibus test of normality from the sample skewness, kurtosis and
 /// size, as scipy.stats.normaltest: (z of skewness, z of kurtosis, K², p of χ²(2)).
 pub fn dagostino_pearson(skew: f64, kurt: f64, n: f64) -> (f64, f64, f64, f64) {
@@ -107,4 +81,30 @@ pub fn dagostino_pearson(skew: f64, kurt: f64, n: f64) -> (f64, f64, f64, f64) {
     let k2 = z_skew * z_skew + z_kurt * z_kurt;
     // The survival function of χ²(2) is exp(−x/2).
     (z_skew, z_kurt, k2, (-k2 / 2.0).exp())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn selecting_gives_the_same_quantiles_as_sorting() {
+        let values: Vec<f64> = (0..1001).map(|i| ((i * 7919) % 1009) as f64 * 0.5).collect();
+        let sorted = sorted(values.clone());
+        for p in [0.0, 0.01, 0.25, 0.5, 0.99, 0.999, 1.0] {
+            let mut scratch = values.clone();
+            assert_eq!(quantile_unsorted(&mut scratch, p), quantile_sorted(&sorted, p), "p = {p}");
+        }
+    }
+
+    #[test]
+    fn quantiles_interpolate_like_numpy() {
+        let v = [1.0, 2.0, 3.0, 4.0, 10.0];
+        assert_eq!(quantile_sorted(&v, 0.5), Some(3.0));
+        assert_eq!(quantile_sorted(&v, 0.25), Some(2.0));
+        // numpy.percentile([1,2,3,4,10], 90) == 7.6
+        assert!((quantile_sorted(&v, 0.9).unwrap() - 7.6).abs() < 1e-12);
+        assert_eq!(quantile_sorted(&[], 0.5), None);
+        assert_eq!(units_beside(&[1.0, 2.0, 2.0, 3.0], 2.0), (1, 1));
+    }
 }
