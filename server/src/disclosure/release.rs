@@ -134,6 +134,7 @@ impl Releaser<'_> {
         origin: Origin<'_>,
         table: raw::Table,
         chart: &str,
+        group: Option<&str>,
     ) -> Released {
         let started = std::time::Instant::now();
         let released = match released_table(gate, table) {
@@ -149,7 +150,12 @@ impl Releaser<'_> {
                     .collect();
                 let body = OutputBody::Chart(output::Chart {
                     chart: chart.to_owned(),
-                    title: format!("{} by {}", t.statistic, t.row_variable),
+                    title: format!(
+                        "{} by {}{}",
+                        t.statistic,
+                        t.row_variable,
+                        group.map(|g| format!(" ({g})")).unwrap_or_default()
+                    ),
                     x_label: t.row_variable,
                     y_label: t.statistic,
                     bars,

@@ -937,7 +937,7 @@ impl Step<'_> {
                 ));
             }
         };
-        for unsupported in ["by", "stack", "horizontal"] {
+        for unsupported in ["stack", "horizontal"] {
             if self.flag(unsupported) {
                 return Err(EngineError::at(
                     self.option(unsupported).expect("present").span,
@@ -999,7 +999,10 @@ impl Step<'_> {
             }
         };
         let mask = self.mask(dataset, dataset_name)?;
-        let gate = &*self.gate_for(dataset.copies([row.as_str()].into_iter().chain(of.as_deref())));
+        let by = self.option_text("by");
+        let gate = &*self.gate_for(
+            dataset.copies([row.as_str()].into_iter().chain(of.as_deref()).chain(by.as_deref())),
+        );
         let keys = self.record_keys(gate, dataset);
         let request = TableRequest {
             options: Default::default(),
@@ -1010,17 +1013,51 @@ impl Step<'_> {
             missing: false,
             labels: true,
         };
-        let raw = tabulate_raw(gate, dataset, &keys, &request, mask.as_ref())?;
-        self.check_population_history(&raw.population)?;
-        let population = raw.population.clone();
-        let released = self.releaser.bar_chart(
-            gate,
-            self.origin(),
-            raw,
-            if pie { "piechart" } else { "barchart" },
-        );
-        self.outputs.push(released);
-        self.remember_population(population);
+        // by(): a chart per level of the group variable, each its own population.
+        let groups: Vec<(Option<String>, Option<BooleanArray>)> = match &by {
+            None => vec![(None, mask)],
+            Some(b) => {
+                let span = self.option("by").expect("present").span;
+                let variable = dataset.require(b, dataset_name).map_err(|e| e.with_span(span))?;
+                let (rows, labels) =
+                    levels(variable, false, true).map_err(|e| e.with_span(span))?;
+                labels
+                    .iter()
+                    .enumerate()
+                    .map(|(level, label)| {
+                        let in_group: BooleanArray = (0..dataset.len())
+                            .map(|i| {
+                                Some(
+                                    rows[i] == Some(level)
+                                        && mask
+                                            .as_ref()
+                                            .is_none_or(|m| m.is_valid(i) && m.value(i)),
+                                )
+                            })
+                            .collect();
+                        (Some(format!("{b}={label}")), Some(in_group))
+                    })
+                    .collect()
+            }
+        };
+        let mut raws = Vec::new();
+        for (group, mask) in groups {
+            let raw = tabulate_raw(gate, dataset, &keys, &request, mask.as_ref())?;
+            self.check_population_history(&raw.population)?;
+            raws.push((group, raw));
+        }
+        for (group, raw) in raws {
+            let population = raw.population.clone();
+            let released = self.releaser.bar_chart(
+                gate,
+                self.origin(),
+                raw,
+                if pie { "piechart" } else { "barchart" },
+                group.as_deref(),
+            );
+            self.outputs.push(released);
+            self.remember_population(population);
+        }
         Ok(())
     }
 
