@@ -152,7 +152,17 @@ pub struct Chart {
     /// is left out.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub flows: Option<Vec<Flow>>,
+    /// A histogram's normal curve (`normal`): the mean and SD of the released bars, drawn on
+    /// the bars' scale.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub normal: Option<NormalCurve>,
     pub notes: Vec<String>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct NormalCurve {
+    pub mean: f64,
+    pub sd: f64,
 }
 
 /// Units going from one level of a variable to a level of the next.
@@ -381,6 +391,12 @@ impl Output {
                             format_number(h.count),
                         ]);
                     }
+                }
+                if let Some(normal) = &c.normal {
+                    rows.push(vec![
+                        format!("normal curve: mean {}", format_number(normal.mean)),
+                        format!("SD {}", format_number(normal.sd)),
+                    ]);
                 }
                 for b in &c.bars {
                     let label = b.label.clone().unwrap_or_else(|| {

@@ -745,12 +745,37 @@ fn bar_view(c: Chart) -> impl IntoView {
             }
         })
         .collect_view();
+    // histogram …, normal: the normal density with the released bars' mean and SD, scaled to
+    // the bars (its area equals theirs), drawn over the same axis.
+    let curve = c.normal.map(|normal| {
+        let (start, end) = match (c.bars.first(), c.bars.last()) {
+            (Some(first), Some(last)) => (first.start, last.end),
+            _ => (0.0, 1.0),
+        };
+        let width = c.bars.first().map_or(1.0, |b| b.end - b.start);
+        let area: f64 = c.bars.iter().filter_map(|b| b.height).sum::<f64>() * width;
+        let points: Vec<String> = (0..=100)
+            .map(|step| {
+                let v = start + (end - start) * step as f64 / 100.0;
+                let z = (v - normal.mean) / normal.sd;
+                let density =
+                    (-0.5 * z * z).exp() / (normal.sd * (2.0 * std::f64::consts::PI).sqrt());
+                let x = 30.0 + (v - start) / (end - start) * (WIDTH - 40.0);
+                let y = BASE - (area * density / max) * (BASE - 10.0);
+                format!("{x:.1},{y:.1}")
+            })
+            .collect();
+        let title =
+            format!("normal: mean {}, SD {}", format_number(normal.mean), format_number(normal.sd));
+        view! { <polyline class="normal" points=points.join(" ")><title>{title}</title></polyline> }
+    });
     let aria = format!("{}: {} bars", c.title, c.bars.len());
     view! {
         <figure class="chart">
             <svg viewBox=format!("0 0 {WIDTH} {HEIGHT}") role="img" aria-label=aria>
                 <line x1="30" y1=BASE x2=WIDTH - 10.0 y2=BASE class="axis"></line>
                 {bars}
+                {curve}
                 <text x="30" y=BASE + 18.0 class="tick">{first}</text>
                 <text x=WIDTH - 10.0 y=BASE + 18.0 class="tick" text-anchor="end">{last}</text>
                 <text x=WIDTH / 2.0 y=HEIGHT - 4.0 class="tick" text-anchor="middle">{c.x_label}</text>

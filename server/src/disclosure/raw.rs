@@ -202,6 +202,8 @@ pub struct Histogram {
     pub scale: HistogramScale,
     /// The group of a `by()` histogram, as "sex=1 Mann".
     pub group: Option<String>,
+    /// Whether to fit a normal curve to the released bars (`normal`).
+    pub normal: bool,
     pub population: PopulationSketch,
 }
 

@@ -163,6 +163,7 @@ impl Releaser<'_> {
                     boxes: None,
                     estimates: None,
                     flows: None,
+                    normal: None,
                     notes: t.notes,
                 });
                 self.emit(origin, body, decisions)
@@ -233,6 +234,7 @@ impl Releaser<'_> {
             boxes: None,
             estimates: None,
             flows: Some(flows),
+            normal: None,
             notes,
         });
         self.account(started.elapsed());
@@ -688,6 +690,16 @@ impl Releaser<'_> {
             raw::HistogramScale::Fraction => "fraction",
             raw::HistogramScale::Density => "density",
         };
+        // The normal curve of the released bars: their midpoints weighted by their heights,
+        // so it shows nothing the bars do not.
+        let normal = histogram.normal.then(|| {
+            let shown: Vec<(f64, f64)> =
+                bars.iter().filter_map(|b| Some(((b.start + b.end) / 2.0, b.height?))).collect();
+            let weight: f64 = shown.iter().map(|(_, h)| h).sum();
+            let mean = shown.iter().map(|(m, h)| m * h).sum::<f64>() / weight;
+            let variance = shown.iter().map(|(m, h)| h * (m - mean).powi(2)).sum::<f64>() / weight;
+            output::NormalCurve { mean: significant(mean, 4), sd: significant(variance.sqrt(), 4) }
+        });
         let group = histogram.group.map(|g| format!(" ({g})")).unwrap_or_default();
         let body = OutputBody::Chart(output::Chart {
             chart: "histogram".into(),
@@ -699,6 +711,7 @@ impl Releaser<'_> {
             boxes: None,
             estimates: None,
             flows: None,
+            normal,
             notes: vec![format!(
                 "Values coded to P{}–P{}; counts perturbed; bins under {} withheld.",
                 rules.coding_percentiles.0, rules.coding_percentiles.1, rules.min_cell
@@ -738,6 +751,7 @@ impl Releaser<'_> {
             boxes: None,
             estimates: None,
             flows: None,
+            normal: None,
             notes: vec![format!(
                 "Values coded to P{}–P{}; counts perturbed; cells under {} units are not drawn.",
                 rules.coding_percentiles.0, rules.coding_percentiles.1, rules.min_cell
@@ -1007,6 +1021,7 @@ impl Releaser<'_> {
             boxes: Some(boxes),
             estimates: None,
             flows: None,
+            normal: None,
             notes: vec![format!(
                 "Boxes are P25–P75 with the median; whiskers end at P5 and P95, and no single unit is drawn. Each percentile needs {} units on each side and shows {} significant digits.",
                 rules.min_units_beside_percentile, rules.significant_digits
@@ -1179,6 +1194,7 @@ impl Releaser<'_> {
             boxes: None,
             estimates: Some(estimates),
             flows: None,
+            normal: None,
             notes: vec!["Estimates and intervals as the model above released them.".into()],
         });
         let decisions = vec![Decision { rule: 9, outcome: "drawn from the released model".into() }];

@@ -427,6 +427,7 @@ pub fn histogram_raw(
             bins: Vec::new(),
             scale: raw::HistogramScale::Count,
             group: None,
+            normal: false,
             population: PopulationSketch::default(),
         });
     }
@@ -464,6 +465,7 @@ pub fn histogram_raw(
         bins,
         scale: raw::HistogramScale::Count,
         group: None,
+        normal: false,
         population,
     })
 }
@@ -810,12 +812,6 @@ impl Step<'_> {
         let [name] = names.as_slice() else {
             return Err(EngineError::at(self.command().span, "write histogram <variable>"));
         };
-        if self.flag("normal") {
-            return Err(EngineError::at(
-                self.option("normal").expect("present").span,
-                "histogram's normal option is not supported yet",
-            ));
-        }
         let scales = [
             ("percent", raw::HistogramScale::Percent),
             ("fraction", raw::HistogramScale::Fraction),
@@ -872,6 +868,7 @@ impl Step<'_> {
             let mut raw = histogram_raw(gate, dataset, &keys, name, bins, mask.as_ref())?;
             raw.scale = scale;
             raw.group = group;
+            raw.normal = self.flag("normal");
             self.check_population_history(&raw.population)?;
             raws.push(raw);
         }

@@ -428,7 +428,7 @@ async fn a_life_table_shows_no_small_count_and_merges_sparse_intervals() {
 #[tokio::test]
 async fn histogram_shares_are_of_the_released_n_and_by_draws_one_per_group() {
     let script = format!(
-        "{PERSONS}keep if age >= 25 & age <= 66\nhistogram wage, bin(8) percent\nhistogram wage, bin(8) density\nhistogram age, discrete\nhistogram wage, bin(6) by(sex)\n"
+        "{PERSONS}keep if age >= 25 & age <= 66\nhistogram wage, bin(8) percent\nhistogram wage, bin(8) density\nhistogram age, discrete\nhistogram wage, bin(6) by(sex)\nhistogram age, bin(10) normal\n"
     );
     let outputs = run(&script).await;
     assert_eq!(errors(&outputs), vec![], "{outputs:#?}");
@@ -439,7 +439,11 @@ async fn histogram_shares_are_of_the_released_n_and_by_draws_one_per_group() {
             _ => None,
         })
         .collect();
-    assert_eq!(charts.len(), 5, "percent, density, discrete and one per sex");
+    assert_eq!(charts.len(), 6, "percent, density, discrete, one per sex and normal");
+    // The normal curve comes from the released bars: ages 25–66 average in the forties.
+    let normal = charts[5].normal.expect("a normal curve");
+    assert!((40.0..50.0).contains(&normal.mean) && (8.0..16.0).contains(&normal.sd), "{normal:?}");
+    assert!(charts[..5].iter().all(|c| c.normal.is_none()));
     let shown = |c: &shared::output::Chart| c.bars.iter().filter_map(|b| b.height).sum::<f64>();
     let percent = shown(charts[0]);
     assert!((95.0..=101.0).contains(&percent), "percents add up to {percent}");
