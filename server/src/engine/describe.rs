@@ -761,6 +761,36 @@ impl Step<'_> {
         Ok((released, population))
     }
 
+    /// The groups of a chart's `by(v)` option: each level's label ("sex=1 Mann") and the rows
+    /// in it and in `mask`; without `by()`, one group of `mask`.
+    #[allow(clippy::type_complexity)]
+    fn by_groups(
+        &self,
+        dataset: &Dataset,
+        dataset_name: &str,
+        mask: Option<BooleanArray>,
+    ) -> Result<Vec<(Option<String>, Option<BooleanArray>)>, EngineError> {
+        let Some(by) = self.option_text("by") else { return Ok(vec![(None, mask)]) };
+        let span = self.option("by").expect("present").span;
+        let variable = dataset.require(&by, dataset_name).map_err(|e| e.with_span(span))?;
+        let (rows, labels) = levels(variable, false, true).map_err(|e| e.with_span(span))?;
+        Ok(labels
+            .iter()
+            .enumerate()
+            .map(|(level, label)| {
+                let in_group: BooleanArray = (0..dataset.len())
+                    .map(|i| {
+                        Some(
+                            rows[i] == Some(level)
+                                && mask.as_ref().is_none_or(|m| m.is_valid(i) && m.value(i)),
+                        )
+                    })
+                    .collect();
+                (Some(format!("{by}={label}")), Some(in_group))
+            })
+            .collect())
+    }
+
     /// `sankey a b …`: flows of units between the levels of consecutive variables, over the
     /// units with a value of every one of them.
     pub(super) fn sankey(&mut self) -> Result<(), EngineError> {
@@ -837,32 +867,7 @@ impl Step<'_> {
             &*self.gate_for(dataset.copies([name.as_str()].into_iter().chain(by.as_deref())));
         let keys = self.record_keys(gate, dataset);
         // by(): a histogram per level, on one axis (the whole column's coding bounds).
-        let groups: Vec<(Option<String>, Option<BooleanArray>)> = match &by {
-            None => vec![(None, mask)],
-            Some(b) => {
-                let span = self.option("by").expect("present").span;
-                let variable = dataset.require(b, dataset_name).map_err(|e| e.with_span(span))?;
-                let (rows, labels) =
-                    levels(variable, false, true).map_err(|e| e.with_span(span))?;
-                labels
-                    .iter()
-                    .enumerate()
-                    .map(|(level, label)| {
-                        let in_group: BooleanArray = (0..dataset.len())
-                            .map(|i| {
-                                Some(
-                                    rows[i] == Some(level)
-                                        && mask
-                                            .as_ref()
-                                            .is_none_or(|m| m.is_valid(i) && m.value(i)),
-                                )
-                            })
-                            .collect();
-                        (Some(format!("{b}={label}")), Some(in_group))
-                    })
-                    .collect()
-            }
-        };
+        let groups = self.by_groups(dataset, dataset_name, mask)?;
         let mut raws = Vec::new();
         for (group, mask) in groups {
             let mut raw = histogram_raw(gate, dataset, &keys, name, bins, mask.as_ref())?;
@@ -1011,32 +1016,7 @@ impl Step<'_> {
             labels: true,
         };
         // by(): a chart per level of the group variable, each its own population.
-        let groups: Vec<(Option<String>, Option<BooleanArray>)> = match &by {
-            None => vec![(None, mask)],
-            Some(b) => {
-                let span = self.option("by").expect("present").span;
-                let variable = dataset.require(b, dataset_name).map_err(|e| e.with_span(span))?;
-                let (rows, labels) =
-                    levels(variable, false, true).map_err(|e| e.with_span(span))?;
-                labels
-                    .iter()
-                    .enumerate()
-                    .map(|(level, label)| {
-                        let in_group: BooleanArray = (0..dataset.len())
-                            .map(|i| {
-                                Some(
-                                    rows[i] == Some(level)
-                                        && mask
-                                            .as_ref()
-                                            .is_none_or(|m| m.is_valid(i) && m.value(i)),
-                                )
-                            })
-                            .collect();
-                        (Some(format!("{b}={label}")), Some(in_group))
-                    })
-                    .collect()
-            }
-        };
+        let groups = self.by_groups(dataset, dataset_name, mask)?;
         let mut raws = Vec::new();
         for (group, mask) in groups {
             let raw = tabulate_raw(gate, dataset, &keys, &request, mask.as_ref())?;

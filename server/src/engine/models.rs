@@ -1766,6 +1766,18 @@ impl Step<'_> {
         Ok(out)
     }
 
+    /// The standard errors the options ask for: `cluster(v)`, `robust`, or classical.
+    fn model_errors(&self, dataset: &Dataset, dataset_name: &str) -> Result<Errors, EngineError> {
+        Ok(match (self.flag("robust"), self.option_text("cluster")) {
+            (_, Some(c)) => {
+                dataset.require(&c, dataset_name)?;
+                Errors::Cluster(c)
+            }
+            (true, None) => Errors::Robust,
+            (false, None) => Errors::Classical,
+        })
+    }
+
     /// `dependent term…` from the arguments.
     pub(super) fn model_terms(
         &self,
@@ -2031,14 +2043,7 @@ impl Step<'_> {
     pub(super) fn mlogit(&mut self) -> Result<(), EngineError> {
         let (dataset_name, dataset) = self.populated()?;
         let (dependent, terms) = self.model_terms(dataset, dataset_name)?;
-        let errors = match (self.flag("robust"), self.option_text("cluster")) {
-            (_, Some(c)) => {
-                dataset.require(&c, dataset_name)?;
-                Errors::Cluster(c)
-            }
-            (true, None) => Errors::Robust,
-            (false, None) => Errors::Classical,
-        };
+        let errors = self.model_errors(dataset, dataset_name)?;
         let level = self.confidence_level()?;
         let request =
             OlsRequest { dependent, terms, constant: !self.flag("noconstant"), errors, level };
@@ -2074,14 +2079,7 @@ impl Step<'_> {
                 "odds ratios (or) belong to logit; probit coefficients are on the normal scale",
             ));
         }
-        let errors = match (self.flag("robust"), self.option_text("cluster")) {
-            (_, Some(c)) => {
-                dataset.require(&c, dataset_name)?;
-                Errors::Cluster(c)
-            }
-            (true, None) => Errors::Robust,
-            (false, None) => Errors::Classical,
-        };
+        let errors = self.model_errors(dataset, dataset_name)?;
         let level = self.confidence_level()?;
         let request =
             OlsRequest { dependent, terms, constant: !self.flag("noconstant"), errors, level };
