@@ -600,17 +600,28 @@ impl Step<'_> {
         Ok(names.into_iter().map(|(n, _)| n).collect())
     }
 
+    /// The variables `summarize` (and `summarize-panel`) describe: those named, or every
+    /// numeric one that is not an identifier.
+    pub(super) fn summarized_names(
+        &self,
+        dataset: &Dataset,
+        dataset_name: &str,
+    ) -> Result<Vec<String>, EngineError> {
+        let names = self.variable_args(dataset, dataset_name)?;
+        if !names.is_empty() {
+            return Ok(names);
+        }
+        Ok(dataset
+            .variables
+            .iter()
+            .filter(|v| Kind::of(v.values.data_type()) == Kind::Number && !v.info.pointer)
+            .map(|v| v.name.clone())
+            .collect())
+    }
+
     pub(super) fn summarize(&mut self) -> Result<(), EngineError> {
         let (dataset_name, dataset) = self.populated()?;
-        let mut names = self.variable_args(dataset, dataset_name)?;
-        if names.is_empty() {
-            names = dataset
-                .variables
-                .iter()
-                .filter(|v| Kind::of(v.values.data_type()) == Kind::Number && !v.info.pointer)
-                .map(|v| v.name.clone())
-                .collect();
-        }
+        let names = self.summarized_names(dataset, dataset_name)?;
         let mask = self.mask(dataset, dataset_name)?;
         let gate = &*self.gate_for(dataset.copies(names.iter().map(String::as_str)));
         let keys = self.record_keys(gate, dataset);

@@ -21,7 +21,7 @@ use shared::metadata::Temporality;
 use shared::script::{Span, TokenKind};
 use statrs::distribution::{ChiSquared, ContinuousCDF, StudentsT};
 
-use super::dataset::{Dataset, Kind, Panel, VarInfo, Variable};
+use super::dataset::{Dataset, Panel, VarInfo, Variable};
 use super::describe::summarize_raw;
 use super::import::{check_date, labels, merge_into};
 use super::models::{Design, Errors, OlsRequest, Term};
@@ -299,6 +299,26 @@ impl PanelSample {
         ]
     }
 
+    /// An estimate from OLS on transformed data: its covariance σ²(X′X)⁻¹ with σ² = SSR/df,
+    /// and the R²s, `extra` statistics and the residual df.
+    fn estimate_from(
+        &self,
+        (beta, inverse, ssr): (DVector<f64>, DMatrix<f64>, f64),
+        df: f64,
+        extra: Vec<(String, f64)>,
+    ) -> PanelEstimate {
+        let mut statistics = self.r_squared(&beta).to_vec();
+        statistics.extend(extra);
+        statistics.push(("residual df".to_owned(), df));
+        PanelEstimate {
+            names: self.design.names.clone(),
+            covariance: inverse * (ssr / df),
+            beta,
+            residual_df: df,
+            statistics,
+        }
+    }
+
     /// Fixed effects: the within regression of the columns that vary within units, with the
     /// constant of the grand means; residual df N − units − those columns.
     fn fixed(&self) -> Result<PanelEstimate, EngineError> {
@@ -318,58 +338,31 @@ impl PanelSample {
             )));
         }
         let columns: Vec<usize> = (0..self.k()).collect();
-        let (beta, inverse, ssr) = self.transformed_ols(&|_| 1.0, true, &columns)?;
+        let fit = self.transformed_ols(&|_| 1.0, true, &columns)?;
         let df = self.rows.len() as f64 - self.groups.len() as f64 - varying.len() as f64;
         if df <= 0.0 {
             return Err(EngineError::new(
                 "fixed effects need more rows than units plus terms: the panel has too few dates per unit",
             ));
         }
-        let sigma2 = ssr / df;
-        let mut statistics = self.r_squared(&beta).to_vec();
-        statistics.push(("σ_e".to_owned(), sigma2.sqrt()));
-        statistics.push(("residual df".to_owned(), df));
-        Ok(PanelEstimate {
-            names: self.design.names.clone(),
-            covariance: inverse * sigma2,
-            beta,
-            residual_df: df,
-            statistics,
-        })
+        let sigma_e = (fit.2 / df).sqrt();
+        Ok(self.estimate_from(fit, df, vec![("σ_e".to_owned(), sigma_e)]))
     }
 
     fn between(&self) -> Result<PanelEstimate, EngineError> {
-        let (beta, inverse, ssr) = self.between_ols()?;
         let df = self.groups.len() as f64 - self.k() as f64;
         if df <= 0.0 {
             return Err(EngineError::new(
                 "between effects need more units than parameters: use fewer terms",
             ));
         }
-        let mut statistics = self.r_squared(&beta).to_vec();
-        statistics.push(("residual df".to_owned(), df));
-        Ok(PanelEstimate {
-            names: self.design.names.clone(),
-            covariance: inverse * (ssr / df),
-            beta,
-            residual_df: df,
-            statistics,
-        })
+        Ok(self.estimate_from(self.between_ols()?, df, Vec::new()))
     }
 
     fn pooled(&self) -> Result<PanelEstimate, EngineError> {
         let columns: Vec<usize> = (0..self.k()).collect();
-        let (beta, inverse, ssr) = self.transformed_ols(&|_| 0.0, false, &columns)?;
-        let df = self.rows.len() as f64 - self.k() as f64;
-        let mut statistics = self.r_squared(&beta).to_vec();
-        statistics.push(("residual df".to_owned(), df));
-        Ok(PanelEstimate {
-            names: self.design.names.clone(),
-            covariance: inverse * (ssr / df),
-            beta,
-            residual_df: df,
-            statistics,
-        })
+        let fit = self.transformed_ols(&|_| 0.0, false, &columns)?;
+        Ok(self.estimate_from(fit, self.rows.len() as f64 - self.k() as f64, Vec::new()))
     }
 
     /// Random effects, as Stata's `xtreg, re` and linearmodels' RandomEffects: σ²_e from the
@@ -398,20 +391,13 @@ impl PanelSample {
         let theta =
             |g: &Group| 1.0 - (sigma2_e / (g.rows.len() as f64 * sigma2_u + sigma2_e)).sqrt();
         let columns: Vec<usize> = (0..self.k()).collect();
-        let (beta, inverse, ssr) = self.transformed_ols(&theta, false, &columns)?;
-        let df = n - self.k() as f64;
-        let mut statistics = self.r_squared(&beta).to_vec();
-        statistics.push(("σ_u".to_owned(), sigma2_u.sqrt()));
-        statistics.push(("σ_e".to_owned(), sigma2_e.sqrt()));
-        statistics.push(("ρ".to_owned(), sigma2_u / (sigma2_u + sigma2_e)));
-        statistics.push(("residual df".to_owned(), df));
-        Ok(PanelEstimate {
-            names: self.design.names.clone(),
-            covariance: inverse * (ssr / df),
-            beta,
-            residual_df: df,
-            statistics,
-        })
+        let fit = self.transformed_ols(&theta, false, &columns)?;
+        let extra = vec![
+            ("σ_u".to_owned(), sigma2_u.sqrt()),
+            ("σ_e".to_owned(), sigma2_e.sqrt()),
+            ("ρ".to_owned(), sigma2_u / (sigma2_u + sigma2_e)),
+        ];
+        Ok(self.estimate_from(fit, n - self.k() as f64, extra))
     }
 
     /// The within sum of squares of y alone (a model with no term that varies within units).
@@ -769,21 +755,7 @@ impl Step<'_> {
     pub(super) fn summarize_panel(&mut self) -> Result<(), EngineError> {
         let (dataset_name, dataset) = self.populated()?;
         let panel = self.panel_of(dataset_name, dataset)?;
-        let mut names: Vec<String> = self
-            .names_in_args()?
-            .into_iter()
-            .map(|(n, span)| {
-                dataset.require(&n, dataset_name).map_err(|e| e.with_span(span)).map(|_| n)
-            })
-            .collect::<Result<_, _>>()?;
-        if names.is_empty() {
-            names = dataset
-                .variables
-                .iter()
-                .filter(|v| Kind::of(v.values.data_type()) == Kind::Number && !v.info.pointer)
-                .map(|v| v.name.clone())
-                .collect();
-        }
+        let names = self.summarized_names(dataset, dataset_name)?;
         let mask = self.mask(dataset, dataset_name)?;
         // Each date is a cross-section: a unit once, so only copied values count as copies.
         let gate = &*self.gate_for(dataset.variable_copies(names.iter().map(String::as_str)));
