@@ -438,15 +438,7 @@ pub fn ols_raw(
         Errors::Classical => (&inverse * sigma2, df_resid),
         Errors::Robust => (&inverse * meat * &inverse * (nf / df_resid), df_resid),
         Errors::Cluster(_) => {
-            let g = scores.len() as f64;
-            if g < 2.0 {
-                return Err(EngineError::new(
-                    "cluster() needs at least two clusters in the estimation sample",
-                ));
-            }
-            for s in scores.values() {
-                meat += s * s.transpose();
-            }
+            let g = add_cluster_scores(&mut meat, scores.values())?;
             let correction = g / (g - 1.0) * (nf - 1.0) / df_resid;
             (&inverse * meat * &inverse * correction, g - 1.0)
         }
@@ -516,14 +508,14 @@ pub fn ols_raw(
 
 /// `regress …, vif standardize`: each term's variance inflation factor 1 / (1 − R²ⱼ) (the
 /// diagonal of the inverse correlation matrix of the regressors) and its standardized
-/// coefficient bⱼ·sd(xⱼ)/sd(y), over the model's estimation sample.
+/// coefficient bⱼ·sd(xⱼ)/sd(y) from the `fitted` model, over the model's estimation sample.
 pub fn regression_diagnostics(
     dataset: &Dataset,
     keys: &[u64],
     request: &OlsRequest,
     mask: Option<&BooleanArray>,
     vif: bool,
-    standardize: bool,
+    fitted: Option<&raw::Model>,
 ) -> Result<raw::StatisticsTable, EngineError> {
     let design = Design::new(dataset, keys, request, mask, None)?;
     let terms: Vec<usize> = (0..design.k()).filter(|&j| design.terms[j].is_some()).collect();
@@ -564,8 +556,7 @@ pub fn regression_diagnostics(
             row.push(Some(inverse[(a, a)]));
         }
     }
-    if standardize {
-        let fitted = ols_raw(dataset, keys, request, mask)?;
+    if let Some(fitted) = fitted {
         columns.push("standardized coef".to_owned());
         for (a, &j) in terms.iter().enumerate() {
             let b = fitted.coefficients[j].estimate;
@@ -586,6 +577,24 @@ pub fn regression_diagnostics(
         ],
         population: design.population,
     })
+}
+
+/// Adds the outer product of each cluster's summed scores to `meat` and returns the number of
+/// clusters (for Stata's G/(G−1)), which must be at least two.
+fn add_cluster_scores<'s>(
+    meat: &mut DMatrix<f64>,
+    sums: impl ExactSizeIterator<Item = &'s DVector<f64>>,
+) -> Result<f64, EngineError> {
+    let clusters = sums.len() as f64;
+    if clusters < 2.0 {
+        return Err(EngineError::new(
+            "cluster() needs at least two clusters in the estimation sample",
+        ));
+    }
+    for s in sums {
+        meat.ger(1.0, s, s, 1.0);
+    }
+    Ok(clusters)
 }
 
 /// A coefficient with a z test and a normal interval at `level` percent; `exponentiate`
@@ -876,15 +885,7 @@ pub fn likelihood_raw(
             }
         }
         let correction = if cluster.is_some() {
-            let groups = by_cluster.len() as f64;
-            if groups < 2.0 {
-                return Err(EngineError::new(
-                    "cluster() needs at least two clusters in the estimation sample",
-                ));
-            }
-            for g in by_cluster.values() {
-                meat.ger(1.0, g, g, 1.0);
-            }
+            let groups = add_cluster_scores(&mut meat, by_cluster.values())?;
             groups / (groups - 1.0)
         } else {
             let n = design.n as f64;
@@ -1211,15 +1212,7 @@ pub fn mlogit_raw(
             }
             let n = design.n as f64;
             let correction = if let Errors::Cluster(_) = errors {
-                let g = by_cluster.len() as f64;
-                if g < 2.0 {
-                    return Err(EngineError::new(
-                        "cluster() needs at least two clusters in the estimation sample",
-                    ));
-                }
-                for s in by_cluster.values() {
-                    meat += s * s.transpose();
-                }
+                let g = add_cluster_scores(&mut meat, by_cluster.values())?;
                 g / (g - 1.0)
             } else {
                 n / (n - 1.0)
@@ -2100,7 +2093,7 @@ impl Step<'_> {
                     &request,
                     mask.as_ref(),
                     vif,
-                    standardize,
+                    standardize.then_some(&model),
                 )?;
                 // One sample, one population: checked once, as the model and its table.
                 self.check_population_history(&model.population)?;

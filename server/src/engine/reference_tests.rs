@@ -550,13 +550,14 @@ async fn statistics_match_pandas_and_statsmodels_on_the_same_parquet() {
 
     // regress wage age i.sex, vif standardize.
     {
+        let model = ols_raw(dataset, &keys, &ols(Errors::Classical), None).unwrap();
         let table = super::models::regression_diagnostics(
             dataset,
             &keys,
             &ols(Errors::Classical),
             None,
             true,
-            true,
+            Some(&model),
         )
         .unwrap();
         let theirs = &reference["models"]["diagnostics"];
