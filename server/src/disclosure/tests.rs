@@ -234,6 +234,15 @@ fn chi2_is_withheld_when_a_cell_is() {
     assert!(t.notes.iter().any(|n| n.contains("chi2 withheld")), "{:?}", t.notes);
 }
 
+/// The released N a statistics table states in its first note ("N = 123 (perturbed); …").
+fn noted_n(t: &shared::output::Table) -> f64 {
+    t.notes[0]
+        .strip_prefix("N = ")
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|v| v.parse().ok())
+        .expect("the note states N")
+}
+
 #[test]
 fn an_anova_table_states_its_df_from_the_released_n_never_the_exact_one() {
     let gate = gate();
@@ -263,11 +272,7 @@ fn an_anova_table_states_its_df_from_the_released_n_never_the_exact_one() {
             let released = releaser.statistics(&gate, Origin { line: 1, command: "anova" }, table);
             let OutputBody::Table(t) = &released.output().body else { panic!("{released:?}") };
             let df = t.cells[1][1].unwrap();
-            let noted: f64 = t.notes[0]
-                .strip_prefix("N = ")
-                .and_then(|r| r.split(' ').next())
-                .and_then(|v| v.parse().ok())
-                .expect("the note states N");
+            let noted = noted_n(t);
             // Residual df and total df follow the released N, whatever the true one is.
             assert_eq!((df, t.cells[2][1].unwrap()), (noted - 3.0, noted - 1.0));
             (noted != n as f64).then_some((n as f64, noted))
@@ -305,11 +310,7 @@ fn a_correlations_p_value_is_tested_on_the_released_n() {
     };
     let released = releaser.statistics(&gate, Origin { line: 1, command: "correlate" }, table);
     let OutputBody::Table(t) = &released.output().body else { panic!("{released:?}") };
-    let n: f64 = t.notes[0]
-        .strip_prefix("N = ")
-        .and_then(|rest| rest.split(' ').next())
-        .and_then(|v| v.parse().ok())
-        .unwrap();
+    let n = noted_n(t);
     let df = n - 2.0;
     let expected = 2.0 * StudentsT::new(0.0, 1.0, df).unwrap().sf(r * (df / (1.0 - r * r)).sqrt());
     let shown = t.cells[1][1].unwrap();
@@ -342,11 +343,7 @@ fn a_normality_test_is_computed_on_the_released_n() {
     };
     let released = releaser.statistics(&gate, Origin { line: 1, command: "normaltest" }, table);
     let OutputBody::Table(t) = &released.output().body else { panic!("{released:?}") };
-    let n: f64 = t.notes[0]
-        .strip_prefix("N = ")
-        .and_then(|rest| rest.split(' ').next())
-        .and_then(|v| v.parse().ok())
-        .unwrap();
+    let n = noted_n(t);
     let (z_skew, z_kurt, k2, p) = crate::stats::dagostino_pearson(skew, kurt, n);
     let expected = [skew, kurt, z_skew, z_kurt, k2, p].map(|v| Some(significant(v, 4)));
     assert_eq!(t.cells[0], expected);

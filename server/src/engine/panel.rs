@@ -553,6 +553,20 @@ impl Step<'_> {
         })
     }
 
+    /// The one variable the command names, or `usage` as the error.
+    fn one_variable<'d>(
+        &self,
+        dataset: &'d Dataset,
+        dataset_name: &str,
+        usage: &str,
+    ) -> Result<&'d Variable, EngineError> {
+        let names = self.names_in_args()?;
+        let [(name, span)] = names.as_slice() else {
+            return Err(EngineError::at(self.command().span, usage));
+        };
+        dataset.require(name, dataset_name).map_err(|e| e.with_span(*span))
+    }
+
     /// `import-panel alias/V1 alias/V2 … d1 d2 …`: each variable on each date, a row per unit
     /// and date where the unit has a value of any of them.
     pub(super) async fn import_panel(&mut self) -> Result<(), EngineError> {
@@ -802,14 +816,14 @@ impl Step<'_> {
     pub(super) fn tabulate_panel(&mut self) -> Result<(), EngineError> {
         let (dataset_name, dataset) = self.populated()?;
         let panel = self.panel_of(dataset_name, dataset)?;
-        let names = self.names_in_args()?;
-        let [(name, span)] = names.as_slice() else {
-            return Err(EngineError::at(
-                self.command().span,
+        let name = self
+            .one_variable(
+                dataset,
+                dataset_name,
                 "write tabulate-panel <variable>: the table has a column per panel date",
-            ));
-        };
-        dataset.require(name, dataset_name).map_err(|e| e.with_span(*span))?;
+            )?
+            .name
+            .clone();
         let dates: StringArray =
             panel.rows.iter().map(|&r| Some(date_text(panel.dates[r as usize]))).collect();
         let mut with_dates = dataset.clone();
@@ -818,11 +832,8 @@ impl Step<'_> {
             values: Arc::new(dates),
             info: VarInfo::default(),
         });
-        let (released, population) = self.tabulate_of(
-            dataset_name,
-            &with_dates,
-            vec![name.clone(), DATE_COLUMN.to_owned()],
-        )?;
+        let (released, population) =
+            self.tabulate_of(dataset_name, &with_dates, vec![name, DATE_COLUMN.to_owned()])?;
         self.outputs.extend(released);
         self.remember_population(population);
         Ok(())
@@ -833,14 +844,12 @@ impl Step<'_> {
     pub(super) fn transitions_panel(&mut self) -> Result<(), EngineError> {
         let (dataset_name, dataset) = self.populated()?;
         let panel = self.panel_of(dataset_name, dataset)?;
-        let names = self.names_in_args()?;
-        let [(name, span)] = names.as_slice() else {
-            return Err(EngineError::at(
-                self.command().span,
-                "write transitions-panel <variable>: one variable, from each date to the next",
-            ));
-        };
-        let variable = dataset.require(name, dataset_name).map_err(|e| e.with_span(*span))?;
+        let variable = self.one_variable(
+            dataset,
+            dataset_name,
+            "write transitions-panel <variable>: one variable, from each date to the next",
+        )?;
+        let (name, span) = (&variable.name, self.command().args[0].span);
         let values = &variable.values;
         let (mut from, mut to) = (Vec::new(), Vec::new());
         for i in 1..dataset.len() {
@@ -855,7 +864,7 @@ impl Step<'_> {
         }
         if from.is_empty() {
             return Err(EngineError::at(
-                *span,
+                span,
                 format!("no unit has {name} on two dates in a row, so there are no transitions"),
             ));
         }

@@ -13,6 +13,22 @@ use crate::disclosure::Gate;
 use crate::disclosure::differencing::PopulationSketch;
 use crate::disclosure::raw::{self, Contributors};
 
+/// Each named variable's values, coded to the gate's P1/P99 bounds.
+fn coded_columns(
+    gate: &Gate,
+    dataset: &Dataset,
+    names: &[String],
+) -> Result<Vec<Vec<Option<f64>>>, EngineError> {
+    names
+        .iter()
+        .map(|n| {
+            let v =
+                dataset.variable(n).ok_or_else(|| EngineError::new(format!("no variable {n}")))?;
+            Ok(coded(gate, &numbers(v)?))
+        })
+        .collect()
+}
+
 /// Coded columns of the named variables over the rows where all are present (listwise).
 fn complete_rows(
     gate: &Gate,
@@ -21,14 +37,7 @@ fn complete_rows(
     names: &[String],
     mask: Option<&BooleanArray>,
 ) -> Result<(Vec<Vec<f64>>, Contributors, PopulationSketch), EngineError> {
-    let columns: Vec<Vec<Option<f64>>> = names
-        .iter()
-        .map(|n| {
-            let v =
-                dataset.variable(n).ok_or_else(|| EngineError::new(format!("no variable {n}")))?;
-            Ok(coded(gate, &numbers(v)?))
-        })
-        .collect::<Result<_, EngineError>>()?;
+    let columns = coded_columns(gate, dataset, names)?;
     let mut out = vec![Vec::new(); names.len()];
     let mut contributors = Contributors::default();
     let mut population = PopulationSketch::default();
@@ -68,14 +77,7 @@ pub fn correlation_raw(
     options: CorrelationOptions,
     mask: Option<&BooleanArray>,
 ) -> Result<(raw::StatisticsTable, Vec<PopulationSketch>), EngineError> {
-    let columns: Vec<Vec<Option<f64>>> = names
-        .iter()
-        .map(|n| {
-            let v =
-                dataset.variable(n).ok_or_else(|| EngineError::new(format!("no variable {n}")))?;
-            Ok(coded(gate, &numbers(v)?))
-        })
-        .collect::<Result<_, EngineError>>()?;
+    let columns = coded_columns(gate, dataset, names)?;
     let inside = |i: usize| mask.is_none_or(|m| m.value(i));
     // The table's units: with every value (listwise) or with any (pairwise).
     let mut contributors = Contributors::default();
