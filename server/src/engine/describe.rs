@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 
-use datafusion::arrow::array::{Array, BooleanArray, Float64Array};
+use datafusion::arrow::array::{Array, ArrayRef, BooleanArray, Float64Array, Int64Array, StringArray};
 use datafusion::arrow::compute;
 use datafusion::arrow::datatypes::DataType;
 
@@ -14,7 +14,7 @@ use super::transform::display;
 use super::{EngineError, Step, expr};
 use crate::disclosure::differencing::PopulationSketch;
 use crate::disclosure::raw::{self, CellStatistic, Contributors, Magnitude, Quantile};
-use crate::disclosure::{Gate, Released};
+use crate::disclosure::{BarLayout, Gate, Released};
 use crate::stats;
 use shared::script::TokenKind;
 
@@ -119,6 +119,43 @@ pub fn summarize_raw(
     Ok(out)
 }
 
+/// Each row's index among the column's distinct values (`None` for missing), and those values
+/// as text, in order of first appearance. Keyed by the values themselves, not their text: this
+/// runs over every row of a table's variables, and a String per row was most of its cost.
+fn distinct_values(values: &ArrayRef) -> (Vec<Option<usize>>, Vec<String>) {
+    fn index_by<K: std::hash::Hash + Eq>(
+        len: usize,
+        key: impl Fn(usize) -> Option<K>,
+        text: impl Fn(usize) -> String,
+    ) -> (Vec<Option<usize>>, Vec<String>) {
+        let mut index: HashMap<K, usize, foldhash::fast::RandomState> = HashMap::default();
+        let mut keys = Vec::new();
+        let rows = (0..len)
+            .map(|i| {
+                let k = key(i)?;
+                let next = index.len();
+                Some(*index.entry(k).or_insert_with(|| {
+                    keys.push(text(i));
+                    next
+                }))
+            })
+            .collect();
+        (rows, keys)
+    }
+    let text = |i| display(values, i);
+    let len = values.len();
+    if let Some(a) = values.as_any().downcast_ref::<Int64Array>() {
+        index_by(len, |i| a.is_valid(i).then(|| a.value(i)), text)
+    } else if let Some(a) = values.as_any().downcast_ref::<Float64Array>() {
+        // Adding 0.0 turns -0.0 into 0.0, which display shows alike.
+        index_by(len, |i| a.is_valid(i).then(|| (a.value(i) + 0.0).to_bits()), text)
+    } else if let Some(a) = values.as_any().downcast_ref::<StringArray>() {
+        index_by(len, |i| a.is_valid(i).then(|| a.value(i)), text)
+    } else {
+        index_by(len, |i| values.is_valid(i).then(|| display(values, i)), text)
+    }
+}
+
 /// Levels of a grouping column: a level index per row (`None` for missing) and the labels.
 pub(crate) fn levels(
     variable: &Variable,
@@ -131,23 +168,7 @@ pub(crate) fn levels(
             variable.name
         )));
     }
-    let values = &variable.values;
-    let mut keys: Vec<String> = Vec::new();
-    let mut index: HashMap<String, usize> = HashMap::new();
-    let mut rows = Vec::with_capacity(values.len());
-    for i in 0..values.len() {
-        if values.is_null(i) {
-            rows.push(None);
-            continue;
-        }
-        let key = display(values, i);
-        let next = keys.len();
-        let at = *index.entry(key.clone()).or_insert_with(|| {
-            keys.push(key);
-            next
-        });
-        rows.push(Some(at));
-    }
+    let (rows, keys) = distinct_values(&variable.values);
     // Order levels numerically when they are numbers, else as text.
     let mut order: Vec<usize> = (0..keys.len()).collect();
     order.sort_by(|&a, &b| match (keys[a].parse::<f64>(), keys[b].parse::<f64>()) {
@@ -906,12 +927,16 @@ impl Step<'_> {
                 "write hexbin <y variable> <x variable>",
             ));
         };
-        if self.flag("groups") {
-            return Err(EngineError::at(
-                self.option("groups").expect("present").span,
-                "hexbin's groups option is not supported yet: draw one hexbin per group with if",
-            ));
-        }
+        let classes = match self.option_number("groups")? {
+            None => None,
+            Some(k) if (1.0..=10.0).contains(&k) && k.fract() == 0.0 => Some(k as usize),
+            Some(_) => {
+                return Err(EngineError::at(
+                    self.option("groups").expect("present").span,
+                    "groups() is a whole number of count classes from 1 to 10",
+                ));
+            }
+        };
         let largest = self.gate().rules().max_hexbin_grid;
         let gridsize = self.option_number("gridsize")?.unwrap_or(largest.min(20) as f64);
         if !(1.0..=largest as f64).contains(&gridsize) || gridsize.fract() != 0.0 {
@@ -928,13 +953,16 @@ impl Step<'_> {
         let raw = hexbin_raw(gate, dataset, &keys, (y, x), gridsize as usize, mask.as_ref())?;
         self.check_population_history(&raw.population)?;
         let population = raw.population.clone();
-        let released = self.releaser.hexbin(gate, self.origin(), raw);
+        let released = self.releaser.hexbin(gate, self.origin(), raw, classes);
         self.outputs.push(released);
         self.remember_population(population);
         Ok(())
     }
 
-    /// `barchart (stat) var… [, over()]` and `piechart var`: a one-way table drawn as bars.
+    /// `barchart (stat) var… [, over() by() stack horizontal]` and `piechart var`: tables
+    /// drawn as bars. Counts and percents of one variable are a one-way table, or with `over()`
+    /// a two-way table (the groups as rows, percents within each group). Magnitudes need
+    /// `over()` and take several variables: a one-way table of the groups per variable.
     pub(super) fn bar_or_pie_chart(&mut self, pie: bool) -> Result<(), EngineError> {
         let source = self.source();
         let t = &self.command().args;
@@ -946,62 +974,61 @@ impl Step<'_> {
             _ => {
                 return Err(EngineError::at(
                     self.command().span,
-                    "write barchart (count|percent|mean|median|sum|sd) <variable> [, over(<group>)]",
+                    "write barchart (count|percent|mean|median|sum|sd) <variable>… [, over(<group>) by(<group>) stack horizontal]",
                 ));
             }
         };
-        for unsupported in ["stack", "horizontal"] {
-            if self.flag(unsupported) {
-                return Err(EngineError::at(
-                    self.option(unsupported).expect("present").span,
-                    format!("barchart's {unsupported} option is not supported yet"),
-                ));
-            }
-        }
         let (dataset_name, dataset) = self.populated()?;
-        let [variable] = rest else {
+        if rest.is_empty() || (pie && rest.len() > 1) {
             return Err(EngineError::at(
                 self.command().span,
-                if pie {
-                    "write piechart <variable>"
-                } else {
-                    "a bar chart of one variable at a time is supported yet: write one barchart per variable"
-                },
+                if pie { "write piechart <variable>" } else { "name the variable to draw" },
             ));
-        };
-        let name = variable.span.text(source).to_owned();
-        dataset.require(&name, dataset_name).map_err(|e| e.with_span(variable.span))?;
+        }
+        let mut names = Vec::with_capacity(rest.len());
+        for variable in rest {
+            let name = variable.span.text(source).to_owned();
+            dataset.require(&name, dataset_name).map_err(|e| e.with_span(variable.span))?;
+            names.push(name);
+        }
         let over = self.option_text("over");
         if let Some(o) = &over {
             dataset
                 .require(o, dataset_name)
                 .map_err(|e| e.with_span(self.option("over").expect("present").span))?;
         }
-        let magnitude =
-            |s: CellStatistic| -> Result<(String, CellStatistic, Option<String>), EngineError> {
-                let over = over.clone().ok_or_else(|| {
-                    EngineError::at(
+        let magnitude = |s: fn(String) -> CellStatistic| -> Result<Vec<(String, Option<String>, CellStatistic, Option<String>)>, EngineError> {
+            let over = over.clone().ok_or_else(|| {
+                EngineError::at(
+                    self.command().span,
+                    format!("barchart ({statistic_name}) draws one bar per group: add over(<group>)"),
+                )
+            })?;
+            Ok(names.iter().map(|n| (over.clone(), None, s(n.clone()), Some(n.clone()))).collect())
+        };
+        // (row, column, statistic, magnitude variable) of each table.
+        let requests = match statistic_name {
+            "count" | "percent" => {
+                let [name] = names.as_slice() else {
+                    return Err(EngineError::at(
                         self.command().span,
-                        format!(
-                            "barchart ({statistic_name}) draws one bar per group: add over(<group>)"
-                        ),
-                    )
-                })?;
-                Ok((over, s, Some(name.clone())))
-            };
-        let (row, statistic, of) = match statistic_name {
-            "count" | "percent" if over.is_some() => {
-                return Err(EngineError::at(
-                    self.option("over").expect("present").span,
-                    "counts over a second variable are not supported yet: tabulate the two variables",
-                ));
+                        format!("barchart ({statistic_name}) counts one variable: write one barchart per variable, or flatten them in a tabulate"),
+                    ));
+                };
+                let statistic = match (statistic_name, &over) {
+                    ("count", _) => CellStatistic::Count,
+                    (_, Some(_)) => CellStatistic::RowPercent,
+                    (_, None) => CellStatistic::CellPercent,
+                };
+                match &over {
+                    Some(o) => vec![(o.clone(), Some(name.clone()), statistic, None)],
+                    None => vec![(name.clone(), None, statistic, None)],
+                }
             }
-            "count" => (name.clone(), CellStatistic::Count, None),
-            "percent" => (name.clone(), CellStatistic::CellPercent, None),
-            "mean" => magnitude(CellStatistic::Mean(name.clone()))?,
-            "median" => magnitude(CellStatistic::Percentile(name.clone(), 50.0))?,
-            "sum" => magnitude(CellStatistic::Sum(name.clone()))?,
-            "sd" => magnitude(CellStatistic::Sd(name.clone()))?,
+            "mean" => magnitude(CellStatistic::Mean)?,
+            "median" => magnitude(|n| CellStatistic::Percentile(n, 50.0))?,
+            "sum" => magnitude(CellStatistic::Sum)?,
+            "sd" => magnitude(CellStatistic::Sd)?,
             other => {
                 return Err(EngineError::at(
                     t[1].span,
@@ -1014,37 +1041,44 @@ impl Step<'_> {
         let mask = self.mask(dataset, dataset_name)?;
         let by = self.option_text("by");
         let gate = &*self.gate_for(
-            dataset.copies([row.as_str()].into_iter().chain(of.as_deref()).chain(by.as_deref())),
+            dataset.copies(names.iter().map(String::as_str).chain(over.as_deref()).chain(by.as_deref())),
         );
         let keys = self.record_keys(gate, dataset);
-        let request = TableRequest {
-            options: Default::default(),
-            row: &row,
-            column: None,
-            statistic,
-            of: of.as_deref(),
-            missing: false,
-            labels: true,
-        };
         // by(): a chart per level of the group variable, each its own population.
         let groups = self.by_groups(dataset, dataset_name, mask)?;
-        let mut raws = Vec::new();
+        let mut charts = Vec::new();
         for (group, mask) in groups {
-            let raw = tabulate_raw(gate, dataset, &keys, &request, mask.as_ref())?;
-            self.check_population_history(&raw.population)?;
-            raws.push((group, raw));
+            let mut tables = Vec::with_capacity(requests.len());
+            for (row, column, statistic, of) in &requests {
+                let request = TableRequest {
+                    options: Default::default(),
+                    row,
+                    column: column.as_deref(),
+                    statistic: statistic.clone(),
+                    of: of.as_deref(),
+                    missing: false,
+                    labels: true,
+                };
+                let raw = tabulate_raw(gate, dataset, &keys, &request, mask.as_ref())?;
+                self.check_population_history(&raw.population)?;
+                tables.push(raw);
+            }
+            charts.push((group, tables));
         }
-        for (group, raw) in raws {
-            let population = raw.population.clone();
-            let released = self.releaser.bar_chart(
-                gate,
-                self.origin(),
-                raw,
-                if pie { "piechart" } else { "barchart" },
-                group.as_deref(),
-            );
+        let (stacked, horizontal) = (self.flag("stack"), self.flag("horizontal"));
+        for (group, tables) in charts {
+            let populations: Vec<_> = tables.iter().map(|t| t.population.clone()).collect();
+            let layout = BarLayout {
+                chart: if pie { "piechart" } else { "barchart" },
+                group: group.as_deref(),
+                stacked,
+                horizontal,
+            };
+            let released = self.releaser.bar_chart(gate, self.origin(), tables, layout);
             self.outputs.push(released);
-            self.remember_population(population);
+            for population in populations {
+                self.remember_population(population);
+            }
         }
         Ok(())
     }
@@ -1058,12 +1092,6 @@ impl Step<'_> {
                 "write boxplot <variable> [, over(<group>)]: one variable at a time",
             ));
         };
-        if self.flag("horizontal") {
-            return Err(EngineError::at(
-                self.option("horizontal").expect("present").span,
-                "boxplot's horizontal option is not supported yet",
-            ));
-        }
         let over = self.option_text("over");
         if let Some(o) = &over {
             dataset
@@ -1077,7 +1105,7 @@ impl Step<'_> {
         let raw = boxplot_raw(dataset, &keys, name, over.as_deref(), mask.as_ref())?;
         self.check_population_history(&raw.population)?;
         let population = raw.population.clone();
-        let released = self.releaser.boxplot(gate, self.origin(), raw);
+        let released = self.releaser.boxplot(gate, self.origin(), raw, self.flag("horizontal"));
         self.outputs.push(released);
         self.remember_population(population);
         Ok(())

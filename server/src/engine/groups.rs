@@ -12,6 +12,7 @@
 //!
 //! Values are coded to P1/P99 of the dataset (rule 7) before any statistic is taken.
 
+use std::collections::HashMap;
 use std::hash::Hasher;
 use std::sync::Arc;
 
@@ -301,14 +302,25 @@ impl Step<'_> {
         // Each statistic's value per group.
         let mut columns: Vec<(Vec<Option<f64>>, VarInfo)> = Vec::new();
         let mut buffer = Vec::new();
+        // Each variable's coded values in group order, once however many statistics use it:
+        // coding selects P1 and P99 from every row, and gathering is a pass of cache misses.
+        let mut in_group_order: HashMap<&str, Vec<Option<f64>>> = HashMap::new();
+        for r in &requests {
+            if !in_group_order.contains_key(r.variable.as_str()) {
+                let variable = dataset.variable(&r.variable).expect("checked");
+                let values = coded(gate, &numbers(variable)?);
+                in_group_order
+                    .insert(r.variable.as_str(), order.iter().map(|&i| values[i]).collect());
+            }
+        }
         for r in &requests {
             let variable = dataset.variable(&r.variable).expect("checked");
-            let values = coded(gate, &numbers(variable)?);
-            let total = order.iter().filter(|&&i| values[i].is_some()).count();
+            let values = &in_group_order[r.variable.as_str()];
+            let total = values.iter().filter(|v| v.is_some()).count();
             let per_group: Vec<Option<f64>> = runs
                 .iter()
                 .map(|(_, rows)| {
-                    let present = order[rows.clone()].iter().filter_map(|&i| values[i]);
+                    let present = values[rows.clone()].iter().filter_map(|v| *v);
                     if r.statistic.needs_sorting() {
                         buffer.clear();
                         buffer.extend(present);
@@ -511,8 +523,12 @@ impl Step<'_> {
         let source_ids = from.ids.values();
         // Keys arrive in the target's order, so look them up by hash rather than by a binary
         // search per row (millions of cache misses on a large source).
-        let row_of: std::collections::HashMap<i64, u32> =
-            source_ids.iter().enumerate().map(|(r, &id)| (id, r as u32)).collect();
+        let mut row_of: std::collections::HashMap<i64, u32, foldhash::fast::RandomState> =
+            std::collections::HashMap::with_capacity_and_hasher(
+                source_ids.len(),
+                foldhash::fast::RandomState::default(),
+            );
+        row_of.extend(source_ids.iter().enumerate().map(|(r, &id)| (id, r as u32)));
         let rows: Vec<Option<u32>> =
             wanted.iter().map(|w| w.and_then(|id| row_of.get(&id).copied())).collect();
         drop(row_of);

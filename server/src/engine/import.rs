@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use datafusion::arrow::array::{Array, ArrayRef, Int64Array, RecordBatch, UInt32Array};
+use futures::StreamExt;
 use datafusion::arrow::compute;
 use datafusion::arrow::datatypes::DataType;
 use datafusion::logical_expr::{col, lit};
@@ -252,70 +253,184 @@ impl Step<'_> {
                 .and(col("stop_epoch_days").is_null().or(col("stop_epoch_days").gt_eq(lit(d))));
             frame = frame.filter(predicate).map_err(internal)?;
         }
-        let batches: Vec<RecordBatch> = frame
-            .select_columns(&["unit_id", "value"])
-            .map_err(internal)?
-            .collect()
-            .await
-            .map_err(|e| {
-                if e.to_string().contains("Resources exhausted") {
-                    EngineError::new(format!(
-                        "the import exceeded the memory limit of {} MB (max_memory_mb)",
-                        self.engine.limits.max_memory_mb
-                    ))
-                } else {
-                    internal(e)
-                }
-            })?;
-        let arrow = |e: datafusion::arrow::error::ArrowError| EngineError::internal(e.to_string());
-        let schema = match batches.first() {
-            Some(b) => b.schema(),
-            None => {
-                return Ok((
-                    Int64Array::from(Vec::<i64>::new()),
-                    Arc::new(Int64Array::from(Vec::<i64>::new())),
-                ));
+        let exhausted = |e: datafusion::error::DataFusionError| {
+            if e.to_string().contains("Resources exhausted") {
+                EngineError::new(format!(
+                    "the import exceeded the memory limit of {} MB (max_memory_mb)",
+                    self.engine.limits.max_memory_mb
+                ))
+            } else {
+                internal(e)
             }
         };
-        let all = compute::concat_batches(&schema, &batches).map_err(arrow)?;
-        let ids = all.column(0).clone();
-        let mut values = all.column(1).clone();
-        if values.data_type() == &DataType::Date32 {
-            values = compute::cast(
-                &compute::cast(&values, &DataType::Int32).map_err(arrow)?,
-                &DataType::Int64,
-            )
-            .map_err(arrow)?;
+        let mut stream = frame
+            .select_columns(&["unit_id", "value"])
+            .map_err(internal)?
+            .execute_stream()
+            .await
+            .map_err(internal)?;
+        // Each batch is copied into one growing column as it arrives and then dropped, so the
+        // import never holds its thousands of small filtered batches at once: those come from
+        // the allocator's arenas, which keep what they free, and held together they nearly
+        // doubled a workspace's peak memory.
+        let mut column = Column::default();
+        while let Some(batch) = stream.next().await {
+            column.append(&batch.map_err(exhausted)?, meta)?;
         }
-        if matches!(values.data_type(), DataType::Utf8View | DataType::LargeUtf8) {
-            values = compute::cast(&values, &DataType::Utf8).map_err(arrow)?;
-        }
-        let order = compute::sort_to_indices(&ids, None, None).map_err(arrow)?;
-        let ids = compute::take(&ids, &order, None).map_err(arrow)?;
-        let values = compute::take(&values, &order, None).map_err(arrow)?;
-        let ids = ids
+        column.sorted_by_unit(meta)
+    }
+}
+
+/// One variable's rows as they arrive from a scan: unit ids and values, each in one buffer.
+#[derive(Default)]
+struct Column {
+    ids: Vec<i64>,
+    values: Option<Values>,
+}
+
+/// A scanned value column. Datastore values are never missing (the schema says so).
+enum Values {
+    Int64(Vec<i64>),
+    Float64(Vec<f64>),
+    /// Days since 1970-01-01, kept as whole numbers.
+    Date(Vec<i64>),
+    Utf8 { offsets: Vec<i32>, bytes: Vec<u8> },
+}
+
+impl Column {
+    fn append(&mut self, batch: &RecordBatch, meta: &VariableMetadata) -> Result<(), EngineError> {
+        use datafusion::arrow::array::{AsArray, Date32Array, Float64Array, StringArray};
+        let unexpected = |what: &str| {
+            EngineError::internal(format!("{} has {what}", meta.name.as_str()))
+        };
+        let ids = batch
+            .column(0)
             .as_any()
             .downcast_ref::<Int64Array>()
-            .cloned()
-            .ok_or_else(|| EngineError::internal("unit_id is not Int64"))?;
-        // One value per unit: the validated datastore guarantees it; keep the first if not.
-        let mut keep: Vec<u32> = Vec::with_capacity(ids.len());
-        for i in 0..ids.len() {
-            if i == 0 || ids.value(i) != ids.value(i - 1) {
-                keep.push(i as u32);
+            .ok_or_else(|| unexpected("unit ids that are not Int64"))?;
+        let value = batch.column(1);
+        if ids.null_count() > 0 || value.null_count() > 0 {
+            return Err(unexpected("rows without a unit id or a value"));
+        }
+        self.ids.extend_from_slice(ids.values());
+        let values = self.values.get_or_insert_with(|| match value.data_type() {
+            DataType::Float64 => Values::Float64(Vec::new()),
+            DataType::Date32 => Values::Date(Vec::new()),
+            DataType::Utf8 | DataType::Utf8View | DataType::LargeUtf8 => {
+                Values::Utf8 { offsets: vec![0], bytes: Vec::new() }
+            }
+            _ => Values::Int64(Vec::new()),
+        });
+        match values {
+            Values::Int64(v) => {
+                let cast = compute::cast(value, &DataType::Int64)
+                    .map_err(|e| EngineError::internal(e.to_string()))?;
+                v.extend_from_slice(cast.as_primitive::<datafusion::arrow::datatypes::Int64Type>().values());
+            }
+            Values::Float64(v) => v.extend_from_slice(
+                value.as_any().downcast_ref::<Float64Array>().ok_or_else(|| unexpected("mixed value types"))?.values(),
+            ),
+            Values::Date(v) => v.extend(
+                value
+                    .as_any()
+                    .downcast_ref::<Date32Array>()
+                    .ok_or_else(|| unexpected("mixed value types"))?
+                    .values()
+                    .iter()
+                    .map(|&d| i64::from(d)),
+            ),
+            Values::Utf8 { offsets, bytes } => {
+                let text = compute::cast(value, &DataType::Utf8)
+                    .map_err(|e| EngineError::internal(e.to_string()))?;
+                let text = text.as_any().downcast_ref::<StringArray>().expect("cast to Utf8");
+                for s in text.iter().flatten() {
+                    bytes.extend_from_slice(s.as_bytes());
+                    let end = i32::try_from(bytes.len()).map_err(|_| {
+                        EngineError::new(format!(
+                            "{} holds more than 2 GB of text: import it at a date",
+                            meta.name.as_str()
+                        ))
+                    })?;
+                    offsets.push(end);
+                }
             }
         }
-        if keep.len() == ids.len() {
-            return Ok((ids, values));
+        Ok(())
+    }
+
+    /// (unit ids ascending and unique, values aligned).
+    ///
+    /// Each datastore file is sorted by unit id, so the rows hold a few sorted runs (more
+    /// when the scan interleaves its partitions). A heap merges the runs into the order of
+    /// the ids without sorting them from scratch. Of several rows with one id (which a
+    /// validated datastore does not have), the first is kept.
+    fn sorted_by_unit(self, meta: &VariableMetadata) -> Result<(Int64Array, ArrayRef), EngineError> {
+        use std::cmp::Reverse;
+        use std::collections::BinaryHeap;
+        let Column { ids: scanned, values } = self;
+        let values: ArrayRef = match values {
+            None => Arc::new(Int64Array::from(Vec::<i64>::new())),
+            Some(Values::Int64(v) | Values::Date(v)) => Arc::new(Int64Array::from(v)),
+            Some(Values::Float64(v)) => {
+                Arc::new(datafusion::arrow::array::Float64Array::from(v))
+            }
+            Some(Values::Utf8 { offsets, bytes }) => Arc::new(
+                datafusion::arrow::array::StringArray::try_new(
+                    datafusion::arrow::buffer::OffsetBuffer::new(offsets.into()),
+                    bytes.into(),
+                    None,
+                )
+                .map_err(|e| EngineError::internal(e.to_string()))?,
+            ),
+        };
+        if scanned.len() > u32::MAX as usize {
+            return Err(EngineError::new(format!(
+                "{} has more rows than one import can hold: import it at a date",
+                meta.name.as_str()
+            )));
         }
-        tracing::warn!(
-            variable = meta.name.as_str(),
-            "several values for one unit on a date; the first is used"
-        );
-        let keep = UInt32Array::from(keep);
-        let ids = compute::take(&ids, &keep, None).map_err(arrow)?;
-        let values = compute::take(&values, &keep, None).map_err(arrow)?;
-        Ok((ids.as_any().downcast_ref::<Int64Array>().cloned().expect("Int64"), values))
+        if scanned.is_sorted_by(|a, b| a < b) {
+            return Ok((Int64Array::from(scanned), values));
+        }
+        // The sorted runs, as (start, end).
+        let mut runs: Vec<(usize, usize)> = Vec::new();
+        let mut start = 0;
+        for i in 1..=scanned.len() {
+            if i == scanned.len() || scanned[i] < scanned[i - 1] {
+                runs.push((start, i));
+                start = i;
+            }
+        }
+        // The heap holds each run's next id; ties go to the earlier run, so the first row of a
+        // repeated id is the one kept.
+        let mut heap: BinaryHeap<Reverse<(i64, usize)>> =
+            runs.iter().enumerate().map(|(r, &(start, _))| Reverse((scanned[start], r))).collect();
+        let mut ids: Vec<i64> = Vec::with_capacity(scanned.len());
+        let mut rows: Vec<u32> = Vec::with_capacity(scanned.len());
+        let mut repeated = false;
+        while let Some(Reverse((id, r))) = heap.pop() {
+            let at = runs[r].0;
+            if ids.last() == Some(&id) {
+                repeated = true;
+            } else {
+                ids.push(id);
+                rows.push(at as u32);
+            }
+            if at + 1 < runs[r].1 {
+                runs[r].0 = at + 1;
+                heap.push(Reverse((scanned[at + 1], r)));
+            }
+        }
+        drop(scanned);
+        if repeated {
+            tracing::warn!(
+                variable = meta.name.as_str(),
+                "several values for one unit on a date; the first is used"
+            );
+        }
+        let values = compute::take(&values, &UInt32Array::from(rows), None)
+            .map_err(|e| EngineError::internal(e.to_string()))?;
+        Ok((Int64Array::from(ids), values))
     }
 }
 
@@ -387,17 +502,27 @@ pub(super) fn merge_into(
     let arrow = |e: datafusion::arrow::error::ArrowError| EngineError::internal(e.to_string());
     let left = dataset.ids.values();
     let right = ids.values();
+    if !outer && left == right {
+        // The same population, as when a register covers every unit: nothing to align.
+        dataset.variables.push(Variable { name, values, info });
+        return Ok(());
+    }
     if !outer {
-        let mut take: Vec<Option<u32>> = Vec::with_capacity(left.len());
+        // Built straight into the index array, and the new ids dropped before the values are
+        // aligned: this runs while the whole workspace is held, at the import's peak.
         let mut j = 0;
-        for &id in left.iter() {
-            while j < right.len() && right[j] < id {
-                j += 1;
-            }
-            take.push((j < right.len() && right[j] == id).then_some(j as u32));
-        }
-        let indices = UInt32Array::from(take);
+        let indices: UInt32Array = left
+            .iter()
+            .map(|&id| {
+                while j < right.len() && right[j] < id {
+                    j += 1;
+                }
+                (j < right.len() && right[j] == id).then_some(j as u32)
+            })
+            .collect();
+        drop(ids);
         let aligned = compute::take(&values, &indices, None).map_err(arrow)?;
+        drop(values);
         dataset.variables.push(Variable { name, values: aligned, info });
         return Ok(());
     }

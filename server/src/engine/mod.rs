@@ -140,8 +140,11 @@ impl Engine {
                 path: registry.root.clone(),
                 source: std::io::Error::other(e.to_string()),
             })?;
-        let config = SessionConfig::new()
+        let mut config = SessionConfig::new()
             .with_target_partitions(std::thread::available_parallelism().map_or(2, |n| n.get()));
+        // Code lists arrive as plain Utf8, the type a workspace keeps: read as views, every
+        // import of codes would be cast, a copy of the column.
+        config.options_mut().execution.parquet.schema_force_view_types = false;
         let ctx = SessionContext::new_with_config_rt(config, runtime);
         Ok(Engine {
             registry,
@@ -259,7 +262,15 @@ impl Engine {
             // A panic in a library is our bug, not the script's: it becomes an error output and
             // the workspace stays as the command found it (commands change it only at the end).
             let guarded = std::panic::AssertUnwindSafe(run.execute()).catch_unwind();
-            let result = match tokio::time::timeout(remaining, guarded).await {
+            let command_started = Instant::now();
+            let timed = tokio::time::timeout(remaining, guarded).await;
+            tracing::debug!(
+                line = step.line,
+                command = %step.command.name,
+                seconds = command_started.elapsed().as_secs_f64(),
+                "command ran"
+            );
+            let result = match timed {
                 Ok(Ok(result)) => result,
                 Ok(Err(panic)) => {
                     let detail = panic
@@ -572,6 +583,10 @@ impl<'a> Step<'a> {
             "regress" => self.regress(),
             "logit" => self.likelihood_model(models::Likelihood::Logit),
             "probit" => self.likelihood_model(models::Likelihood::Probit),
+            "regress-predict" => self.predict(None),
+            "logit-predict" => self.predict(Some(models::Likelihood::Logit)),
+            "probit-predict" => self.predict(Some(models::Likelihood::Probit)),
+            "poisson-predict" => self.predict(Some(models::Likelihood::Poisson)),
             "poisson" => self.likelihood_model(models::Likelihood::Poisson),
             "negative-binomial" => self.likelihood_model(models::Likelihood::NegativeBinomial),
             "ivregress" => self.ivregress(),
