@@ -83,6 +83,30 @@ pub fn dagostino_pearson(skew: f64, kurt: f64, n: f64) -> (f64, f64, f64, f64) {
     (z_skew, z_kurt, k2, (-k2 / 2.0).exp())
 }
 
+/// Pairwise comparisons of group means after a one-way analysis of variance: for each pair
+/// (i < j, in order) the difference mean_i − mean_j, its standard error
+/// √(MSE (1/n_i + 1/n_j)) with MSE = residual SS / (N − k), t, and the two-sided p multiplied
+/// by the number of pairs (Bonferroni), capped at 1.
+pub fn pairwise_bonferroni(means: &[f64], counts: &[f64], residual_ss: f64, n: f64) -> Vec<[f64; 4]> {
+    use statrs::distribution::{ContinuousCDF, StudentsT};
+    let k = means.len();
+    let df = (n - k as f64).max(1.0);
+    let mse = residual_ss / df;
+    let pairs = (k * k.saturating_sub(1) / 2).max(1) as f64;
+    let t_dist = StudentsT::new(0.0, 1.0, df).ok();
+    let mut rows = Vec::with_capacity(k * k.saturating_sub(1) / 2);
+    for i in 0..k {
+        for j in i + 1..k {
+            let difference = means[i] - means[j];
+            let se = (mse * (1.0 / counts[i] + 1.0 / counts[j])).sqrt();
+            let t = difference / se;
+            let p = t_dist.as_ref().map_or(f64::NAN, |d| (2.0 * d.sf(t.abs()) * pairs).min(1.0));
+            rows.push([difference, se, t, p]);
+        }
+    }
+    rows
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

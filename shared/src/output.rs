@@ -156,7 +156,17 @@ pub struct Chart {
     /// the bars' scale.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub normal: Option<NormalCurve>,
+    /// Bars of one label stacked on each other rather than side by side (`barchart …, stack`).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub stacked: bool,
+    /// Bars or boxes laid along the y axis (`horizontal`).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub horizontal: bool,
     pub notes: Vec<String>,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
@@ -201,6 +211,10 @@ pub struct HexGrid {
     pub width: f64,
     pub height: f64,
     pub cells: Vec<Hex>,
+    /// `groups(k)`: the upper bounds of k count classes of equal width, lowest first; a cell
+    /// is coloured by the first class its count does not exceed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub classes: Option<Vec<f64>>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -215,6 +229,10 @@ pub struct Hex {
 pub struct Bar {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub label: Option<String>,
+    /// Which of several bars under one label this is: a level of the counted variable, or a
+    /// variable of several (`barchart (mean) a b, over(g)`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub series: Option<String>,
     pub start: f64,
     pub end: f64,
     /// `None` is a bar withheld by a disclosure rule.
@@ -223,7 +241,10 @@ pub struct Bar {
 
 /// Numbers as people read them: integers without decimals, others to 4 significant decimals.
 pub fn format_number(value: f64) -> String {
-    if value.fract() == 0.0 && value.abs() < 1e15 {
+    if value.abs() >= 1e15 && value.is_finite() {
+        // Sums of squares of incomes: digits no one reads, in a width no table fits.
+        format!("{value:.3e}")
+    } else if value.fract() == 0.0 && value.abs() < 1e15 {
         format!("{}", value as i64)
     } else if value.abs() >= 1000.0 {
         format!("{value:.1}")
@@ -398,13 +419,35 @@ impl Output {
                         format!("SD {}", format_number(normal.sd)),
                     ]);
                 }
+                // Bars with series: a column for the series, between label and height.
+                let series = c.bars.iter().any(|b| b.series.is_some());
+                if series {
+                    rows[0].insert(1, "series".into());
+                }
                 for b in &c.bars {
                     let label = b.label.clone().unwrap_or_else(|| {
                         format!("[{}, {})", format_number(b.start), format_number(b.end))
                     });
-                    rows.push(vec![label, cell(b.height)]);
+                    let mut row = vec![label, cell(b.height)];
+                    if series {
+                        row.insert(1, b.series.clone().unwrap_or_default());
+                    }
+                    rows.push(row);
                 }
-                format!("{}\n{}{}", c.title, aligned(&rows), notes(&c.notes))
+                let layout: Vec<&str> = [(c.stacked, "stacked"), (c.horizontal, "horizontal")]
+                    .into_iter()
+                    .filter_map(|(on, name)| on.then_some(name))
+                    .collect();
+                let mut drawn = String::new();
+                if !layout.is_empty() {
+                    drawn += &format!("drawn {}\n", layout.join(", "));
+                }
+                if let Some(classes) = c.hexes.as_ref().and_then(|g| g.classes.as_ref()) {
+                    let tops: Vec<String> =
+                        classes.iter().map(|&top| format!("≤ {}", format_number(top))).collect();
+                    drawn += &format!("count classes: {}\n", tops.join(", "));
+                }
+                format!("{}\n{}{drawn}{}", c.title, aligned(&rows), notes(&c.notes))
             }
             OutputBody::Text { markdown } => format!("{markdown}\n"),
             OutputBody::Notice { message } => format!("{message}\n"),

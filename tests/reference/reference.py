@@ -34,6 +34,7 @@ df = df.join(read("INNTEKT_WLONN", "2021-12-31").rename("wage"))
 df = df.join(read("BOSATTEFDT_BOSTED", "2021-01-01").rename("kommune"))
 df["age"] = 2021 - np.trunc(df.birth / 100)
 df = df[(df.age >= 25) & (df.age <= 66)]
+df["decade"] = np.trunc(df.age / 10)
 
 out = {"units": int(len(df)), "sex_counts": {k: int(v) for k, v in df.sex.value_counts().items()}}
 
@@ -85,6 +86,20 @@ models["classical"] = {
     "fvalue": float(classical.fvalue),
     "n": int(classical.nobs),
 }
+# regress-predict: statsmodels' predictions on every row with age and sex, wage or not.
+every = df.dropna(subset=["age", "sex"])
+X_every = pd.DataFrame({"age": every.age.astype(float), "sex=2": (every.sex == "2").astype(float)})
+X_every["constant"] = 1.0
+fitted = classical.predict(X_every)
+out["predict"] = {
+    "ols": {
+        "n": int(len(fitted)),
+        "sum": float(fitted.sum()),
+        "sum_sq": float((fitted ** 2).sum()),
+        "n_resid": int(classical.nobs),
+        "resid_sq": float(classical.ssr),
+    }
+}
 # regress …, vif standardize: statsmodels' VIF (X with its constant) and b × sd(x) / sd(y).
 from statsmodels.stats.outliers_influence import variance_inflation_factor
 
@@ -113,10 +128,28 @@ for name, model, outcome in [
     ("negative-binomial", sm.NegativeBinomial, count),
 ]:
     fit = model(outcome, X).fit(disp=0, tol=1e-12, maxiter=500, method="newton")
+    if name == "logit":
+        # logit-predict: probabilities on every row with age and sex; residuals on the sample.
+        probability = fit.predict(X_every)
+        out["predict"]["logit"] = {
+            "n": int(len(probability)),
+            "sum": float(probability.sum()),
+            "sum_sq": float((probability ** 2).sum()),
+            "n_resid": int(len(outcome)),
+            "resid_sq": float(((outcome - fit.predict(X)) ** 2).sum()),
+        }
     if name in ("logit", "probit"):
         # Average marginal effects; 0/1 columns as discrete changes. The constant has none.
         margins = fit.get_margeff(at="overall", method="dydx", dummy=True)
         out[f"{name}_mfx"] = {"effects": margins.margeff.tolist(), "se": margins.margeff_se.tolist()}
+        # Elasticities. eyex and dyex need a continuous x: statsmodels refuses them for 0/1
+        # columns, so they are taken with dummy=False and compared for age (first) only.
+        for method, dummy in [("eydx", True), ("eyex", False), ("dyex", False)]:
+            margins = fit.get_margeff(at="overall", method=method, dummy=dummy)
+            out[f"{name}_{method}"] = {
+                "effects": margins.margeff.tolist(),
+                "se": margins.margeff_se.tolist(),
+            }
     # robust: the HC0 sandwich, times n/(n−1) as Stata's `robust` for these models.
     sandwich = model(outcome, X).fit(disp=0, tol=1e-12, maxiter=500, method="newton", cov_type="HC0")
     n_obs = len(outcome)
@@ -324,6 +357,38 @@ out["anova2"] = {
     }
     for i, source in enumerate(["kommune", "sex", "residual"])
 }
+# anova wage kommune, noconstant: the cell-means model, sums of squares about zero.
+# statsmodels sees the constant the level dummies add up to and centres its own ess and F,
+# so the uncentred sums (as Stata's anova, noconstant) are taken from its fit directly.
+fit = smf.ols("wage ~ C(kommune) - 1", data=aov_data).fit()
+ss_model = float((fit.fittedvalues ** 2).sum())
+df_model = float(fit.model.rank)
+F = (ss_model / df_model) / (fit.ssr / fit.df_resid)
+out["anova_noconstant"] = {
+    "ss_model": ss_model,
+    "ss_residual": float(fit.ssr),
+    "df_model": df_model,
+    "df_residual": float(fit.df_resid),
+    "F": float(F),
+    "p": float(stats.f.sf(F, df_model, fit.df_resid)),
+}
+# anova wage decade, posthoc: every pair of the age decades' means, pooled MSE, Bonferroni.
+from statsmodels.stats.multitest import multipletests
+decades = pd.DataFrame({"wage": coded_column(df.wage), "decade": df.decade}).dropna()
+one_way = smf.ols("wage ~ C(decade)", data=decades).fit()
+groups = decades.groupby("decade").wage
+means, sizes = groups.mean(), groups.size()
+order = sorted(means.index, key=lambda k: float(k))
+pairs, raw_p = [], []
+for a in range(len(order)):
+    for b in range(a + 1, len(order)):
+        i, j = order[a], order[b]
+        difference = means[i] - means[j]
+        se = np.sqrt(one_way.mse_resid * (1 / sizes[i] + 1 / sizes[j]))
+        pairs.append([float(difference), float(se), float(difference / se)])
+        raw_p.append(2 * stats.t.sf(abs(difference / se), one_way.df_resid))
+adjusted = multipletests(raw_p, method="bonferroni")[1]
+out["posthoc"] = [row + [float(p)] for row, p in zip(pairs, adjusted)]
 # regress wage c.age##i.sex and regress wage i.sex##i.band (band = 1 + (age > 35) +
 # (age > 50)): patsy's treatment-coded products, reported in the engine's order (terms as
 # written, then the constant).

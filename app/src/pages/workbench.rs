@@ -358,7 +358,15 @@ fn hexbin_view(c: Chart, grid: shared::output::HexGrid) -> impl IntoView {
                     format!("{:.1},{:.1}", cx + rx * angle.cos(), cy + ry * angle.sin())
                 })
                 .collect();
-            let opacity = format!("{:.2}", 0.15 + 0.85 * h.count / max);
+            // groups(k): the shade of the cell's count class, else of its count.
+            let shade = match &grid.classes {
+                Some(classes) if !classes.is_empty() => {
+                    let class = classes.iter().position(|&top| h.count <= top).unwrap_or(classes.len() - 1);
+                    (class + 1) as f64 / classes.len() as f64
+                }
+                _ => h.count / max,
+            };
+            let opacity = format!("{:.2}", 0.15 + 0.85 * shade);
             let title = format!(
                 "{} {}, {} {}: {}",
                 c.x_label,
@@ -374,6 +382,10 @@ fn hexbin_view(c: Chart, grid: shared::output::HexGrid) -> impl IntoView {
             }
         })
         .collect_view();
+    let legend = grid.classes.as_ref().filter(|c| !c.is_empty()).map(|classes| {
+        let text = classes.iter().map(|&top| format!("≤ {}", format_number(top.round()))).collect::<Vec<_>>().join(" · ");
+        view! { <p class="legend">{format!("count classes: {text}")}</p> }
+    });
     let aria = format!("{}: {} cells", c.title, grid.cells.len());
     view! {
         <figure class="chart">
@@ -384,6 +396,7 @@ fn hexbin_view(c: Chart, grid: shared::output::HexGrid) -> impl IntoView {
             </svg>
             <figcaption>{c.title}</figcaption>
         </figure>
+        {legend}
         {notes(c.notes)}
     }
 }
@@ -404,6 +417,9 @@ fn chart_view(mut c: Chart) -> AnyView {
     }
     if c.chart == "piechart" {
         return pie_view(c).into_any();
+    }
+    if c.horizontal || c.stacked || c.bars.iter().any(|b| b.series.is_some()) {
+        return category_bar_view(c).into_any();
     }
     bar_view(c).into_any()
 }
@@ -656,25 +672,36 @@ fn box_view(c: Chart, boxes: Vec<shared::output::BoxSummary>) -> impl IntoView {
     let lo = values.iter().copied().fold(f64::INFINITY, f64::min);
     let hi = values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
     let (lo, hi) = if lo.is_finite() && hi > lo { (lo, hi) } else { (0.0, 1.0) };
-    let y = move |v: f64| HEIGHT - PAD - (v - lo) / (hi - lo) * (HEIGHT - 2.0 * PAD);
-    let slot = (WIDTH - 2.0 * PAD) / boxes.len().max(1) as f64;
+    // Drawn upright in (across, along) coordinates; `horizontal` lays the value axis along x.
+    let horizontal = c.horizontal;
+    let (across_len, along_len) = if horizontal { (HEIGHT, WIDTH) } else { (WIDTH, HEIGHT) };
+    let y = move |v: f64| along_len - PAD - (v - lo) / (hi - lo) * (along_len - 2.0 * PAD);
+    let slot = (across_len - 2.0 * PAD) / boxes.len().max(1) as f64;
+    // An SVG point from (across, along): upright as it is, horizontal mirrored onto x.
+    let at = move |across: f64, along: f64| {
+        if horizontal { (WIDTH - along, across) } else { (across, along) }
+    };
     let drawn = boxes
         .iter()
         .enumerate()
         .map(|(i, b)| {
             let cx = PAD + slot * (i as f64 + 0.5);
             let w = (slot * 0.5).min(80.0);
+            let line = move |class: &'static str, (a1, b1): (f64, f64), (a2, b2): (f64, f64)| {
+                let ((x1, y1), (x2, y2)) = (at(a1, b1), at(a2, b2));
+                view! { <line class=class x1=x1 y1=y1 x2=x2 y2=y2></line> }
+            };
             let whisker = |a: Option<f64>, b: Option<f64>| {
-                a.zip(b).map(|(a, b)| {
-                    view! { <line class="whisker" x1=cx y1=y(a) x2=cx y2=y(b)></line> }
-                })
+                a.zip(b).map(|(a, b)| line("whisker", (cx, y(a)), (cx, y(b))))
             };
             let body = b.p25.zip(b.p75).map(|(q1, q3)| {
-                view! { <rect class="box" x=cx - w / 2.0 y=y(q3) width=w height=(y(q1) - y(q3)).max(1.0)></rect> }
+                let ((x1, y1), (x2, y2)) = (at(cx - w / 2.0, y(q3)), at(cx + w / 2.0, y(q1)));
+                let (x, yy) = (x1.min(x2), y1.min(y2));
+                view! { <rect class="box" x=x y=yy width=(x2 - x1).abs().max(1.0) height=(y2 - y1).abs().max(1.0)></rect> }
             });
-            let median = b.p50.map(|m| {
-                view! { <line class="median" x1=cx - w / 2.0 y1=y(m) x2=cx + w / 2.0 y2=y(m)></line> }
-            });
+            let median = b.p50.map(|m| line("median", (cx - w / 2.0, y(m)), (cx + w / 2.0, y(m))));
+            let (label_x, label_y) = if horizontal { (4.0, cx + 4.0) } else { (cx, HEIGHT - 8.0) };
+            let anchor = if horizontal { "start" } else { "middle" };
             let title = format!(
                 "{}: P5 {}, P25 {}, P50 {}, P75 {}, P95 {}",
                 b.label,
@@ -691,7 +718,7 @@ fn box_view(c: Chart, boxes: Vec<shared::output::BoxSummary>) -> impl IntoView {
                     {whisker(b.p75.or(b.p50), b.p95)}
                     {body}
                     {median}
-                    <text x=cx y=HEIGHT - 8.0 class="tick" text-anchor="middle">{b.label.clone()}</text>
+                    <text x=label_x y=label_y class="tick" text-anchor=anchor>{b.label.clone()}</text>
                 </g>
             }
         })
@@ -705,6 +732,124 @@ fn box_view(c: Chart, boxes: Vec<shared::output::BoxSummary>) -> impl IntoView {
             </svg>
             <figcaption>{c.title}</figcaption>
         </figure>
+        {notes(c.notes)}
+    }
+}
+
+/// Bars of categories: several series side by side or stacked (`stack`), upright or laid
+/// along x (`horizontal`), with a legend of the series. A withheld bar or segment is marked,
+/// never drawn with a height.
+fn category_bar_view(c: Chart) -> impl IntoView {
+    const WIDTH: f64 = 640.0;
+    const HEIGHT: f64 = 260.0;
+    const PAD: f64 = 30.0;
+    let mut labels: Vec<String> = Vec::new();
+    let mut series: Vec<String> = Vec::new();
+    for b in &c.bars {
+        let label = b.label.clone().unwrap_or_default();
+        if !labels.contains(&label) {
+            labels.push(label);
+        }
+        let s = b.series.clone().unwrap_or_default();
+        if !series.contains(&s) {
+            series.push(s);
+        }
+    }
+    let index = |list: &[String], v: &Option<String>| {
+        list.iter().position(|x| Some(x.as_str()) == v.as_deref().or(Some(""))).unwrap_or(0)
+    };
+    let max = if c.stacked {
+        labels
+            .iter()
+            .map(|l| c.bars.iter().filter(|b| b.label.as_ref() == Some(l)).filter_map(|b| b.height).sum::<f64>())
+            .fold(0.0_f64, f64::max)
+    } else {
+        c.bars.iter().filter_map(|b| b.height).fold(0.0_f64, f64::max)
+    }
+    .max(f64::MIN_POSITIVE);
+    let horizontal = c.horizontal;
+    let (across_len, along_len) = if horizontal { (HEIGHT, WIDTH) } else { (WIDTH, HEIGHT) };
+    let scale = (along_len - 2.0 * PAD) / max;
+    let slot = (across_len - 2.0 * PAD) / labels.len().max(1) as f64;
+    // (across, along from the base) → an SVG rectangle's x, y, width, height.
+    let rect = move |a0: f64, a1: f64, from: f64, to: f64| {
+        if horizontal {
+            (PAD + from * scale, a0, (to - from) * scale, a1 - a0)
+        } else {
+            (a0, along_len - PAD - to * scale, a1 - a0, (to - from) * scale)
+        }
+    };
+    let mut stacked_at = vec![0.0_f64; labels.len()];
+    let drawn = c
+        .bars
+        .iter()
+        .map(|b| {
+            let l = index(&labels, &b.label);
+            let k = index(&series, &b.series);
+            let (a0, a1) = if c.stacked || series.len() == 1 {
+                (PAD + slot * l as f64 + 2.0, PAD + slot * (l as f64 + 1.0) - 2.0)
+            } else {
+                let sub = (slot - 4.0) / series.len() as f64;
+                let start = PAD + slot * l as f64 + 2.0 + sub * k as f64;
+                (start, start + sub)
+            };
+            let name = match &b.series {
+                Some(s) => format!("{}, {s}", b.label.clone().unwrap_or_default()),
+                None => b.label.clone().unwrap_or_default(),
+            };
+            match b.height {
+                Some(h) => {
+                    let from = if c.stacked { stacked_at[l] } else { 0.0 };
+                    stacked_at[l] = from + h;
+                    let (x, y, w, hh) = rect(a0, a1, from, from + h);
+                    let class = format!("bar series-{}", k % 6);
+                    view! {
+                        <rect class=class x=x y=y width=w.max(1.0) height=hh.max(0.0)>
+                            <title>{format!("{name}: {}", format_number(h))}</title>
+                        </rect>
+                    }
+                    .into_any()
+                }
+                None => {
+                    let (x, y, w, hh) = rect(a0, a1, 0.0, 0.0);
+                    view! {
+                        <text class="withheld" x=x + w / 2.0 y=y + hh / 2.0 - 4.0 text-anchor="middle">
+                            "·"<title>{format!("{name}: withheld")}</title>
+                        </text>
+                    }
+                    .into_any()
+                }
+            }
+        })
+        .collect_view();
+    let ticks = labels
+        .iter()
+        .enumerate()
+        .map(|(l, label)| {
+            let centre = PAD + slot * (l as f64 + 0.5);
+            let (x, y, anchor) =
+                if horizontal { (4.0, centre + 4.0, "start") } else { (centre, HEIGHT - 12.0, "middle") };
+            view! { <text class="tick" x=x y=y text-anchor=anchor>{label.clone()}</text> }
+        })
+        .collect_view();
+    let legend = (series.len() > 1).then(|| {
+        let items = series
+            .iter()
+            .enumerate()
+            .map(|(k, s)| view! { <li><span class=format!("swatch series-{}", k % 6)></span>{s.clone()}</li> })
+            .collect_view();
+        view! { <ul class="legend">{items}</ul> }
+    });
+    let aria = format!("{}: {} bars", c.title, c.bars.len());
+    view! {
+        <figure class="chart">
+            <svg viewBox=format!("0 0 {WIDTH} {HEIGHT}") role="img" aria-label=aria>
+                {drawn}
+                {ticks}
+            </svg>
+            <figcaption>{c.title}</figcaption>
+        </figure>
+        {legend}
         {notes(c.notes)}
     }
 }

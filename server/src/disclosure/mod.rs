@@ -22,6 +22,7 @@ use shared::output::{Output, OutputBody};
 
 pub use audit::{AuditEntry, AuditLog};
 use ckm::{CellKey, PerturbationTable, RecordKeySecret};
+pub use release::BarLayout;
 pub use rules::Rules;
 
 /// The rules and secrets of one datastore version.

@@ -269,8 +269,13 @@ pub enum Restate {
     Nothing,
     /// An analysis-of-variance table (columns SS, df, MS, F, p; the last two rows residual
     /// and total) whose model has this many parameters: the residual and total df, with the
-    /// mean squares, F and p.
-    Anova { parameters: usize },
+    /// mean squares, F and p. Without a constant the total is uncentred and has N df.
+    Anova { parameters: usize, constant: bool },
+    /// `anova …, posthoc`: each pair of groups' difference in mean, its standard error from
+    /// the pooled residual variance, t and the Bonferroni-adjusted p (a row per pair, in the
+    /// order of `groups`' pairs). The gate computes the errors from the released group
+    /// counts: with exact counts, three pairs' errors would give each group's exact size.
+    PairwiseMeans { groups: Vec<(Contributors, f64)>, residual_ss: f64 },
     /// A correlation matrix: each pair's cells.
     Pairs(Vec<Pair>),
     /// A normality table (skewness, kurtosis, z skewness, z kurtosis, K², p per row): the

@@ -126,53 +126,117 @@ impl Releaser<'_> {
         }
     }
 
-    /// A one-way table drawn as bars (`barchart`) or slices (`piechart`): the same rules as
-    /// the table, then each released row becomes a bar. The total is not drawn.
+    /// Tables drawn as bars (`barchart`) or slices (`piechart`): the same rules as the tables,
+    /// then each released inner cell becomes a bar; totals are not drawn. One one-way table
+    /// gives a bar per row. A two-way table (rows the `over()` groups) gives a bar per cell,
+    /// its column the bar's series. Several one-way tables over the same groups (one per
+    /// variable) give a bar per group and table. If any table is refused, so is the chart.
     pub fn bar_chart(
         &self,
         gate: &Gate,
         origin: Origin<'_>,
-        table: raw::Table,
-        chart: &str,
-        group: Option<&str>,
+        tables: Vec<raw::Table>,
+        layout: BarLayout<'_>,
     ) -> Released {
         let started = std::time::Instant::now();
-        let released = match released_table(gate, table) {
-            Ok((t, decisions)) => {
-                let rows = t.row_labels.len().saturating_sub(1);
-                let bars = (0..rows)
-                    .map(|r| output::Bar {
+        let several = tables.len() > 1;
+        let mut released = Vec::with_capacity(tables.len());
+        for table in tables {
+            match released_table(gate, table) {
+                Ok(t) => released.push(t),
+                Err(refusal) => {
+                    let refused = self.refusal(origin, refusal);
+                    self.account(started.elapsed());
+                    return refused;
+                }
+            }
+        }
+        let mut bars = Vec::new();
+        let mut decisions = Vec::new();
+        let mut notes: Vec<String> = Vec::new();
+        for (t, table_decisions) in &released {
+            let rows = t.row_labels.len().saturating_sub(usize::from(t.totals));
+            let columns = if t.column_variable.is_some() {
+                t.column_labels.len().saturating_sub(usize::from(t.totals))
+            } else {
+                1
+            };
+            for r in 0..rows {
+                for c in 0..columns {
+                    let series = match (&t.column_variable, several) {
+                        (Some(_), _) => Some(t.column_labels[c].clone()),
+                        (None, true) => Some(t.statistic.clone()),
+                        (None, false) => None,
+                    };
+                    bars.push(output::Bar {
                         label: Some(t.row_labels[r].clone()),
+                        series,
                         start: r as f64,
                         end: r as f64 + 1.0,
-                        height: t.cells[r].first().copied().flatten(),
-                    })
-                    .collect();
-                let body = OutputBody::Chart(output::Chart {
-                    chart: chart.to_owned(),
-                    title: format!(
-                        "{} by {}{}",
-                        t.statistic,
-                        t.row_variable,
-                        group.map(|g| format!(" ({g})")).unwrap_or_default()
-                    ),
-                    x_label: t.row_variable,
-                    y_label: t.statistic,
-                    bars,
-                    hexes: None,
-                    boxes: None,
-                    estimates: None,
-                    flows: None,
-                    normal: None,
-                    notes: t.notes,
-                });
-                self.emit(origin, body, decisions)
+                        height: t.cells[r].get(c).copied().flatten(),
+                    });
+                }
             }
-            Err(refusal) => self.refusal(origin, refusal),
+            decisions.extend(table_decisions.iter().cloned());
+            for note in &t.notes {
+                if !notes.contains(note) {
+                    notes.push(note.clone());
+                }
+            }
+        }
+        let first = &released[0].0;
+        let statistic = if several {
+            first.statistic.split(" of ").next().unwrap_or_default().to_owned()
+        } else {
+            first.statistic.clone()
         };
+        let title = match &first.column_variable {
+            Some(column) => format!("{statistic} of {column} by {}", first.row_variable),
+            None => format!("{statistic} by {}", first.row_variable),
+        };
+        let body = OutputBody::Chart(output::Chart {
+            chart: layout.chart.to_owned(),
+            title: format!(
+                "{title}{}",
+                layout.group.map(|g| format!(" ({g})")).unwrap_or_default()
+            ),
+            x_label: first.row_variable.clone(),
+            y_label: statistic,
+            bars,
+            hexes: None,
+            boxes: None,
+            estimates: None,
+            flows: None,
+            normal: None,
+            stacked: layout.stacked,
+            horizontal: layout.horizontal,
+            notes,
+        });
+        let emitted = self.emit(origin, body, decisions);
         self.account(started.elapsed());
-        released
+        emitted
     }
+}
+
+/// The upper bounds of `k` classes of equal width over the cells' released counts.
+fn count_classes(cells: &[output::Hex], k: usize) -> Vec<f64> {
+    let lo = cells.iter().map(|c| c.count).fold(f64::INFINITY, f64::min);
+    let hi = cells.iter().map(|c| c.count).fold(f64::NEG_INFINITY, f64::max);
+    if !lo.is_finite() || k == 0 {
+        return Vec::new();
+    }
+    (1..=k).map(|i| lo + (hi - lo) * i as f64 / k as f64).collect()
+}
+
+/// How `bar_chart` draws its bars.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct BarLayout<'a> {
+    /// `barchart` or `piechart`.
+    pub chart: &'a str,
+    /// The `by()` group this chart is for.
+    pub group: Option<&'a str>,
+    pub stacked: bool,
+    pub horizontal: bool,
 }
 
 impl Releaser<'_> {
@@ -235,6 +299,8 @@ impl Releaser<'_> {
             estimates: None,
             flows: Some(flows),
             normal: None,
+            stacked: false,
+            horizontal: false,
             notes,
         });
         self.account(started.elapsed());
@@ -245,7 +311,7 @@ impl Releaser<'_> {
 /// An analysis-of-variance table with its residual and total df taken from the released N
 /// (`n − k` and `n − 1`), and the mean squares, F and p that follow from them: the exact df
 /// would give back the exact N.
-fn restate_anova(values: &mut [Vec<Option<f64>>], n: f64, k: f64) {
+fn restate_anova(values: &mut [Vec<Option<f64>>], n: f64, k: f64, constant: bool) {
     use statrs::distribution::{ContinuousCDF, FisherSnedecor};
     let rows = values.len();
     if rows < 2 {
@@ -256,7 +322,7 @@ fn restate_anova(values: &mut [Vec<Option<f64>>], n: f64, k: f64) {
     let ms_residual = residual_ss / df_residual;
     values[rows - 2][1] = Some(df_residual);
     values[rows - 2][2] = Some(ms_residual);
-    values[rows - 1][1] = Some((n - 1.0).max(1.0));
+    values[rows - 1][1] = Some(if constant { (n - 1.0).max(1.0) } else { n });
     for row in &mut values[..rows - 2] {
         let (Some(ss), Some(df)) = (row[0], row[1]) else { continue };
         let f = (ss / df) / ms_residual;
@@ -674,6 +740,7 @@ impl Releaser<'_> {
                 withheld += usize::from(small);
                 output::Bar {
                     label: None,
+                    series: None,
                     start,
                     end,
                     height: (!small).then_some(scale(n as f64, end - start)),
@@ -712,6 +779,8 @@ impl Releaser<'_> {
             estimates: None,
             flows: None,
             normal,
+            stacked: false,
+            horizontal: false,
             notes: vec![format!(
                 "Values coded to P{}–P{}; counts perturbed; bins under {} withheld.",
                 rules.coding_percentiles.0, rules.coding_percentiles.1, rules.min_cell
@@ -724,7 +793,15 @@ impl Releaser<'_> {
 impl Releaser<'_> {
     /// Rule 10 for a hexbin: counts perturbed, and cells under the threshold left out
     /// altogether, so the chart does not even say that a few units sit there.
-    pub fn hexbin(&self, gate: &Gate, origin: Origin<'_>, hexbin: raw::Hexbin) -> Released {
+    /// `classes` (`groups(k)`): the released counts are also put in k classes of equal width
+    /// between the smallest and the largest, the colour bands of the chart's legend.
+    pub fn hexbin(
+        &self,
+        gate: &Gate,
+        origin: Origin<'_>,
+        hexbin: raw::Hexbin,
+        classes: Option<usize>,
+    ) -> Released {
         let started = std::time::Instant::now();
         let rules = gate.rules();
         let mut withheld = 0;
@@ -747,11 +824,18 @@ impl Releaser<'_> {
             x_label: hexbin.x_variable,
             y_label: hexbin.y_variable,
             bars: Vec::new(),
-            hexes: Some(output::HexGrid { width: hexbin.width, height: hexbin.height, cells }),
+            hexes: Some(output::HexGrid {
+                width: hexbin.width,
+                height: hexbin.height,
+                classes: classes.map(|k| count_classes(&cells, k)),
+                cells,
+            }),
             boxes: None,
             estimates: None,
             flows: None,
             normal: None,
+            stacked: false,
+            horizontal: false,
             notes: vec![format!(
                 "Values coded to P{}–P{}; counts perturbed; cells under {} units are not drawn.",
                 rules.coding_percentiles.0, rules.coding_percentiles.1, rules.min_cell
@@ -980,7 +1064,13 @@ fn secondary_suppression(
 impl Releaser<'_> {
     /// Rule 8 for a box plot: each percentile needs units on each side, each group enough
     /// units for statistics; whiskers end at P5 and P95 and there are no outlier points.
-    pub fn boxplot(&self, gate: &Gate, origin: Origin<'_>, plot: raw::BoxPlot) -> Released {
+    pub fn boxplot(
+        &self,
+        gate: &Gate,
+        origin: Origin<'_>,
+        plot: raw::BoxPlot,
+        horizontal: bool,
+    ) -> Released {
         let started = std::time::Instant::now();
         let rules = gate.rules();
         let mut withheld = 0;
@@ -1022,6 +1112,8 @@ impl Releaser<'_> {
             estimates: None,
             flows: None,
             normal: None,
+            stacked: false,
+            horizontal,
             notes: vec![format!(
                 "Boxes are P25–P75 with the median; whiskers end at P5 and P95, and no single unit is drawn. Each percentile needs {} units on each side and shows {} significant digits.",
                 rules.min_units_beside_percentile, rules.significant_digits
@@ -1053,8 +1145,17 @@ impl Releaser<'_> {
         let mut table = table;
         match std::mem::take(&mut table.restate) {
             raw::Restate::Nothing => {}
-            raw::Restate::Anova { parameters } => {
-                restate_anova(&mut table.values, n as f64, parameters as f64);
+            raw::Restate::Anova { parameters, constant } => {
+                restate_anova(&mut table.values, n as f64, parameters as f64, constant);
+            }
+            raw::Restate::PairwiseMeans { groups, residual_ss } => {
+                let counts: Vec<f64> =
+                    groups.iter().map(|(c, _)| gate.released_count(*c).0 as f64).collect();
+                let means: Vec<f64> = groups.iter().map(|(_, m)| *m).collect();
+                let rows = crate::stats::pairwise_bonferroni(&means, &counts, residual_ss, n as f64);
+                for (row, values) in table.values.iter_mut().zip(rows) {
+                    *row = values.into_iter().map(Some).collect();
+                }
             }
             raw::Restate::Normality => {
                 for row in &mut table.values {
@@ -1195,6 +1296,8 @@ impl Releaser<'_> {
             estimates: Some(estimates),
             flows: None,
             normal: None,
+            stacked: false,
+            horizontal: false,
             notes: vec!["Estimates and intervals as the model above released them.".into()],
         });
         let decisions = vec![Decision { rule: 9, outcome: "drawn from the released model".into() }];

@@ -266,7 +266,7 @@ fn an_anova_table_states_its_df_from_the_released_n_never_the_exact_one() {
                 contributors: c,
                 levels: Vec::new(),
                 notes: Vec::new(),
-                restate: raw::Restate::Anova { parameters: 3 },
+                restate: raw::Restate::Anova { parameters: 3, constant: true },
                 population: Default::default(),
             };
             let released = releaser.statistics(&gate, Origin { line: 1, command: "anova" }, table);

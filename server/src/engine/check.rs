@@ -230,6 +230,20 @@ impl Simulation<'_> {
                     }
                 }
             }
+            // Models that add their predictions as variables.
+            "regress-predict" | "logit-predict" | "probit-predict" | "poisson-predict" => {
+                for (name, span) in variable_arguments(&c.args, src) {
+                    self.require(step, &name, span);
+                }
+                if let Some((name, span)) = option_variable(c, src, "cluster") {
+                    self.require(step, &name, span);
+                }
+                for option in ["predicted", "residuals"] {
+                    if let Some((name, _)) = option_variable(c, src, option) {
+                        self.add(&name);
+                    }
+                }
+            }
             // Commands that change no names.
             "keep" | "drop" | "sample" | "textblock" | "help" | "help-function" | "variables"
             | "history" | "define-labels" | "drop-labels" | "list-labels" | "assign-labels" => {}

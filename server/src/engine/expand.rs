@@ -211,10 +211,13 @@ impl Expander<'_> {
         Ok(())
     }
 
+    /// `for i in 1 2 3` and `for i in a, b, c` list values; `for i in 2015 : 2020` is a range;
+    /// `for i in …; j in …` nests; `for i, j in 2019 2020, a b` zips one list per name, the
+    /// lists separated by commas.
     fn for_loop(&mut self, header: &Command, body: &[Item]) -> Result<(), Vec<Problem>> {
         let text = Span { start: header.name_span.end, end: header.span.end }.text(self.script);
         let text = self.substitute(text, header.name_span.end)?;
-        let mut loops: Vec<(String, Vec<String>)> = Vec::new();
+        let mut loops: Vec<Vec<Vec<(String, String)>>> = Vec::new();
         for segment in text.split(';') {
             let Some((names, values)) = segment.split_once(" in ") else {
                 return Err(self.problem(
@@ -224,62 +227,127 @@ impl Expander<'_> {
                 ));
             };
             let names: Vec<&str> = names.split(',').map(str::trim).collect();
-            if names.len() != 1 {
+            let lists: Vec<Vec<String>> = if names.len() == 1 {
+                vec![self.loop_values(header, values)?]
+            } else {
+                let groups: Vec<&str> = values.split(',').collect();
+                if groups.len() != names.len() {
+                    return Err(self.problem(
+                        header.span,
+                        "for",
+                        format!(
+                            "a zipped loop over {} names takes {} lists separated by commas, one per name, such as for year, name in 2019 2020, a b; this has {}",
+                            names.len(),
+                            names.len(),
+                            groups.len()
+                        ),
+                    ));
+                }
+                groups.iter().map(|g| self.loop_values(header, g)).collect::<Result<_, _>>()?
+            };
+            if let Some(other) = lists.iter().find(|l| l.len() != lists[0].len()) {
                 return Err(self.problem(
                     header.span,
                     "for",
-                    "zipped loops (for i, j in …) are not supported yet: nest two loops with ;",
+                    format!(
+                        "the lists of a zipped loop must be as long as each other; here one has {} values and another {}",
+                        lists[0].len(),
+                        other.len()
+                    ),
                 ));
             }
-            let values = values.trim();
-            let list: Vec<String> = match values.split_once(':') {
-                Some((from, to)) if !values.contains(',') => {
-                    let (from, to) = (from.trim().parse::<i64>(), to.trim().parse::<i64>());
-                    let (Ok(from), Ok(to)) = (from, to) else {
-                        return Err(self.problem(
-                            header.span,
-                            "for",
-                            "a range takes two whole numbers: for i in 2015 : 2020",
-                        ));
-                    };
-                    if to < from || to - from >= self.max_commands as i64 {
-                        return Err(self.problem(header.span, "for", format!("the range {from} : {to} is empty or longer than the limit of {} (max_commands)", self.max_commands)));
-                    }
-                    (from..=to).map(|v| v.to_string()).collect()
-                }
-                _ => values
-                    .split(',')
-                    .map(|v| v.trim().to_owned())
-                    .filter(|v| !v.is_empty())
-                    .collect(),
-            };
-            if list.is_empty() {
-                return Err(self.problem(header.span, "for", "the loop has no values"));
-            }
-            loops.push((names[0].to_owned(), list));
+            let steps = (0..lists[0].len())
+                .map(|k| {
+                    names.iter().zip(&lists).map(|(n, l)| ((*n).to_owned(), l[k].clone())).collect()
+                })
+                .collect();
+            loops.push(steps);
         }
         self.nested(&loops, body)
     }
 
+    /// One loop's values: a range `2015 : 2020`, or values separated by commas or spaces.
+    fn loop_values(&self, header: &Command, values: &str) -> Result<Vec<String>, Vec<Problem>> {
+        let values = values.trim();
+        let list: Vec<String> = match values.split_once(':') {
+            Some((from, to)) if !values.contains(',') => {
+                let (from, to) = (from.trim().parse::<i64>(), to.trim().parse::<i64>());
+                let (Ok(from), Ok(to)) = (from, to) else {
+                    return Err(self.problem(
+                        header.span,
+                        "for",
+                        "a range takes two whole numbers: for i in 2015 : 2020",
+                    ));
+                };
+                if to < from || to - from >= self.max_commands as i64 {
+                    return Err(self.problem(header.span, "for", format!("the range {from} : {to} is empty or longer than the limit of {} (max_commands)", self.max_commands)));
+                }
+                (from..=to).map(|v| v.to_string()).collect()
+            }
+            _ => split_values(values),
+        };
+        if list.is_empty() {
+            return Err(self.problem(header.span, "for", "the loop has no values"));
+        }
+        Ok(list)
+    }
+
     fn nested(
         &mut self,
-        loops: &[(String, Vec<String>)],
+        loops: &[Vec<Vec<(String, String)>>],
         body: &[Item],
     ) -> Result<(), Vec<Problem>> {
-        let Some(((name, values), rest)) = loops.split_first() else {
+        let Some((steps, rest)) = loops.split_first() else {
             return self.items(body);
         };
-        let saved = self.bindings.get(name).cloned();
-        for value in values {
-            self.bindings.insert(name.clone(), value.clone());
+        let names: Vec<&String> = steps[0].iter().map(|(n, _)| n).collect();
+        let saved: Vec<Option<String>> =
+            names.iter().map(|n| self.bindings.get(*n).cloned()).collect();
+        for step in steps {
+            for (name, value) in step {
+                self.bindings.insert(name.clone(), value.clone());
+            }
             self.nested(rest, body)?;
         }
-        match saved {
-            Some(v) => self.bindings.insert(name.clone(), v),
-            None => self.bindings.remove(name),
-        };
+        for (name, saved) in names.into_iter().zip(saved) {
+            match saved {
+                Some(v) => self.bindings.insert(name.clone(), v),
+                None => self.bindings.remove(name),
+            };
+        }
         Ok(())
     }
+}
+
+/// The values of a loop list: separated by commas or by spaces, as microdata.no writes
+/// `for i in 1 2 3`. A quoted value keeps its spaces.
+fn split_values(text: &str) -> Vec<String> {
+    let mut values = Vec::new();
+    let mut current = String::new();
+    let mut quote: Option<char> = None;
+    for c in text.chars() {
+        match (quote, c) {
+            (Some(q), c) if c == q => {
+                quote = None;
+                current.push(c);
+            }
+            (Some(_), c) => current.push(c),
+            (None, '\'' | '"') => {
+                quote = Some(c);
+                current.push(c);
+            }
+            (None, c) if c == ',' || c.is_whitespace() => {
+                if !current.is_empty() {
+                    values.push(std::mem::take(&mut current));
+                }
+            }
+            (None, c) => current.push(c),
+        }
+    }
+    if !current.is_empty() {
+        values.push(current);
+    }
+    values
 }
 
 /// A `let` value as the text it stands for: numbers, quoted text, dates and symbols, joined

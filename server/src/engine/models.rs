@@ -3,15 +3,16 @@
 //! statrs.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
-use datafusion::arrow::array::BooleanArray;
+use datafusion::arrow::array::{BooleanArray, Float64Array};
 use nalgebra::{DMatrix, DVector};
 use shared::script::TokenKind;
 use statrs::distribution::{Continuous, ContinuousCDF, Normal, StudentsT};
 
-use super::dataset::Dataset;
+use super::dataset::{Dataset, VarInfo, Variable};
 use super::describe::{levels, numbers};
-use super::transform::display;
+use super::transform::{display, valid_name};
 use super::{EngineError, Step};
 use crate::disclosure::differencing::PopulationSketch;
 use crate::disclosure::raw::{self, Contributors};
@@ -86,6 +87,10 @@ pub(super) struct Design {
     pub(super) y: Vec<Option<f64>>,
     /// Rows in the estimation sample: inside the condition, every value present.
     pub(super) sample: Vec<bool>,
+    /// Rows a fitted model can predict (`regress-predict` …): inside the condition, every
+    /// regressor present, and each factor at a level the sample has (a level the model never
+    /// saw has no coefficient). The dependent variable may be missing.
+    predictable: Vec<bool>,
     /// Units in the sample.
     pub(super) n: usize,
     pub(super) contributors: Contributors,
@@ -160,11 +165,9 @@ impl Design {
                 }
             });
         }
-        let sample: Vec<bool> = (0..dataset.len())
+        let mut predictable: Vec<bool> = (0..dataset.len())
             .map(|i| {
                 mask.is_none_or(|m| m.value(i))
-                    && y[i].is_some()
-                    && cluster.is_none_or(|c| c[i].is_some())
                     && data.iter().all(|d| match d {
                         TermData::Values(_, v) => v[i].is_some(),
                         TermData::Factor(_, rows, _) => rows[i].is_some(),
@@ -175,6 +178,15 @@ impl Design {
                     })
             })
             .collect();
+        let sample: Vec<bool> = (0..dataset.len())
+            .map(|i| predictable[i] && y[i].is_some() && cluster.is_none_or(|c| c[i].is_some()))
+            .collect();
+        // A factor level outside the sample has no coefficient: its rows cannot be predicted.
+        let mut seen_levels_only = |rows: &[Option<usize>], present: &[bool]| {
+            for (i, r) in rows.iter().enumerate() {
+                predictable[i] &= r.is_some_and(|l| present[l]);
+            }
+        };
         let mut names = Vec::new();
         let mut columns = Vec::new();
         let mut terms = Vec::new();
@@ -210,6 +222,7 @@ impl Design {
                             present[*l] = true;
                         }
                     }
+                    seen_levels_only(&rows, &present);
                     for (level, label) in
                         labels.iter().enumerate().filter(|(l, _)| present[*l]).skip(1)
                     {
@@ -237,6 +250,7 @@ impl Design {
                                 present[*l] = true;
                             }
                         }
+                        seen_levels_only(rows, &present);
                         let levels: Vec<usize> =
                             (0..labels.len()).filter(|&l| present[l]).skip(1).collect();
                         combinations = combinations
@@ -329,6 +343,7 @@ impl Design {
             terms,
             y,
             sample,
+            predictable,
             n,
             contributors,
             population,
@@ -353,6 +368,19 @@ impl Design {
                 Column::Constant => 1.0,
             };
         }
+    }
+
+    /// x'β for every row the model can predict, `None` for the others.
+    pub(super) fn linear_predictions(&self, beta: &[f64]) -> Vec<Option<f64>> {
+        let mut x = vec![0.0; self.k()];
+        (0..self.predictable.len())
+            .map(|i| {
+                self.predictable[i].then(|| {
+                    self.row(i, &mut x);
+                    x.iter().zip(beta).map(|(a, b)| a * b).sum()
+                })
+            })
+            .collect()
     }
 
     /// The rows of the estimation sample.
@@ -760,7 +788,7 @@ pub fn likelihood_raw(
     odds_ratios: bool,
     mask: Option<&BooleanArray>,
     exposure: Option<&str>,
-    marginal: bool,
+    margins: Option<Margins>,
 ) -> Result<(raw::Model, Option<raw::Model>), EngineError> {
     // exposure(e): ln e is an offset with coefficient 1, for counts over time or population
     // at risk. Rows without a positive exposure leave the sample.
@@ -955,17 +983,33 @@ pub fn likelihood_raw(
         }
     };
     let what = if odds_ratios { what } else { "" };
-    let effects = if marginal && matches!(link, Likelihood::Logit | Likelihood::Probit) {
-        let coefficients =
-            average_marginal_effects(&design, &rows, &beta, &covariance, link, request.level);
+    let effects = match margins {
+        Some(margins) if matches!(link, Likelihood::Logit | Likelihood::Probit) => Some(margins),
+        _ => None,
+    };
+    let effects = if let Some(margins) = effects {
+        let coefficients = average_marginal_effects(
+            &design,
+            &rows,
+            (&beta, &covariance),
+            link,
+            margins,
+            request.level,
+        );
+        let binary = match margins {
+            Margins::DyDx => "; discrete change for 0/1 and i. terms",
+            Margins::EyDx => "; change in ln P for 0/1 and i. terms",
+            Margins::EyEx | Margins::DyEx => "; 0/1 and i. terms have none",
+        };
         Some(raw::Model {
             population: design.population.clone(),
             title: format!(
-                "Average marginal effects (dy/dx) of the {} model; discrete change for 0/1 and i. terms",
+                "Average marginal effects ({}) of the {} model{binary}",
+                margins.label(),
                 if link == Likelihood::Logit { "logit" } else { "probit" }
             ),
             dependent: request.dependent.clone(),
-            estimate_label: "dy/dx",
+            estimate_label: margins.label(),
             test_label: "z",
             coefficients,
             contributors: design.contributors,
@@ -1009,16 +1053,48 @@ pub fn likelihood_raw(
     Ok((model, effects))
 }
 
+/// What `mfx()` averages over the sample, with P = P(y = 1): dP/dx (`dydx`), the elasticity
+/// d ln P / d ln x (`eyex`), dP / d ln x (`dyex`) and d ln P / dx (`eydx`), as Stata's
+/// margins options of the same names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Margins {
+    DyDx,
+    EyEx,
+    DyEx,
+    EyDx,
+}
+
+impl Margins {
+    pub fn parse(text: &str) -> Option<Margins> {
+        match text.trim() {
+            "" | "dydx" => Some(Margins::DyDx),
+            "eyex" => Some(Margins::EyEx),
+            "dyex" => Some(Margins::DyEx),
+            "eydx" => Some(Margins::EyDx),
+            _ => None,
+        }
+    }
+
+    fn label(self) -> &'static str {
+        match self {
+            Margins::DyDx => "dy/dx",
+            Margins::EyEx => "ey/ex",
+            Margins::DyEx => "dy/ex",
+            Margins::EyDx => "ey/dx",
+        }
+    }
+}
+
 /// Average marginal effects of a binary model over its estimation sample, with delta-method
-/// errors, as statsmodels' `get_margeff(at="overall", dummy=True)`: the mean derivative of
-/// P(y = 1) for a continuous term, the mean change from 0 to 1 for a 0/1 or `i.` term. The
-/// constant has none.
+/// errors, as statsmodels' `get_margeff(at="overall")`: the mean of each unit's effect for a
+/// continuous term; for a 0/1 or `i.` term the mean change from 0 to 1 (`dydx`, of P; `eydx`,
+/// of ln P), and none for `eyex` and `dyex`, which need a continuous x. The constant has none.
 fn average_marginal_effects(
     design: &Design,
     rows: &[usize],
-    beta: &DVector<f64>,
-    covariance: &DMatrix<f64>,
+    (beta, covariance): (&DVector<f64>, &DMatrix<f64>),
     link: Likelihood,
+    margins: Margins,
     level: f64,
 ) -> Vec<raw::Coefficient> {
     let normal = Normal::standard();
@@ -1052,6 +1128,11 @@ fn average_marginal_effects(
         })
         .collect();
     let n = rows.len() as f64;
+    let log_y = matches!(margins, Margins::EyEx | Margins::EyDx);
+    let times_x = matches!(margins, Margins::EyEx | Margins::DyEx);
+    let shown = |j: usize| {
+        !matches!(design.columns[j], Column::Constant) && !(binary[j] && times_x)
+    };
     let mut effects = vec![0.0; k];
     let mut jacobian = DMatrix::<f64>::zeros(k, k);
     let mut x = vec![0.0; k];
@@ -1059,28 +1140,37 @@ fn average_marginal_effects(
         design.row(i, &mut x);
         let xi = DVector::from_column_slice(&x);
         let eta = xi.dot(beta);
-        for j in (0..k).filter(|&j| !matches!(design.columns[j], Column::Constant)) {
+        let p = cdf(eta);
+        for j in (0..k).filter(|&j| shown(j)) {
             if binary[j] {
                 let (mut one, mut zero) = (xi.clone(), xi.clone());
                 one[j] = 1.0;
                 zero[j] = 0.0;
                 let (e1, e0) = (one.dot(beta), zero.dot(beta));
-                effects[j] += (cdf(e1) - cdf(e0)) / n;
+                // The change in P, or in ln P (whose derivative in η is pdf / cdf).
+                let (p1, p0) = (cdf(e1), cdf(e0));
+                let (w1, w0) = if log_y { (1.0 / p1, 1.0 / p0) } else { (1.0, 1.0) };
+                effects[j] += if log_y { (p1.ln() - p0.ln()) / n } else { (p1 - p0) / n };
                 for l in 0..k {
-                    jacobian[(j, l)] += (pdf(e1) * one[l] - pdf(e0) * zero[l]) / n;
+                    jacobian[(j, l)] += (w1 * pdf(e1) * one[l] - w0 * pdf(e0) * zero[l]) / n;
                 }
             } else {
-                effects[j] += pdf(eta) * beta[j] / n;
+                // g = f β_j, times x_j for the ex forms, over P for the ey forms.
+                let scale = if times_x { x[j] } else { 1.0 };
+                let g = pdf(eta) * beta[j];
+                let effect = scale * if log_y { g / p } else { g };
+                effects[j] += effect / n;
                 for l in 0..k {
-                    jacobian[(j, l)] +=
-                        (slope(eta) * x[l] * beta[j] + if l == j { pdf(eta) } else { 0.0 }) / n;
+                    let dg = slope(eta) * x[l] * beta[j] + if l == j { pdf(eta) } else { 0.0 };
+                    let d = if log_y { dg / p - g * pdf(eta) * x[l] / (p * p) } else { dg };
+                    jacobian[(j, l)] += scale * d / n;
                 }
             }
         }
     }
     let variance = &jacobian * covariance.view((0, 0), (k, k)) * jacobian.transpose();
     (0..k)
-        .filter(|&j| !matches!(design.columns[j], Column::Constant))
+        .filter(|&j| shown(j))
         .map(|j| {
             let se = variance[(j, j)].max(0.0).sqrt();
             z_coefficient(design.names[j].clone(), effects[j], se, level, false, false)
@@ -1980,6 +2070,131 @@ impl Step<'_> {
         self.model(Some(link))
     }
 
+    /// `regress-predict`, `logit-predict`, `probit-predict` and `poisson-predict`: the model
+    /// as its own command shows it, then its predictions (`predicted(name)`: the fitted mean,
+    /// a probability for the binary models) and residuals (`residuals(name)`: the outcome less
+    /// that) as new variables. The values are never shown; outputs over them pass the gate
+    /// like any other.
+    pub(super) fn predict(&mut self, link: Option<Likelihood>) -> Result<(), EngineError> {
+        let command = self.command().name.clone();
+        let targets: Vec<(&str, String)> = ["predicted", "residuals"]
+            .into_iter()
+            .filter_map(|option| Some((option, self.option_text(option)?)))
+            .collect();
+        if targets.is_empty() {
+            return Err(EngineError::at(
+                self.command().span,
+                format!(
+                    "{command} adds variables: name them with predicted(<name>), residuals(<name>) or both"
+                ),
+            ));
+        }
+        {
+            let (dataset_name, dataset) = self.populated()?;
+            for (option, name) in &targets {
+                let span = self.option(option).expect("present").span;
+                if !valid_name(name) {
+                    return Err(EngineError::at(
+                        span,
+                        format!("{name} is not a variable name: start with a letter, then letters, digits or _"),
+                    ));
+                }
+                if dataset.variable(name).is_some() {
+                    return Err(EngineError::at(
+                        span,
+                        format!("dataset {dataset_name} already has a variable {name}: choose another name"),
+                    ));
+                }
+            }
+        }
+        self.model(link)?;
+        // The model passed the gate: fit it again for its coefficients, unrounded.
+        let (dataset_name, dataset) = self.populated()?;
+        let (dependent, terms) = self.model_terms(dataset, dataset_name)?;
+        let request = OlsRequest {
+            dependent,
+            terms,
+            constant: !self.flag("noconstant"),
+            errors: Errors::Classical,
+            level: 95.0,
+        };
+        let mask = self.mask(dataset, dataset_name)?;
+        // Nothing from this fit is released, so no record keys are needed.
+        let keys = vec![0; dataset.len()];
+        let exposure = self.option_text("exposure");
+        let beta: Vec<f64> = match link {
+            None => ols_raw(dataset, &keys, &request, mask.as_ref())?.coefficients,
+            Some(link) => {
+                let gate = &*self.gate_for(1);
+                let (model, _) = likelihood_raw(
+                    gate,
+                    dataset,
+                    &keys,
+                    &request,
+                    link,
+                    false,
+                    mask.as_ref(),
+                    exposure.as_deref(),
+                    None,
+                )?;
+                model.coefficients
+            }
+        }
+        .iter()
+        .map(|c| c.estimate)
+        .collect();
+        let design = Design::new(dataset, &keys, &request, mask.as_ref(), None)?;
+        let offsets = match &exposure {
+            Some(e) => Some(numbers(dataset.require(e, dataset_name)?)?),
+            None => None,
+        };
+        let normal = Normal::standard();
+        let fitted: Vec<Option<f64>> = design
+            .linear_predictions(&beta[..design.k()])
+            .into_iter()
+            .enumerate()
+            .map(|(i, eta)| {
+                let eta = eta?;
+                Some(match link {
+                    None => eta,
+                    Some(Likelihood::Logit) => 1.0 / (1.0 + (-eta).exp()),
+                    Some(Likelihood::Probit) => normal.cdf(eta),
+                    Some(Likelihood::Poisson | Likelihood::NegativeBinomial) => {
+                        let offset = match &offsets {
+                            Some(e) => e[i].filter(|&v| v > 0.0)?.ln(),
+                            None => 0.0,
+                        };
+                        (eta + offset).exp()
+                    }
+                })
+            })
+            .collect();
+        // The binary models' outcome is 1 where the dependent variable is non-zero.
+        let binary = matches!(link, Some(Likelihood::Logit | Likelihood::Probit));
+        let residuals: Vec<Option<f64>> = fitted
+            .iter()
+            .zip(&design.y)
+            .map(|(f, y)| {
+                let y = y.map(|y| if binary { f64::from(u8::from(y != 0.0)) } else { y });
+                Some(y? - (*f)?)
+            })
+            .collect();
+        let source = format!("{command} on line {}", self.origin().line);
+        let dataset = self.current_mut()?;
+        let mut added = Vec::new();
+        for (option, name) in targets {
+            let values = if option == "predicted" { &fitted } else { &residuals };
+            dataset.set(Variable {
+                name: name.clone(),
+                values: Arc::new(Float64Array::from(values.clone())),
+                info: VarInfo { source: source.clone(), ..VarInfo::default() },
+            });
+            added.push(format!("{} as {name}", if option == "predicted" { "fitted values" } else { "residuals" }));
+        }
+        self.notice(format!("{} added", added.join(" and ")));
+        Ok(())
+    }
+
     /// Rule 11 for the model's estimation sample, then the gate's model rules; the released
     /// output and its population are kept. Every model command ends here.
     pub(super) fn release_model(
@@ -2125,16 +2340,15 @@ impl Step<'_> {
                     ));
                 }
                 let marginal = match self.option_text("mfx") {
-                    None => false,
-                    Some(kind) if kind.trim() == "dydx" || kind.trim().is_empty() => true,
-                    Some(kind) => {
-                        return Err(EngineError::at(
+                    None => None,
+                    Some(kind) => Some(Margins::parse(&kind).ok_or_else(|| {
+                        EngineError::at(
                             self.option("mfx").expect("present").span,
                             format!(
-                                "mfx({kind}) is not supported yet: mfx(dydx) gives average marginal effects"
+                                "unknown effect mfx({kind}): write mfx(dydx), mfx(eyex), mfx(dyex) or mfx(eydx)"
                             ),
-                        ));
-                    }
+                        )
+                    })?),
                 };
                 let (model, effects) = likelihood_raw(
                     gate,

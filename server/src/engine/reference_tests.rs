@@ -10,7 +10,7 @@ use serde_json::Value;
 use super::describe::{TableRequest, numbers, summarize_raw, tabulate_raw};
 use super::models::{
     Errors, IvEstimator, IvRequest, Likelihood, OlsRequest, Term, cox_raw, ivregress_raw,
-    likelihood_raw, mlogit_raw, ols_raw,
+    Margins, likelihood_raw, mlogit_raw, ols_raw,
 };
 use super::*;
 use crate::disclosure::audit::MemoryAudit;
@@ -72,6 +72,7 @@ import db/INNTEKT_WLONN 2021-12-31 as wage
 import db/BOSATTEFDT_BOSTED 2021-01-01 as kommune
 generate age = 2021 - int(birth / 100)
 keep if age >= 25 & age <= 66
+generate decade = int(age / 10)
 ";
 
 #[tokio::test]
@@ -280,7 +281,7 @@ async fn statistics_match_pandas_and_statsmodels_on_the_same_parquet() {
             }
         }
         let aov =
-            statistics::anova_raw(gate, dataset, &keys, "wage", &["kommune".to_owned()], None)
+            statistics::anova_raw(gate, dataset, &keys, "wage", &["kommune".to_owned()], None, true)
                 .unwrap();
         let theirs = &reference["anova"];
         close(aov.values[0][0].unwrap(), f(&theirs["ss_between"]), "SS between");
@@ -289,9 +290,46 @@ async fn statistics_match_pandas_and_statsmodels_on_the_same_parquet() {
         close(aov.values[1][1].unwrap(), f(&theirs["df_within"]), "df within");
         close(aov.values[0][3].unwrap(), f(&theirs["F"]), "F");
         close(aov.values[0][4].unwrap(), f(&theirs["p"]), "p of F");
+        // noconstant: the cell-means model (statsmodels without an intercept).
+        let aov = statistics::anova_raw(
+            gate,
+            dataset,
+            &keys,
+            "wage",
+            &["kommune".to_owned()],
+            None,
+            false,
+        )
+        .unwrap();
+        let theirs = &reference["anova_noconstant"];
+        close(aov.values[0][0].unwrap(), f(&theirs["ss_model"]), "SS model, no constant");
+        close(aov.values[0][1].unwrap(), f(&theirs["df_model"]), "df model, no constant");
+        close(aov.values[1][0].unwrap(), f(&theirs["ss_residual"]), "SS residual, no constant");
+        close(aov.values[1][1].unwrap(), f(&theirs["df_residual"]), "df residual, no constant");
+        close(aov.values[0][3].unwrap(), f(&theirs["F"]), "F, no constant");
+        close(aov.values[0][4].unwrap(), f(&theirs["p"]), "p, no constant");
+        // posthoc: the comparisons from exact counts (the gate uses released ones).
+        let posthoc =
+            statistics::posthoc_raw(gate, dataset, &keys, "wage", "decade", None).unwrap();
+        let raw::Restate::PairwiseMeans { groups, residual_ss } = &posthoc.restate else {
+            panic!("posthoc restates from the released counts")
+        };
+        let means: Vec<f64> = groups.iter().map(|(_, m)| *m).collect();
+        let counts: Vec<f64> = groups.iter().map(|(c, _)| c.units as f64).collect();
+        let n = counts.iter().sum();
+        let ours = crate::stats::pairwise_bonferroni(&means, &counts, *residual_ss, n);
+        let theirs = reference["posthoc"].as_array().unwrap();
+        assert_eq!(ours.len(), theirs.len(), "pairs");
+        assert_eq!(posthoc.row_labels.len(), theirs.len(), "pair labels");
+        for (k, (row, their)) in ours.iter().zip(theirs).enumerate() {
+            for (j, what) in ["difference", "SE", "t", "p"].iter().enumerate() {
+                close(row[j], f(&their[j]), &format!("posthoc pair {k} {what}"));
+            }
+        }
         // Two factors: partial sums of squares (statsmodels' Type II).
         let factors = ["kommune".to_owned(), "sex".to_owned()];
-        let aov = statistics::anova_raw(gate, dataset, &keys, "wage", &factors, None).unwrap();
+        let aov =
+            statistics::anova_raw(gate, dataset, &keys, "wage", &factors, None, true).unwrap();
         let theirs = &reference["anova2"];
         assert_eq!(aov.row_labels, ["model", "kommune", "sex", "residual", "total"]);
         for (row, source) in [(1, "kommune"), (2, "sex"), (3, "residual")] {
@@ -335,13 +373,38 @@ async fn statistics_match_pandas_and_statsmodels_on_the_same_parquet() {
                 ..request.clone()
             };
             let (model, effects) =
-                likelihood_raw(gate, &dataset, &keys, &request, link, false, None, None, true)
+                likelihood_raw(gate, &dataset, &keys, &request, link, false, None, None, Some(Margins::DyDx))
                     .unwrap();
             if let Some(effects) = effects {
                 let theirs = &reference[&format!("{key}_mfx")];
                 for (j, c) in effects.coefficients.iter().enumerate() {
                     close(c.estimate, f(&theirs["effects"][j]), &format!("{key} mfx {}", c.term));
                     close(c.std_error, f(&theirs["se"][j]), &format!("{key} mfx se {}", c.term));
+                }
+                // The elasticities: eydx for both terms (i.sex as a change in ln P), eyex and
+                // dyex for age only (statsmodels refuses them for a 0/1 column, and so do we).
+                for (margins, name, terms) in
+                    [(Margins::EyDx, "eydx", 2), (Margins::EyEx, "eyex", 1), (Margins::DyEx, "dyex", 1)]
+                {
+                    let (_, effects) = likelihood_raw(
+                        gate,
+                        &dataset,
+                        &keys,
+                        &request,
+                        link,
+                        false,
+                        None,
+                        None,
+                        Some(margins),
+                    )
+                    .unwrap();
+                    let effects = effects.unwrap();
+                    assert_eq!(effects.coefficients.len(), terms, "{key} {name} terms");
+                    let theirs = &reference[&format!("{key}_{name}")];
+                    for (j, c) in effects.coefficients.iter().enumerate() {
+                        close(c.estimate, f(&theirs["effects"][j]), &format!("{key} {name} {}", c.term));
+                        close(c.std_error, f(&theirs["se"][j]), &format!("{key} {name} se {}", c.term));
+                    }
                 }
             }
             let theirs = &reference[key];
@@ -351,7 +414,7 @@ async fn statistics_match_pandas_and_statsmodels_on_the_same_parquet() {
             }
             let robust = OlsRequest { errors: Errors::Robust, ..request.clone() };
             let (sandwich, _) =
-                likelihood_raw(gate, &dataset, &keys, &robust, link, false, None, None, false)
+                likelihood_raw(gate, &dataset, &keys, &robust, link, false, None, None, None)
                     .unwrap();
             for (j, c) in sandwich.coefficients.iter().enumerate() {
                 close(
@@ -363,7 +426,7 @@ async fn statistics_match_pandas_and_statsmodels_on_the_same_parquet() {
             let by_kommune =
                 OlsRequest { errors: Errors::Cluster("kommune".into()), ..request.clone() };
             let (clustered, _) =
-                likelihood_raw(gate, &dataset, &keys, &by_kommune, link, false, None, None, false)
+                likelihood_raw(gate, &dataset, &keys, &by_kommune, link, false, None, None, None)
                     .unwrap();
             for (j, c) in clustered.coefficients.iter().enumerate() {
                 close(
@@ -436,7 +499,7 @@ async fn statistics_match_pandas_and_statsmodels_on_the_same_parquet() {
                     false,
                     None,
                     Some("age"),
-                    false,
+                    None,
                 )
                 .unwrap();
                 let theirs = &reference["poisson_exposure"];
@@ -594,6 +657,36 @@ async fn statistics_match_pandas_and_statsmodels_on_the_same_parquet() {
             close(stat("R²"), f(&theirs["rsquared"]), "R²");
             close(stat("F"), f(&theirs["fvalue"]), "F");
             assert_eq!(model.contributors.units, theirs["n"].as_u64().unwrap());
+        }
+    }
+
+    // regress-predict and logit-predict: the new variables against statsmodels' predict on
+    // every row with the regressors (wage may be missing there), and its residuals.
+    {
+        let mut w = Workspace::default();
+        let script = format!(
+            "{SCRIPT}regress-predict wage age i.sex, predicted(fitted) residuals(residual)\ngenerate high = wage > 500000 if !sysmiss(wage)\nlogit-predict high age i.sex, predicted(p_high) residuals(r_high)\n"
+        );
+        let outputs = engine.run(&mut w, &script, &audit, "reference").await;
+        assert_ran(&outputs);
+        let dataset = w.current().unwrap();
+        let moments = |name: &str| {
+            let values = numbers(dataset.variable(name).unwrap()).unwrap();
+            let present: Vec<f64> = values.into_iter().flatten().collect();
+            (present.len() as u64, present.iter().sum::<f64>(), present.iter().map(|v| v * v).sum::<f64>())
+        };
+        for (name, key) in [("fitted", "ols"), ("p_high", "logit")] {
+            let theirs = &reference["predict"][key];
+            let (n, sum, squares) = moments(name);
+            assert_eq!(n, theirs["n"].as_u64().unwrap(), "{key} predictions");
+            close(sum, f(&theirs["sum"]), &format!("{key} sum of predictions"));
+            close(squares, f(&theirs["sum_sq"]), &format!("{key} sum of squared predictions"));
+        }
+        for (name, key) in [("residual", "ols"), ("r_high", "logit")] {
+            let theirs = &reference["predict"][key];
+            let (n, _, squares) = moments(name);
+            assert_eq!(n, theirs["n_resid"].as_u64().unwrap(), "{key} residuals");
+            close(squares, f(&theirs["resid_sq"]), &format!("{key} sum of squared residuals"));
         }
     }
 }

@@ -262,6 +262,7 @@ pub fn anova_raw(
     dependent: &str,
     factors: &[String],
     mask: Option<&BooleanArray>,
+    constant: bool,
 ) -> Result<raw::StatisticsTable, EngineError> {
     let y = dataset
         .variable(dependent)
@@ -293,7 +294,9 @@ pub fn anova_raw(
             counts[f][groups[i].expect("in sample")] += 1;
         }
     }
-    // Dummy columns: every present level of each factor but its first.
+    // Dummy columns: every present level of each factor but its first. Without a constant
+    // the first factor keeps all its levels, which together stand in for the constant.
+    // `columns[0]` is the constant's place either way, so a column's index is stable.
     let mut columns: Vec<(usize, usize)> = Vec::new();
     let mut present_levels = Vec::new();
     for (f, c) in counts.iter().enumerate() {
@@ -304,22 +307,30 @@ pub fn anova_raw(
                 factors[f]
             )));
         }
-        columns.extend(present[1..].iter().map(|&l| (f, l)));
+        let skip = usize::from(constant || f > 0);
+        columns.extend(present[skip..].iter().map(|&l| (f, l)));
         present_levels.push(present.iter().map(|&l| c[l]).collect::<Vec<u64>>());
     }
     let k = columns.len() + 1;
+    // The model's parameters: the constant (when there is one) and the dummies.
+    let parameters = columns.len() + usize::from(constant);
     if k > 200 {
         return Err(EngineError::new(
             "the factors have more than 200 levels together: group levels with recode",
         ));
     }
     let n = rows.len() as f64;
-    if n <= k as f64 {
+    if n <= parameters as f64 {
         return Err(EngineError::new("anova needs more units than levels"));
     }
-    let grand = rows.iter().map(|&i| y[i].expect("in sample")).sum::<f64>() / n;
+    // With a constant, sums of squares are about the grand mean; without, about zero.
+    let grand = if constant {
+        rows.iter().map(|&i| y[i].expect("in sample")).sum::<f64>() / n
+    } else {
+        0.0
+    };
     let x_of = |i: usize, x: &mut [f64]| {
-        x[0] = 1.0;
+        x[0] = f64::from(u8::from(constant));
         for (j, &(f, l)) in columns.iter().enumerate() {
             x[j + 1] = f64::from(factor_levels[f].0[i] == Some(l));
         }
@@ -344,6 +355,11 @@ pub fn anova_raw(
     }
     // The residual sum of squares of OLS on the chosen columns, by a second pass.
     let rss = |keep: &[usize]| -> Result<f64, EngineError> {
+        let keep: Vec<usize> = keep.iter().copied().filter(|&c| c > 0 || constant).collect();
+        let keep = keep.as_slice();
+        if keep.is_empty() {
+            return Ok(rows.iter().map(|&i| (y[i].expect("in sample") - grand).powi(2)).sum());
+        }
         let sub = DMatrix::from_fn(keep.len(), keep.len(), |a, b| xtx[(keep[a], keep[b])]);
         let rhs = DVector::from_fn(keep.len(), |a, _| xty[keep[a]]);
         let beta = sub.cholesky().map(|c| c.solve(&rhs)).ok_or_else(|| {
@@ -362,7 +378,7 @@ pub fn anova_raw(
     let all: Vec<usize> = (0..k).collect();
     let residual_ss = rss(&all)?;
     let total_ss: f64 = rows.iter().map(|&i| (y[i].expect("in sample") - grand).powi(2)).sum();
-    let df_residual = n - k as f64;
+    let df_residual = n - parameters as f64;
     let ms_residual = residual_ss / df_residual;
     let f_test = |ss: f64, df: f64| -> Result<(f64, f64), EngineError> {
         let f = (ss / df) / ms_residual;
@@ -377,23 +393,30 @@ pub fn anova_raw(
     };
     let mut row_labels = Vec::new();
     let mut values = Vec::new();
+    // The model's df: its parameters less the constant, whose sum of squares the total
+    // leaves out when centred.
+    let df_model = (parameters - usize::from(constant)) as f64;
     if factors.len() > 1 {
         row_labels.push("model".to_owned());
-        values.push(row(total_ss - residual_ss, k as f64 - 1.0)?);
+        values.push(row(total_ss - residual_ss, df_model)?);
     }
     for (f, factor) in factors.iter().enumerate() {
         let without: Vec<usize> =
             std::iter::once(0).chain((1..k).filter(|&c| columns[c - 1].0 != f)).collect();
         let ss =
             if factors.len() == 1 { total_ss - residual_ss } else { rss(&without)? - residual_ss };
-        let df = (present_levels[f].len() - 1) as f64;
+        let df = (present_levels[f].len() - usize::from(constant || f > 0)) as f64;
         row_labels.push(factor.clone());
         values.push(row(ss, df)?);
     }
     row_labels.extend(["residual".to_owned(), "total".to_owned()]);
     values.push(vec![Some(residual_ss), Some(df_residual), Some(ms_residual), None, None]);
-    values.push(vec![Some(total_ss), Some(n - 1.0), None, None, None]);
+    values.push(vec![Some(total_ss), Some(if constant { n - 1.0 } else { n }), None, None, None]);
     let partial = if factors.len() > 1 { " (partial sums of squares)" } else { "" };
+    let mut notes = vec![format!("{dependent} coded to P1–P99.")];
+    if !constant {
+        notes.push("No constant: sums of squares are about zero, not the mean.".into());
+    }
     Ok(raw::StatisticsTable {
         title: format!("Analysis of variance of {dependent} by {}{partial}", factors.join(", ")),
         row_variable: "source".into(),
@@ -402,8 +425,87 @@ pub fn anova_raw(
         values,
         contributors,
         levels: factors.iter().cloned().zip(present_levels).collect(),
-        restate: raw::Restate::Anova { parameters: k },
-        notes: vec![format!("{dependent} coded to P1–P99.")],
+        restate: raw::Restate::Anova { parameters, constant },
+        notes,
+        population,
+    })
+}
+
+/// `anova y factor, posthoc`: the groups' coded means and units, and the one-way residual
+/// sum of squares; the gate fills in each pair's comparison from the released counts.
+pub fn posthoc_raw(
+    gate: &Gate,
+    dataset: &Dataset,
+    keys: &[u64],
+    dependent: &str,
+    factor: &str,
+    mask: Option<&BooleanArray>,
+) -> Result<raw::StatisticsTable, EngineError> {
+    let y = dataset
+        .variable(dependent)
+        .ok_or_else(|| EngineError::new(format!("no variable {dependent}")))?;
+    let y = coded(gate, &numbers(y)?);
+    let f = dataset
+        .variable(factor)
+        .ok_or_else(|| EngineError::new(format!("no variable {factor}")))?;
+    let (groups, labels) = levels(f, false, true)?;
+    let mut contributors = Contributors::default();
+    let mut population = PopulationSketch::default();
+    let mut per_group = vec![(Contributors::default(), 0.0_f64); labels.len()];
+    for i in 0..dataset.len() {
+        let (Some(v), Some(g)) = (y[i], groups[i]) else { continue };
+        if mask.is_some_and(|m| !m.value(i)) {
+            continue;
+        }
+        contributors.add(keys[i]);
+        dataset.add_to_population(&mut population, i);
+        per_group[g].0.add(keys[i]);
+        per_group[g].1 += v;
+    }
+    let present: Vec<usize> = (0..labels.len()).filter(|&g| per_group[g].0.units > 0).collect();
+    if present.len() < 2 {
+        return Err(EngineError::new(format!(
+            "posthoc compares groups: {factor} has fewer than two levels in the sample"
+        )));
+    }
+    if present.len() > 20 {
+        return Err(EngineError::new(format!(
+            "posthoc compares every pair of groups, and {factor} has {} levels: group them with recode (at most 20)",
+            present.len()
+        )));
+    }
+    let means: Vec<(Contributors, f64)> = present
+        .iter()
+        .map(|&g| (per_group[g].0, per_group[g].1 / per_group[g].0.units as f64))
+        .collect();
+    let mut residual_ss = 0.0;
+    for i in 0..dataset.len() {
+        let (Some(v), Some(g)) = (y[i], groups[i]) else { continue };
+        if mask.is_some_and(|m| !m.value(i)) {
+            continue;
+        }
+        let at = present.binary_search(&g).expect("a present group");
+        residual_ss += (v - means[at].1).powi(2);
+    }
+    let mut row_labels = Vec::new();
+    for (a, &i) in present.iter().enumerate() {
+        for &j in &present[a + 1..] {
+            row_labels.push(format!("{} − {}", labels[i], labels[j]));
+        }
+    }
+    Ok(raw::StatisticsTable {
+        title: format!("Pairwise comparisons of the mean of {dependent} by {factor} (Bonferroni)"),
+        row_variable: "pair".into(),
+        values: vec![vec![None; 4]; row_labels.len()],
+        row_labels,
+        column_labels: ["difference", "std. error", "t", "p (Bonferroni)"].map(String::from).to_vec(),
+        contributors,
+        levels: vec![(factor.to_owned(), means.iter().map(|(c, _)| c.units).collect())],
+        restate: raw::Restate::PairwiseMeans { groups: means, residual_ss },
+        notes: vec![
+            format!("{dependent} coded to P1–P99."),
+            "Standard errors pool the residual variance of the one-way model; p is multiplied by the number of pairs.".into(),
+        ],
         population,
     })
 }
@@ -497,21 +599,27 @@ impl Step<'_> {
         if factors.is_empty() {
             return Err(EngineError::at(self.command().span, "write anova <dependent> <factor>…"));
         }
-        for unsupported in ["noconstant", "posthoc"] {
-            if self.flag(unsupported) {
-                return Err(EngineError::at(
-                    self.option(unsupported).expect("present").span,
-                    format!("anova's {unsupported} option is not supported yet"),
-                ));
-            }
+        let posthoc = self.flag("posthoc");
+        if posthoc && factors.len() > 1 {
+            return Err(EngineError::at(
+                self.option("posthoc").expect("present").span,
+                "posthoc compares the levels of one factor: run anova <dependent> <factor>, posthoc for each factor",
+            ));
         }
+        let constant = !self.flag("noconstant");
         let dependent = dependent.clone();
         let factors: Vec<String> = factors.iter().map(|(f, _)| f.clone()).collect();
         let names: Vec<String> =
             std::iter::once(dependent.clone()).chain(factors.clone()).collect();
         self.release_statistics(&names, |gate, dataset, keys, mask| {
-            anova_raw(gate, dataset, keys, &dependent, &factors, mask)
-        })
+            anova_raw(gate, dataset, keys, &dependent, &factors, mask, constant)
+        })?;
+        if posthoc {
+            self.release_statistics(&names, |gate, dataset, keys, mask| {
+                posthoc_raw(gate, dataset, keys, &dependent, &factors[0], mask)
+            })?;
+        }
+        Ok(())
     }
 
     pub(super) fn ci(&mut self) -> Result<(), EngineError> {
