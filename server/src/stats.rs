@@ -87,7 +87,12 @@ pub fn dagostino_pearson(skew: f64, kurt: f64, n: f64) -> (f64, f64, f64, f64) {
 /// (i < j, in order) the difference mean_i − mean_j, its standard error
 /// √(MSE (1/n_i + 1/n_j)) with MSE = residual SS / (N − k), t, and the two-sided p multiplied
 /// by the number of pairs (Bonferroni), capped at 1.
-pub fn pairwise_bonferroni(means: &[f64], counts: &[f64], residual_ss: f64, n: f64) -> Vec<[f64; 4]> {
+pub fn pairwise_bonferroni(
+    means: &[f64],
+    counts: &[f64],
+    residual_ss: f64,
+    n: f64,
+) -> Vec<[f64; 4]> {
     use statrs::distribution::{ContinuousCDF, StudentsT};
     let k = means.len();
     let df = (n - k as f64).max(1.0);

@@ -361,7 +361,8 @@ fn hexbin_view(c: Chart, grid: shared::output::HexGrid) -> impl IntoView {
             // groups(k): the shade of the cell's count class, else of its count.
             let shade = match &grid.classes {
                 Some(classes) if !classes.is_empty() => {
-                    let class = classes.iter().position(|&top| h.count <= top).unwrap_or(classes.len() - 1);
+                    let class =
+                        classes.iter().position(|&top| h.count <= top).unwrap_or(classes.len() - 1);
                     (class + 1) as f64 / classes.len() as f64
                 }
                 _ => h.count / max,
@@ -383,7 +384,11 @@ fn hexbin_view(c: Chart, grid: shared::output::HexGrid) -> impl IntoView {
         })
         .collect_view();
     let legend = grid.classes.as_ref().filter(|c| !c.is_empty()).map(|classes| {
-        let text = classes.iter().map(|&top| format!("≤ {}", format_number(top.round()))).collect::<Vec<_>>().join(" · ");
+        let text = classes
+            .iter()
+            .map(|&top| format!("≤ {}", format_number(top.round())))
+            .collect::<Vec<_>>()
+            .join(" · ");
         view! { <p class="legend">{format!("count classes: {text}")}</p> }
     });
     let aria = format!("{}: {} cells", c.title, grid.cells.len());
@@ -761,7 +766,13 @@ fn category_bar_view(c: Chart) -> impl IntoView {
     let max = if c.stacked {
         labels
             .iter()
-            .map(|l| c.bars.iter().filter(|b| b.label.as_ref() == Some(l)).filter_map(|b| b.height).sum::<f64>())
+            .map(|l| {
+                c.bars
+                    .iter()
+                    .filter(|b| b.label.as_ref() == Some(l))
+                    .filter_map(|b| b.height)
+                    .sum::<f64>()
+            })
             .fold(0.0_f64, f64::max)
     } else {
         c.bars.iter().filter_map(|b| b.height).fold(0.0_f64, f64::max)
@@ -827,8 +838,11 @@ fn category_bar_view(c: Chart) -> impl IntoView {
         .enumerate()
         .map(|(l, label)| {
             let centre = PAD + slot * (l as f64 + 0.5);
-            let (x, y, anchor) =
-                if horizontal { (4.0, centre + 4.0, "start") } else { (centre, HEIGHT - 12.0, "middle") };
+            let (x, y, anchor) = if horizontal {
+                (4.0, centre + 4.0, "start")
+            } else {
+                (centre, HEIGHT - 12.0, "middle")
+            };
             view! { <text class="tick" x=x y=y text-anchor=anchor>{label.clone()}</text> }
         })
         .collect_view();

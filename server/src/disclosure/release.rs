@@ -1152,7 +1152,8 @@ impl Releaser<'_> {
                 let counts: Vec<f64> =
                     groups.iter().map(|(c, _)| gate.released_count(*c).0 as f64).collect();
                 let means: Vec<f64> = groups.iter().map(|(_, m)| *m).collect();
-                let rows = crate::stats::pairwise_bonferroni(&means, &counts, residual_ss, n as f64);
+                let rows =
+                    crate::stats::pairwise_bonferroni(&means, &counts, residual_ss, n as f64);
                 for (row, values) in table.values.iter_mut().zip(rows) {
                     *row = values.into_iter().map(Some).collect();
                 }

@@ -5,7 +5,9 @@
 
 use std::collections::HashMap;
 
-use datafusion::arrow::array::{Array, ArrayRef, BooleanArray, Float64Array, Int64Array, StringArray};
+use datafusion::arrow::array::{
+    Array, ArrayRef, BooleanArray, Float64Array, Int64Array, StringArray,
+};
 use datafusion::arrow::compute;
 use datafusion::arrow::datatypes::DataType;
 
@@ -997,11 +999,16 @@ impl Step<'_> {
                 .require(o, dataset_name)
                 .map_err(|e| e.with_span(self.option("over").expect("present").span))?;
         }
-        let magnitude = |s: fn(String) -> CellStatistic| -> Result<Vec<(String, Option<String>, CellStatistic, Option<String>)>, EngineError> {
+        let magnitude = |s: fn(String) -> CellStatistic| -> Result<
+            Vec<(String, Option<String>, CellStatistic, Option<String>)>,
+            EngineError,
+        > {
             let over = over.clone().ok_or_else(|| {
                 EngineError::at(
                     self.command().span,
-                    format!("barchart ({statistic_name}) draws one bar per group: add over(<group>)"),
+                    format!(
+                        "barchart ({statistic_name}) draws one bar per group: add over(<group>)"
+                    ),
                 )
             })?;
             Ok(names.iter().map(|n| (over.clone(), None, s(n.clone()), Some(n.clone()))).collect())
@@ -1012,7 +1019,9 @@ impl Step<'_> {
                 let [name] = names.as_slice() else {
                     return Err(EngineError::at(
                         self.command().span,
-                        format!("barchart ({statistic_name}) counts one variable: write one barchart per variable, or flatten them in a tabulate"),
+                        format!(
+                            "barchart ({statistic_name}) counts one variable: write one barchart per variable, or flatten them in a tabulate"
+                        ),
                     ));
                 };
                 let statistic = match (statistic_name, &over) {
@@ -1040,9 +1049,10 @@ impl Step<'_> {
         };
         let mask = self.mask(dataset, dataset_name)?;
         let by = self.option_text("by");
-        let gate = &*self.gate_for(
-            dataset.copies(names.iter().map(String::as_str).chain(over.as_deref()).chain(by.as_deref())),
-        );
+        let gate =
+            &*self.gate_for(dataset.copies(
+                names.iter().map(String::as_str).chain(over.as_deref()).chain(by.as_deref()),
+            ));
         let keys = self.record_keys(gate, dataset);
         // by(): a chart per level of the group variable, each its own population.
         let groups = self.by_groups(dataset, dataset_name, mask)?;

@@ -9,11 +9,11 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use datafusion::arrow::array::{Array, ArrayRef, Int64Array, RecordBatch, UInt32Array};
-use futures::StreamExt;
 use datafusion::arrow::compute;
 use datafusion::arrow::datatypes::DataType;
 use datafusion::logical_expr::{col, lit};
 use datafusion::prelude::ParquetReadOptions;
+use futures::StreamExt;
 use shared::metadata::{Temporality, ValueDomain, VariableMetadata};
 use shared::script::{Span, TokenKind};
 use shared::{Date, VariableName};
@@ -294,15 +294,17 @@ enum Values {
     Float64(Vec<f64>),
     /// Days since 1970-01-01, kept as whole numbers.
     Date(Vec<i64>),
-    Utf8 { offsets: Vec<i32>, bytes: Vec<u8> },
+    Utf8 {
+        offsets: Vec<i32>,
+        bytes: Vec<u8>,
+    },
 }
 
 impl Column {
     fn append(&mut self, batch: &RecordBatch, meta: &VariableMetadata) -> Result<(), EngineError> {
         use datafusion::arrow::array::{AsArray, Date32Array, Float64Array, StringArray};
-        let unexpected = |what: &str| {
-            EngineError::internal(format!("{} has {what}", meta.name.as_str()))
-        };
+        let unexpected =
+            |what: &str| EngineError::internal(format!("{} has {what}", meta.name.as_str()));
         let ids = batch
             .column(0)
             .as_any()
@@ -325,10 +327,16 @@ impl Column {
             Values::Int64(v) => {
                 let cast = compute::cast(value, &DataType::Int64)
                     .map_err(|e| EngineError::internal(e.to_string()))?;
-                v.extend_from_slice(cast.as_primitive::<datafusion::arrow::datatypes::Int64Type>().values());
+                v.extend_from_slice(
+                    cast.as_primitive::<datafusion::arrow::datatypes::Int64Type>().values(),
+                );
             }
             Values::Float64(v) => v.extend_from_slice(
-                value.as_any().downcast_ref::<Float64Array>().ok_or_else(|| unexpected("mixed value types"))?.values(),
+                value
+                    .as_any()
+                    .downcast_ref::<Float64Array>()
+                    .ok_or_else(|| unexpected("mixed value types"))?
+                    .values(),
             ),
             Values::Date(v) => v.extend(
                 value
@@ -364,16 +372,17 @@ impl Column {
     /// when the scan interleaves its partitions). A heap merges the runs into the order of
     /// the ids without sorting them from scratch. Of several rows with one id (which a
     /// validated datastore does not have), the first is kept.
-    fn sorted_by_unit(self, meta: &VariableMetadata) -> Result<(Int64Array, ArrayRef), EngineError> {
+    fn sorted_by_unit(
+        self,
+        meta: &VariableMetadata,
+    ) -> Result<(Int64Array, ArrayRef), EngineError> {
         use std::cmp::Reverse;
         use std::collections::BinaryHeap;
         let Column { ids: scanned, values } = self;
         let values: ArrayRef = match values {
             None => Arc::new(Int64Array::from(Vec::<i64>::new())),
             Some(Values::Int64(v) | Values::Date(v)) => Arc::new(Int64Array::from(v)),
-            Some(Values::Float64(v)) => {
-                Arc::new(datafusion::arrow::array::Float64Array::from(v))
-            }
+            Some(Values::Float64(v)) => Arc::new(datafusion::arrow::array::Float64Array::from(v)),
             Some(Values::Utf8 { offsets, bytes }) => Arc::new(
                 datafusion::arrow::array::StringArray::try_new(
                     datafusion::arrow::buffer::OffsetBuffer::new(offsets.into()),

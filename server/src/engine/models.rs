@@ -1130,9 +1130,8 @@ fn average_marginal_effects(
     let n = rows.len() as f64;
     let log_y = matches!(margins, Margins::EyEx | Margins::EyDx);
     let times_x = matches!(margins, Margins::EyEx | Margins::DyEx);
-    let shown = |j: usize| {
-        !matches!(design.columns[j], Column::Constant) && !(binary[j] && times_x)
-    };
+    let shown =
+        |j: usize| !matches!(design.columns[j], Column::Constant) && !(binary[j] && times_x);
     let mut effects = vec![0.0; k];
     let mut jacobian = DMatrix::<f64>::zeros(k, k);
     let mut x = vec![0.0; k];
@@ -2096,13 +2095,17 @@ impl Step<'_> {
                 if !valid_name(name) {
                     return Err(EngineError::at(
                         span,
-                        format!("{name} is not a variable name: start with a letter, then letters, digits or _"),
+                        format!(
+                            "{name} is not a variable name: start with a letter, then letters, digits or _"
+                        ),
                     ));
                 }
                 if dataset.variable(name).is_some() {
                     return Err(EngineError::at(
                         span,
-                        format!("dataset {dataset_name} already has a variable {name}: choose another name"),
+                        format!(
+                            "dataset {dataset_name} already has a variable {name}: choose another name"
+                        ),
                     ));
                 }
             }
@@ -2189,7 +2192,10 @@ impl Step<'_> {
                 values: Arc::new(Float64Array::from(values.clone())),
                 info: VarInfo { source: source.clone(), ..VarInfo::default() },
             });
-            added.push(format!("{} as {name}", if option == "predicted" { "fitted values" } else { "residuals" }));
+            added.push(format!(
+                "{} as {name}",
+                if option == "predicted" { "fitted values" } else { "residuals" }
+            ));
         }
         self.notice(format!("{} added", added.join(" and ")));
         Ok(())

@@ -9,8 +9,8 @@ use serde_json::Value;
 
 use super::describe::{TableRequest, numbers, summarize_raw, tabulate_raw};
 use super::models::{
-    Errors, IvEstimator, IvRequest, Likelihood, OlsRequest, Term, cox_raw, ivregress_raw,
-    Margins, likelihood_raw, mlogit_raw, ols_raw,
+    Errors, IvEstimator, IvRequest, Likelihood, Margins, OlsRequest, Term, cox_raw, ivregress_raw,
+    likelihood_raw, mlogit_raw, ols_raw,
 };
 use super::*;
 use crate::disclosure::audit::MemoryAudit;
@@ -280,9 +280,16 @@ async fn statistics_match_pandas_and_statsmodels_on_the_same_parquet() {
                 close(row[j].unwrap(), f(&theirs[key]), &format!("normaltest {name} {key}"));
             }
         }
-        let aov =
-            statistics::anova_raw(gate, dataset, &keys, "wage", &["kommune".to_owned()], None, true)
-                .unwrap();
+        let aov = statistics::anova_raw(
+            gate,
+            dataset,
+            &keys,
+            "wage",
+            &["kommune".to_owned()],
+            None,
+            true,
+        )
+        .unwrap();
         let theirs = &reference["anova"];
         close(aov.values[0][0].unwrap(), f(&theirs["ss_between"]), "SS between");
         close(aov.values[1][0].unwrap(), f(&theirs["ss_within"]), "SS within");
@@ -372,9 +379,18 @@ async fn statistics_match_pandas_and_statsmodels_on_the_same_parquet() {
                 dependent: if counts { "hundreds".into() } else { "high".into() },
                 ..request.clone()
             };
-            let (model, effects) =
-                likelihood_raw(gate, &dataset, &keys, &request, link, false, None, None, Some(Margins::DyDx))
-                    .unwrap();
+            let (model, effects) = likelihood_raw(
+                gate,
+                &dataset,
+                &keys,
+                &request,
+                link,
+                false,
+                None,
+                None,
+                Some(Margins::DyDx),
+            )
+            .unwrap();
             if let Some(effects) = effects {
                 let theirs = &reference[&format!("{key}_mfx")];
                 for (j, c) in effects.coefficients.iter().enumerate() {
@@ -383,9 +399,11 @@ async fn statistics_match_pandas_and_statsmodels_on_the_same_parquet() {
                 }
                 // The elasticities: eydx for both terms (i.sex as a change in ln P), eyex and
                 // dyex for age only (statsmodels refuses them for a 0/1 column, and so do we).
-                for (margins, name, terms) in
-                    [(Margins::EyDx, "eydx", 2), (Margins::EyEx, "eyex", 1), (Margins::DyEx, "dyex", 1)]
-                {
+                for (margins, name, terms) in [
+                    (Margins::EyDx, "eydx", 2),
+                    (Margins::EyEx, "eyex", 1),
+                    (Margins::DyEx, "dyex", 1),
+                ] {
                     let (_, effects) = likelihood_raw(
                         gate,
                         &dataset,
@@ -402,8 +420,16 @@ async fn statistics_match_pandas_and_statsmodels_on_the_same_parquet() {
                     assert_eq!(effects.coefficients.len(), terms, "{key} {name} terms");
                     let theirs = &reference[&format!("{key}_{name}")];
                     for (j, c) in effects.coefficients.iter().enumerate() {
-                        close(c.estimate, f(&theirs["effects"][j]), &format!("{key} {name} {}", c.term));
-                        close(c.std_error, f(&theirs["se"][j]), &format!("{key} {name} se {}", c.term));
+                        close(
+                            c.estimate,
+                            f(&theirs["effects"][j]),
+                            &format!("{key} {name} {}", c.term),
+                        );
+                        close(
+                            c.std_error,
+                            f(&theirs["se"][j]),
+                            &format!("{key} {name} se {}", c.term),
+                        );
                     }
                 }
             }
@@ -673,7 +699,11 @@ async fn statistics_match_pandas_and_statsmodels_on_the_same_parquet() {
         let moments = |name: &str| {
             let values = numbers(dataset.variable(name).unwrap()).unwrap();
             let present: Vec<f64> = values.into_iter().flatten().collect();
-            (present.len() as u64, present.iter().sum::<f64>(), present.iter().map(|v| v * v).sum::<f64>())
+            (
+                present.len() as u64,
+                present.iter().sum::<f64>(),
+                present.iter().map(|v| v * v).sum::<f64>(),
+            )
         };
         for (name, key) in [("fitted", "ols"), ("p_high", "logit")] {
             let theirs = &reference["predict"][key];
