@@ -215,6 +215,9 @@ pub(crate) fn levels(
     Ok((rows, labels))
 }
 
+/// One table behind a bar chart: (row, column, statistic, magnitude variable).
+type BarTable = (String, Option<String>, CellStatistic, Option<String>);
+
 pub struct TableRequest<'a> {
     pub options: raw::TableOptions,
     pub row: &'a str,
@@ -999,10 +1002,7 @@ impl Step<'_> {
                 .require(o, dataset_name)
                 .map_err(|e| e.with_span(self.option("over").expect("present").span))?;
         }
-        let magnitude = |s: fn(String) -> CellStatistic| -> Result<
-            Vec<(String, Option<String>, CellStatistic, Option<String>)>,
-            EngineError,
-        > {
+        let magnitude = |s: fn(String) -> CellStatistic| -> Result<Vec<BarTable>, EngineError> {
             let over = over.clone().ok_or_else(|| {
                 EngineError::at(
                     self.command().span,

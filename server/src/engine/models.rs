@@ -1130,8 +1130,7 @@ fn average_marginal_effects(
     let n = rows.len() as f64;
     let log_y = matches!(margins, Margins::EyEx | Margins::EyDx);
     let times_x = matches!(margins, Margins::EyEx | Margins::DyEx);
-    let shown =
-        |j: usize| !matches!(design.columns[j], Column::Constant) && !(binary[j] && times_x);
+    let shown = |j: usize| !(matches!(design.columns[j], Column::Constant) || binary[j] && times_x);
     let mut effects = vec![0.0; k];
     let mut jacobian = DMatrix::<f64>::zeros(k, k);
     let mut x = vec![0.0; k];
