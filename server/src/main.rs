@@ -156,7 +156,32 @@ enum DatastoreCommand {
     },
 }
 
+/// glibc's allocator raises its trim threshold as large blocks come and go, so the memory a
+/// scan's decode buffers give back stays with the process: a workspace of 5.5 M persons × 10
+/// variables peaked at 1.6× its Arrow size, against 1.4× with a fixed threshold. The threshold
+/// can only be set before the allocator starts (mallopt would need unsafe code), so the process
+/// starts itself once more with it in the environment. A value the operator set is kept.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn return_freed_memory_to_the_system() {
+    use std::os::unix::process::CommandExt;
+    const TRIM: &str = "MALLOC_TRIM_THRESHOLD_";
+    if std::env::var_os(TRIM).is_some() {
+        return;
+    }
+    let Ok(exe) = std::env::current_exe() else { return };
+    // exec returns only if it failed; then the process simply runs untuned.
+    let _ = std::process::Command::new(exe)
+        .args(std::env::args_os().skip(1))
+        .env(TRIM, (4u32 << 20).to_string())
+        .exec();
+}
+
+/// Other allocators return memory by themselves.
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn return_freed_memory_to_the_system() {}
+
 fn main() -> ExitCode {
+    return_freed_memory_to_the_system();
     let cli = Cli::parse();
     let settings = match Settings::load(cli.config.as_deref()) {
         Ok(s) => s,

@@ -23,6 +23,13 @@ use super::DatastoreError;
 /// Rows buffered before they are handed to the Parquet writer as one batch.
 const BATCH_ROWS: usize = 128 * 1024;
 
+/// Rows of a dated variable buffered, reordered and written as one row group.
+const DATED_GROUP_ROWS: usize = 1024 * 1024;
+
+/// The most rows in a data page of a dated variable: small enough that a row group's pages
+/// each hold about one of its dates, so the page index can skip the others.
+const DATED_PAGE_ROWS: usize = 2 * 1024;
+
 /// One value of a row, of the variable's data type.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Cell<'a> {
@@ -78,11 +85,23 @@ impl Values {
 
 /// Writes one Parquet part of one variable. Rows should arrive ordered by `unit_id` (then
 /// start): the unit id column is delta-encoded, which makes ordered ids nearly free on disk.
+///
+/// A dated variable (any temporality but FIXED) is written in row groups of
+/// [`DATED_GROUP_ROWS`] rows, each ordered by (start, unit id) and cut into pages of
+/// [`DATED_PAGE_ROWS`] rows. An import at a date reads one date of many (a year of 25, say):
+/// the page index's start and stop statistics let the reader skip nearly all other pages
+/// undecoded, and what it reads is still one run of ascending unit ids per row group, which
+/// the import merges without sorting. Its numbers are stored without a dictionary: a
+/// dictionary page is read whole with every row group touched, and for values as varied as
+/// incomes it saves nothing. The price is disk: consecutive rows no longer share a unit id,
+/// so the id column compresses less (a yearly variable takes about 1.7 times the space).
 pub struct VariableWriter {
     path: PathBuf,
     data_type: DataType,
     schema: SchemaRef,
     writer: ArrowWriter<File>,
+    /// Whether each batch is ordered by (start, unit id) and closes a row group.
+    dated: bool,
     unit_ids: Int64Builder,
     values: Values,
     starts: Int32Builder,
@@ -106,12 +125,19 @@ impl VariableWriter {
         let file = File::create(&path).map_err(DatastoreError::io(&path))?;
         let schema = schema(data_type);
         let unit_id = ColumnPath::from("unit_id");
-        let props = WriterProperties::builder()
+        let dated = temporality != Temporality::Fixed;
+        let mut props = WriterProperties::builder()
             .set_compression(Compression::SNAPPY)
             .set_max_row_group_row_count(Some(1024 * 1024))
             .set_column_dictionary_enabled(unit_id.clone(), false)
-            .set_column_encoding(unit_id, Encoding::DELTA_BINARY_PACKED)
-            .build();
+            .set_column_encoding(unit_id, Encoding::DELTA_BINARY_PACKED);
+        if dated {
+            props = props.set_data_page_row_count_limit(DATED_PAGE_ROWS);
+            if data_type != DataType::String {
+                props = props.set_column_dictionary_enabled(ColumnPath::from("value"), false);
+            }
+        }
+        let props = props.build();
         let writer = ArrowWriter::try_new(file, schema.clone(), Some(props))
             .map_err(|source| DatastoreError::Parquet { path: path.clone(), source })?;
         let values = match data_type {
@@ -125,6 +151,7 @@ impl VariableWriter {
             data_type,
             schema,
             writer,
+            dated,
             unit_ids: Int64Builder::new(),
             values,
             starts: Int32Builder::new(),
@@ -155,7 +182,8 @@ impl VariableWriter {
         self.stops.append_option(stop);
         self.coverage.observe(start, stop);
         self.rows += 1;
-        if self.values.len() >= BATCH_ROWS {
+        let buffered = if self.dated { DATED_GROUP_ROWS } else { BATCH_ROWS };
+        if self.values.len() >= buffered {
             self.flush()?;
         }
         Ok(())
@@ -171,11 +199,17 @@ impl VariableWriter {
             Arc::new(self.starts.finish()),
             Arc::new(self.stops.finish()),
         ];
-        let batch = RecordBatch::try_new(self.schema.clone(), columns)
+        let mut batch = RecordBatch::try_new(self.schema.clone(), columns)
             .expect("columns are built to the schema");
-        self.writer
-            .write(&batch)
-            .map_err(|source| DatastoreError::Parquet { path: self.path.clone(), source })
+        let parquet = |source| DatastoreError::Parquet { path: self.path.clone(), source };
+        if self.dated {
+            batch = by_start_then_unit(&batch).map_err(|e| parquet(e.into()))?;
+        }
+        self.writer.write(&batch).map_err(parquet)?;
+        if self.dated {
+            self.writer.flush().map_err(parquet)?;
+        }
+        Ok(())
     }
 
     /// Writes the file footer and returns what the rows covered.
@@ -186,6 +220,20 @@ impl VariableWriter {
             .map_err(|source| DatastoreError::Parquet { path: self.path.clone(), source })?;
         Ok((self.rows, self.coverage))
     }
+}
+
+/// The batch's rows ordered by (start, unit id); rows without a start come first.
+fn by_start_then_unit(batch: &RecordBatch) -> Result<RecordBatch, arrow::error::ArrowError> {
+    use arrow::array::{Array, AsArray, UInt32Array};
+    use arrow::datatypes::{Int32Type, Int64Type};
+    let ids = batch.column(0).as_primitive::<Int64Type>().values();
+    let starts = batch.column(2).as_primitive::<Int32Type>();
+    let mut order: Vec<u32> = (0..batch.num_rows() as u32).collect();
+    order.sort_by_key(|&i| {
+        let i = i as usize;
+        (starts.is_valid(i).then(|| starts.value(i)), ids[i])
+    });
+    arrow::compute::take_record_batch(batch, &UInt32Array::from(order))
 }
 
 /// A status date is published only when at least this many rows share it (the floor of 10

@@ -368,16 +368,14 @@ impl Column {
 
     /// (unit ids ascending and unique, values aligned).
     ///
-    /// Each datastore file is sorted by unit id, so the rows hold a few sorted runs (more
-    /// when the scan interleaves its partitions). A heap merges the runs into the order of
-    /// the ids without sorting them from scratch. Of several rows with one id (which a
+    /// The rows of one date come out of each datastore file (and each row group of it) in
+    /// ascending unit ids, so the rows hold a few sorted runs (more when the scan interleaves
+    /// its partitions), which are merged rather than sorted from scratch. Of several rows with one id (which a
     /// validated datastore does not have), the first is kept.
     fn sorted_by_unit(
         self,
         meta: &VariableMetadata,
     ) -> Result<(Int64Array, ArrayRef), EngineError> {
-        use std::cmp::Reverse;
-        use std::collections::BinaryHeap;
         let Column { ids: scanned, values } = self;
         let values: ArrayRef = match values {
             None => Arc::new(Int64Array::from(Vec::<i64>::new())),
@@ -401,35 +399,23 @@ impl Column {
         if scanned.is_sorted_by(|a, b| a < b) {
             return Ok((Int64Array::from(scanned), values));
         }
-        // The sorted runs, as (start, end).
-        let mut runs: Vec<(usize, usize)> = Vec::new();
-        let mut start = 0;
-        for i in 1..=scanned.len() {
-            if i == scanned.len() || scanned[i] < scanned[i - 1] {
-                runs.push((start, i));
-                start = i;
-            }
-        }
-        // The heap holds each run's next id; ties go to the earlier run, so the first row of a
-        // repeated id is the one kept.
-        let mut heap: BinaryHeap<Reverse<(i64, usize)>> =
-            runs.iter().enumerate().map(|(r, &(start, _))| Reverse((scanned[start], r))).collect();
+        // Row numbers in the order of their ids. The standard library's stable sort finds the
+        // sorted runs already there and merges them, sequentially and without comparing ids
+        // within a run: several times faster here than a heap over the runs. Being stable, it
+        // keeps the first row of a repeated id first.
+        let mut rows: Vec<u32> = (0..scanned.len() as u32).collect();
+        rows.sort_by_key(|&r| scanned[r as usize]);
         let mut ids: Vec<i64> = Vec::with_capacity(scanned.len());
-        let mut rows: Vec<u32> = Vec::with_capacity(scanned.len());
         let mut repeated = false;
-        while let Some(Reverse((id, r))) = heap.pop() {
-            let at = runs[r].0;
-            if ids.last() == Some(&id) {
-                repeated = true;
-            } else {
+        rows.retain(|&r| {
+            let id = scanned[r as usize];
+            let new = ids.last() != Some(&id);
+            if new {
                 ids.push(id);
-                rows.push(at as u32);
             }
-            if at + 1 < runs[r].1 {
-                runs[r].0 = at + 1;
-                heap.push(Reverse((scanned[at + 1], r)));
-            }
-        }
+            repeated |= !new;
+            new
+        });
         drop(scanned);
         if repeated {
             tracing::warn!(

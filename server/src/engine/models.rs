@@ -2060,12 +2060,12 @@ impl Step<'_> {
     }
 
     pub(super) fn regress(&mut self) -> Result<(), EngineError> {
-        self.model(None)
+        self.model(None).map(drop)
     }
 
     /// logit, probit, poisson and negative-binomial.
     pub(super) fn likelihood_model(&mut self, link: Likelihood) -> Result<(), EngineError> {
-        self.model(Some(link))
+        self.model(Some(link)).map(drop)
     }
 
     /// `regress-predict`, `logit-predict`, `probit-predict` and `poisson-predict`: the model
@@ -2109,8 +2109,7 @@ impl Step<'_> {
                 }
             }
         }
-        self.model(link)?;
-        // The model passed the gate: fit it again for its coefficients, unrounded.
+        let beta = self.model(link)?;
         let (dataset_name, dataset) = self.populated()?;
         let (dependent, terms) = self.model_terms(dataset, dataset_name)?;
         let request = OlsRequest {
@@ -2121,30 +2120,9 @@ impl Step<'_> {
             level: 95.0,
         };
         let mask = self.mask(dataset, dataset_name)?;
-        // Nothing from this fit is released, so no record keys are needed.
+        // The design only evaluates rows; nothing from it is released, so no record keys.
         let keys = vec![0; dataset.len()];
         let exposure = self.option_text("exposure");
-        let beta: Vec<f64> = match link {
-            None => ols_raw(dataset, &keys, &request, mask.as_ref())?.coefficients,
-            Some(link) => {
-                let gate = &*self.gate_for(1);
-                let (model, _) = likelihood_raw(
-                    gate,
-                    dataset,
-                    &keys,
-                    &request,
-                    link,
-                    false,
-                    mask.as_ref(),
-                    exposure.as_deref(),
-                    None,
-                )?;
-                model.coefficients
-            }
-        }
-        .iter()
-        .map(|c| c.estimate)
-        .collect();
         let design = Design::new(dataset, &keys, &request, mask.as_ref(), None)?;
         let offsets = match &exposure {
             Some(e) => Some(numbers(dataset.require(e, dataset_name)?)?),
@@ -2271,7 +2249,9 @@ impl Step<'_> {
         self.release_model(gate, raw)
     }
 
-    fn model(&mut self, binary: Option<Likelihood>) -> Result<(), EngineError> {
+    /// A model command: its outputs are released, and its coefficients, unrounded and on the
+    /// linear scale (never odds ratios), are returned for `-predict` to evaluate.
+    fn model(&mut self, binary: Option<Likelihood>) -> Result<Vec<f64>, EngineError> {
         let (dataset_name, dataset) = self.populated()?;
         let (dependent, terms) = self.model_terms(dataset, dataset_name)?;
         let unsupported: &[&str] = match binary {
@@ -2304,7 +2284,7 @@ impl Step<'_> {
         let gate = &*self.gate_for(copies);
         let keys = self.record_keys(gate, dataset);
         let (vif, standardize) = (self.flag("vif"), self.flag("standardize"));
-        let raw = match binary {
+        let (raw, beta) = match binary {
             None if vif || standardize => {
                 let model = ols_raw(dataset, &keys, &request, mask.as_ref())?;
                 let diagnostics = regression_diagnostics(
@@ -2315,6 +2295,7 @@ impl Step<'_> {
                     vif,
                     standardize.then_some(&model),
                 )?;
+                let beta = linear_estimates(&model, false);
                 // One sample, one population: checked once, as the model and its table.
                 self.check_population_history(&model.population)?;
                 let population = model.population.clone();
@@ -2326,9 +2307,13 @@ impl Step<'_> {
                     self.outputs.push(table);
                 }
                 self.remember_population(population);
-                return Ok(());
+                return Ok(beta);
             }
-            None => ols_raw(dataset, &keys, &request, mask.as_ref())?,
+            None => {
+                let model = ols_raw(dataset, &keys, &request, mask.as_ref())?;
+                let beta = linear_estimates(&model, false);
+                (model, beta)
+            }
             Some(link) => {
                 let exponentiate = self.flag("or") || self.flag("irr");
                 let exposure = self.option_text("exposure");
@@ -2367,6 +2352,7 @@ impl Step<'_> {
                     marginal,
                 )?;
                 if let Some(effects) = effects {
+                    let beta = linear_estimates(&model, exponentiate);
                     // The effects come from the same sample: one population, checked once.
                     self.check_population_history(&model.population)?;
                     let population = model.population.clone();
@@ -2375,13 +2361,22 @@ impl Step<'_> {
                     self.outputs.push(released);
                     self.outputs.push(effects);
                     self.remember_population(population);
-                    return Ok(());
+                    return Ok(beta);
                 }
-                model
+                let beta = linear_estimates(&model, exponentiate);
+                (model, beta)
             }
         };
-        self.release_model(gate, raw)
+        self.release_model(gate, raw)?;
+        Ok(beta)
     }
+}
+
+/// A fitted model's coefficients on the linear scale: `exponentiated` ones (odds and
+/// incidence-rate ratios) are logged back.
+fn linear_estimates(model: &raw::Model, exponentiated: bool) -> Vec<f64> {
+    let linear = |v: f64| if exponentiated { v.ln() } else { v };
+    model.coefficients.iter().map(|c| linear(c.estimate)).collect()
 }
 
 #[cfg(test)]

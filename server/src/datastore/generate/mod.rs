@@ -9,8 +9,9 @@
 //! their parents'.
 //!
 //! Work is split into chunks of persons seeded by (seed, chunk index), so the output does not
-//! depend on the number of threads. Each chunk writes one Parquet part per variable with its
-//! rows ordered by unit id, then drops everything: memory is bounded by the chunk size.
+//! depend on the number of threads. Each chunk hands one Parquet part per variable its rows
+//! ordered by unit id (the writer lays dated variables out by date within each row group), then
+//! drops everything: memory is bounded by the chunk size.
 
 mod codes;
 mod model;

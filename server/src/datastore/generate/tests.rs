@@ -280,3 +280,52 @@ fn job_wages_add_up_to_each_persons_wage_income() {
         );
     }
 }
+
+#[test]
+fn a_dated_variable_is_laid_out_by_date_so_an_import_can_skip_other_dates() {
+    use parquet::arrow::arrow_reader::ArrowReaderOptions;
+    use parquet::file::metadata::PageIndexPolicy;
+    let root = population();
+    let dir = root.join("demo/1/data/INNTEKT_WLONN");
+    let mut checked_groups = 0;
+    for part in std::fs::read_dir(&dir).unwrap() {
+        let path = part.unwrap().path();
+        let options = ArrowReaderOptions::new().with_page_index_policy(PageIndexPolicy::Required);
+        let open = || std::fs::File::open(&path).unwrap();
+        let builder =
+            ParquetRecordBatchReaderBuilder::try_new_with_options(open(), options.clone()).unwrap();
+        let meta = builder.metadata().clone();
+        for group in 0..meta.num_row_groups() {
+            let rows = meta.row_group(group).num_rows() as usize;
+            // The start column's pages, as the page index lists them: small enough that each
+            // holds a few of the 25 years.
+            let pages = meta.offset_index().expect("a page index is written")[group][2]
+                .page_locations()
+                .len();
+            assert!(pages >= rows / 2048, "{} rows in only {pages} pages", rows);
+            let reader =
+                ParquetRecordBatchReaderBuilder::try_new_with_options(open(), options.clone())
+                    .unwrap()
+                    .with_row_groups(vec![group])
+                    .build()
+                    .unwrap();
+            let mut keys = Vec::new();
+            for batch in reader {
+                let batch = batch.unwrap();
+                let ids = batch.column(0).as_primitive::<Int64Type>();
+                let starts = batch.column(2).as_primitive::<Int32Type>();
+                keys.extend((0..batch.num_rows()).map(|i| (starts.value(i), ids.value(i))));
+            }
+            assert_eq!(keys.len(), rows);
+            assert!(
+                keys.windows(2).all(|w| w[0] < w[1]),
+                "{} row group {group} is not ordered by (start, unit id)",
+                path.display()
+            );
+            let years: HashSet<i32> = keys.iter().map(|k| k.0).collect();
+            assert!(years.len() > 10, "only {} start dates in a row group", years.len());
+            checked_groups += 1;
+        }
+    }
+    assert!(checked_groups >= 2, "{checked_groups} row groups");
+}
