@@ -93,8 +93,10 @@ impl Values {
 /// undecoded, and what it reads is still one run of ascending unit ids per row group, which
 /// the import merges without sorting. Its numbers are stored without a dictionary: a
 /// dictionary page is read whole with every row group touched, and for values as varied as
-/// incomes it saves nothing. The price is disk: consecutive rows no longer share a unit id,
-/// so the id column compresses less (a yearly variable takes about 1.7 times the space).
+/// incomes it saves nothing. The price is disk: consecutive rows no longer share a unit id or
+/// repeat one unit's value, so they compress less. The 5.5 M-person demo takes 16 GB against
+/// 6.2 GB unit-major; a yearly income about 1.7 times its space, a status such as a family
+/// number about 8 times.
 pub struct VariableWriter {
     path: PathBuf,
     data_type: DataType,

@@ -370,8 +370,8 @@ impl Column {
     ///
     /// The rows of one date come out of each datastore file (and each row group of it) in
     /// ascending unit ids, so the rows hold a few sorted runs (more when the scan interleaves
-    /// its partitions), which are merged rather than sorted from scratch. Of several rows with one id (which a
-    /// validated datastore does not have), the first is kept.
+    /// its partitions), which are merged rather than sorted from scratch. Of several rows with
+    /// one id (which a validated datastore does not have), the first is kept.
     fn sorted_by_unit(
         self,
         meta: &VariableMetadata,
