@@ -194,6 +194,97 @@ out["cox"] = {
     "llf": float(cox.llf),
 }
 
+# weibull age high i.sex hundreds: the Weibull proportional-hazards likelihood maximised by
+# statsmodels' GenericLikelihoodModel (its own optimiser and numerical Hessian), parameters
+# (sex=2, hundreds, constant, ln p) in the engine's order.
+from statsmodels.base.model import GenericLikelihoodModel
+
+
+class WeibullPH(GenericLikelihoodModel):
+    def loglike(self, params):
+        beta, log_p = params[:-1], params[-1]
+        p = np.exp(log_p)
+        t, d = self.endog, self.died
+        eta = self.exog @ beta
+        return np.sum(d * (log_p + (p - 1) * np.log(t) + eta) - np.exp(eta) * t**p)
+
+
+Xw = pd.DataFrame({"sex=2": X["sex=2"], "hundreds": count, "constant": 1.0})
+weibull = WeibullPH(sample.age.astype(float).values, Xw.values)
+weibull.died = high.values
+start = np.array([0.0, 0.0, np.log(high.sum() / sample.age.sum()), 0.0])
+fit = weibull.fit(start_params=start, method="bfgs", gtol=1e-11, maxiter=5000, disp=0)
+fit = weibull.fit(start_params=fit.params, method="newton", tol=1e-14, maxiter=100, disp=0)
+# Errors from a complex-step Hessian, exact to rounding (the default finite differences are
+# good to about 1e-5 only).
+from statsmodels.tools.numdiff import approx_hess_cs
+
+hessian = approx_hess_cs(fit.params, weibull.loglike)
+out["weibull"] = {
+    "params": fit.params.tolist(),
+    "bse": np.sqrt(np.diag(np.linalg.inv(-hessian))).tolist(),
+    "llf": float(fit.llf),
+}
+
+# oaxaca wage age, by(sex): statsmodels' threefold decomposition, group 1 the lower code
+# (swap off). Its errors are bootstrapped, so Jann's delta-method errors are computed here
+# from statsmodels' own group fits and the regressors' covariance.
+from statsmodels.stats.oaxaca import OaxacaBlinder
+
+Xo = X[["age", "sex=2", "constant"]]
+ob = OaxacaBlinder(y.values, Xo.values, bifurcate=1, hasconst=True, swap=False)
+three = ob.three_fold().params
+fits_o, means_o, vmeans_o = [], [], []
+for level in (0.0, 1.0):
+    rows = Xo["sex=2"] == level
+    xg = Xo.loc[rows, ["age", "constant"]].values
+    g = sm.OLS(y[rows].values, xg).fit()
+    fits_o.append(g)
+    means_o.append(xg.mean(axis=0))
+    vmeans_o.append(np.cov(xg, rowvar=False) / len(xg))
+b1, b2 = fits_o[0].params, fits_o[1].params
+v1, v2 = fits_o[0].cov_params(), fits_o[1].cov_params()
+m1, m2 = means_o
+q = lambda a, v: float(a @ v @ a)
+out["oaxaca"] = {
+    "endowments": float(three[0]),
+    "coefficients": float(three[1]),
+    "interaction": float(three[2]),
+    "gap": float(three[3]),
+    "se": [
+        np.sqrt(q(m1, v1) + q(b1, vmeans_o[0])),
+        np.sqrt(q(m2, v2) + q(b2, vmeans_o[1])),
+        np.sqrt(q(m1, v1) + q(b1, vmeans_o[0]) + q(m2, v2) + q(b2, vmeans_o[1])),
+        np.sqrt(q(m1 - m2, v2) + q(b2, vmeans_o[0] + vmeans_o[1])),
+        np.sqrt(q(m2, v1 + v2) + q(b1 - b2, vmeans_o[1])),
+        np.sqrt(q(m1 - m2, v1 + v2) + q(b1 - b2, vmeans_o[0] + vmeans_o[1])),
+    ],
+}
+
+# regress-mml wage i.sex by age: statsmodels' MixedLM (REML), its Nelder–Mead run to tight
+# tolerances; a random intercept per year of age, which wage depends on. The engine's errors
+# are σ²(X′V⁻¹X)⁻¹ (Stata, lme4); statsmodels inverts the whole observed Hessian instead, so
+# its errors are compared loosely and the exact formula is evaluated here at statsmodels' own
+# variance estimates.
+Xm = X[["sex=2", "constant"]]
+groups_m = pd.factorize(sample.age)[0]
+mixed = sm.MixedLM(y.values, Xm.values, groups=groups_m).fit(method="nm", maxiter=20000, ftol=1e-14)
+gamma_m = float(np.asarray(mixed.cov_re)[0, 0]) / mixed.scale
+A = np.zeros((2, 2))
+for g in range(groups_m.max() + 1):
+    xg = Xm.values[groups_m == g]
+    s_g = xg.sum(axis=0)
+    A += xg.T @ xg - gamma_m / (1 + len(xg) * gamma_m) * np.outer(s_g, s_g)
+out["mixed"] = {
+    "params": np.asarray(mixed.fe_params).tolist(),
+    "bse_statsmodels": np.asarray(mixed.bse_fe).tolist(),
+    "bse": np.sqrt(np.diag(mixed.scale * np.linalg.inv(A))).tolist(),
+    "scale": float(mixed.scale),
+    "group_variance": float(np.asarray(mixed.cov_re)[0, 0]),
+    "llf": float(mixed.llf),
+    "groups": int(groups_m.max() + 1),
+}
+
 # mlogit band age i.sex, band = 1 + (wage > 300000) + (wage > 600000): the lowest level is
 # the base. params is (terms × outcomes); flattened outcome by outcome, as the engine lists them.
 band = 1 + (y > 300000).astype(int) + (y > 600000).astype(int)

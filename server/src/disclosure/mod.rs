@@ -180,6 +180,31 @@ impl Gate {
         Ok(())
     }
 
+    /// Rule 9 for one part of a model fitted in parts (each group of an `oaxaca`, each side
+    /// of an `rdd`): the part needs `min_model_n` units, three per parameter and
+    /// `min_residual_df` residual degrees of freedom, as a model of its own would.
+    pub fn check_model_part(
+        &self,
+        part: &str,
+        units: u64,
+        parameters: usize,
+    ) -> Result<(), Refusal> {
+        let rules = &self.rules;
+        let enough = units >= rules.min_model_n
+            && parameters as u64 * 3 <= units
+            && units.saturating_sub(parameters as u64) >= rules.min_residual_df;
+        if !enough {
+            return Err(Refusal::new(
+                9,
+                format!(
+                    "{part} has too few units for a model with {parameters} parameters (rule 9: at least {}, three per parameter and {} residual degrees of freedom): use fewer terms or a wider population",
+                    rules.min_model_n, rules.min_residual_df
+                ),
+            ));
+        }
+        Ok(())
+    }
+
     /// Rule 3 for statistics on a subpopulation.
     pub fn check_statistics_population(&self, units: u64) -> Result<(), Refusal> {
         if units < self.rules.min_units_for_statistics {

@@ -220,12 +220,20 @@ impl Simulation<'_> {
             | "poisson" | "negative-binomial" | "ivregress" | "mlogit" | "cox" | "correlate"
             | "ci" | "normaltest" | "anova" | "boxplot" | "piechart" | "barchart"
             | "summarize-panel" | "tabulate-panel" | "transitions-panel" | "regress-panel"
-            | "hausman" | "kaplan-meier" | "sankey" => {
+            | "hausman" | "kaplan-meier" | "sankey" | "oaxaca" | "rdd" | "weibull" => {
                 for (name, span) in variable_arguments(&c.args, src) {
                     self.require(step, &name, span);
                 }
                 for option in ["summarize", "over", "cluster", "by"] {
                     if let Some((name, span)) = option_variable(c, src, option) {
+                        self.require(step, &name, span);
+                    }
+                }
+            }
+            // `regress-mml y x… by g`: `by` is a keyword here, not a variable.
+            "regress-mml" => {
+                for (name, span) in variable_arguments(&c.args, src) {
+                    if name != "by" {
                         self.require(step, &name, span);
                     }
                 }

@@ -10,12 +10,14 @@
 
 mod check;
 pub mod dataset;
+mod decompose;
 pub(crate) mod describe;
 mod events;
 mod expand;
 pub mod expr;
 mod groups;
 mod import;
+mod mixed;
 pub(crate) mod models;
 pub(crate) mod panel;
 mod prepare;
@@ -24,6 +26,7 @@ mod reshape;
 pub(crate) mod statistics;
 pub(crate) mod survival;
 mod transform;
+mod weibull;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -593,6 +596,9 @@ impl<'a> Step<'a> {
             "coefplot" => self.coefplot(),
             "mlogit" => self.mlogit(),
             "cox" => self.cox(),
+            "weibull" => self.weibull(),
+            "oaxaca" => self.oaxaca(),
+            "regress-mml" => self.regress_mml(),
             "import-panel" => self.import_panel().await,
             "summarize-panel" => self.summarize_panel(),
             "tabulate-panel" => self.tabulate_panel(),

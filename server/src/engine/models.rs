@@ -628,7 +628,7 @@ fn add_cluster_scores<'s>(
 /// A coefficient with a z test and a normal interval at `level` percent; `exponentiate`
 /// shows exp(b) (odds, incidence-rate or hazard ratios) with its delta-method error, the test
 /// staying on b.
-fn z_coefficient(
+pub(super) fn z_coefficient(
     term: String,
     b: f64,
     se: f64,
@@ -734,7 +734,7 @@ fn contribution(link: Likelihood, y: f64, eta: f64, theta: f64, normal: &Normal)
 /// likelihood, and adding a ridge where the information is not positive definite far from
 /// the optimum. Returns the estimate, its log likelihood and information, or `None` when it
 /// does not converge.
-fn maximize(
+pub(super) fn maximize(
     start: DVector<f64>,
     evaluate: impl Fn(&DVector<f64>) -> (f64, DVector<f64>, DMatrix<f64>),
 ) -> Option<(DVector<f64>, f64, DMatrix<f64>)> {
@@ -1745,7 +1745,7 @@ fn excluded(design: &Design, n_regressors: usize) -> usize {
 impl Step<'_> {
     /// Model terms from `tokens`: `x`, `c.x`, `i.x`; each a variable of the dataset that is
     /// not an identifier.
-    fn terms_of(
+    pub(super) fn terms_of(
         &self,
         tokens: &[shared::script::Token],
         dataset: &Dataset,

@@ -7,11 +7,14 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
+use super::decompose::oaxaca_raw;
 use super::describe::{TableRequest, numbers, summarize_raw, tabulate_raw};
+use super::mixed::mixed_raw;
 use super::models::{
     Errors, IvEstimator, IvRequest, Likelihood, Margins, OlsRequest, Term, cox_raw, ivregress_raw,
     likelihood_raw, mlogit_raw, ols_raw,
 };
+use super::weibull::weibull_raw;
 use super::*;
 use crate::disclosure::audit::MemoryAudit;
 use crate::disclosure::raw::{self, CellStatistic};
@@ -58,6 +61,16 @@ fn assert_ran(outputs: &[crate::disclosure::Released]) {
 fn close(ours: f64, theirs: f64, what: &str) {
     let scale = theirs.abs().max(1e-12);
     assert!((ours - theirs).abs() / scale < 1e-6, "{what}: ours {ours}, reference {theirs}");
+}
+
+/// As `close`, to a looser relative tolerance where the reference itself is only that exact.
+fn close_to(ours: f64, theirs: f64, tolerance: f64, what: &str) {
+    let scale = theirs.abs().max(1e-12);
+    assert!(
+        (ours - theirs).abs() / scale < tolerance,
+        "{what}: ours {ours}, reference {theirs}, relative difference {:e}",
+        (ours - theirs).abs() / scale
+    );
 }
 
 fn f(v: &Value) -> f64 {
@@ -490,6 +503,89 @@ async fn statistics_match_pandas_and_statsmodels_on_the_same_parquet() {
                 }
                 let ll = model.statistics.iter().find(|(k, _)| k == "log partial likelihood");
                 close(ll.unwrap().1, f(&theirs["llf"]), "cox log partial likelihood");
+            }
+            if link == Likelihood::Logit {
+                // weibull age high i.sex hundreds: the same data as cox, a parametric hazard.
+                let request = OlsRequest {
+                    dependent: "age".into(),
+                    terms: vec![Term::Factor("sex".into()), Term::Continuous("hundreds".into())],
+                    constant: true,
+                    ..request.clone()
+                };
+                let model = weibull_raw(gate, &dataset, &keys, &request, "high", None).unwrap();
+                let theirs = &reference["weibull"];
+                assert_eq!(model.coefficients.len(), 4, "sex=2, hundreds, constant, ln p");
+                for (j, c) in model.coefficients.iter().enumerate() {
+                    let b = f(&theirs["params"][j]);
+                    let exponentiated = c.term != "ln p";
+                    let shown = if exponentiated { b.exp() } else { b };
+                    close(c.estimate, shown, &format!("weibull {}", c.term));
+                    let se = f(&theirs["bse"][j]) * if exponentiated { b.exp() } else { 1.0 };
+                    close(c.std_error, se, &format!("weibull se {}", c.term));
+                }
+                let ll = model.statistics.iter().find(|(k, _)| k == "log likelihood");
+                close(ll.unwrap().1, f(&theirs["llf"]), "weibull log likelihood");
+
+                // oaxaca wage age, by(sex).
+                let request = OlsRequest {
+                    dependent: "wage".into(),
+                    terms: vec![Term::Continuous("age".into())],
+                    constant: true,
+                    ..request.clone()
+                };
+                let model = oaxaca_raw(gate, &dataset, &keys, &request, "sex", None).unwrap();
+                let theirs = &reference["oaxaca"];
+                let estimate = |term: &str| {
+                    model.coefficients.iter().find(|c| c.term == term).unwrap().estimate
+                };
+                for (term, key) in [
+                    ("difference", "gap"),
+                    ("endowments", "endowments"),
+                    ("coefficients", "coefficients"),
+                    ("interaction", "interaction"),
+                ] {
+                    close(estimate(term), f(&theirs[key]), &format!("oaxaca {term}"));
+                }
+                for (j, c) in model.coefficients.iter().enumerate() {
+                    close(c.std_error, f(&theirs["se"][j]), &format!("oaxaca se {}", c.term));
+                }
+
+                // regress-mml wage i.sex by age.
+                let request = OlsRequest {
+                    dependent: "wage".into(),
+                    terms: vec![Term::Factor("sex".into())],
+                    constant: true,
+                    ..request.clone()
+                };
+                let model = mixed_raw(gate, &dataset, &keys, &request, "age", None).unwrap();
+                let theirs = &reference["mixed"];
+                let stat = |name: &str| model.statistics.iter().find(|(k, _)| k == name).unwrap().1;
+                close(stat("REML log likelihood"), f(&theirs["llf"]), "mixed REML log likelihood");
+                close(stat("sd of the residual").powi(2), f(&theirs["scale"]), "mixed σ²_e");
+                // statsmodels' Nelder–Mead stops within about 1e-5 of the variance ratio.
+                close_to(
+                    stat("sd of the age intercepts").powi(2),
+                    f(&theirs["group_variance"]),
+                    1e-4,
+                    "mixed σ²_u",
+                );
+                assert_eq!(stat("groups"), f(&theirs["groups"]), "mixed groups");
+                for (j, c) in model.coefficients.iter().enumerate() {
+                    close(c.estimate, f(&theirs["params"][j]), &format!("mixed {}", c.term));
+                    close_to(
+                        c.std_error,
+                        f(&theirs["bse"][j]),
+                        1e-5,
+                        &format!("mixed se {}", c.term),
+                    );
+                    // statsmodels inverts the full observed Hessian: close, not equal.
+                    close_to(
+                        c.std_error,
+                        f(&theirs["bse_statsmodels"][j]),
+                        1e-2,
+                        &format!("mixed se (statsmodels) {}", c.term),
+                    );
+                }
             }
             if link == Likelihood::Logit {
                 // mlogit of the three wage bands on the same terms.

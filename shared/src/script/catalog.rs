@@ -782,17 +782,17 @@ static COMMANDS: &[CommandSpec] = &[
         name: "regress-mml",
         family: Models,
         syntax: "regress-mml <dependent> <term>… by <group>",
-        help: "A multilevel (mixed) linear model with a random intercept per group. Part of the language; this server does not run it yet.",
+        help: "A multilevel (mixed) linear model with a random intercept per group, by restricted maximum likelihood (REML) as statsmodels' MixedLM and Stata's mixed, reml: the fixed effects with z tests, the standard deviations of the group intercepts and of the residual, and the intraclass correlation.",
         example: "regress-mml wage age i.sex by kommune",
-        options: NONE,
+        options: &[opt("level", Number)],
     },
     CommandSpec {
         name: "oaxaca",
         family: Models,
         syntax: "oaxaca <dependent> <term>…, by(<group>)",
-        help: "Blinder–Oaxaca decomposition of the difference in mean between two groups. Part of the language; this server does not run it yet.",
+        help: "Blinder–Oaxaca decomposition of the difference in mean between two groups: a regression in each group, then the difference split threefold into endowments (the groups' regressors valued at the second group's coefficients), coefficients and their interaction, with delta-method standard errors as Jann's oaxaca. by() needs exactly two levels; the first is group 1.",
         example: "oaxaca wage age edu, by(sex)",
-        options: &[opt("by", Variable)],
+        options: &[opt("by", Variable), opt("level", Number)],
     },
     CommandSpec {
         name: "rdd",
@@ -806,9 +806,9 @@ static COMMANDS: &[CommandSpec] = &[
         name: "weibull",
         family: Models,
         syntax: "weibull <duration> <event> <term>…",
-        help: "Weibull regression of a duration (proportional hazards). Part of the language; this server does not run it yet.",
+        help: "Weibull regression of a positive duration with right censoring (proportional hazards, as Stata's streg, distribution(weibull)): hazard ratios, the constant as the baseline hazard's scale, and the shape p (above 1: a hazard that rises with time). The event is 1 where it happened and 0 where the unit was censored.",
         example: "weibull days died age i.sex",
-        options: NONE,
+        options: &[opt("level", Number)],
     },
     // Charts.
     CommandSpec {
