@@ -188,6 +188,7 @@ impl Gate {
         part: &str,
         units: u64,
         parameters: usize,
+        fix: &str,
     ) -> Result<(), Refusal> {
         let rules = &self.rules;
         let enough = units >= rules.min_model_n
@@ -197,7 +198,7 @@ impl Gate {
             return Err(Refusal::new(
                 9,
                 format!(
-                    "{part} has too few units for a model with {parameters} parameters (rule 9: at least {}, three per parameter and {} residual degrees of freedom): use fewer terms or a wider population",
+                    "{part} has too few units for a model with {parameters} parameters (rule 9: at least {}, three per parameter and {} residual degrees of freedom): {fix}",
                     rules.min_model_n, rules.min_residual_df
                 ),
             ));

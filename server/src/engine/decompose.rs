@@ -103,7 +103,12 @@ pub fn oaxaca_raw(
         let in_group: BooleanArray =
             (0..dataset.len()).map(|i| Some(whole.sample[i] && groups[i] == Some(g))).collect();
         let design = Design::new(dataset, keys, &request, Some(&in_group), None)?;
-        gate.check_model_part(&format!("the group {}", label(g)), design.n as u64, design.k())?;
+        gate.check_model_part(
+            &format!("the group {}", label(g)),
+            design.n as u64,
+            design.k(),
+            "use fewer terms or a wider population",
+        )?;
         for (variable, levels) in &design.categorical_levels {
             gate.check_levels(variable, levels, false)?;
         }

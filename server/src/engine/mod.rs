@@ -12,6 +12,7 @@ mod check;
 pub mod dataset;
 mod decompose;
 pub(crate) mod describe;
+mod discontinuity;
 mod events;
 mod expand;
 pub mod expr;
@@ -599,6 +600,7 @@ impl<'a> Step<'a> {
             "weibull" => self.weibull(),
             "oaxaca" => self.oaxaca(),
             "regress-mml" => self.regress_mml(),
+            "rdd" => self.rdd(),
             "import-panel" => self.import_panel().await,
             "summarize-panel" => self.summarize_panel(),
             "tabulate-panel" => self.tabulate_panel(),

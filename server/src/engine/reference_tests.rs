@@ -9,6 +9,7 @@ use serde_json::Value;
 
 use super::decompose::oaxaca_raw;
 use super::describe::{TableRequest, numbers, summarize_raw, tabulate_raw};
+use super::discontinuity::rdd_raw;
 use super::mixed::mixed_raw;
 use super::models::{
     Errors, IvEstimator, IvRequest, Likelihood, Margins, OlsRequest, Term, cox_raw, ivregress_raw,
@@ -585,6 +586,28 @@ async fn statistics_match_pandas_and_statsmodels_on_the_same_parquet() {
                         1e-2,
                         &format!("mixed se (statsmodels) {}", c.term),
                     );
+                }
+            }
+            if link == Likelihood::Logit {
+                // rdd wage age, threshold(40), with rdrobust's bandwidth and with bandwidth(8).
+                for (key, given) in [("mserd", None), ("given", Some(8.0))] {
+                    let model =
+                        rdd_raw(gate, &dataset, &keys, "wage", "age", 40.0, given, 95.0, None)
+                            .unwrap();
+                    let theirs = &reference["rdd"][key];
+                    let stat =
+                        |name: &str| model.statistics.iter().find(|(k, _)| k == name).unwrap().1;
+                    close(stat("bandwidth h"), f(&theirs["h"]), &format!("rdd {key} h"));
+                    close(stat("bias bandwidth b"), f(&theirs["b"]), &format!("rdd {key} b"));
+                    assert_eq!(model.coefficients.len(), 3);
+                    for (j, c) in model.coefficients.iter().enumerate() {
+                        close(c.estimate, f(&theirs["coef"][j]), &format!("rdd {key} {}", c.term));
+                        close(
+                            c.std_error,
+                            f(&theirs["se"][j]),
+                            &format!("rdd {key} se {}", c.term),
+                        );
+                    }
                 }
             }
             if link == Likelihood::Logit {
