@@ -224,7 +224,7 @@ impl Simulation<'_> {
                 for (name, span) in variable_arguments(&c.args, src) {
                     self.require(step, &name, span);
                 }
-                for option in ["summarize", "over", "cluster", "by"] {
+                for option in ["summarize", "over", "cluster", "by", "fuzzy"] {
                     if let Some((name, span)) = option_variable(c, src, option) {
                         self.require(step, &name, span);
                     }

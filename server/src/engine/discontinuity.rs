@@ -4,7 +4,8 @@
 //! local quadratic (q = 2) for the bias correction, one MSE-optimal bandwidth (`mserd`, with
 //! mass points in the running variable adjusted for), and three rows: the conventional
 //! estimate, the bias-corrected one, and the bias-corrected one with its robust standard
-//! error. Errors are heteroskedasticity-robust (rdrobust's `vce(hc1)`).
+//! error. Errors are rdrobust's default nearest-neighbour ones (`vce(nn)`, 3 matches). With
+//! `fuzzy(t)` the jump in y is divided by the jump in the treatment t (a fuzzy design).
 //!
 //! Only aggregates of the units inside the bandwidth leave: each side must pass rule 9 as a
 //! model of its own, and their count is released perturbed, as every model's N.
@@ -14,6 +15,7 @@ use nalgebra::{DMatrix, DVector};
 use statrs::distribution::{ContinuousCDF, Normal};
 
 use super::dataset::Dataset;
+use super::describe::numbers;
 use super::models::{Design, Errors, OlsRequest, Term};
 use super::{EngineError, Step};
 use crate::disclosure::raw;
@@ -40,63 +42,137 @@ fn powers(u: f64, order: usize) -> DVector<f64> {
     out
 }
 
-/// One side of the threshold: running values and outcomes.
+/// One side of the threshold, ordered by the running variable: its values, the outcome and,
+/// in a fuzzy design, the treatment.
 struct Side {
     x: Vec<f64>,
-    y: Vec<f64>,
+    /// One column per outcome: y, then the treatment when there is one.
+    outcomes: Vec<Vec<f64>>,
+}
+
+impl Side {
+    fn new(mut rows: Vec<(f64, f64, Option<f64>)>) -> Side {
+        rows.sort_by(|a, b| a.0.total_cmp(&b.0));
+        let fuzzy = rows.first().is_some_and(|r| r.2.is_some());
+        let mut outcomes = vec![rows.iter().map(|r| r.1).collect::<Vec<f64>>()];
+        if fuzzy {
+            outcomes.push(rows.iter().map(|r| r.2.expect("fuzzy")).collect());
+        }
+        Side { x: rows.iter().map(|r| r.0).collect(), outcomes }
+    }
+
+    /// The rows the kernel weighs at bandwidth h: a contiguous run, as x is sorted.
+    fn within(&self, c: f64, h: f64) -> std::ops::Range<usize> {
+        let start = self.x.partition_point(|&x| kernel(x, c, h) == 0.0 && x < c);
+        let end = self.x.partition_point(|&x| x < c || kernel(x, c, h) > 0.0);
+        start..end.max(start)
+    }
+
+    /// rdrobust's nearest-neighbour residuals (`vce(nn)`, 3 matches) on the rows `range`:
+    /// each value less the mean of its nearest neighbours in x (ties taken whole), scaled by
+    /// √(J/(J+1)). One column per outcome.
+    fn nearest_neighbour_residuals(&self, range: std::ops::Range<usize>) -> Vec<Vec<f64>> {
+        const MATCHES: usize = 3;
+        let x = &self.x[range.clone()];
+        let n = x.len();
+        // Each row's count of ties, and its place among them (from 1).
+        let (mut dups, mut dups_id) = (vec![0usize; n], vec![0usize; n]);
+        let mut start = 0;
+        while start < n {
+            let mut end = start;
+            while end < n && x[end] == x[start] {
+                end += 1;
+            }
+            for i in start..end {
+                dups[i] = end - start;
+                dups_id[i] = i - start + 1;
+            }
+            start = end;
+        }
+        let tolerance = f64::EPSILON.sqrt();
+        let cap = MATCHES.min(n.saturating_sub(1));
+        (0..n)
+            .map(|pos| {
+                let (mut right, mut left) = (dups[pos] - dups_id[pos], dups_id[pos] - 1);
+                while left + right < cap {
+                    if pos < left + 1 {
+                        right += dups[pos + right + 1];
+                    } else if pos + right + 1 >= n {
+                        left += dups[pos - left - 1];
+                    } else {
+                        let d_left = x[pos] - x[pos - left - 1];
+                        let d_right = x[pos + right + 1] - x[pos];
+                        let tie = d_left.max(d_right) * tolerance;
+                        if d_left - d_right > tie {
+                            right += dups[pos + right + 1];
+                        } else if d_right - d_left > tie {
+                            left += dups[pos - left - 1];
+                        } else {
+                            right += dups[pos + right + 1];
+                            left += dups[pos - left - 1];
+                        }
+                    }
+                }
+                let (lo, hi) = (pos - left, pos + right + 1);
+                let j = (hi - lo - 1) as f64;
+                let scale = (j / (j + 1.0)).sqrt();
+                self.outcomes
+                    .iter()
+                    .map(|column| {
+                        let column = &column[range.clone()];
+                        let others = column[lo..hi].iter().sum::<f64>() - column[pos];
+                        scale * (column[pos] - others / j)
+                    })
+                    .collect()
+            })
+            .collect()
+    }
 }
 
 /// A kernel-weighted polynomial fit of `order` at c with bandwidth h, over the rows the
-/// kernel gives weight.
+/// kernel weighs, of every outcome column.
 struct LocalFit {
-    rows: Vec<usize>,
+    range: std::ops::Range<usize>,
     weights: Vec<f64>,
     regressors: Vec<DVector<f64>>,
     inverse: DMatrix<f64>,
-    beta: DVector<f64>,
+    /// One column per outcome.
+    beta: DMatrix<f64>,
 }
 
 impl LocalFit {
     fn new(side: &Side, c: f64, h: f64, order: usize) -> Option<LocalFit> {
-        let rows: Vec<usize> =
-            (0..side.x.len()).filter(|&i| kernel(side.x[i], c, h) > 0.0).collect();
-        let mut distinct: Vec<f64> = rows.iter().map(|&i| side.x[i]).collect();
-        distinct.sort_by(f64::total_cmp);
+        let range = side.within(c, h);
+        let mut distinct = side.x[range.clone()].to_vec();
         distinct.dedup();
         if distinct.len() < order + 1 {
             return None;
         }
-        let weights: Vec<f64> = rows.iter().map(|&i| kernel(side.x[i], c, h)).collect();
+        let weights: Vec<f64> = side.x[range.clone()].iter().map(|&x| kernel(x, c, h)).collect();
         let regressors: Vec<DVector<f64>> =
-            rows.iter().map(|&i| powers(side.x[i] - c, order)).collect();
+            side.x[range.clone()].iter().map(|&x| powers(x - c, order)).collect();
+        let columns = side.outcomes.len();
         let mut gram = DMatrix::<f64>::zeros(order + 1, order + 1);
-        let mut moment = DVector::<f64>::zeros(order + 1);
-        for ((r, &w), &i) in regressors.iter().zip(&weights).zip(&rows) {
+        let mut moment = DMatrix::<f64>::zeros(order + 1, columns);
+        for (k, (r, &w)) in regressors.iter().zip(&weights).enumerate() {
             gram.ger(w, r, r, 1.0);
-            moment.axpy(w * side.y[i], r, 1.0);
+            for (j, column) in side.outcomes.iter().enumerate() {
+                moment.column_mut(j).axpy(w * column[range.start + k], r, 1.0);
+            }
         }
         let inverse = gram.cholesky()?.inverse();
         let beta = &inverse * moment;
-        Some(LocalFit { rows, weights, regressors, inverse, beta })
+        Some(LocalFit { range, weights, regressors, inverse, beta })
     }
 
-    /// HC1 residuals, rdrobust's: scaled by √(n / (n − parameters)) on this fit's rows.
-    fn residuals(&self, side: &Side) -> Vec<f64> {
-        let n = self.rows.len() as f64;
-        let scale = (n / (n - self.beta.len() as f64)).sqrt();
-        self.rows
-            .iter()
-            .zip(&self.regressors)
-            .map(|(&i, r)| scale * (side.y[i] - r.dot(&self.beta)))
-            .collect()
-    }
-
-    /// The sandwich A⁻¹ (Σ eᵢ² sᵢsᵢ′) A⁻¹ for the score rows s.
-    fn sandwich(&self, scores: &[DVector<f64>], residuals: &[f64]) -> DMatrix<f64> {
+    /// A(Σ (s′eᵢ)² gᵢgᵢ′)A with A this fit's inverse Gram matrix, for the score rows g and the
+    /// residual rows e combined by s (rdrobust's `rdrobust_vce`).
+    fn sandwich(&self, scores: &[DVector<f64>], residuals: &[Vec<f64>], s: &[f64]) -> DMatrix<f64> {
         let k = self.inverse.nrows();
         let mut meat = DMatrix::<f64>::zeros(k, k);
-        for (s, e) in scores.iter().zip(residuals) {
-            meat.ger(e * e, s, s, 1.0);
+        for (g, e) in scores.iter().zip(residuals) {
+            let combined: f64 = e.iter().zip(s).map(|(e, s)| e * s).sum();
+            meat.ger(combined * combined, g, g, 1.0);
         }
         &self.inverse * meat * &self.inverse
     }
@@ -105,6 +181,19 @@ impl LocalFit {
     fn weighted(&self) -> Vec<DVector<f64>> {
         self.regressors.iter().zip(&self.weights).map(|(r, &w)| r * w).collect()
     }
+}
+
+/// The weights that combine the outcome columns into the estimate's linearisation: 1 for a
+/// sharp design; for a fuzzy one, the derivative of τ_Y/τ_T in (τ_Y, τ_T).
+fn combination(tau_y: f64, tau_t: Option<f64>) -> Vec<f64> {
+    match tau_t {
+        None => vec![1.0],
+        Some(t) => vec![1.0 / t, -tau_y / (t * t)],
+    }
+}
+
+fn factorial(n: usize) -> f64 {
+    (1..=n).map(|k| k as f64).product()
 }
 
 /// rdrobust's `rdrobust_bw` on one side: the variance, bias and regularisation terms of the
@@ -128,22 +217,31 @@ fn bandwidth_terms(
     scale: f64,
 ) -> Option<BandwidthTerms> {
     let pilot = LocalFit::new(side, c, h_v, o)?;
-    let v_v = pilot.sandwich(&pilot.weighted(), &pilot.residuals(side))[(nu, nu)];
+    let fuzzy = side.outcomes.len() > 1;
+    let s = combination(
+        factorial(nu) * pilot.beta[(nu, 0)],
+        fuzzy.then(|| factorial(nu) * pilot.beta[(nu, 1)]),
+    );
+    let residuals = side.nearest_neighbour_residuals(pilot.range.clone());
+    let v_v = pilot.sandwich(&pilot.weighted(), &residuals, &s)[(nu, nu)];
     let mut v = DVector::<f64>::zeros(o + 1);
-    for ((r, &w), &i) in pilot.regressors.iter().zip(&pilot.weights).zip(&pilot.rows) {
-        v.axpy(w * ((side.x[i] - c) / h_v).powi(o as i32 + 1), r, 1.0);
+    for (k, (r, &w)) in pilot.regressors.iter().zip(&pilot.weights).enumerate() {
+        let x = side.x[pilot.range.start + k];
+        v.axpy(w * ((x - c) / h_v).powi(o as i32 + 1), r, 1.0);
     }
     let b_const = h_v.powi(nu as i32) * (&pilot.inverse * v)[nu];
     let fit_b = LocalFit::new(side, c, h_b, o_b)?;
     let regularisation = if scale > 0.0 {
-        let v_b = fit_b.sandwich(&fit_b.weighted(), &fit_b.residuals(side))[(o_b, o_b)];
+        let residuals = side.nearest_neighbour_residuals(fit_b.range.clone());
+        let v_b = fit_b.sandwich(&fit_b.weighted(), &residuals, &s)[(o_b, o_b)];
         scale * 2.0 * (o + 1 - nu) as f64 * 3.0 * b_const * b_const * v_b
     } else {
         0.0
     };
+    let last: f64 = fit_b.beta.row(o_b).iter().zip(&s).map(|(b, s)| b * s).sum();
     Some(BandwidthTerms {
         variance: (2 * nu + 1) as f64 * h_v.powi(2 * nu as i32 + 1) * v_v,
-        bias: (2.0 * (o + 1 - nu) as f64).sqrt() * b_const * fit_b.beta[o_b],
+        bias: (2.0 * (o + 1 - nu) as f64).sqrt() * b_const * last,
         regularisation,
     })
 }
@@ -162,23 +260,28 @@ fn sd(values: &[f64]) -> f64 {
     (values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1.0)).sqrt()
 }
 
-/// rdrobust's `mserd` bandwidths (h, b), computed on standardised x and y as it does.
+/// rdrobust's `mserd` bandwidths (h, b), computed on standardised x and y as it does. A
+/// fuzzy design's treatment enters them unless it is constant on a side.
 fn mse_bandwidths(left: &Side, right: &Side, c: f64) -> Option<(f64, f64)> {
     let all_x: Vec<f64> = left.x.iter().chain(&right.x).copied().collect();
-    let all_y: Vec<f64> = left.y.iter().chain(&right.y).copied().collect();
+    let all_y: Vec<f64> = left.outcomes[0].iter().chain(&right.outcomes[0]).copied().collect();
     let (x_sd, y_sd) = (sd(&all_x), sd(&all_y));
     let mut sorted = all_x.clone();
     sorted.sort_by(f64::total_cmp);
     let iqr = quantile_type2(&sorted, 0.75) - quantile_type2(&sorted, 0.25);
     let spread = (iqr / x_sd / 1.349).min(1.0);
-    let standard = |s: &Side| Side {
-        x: s.x.iter().map(|x| x / x_sd).collect(),
-        y: s.y.iter().map(|y| y / y_sd).collect(),
+    let varies = |column: &[f64]| column.iter().any(|&v| v != column[0]);
+    let fuzzy = left.outcomes.len() > 1 && varies(&left.outcomes[1]) && varies(&right.outcomes[1]);
+    let standard = |s: &Side| {
+        let mut outcomes = vec![s.outcomes[0].iter().map(|y| y / y_sd).collect()];
+        if fuzzy {
+            outcomes.push(s.outcomes[1].clone());
+        }
+        Side { x: s.x.iter().map(|x| x / x_sd).collect(), outcomes }
     };
     let (l, r, c) = (standard(left), standard(right), c / x_sd);
     let distinct = |s: &Side| {
         let mut d = s.x.clone();
-        d.sort_by(f64::total_cmp);
         d.dedup();
         d
     };
@@ -216,71 +319,77 @@ fn mse_bandwidths(left: &Side, right: &Side, c: f64) -> Option<(f64, f64)> {
     (h.is_finite() && b.is_finite() && h > 0.0 && b > 0.0).then_some((h * x_sd, b * x_sd))
 }
 
-/// One side's estimates at the threshold: the intercept of the local linear fit, the
-/// bias-corrected intercept, and their conventional and robust variances.
+/// One side's fits at the threshold: the local linear and bias-corrected intercepts of each
+/// outcome, and what their variances need.
 struct SideEstimate {
-    conventional: f64,
-    corrected: f64,
-    variance: f64,
-    robust_variance: f64,
-    /// Units with weight in either fit.
-    units: usize,
+    /// Per outcome column.
+    conventional: Vec<f64>,
+    corrected: Vec<f64>,
+    inverse_p: DMatrix<f64>,
+    /// The local linear fit's scores wᵢrᵢ and the bias-corrected ones, on the effective rows.
+    scores_p: Vec<DVector<f64>>,
+    scores_q: Vec<DVector<f64>>,
+    residuals: Vec<Vec<f64>>,
+}
+
+impl SideEstimate {
+    /// The conventional and robust variances of the combination s of the intercepts.
+    fn variances(&self, s: &[f64]) -> (f64, f64) {
+        let sandwich = |scores: &[DVector<f64>]| {
+            let mut meat = DMatrix::<f64>::zeros(P + 1, P + 1);
+            for (g, e) in scores.iter().zip(&self.residuals) {
+                let combined: f64 = e.iter().zip(s).map(|(e, s)| e * s).sum();
+                meat.ger(combined * combined, g, g, 1.0);
+            }
+            (&self.inverse_p * meat * &self.inverse_p)[(0, 0)]
+        };
+        (sandwich(&self.scores_p), sandwich(&self.scores_q))
+    }
 }
 
 fn estimate_side(side: &Side, c: f64, h: f64, b: f64) -> Option<SideEstimate> {
     let fit_p = LocalFit::new(side, c, h, P)?;
     let fit_q = LocalFit::new(side, c, b, Q)?;
     // rdrobust's effective sample: the rows of the wider bandwidth.
-    let rows: Vec<usize> =
-        (0..side.x.len()).filter(|&i| kernel(side.x[i], c, h.max(b)) > 0.0).collect();
-    let n = rows.len() as f64;
-    let w_h: Vec<f64> = rows.iter().map(|&i| kernel(side.x[i], c, h)).collect();
-    let w_b: Vec<f64> = rows.iter().map(|&i| kernel(side.x[i], c, b)).collect();
-    let r_q: Vec<DVector<f64>> = rows.iter().map(|&i| powers(side.x[i] - c, Q)).collect();
-    let rw_p: Vec<DVector<f64>> =
-        r_q.iter().zip(&w_h).map(|(r, &w)| r.rows(0, P + 1) * w).collect();
+    let range = side.within(c, h.max(b));
+    let xs = &side.x[range.clone()];
+    let w_b: Vec<f64> = xs.iter().map(|&x| kernel(x, c, b)).collect();
+    let r_q: Vec<DVector<f64>> = xs.iter().map(|&x| powers(x - c, Q)).collect();
+    let scores_p: Vec<DVector<f64>> =
+        xs.iter().zip(&r_q).map(|(&x, r)| r.rows(0, P + 1) * kernel(x, c, h)).collect();
     // L = Σ wᵢ rᵢ uᵢ^(p+1) with u = (x − c)/h; the bias-corrected scores
     // Qᵢ = wᵢrᵢ − h^(p+1) (rᵢ′ G_q⁻¹ e_(p+1)) w_bᵢ L.
     let mut l = DVector::<f64>::zeros(P + 1);
-    for (k, &i) in rows.iter().enumerate() {
-        l.axpy(((side.x[i] - c) / h).powi(P as i32 + 1), &rw_p[k], 1.0);
+    for (&x, g) in xs.iter().zip(&scores_p) {
+        l.axpy(((x - c) / h).powi(P as i32 + 1), g, 1.0);
     }
     let bias_row = fit_q.inverse.row(P + 1).transpose();
-    let scores_q: Vec<DVector<f64>> = (0..rows.len())
-        .map(|k| &rw_p[k] - &l * (h.powi(P as i32 + 1) * r_q[k].dot(&bias_row) * w_b[k]))
+    let scores_q: Vec<DVector<f64>> = (0..xs.len())
+        .map(|k| &scores_p[k] - &l * (h.powi(P as i32 + 1) * r_q[k].dot(&bias_row) * w_b[k]))
         .collect();
-    let inverse_p = &fit_p.inverse;
-    let corrected_beta = inverse_p
-        * scores_q
-            .iter()
-            .zip(&rows)
-            .fold(DVector::<f64>::zeros(P + 1), |acc, (s, &i)| acc + s * side.y[i]);
-    // HC1 residuals on the effective sample, from the order-p and order-q fits.
-    let residual = |k: usize, fit: &LocalFit, order: usize| {
-        let i = rows[k];
-        let r = powers(side.x[i] - c, order);
-        (n / (n - (order + 1) as f64)).sqrt() * (side.y[i] - r.dot(&fit.beta))
-    };
-    let meat = |scores: &[DVector<f64>], fit: &LocalFit, order: usize| {
-        let mut m = DMatrix::<f64>::zeros(P + 1, P + 1);
-        for (k, s) in scores.iter().enumerate() {
-            let e = residual(k, fit, order);
-            m.ger(e * e, s, s, 1.0);
-        }
-        inverse_p * m * inverse_p
-    };
-    let variance = meat(&rw_p, &fit_p, P)[(0, 0)];
-    let robust_variance = meat(&scores_q, &fit_q, Q)[(0, 0)];
+    let corrected = side
+        .outcomes
+        .iter()
+        .map(|column| {
+            let moment = scores_q
+                .iter()
+                .zip(&column[range.clone()])
+                .fold(DVector::<f64>::zeros(P + 1), |acc, (q, &y)| acc + q * y);
+            (&fit_p.inverse * moment)[0]
+        })
+        .collect();
     Some(SideEstimate {
-        conventional: fit_p.beta[0],
-        corrected: corrected_beta[0],
-        variance,
-        robust_variance,
-        units: rows.len(),
+        conventional: fit_p.beta.row(0).iter().copied().collect(),
+        corrected,
+        inverse_p: fit_p.inverse.clone(),
+        scores_p,
+        scores_q,
+        residuals: side.nearest_neighbour_residuals(range),
     })
 }
 
-/// `rdd` before disclosure. `bandwidth` fixes h (and b = h, as rdrobust does when h is given).
+/// `rdd` before disclosure. `bandwidth` fixes h (and b = h, as rdrobust does when h is given);
+/// `treatment` makes the design fuzzy.
 #[allow(clippy::too_many_arguments)]
 pub fn rdd_raw(
     gate: &crate::disclosure::Gate,
@@ -288,11 +397,29 @@ pub fn rdd_raw(
     keys: &[u64],
     dependent: &str,
     running: &str,
+    treatment: Option<&str>,
     threshold: f64,
     bandwidth: Option<f64>,
     level: f64,
     mask: Option<&BooleanArray>,
 ) -> Result<raw::Model, EngineError> {
+    let get = |name: &str| {
+        dataset.variable(name).ok_or_else(|| EngineError::new(format!("no variable {name}")))
+    };
+    let running_values = numbers(get(running)?)?;
+    let treated = treatment.map(|t| numbers(get(t)?)).transpose()?;
+    if let (Some(t), Some(values)) = (treatment, &treated)
+        && values.iter().flatten().any(|&v| v != 0.0 && v != 1.0)
+    {
+        return Err(EngineError::new(format!(
+            "fuzzy() takes a treatment dummy, 1 where the unit was treated and 0 where not, and {t} has other values: make one with generate {t}01 = <condition>"
+        )));
+    }
+    let inside = |i: usize| {
+        mask.is_none_or(|m| m.is_valid(i) && m.value(i))
+            && treated.as_ref().is_none_or(|t| t[i].is_some())
+    };
+    let in_sample: BooleanArray = (0..dataset.len()).map(|i| Some(inside(i))).collect();
     let request = OlsRequest {
         dependent: dependent.to_owned(),
         terms: vec![Term::Continuous(running.to_owned())],
@@ -300,26 +427,16 @@ pub fn rdd_raw(
         errors: Errors::Classical,
         level,
     };
-    let inside = |i: usize| mask.is_none_or(|m| m.is_valid(i) && m.value(i));
-    let whole = Design::new(dataset, keys, &request, mask, None)?;
-    let running_values = super::describe::numbers(
-        dataset
-            .variable(running)
-            .ok_or_else(|| EngineError::new(format!("no variable {running}")))?,
-    )?;
-    let (mut left, mut right) = (Side { x: vec![], y: vec![] }, Side { x: vec![], y: vec![] });
-    let mut index = (vec![], vec![]);
+    let whole = Design::new(dataset, keys, &request, Some(&in_sample), None)?;
+    let (mut below, mut above) = (Vec::new(), Vec::new());
     for i in whole.rows() {
-        let (x, y) = (running_values[i].expect("in sample"), whole.y[i].expect("in sample"));
-        let (side, at) =
-            if x < threshold { (&mut left, &mut index.0) } else { (&mut right, &mut index.1) };
-        side.x.push(x);
-        side.y.push(y);
-        at.push(i);
+        let x = running_values[i].expect("in sample");
+        let row = (x, whole.y[i].expect("in sample"), treated.as_ref().and_then(|t| t[i]));
+        if x < threshold { below.push(row) } else { above.push(row) }
     }
+    let (left, right) = (Side::new(below), Side::new(above));
     let distinct = |s: &Side| {
         let mut d = s.x.clone();
-        d.sort_by(f64::total_cmp);
         d.dedup();
         d.len()
     };
@@ -343,12 +460,10 @@ pub fn rdd_raw(
         })?,
     };
     let reach = h.max(b);
-    let near = |x: f64| (x - threshold).abs() < reach;
     for (side, name) in [(&left, "below"), (&right, "at or above")] {
-        let units = side.x.iter().filter(|&&x| near(x)).count() as u64;
         gate.check_model_part(
             &format!("the side {name} the threshold, within the bandwidth,"),
-            units,
+            side.within(threshold, reach).len() as u64,
             Q + 1,
             "widen the bandwidth with bandwidth()",
         )?;
@@ -360,19 +475,37 @@ pub fn rdd_raw(
     };
     let below = estimate_side(&left, threshold, h, b).ok_or_else(too_few)?;
     let above = estimate_side(&right, threshold, h, b).ok_or_else(too_few)?;
-    debug_assert_eq!(
-        below.units + above.units,
-        whole.rows().filter(|&i| near(running_values[i].unwrap_or(f64::NAN))).count()
-    );
+    let jump = |estimates: fn(&SideEstimate) -> &Vec<f64>, column: usize| {
+        estimates(&above)[column] - estimates(&below)[column]
+    };
+    let (tau_y, tau_y_corrected) = (jump(|e| &e.conventional, 0), jump(|e| &e.corrected, 0));
+    let (conventional, corrected, s) = match treatment {
+        None => (tau_y, tau_y_corrected, vec![1.0]),
+        Some(t) => {
+            let tau_t = jump(|e| &e.conventional, 1);
+            if tau_t.abs() < 1e-12 {
+                return Err(EngineError::new(format!(
+                    "{t} does not change at the threshold, so a fuzzy design has nothing to scale by: check the treatment, or drop fuzzy() for a sharp design"
+                )));
+            }
+            let s = combination(tau_y, Some(tau_t));
+            let tau = tau_y / tau_t;
+            // rdrobust's bias correction of the ratio, to first order.
+            let bias =
+                s[0] * (tau_y - tau_y_corrected) + s[1] * (tau_t - jump(|e| &e.corrected, 1));
+            (tau, tau - bias, s)
+        }
+    };
+    let ((v_below, rv_below), (v_above, rv_above)) = (below.variances(&s), above.variances(&s));
     // The estimation sample, for N and rule 11: the units the kernel weighs.
+    let near = |x: f64| (x - threshold).abs() < reach;
     let within: BooleanArray = (0..dataset.len())
         .map(|i| Some(inside(i) && running_values[i].is_some_and(near)))
         .collect();
     let sample = Design::new(dataset, keys, &request, Some(&within), None)?;
     let normal = Normal::standard();
     let critical = normal.inverse_cdf(1.0 - (1.0 - level / 100.0) / 2.0);
-    let conventional_se = (below.variance + above.variance).sqrt();
-    let robust_se = (below.robust_variance + above.robust_variance).sqrt();
+    let (conventional_se, robust_se) = ((v_below + v_above).sqrt(), (rv_below + rv_above).sqrt());
     let row = |term: &str, estimate: f64, se: f64| raw::Coefficient {
         term: term.to_owned(),
         estimate,
@@ -383,16 +516,18 @@ pub fn rdd_raw(
         ci_high: estimate + critical * se,
         is_constant: false,
     };
-    let conventional = above.conventional - below.conventional;
-    let corrected = above.corrected - below.corrected;
+    let design = match treatment {
+        None => "Sharp regression discontinuity".to_owned(),
+        Some(t) => format!("Fuzzy regression discontinuity, treatment {t},"),
+    };
     Ok(raw::Model {
         population: sample.population,
         title: format!(
-            "Sharp regression discontinuity at {running} = {threshold}: local linear, triangular kernel, {} bandwidth, robust (HC1) errors",
+            "{design} at {running} = {threshold}: local linear, triangular kernel, {} bandwidth, nearest-neighbour robust errors",
             if bandwidth.is_some() { "given" } else { "MSE-optimal (rdrobust's mserd)" }
         ),
         dependent: dependent.to_owned(),
-        estimate_label: "jump",
+        estimate_label: "effect",
         test_label: "z",
         coefficients: vec![
             row("conventional", conventional, conventional_se),
@@ -416,21 +551,26 @@ pub fn rdd_raw(
 }
 
 impl Step<'_> {
-    /// `rdd <dependent> <running variable> [if] [, threshold() bandwidth()]`.
+    /// `rdd <dependent> <running variable> [if] [, threshold() bandwidth() fuzzy()]`.
     pub(super) fn rdd(&mut self) -> Result<(), EngineError> {
         let (dataset_name, dataset) = self.populated()?;
         let (dependent, terms) = self.model_terms(dataset, dataset_name)?;
-        let usage =
-            "write rdd <dependent> <running variable> [, threshold(<number>) bandwidth(<number>)]";
+        let usage = "write rdd <dependent> <running variable> [, threshold(<number>) bandwidth(<number>) fuzzy(<treatment>)]";
         let running = match terms.as_slice() {
             [Term::Continuous(x)] => x.clone(),
             _ => return Err(EngineError::at(self.command().span, usage)),
         };
+        let treatment = self.option_text("fuzzy");
+        if let Some(t) = &treatment {
+            let span = self.option("fuzzy").expect("present").span;
+            dataset.require(t, dataset_name).map_err(|e| e.with_span(span))?;
+        }
         let threshold = self.option_number("threshold")?.unwrap_or(0.0);
         let bandwidth = self.option_number("bandwidth")?;
         let level = self.confidence_level()?;
         let mask = self.mask(dataset, dataset_name)?;
-        let copies = dataset.copies([dependent.as_str(), running.as_str()]);
+        let copies = dataset
+            .copies([dependent.as_str(), running.as_str()].into_iter().chain(treatment.as_deref()));
         let gate = &*self.gate_for(copies);
         let keys = self.record_keys(gate, dataset);
         let raw = rdd_raw(
@@ -439,6 +579,7 @@ impl Step<'_> {
             &keys,
             &dependent,
             &running,
+            treatment.as_deref(),
             threshold,
             bandwidth,
             level,

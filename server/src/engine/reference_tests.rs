@@ -369,7 +369,7 @@ async fn statistics_match_pandas_and_statsmodels_on_the_same_parquet() {
         let dataset = {
             let mut w = Workspace::default();
             let script = format!(
-                "{SCRIPT}generate high = wage > 500000 if !sysmiss(wage)\ngenerate hundreds = floor(wage / 100000)\ngenerate band = 1 + (wage > 300000) + (wage > 600000) if !sysmiss(wage)\n"
+                "{SCRIPT}generate high = wage > 500000 if !sysmiss(wage)\ngenerate hundreds = floor(wage / 100000)\ngenerate band = 1 + (wage > 300000) + (wage > 600000) if !sysmiss(wage)\ngenerate month = birth - 100 * int(birth / 100)\ngenerate treated = (age >= 40 & month <= 9) | (age < 40 & month <= 3)\n"
             );
             let outputs = engine.run(&mut w, &script, &audit, "reference").await;
             assert_ran(&outputs);
@@ -589,11 +589,16 @@ async fn statistics_match_pandas_and_statsmodels_on_the_same_parquet() {
                 }
             }
             if link == Likelihood::Logit {
-                // rdd wage age, threshold(40), with rdrobust's bandwidth and with bandwidth(8).
-                for (key, given) in [("mserd", None), ("given", Some(8.0))] {
-                    let model =
-                        rdd_raw(gate, &dataset, &keys, "wage", "age", 40.0, given, 95.0, None)
-                            .unwrap();
+                // rdd wage age, threshold(40): rdrobust's bandwidth, bandwidth(8), fuzzy(treated).
+                for (key, given, fuzzy) in [
+                    ("mserd", None, None),
+                    ("given", Some(8.0), None),
+                    ("fuzzy", None, Some("treated")),
+                ] {
+                    let model = rdd_raw(
+                        gate, &dataset, &keys, "wage", "age", fuzzy, 40.0, given, 95.0, None,
+                    )
+                    .unwrap();
                     let theirs = &reference["rdd"][key];
                     let stat =
                         |name: &str| model.statistics.iter().find(|(k, _)| k == name).unwrap().1;

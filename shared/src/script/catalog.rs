@@ -797,10 +797,15 @@ static COMMANDS: &[CommandSpec] = &[
     CommandSpec {
         name: "rdd",
         family: Models,
-        syntax: "rdd <dependent> <running variable> [, threshold() bandwidth() level()]",
-        help: "A sharp regression discontinuity: the jump in the mean of the dependent variable where the running variable reaches threshold() (0 if not given), as the rdrobust package estimates it: local linear fits on each side with a triangular kernel, its MSE-optimal bandwidth unless bandwidth() gives one, and three rows — conventional, bias-corrected, and bias-corrected with robust standard errors (HC1). Only units within the bandwidth count, and each side must pass the model rules.",
+        syntax: "rdd <dependent> <running variable> [, threshold() bandwidth() fuzzy() level()]",
+        help: "A regression discontinuity: the jump in the mean of the dependent variable where the running variable reaches threshold() (0 if not given), as the rdrobust package estimates it by default: local linear fits on each side with a triangular kernel, its MSE-optimal bandwidth unless bandwidth() gives one, nearest-neighbour robust errors, and three rows — conventional, bias-corrected, and bias-corrected with robust errors. fuzzy(t) takes a treatment dummy whose probability jumps at the threshold, and divides the outcome's jump by the treatment's. Only units within the bandwidth count, and each side must pass the model rules.",
         example: "rdd wage age, threshold(40)",
-        options: &[opt("threshold", Number), opt("bandwidth", Number), opt("level", Number)],
+        options: &[
+            opt("threshold", Number),
+            opt("bandwidth", Number),
+            opt("fuzzy", Variable),
+            opt("level", Number),
+        ],
     },
     CommandSpec {
         name: "weibull",
