@@ -76,11 +76,36 @@ enum Column {
     Constant,
 }
 
+/// The variables a design column is made of, so a margin can change one variable in every
+/// column it enters.
+#[derive(Clone, Debug)]
+enum Source {
+    Value(String),
+    /// A factor's dummy: (variable, level, label).
+    Dummy(String, usize, String),
+    Product {
+        values: Vec<String>,
+        dummies: Vec<(String, usize, String)>,
+    },
+    Constant,
+}
+
+/// A change to one variable in every column: its derivative (for a continuous variable), a
+/// value it is set to (0 or 1 for a 0/1 one), or a level a factor is set to (`None`: the base,
+/// which no dummy marks).
+#[derive(Clone, Copy, Debug)]
+enum Change<'a> {
+    Derivative(&'a str),
+    Set(&'a str, f64),
+    Level(&'a str, Option<usize>),
+}
+
 /// The design matrix of a model, its estimation sample and what the gate needs to know about
 /// that sample. Shared by every model command.
 pub(super) struct Design {
     pub(super) names: Vec<String>,
     columns: Vec<Column>,
+    sources: Vec<Source>,
     /// The index in `request.terms` each column comes from; `None` for the constant.
     terms: Vec<Option<usize>>,
     /// The dependent variable's values.
@@ -189,6 +214,7 @@ impl Design {
         };
         let mut names = Vec::new();
         let mut columns = Vec::new();
+        let mut sources = Vec::new();
         let mut terms = Vec::new();
         // (variable, level per row, number of levels)
         let mut factors: Vec<(String, LevelRows, usize)> = Vec::new();
@@ -211,6 +237,7 @@ impl Design {
                         },
                     );
                     binary.push((name.clone(), counts));
+                    sources.push(Source::Value(name.clone()));
                     names.push(name);
                     columns.push(Column::Values(values));
                 }
@@ -227,6 +254,7 @@ impl Design {
                         labels.iter().enumerate().filter(|(l, _)| present[*l]).skip(1)
                     {
                         names.push(format!("{name}={label}"));
+                        sources.push(Source::Dummy(name.clone(), level, label.clone()));
                         columns.push(Column::Dummy { rows: rows.clone(), level });
                         terms.push(Some(term));
                     }
@@ -274,6 +302,14 @@ impl Design {
                                 .map(|((name, _, labels), &l)| format!("{name}={}", labels[l])),
                         );
                         names.push(label.join("#"));
+                        sources.push(Source::Product {
+                            values: values.iter().map(|(name, _)| name.clone()).collect(),
+                            dummies: parts
+                                .iter()
+                                .zip(&combination)
+                                .map(|((name, _, labels), &l)| (name.clone(), l, labels[l].clone()))
+                                .collect(),
+                        });
                         columns.push(Column::Product {
                             values: values.iter().map(|(_, v)| v.clone()).collect(),
                             dummies: parts
@@ -294,6 +330,7 @@ impl Design {
         }
         if request.constant {
             names.push("constant".into());
+            sources.push(Source::Constant);
             columns.push(Column::Constant);
             terms.push(None);
         }
@@ -340,6 +377,7 @@ impl Design {
         Ok(Design {
             names,
             columns,
+            sources,
             terms,
             y,
             sample,
@@ -368,6 +406,66 @@ impl Design {
                 Column::Constant => 1.0,
             };
         }
+    }
+
+    /// Row i with `change` made to one variable in every column it enters.
+    fn changed_row(&self, i: usize, x: &mut [f64], change: Change<'_>) {
+        let level_of = |name: &str, rows: &LevelRows, level: usize| match change {
+            Change::Level(f, to) if f == name => f64::from(to == Some(level)),
+            _ => f64::from(rows[i] == Some(level)),
+        };
+        for (j, (c, source)) in self.columns.iter().zip(&self.sources).enumerate() {
+            x[j] = match (c, source) {
+                (Column::Values(v), Source::Value(name)) => match change {
+                    Change::Derivative(d) if d == name => 1.0,
+                    Change::Derivative(_) => 0.0,
+                    Change::Set(s, value) if s == name => value,
+                    _ => v[i].unwrap_or(0.0),
+                },
+                (Column::Dummy { rows, level }, Source::Dummy(name, _, _)) => match change {
+                    Change::Derivative(_) => 0.0,
+                    _ => level_of(name, rows, *level),
+                },
+                (
+                    Column::Product { values, dummies },
+                    Source::Product { values: names, dummies: factors },
+                ) => {
+                    let dummy: f64 = dummies
+                        .iter()
+                        .zip(factors)
+                        .map(|((rows, level), (name, _, _))| level_of(name, rows, *level))
+                        .product();
+                    let value = |k: usize| values[k][i].unwrap_or(0.0);
+                    let product: f64 = match change {
+                        // The product rule: one occurrence differentiated at a time.
+                        Change::Derivative(d) => (0..values.len())
+                            .filter(|&k| names[k] == d)
+                            .map(|k| {
+                                (0..values.len()).filter(|&m| m != k).map(value).product::<f64>()
+                            })
+                            .sum(),
+                        Change::Set(s, to) => (0..values.len())
+                            .map(|k| if names[k] == s { to } else { value(k) })
+                            .product(),
+                        Change::Level(..) => (0..values.len()).map(value).product(),
+                    };
+                    product * dummy
+                }
+                (Column::Constant, _) => f64::from(!matches!(change, Change::Derivative(_))),
+                _ => unreachable!("a column and its source are built together"),
+            };
+        }
+    }
+
+    /// A variable's value at row i, from any column it enters.
+    fn value_of(&self, name: &str, i: usize) -> Option<f64> {
+        self.columns.iter().zip(&self.sources).find_map(|(c, source)| match (c, source) {
+            (Column::Values(v), Source::Value(n)) if n == name => v[i],
+            (Column::Product { values, .. }, Source::Product { values: names, .. }) => {
+                names.iter().position(|n| n == name).and_then(|k| values[k][i])
+            }
+            _ => None,
+        })
     }
 
     /// x'β for every row the model can predict, `None` for the others.
@@ -1086,9 +1184,12 @@ impl Margins {
 }
 
 /// Average marginal effects of a binary model over its estimation sample, with delta-method
-/// errors, as statsmodels' `get_margeff(at="overall")`: the mean of each unit's effect for a
-/// continuous term; for a 0/1 or `i.` term the mean change from 0 to 1 (`dydx`, of P; `eydx`,
-/// of ln P), and none for `eyex` and `dyex`, which need a continuous x. The constant has none.
+/// errors, as statsmodels' `get_margeff(at="overall")` and Stata's `margins, dydx(*)`: for
+/// each variable (not each column: a variable in an interaction changes every column it
+/// enters), the mean of each unit's derivative for a continuous one; for a 0/1 variable or
+/// each level of an `i.` one the mean change from 0 (the base) to 1 (the level) (`dydx`, of
+/// P; `eydx`, of ln P), and none for `eyex` and `dyex`, which need a continuous x. The
+/// constant has none.
 fn average_marginal_effects(
     design: &Design,
     rows: &[usize],
@@ -1118,60 +1219,114 @@ fn average_marginal_effects(
         }
         _ => -eta * normal.pdf(eta),
     };
-    let binary: Vec<bool> = (0..k)
-        .map(|j| match &design.columns[j] {
-            Column::Dummy { .. } => true,
-            Column::Constant | Column::Product { .. } => false,
-            Column::Values(v) => {
-                rows.iter().all(|&i| matches!(v[i], Some(x) if x == 0.0 || x == 1.0))
+    // The effects, in the order their variables first enter the design.
+    enum Effect {
+        Continuous(String),
+        Binary(String),
+        Level(String, usize, String),
+    }
+    let mut effects: Vec<Effect> = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    let mut add_value = |name: &String, effects: &mut Vec<Effect>| {
+        if seen.insert(name.clone()) {
+            let binary = rows
+                .iter()
+                .all(|&i| matches!(design.value_of(name, i), Some(x) if x == 0.0 || x == 1.0));
+            effects.push(if binary {
+                Effect::Binary(name.clone())
+            } else {
+                Effect::Continuous(name.clone())
+            });
+        }
+    };
+    let mut levels_seen = std::collections::HashSet::new();
+    for source in &design.sources {
+        let (values, dummies): (Vec<&String>, Vec<&(String, usize, String)>) = match source {
+            Source::Value(name) => (vec![name], vec![]),
+            Source::Dummy(..) => (vec![], vec![]),
+            Source::Product { values, dummies } => {
+                (values.iter().collect(), dummies.iter().collect())
             }
-        })
-        .collect();
+            Source::Constant => (vec![], vec![]),
+        };
+        for name in values {
+            add_value(name, &mut effects);
+        }
+        let own = match source {
+            Source::Dummy(name, level, label) => Some((name, *level, label)),
+            _ => None,
+        };
+        for (name, level, label) in
+            own.into_iter().chain(dummies.into_iter().map(|(n, l, b)| (n, *l, b)))
+        {
+            if levels_seen.insert((name.clone(), level)) {
+                effects.push(Effect::Level(name.clone(), level, label.clone()));
+            }
+        }
+    }
     let n = rows.len() as f64;
     let log_y = matches!(margins, Margins::EyEx | Margins::EyDx);
     let times_x = matches!(margins, Margins::EyEx | Margins::DyEx);
-    let shown = |j: usize| !(matches!(design.columns[j], Column::Constant) || binary[j] && times_x);
-    let mut effects = vec![0.0; k];
-    let mut jacobian = DMatrix::<f64>::zeros(k, k);
-    let mut x = vec![0.0; k];
+    let effects: Vec<Effect> =
+        effects.into_iter().filter(|e| matches!(e, Effect::Continuous(_)) || !times_x).collect();
+    let m = effects.len();
+    let mut means = vec![0.0; m];
+    let mut jacobian = DMatrix::<f64>::zeros(m, k);
+    let (mut x, mut one, mut zero) = (vec![0.0; k], vec![0.0; k], vec![0.0; k]);
     for &i in rows {
         design.row(i, &mut x);
         let xi = DVector::from_column_slice(&x);
         let eta = xi.dot(beta);
         let p = cdf(eta);
-        for j in (0..k).filter(|&j| shown(j)) {
-            if binary[j] {
-                let (mut one, mut zero) = (xi.clone(), xi.clone());
-                one[j] = 1.0;
-                zero[j] = 0.0;
+        for (e, effect) in effects.iter().enumerate() {
+            let discrete = match effect {
+                Effect::Continuous(name) => {
+                    // g = f · dη/dv, times v for the ex forms, over P for the ey forms.
+                    design.changed_row(i, &mut one, Change::Derivative(name));
+                    let d = DVector::from_column_slice(&one);
+                    let scale = if times_x { design.value_of(name, i).unwrap_or(0.0) } else { 1.0 };
+                    let d_eta = d.dot(beta);
+                    let g = pdf(eta) * d_eta;
+                    means[e] += scale * if log_y { g / p } else { g } / n;
+                    for l in 0..k {
+                        let dg = slope(eta) * x[l] * d_eta + pdf(eta) * d[l];
+                        let dl = if log_y { dg / p - g * pdf(eta) * x[l] / (p * p) } else { dg };
+                        jacobian[(e, l)] += scale * dl / n;
+                    }
+                    None
+                }
+                Effect::Binary(name) => Some((Change::Set(name, 1.0), Change::Set(name, 0.0))),
+                Effect::Level(name, level, _) => {
+                    Some((Change::Level(name, Some(*level)), Change::Level(name, None)))
+                }
+            };
+            if let Some((to, from)) = discrete {
+                design.changed_row(i, &mut one, to);
+                design.changed_row(i, &mut zero, from);
+                let (one, zero) =
+                    (DVector::from_column_slice(&one), DVector::from_column_slice(&zero));
                 let (e1, e0) = (one.dot(beta), zero.dot(beta));
                 // The change in P, or in ln P (whose derivative in η is pdf / cdf).
                 let (p1, p0) = (cdf(e1), cdf(e0));
                 let (w1, w0) = if log_y { (1.0 / p1, 1.0 / p0) } else { (1.0, 1.0) };
-                effects[j] += if log_y { (p1.ln() - p0.ln()) / n } else { (p1 - p0) / n };
+                means[e] += if log_y { (p1.ln() - p0.ln()) / n } else { (p1 - p0) / n };
                 for l in 0..k {
-                    jacobian[(j, l)] += (w1 * pdf(e1) * one[l] - w0 * pdf(e0) * zero[l]) / n;
-                }
-            } else {
-                // g = f β_j, times x_j for the ex forms, over P for the ey forms.
-                let scale = if times_x { x[j] } else { 1.0 };
-                let g = pdf(eta) * beta[j];
-                let effect = scale * if log_y { g / p } else { g };
-                effects[j] += effect / n;
-                for l in 0..k {
-                    let dg = slope(eta) * x[l] * beta[j] + if l == j { pdf(eta) } else { 0.0 };
-                    let d = if log_y { dg / p - g * pdf(eta) * x[l] / (p * p) } else { dg };
-                    jacobian[(j, l)] += scale * d / n;
+                    jacobian[(e, l)] += (w1 * pdf(e1) * one[l] - w0 * pdf(e0) * zero[l]) / n;
                 }
             }
         }
     }
     let variance = &jacobian * covariance.view((0, 0), (k, k)) * jacobian.transpose();
-    (0..k)
-        .filter(|&j| shown(j))
-        .map(|j| {
-            let se = variance[(j, j)].max(0.0).sqrt();
-            z_coefficient(design.names[j].clone(), effects[j], se, level, false, false)
+    effects
+        .iter()
+        .enumerate()
+        .map(|(e, effect)| {
+            let name = match effect {
+                Effect::Continuous(name) | Effect::Binary(name) => name.clone(),
+                Effect::Level(name, _, label) => format!("{name}={label}"),
+            };
+            let se = variance[(e, e)].max(0.0).sqrt();
+            z_coefficient(name, means[e], se, level, false, false)
         })
         .collect()
 }
@@ -2320,14 +2475,6 @@ impl Step<'_> {
                 if let Some(e) = &exposure {
                     let span = self.option("exposure").expect("present").span;
                     dataset.require(e, dataset_name).map_err(|err| err.with_span(span))?;
-                }
-                if self.option("mfx").is_some()
-                    && request.terms.iter().any(|t| matches!(t, Term::Interaction(_)))
-                {
-                    return Err(EngineError::at(
-                        self.option("mfx").expect("present").span,
-                        "mfx with interactions (a#b) is not supported yet: an effect would need every term its variable is in",
-                    ));
                 }
                 let marginal = match self.option_text("mfx") {
                     None => None,

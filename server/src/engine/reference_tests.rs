@@ -447,6 +447,44 @@ async fn statistics_match_pandas_and_statsmodels_on_the_same_parquet() {
                     }
                 }
             }
+            if link == Likelihood::Logit {
+                // logit high c.age##i.sex, mfx(dydx | eydx): one effect per variable, through
+                // every column it enters.
+                let interacted = OlsRequest {
+                    terms: vec![
+                        Term::Continuous("age".into()),
+                        Term::Factor("sex".into()),
+                        Term::Interaction(vec![
+                            Term::Continuous("age".into()),
+                            Term::Factor("sex".into()),
+                        ]),
+                    ],
+                    ..request.clone()
+                };
+                for (margins, name) in [(Margins::DyDx, "dydx"), (Margins::EyDx, "eydx")] {
+                    let (_, effects) = likelihood_raw(
+                        gate,
+                        &dataset,
+                        &keys,
+                        &interacted,
+                        link,
+                        false,
+                        None,
+                        None,
+                        Some(margins),
+                    )
+                    .unwrap();
+                    let effects = effects.unwrap();
+                    let terms: Vec<&str> =
+                        effects.coefficients.iter().map(|c| c.term.as_str()).collect();
+                    assert_eq!(terms, ["age", "sex=2"], "interaction {name} effects");
+                    let theirs = &reference[&format!("logit_interaction_{name}")];
+                    for (j, c) in effects.coefficients.iter().enumerate() {
+                        close(c.estimate, f(&theirs["effects"][j]), &format!("{name} {}", c.term));
+                        close(c.std_error, f(&theirs["se"][j]), &format!("{name} se {}", c.term));
+                    }
+                }
+            }
             let theirs = &reference[key];
             for (j, c) in model.coefficients.iter().enumerate() {
                 close(c.estimate, f(&theirs["params"][j]), &format!("{key} {}", c.term));
