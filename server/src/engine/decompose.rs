@@ -6,11 +6,10 @@
 
 use datafusion::arrow::array::{Array, BooleanArray};
 use nalgebra::{DMatrix, DVector};
-use statrs::distribution::{ContinuousCDF, Normal};
 
 use super::dataset::Dataset;
 use super::describe::levels;
-use super::models::{Design, Errors, OlsRequest, Term};
+use super::models::{Design, Errors, OlsRequest, Term, z_coefficient};
 use super::{EngineError, Step};
 use crate::disclosure::raw;
 
@@ -155,22 +154,10 @@ pub fn oaxaca_raw(
             quadratic(&mean_gap, &both_beta) + quadratic(&beta_gap, &both_means),
         ),
     ];
-    let normal = Normal::standard();
-    let critical = normal.inverse_cdf(1.0 - (1.0 - request.level / 100.0) / 2.0);
     let coefficients = components
         .into_iter()
         .map(|(term, estimate, variance)| {
-            let se = variance.max(0.0).sqrt();
-            raw::Coefficient {
-                term,
-                estimate,
-                std_error: se,
-                statistic: estimate / se,
-                p_value: 2.0 * normal.sf((estimate / se).abs()),
-                ci_low: estimate - critical * se,
-                ci_high: estimate + critical * se,
-                is_constant: false,
-            }
+            z_coefficient(term, estimate, variance.max(0.0).sqrt(), request.level, false, false)
         })
         .collect();
     let k = whole.k();

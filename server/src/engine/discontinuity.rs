@@ -12,11 +12,10 @@
 
 use datafusion::arrow::array::{Array, BooleanArray};
 use nalgebra::{DMatrix, DVector};
-use statrs::distribution::{ContinuousCDF, Normal};
 
 use super::dataset::Dataset;
 use super::describe::numbers;
-use super::models::{Design, Errors, OlsRequest, Term};
+use super::models::{Design, Errors, OlsRequest, Term, z_coefficient};
 use super::{EngineError, Step};
 use crate::disclosure::raw;
 
@@ -503,18 +502,9 @@ pub fn rdd_raw(
         .map(|i| Some(inside(i) && running_values[i].is_some_and(near)))
         .collect();
     let sample = Design::new(dataset, keys, &request, Some(&within), None)?;
-    let normal = Normal::standard();
-    let critical = normal.inverse_cdf(1.0 - (1.0 - level / 100.0) / 2.0);
     let (conventional_se, robust_se) = ((v_below + v_above).sqrt(), (rv_below + rv_above).sqrt());
-    let row = |term: &str, estimate: f64, se: f64| raw::Coefficient {
-        term: term.to_owned(),
-        estimate,
-        std_error: se,
-        statistic: estimate / se,
-        p_value: 2.0 * normal.sf((estimate / se).abs()),
-        ci_low: estimate - critical * se,
-        ci_high: estimate + critical * se,
-        is_constant: false,
+    let row = |term: &str, estimate: f64, se: f64| {
+        z_coefficient(term.to_owned(), estimate, se, level, false, false)
     };
     let design = match treatment {
         None => "Sharp regression discontinuity".to_owned(),

@@ -742,7 +742,7 @@ pub(super) fn z_coefficient(
         estimate: shown(b),
         std_error: if exponentiate { b.exp() * se } else { se },
         statistic: b / se,
-        p_value: 2.0 * (1.0 - normal.cdf((b / se).abs())),
+        p_value: 2.0 * normal.sf((b / se).abs()),
         ci_low: shown(b - critical * se),
         ci_high: shown(b + critical * se),
         is_constant,
@@ -2350,6 +2350,23 @@ impl Step<'_> {
 
     /// `cox <duration> <event> <term>…`.
     pub(super) fn cox(&mut self) -> Result<(), EngineError> {
+        self.duration_model(false, cox_raw)
+    }
+
+    /// A model of a duration and its event (`cox`, `weibull`): `<duration> <event> <term>…`,
+    /// fitted by `fit` with or without a constant.
+    pub(super) fn duration_model(
+        &mut self,
+        constant: bool,
+        fit: impl FnOnce(
+            &crate::disclosure::Gate,
+            &Dataset,
+            &[u64],
+            &OlsRequest,
+            &str,
+            Option<&BooleanArray>,
+        ) -> Result<raw::Model, EngineError>,
+    ) -> Result<(), EngineError> {
         let (dataset_name, dataset) = self.populated()?;
         let (duration, mut terms) = self.model_terms(dataset, dataset_name)?;
         let event = match terms.is_empty() {
@@ -2362,17 +2379,15 @@ impl Step<'_> {
         let Some(event) = event else {
             return Err(EngineError::at(
                 self.command().span,
-                "write cox <duration> <event> <term>…, the event 1 where it happened and 0 where the unit was censored",
+                format!(
+                    "write {} <duration> <event> <term>…, the event 1 where it happened and 0 where the unit was censored",
+                    self.command().name
+                ),
             ));
         };
         let level = self.confidence_level()?;
-        let request = OlsRequest {
-            dependent: duration,
-            terms,
-            constant: false,
-            errors: Errors::Classical,
-            level,
-        };
+        let request =
+            OlsRequest { dependent: duration, terms, constant, errors: Errors::Classical, level };
         let mask = self.mask(dataset, dataset_name)?;
         let copies = dataset.copies(
             [request.dependent.as_str(), event.as_str()]
@@ -2381,7 +2396,7 @@ impl Step<'_> {
         );
         let gate = &*self.gate_for(copies);
         let keys = self.record_keys(gate, dataset);
-        let raw = cox_raw(gate, dataset, &keys, &request, &event, mask.as_ref())?;
+        let raw = fit(gate, dataset, &keys, &request, &event, mask.as_ref())?;
         self.release_model(gate, raw)
     }
 

@@ -9,7 +9,7 @@ use statrs::distribution::ContinuousCDF;
 
 use super::dataset::Dataset;
 use super::describe::numbers;
-use super::models::{Design, Errors, OlsRequest, Term, maximize, z_coefficient};
+use super::models::{Design, Errors, OlsRequest, maximize, z_coefficient};
 use super::{EngineError, Step};
 use crate::disclosure::raw;
 
@@ -167,38 +167,6 @@ pub fn weibull_raw(
 impl Step<'_> {
     /// `weibull <duration> <event> <term>…`.
     pub(super) fn weibull(&mut self) -> Result<(), EngineError> {
-        let (dataset_name, dataset) = self.populated()?;
-        let (duration, mut terms) = self.model_terms(dataset, dataset_name)?;
-        let event = match terms.is_empty() {
-            true => None,
-            false => match terms.remove(0) {
-                Term::Continuous(e) => Some(e),
-                Term::Factor(_) | Term::Interaction(_) => None,
-            },
-        };
-        let Some(event) = event else {
-            return Err(EngineError::at(
-                self.command().span,
-                "write weibull <duration> <event> <term>…, the event 1 where it happened and 0 where the unit was censored",
-            ));
-        };
-        let level = self.confidence_level()?;
-        let request = OlsRequest {
-            dependent: duration,
-            terms,
-            constant: true,
-            errors: Errors::Classical,
-            level,
-        };
-        let mask = self.mask(dataset, dataset_name)?;
-        let copies = dataset.copies(
-            [request.dependent.as_str(), event.as_str()]
-                .into_iter()
-                .chain(request.terms.iter().flat_map(Term::variables)),
-        );
-        let gate = &*self.gate_for(copies);
-        let keys = self.record_keys(gate, dataset);
-        let raw = weibull_raw(gate, dataset, &keys, &request, &event, mask.as_ref())?;
-        self.release_model(gate, raw)
+        self.duration_model(true, weibull_raw)
     }
 }
