@@ -315,7 +315,6 @@ out["mixed"] = {
     "scale": float(mixed.scale),
     "group_variance": float(np.asarray(mixed.cov_re)[0, 0]),
     "llf": float(mixed.llf),
-    "groups": int(groups_m.max() + 1),
 }
 
 # rdd wage age, threshold(40) [bandwidth(8) | fuzzy(treated)]: rdrobust's defaults (MSE-optimal

@@ -89,10 +89,12 @@ pub fn oaxaca_raw(
     let mut present: Vec<usize> = whole.rows().filter_map(|i| groups[i]).collect();
     present.sort_unstable();
     present.dedup();
+    // How many levels the sample has is not said: under a condition it would tell which small
+    // groups hold a unit at all.
     if present.len() != 2 {
+        let fewer = if present.len() < 2 { "fewer" } else { "more" };
         return Err(EngineError::new(format!(
-            "oaxaca compares two groups, and {by} has {} in the estimation sample: recode it to two, or keep if one of two levels",
-            present.len()
+            "oaxaca compares two groups, and {by} has {fewer} than two in the estimation sample: recode it to two levels, or keep if one of two"
         )));
     }
     let label = |g: usize| format!("{by}={}", names[g]);

@@ -154,8 +154,7 @@ pub fn mixed_raw(
     let groups: Vec<GroupSums> = by_group.into_values().collect();
     if groups.len() < 2 {
         return Err(EngineError::new(format!(
-            "a random intercept needs at least two groups, and {group} has {} in the estimation sample: choose a grouping with several levels",
-            groups.len()
+            "a random intercept needs at least two groups, and {group} has fewer in the estimation sample: choose a grouping with several levels"
         )));
     }
     let mut totals = empty();
@@ -187,11 +186,12 @@ pub fn mixed_raw(
         })
         .collect();
     let group_variance = gamma * fit.scale;
+    // The number of groups is not shown: under a condition it would tell which small groups
+    // hold a unit at all.
     let statistics = vec![
         (format!("sd of the {group} intercepts"), group_variance.sqrt()),
         ("sd of the residual".to_owned(), fit.scale.sqrt()),
         ("intraclass correlation".to_owned(), group_variance / (group_variance + fit.scale)),
-        ("groups".to_owned(), groups.len() as f64),
         ("REML log likelihood".to_owned(), fit.log_likelihood),
     ];
     Ok(raw::Model {
