@@ -243,14 +243,8 @@ impl Step<'_> {
         let request =
             OlsRequest { dependent, terms, constant: true, errors: Errors::Classical, level };
         let mask = self.mask(dataset, dataset_name)?;
-        let copies = dataset.copies(
-            [request.dependent.as_str(), group.as_str()]
-                .into_iter()
-                .chain(request.terms.iter().flat_map(Term::variables)),
-        );
-        let gate = &*self.gate_for(copies);
-        let keys = self.record_keys(gate, dataset);
-        let raw = mixed_raw(gate, dataset, &keys, &request, &group, mask.as_ref())?;
-        self.release_model(gate, raw)
+        let (gate, keys) = self.model_gate(dataset, &request, &[group.as_str()]);
+        let raw = mixed_raw(&gate, dataset, &keys, &request, &group, mask.as_ref())?;
+        self.release_model(&gate, raw)
     }
 }

@@ -1897,6 +1897,26 @@ fn excluded(design: &Design, n_regressors: usize) -> usize {
     design.terms.iter().filter(|t| t.is_some_and(|t| t >= n_regressors)).count()
 }
 
+impl<'a> Step<'a> {
+    /// The gate for a model over `request`'s variables and `extra` ones (an event, a group),
+    /// sized by their copies, and the dataset's record keys: what every model is fitted with.
+    pub(super) fn model_gate(
+        &self,
+        dataset: &Dataset,
+        request: &OlsRequest,
+        extra: &[&str],
+    ) -> (std::borrow::Cow<'a, crate::disclosure::Gate>, Vec<u64>) {
+        let copies = dataset.copies(
+            std::iter::once(request.dependent.as_str())
+                .chain(extra.iter().copied())
+                .chain(request.terms.iter().flat_map(Term::variables)),
+        );
+        let gate = self.gate_for(copies);
+        let keys = self.record_keys(&gate, dataset);
+        (gate, keys)
+    }
+}
+
 impl Step<'_> {
     /// Model terms from `tokens`: `x`, `c.x`, `i.x`; each a variable of the dataset that is
     /// not an identifier.
@@ -2389,15 +2409,9 @@ impl Step<'_> {
         let request =
             OlsRequest { dependent: duration, terms, constant, errors: Errors::Classical, level };
         let mask = self.mask(dataset, dataset_name)?;
-        let copies = dataset.copies(
-            [request.dependent.as_str(), event.as_str()]
-                .into_iter()
-                .chain(request.terms.iter().flat_map(Term::variables)),
-        );
-        let gate = &*self.gate_for(copies);
-        let keys = self.record_keys(gate, dataset);
-        let raw = fit(gate, dataset, &keys, &request, &event, mask.as_ref())?;
-        self.release_model(gate, raw)
+        let (gate, keys) = self.model_gate(dataset, &request, &[event.as_str()]);
+        let raw = fit(&gate, dataset, &keys, &request, &event, mask.as_ref())?;
+        self.release_model(&gate, raw)
     }
 
     /// mlogit.
@@ -2409,14 +2423,9 @@ impl Step<'_> {
         let request =
             OlsRequest { dependent, terms, constant: !self.flag("noconstant"), errors, level };
         let mask = self.mask(dataset, dataset_name)?;
-        let copies = dataset.copies(
-            std::iter::once(request.dependent.as_str())
-                .chain(request.terms.iter().flat_map(Term::variables)),
-        );
-        let gate = &*self.gate_for(copies);
-        let keys = self.record_keys(gate, dataset);
-        let raw = mlogit_raw(gate, dataset, &keys, &request, mask.as_ref())?;
-        self.release_model(gate, raw)
+        let (gate, keys) = self.model_gate(dataset, &request, &[]);
+        let raw = mlogit_raw(&gate, dataset, &keys, &request, mask.as_ref())?;
+        self.release_model(&gate, raw)
     }
 
     /// A model command: its outputs are released, and its coefficients, unrounded and on the
@@ -2447,12 +2456,8 @@ impl Step<'_> {
         let request =
             OlsRequest { dependent, terms, constant: !self.flag("noconstant"), errors, level };
         let mask = self.mask(dataset, dataset_name)?;
-        let copies = dataset.copies(
-            std::iter::once(request.dependent.as_str())
-                .chain(request.terms.iter().flat_map(Term::variables)),
-        );
-        let gate = &*self.gate_for(copies);
-        let keys = self.record_keys(gate, dataset);
+        let (gate, keys) = self.model_gate(dataset, &request, &[]);
+        let gate = &*gate;
         let (vif, standardize) = (self.flag("vif"), self.flag("standardize"));
         let (raw, beta) = match binary {
             None if vif || standardize => {
