@@ -31,6 +31,12 @@ pub struct Problem {
     pub message: String,
 }
 
+/// The longest text a binding may hold, and a command after substitution. `let a = $a ++ $a`
+/// doubles with every line, so without a bound thirty short lines would ask for gigabytes.
+pub const MAX_TEXT_BYTES: usize = 64 * 1024;
+/// All the commands' text after expansion, together.
+pub const MAX_EXPANDED_BYTES: usize = 16 * 1024 * 1024;
+
 pub fn expand(script: &str, max_commands: usize) -> Result<Vec<Expanded>, Vec<Problem>> {
     let parsed = parse(script);
     if !parsed.diagnostics.is_empty() {
@@ -53,8 +59,14 @@ pub fn expand(script: &str, max_commands: usize) -> Result<Vec<Expanded>, Vec<Pr
             })
             .collect());
     }
-    let mut expander =
-        Expander { script, bindings: BTreeMap::new(), out: Vec::new(), max_commands };
+    let mut expander = Expander {
+        script,
+        bindings: BTreeMap::new(),
+        out: Vec::new(),
+        out_bytes: 0,
+        iterations: 0,
+        max_commands,
+    };
     expander.items(&parsed.items)?;
     Ok(expander.out)
 }
@@ -63,6 +75,10 @@ struct Expander<'a> {
     script: &'a str,
     bindings: BTreeMap<String, String>,
     out: Vec<Expanded>,
+    /// The text of `out`, in bytes.
+    out_bytes: usize,
+    /// Loop steps taken so far: loops with empty bodies add no commands but still cost time.
+    iterations: usize,
     max_commands: usize,
 }
 
@@ -119,6 +135,14 @@ impl Expander<'_> {
                 format!("the script unrolls to more than {} commands (max_commands): use fewer loop values", self.max_commands),
             ));
         }
+        self.out_bytes += expanded.text.len();
+        if self.out_bytes > MAX_EXPANDED_BYTES {
+            return Err(self.problem(
+                span,
+                &expanded.command.name,
+                format!("the script unrolls to more than {} MiB of commands: use fewer loop values or shorter bindings", MAX_EXPANDED_BYTES / (1024 * 1024)),
+            ));
+        }
         self.out.push(expanded);
         Ok(())
     }
@@ -151,9 +175,11 @@ impl Expander<'_> {
     fn substitute(&self, text: &str, offset: u32) -> Result<String, Vec<Problem>> {
         let (tokens, _) = lex(text);
         let mut pieces: Vec<(TokenKind, String)> = Vec::with_capacity(tokens.len());
+        let mut length = 0;
         for t in &tokens {
             let piece = t.span.text(text);
             if t.kind != TokenKind::Dollar {
+                length += piece.len();
                 pieces.push((t.kind, piece.to_owned()));
                 continue;
             }
@@ -166,6 +192,15 @@ impl Expander<'_> {
                     format!("${name} is not bound: add let {name} = … or a for loop over {name}"),
                 ));
             };
+            length += value.len();
+            if length > MAX_TEXT_BYTES {
+                let span = Span { start: t.span.start + offset, end: t.span.end + offset };
+                return Err(self.problem(
+                    span,
+                    "let",
+                    format!("substituting ${name} makes this text longer than {} KiB: use shorter bindings", MAX_TEXT_BYTES / 1024),
+                ));
+            }
             pieces.push((TokenKind::Dollar, value.clone()));
         }
         let meaningful = |i: usize| pieces[i].0 != TokenKind::Whitespace;
@@ -206,6 +241,14 @@ impl Expander<'_> {
         if let Some(d) = parser.diagnostics.first() {
             return Err(self.problem(value_span, "let", d.message.clone()));
         }
+        if let Some(rest) = tokens.get(parser.position()) {
+            let rest = &text[rest.span.start as usize..];
+            return Err(self.problem(
+                value_span,
+                "let",
+                format!("'{rest}' follows the value: join values with ++, such as let name = wage_ ++ $year"),
+            ));
+        }
         let value = evaluate_let(&expr, &text).map_err(|m| self.problem(value_span, "let", m))?;
         self.bindings.insert(name, value);
         Ok(())
@@ -218,6 +261,14 @@ impl Expander<'_> {
         let text = Span { start: header.name_span.end, end: header.span.end }.text(self.script);
         let text = self.substitute(text, header.name_span.end)?;
         let mut loops: Vec<Vec<Vec<(String, String)>>> = Vec::new();
+        let max_loops = shared::script::parse::MAX_LOOP_DEPTH as usize;
+        if text.split(';').count() > max_loops {
+            return Err(self.problem(
+                header.span,
+                "for",
+                format!("one for line opens at most {max_loops} loops (separated by ;): split it"),
+            ));
+        }
         for segment in text.split(';') {
             let Some((names, values)) = segment.split_once(" in ") else {
                 return Err(self.problem(
@@ -263,7 +314,7 @@ impl Expander<'_> {
                 .collect();
             loops.push(steps);
         }
-        self.nested(&loops, body)
+        self.nested(&loops, body, header.span)
     }
 
     /// One loop's values: a range `2015 : 2020`, or values separated by commas or spaces.
@@ -296,18 +347,30 @@ impl Expander<'_> {
         &mut self,
         loops: &[Vec<Vec<(String, String)>>],
         body: &[Item],
+        header: Span,
     ) -> Result<(), Vec<Problem>> {
         let Some((steps, rest)) = loops.split_first() else {
             return self.items(body);
         };
+        // Every command a step adds counts against max_commands; this bounds the steps of
+        // loops whose bodies add none (each outer step is followed by at least one inner).
+        let max_iterations = 2 * self.max_commands;
         let names: Vec<&String> = steps[0].iter().map(|(n, _)| n).collect();
         let saved: Vec<Option<String>> =
             names.iter().map(|n| self.bindings.get(*n).cloned()).collect();
         for step in steps {
+            self.iterations += 1;
+            if self.iterations > max_iterations {
+                return Err(self.problem(
+                    header,
+                    "for",
+                    format!("the loops take more than {max_iterations} steps (twice max_commands): use fewer loop values"),
+                ));
+            }
             for (name, value) in step {
                 self.bindings.insert(name.clone(), value.clone());
             }
-            self.nested(rest, body)?;
+            self.nested(rest, body, header)?;
         }
         for (name, saved) in names.into_iter().zip(saved) {
             match saved {

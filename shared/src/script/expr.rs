@@ -122,11 +122,25 @@ impl Expr {
     }
 }
 
+/// The deepest expression the parser builds: nested parentheses, calls and unary operators,
+/// and each operator of a chain (`1 + 1 + …` is a tree as deep as it is long), all count.
+/// Every later pass over the tree (checks, `let` evaluation, lowering to DataFusion, even
+/// dropping it) recurses, and a stack overflow aborts the whole process, so the bound is
+/// here, where every expression is made. Real scripts stay far below it.
+pub const MAX_EXPR_DEPTH: u32 = 100;
+/// The most nodes in one expression (a call with thousands of arguments is shallow but long).
+pub const MAX_EXPR_NODES: usize = 5_000;
+
 /// Reads expressions from a run of tokens (trivia already removed).
 pub struct ExprParser<'a> {
     source: &'a str,
     tokens: &'a [Token],
     pos: usize,
+    /// Parentheses, calls and unary operators open around the current token.
+    nesting: u32,
+    nodes: usize,
+    /// Set once a limit is passed: the rest of the tokens are consumed unread.
+    abandoned: bool,
     pub diagnostics: Vec<Diagnostic>,
 }
 
@@ -156,7 +170,15 @@ const PREFIX_POWER: u8 = 11;
 
 impl<'a> ExprParser<'a> {
     pub fn new(source: &'a str, tokens: &'a [Token]) -> ExprParser<'a> {
-        ExprParser { source, tokens, pos: 0, diagnostics: Vec::new() }
+        ExprParser {
+            source,
+            tokens,
+            pos: 0,
+            nesting: 0,
+            nodes: 0,
+            abandoned: false,
+            diagnostics: Vec::new(),
+        }
     }
 
     /// Tokens consumed so far.
@@ -183,23 +205,51 @@ impl<'a> ExprParser<'a> {
     }
 
     pub fn parse(&mut self) -> Expr {
-        self.expr(0)
+        self.expr(0).0
     }
 
-    fn expr(&mut self, min_power: u8) -> Expr {
-        let mut lhs = self.prefix();
+    /// Counts a node at `depth`; past a limit, reports it once at `span` and gives up on the
+    /// rest of the tokens, so that no pass after this one meets a tree without bounds.
+    fn within_limits(&mut self, depth: u32, span: Span) -> bool {
+        self.nodes += 1;
+        if self.abandoned {
+            return false;
+        }
+        let message = if depth > MAX_EXPR_DEPTH || self.nesting > MAX_EXPR_DEPTH {
+            format!(
+                "this expression is nested more than {MAX_EXPR_DEPTH} levels deep (each operator of a chain counts as a level): split it into several generate or replace commands"
+            )
+        } else if self.nodes > MAX_EXPR_NODES {
+            format!(
+                "this expression has more than {MAX_EXPR_NODES} parts: split it into several generate or replace commands"
+            )
+        } else {
+            return true;
+        };
+        self.diagnostics.push(Diagnostic { span, message });
+        self.abandoned = true;
+        self.pos = self.tokens.len();
+        false
+    }
+
+    /// The expression and the depth of its tree.
+    fn expr(&mut self, min_power: u8) -> (Expr, u32) {
+        let (mut lhs, mut depth) = self.prefix();
         while let Some(token) = self.peek() {
             let Some((op, left, right)) = binary_op(token.kind) else { break };
             if left < min_power {
                 break;
             }
             self.pos += 1;
-            let rhs = if self.peek().is_some() {
-                self.expr(right)
+            let (rhs, rhs_depth) = if self.peek().is_some() {
+                // Through `nested`: a right-associative chain (`2^2^2…`) recurses once per
+                // operator before any depth is known.
+                self.nested(|parser| parser.expr(right))
             } else {
                 let operator = token.span.text(self.source).to_owned();
-                self.error(token.span, format!("'{operator}' needs a value after it"))
+                (self.error(token.span, format!("'{operator}' needs a value after it")), 1)
             };
+            depth = depth.max(rhs_depth) + 1;
             if matches!(op, BinaryOp::Eq | BinaryOp::Ne)
                 && (matches!(rhs, Expr::Missing { .. }) || matches!(lhs, Expr::Missing { .. }))
             {
@@ -216,18 +266,28 @@ impl<'a> ExprParser<'a> {
             }
             let span = Span { start: lhs.span().start, end: rhs.span().end };
             lhs = Expr::Binary { op, lhs: Box::new(lhs), rhs: Box::new(rhs), span };
+            if !self.within_limits(depth, span) {
+                break;
+            }
         }
-        lhs
+        (lhs, depth)
     }
 
-    fn prefix(&mut self) -> Expr {
+    /// A value, a variable, a call, a unary operation or a parenthesised expression.
+    fn prefix(&mut self) -> (Expr, u32) {
+        if self.abandoned {
+            return (Expr::Error { span: self.here() }, 1);
+        }
         let Some(token) = self.peek() else {
             let here = self.here();
-            return self.error(here, "an expression is missing here");
+            return (self.error(here, "an expression is missing here"), 1);
         };
+        if !self.within_limits(1, token.span) {
+            return (Expr::Error { span: token.span }, 1);
+        }
         let text = token.span.text(self.source);
         self.pos += 1;
-        match token.kind {
+        let leaf = match token.kind {
             TokenKind::Number => match text.parse::<f64>() {
                 Ok(value) => Expr::Number { value, span: token.span },
                 Err(_) => self.error(token.span, format!("'{text}' is not a number")),
@@ -246,19 +306,25 @@ impl<'a> ExprParser<'a> {
                     t.kind == TokenKind::LParen && t.span.start == token.span.end
                 }) =>
             {
-                self.call(token)
+                return self.nested(|parser| parser.call(token));
             }
             TokenKind::Ident => Expr::Variable { name: text.to_owned(), span: token.span },
             TokenKind::Minus | TokenKind::Bang => {
                 let op = if token.kind == TokenKind::Minus { UnaryOp::Neg } else { UnaryOp::Not };
-                let operand = self.expr(PREFIX_POWER);
-                let span = Span { start: token.span.start, end: operand.span().end };
-                Expr::Unary { op, operand: Box::new(operand), span }
+                return self.nested(|parser| {
+                    let (operand, depth) = parser.expr(PREFIX_POWER);
+                    let span = Span { start: token.span.start, end: operand.span().end };
+                    (Expr::Unary { op, operand: Box::new(operand), span }, depth + 1)
+                });
             }
             TokenKind::LParen => {
-                let inner = self.expr(0);
-                self.expect_close(token.span);
-                inner
+                return self.nested(|parser| {
+                    let inner = parser.expr(0);
+                    if !parser.abandoned {
+                        parser.expect_close(token.span);
+                    }
+                    inner
+                });
             }
             kind => {
                 // A binary operator is left in place, so `a + * b` still reads `* b`.
@@ -270,18 +336,36 @@ impl<'a> ExprParser<'a> {
                     format!("expected a value, a variable or '(' but found '{text}'"),
                 )
             }
-        }
+        };
+        (leaf, 1)
     }
 
-    fn call(&mut self, name: Token) -> Expr {
+    /// Parses inside one more level of parentheses, call or unary operator, refusing to go
+    /// deeper than the limit: the recursion here is the parser's own stack.
+    fn nested(&mut self, parse: impl FnOnce(&mut Self) -> (Expr, u32)) -> (Expr, u32) {
+        self.nesting += 1;
+        let here = self.here();
+        let result =
+            if self.within_limits(1, here) { parse(self) } else { (Expr::Error { span: here }, 1) };
+        self.nesting -= 1;
+        result
+    }
+
+    fn call(&mut self, name: Token) -> (Expr, u32) {
         let open = self.peek().expect("checked by the caller").span;
         self.pos += 1;
         let mut args = Vec::new();
+        let mut depth = 1;
         if self.peek().is_some_and(|t| t.kind == TokenKind::RParen) {
             self.pos += 1;
         } else {
             loop {
-                args.push(self.expr(0));
+                let (arg, arg_depth) = self.expr(0);
+                depth = depth.max(arg_depth + 1);
+                args.push(arg);
+                if self.abandoned {
+                    break;
+                }
                 match self.peek() {
                     Some(t) if t.kind == TokenKind::Comma => self.pos += 1,
                     _ => {
@@ -292,12 +376,13 @@ impl<'a> ExprParser<'a> {
             }
         }
         let end = self.tokens[self.pos - 1].span.end;
-        Expr::Call {
+        let call = Expr::Call {
             function: name.span.text(self.source).to_owned(),
             function_span: name.span,
             args,
             span: Span { start: name.span.start, end },
-        }
+        };
+        (call, depth)
     }
 
     fn expect_close(&mut self, open: Span) {
@@ -436,6 +521,68 @@ mod tests {
             ERROR
             error "": an expression is missing here"#]],
         );
+    }
+
+    /// The tree's depth, counted without recursion so the test itself cannot overflow.
+    fn depth(e: &Expr) -> u32 {
+        let mut deepest = 0;
+        let mut stack = vec![(e, 1)];
+        while let Some((e, d)) = stack.pop() {
+            deepest = deepest.max(d);
+            match e {
+                Expr::Call { args, .. } => stack.extend(args.iter().map(|a| (a, d + 1))),
+                Expr::Unary { operand, .. } => stack.push((operand, d + 1)),
+                Expr::Binary { lhs, rhs, .. } => stack.extend([(&**lhs, d + 1), (&**rhs, d + 1)]),
+                _ => {}
+            }
+        }
+        deepest
+    }
+
+    fn parse_all(input: &str) -> (Expr, Vec<Diagnostic>) {
+        let (tokens, _) = lex(input);
+        let tokens: Vec<Token> = tokens.into_iter().filter(|t| !t.kind.is_trivia()).collect();
+        let mut parser = ExprParser::new(input, &tokens);
+        let expr = parser.parse();
+        (expr, parser.diagnostics)
+    }
+
+    #[test]
+    fn deep_and_long_expressions_get_one_diagnostic_and_a_bounded_tree() {
+        let nested = format!("{}1{}", "(".repeat(100_000), ")".repeat(100_000));
+        let chain = format!("1{}", "+1".repeat(128 * 1024));
+        let unary = format!("{}x", "-!".repeat(50_000));
+        let calls = format!("{}1{}", "abs(".repeat(50_000), ")".repeat(50_000));
+        let power = format!("2{}", "^2".repeat(100_000));
+        for (what, input, message) in [
+            ("nesting", &nested, "nested more than 100 levels deep"),
+            ("a chain", &chain, "nested more than 100 levels deep"),
+            ("unary operators", &unary, "nested more than 100 levels deep"),
+            ("calls", &calls, "nested more than 100 levels deep"),
+            ("a right-associative chain", &power, "nested more than 100 levels deep"),
+        ] {
+            let (expr, diagnostics) = parse_all(input);
+            assert_eq!(diagnostics.len(), 1, "{what}: {:?}", &diagnostics[..3]);
+            assert!(diagnostics[0].message.contains(message), "{what}: {}", diagnostics[0].message);
+            // What was built before the limit was met, and the nodes around it.
+            assert!(depth(&expr) <= MAX_EXPR_DEPTH + 2, "{what}: depth {}", depth(&expr));
+        }
+        let wide = format!("rowtotal(1{})", ",1".repeat(10_000));
+        let (_, diagnostics) = parse_all(&wide);
+        assert_eq!(diagnostics.len(), 1);
+        assert!(diagnostics[0].message.contains("more than 5000 parts"));
+    }
+
+    #[test]
+    fn expressions_up_to_the_limit_still_parse() {
+        let nested = format!("{}1{}", "(".repeat(90), ")".repeat(90));
+        let chain = format!("1{}", "+1".repeat(99));
+        for input in [&nested, &chain] {
+            let (_, diagnostics) = parse_all(input);
+            assert!(diagnostics.is_empty(), "{diagnostics:?}");
+        }
+        let (_, diagnostics) = parse_all(&format!("1{}", "+1".repeat(100)));
+        assert_eq!(diagnostics.len(), 1);
     }
 
     #[test]

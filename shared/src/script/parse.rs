@@ -86,8 +86,11 @@ pub fn parse(source: &str) -> Script {
     let text_blocks = find_text_blocks(source);
     let (tokens, lex_diagnostics) = lex(source);
     // Everything from `textblock` to `endblock` (keywords included) is text, not script.
+    // The blocks are in order and apart, so the one that could hold a span is found by
+    // bisection: a script of many small blocks must not cost blocks × tokens.
     let inside = |span: Span| {
-        text_blocks.iter().any(|b| b.span.start <= span.start && span.end <= b.span.end)
+        let after = text_blocks.partition_point(|b| b.span.start <= span.start);
+        after > 0 && span.end <= text_blocks[after - 1].span.end
     };
     let mut diagnostics: Vec<Diagnostic> =
         lex_diagnostics.into_iter().filter(|d| !inside(d.span)).collect();
@@ -123,7 +126,14 @@ pub fn parse(source: &str) -> Script {
     }
     with_blocks.extend(blocks.cloned().map(Line::Text));
 
-    let mut parser = Parser { source, lines: with_blocks, pos: 0, diagnostics: &mut diagnostics };
+    let mut parser = Parser {
+        source,
+        lines: with_blocks,
+        pos: 0,
+        loops_open: 0,
+        too_deep_reported: false,
+        diagnostics: &mut diagnostics,
+    };
     let items = parser.items(None);
     for b in text_blocks.iter().filter(|b| !b.closed) {
         diagnostics.push(Diagnostic {
@@ -186,10 +196,17 @@ fn find_text_blocks(source: &str) -> Vec<TextBlock> {
     blocks
 }
 
+/// The most `for` loops open inside each other. Loops nest by recursion here and in every
+/// pass after (expansion, the editor's outline), so their depth is bounded where they are read.
+pub const MAX_LOOP_DEPTH: u32 = 10;
+
 struct Parser<'a, 'd> {
     source: &'a str,
     lines: Vec<Line>,
     pos: usize,
+    /// `for` loops open around the current line.
+    loops_open: u32,
+    too_deep_reported: bool,
     diagnostics: &'d mut Vec<Diagnostic>,
 }
 
@@ -331,8 +348,20 @@ impl Parser<'_, '_> {
                     }
                     self.report(command.name_span, "this end closes no for loop: remove it");
                 }
+                "for" if self.loops_open >= MAX_LOOP_DEPTH => {
+                    // Once is enough: a script of nothing but `for` lines would say it
+                    // thousands of times.
+                    if !std::mem::replace(&mut self.too_deep_reported, true) {
+                        self.report(
+                            command.name_span,
+                            format!("for loops nest more than {MAX_LOOP_DEPTH} deep here: unroll the innermost loops or split the script"),
+                        );
+                    }
+                }
                 "for" => {
+                    self.loops_open += 1;
                     let body = self.items(Some(command.name_span));
+                    self.loops_open -= 1;
                     let end = self.pos.checked_sub(1).and_then(|i| match &self.lines.get(i) {
                         Some(Line::Tokens(t)) if t[0].span.text(self.source) == "end" => {
                             Some(t[t.len() - 1].span.end)
