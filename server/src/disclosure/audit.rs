@@ -81,7 +81,9 @@ pub struct SecurityEvent {
 }
 
 pub trait AuditLog: Send + Sync {
-    fn record(&self, entry: &AuditEntry);
+    /// Writes the entry of an output about to be released. An error means it was not
+    /// written, and the output must then be withheld: the log fails closed.
+    fn record(&self, entry: &AuditEntry) -> std::io::Result<()>;
     fn event(&self, event: &SecurityEvent);
 }
 
@@ -97,29 +99,41 @@ impl JsonLinesAudit {
             std::fs::create_dir_all(parent)?;
         }
         let file = std::fs::OpenOptions::new().create(true).append(true).open(path)?;
+        if file.metadata()?.is_file() {
+            crate::owner_only(path)?;
+        }
         Ok(JsonLinesAudit { file: Mutex::new(file) })
     }
 }
 
 impl JsonLinesAudit {
-    fn write<T: Serialize>(&self, entry: &T) {
-        let mut line = serde_json::to_string(entry).unwrap_or_default();
+    /// Appends one line, whole or not at all: after a failed write (a full disk) the file is
+    /// cut back to where it was, so no reader ever meets half an entry.
+    fn write<T: Serialize>(&self, entry: &T) -> std::io::Result<()> {
+        let mut line = serde_json::to_string(entry).map_err(std::io::Error::other)?;
         line.push('\n');
         let mut file = self.file.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        if let Err(error) = file.write_all(line.as_bytes()) {
-            // Losing the audit trail must be loud; the output itself was already decided.
+        let before = file.metadata().map(|m| m.len()).ok();
+        let written = file.write_all(line.as_bytes());
+        if let Err(error) = written {
             tracing::error!(%error, "cannot write the audit log");
+            if let Some(before) = before.filter(|_| file.metadata().is_ok_and(|m| m.is_file())) {
+                let _ = file.set_len(before);
+            }
+            return Err(error);
         }
+        Ok(())
     }
 }
 
 impl AuditLog for JsonLinesAudit {
-    fn record(&self, entry: &AuditEntry) {
-        self.write(entry);
+    fn record(&self, entry: &AuditEntry) -> std::io::Result<()> {
+        self.write(entry)
     }
 
     fn event(&self, event: &SecurityEvent) {
-        self.write(event);
+        // Losing a security event must be loud; the request it records has happened.
+        let _ = self.write(event);
     }
 }
 
@@ -143,8 +157,9 @@ impl MemoryAudit {
 }
 
 impl AuditLog for MemoryAudit {
-    fn record(&self, entry: &AuditEntry) {
+    fn record(&self, entry: &AuditEntry) -> std::io::Result<()> {
         self.entries.lock().unwrap_or_else(|p| p.into_inner()).push(entry.clone());
+        Ok(())
     }
 
     fn event(&self, event: &SecurityEvent) {

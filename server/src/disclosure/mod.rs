@@ -327,7 +327,14 @@ impl<'a> Releaser<'a> {
                 .any(|d| d.rule == 11 && d.outcome == "refused")
                 .then(|| "refused as differencing (rule 11)".to_owned())
         });
-        self.audit.record(&entry);
+        if self.audit.record(&entry).is_err() {
+            // Fail closed: what the log does not hold is not released. The message says
+            // nothing of the output, so it needs no entry of its own.
+            let message = "the output was withheld because the audit log cannot be written: tell your data steward, and run the script again later".to_owned();
+            let body = OutputBody::Error { message, column: None, rule: None };
+            let output = Output { line: output.line, command: output.command, body };
+            return Released { output, decisions: Vec::new() };
+        }
         Released { output, decisions }
     }
 

@@ -94,11 +94,25 @@ pub struct Limits {
     pub max_rows: usize,
     /// Memory DataFusion may use for one scan or aggregation.
     pub max_memory_mb: usize,
+    /// The datasets one guest workspace may hold between runs.
+    pub guest_workspace_mb: usize,
+    /// All guests' workspaces together; the least recently used go first beyond it.
+    pub guest_workspaces_total_mb: usize,
+    /// All signed-in users' workspaces together, likewise.
+    pub workspaces_total_mb: usize,
 }
 
 impl Default for Limits {
     fn default() -> Limits {
-        Limits { max_commands: 10_000, max_seconds: 600, max_rows: 50_000_000, max_memory_mb: 4096 }
+        Limits {
+            max_commands: 10_000,
+            max_seconds: 600,
+            max_rows: 50_000_000,
+            max_memory_mb: 4096,
+            guest_workspace_mb: 128,
+            guest_workspaces_total_mb: 1024,
+            workspaces_total_mb: 8192,
+        }
     }
 }
 
@@ -219,14 +233,25 @@ impl Engine {
     ) -> Vec<Released> {
         // A script that does not parse, or names what will not exist, runs nothing: every
         // problem is reported at once, and no one waits on imports to learn of a typo.
+        // The first problems are the ones to fix first; a script of thousands of broken lines
+        // must not answer (and audit) thousands of outputs.
         let as_errors = |problems: Vec<expand::Problem>| -> Vec<Released> {
-            problems
+            let more = problems.len().saturating_sub(MAX_PROBLEMS_SHOWN);
+            let last_line = problems.get(MAX_PROBLEMS_SHOWN).map(|p| p.line);
+            let mut outputs: Vec<Released> = problems
                 .into_iter()
+                .take(MAX_PROBLEMS_SHOWN)
                 .map(|p| {
                     let origin = Origin { line: p.line, command: &p.command };
                     releaser.error(origin, p.message, Some(p.column))
                 })
-                .collect()
+                .collect();
+            if let Some(line) = last_line {
+                let origin = Origin { line, command: "" };
+                let message = format!("… and {more} more problems: fix these first");
+                outputs.push(releaser.error(origin, message, None));
+            }
+            outputs
         };
         let steps = match expand::expand(script, self.limits.max_commands) {
             Ok(steps) => steps,
@@ -292,6 +317,7 @@ impl Engine {
             if step.command.name != "textblock" {
                 workspace.history.push(step.text.clone());
             }
+            let result = result.and_then(|()| workspace.within_budget());
             if let Err(error) = result {
                 let origin = Origin { line: step.line, command: &step.command.name };
                 let released = match error.refusal {
@@ -316,6 +342,9 @@ fn rules_of(version: &DatastoreVersion) -> Result<Rules, crate::datastore::Datas
     let path = version.path.join("disclosure.json");
     if path.exists() { crate::datastore::read_json(&path) } else { Ok(Rules::default()) }
 }
+
+/// Problems shown for a script that cannot run; the rest are counted.
+const MAX_PROBLEMS_SHOWN: usize = 50;
 
 /// A command about to run: the `step`th of `of` after loops are unrolled.
 #[derive(Clone, Debug, PartialEq, serde::Serialize)]
@@ -349,6 +378,8 @@ pub struct Workspace {
     labels: BTreeMap<String, prepare::LabelSet>,
     /// The populations of released outputs, newest last (rule 11).
     released_populations: std::collections::VecDeque<PopulationSketch>,
+    /// The most bytes of datasets this workspace may hold (guests'); `None`: no bound of its own.
+    byte_budget: Option<usize>,
 }
 
 /// Populations remembered per workspace for rule 11; each is a few hundred bytes.
@@ -379,6 +410,19 @@ impl Workspace {
         self.datasets.get(name)
     }
 
+    /// Bounds the datasets this workspace may hold; a run that goes over clears them.
+    pub fn set_byte_budget(&mut self, bytes: usize) {
+        self.byte_budget = Some(bytes);
+    }
+
+    /// What the workspace holds in memory, roughly: its datasets, the rule-11 memory and the
+    /// history. What budgets and eviction count.
+    pub fn approximate_bytes(&self) -> usize {
+        self.arrow_bytes()
+            + self.released_populations.len() * std::mem::size_of::<PopulationSketch>()
+            + self.history.iter().map(|h| h.len() + std::mem::size_of::<String>()).sum::<usize>()
+    }
+
     /// Memory held by the datasets' Arrow arrays.
     pub fn arrow_bytes(&self) -> usize {
         self.datasets
@@ -388,6 +432,24 @@ impl Workspace {
                     + d.variables.iter().map(|v| v.values.get_array_memory_size()).sum::<usize>()
             })
             .sum()
+    }
+
+    /// After a command: over its budget, the workspace drops its datasets (never its rule-11
+    /// memory, which would otherwise be a way to forget what was released) and says why.
+    fn within_budget(&mut self) -> Result<(), EngineError> {
+        let Some(budget) = self.byte_budget else { return Ok(()) };
+        let held = self.arrow_bytes();
+        if held <= budget {
+            return Ok(());
+        }
+        self.datasets.clear();
+        self.current = None;
+        let mib = |b: usize| b.div_ceil(1024 * 1024);
+        Err(EngineError::new(format!(
+            "the datasets came to {} MiB, over this workspace's limit of {} MiB (guest_workspace_mb), so they were cleared: import fewer variables or a smaller population, or sign in",
+            mib(held),
+            mib(budget)
+        )))
     }
 
     pub fn dataset_names(&self) -> impl Iterator<Item = &str> {

@@ -223,6 +223,58 @@ async fn an_unrolled_loop_over_the_limit_stops_before_running() {
     assert!(errors(&outputs)[0].1.contains("max_commands"), "{outputs:?}");
 }
 
+/// Guards the expansion against scripts that are short but ask for unbounded work: bindings
+/// that double with each line, loops with empty bodies, a `for` line of thousands of loops.
+#[tokio::test]
+async fn expansion_bounds_memory_and_steps_of_short_scripts() {
+    let doubling = format!("let a = x\n{}help\n", "let a = $a ++ $a\n".repeat(40));
+    let empty_loops = "for a in 1 : 9000\nfor b in 1 : 9000\nfor c in 1 : 9000\nend\nend\nend\n";
+    let many_loops = format!(
+        "for {}\nhelp\nend\n",
+        (0..20).map(|i| format!("v{i} in 1 2")).collect::<Vec<_>>().join("; ")
+    );
+    for (what, script, expected) in [
+        ("doubling bindings", doubling.as_str(), "longer than 64 KiB"),
+        ("empty nested loops", empty_loops, "the loops take more than 20000 steps"),
+        ("one line of 20 loops", many_loops.as_str(), "at most 10 loops"),
+    ] {
+        let outputs = run(script).await;
+        assert_eq!(outputs.len(), 1, "{what}: {outputs:?}");
+        let errors = errors(&outputs);
+        assert!(errors.first().is_some_and(|e| e.1.contains(expected)), "{what}: {outputs:?}");
+    }
+}
+
+/// Guards the review's finding that the audit write failed open: an output the log could not
+/// hold was still released. `/dev/full` answers every write with "no space left on device".
+#[tokio::test]
+async fn outputs_are_withheld_when_the_audit_log_cannot_be_written() {
+    let full = crate::disclosure::audit::JsonLinesAudit::open(std::path::Path::new("/dev/full"))
+        .expect("/dev/full opens for appending");
+    let script = format!("{PERSONS}tabulate sex\nsummarize wage\n");
+    let released = engine().run(&mut Workspace::default(), &script, &full, "tester").await;
+    assert_eq!(released.len(), 8);
+    for output in released.iter().map(|r| r.output()) {
+        match &output.body {
+            OutputBody::Error { message, rule: None, .. } => {
+                assert!(message.contains("withheld because the audit log cannot be written"))
+            }
+            other => panic!("line {} was released without an audit entry: {other:?}", output.line),
+        }
+    }
+    // With a log that works, the same script releases its table.
+    let outputs = run(&script).await;
+    assert!(matches!(outputs[6].body, OutputBody::Table(_)), "{:?}", outputs[6]);
+}
+
+#[tokio::test]
+async fn a_script_with_thousands_of_mistakes_answers_the_first_fifty_and_a_count() {
+    let outputs = run(&"generate x = (\n".repeat(5_000)).await;
+    assert_eq!(outputs.len(), 51);
+    let last = &errors(&outputs)[50].1;
+    assert!(last.contains("more problems: fix these first"), "{last}");
+}
+
 #[test]
 fn hexbin_puts_each_unit_in_the_nearest_centre_of_two_offset_lattices() {
     use crate::disclosure::ckm::RecordKeySecret;

@@ -6,7 +6,7 @@
 //! while any key's output budget is spent. The clock is a parameter, so tests control it.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
@@ -18,11 +18,20 @@ pub struct RateLimitSettings {
     pub runs_per_minute: u32,
     /// Outputs a user or address may receive per hour.
     pub outputs_per_hour: u32,
+    /// Runs one user or address may have going at once.
+    pub runs_in_flight: u32,
+    /// Runs going at once on the whole server; more wait their turn. 0: one per core.
+    pub concurrent_runs: usize,
 }
 
 impl Default for RateLimitSettings {
     fn default() -> RateLimitSettings {
-        RateLimitSettings { runs_per_minute: 30, outputs_per_hour: 3000 }
+        RateLimitSettings {
+            runs_per_minute: 30,
+            outputs_per_hour: 3000,
+            runs_in_flight: 2,
+            concurrent_runs: 0,
+        }
     }
 }
 
@@ -65,6 +74,31 @@ struct Buckets {
 pub struct RateLimits {
     settings: RateLimitSettings,
     keys: Mutex<HashMap<String, Buckets>>,
+    /// Runs going per key.
+    in_flight: Mutex<HashMap<String, u32>>,
+    /// One permit per run going on the server. Runs are CPU-bound: more at once than cores
+    /// only makes each slower and holds more memory.
+    slots: Arc<tokio::sync::Semaphore>,
+}
+
+/// A run that is going: counted against its keys until dropped.
+pub struct InFlight {
+    limits: Arc<RateLimits>,
+    keys: Vec<String>,
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        let mut map = self.limits.in_flight.lock().unwrap_or_else(|p| p.into_inner());
+        for key in &self.keys {
+            if let Some(n) = map.get_mut(key) {
+                *n = n.saturating_sub(1);
+                if *n == 0 {
+                    map.remove(key);
+                }
+            }
+        }
+    }
 }
 
 /// Keys idle this long are full again and can be forgotten.
@@ -72,7 +106,39 @@ const FORGET_AFTER: Duration = Duration::from_secs(3600);
 
 impl RateLimits {
     pub fn new(settings: RateLimitSettings) -> RateLimits {
-        RateLimits { settings, keys: Mutex::new(HashMap::new()) }
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let slots = if settings.concurrent_runs == 0 { cores } else { settings.concurrent_runs };
+        RateLimits {
+            settings,
+            keys: Mutex::new(HashMap::new()),
+            in_flight: Mutex::default(),
+            slots: Arc::new(tokio::sync::Semaphore::new(slots)),
+        }
+    }
+
+    /// Counts a run as going for every key, or refuses it when one of them has
+    /// `runs_in_flight` going already. The count ends when the guard is dropped.
+    pub fn begin(self: &Arc<Self>, keys: &[&str]) -> Result<InFlight, Limited> {
+        let most = self.settings.runs_in_flight.max(1);
+        let mut map = self.in_flight.lock().unwrap_or_else(|p| p.into_inner());
+        if keys.iter().any(|k| map.get(*k).is_some_and(|n| *n >= most)) {
+            return Err(Limited {
+                message: format!(
+                    "{most} of your runs are going already: wait for one to finish, or put the commands into one script"
+                ),
+                retry_after: Duration::from_secs(5),
+            });
+        }
+        for key in keys {
+            *map.entry((*key).to_owned()).or_default() += 1;
+        }
+        Ok(InFlight { limits: self.clone(), keys: keys.iter().map(|k| (*k).to_owned()).collect() })
+    }
+
+    /// Waits for a turn to run on the server; the turn lasts as long as the permit.
+    pub async fn turn(&self) -> tokio::sync::OwnedSemaphorePermit {
+        // The semaphore is never closed, so acquiring cannot fail.
+        self.slots.clone().acquire_owned().await.expect("the run semaphore is never closed")
     }
 
     fn rates(&self) -> ((f64, f64), (f64, f64)) {
@@ -146,8 +212,11 @@ mod tests {
 
     #[test]
     fn runs_beyond_the_minute_budget_wait_for_tokens_to_refill() {
-        let limits =
-            RateLimits::new(RateLimitSettings { runs_per_minute: 2, outputs_per_hour: 1000 });
+        let limits = RateLimits::new(RateLimitSettings {
+            runs_per_minute: 2,
+            outputs_per_hour: 1000,
+            ..Default::default()
+        });
         let t0 = Instant::now();
         assert!(limits.admit(&["u"], t0).is_ok());
         assert!(limits.admit(&["u"], t0).is_ok());
@@ -165,8 +234,11 @@ mod tests {
 
     #[test]
     fn the_hourly_output_budget_stops_runs_until_it_refills() {
-        let limits =
-            RateLimits::new(RateLimitSettings { runs_per_minute: 100, outputs_per_hour: 10 });
+        let limits = RateLimits::new(RateLimitSettings {
+            runs_per_minute: 100,
+            outputs_per_hour: 10,
+            ..Default::default()
+        });
         let t0 = Instant::now();
         assert!(limits.admit(&["u"], t0).is_ok());
         limits.spend_outputs(&["u"], 12, t0);
@@ -177,10 +249,33 @@ mod tests {
         assert!(limits.admit(&["u"], t0 + Duration::from_secs(1080)).is_ok());
     }
 
+    /// Guards the review's finding that 30 runs of one address were admitted at once.
+    #[test]
+    fn a_key_may_have_only_so_many_runs_going_at_once() {
+        let limits = Arc::new(RateLimits::new(RateLimitSettings {
+            runs_in_flight: 2,
+            ..Default::default()
+        }));
+        let first = limits.begin(&["u", "address:a"]).unwrap();
+        let _second = limits.begin(&["v", "address:a"]).unwrap();
+        let refused = limits.begin(&["w", "address:a"]).err().expect("a third from one address");
+        assert!(
+            refused.message.contains("2 of your runs are going already"),
+            "{}",
+            refused.message
+        );
+        assert!(limits.begin(&["u", "address:b"]).is_ok(), "u has one going, may have two");
+        drop(first);
+        assert!(limits.begin(&["w", "address:a"]).is_ok(), "one finished, so another may start");
+    }
+
     #[test]
     fn a_refused_run_spends_nothing() {
-        let limits =
-            RateLimits::new(RateLimitSettings { runs_per_minute: 1, outputs_per_hour: 100 });
+        let limits = RateLimits::new(RateLimitSettings {
+            runs_per_minute: 1,
+            outputs_per_hour: 100,
+            ..Default::default()
+        });
         let t0 = Instant::now();
         assert!(limits.admit(&["address"], t0).is_ok());
         // "user" would have a token, but the address has none: neither is spent.

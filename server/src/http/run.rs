@@ -25,6 +25,9 @@ use crate::engine::Workspace;
 use crate::identity::AuthError;
 
 const COOKIE: &str = "skjold_guest";
+/// The guest cookie's name behind TLS: a `__Host-` cookie must be Secure, for the whole host
+/// and no domain, so neither a sibling domain nor plain HTTP can plant or read one.
+const SECURE_COOKIE: &str = "__Host-skjold_guest";
 /// The datastores a guest may bind.
 pub const GUEST_DATASTORES: &[&str] = &["demo"];
 /// Guests kept in memory; the least recently used is dropped beyond this.
@@ -35,30 +38,71 @@ const MAX_SCRIPT_BYTES: usize = 256 * 1024;
 type SharedWorkspace = Arc<tokio::sync::Mutex<Workspace>>;
 
 /// Workspaces kept in memory between runs: guests' by cookie id, users' by user and project.
-#[derive(Default)]
+/// Bounded in count and in bytes: beyond either, the least recently used are dropped.
 pub struct Workspaces {
-    /// Key → (last use, workspace).
-    workspaces: Mutex<HashMap<String, (Instant, SharedWorkspace)>>,
+    workspaces: Mutex<HashMap<String, Kept>>,
+    /// All workspaces' bytes together, at most.
+    total_bytes: usize,
+}
+
+struct Kept {
+    last_use: Instant,
+    /// What the workspace held after its last run.
+    bytes: usize,
+    workspace: SharedWorkspace,
 }
 
 /// The guests' workspaces; `AppState::guests` is `None` when guests are switched off.
 pub type Guests = Workspaces;
 
 impl Workspaces {
+    pub fn new(total_bytes: usize) -> Workspaces {
+        Workspaces { workspaces: Mutex::default(), total_bytes }
+    }
+
     fn workspace(&self, id: &str, make: impl FnOnce() -> Workspace) -> SharedWorkspace {
         let mut map = self.workspaces.lock().unwrap_or_else(|p| p.into_inner());
-        if !map.contains_key(id)
-            && map.len() >= MAX_GUESTS
-            && let Some(oldest) = map.iter().min_by_key(|(_, (t, _))| *t).map(|(k, _)| k.clone())
-        {
-            map.remove(&oldest);
+        if !map.contains_key(id) && map.len() >= MAX_GUESTS {
+            evict_oldest(&mut map, id);
         }
-        let entry = map
-            .entry(id.to_owned())
-            .or_insert_with(|| (Instant::now(), Arc::new(tokio::sync::Mutex::new(make()))));
-        entry.0 = Instant::now();
-        entry.1.clone()
+        let entry = map.entry(id.to_owned()).or_insert_with(|| Kept {
+            last_use: Instant::now(),
+            bytes: 0,
+            workspace: Arc::new(tokio::sync::Mutex::new(make())),
+        });
+        entry.last_use = Instant::now();
+        entry.workspace.clone()
     }
+
+    /// After a run: records what workspace `id` holds now, and drops the least recently used
+    /// others until all together fit the budget.
+    fn settle(&self, id: &str, bytes: usize) {
+        let mut map = self.workspaces.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(kept) = map.get_mut(id) {
+            kept.bytes = bytes;
+        }
+        while map.values().map(|k| k.bytes).sum::<usize>() > self.total_bytes {
+            if !evict_oldest(&mut map, id) {
+                break;
+            }
+        }
+    }
+
+    /// Workspaces kept and their bytes together.
+    pub fn held(&self) -> (usize, usize) {
+        let map = self.workspaces.lock().unwrap_or_else(|p| p.into_inner());
+        (map.len(), map.values().map(|k| k.bytes).sum())
+    }
+}
+
+/// Drops the least recently used workspace other than `keep`; false when there is none.
+fn evict_oldest(map: &mut HashMap<String, Kept>, keep: &str) -> bool {
+    let oldest = map
+        .iter()
+        .filter(|(k, _)| k.as_str() != keep)
+        .min_by_key(|(_, kept)| kept.last_use)
+        .map(|(k, _)| k.clone());
+    oldest.is_some_and(|k| map.remove(&k).is_some())
 }
 
 pub fn router() -> Router<AppState> {
@@ -70,8 +114,8 @@ struct RunResponse {
     outputs: Vec<Released>,
 }
 
-fn guest_id(headers: &HeaderMap) -> Option<String> {
-    super::auth::cookie(headers, COOKIE, 32)
+fn guest_id(headers: &HeaderMap, secure: bool) -> Option<String> {
+    super::auth::cookie(headers, if secure { SECURE_COOKIE } else { COOKIE }, 32)
 }
 
 /// The workspace of a signed-in caller: their project's, with its grants.
@@ -79,7 +123,7 @@ async fn user_workspace(
     state: &AppState,
     headers: &HeaderMap,
     project: Option<String>,
-) -> Result<(String, SharedWorkspace), AppError> {
+) -> Result<(String, String, SharedWorkspace), AppError> {
     let caller = signed_in(state, headers, &axum::http::Method::POST, Need::Active, true).await?;
     let user = caller.user.clone();
     let (project, grants) = blocking(state, move |identity| {
@@ -112,7 +156,7 @@ async fn user_workspace(
     let workspace = state.workspaces.workspace(&key, || Workspace::with_grants(grants.clone()));
     // Grants may have changed since the workspace was made; the newest apply.
     workspace.lock().await.set_grants(grants);
-    Ok((caller.user.name, workspace))
+    Ok((caller.user.name, key, workspace))
 }
 
 async fn run(
@@ -144,9 +188,11 @@ async fn run(
         message: format!("{e}: send {{\"script\": \"…\"}}"),
     })?;
     let signed_in_user = super::auth::cookie(&headers, super::auth::SESSION_COOKIE, 64).is_some();
-    let (user, workspace, new_guest) = if signed_in_user {
-        let (user, workspace) = user_workspace(&state, &headers, request.project.clone()).await?;
-        (user, workspace, None)
+    let secure = state.identity.settings.secure_cookies();
+    let (user, kept, workspace, new_guest) = if signed_in_user {
+        let (user, key, workspace) =
+            user_workspace(&state, &headers, request.project.clone()).await?;
+        (user, (state.workspaces.clone(), key), workspace, None)
     } else {
         let Some(guests) = state.guests.clone() else {
             return Err(AppError::Unauthorized {
@@ -154,15 +200,21 @@ async fn run(
                 code: "signed_out",
             });
         };
-        let (id, new_cookie) = match guest_id(&headers) {
+        let (id, new_cookie) = match guest_id(&headers, secure) {
             Some(id) => (id, false),
             None => {
                 let bytes: [u8; 16] = rand::random();
                 (bytes.iter().map(|b| format!("{b:02x}")).collect::<String>(), true)
             }
         };
-        let workspace = guests.workspace(&id, || Workspace::restricted_to(GUEST_DATASTORES));
-        (format!("guest:{}", &id[..8]), workspace, new_cookie.then_some(id))
+        let budget = state.engine.limits.guest_workspace_mb * 1024 * 1024;
+        let workspace = guests.workspace(&id, || {
+            let mut workspace = Workspace::restricted_to(GUEST_DATASTORES);
+            workspace.set_byte_budget(budget);
+            workspace
+        });
+        let user = format!("guest:{}", &id[..8]);
+        (user, (guests, id.clone()), workspace, new_cookie.then_some(id))
     };
     // Per user and per address: a guest who drops the cookie is still the same address.
     let address =
@@ -172,6 +224,9 @@ async fn run(
         tracing::warn!(%user, "run refused by the rate limit");
         AppError::TooManyRequests(limited)
     })?;
+    let in_flight = state.rate_limits.begin(&keys).map_err(AppError::TooManyRequests)?;
+    // The turn is taken here, and held by the run to its end, even when the client has gone.
+    let turn = state.rate_limits.turn().await;
     let engine = state.engine.clone();
     let audit = state.audit.clone();
     let limits = state.rate_limits.clone();
@@ -187,6 +242,7 @@ async fn run(
     let runtime = tokio::runtime::Handle::current();
     let (lines, mut received) = tokio::sync::mpsc::unbounded_channel::<String>();
     let run = tokio::task::spawn_blocking(move || {
+        let _running = (in_flight, turn);
         let mut workspace = workspace.blocking_lock();
         let tell = |p: crate::engine::Progress| {
             if streaming {
@@ -202,6 +258,8 @@ async fn run(
         ));
         let keys: Vec<&str> = owned_keys.iter().map(String::as_str).collect();
         limits.spend_outputs(&keys, outputs.len(), Instant::now());
+        let (workspaces, key) = kept;
+        workspaces.settle(&key, workspace.approximate_bytes());
         outputs
     });
     if streaming {
@@ -227,17 +285,25 @@ async fn run(
         response
             .headers_mut()
             .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/x-ndjson"));
-        return with_cookie(response, new_guest.as_deref());
+        return with_cookie(response, new_guest.as_deref(), secure);
     }
     received.close();
     let outputs = run.await.map_err(|e| anyhow::anyhow!("the run task failed: {e}"))?;
-    with_cookie(Json(RunResponse { outputs }).into_response(), new_guest.as_deref())
+    with_cookie(Json(RunResponse { outputs }).into_response(), new_guest.as_deref(), secure)
 }
 
 /// Sets the guest cookie on a new guest's first response.
-fn with_cookie(mut response: Response, new_guest: Option<&str>) -> Result<Response, AppError> {
+fn with_cookie(
+    mut response: Response,
+    new_guest: Option<&str>,
+    secure: bool,
+) -> Result<Response, AppError> {
     if let Some(id) = new_guest {
-        let cookie = format!("{COOKIE}={id}; Path=/api; HttpOnly; SameSite=Strict");
+        let cookie = if secure {
+            format!("{SECURE_COOKIE}={id}; Path=/; Secure; HttpOnly; SameSite=Strict")
+        } else {
+            format!("{COOKIE}={id}; Path=/api; HttpOnly; SameSite=Strict")
+        };
         response.headers_mut().insert(
             header::SET_COOKIE,
             HeaderValue::from_str(&cookie).map_err(anyhow::Error::from)?,
