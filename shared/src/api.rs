@@ -215,6 +215,21 @@ pub struct PasskeyFinish {
     pub token: Option<String>,
 }
 
+/// Proof, just now, that the caller holds the account's credential, for what could hand the
+/// account to someone else (switching method, adding a passkey): the password and a TOTP
+/// code, or a passkey assertion to a challenge from `POST /api/account/reauth/passkey/start`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Reauthentication {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ceremony: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credential: Option<serde_json::Value>,
+}
+
 /// `GET /api/admin/users`: one account, as a data steward sees it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct UserSummary {

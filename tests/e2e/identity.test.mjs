@@ -107,8 +107,12 @@ test('passkey: register from the link and sign in through the virtual authentica
   const after = await devtools.send('WebAuthn.getCredentials', { authenticatorId });
   assert.ok(after.credentials[0].signCount > credentials[0].signCount, 'the sign-in used the passkey');
 
-  // A second device: the first goes away, a new one registers from the account page and signs
-  // in on its own.
+  // A second device: confirmed with the first (adding a passkey needs the credential proved
+  // again), the first goes away, a new one registers from the account page and signs in on
+  // its own.
+  await page.goto(BASE_URL + '/account');
+  await page.locator('#reauth').click();
+  await page.locator('#account-message', { hasText: 'Confirmed' }).waitFor({ timeout: 15_000 });
   await devtools.send('WebAuthn.removeVirtualAuthenticator', { authenticatorId });
   const second = (await devtools.send('WebAuthn.addVirtualAuthenticator', {
     options: {
@@ -120,7 +124,6 @@ test('passkey: register from the link and sign in through the virtual authentica
       automaticPresenceSimulation: true,
     },
   })).authenticatorId;
-  await page.goto(BASE_URL + '/account');
   await page.locator('#add-passkey').click();
   await page.locator('#account-message', { hasText: 'Another passkey' }).waitFor({ timeout: 15_000 });
   await page.locator('#sign-out').click();

@@ -4,7 +4,8 @@ use leptos::prelude::*;
 use leptos::task::spawn_local;
 use leptos_router::hooks::use_navigate;
 use shared::api::{
-    EnrolmentLink, PasskeyChallenge, PasskeyFinish, PasswordChange, ProjectSummary, SessionInfo,
+    ApiError, EnrolmentLink, PasskeyChallenge, PasskeyFinish, PasswordChange, ProjectSummary,
+    Reauthentication, SessionInfo,
 };
 
 use crate::api::{Empty, get_json, post_json};
@@ -96,14 +97,47 @@ pub fn AccountPage() -> impl IntoView {
             projects.refetch();
         });
     };
+    // Switching method and adding a passkey need the credential proved again first: a
+    // passkey assertion, or the password and a fresh code typed into the fields below.
+    let (reauth_password, set_reauth_password) = signal(String::new());
+    let (reauth_code, set_reauth_code) = signal(String::new());
+    let reauthenticate = move |_| {
+        spawn_local(async move {
+            let result = async {
+                let proof = if info().method.as_deref() == Some("passkey") {
+                    let challenge: PasskeyChallenge =
+                        post_json("/api/account/reauth/passkey/start", &Empty {}).await?;
+                    let credential = passkey::get(&challenge.options).await.map_err(|error| {
+                        ApiError { error, did_you_mean: Vec::new(), code: None }
+                    })?;
+                    Reauthentication {
+                        ceremony: Some(challenge.ceremony),
+                        credential: Some(credential),
+                        ..Default::default()
+                    }
+                } else {
+                    Reauthentication {
+                        password: Some(reauth_password.get_untracked()),
+                        code: Some(reauth_code.get_untracked().trim().to_owned()),
+                        ..Default::default()
+                    }
+                };
+                post_json::<_, serde_json::Value>("/api/account/reauth", &proof).await
+            }
+            .await;
+            report(result.map(|_| {
+                "Confirmed: for five minutes you may switch method or add a passkey.".to_owned()
+            }));
+        });
+    };
     let add_passkey = move |_| {
         spawn_local(async move {
             let result = async {
                 let challenge: PasskeyChallenge =
                     post_json("/api/account/passkeys/start", &Empty {}).await?;
-                let credential = passkey::create(&challenge.options).await.map_err(|error| {
-                    shared::api::ApiError { error, did_you_mean: Vec::new(), code: None }
-                })?;
+                let credential = passkey::create(&challenge.options)
+                    .await
+                    .map_err(|error| ApiError { error, did_you_mean: Vec::new(), code: None })?;
                 let finish =
                     PasskeyFinish { ceremony: challenge.ceremony, credential, token: None };
                 post_json::<_, serde_json::Value>("/api/account/passkeys/finish", &finish).await
@@ -206,6 +240,20 @@ pub fn AccountPage() -> impl IntoView {
                     </form>
                 </Show>
                 <h2>"Sign-in"</h2>
+                <p>"Switching method or adding a passkey asks you to confirm it is you first."</p>
+                <Show when=move || info().method.as_deref() == Some("password")>
+                    <label>"Password"
+                        <input id="reauth-password" type="password" autocomplete="current-password"
+                            on:input=move |ev| set_reauth_password.set(event_target_value(&ev)) />
+                    </label>
+                    <label>"Code from your authenticator app"
+                        <input id="reauth-code" inputmode="numeric" autocomplete="one-time-code"
+                            on:input=move |ev| set_reauth_code.set(event_target_value(&ev)) />
+                    </label>
+                </Show>
+                <p class="actions">
+                    <button id="reauth" on:click=reauthenticate>"Confirm it is you"</button>
+                </p>
                 <p class="actions">
                     <Show when=move || info().method.as_deref() == Some("passkey")>
                         <button id="add-passkey" on:click=add_passkey>"Add another passkey"</button>

@@ -202,19 +202,41 @@ async fn add_member(
     Path(name): Path<String>,
     Json(member): Json<NewMember>,
 ) -> Result<Json<serde_json::Value>, AppError> {
-    // Stewards add anyone to any project; a project's owner adds people to their own.
+    // Stewards add anyone to any project. A project's owner adds people to their own, but
+    // only while it is granted nothing but the synthetic demo: who may see real registers is
+    // the steward's decision.
     let caller = signed_in(&state, &headers, &Method::POST, Need::Active, true).await?;
-    blocking(&state, move |identity| {
+    let added = blocking(&state, move |identity| {
         let project = identity.project_named(&name)?;
-        if caller.user.role != Role::Steward && project.owner != Some(caller.user.id) {
+        if caller.user.role == Role::Steward {
+            identity.add_member(&name, &member.user, &caller.user.name)?;
+            return Ok(serde_json::json!({ "added": true }));
+        }
+        if project.owner != Some(caller.user.id) {
             return Err(crate::identity::AuthError::NotAllowed(format!(
                 "only the owner of '{name}' or a data steward may add members"
             )));
         }
-        identity.add_member(&name, &member.user, &caller.user.name)
+        let real = identity
+            .store
+            .grants(project.id)?
+            .into_iter()
+            .any(|(datastore, _)| !super::run::GUEST_DATASTORES.contains(&datastore.as_str()));
+        if real {
+            return Err(crate::identity::AuthError::NotAllowed(format!(
+                "'{name}' is granted register data, so a data steward decides who joins it: ask your steward to add the member"
+            )));
+        }
+        // An owner is not told which names are accounts: the answer is the same either way.
+        match identity.add_member(&name, &member.user, &caller.user.name) {
+            Ok(()) | Err(crate::identity::AuthError::NotFound(_)) => Ok(serde_json::json!({
+                "added": format!("if '{}' is an account, it is a member of '{name}' now", member.user)
+            })),
+            Err(e) => Err(e),
+        }
     })
     .await?;
-    Ok(Json(serde_json::json!({ "added": true })))
+    Ok(Json(added))
 }
 
 async fn my_projects(

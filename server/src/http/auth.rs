@@ -15,7 +15,8 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use shared::api::{
     CodeRequest, EnrolRequest, EnrolStatus, EnrolmentLink, LoginRequest, PasskeyBegin,
-    PasskeyChallenge, PasskeyFinish, PasswordChange, SessionInfo, Terms, TotpSetup,
+    PasskeyChallenge, PasskeyFinish, PasswordChange, Reauthentication, SessionInfo, Terms,
+    TotpSetup,
 };
 
 use super::AppError;
@@ -42,6 +43,8 @@ pub fn router() -> Router<AppState> {
         .route("/account/password", post(change_password))
         .route("/account/delete", post(request_deletion))
         .route("/account/switch-method", post(switch_method))
+        .route("/account/reauth", post(reauthenticate))
+        .route("/account/reauth/passkey/start", post(reauth_passkey_start))
         .route("/enrol/status", post(enrol_status))
         .route("/enrol/password", post(enrol_password))
         .route("/enrol/totp", post(enrol_totp))
@@ -51,7 +54,13 @@ pub fn router() -> Router<AppState> {
         .route("/enrol/passkey/finish", post(enrol_passkey_finish))
         .route("/account/passkeys/start", post(add_passkey_start))
         .route("/account/passkeys/finish", post(add_passkey_finish))
+        // Names, passwords, codes and WebAuthn credentials are small; nothing here needs the
+        // default 2 MB, which let one sign-in attempt carry a name of megabytes.
+        .layer(axum::extract::DefaultBodyLimit::max(AUTH_BODY_LIMIT))
 }
+
+/// The largest body a sign-in, enrolment or account request may have.
+pub const AUTH_BODY_LIMIT: usize = 16 * 1024;
 
 /// The value of cookie `name`, if it looks like one of ours (64 hex digits).
 pub fn cookie(headers: &HeaderMap, name: &str, length: usize) -> Option<String> {
@@ -350,14 +359,59 @@ async fn request_deletion(
     Ok(Json(DeletionScheduled { deleted_by }))
 }
 
-/// A signed-in user switches sign-in method through a fresh enrolment link of their own.
+/// A signed-in user switches sign-in method through a fresh enrolment link of their own,
+/// after proving again that they hold the account (`reauth`): a session alone (left open on a
+/// shared machine, say) must not be enough to give the account a credential of someone else's.
 async fn switch_method(
     State(state): State<AppState>,
     headers: HeaderMap,
 ) -> Result<Json<EnrolmentLink>, AppError> {
     let caller = signed_in(&state, &headers, &Method::POST, Need::Active, true).await?;
-    let link = blocking(&state, move |identity| identity.enrolment_link(&caller.user)).await?;
+    let link = blocking(&state, move |identity| {
+        identity.require_recent_reauthentication(&caller)?;
+        identity.enrolment_link(&caller.user)
+    })
+    .await?;
     Ok(Json(EnrolmentLink { link, mailed: None }))
+}
+
+#[derive(serde::Serialize)]
+struct Reauthenticated {
+    /// Unix seconds: until when this session may switch method or add a passkey.
+    confirmed_until: i64,
+}
+
+/// The caller proves the credential again: the password and a fresh code, or a passkey
+/// assertion to a challenge from `reauth/passkey/start`. For a few minutes the session may
+/// then switch method and add passkeys.
+async fn reauthenticate(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    client: Option<Extension<ClientAddress>>,
+    Json(proof): Json<Reauthentication>,
+) -> Result<Json<Reauthenticated>, AppError> {
+    let caller = signed_in(&state, &headers, &Method::POST, Need::Active, true).await?;
+    let address = address(client);
+    let confirmed_until = blocking(&state, move |identity| {
+        identity.reauthenticate(&caller, &proof, &address)?;
+        Ok(identity.now() + crate::identity::REAUTHENTICATION_SECONDS)
+    })
+    .await?;
+    Ok(Json(Reauthenticated { confirmed_until }))
+}
+
+/// A challenge for a passkey user's re-authentication (see [`switch_method`]).
+async fn reauth_passkey_start(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    client: Option<Extension<ClientAddress>>,
+) -> Result<Json<PasskeyChallenge>, AppError> {
+    let caller = signed_in(&state, &headers, &Method::POST, Need::Active, true).await?;
+    let address = address(client);
+    let name = caller.user.name.clone();
+    let (ceremony, options) =
+        blocking(&state, move |identity| identity.start_passkey_sign_in(&name, &address)).await?;
+    challenge(ceremony, options)
 }
 
 async fn enrol_status(
@@ -486,7 +540,8 @@ async fn enrol_passkey_finish(
     Ok(Json(serde_json::json!({ "enrolled": "passkey" })))
 }
 
-/// A signed-in passkey user registers another passkey (a second device, a spare key).
+/// A signed-in passkey user registers another passkey (a second device, a spare key), after
+/// proving again with one they have (`reauth`).
 async fn add_passkey_start(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -497,8 +552,11 @@ async fn add_passkey_start(
             "this account signs in with a password: switch method to use passkeys".into(),
         ));
     }
-    let (ceremony, options) =
-        blocking(&state, move |identity| identity.start_passkey_registration(&caller.user)).await?;
+    let (ceremony, options) = blocking(&state, move |identity| {
+        identity.require_recent_reauthentication(&caller)?;
+        identity.start_passkey_registration(&caller.user)
+    })
+    .await?;
     challenge(ceremony, options)
 }
 
@@ -510,11 +568,12 @@ async fn add_passkey_finish(
     let caller = signed_in(&state, &headers, &Method::POST, Need::Active, true).await?;
     let credential = credential(request.credential)?;
     let user = caller.user.id;
+    let keep_session = caller.session.id_hash.clone();
     blocking(&state, move |identity| {
         identity.finish_passkey_registration(
             &request.ceremony,
             &credential,
-            Registrant::SignedIn(user),
+            Registrant::SignedIn { user, keep_session: &keep_session },
         )
     })
     .await?;

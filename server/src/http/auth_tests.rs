@@ -444,6 +444,57 @@ async fn signing_out_everywhere_ends_every_session() {
     assert_eq!(s.get(&mut phone, "/api/session").await.body["signed_in"], false);
 }
 
+/// Guards the review's account-takeover finding: anyone with a session (a machine left signed
+/// in) could get an enrolment link and give the account a credential of their own.
+#[tokio::test]
+async fn switching_method_needs_the_password_and_a_fresh_code_again() {
+    let s = server();
+    let secret = s.enrol("kari", Role::Member).await;
+    let mut b = s.sign_in("kari", &secret).await;
+    s.post(&mut b, "/api/terms", json!({ "version": 1 })).await;
+    let bare = s.post(&mut b, "/api/account/switch-method", json!({})).await;
+    assert_eq!(bare.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", bare.body);
+    assert!(bare.body["error"].as_str().unwrap().contains("confirm it is you first"));
+    let empty = s.post(&mut b, "/api/account/reauth", json!({})).await;
+    assert!(empty.body["error"].as_str().unwrap().contains("send your password and a code"));
+    let code = totp::code_at(&secret, s.clock.now()).unwrap();
+    let wrong = s
+        .post(
+            &mut b,
+            "/api/account/reauth",
+            json!({ "password": "Not the 1 password", "code": code }),
+        )
+        .await;
+    assert_eq!(wrong.status, StatusCode::UNAUTHORIZED, "{}", wrong.body);
+    let still = s.post(&mut b, "/api/account/switch-method", json!({})).await;
+    assert_eq!(still.status, StatusCode::UNPROCESSABLE_ENTITY, "a wrong password confirms nothing");
+    let right =
+        s.post(&mut b, "/api/account/reauth", json!({ "password": GOOD, "code": code })).await;
+    assert_eq!(right.status, StatusCode::OK, "{}", right.body);
+    let replayed =
+        s.post(&mut b, "/api/account/reauth", json!({ "password": GOOD, "code": code })).await;
+    assert_eq!(replayed.status, StatusCode::UNAUTHORIZED, "a code proves once");
+    let switched = s.post(&mut b, "/api/account/switch-method", json!({})).await;
+    assert_eq!(switched.status, StatusCode::OK, "{}", switched.body);
+    assert!(switched.body["link"].as_str().unwrap().contains("/enrol#"));
+    // Five minutes later the confirmation has run out (activity keeps the session alive).
+    for _ in 0..5 {
+        s.clock.advance(60);
+        s.get(&mut b, "/api/session").await;
+        s.post(&mut b, "/api/session/keepalive", json!({})).await;
+    }
+    let late = s.post(&mut b, "/api/account/switch-method", json!({})).await;
+    assert_eq!(late.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", late.body);
+    // Another session of the same account was never confirmed.
+    s.clock.advance(30);
+    let mut other = s.sign_in("kari", &secret).await;
+    let other_switch = s.post(&mut other, "/api/account/switch-method", json!({})).await;
+    assert_eq!(other_switch.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let events = s.audit.event_names();
+    assert!(events.contains(&"reauthentication-failed".to_owned()), "{events:?}");
+    assert!(events.contains(&"reauthenticated".to_owned()), "{events:?}");
+}
+
 #[tokio::test]
 async fn a_temporary_password_must_be_changed_before_anything_else() {
     let s = server();
@@ -806,4 +857,35 @@ async fn a_project_owner_adds_members_to_their_own_project_only() {
         .post(&mut owner, "/api/admin/projects/Helse/grants", json!({ "datastore": "demo" }))
         .await;
     assert_eq!(grant.status, StatusCode::FORBIDDEN);
+    // The owner is not told which names are accounts.
+    let known =
+        s.post(&mut owner, "/api/admin/projects/Helse/members", json!({ "user": "annen" })).await;
+    let unknown =
+        s.post(&mut owner, "/api/admin/projects/Helse/members", json!({ "user": "ingen" })).await;
+    assert_eq!((known.status, unknown.status), (StatusCode::OK, StatusCode::OK));
+    assert_eq!(
+        known.body["added"].as_str().unwrap().replace("annen", "ingen"),
+        unknown.body["added"].as_str().unwrap()
+    );
+}
+
+/// Guards the review's finding that an owner could let anyone into a project granted real
+/// register data without a steward.
+#[tokio::test]
+async fn members_of_a_project_granted_register_data_are_added_by_a_steward_only() {
+    let s = server();
+    let mut steward = s.signed_in_with_terms("steward", Role::Steward).await;
+    let mut owner = s.signed_in_with_terms("eier", Role::Member).await;
+    s.signed_in_with_terms("kari", Role::Member).await;
+    s.post(&mut steward, "/api/admin/projects", json!({ "name": "Skatt", "owner": "eier" })).await;
+    // A grant to a datastore other than the synthetic demo (the grant need not resolve).
+    let project = s.state.identity.project_named("Skatt").unwrap();
+    s.state.identity.store.add_grant(project.id, "no.ssb.fdb", None).unwrap();
+    let refused =
+        s.post(&mut owner, "/api/admin/projects/Skatt/members", json!({ "user": "kari" })).await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN, "{}", refused.body);
+    assert!(refused.body["error"].as_str().unwrap().contains("a data steward decides"));
+    let added =
+        s.post(&mut steward, "/api/admin/projects/Skatt/members", json!({ "user": "kari" })).await;
+    assert_eq!(added.status, StatusCode::OK, "{}", added.body);
 }

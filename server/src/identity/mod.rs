@@ -11,6 +11,7 @@ pub mod country;
 pub mod mail;
 pub mod passkey;
 pub mod password;
+pub mod sealed;
 pub mod store;
 mod throttle;
 pub mod totp;
@@ -25,7 +26,7 @@ use sha2::{Digest, Sha256};
 use crate::disclosure::AuditLog;
 use crate::disclosure::audit::SecurityEvent;
 pub use store::{AppStore, SqliteStore, StoreError};
-pub use throttle::Throttle;
+pub use throttle::{Factor, Throttle};
 
 /// Unix seconds, injectable.
 pub trait Clock: Send + Sync {
@@ -76,8 +77,12 @@ pub struct IdentitySettings {
     pub idle_warning_seconds: i64,
     /// Signed out this long after signing in, whatever the activity.
     pub absolute_lifetime_seconds: i64,
-    /// A password older than this must be changed at sign-in.
+    /// A password older than this must be changed at sign-in (MONA's policy only).
     pub max_password_age_days: i64,
+    /// The key that seals TOTP secrets in the database; beside the database when absent.
+    pub totp_key_file: Option<std::path::PathBuf>,
+    /// The rules for new passwords: `mona` (the default) or `nist` (SP 800-63B).
+    pub password_policy: password::PasswordPolicy,
     /// How long an enrolment link works.
     pub enrolment_hours: i64,
     /// The version of the terms of use in force; raising it asks everyone to accept again.
@@ -111,6 +116,8 @@ impl Default for IdentitySettings {
             idle_warning_seconds: 90,
             absolute_lifetime_seconds: 12 * 3600,
             max_password_age_days: 365,
+            password_policy: password::PasswordPolicy::Mona,
+            totp_key_file: None,
             enrolment_hours: 72,
             terms_version: 1,
             terms_file: None,
@@ -127,6 +134,22 @@ impl Default for IdentitySettings {
 }
 
 impl IdentitySettings {
+    /// Opens the application database, its TOTP secrets sealed with the key of
+    /// `totp_key_file` (by default `<database>.totp-key`, made on first use).
+    pub fn open_store(&self) -> anyhow::Result<SqliteStore> {
+        let key_file = self.totp_key_file.clone().unwrap_or_else(|| {
+            std::path::PathBuf::from(format!("{}.totp-key", self.database.display()))
+        });
+        let sealer = sealed::Sealer::from_key_file(&key_file)
+            .map_err(|e| anyhow::anyhow!("cannot read the TOTP key {}: {e}", key_file.display()))?;
+        SqliteStore::open(&self.database, sealer).map_err(|e| {
+            anyhow::anyhow!(
+                "cannot open the application database {}: {e} (setting identity.database or SKJOLD_DATABASE)",
+                self.database.display()
+            )
+        })
+    }
+
     /// Cookies get `Secure` when users reach the server over TLS.
     pub fn secure_cookies(&self) -> bool {
         self.public_url.starts_with("https://")
@@ -248,7 +271,13 @@ pub struct Session {
     pub stage: Stage,
     pub created_at: i64,
     pub last_seen: i64,
+    /// When the holder last proved the credential again; what could hand the account over
+    /// (switching method, adding a passkey) needs this within [`REAUTHENTICATION_SECONDS`].
+    pub reauthenticated_at: Option<i64>,
 }
+
+/// How long a re-authentication lets a session switch method or add a passkey.
+pub const REAUTHENTICATION_SECONDS: i64 = 300;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -375,6 +404,31 @@ fn random_token() -> String {
 
 pub fn sha256_hex(text: &str) -> String {
     Sha256::digest(text.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A name typed at sign-in, parsed before anything counts, stores or logs it: at most 64
+/// bytes of the characters accounts have. A made-up name of megabytes once grew the throttle
+/// and the audit log by as much on every try.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UserName(String);
+
+impl UserName {
+    pub fn parse(text: &str) -> Result<UserName, AuthError> {
+        let trimmed = text.trim();
+        if trimmed.len() > 64 {
+            return Err(AuthError::Invalid(format!(
+                "the user name is {} characters long: user names have at most 64",
+                trimmed.chars().count()
+            )));
+        }
+        let name = trimmed.to_lowercase();
+        check_user_name(&name)?;
+        Ok(UserName(name))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
 }
 
 /// User names: 2–64 of lower-case letters, digits, `.`, `-`, `_`.
@@ -522,42 +576,44 @@ impl Identity {
     }
 
     /// First step of enrolling a password: checks the policy, keeps the hash and a new TOTP
-    /// secret, and returns what the authenticator app needs. Nothing changes for sign-in until
-    /// the first code is confirmed.
+    /// secret *in the enrolment*, and returns what the authenticator app needs. The account
+    /// signs in as before until the first code confirms them: a link used by someone else
+    /// half-way changes nothing.
     pub fn enrol_password(&self, token: &str, password: &str) -> Result<TotpEnrolment, AuthError> {
-        let mut user = self.enrolment(token)?;
-        password::check_policy(password, &user.name)
+        let user = self.enrolment(token)?;
+        password::check_policy_of(self.settings.password_policy, password, &user.name)
             .map_err(|e| AuthError::Invalid(e.to_string()))?;
         let secret = totp::new_secret();
-        user.password_hash = Some(password::hash(password));
-        user.totp_secret = Some(secret.clone());
-        self.store.save_user(&user)?;
+        let hash = password::hash(password);
+        self.store.set_pending_credentials(&sha256_hex(token), &hash, &secret)?;
         totp::enrolment(&secret, &user.name).map_err(AuthError::Invalid)
     }
 
     /// Second step: the first code from the app confirms it; the password becomes the sign-in
-    /// method, and any passkeys are removed (one method per account).
+    /// method, any passkeys are removed (one method per account), the link is spent and every
+    /// session of the account ends: whoever held one before the change holds nothing now.
     pub fn confirm_password_enrolment(&self, token: &str, code: &str) -> Result<(), AuthError> {
         let mut user = self.enrolment(token)?;
-        let secret = user.totp_secret.clone().ok_or_else(|| {
-            AuthError::Invalid("choose a password first, then confirm the code".into())
-        })?;
+        let (hash, secret) =
+            self.store.pending_credentials(&sha256_hex(token))?.ok_or_else(|| {
+                AuthError::Invalid("choose a password first, then confirm the code".into())
+            })?;
         let step = totp::verify(&secret, code, self.now(), None).ok_or(AuthError::BadCode)?;
         if !self.store.use_enrolment(&sha256_hex(token), self.now())? {
             return Err(AuthError::BadEnrolment);
         }
         let switched = user.method == Method::Passkey;
         user.method = Method::Password;
+        user.password_hash = Some(hash);
+        user.totp_secret = Some(secret);
         user.totp_last_step = Some(step);
         user.password_changed_at = Some(self.now());
         user.must_change_password = false;
         self.store.save_user(&user)?;
         self.store.delete_passkeys(user.id)?;
-        if switched {
-            self.store.delete_sessions_of(user.id)?;
-        }
-        let detail = if switched { "password + TOTP; passkeys removed" } else { "password + TOTP" };
-        self.event("enrolled", Some(&user.name), None, detail.into());
+        let ended = self.store.delete_sessions_of(user.id)?;
+        let method = if switched { "password + TOTP; passkeys removed" } else { "password + TOTP" };
+        self.event("enrolled", Some(&user.name), None, format!("{method}; {ended} sessions ended"));
         Ok(())
     }
 
@@ -615,8 +671,8 @@ impl Identity {
         address: &str,
     ) -> Result<NewSession, AuthError> {
         let now = self.now();
-        let key = name.trim().to_lowercase();
-        self.throttle.admit(&key, address, now).inspect_err(|_| {
+        let key = UserName::parse(name)?.0;
+        self.throttle.admit(Factor::Password, &key, address, now).inspect_err(|_| {
             self.event("sign-in-refused", Some(&key), Some(address), "throttled".into());
         })?;
         let user = self.store.user_by_name(&key)?;
@@ -626,18 +682,20 @@ impl Identity {
             .and_then(|u| u.password_hash.clone());
         let right = password::verify(password, hash.as_deref().unwrap_or(password::decoy_hash()));
         let (Some(user), true) = (user, right && hash.is_some()) else {
-            self.failed(&key, address, "password");
+            self.failed(Factor::Password, &key, address, "password");
             return Err(AuthError::BadCredentials);
         };
         self.event("password-accepted", Some(&user.name), Some(address), String::new());
         self.open_session(&user, Stage::SecondFactor)
     }
 
-    fn failed(&self, key: &str, address: &str, what: &str) {
-        let locked = self.throttle.failure(key, self.now());
-        self.event("sign-in-failed", Some(key), Some(address), what.into());
+    fn failed(&self, factor: Factor, key: &str, address: &str, what: &str) {
+        let locked = self.throttle.failure(factor, key, self.now());
+        let address = Some(address).filter(|a| !a.is_empty());
+        let event = if factor == Factor::CourseCode { "join-failed" } else { "sign-in-failed" };
+        self.event(event, Some(key), address, what.into());
         if let Some(seconds) = locked {
-            self.event("lockout", Some(key), Some(address), format!("{seconds} s"));
+            self.event("lockout", Some(key), address, format!("{seconds} s"));
         }
     }
 
@@ -652,19 +710,20 @@ impl Identity {
         let now = self.now();
         let mut user = self.store.user(pending.user)?.ok_or(AuthError::NoSession)?;
         let key = user.name.clone();
-        self.throttle.admit(&key, address, now)?;
+        self.throttle.admit(Factor::Password, &key, address, now)?;
         let secret = user.totp_secret.clone().ok_or(AuthError::NoSession)?;
         let Some(step) = totp::verify(&secret, code, now, user.totp_last_step) else {
-            self.failed(&key, address, "totp");
+            self.failed(Factor::Password, &key, address, "totp");
             return Err(AuthError::BadCode);
         };
-        self.throttle.success(&key);
+        self.throttle.success(Factor::Password, &key);
         user.totp_last_step = Some(step);
         self.store.save_user(&user)?;
         self.store.delete_session(&pending.id_hash)?;
-        let too_old = user
-            .password_changed_at
-            .is_none_or(|t| now - t > self.settings.max_password_age_days * 86_400);
+        let too_old = self.settings.password_policy.expires()
+            && user
+                .password_changed_at
+                .is_none_or(|t| now - t > self.settings.max_password_age_days * 86_400);
         let stage = if user.must_change_password || too_old {
             Stage::ChangePassword
         } else {
@@ -684,6 +743,7 @@ impl Identity {
             stage,
             created_at: now,
             last_seen: now,
+            reauthenticated_at: None,
         };
         self.store.insert_session(&session)?;
         Ok(NewSession { cookie, session })
@@ -775,12 +835,13 @@ impl Identity {
         let Some(hash) = hash else {
             return Err(AuthError::Invalid("this account signs in with a passkey".into()));
         };
-        self.throttle.admit(&user.name, address, self.now())?;
+        self.throttle.admit(Factor::Password, &user.name, address, self.now())?;
         if !password::verify(current, &hash) {
-            self.failed(&user.name.clone(), address, "current password");
+            self.failed(Factor::Password, &user.name.clone(), address, "current password");
             return Err(AuthError::BadCredentials);
         }
-        password::check_policy(new, &user.name).map_err(|e| AuthError::Invalid(e.to_string()))?;
+        password::check_policy_of(self.settings.password_policy, new, &user.name)
+            .map_err(|e| AuthError::Invalid(e.to_string()))?;
         if new == current {
             return Err(AuthError::Invalid(
                 "the new password must differ from the current one".into(),
@@ -793,6 +854,81 @@ impl Identity {
         self.store.delete_sessions_of(user.id)?;
         self.event("password-changed", Some(&user.name), Some(address), String::new());
         self.open_session(&user, Stage::Active)
+    }
+
+    /// Re-authentication for a step that could hand the account over: the password and a
+    /// fresh TOTP code of a password account, or a passkey assertion of a passkey account.
+    /// Failures count towards the same lockouts as sign-in.
+    pub fn reauthenticate(
+        &self,
+        signed_in: &SignedIn,
+        proof: &shared::api::Reauthentication,
+        address: &str,
+    ) -> Result<(), AuthError> {
+        let mut user = signed_in.user.clone();
+        let name = user.name.clone();
+        let refused = |what: &str| {
+            self.event("reauthentication-failed", Some(&name), Some(address), what.into());
+            AuthError::BadCredentials
+        };
+        match user.method {
+            Method::Password => {
+                let (Some(password), Some(code)) = (&proof.password, &proof.code) else {
+                    return Err(AuthError::Invalid(
+                        "confirm it is you: send your password and a code from your authenticator app".into(),
+                    ));
+                };
+                self.throttle.admit(Factor::Password, &name, address, self.now())?;
+                let hash = user.password_hash.clone().unwrap_or_default();
+                if !password::verify(password, &hash) {
+                    self.failed(Factor::Password, &name, address, "reauthentication password");
+                    return Err(refused("password"));
+                }
+                let secret = user.totp_secret.clone().unwrap_or_default();
+                let Some(step) = totp::verify(&secret, code, self.now(), user.totp_last_step)
+                else {
+                    self.failed(Factor::Password, &name, address, "reauthentication code");
+                    return Err(refused("totp"));
+                };
+                user.totp_last_step = Some(step);
+                self.store.save_user(&user)?;
+            }
+            Method::Passkey => {
+                let (Some(ceremony), Some(credential)) = (&proof.ceremony, &proof.credential)
+                else {
+                    return Err(AuthError::Invalid(
+                        "confirm it is you with your passkey: start at /api/account/reauth/passkey/start".into(),
+                    ));
+                };
+                let credential = serde_json::from_value(credential.clone())
+                    .map_err(|e| AuthError::Invalid(format!("not a WebAuthn credential ({e})")))?;
+                let proved = self.verify_passkey(ceremony, &credential, address)?;
+                if proved.id != user.id {
+                    return Err(refused("passkey of another account"));
+                }
+            }
+            Method::None => {
+                return Err(AuthError::Invalid("this account has no sign-in method yet".into()));
+            }
+        }
+        self.store.mark_reauthenticated(&signed_in.session.id_hash, self.now())?;
+        self.event("reauthenticated", Some(&name), Some(address), String::new());
+        Ok(())
+    }
+
+    /// Refuses unless this session re-authenticated within the last few minutes.
+    pub fn require_recent_reauthentication(&self, signed_in: &SignedIn) -> Result<(), AuthError> {
+        let recent = signed_in
+            .session
+            .reauthenticated_at
+            .is_some_and(|t| self.now() - t < REAUTHENTICATION_SECONDS);
+        if recent {
+            Ok(())
+        } else {
+            Err(AuthError::Invalid(
+                "confirm it is you first (password and code, or your passkey): this step could hand your account to someone else".into(),
+            ))
+        }
     }
 
     // ----- deletion ------------------------------------------------------------------------
@@ -902,9 +1038,17 @@ impl Identity {
     /// A student joins a course with the teacher's code.
     pub fn join_course(&self, signed_in: &SignedIn, code: &str) -> Result<Project, AuthError> {
         let code = code.trim().to_uppercase();
-        let project = self.store.project_by_join_code(&code)?.ok_or_else(|| {
-            AuthError::Invalid("no course has this join code: check it with your teacher".into())
-        })?;
+        // Join codes are short enough to guess: wrong ones count like wrong passwords.
+        let name = signed_in.user.name.clone();
+        let now = self.now();
+        self.throttle.admit(Factor::CourseCode, &name, &format!("user:{name}"), now)?;
+        let Some(project) = self.store.project_by_join_code(&code)? else {
+            self.failed(Factor::CourseCode, &name, "", "course join code");
+            return Err(AuthError::Invalid(
+                "no course has this join code: check it with your teacher".into(),
+            ));
+        };
+        self.throttle.success(Factor::CourseCode, &name);
         self.store.add_member(project.id, signed_in.user.id)?;
         self.event(
             "member-added",

@@ -16,6 +16,7 @@ use webauthn_rs::prelude::{
     RequestChallengeResponse, Url, Uuid, Webauthn, WebauthnBuilder,
 };
 
+use super::throttle::Factor;
 use super::{AuthError, Identity, Method, NewSession, Stage, User, sha256_hex};
 
 const CEREMONY_SECONDS: i64 = 300;
@@ -35,9 +36,14 @@ enum Ceremony {
 
 /// Who finishes a registration: the holder of an enrolment link, or a signed-in account
 /// adding another passkey. The ceremony must have been started for the same account.
+#[derive(Clone, Copy)]
 pub enum Registrant<'a> {
     Enrolment(&'a str),
-    SignedIn(i64),
+    /// The account, and the session (its id hash) that stays signed in.
+    SignedIn {
+        user: i64,
+        keep_session: &'a str,
+    },
 }
 
 pub struct Passkeys {
@@ -169,7 +175,7 @@ impl Identity {
         };
         let registrant_id = match registrant {
             Registrant::Enrolment(token) => self.enrolment(token)?.id,
-            Registrant::SignedIn(id) => id,
+            Registrant::SignedIn { user, .. } => user,
         };
         if registrant_id != user {
             return Err(AuthError::Invalid(
@@ -197,11 +203,27 @@ impl Identity {
         account.totp_last_step = None;
         account.must_change_password = false;
         self.store.save_user(&account)?;
-        if switched {
-            self.store.delete_sessions_of(user)?;
-        }
-        let detail = if switched { "passkey; password and TOTP removed" } else { "passkey" };
-        self.event("enrolled", Some(&account.name), None, detail.into());
+        // A new credential through a link ends every session: whoever signed in before the
+        // change holds nothing after it. A passkey added while signed in keeps that session
+        // (its holder just proved it), and ends the others.
+        let ended = match registrant {
+            Registrant::Enrolment(_) => self.store.delete_sessions_of(user)?,
+            Registrant::SignedIn { keep_session, .. } => {
+                self.store.delete_other_sessions_of(user, keep_session)?
+            }
+        };
+        let what = if switched { "passkey; password and TOTP removed" } else { "passkey" };
+        let event = if matches!(registrant, Registrant::SignedIn { .. }) {
+            "passkey-added"
+        } else {
+            "enrolled"
+        };
+        self.event(
+            event,
+            Some(&account.name),
+            None,
+            format!("{what}; {ended} other sessions ended"),
+        );
         Ok(())
     }
 
@@ -212,8 +234,8 @@ impl Identity {
         address: &str,
     ) -> Result<(String, RequestChallengeResponse), AuthError> {
         let passkeys = self.passkeys()?;
-        let key = name.trim().to_lowercase();
-        self.throttle.admit(&key, address, self.now())?;
+        let key = super::UserName::parse(name)?.as_str().to_owned();
+        self.throttle.admit(Factor::Passkey, &key, address, self.now())?;
         let user = self.store.user_by_name(&key)?.filter(|u| u.method == Method::Passkey);
         let keys = match &user {
             Some(u) => stored(self, u.id)?,
@@ -242,23 +264,37 @@ impl Identity {
         credential: &PublicKeyCredential,
         address: &str,
     ) -> Result<NewSession, AuthError> {
+        let mut account = self.verify_passkey(ceremony, credential, address)?;
+        account.must_change_password = false;
+        self.event("signed-in", Some(&account.name), Some(address), "passkey".into());
+        self.open_session(&account, Stage::Active)
+    }
+
+    /// Checks a passkey assertion to a challenge from [`Identity::start_passkey_sign_in`]:
+    /// the account it proves, its counters kept current, failures counted.
+    pub fn verify_passkey(
+        &self,
+        ceremony: &str,
+        credential: &PublicKeyCredential,
+        address: &str,
+    ) -> Result<User, AuthError> {
         let passkeys = self.passkeys()?;
         let Some(Ceremony::Authentication { name, user, state }) =
             passkeys.take(ceremony, self.now())
         else {
             return Err(AuthError::Invalid("the passkey sign-in timed out: start again".into()));
         };
-        self.throttle.admit(&name, address, self.now())?;
+        self.throttle.admit(Factor::Passkey, &name, address, self.now())?;
         let (Some(user), Some(state)) = (user, state) else {
-            self.failed(&name, address, "passkey");
+            self.failed(Factor::Passkey, &name, address, "passkey");
             return Err(AuthError::BadCredentials);
         };
-        let mut account = self.store.user(user)?.ok_or(AuthError::BadCredentials)?;
+        let account = self.store.user(user)?.ok_or(AuthError::BadCredentials)?;
         let result = match passkeys.webauthn.finish_passkey_authentication(credential, &state) {
             Ok(r) => r,
             Err(e) => {
                 tracing::info!(error = %e, "passkey sign-in refused");
-                self.failed(&name, address, "passkey");
+                self.failed(Factor::Passkey, &name, address, "passkey");
                 return Err(AuthError::BadCredentials);
             }
         };
@@ -272,9 +308,7 @@ impl Identity {
                 self.store.update_passkey(&id, &json, self.now())?;
             }
         }
-        self.throttle.success(&account.name);
-        account.must_change_password = false;
-        self.event("signed-in", Some(&account.name), Some(address), "passkey".into());
-        self.open_session(&account, Stage::Active)
+        self.throttle.success(Factor::Passkey, &account.name);
+        Ok(account)
     }
 }

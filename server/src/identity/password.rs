@@ -8,12 +8,35 @@ use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, Salt
 use argon2::{Algorithm, Argon2, Params, Version};
 
 pub const MIN_LENGTH: usize = 12;
+/// NIST SP 800-63B's length for a password: length, not composition, is what makes one hard
+/// to guess.
+pub const NIST_MIN_LENGTH: usize = 15;
+
+/// Which rules a new password must meet (setting `identity.password_policy`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PasswordPolicy {
+    /// MONA's: 12 characters from three kinds, not common, changed every
+    /// `max_password_age_days`.
+    #[default]
+    Mona,
+    /// NIST SP 800-63B: 15 characters of any kind, not common nor the user name, and no
+    /// forced change (an old password is not a weak one).
+    Nist,
+}
+
+impl PasswordPolicy {
+    /// Whether passwords must be changed after `max_password_age_days`.
+    pub fn expires(self) -> bool {
+        self == PasswordPolicy::Mona
+    }
+}
 
 /// Why a new password was refused; the message tells the user what to change.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PolicyError {
-    #[error("the password has {0} characters; use at least {MIN_LENGTH}")]
-    TooShort(usize),
+    #[error("the password has {0} characters; use at least {1}")]
+    TooShort(usize, usize),
     #[error(
         "the password uses {0} of the four kinds of character; use at least three of lower case, \
          upper case, digits and specials (such as ! or #)"
@@ -29,12 +52,32 @@ pub enum PolicyError {
 /// case. A password is refused when its letters, decorations removed, are one of these.
 const COMMON: &str = include_str!("common-passwords.txt");
 
-/// Checks a new password against the policy.
+/// Checks a new password against MONA's policy.
 pub fn check_policy(password: &str, user_name: &str) -> Result<(), PolicyError> {
+    check_policy_of(PasswordPolicy::Mona, password, user_name)
+}
+
+/// Checks a new password against `policy`.
+pub fn check_policy_of(
+    policy: PasswordPolicy,
+    password: &str,
+    user_name: &str,
+) -> Result<(), PolicyError> {
     let length = password.chars().count();
-    if length < MIN_LENGTH {
-        return Err(PolicyError::TooShort(length));
+    let least = match policy {
+        PasswordPolicy::Mona => MIN_LENGTH,
+        PasswordPolicy::Nist => NIST_MIN_LENGTH,
+    };
+    if length < least {
+        return Err(PolicyError::TooShort(length, least));
     }
+    if policy == PasswordPolicy::Mona {
+        check_kinds(password)?;
+    }
+    check_not_guessable(password, user_name)
+}
+
+fn check_kinds(password: &str) -> Result<(), PolicyError> {
     let kinds = [
         password.chars().any(char::is_lowercase),
         password.chars().any(char::is_uppercase),
@@ -47,6 +90,11 @@ pub fn check_policy(password: &str, user_name: &str) -> Result<(), PolicyError> 
     if kinds < 3 {
         return Err(PolicyError::TooFewKinds(kinds));
     }
+    Ok(())
+}
+
+/// Not the user name, and not one of the common passwords under its usual decorations.
+fn check_not_guessable(password: &str, user_name: &str) -> Result<(), PolicyError> {
     let lower = password.to_lowercase();
     if user_name.chars().count() >= 3 && lower.contains(&user_name.to_lowercase()) {
         return Err(PolicyError::ContainsUserName);
@@ -122,7 +170,7 @@ mod tests {
 
     #[test]
     fn the_policy_names_what_to_change() {
-        assert_eq!(check_policy("Short1!", "ola"), Err(PolicyError::TooShort(7)));
+        assert_eq!(check_policy("Short1!", "ola"), Err(PolicyError::TooShort(7, 12)));
         assert_eq!(check_policy("alllowercaseletters", "ola"), Err(PolicyError::TooFewKinds(1)));
         assert_eq!(check_policy("lowerand12345678", "ola"), Err(PolicyError::TooFewKinds(2)));
         assert_eq!(
@@ -142,6 +190,17 @@ mod tests {
             Err(PolicyError::ContainsUserName)
         );
         assert_eq!(check_policy("Tre små Katter 9", "ola"), Ok(()));
+        // NIST SP 800-63B: length instead of kinds, the same list of common passwords.
+        let nist = |p: &str| check_policy_of(PasswordPolicy::Nist, p, "ola");
+        assert_eq!(nist("alllowercaseletters"), Ok(()));
+        assert_eq!(nist("Tre små Katter 9"), Ok(()));
+        assert_eq!(nist("Short1!Short1!"), Err(PolicyError::TooShort(14, 15)));
+        assert!(
+            matches!(nist("passwordpassword"), Err(PolicyError::Common(_))),
+            "{:?}",
+            nist("passwordpassword")
+        );
+        assert_eq!(nist("ola-likes-long-walks"), Err(PolicyError::ContainsUserName));
         assert_eq!(check_policy("correct-HORSE-battery", "ola"), Ok(()));
     }
 

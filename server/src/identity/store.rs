@@ -19,6 +19,8 @@ pub enum StoreError {
     Conflict(String),
     #[error("application database: {0}")]
     Database(#[from] rusqlite::Error),
+    #[error("application database file: {0}")]
+    File(String),
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;
@@ -33,7 +35,17 @@ pub trait AppStore: Send + Sync {
     /// Removes the account and everything that hangs on it.
     fn delete_user(&self, id: i64) -> StoreResult<()>;
 
+    /// A new enrolment, which ends every other unused one of the user: one live link each.
     fn insert_enrolment(&self, token_hash: &str, user: i64, expires: i64) -> StoreResult<()>;
+    /// Keeps a password enrolment's hash and TOTP secret until its code confirms them.
+    fn set_pending_credentials(
+        &self,
+        token_hash: &str,
+        password_hash: &str,
+        totp_secret: &str,
+    ) -> StoreResult<()>;
+    /// The pending (password hash, TOTP secret) of an enrolment.
+    fn pending_credentials(&self, token_hash: &str) -> StoreResult<Option<(String, String)>>;
     /// The user of an unused, unexpired enrolment.
     fn enrolment_user(&self, token_hash: &str, now: i64) -> StoreResult<Option<i64>>;
     /// Marks an enrolment used; false if it already was.
@@ -42,8 +54,12 @@ pub trait AppStore: Send + Sync {
     fn insert_session(&self, session: &Session) -> StoreResult<()>;
     fn session(&self, id_hash: &str) -> StoreResult<Option<Session>>;
     fn touch_session(&self, id_hash: &str, last_seen: i64) -> StoreResult<()>;
+    /// Records that the session's holder proved the credential again at `now`.
+    fn mark_reauthenticated(&self, id_hash: &str, now: i64) -> StoreResult<()>;
     fn delete_session(&self, id_hash: &str) -> StoreResult<()>;
     fn delete_sessions_of(&self, user: i64) -> StoreResult<usize>;
+    /// Ends every session of `user` but the one with id hash `keep`.
+    fn delete_other_sessions_of(&self, user: i64, keep: &str) -> StoreResult<usize>;
 
     fn insert_passkey(
         &self,
@@ -194,10 +210,22 @@ CREATE TABLE files (
     PRIMARY KEY (area, name)
 );
 ",
+    // 3: a password enrolment's credentials wait in the enrolment until its code confirms
+    // them; until then the account signs in as it did.
+    "
+ALTER TABLE enrolments ADD COLUMN pending_password_hash TEXT;
+ALTER TABLE enrolments ADD COLUMN pending_totp_secret TEXT;
+",
+    // 4: when the session's holder last proved the credential again (re-authentication).
+    "
+ALTER TABLE sessions ADD COLUMN reauthenticated_at BIGINT;
+",
 ];
 
 pub struct SqliteStore {
     connection: Mutex<Connection>,
+    /// Seals TOTP secrets on the way in, opens them on the way out.
+    sealer: super::sealed::Sealer,
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -207,20 +235,35 @@ impl std::fmt::Debug for SqliteStore {
 }
 
 impl SqliteStore {
-    /// Opens (creating when absent) the database file and brings its schema up to date.
-    pub fn open(path: &Path) -> StoreResult<SqliteStore> {
+    /// Opens (creating when absent) the database file and brings its schema up to date; TOTP
+    /// secrets are sealed with `sealer`.
+    pub fn open(path: &Path, sealer: super::sealed::Sealer) -> StoreResult<SqliteStore> {
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
             let _ = std::fs::create_dir_all(parent);
         }
-        SqliteStore::with_connection(Connection::open(path)?)
+        let connection = Connection::open(path)?;
+        // SQLite gives its -wal and -shm files the database's own mode.
+        let wal = std::path::PathBuf::from(format!("{}-wal", path.display()));
+        for file in [path, wal.as_path()] {
+            if file.exists() {
+                crate::owner_only(file).map_err(|e| {
+                    StoreError::File(format!("cannot make {} private: {e}", file.display()))
+                })?;
+            }
+        }
+        SqliteStore::with_connection(connection, sealer)
     }
 
-    /// A private database in memory, for tests.
+    /// A private database in memory, for tests and the batch path, sealing under a random key.
     pub fn in_memory() -> StoreResult<SqliteStore> {
-        SqliteStore::with_connection(Connection::open_in_memory()?)
+        let sealer = super::sealed::Sealer::new(rand::random());
+        SqliteStore::with_connection(Connection::open_in_memory()?, sealer)
     }
 
-    fn with_connection(connection: Connection) -> StoreResult<SqliteStore> {
+    fn with_connection(
+        connection: Connection,
+        sealer: super::sealed::Sealer,
+    ) -> StoreResult<SqliteStore> {
         // WAL lets `skjold user add` write while the server reads; the busy timeout makes the
         // two wait for each other instead of failing.
         connection.pragma_update(None, "journal_mode", "WAL")?;
@@ -233,7 +276,20 @@ impl SqliteStore {
                 i + 1
             ))?;
         }
-        Ok(SqliteStore { connection: Mutex::new(connection) })
+        Ok(SqliteStore { connection: Mutex::new(connection), sealer })
+    }
+
+    fn seal(&self, secret: Option<&str>) -> StoreResult<Option<String>> {
+        secret.map(|s| self.sealer.seal(s).map_err(StoreError::File)).transpose()
+    }
+
+    fn unseal(&self, secret: Option<String>) -> StoreResult<Option<String>> {
+        secret.map(|s| self.sealer.open(&s).map_err(StoreError::File)).transpose()
+    }
+
+    fn opened(&self, mut user: User) -> StoreResult<User> {
+        user.totp_secret = self.unseal(user.totp_secret.take())?;
+        Ok(user)
     }
 
     fn with<T>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> StoreResult<T> {
@@ -286,6 +342,7 @@ fn unique_violation(e: &rusqlite::Error) -> bool {
 
 impl AppStore for SqliteStore {
     fn insert_user(&self, u: &User) -> StoreResult<i64> {
+        let totp_secret = self.seal(u.totp_secret.as_deref())?;
         let result = self.with(|c| {
             c.execute(
                 "INSERT INTO users (name, display_name, email, role, method, password_hash, \
@@ -300,7 +357,7 @@ impl AppStore for SqliteStore {
                     u.password_hash,
                     u.password_changed_at,
                     u.must_change_password,
-                    u.totp_secret,
+                    totp_secret,
                     u.totp_last_step,
                     u.created_at,
                     u.deletion_requested_at
@@ -317,6 +374,7 @@ impl AppStore for SqliteStore {
     }
 
     fn save_user(&self, u: &User) -> StoreResult<()> {
+        let totp_secret = self.seal(u.totp_secret.as_deref())?;
         self.with(|c| {
             c.execute(
                 "UPDATE users SET display_name=?2, email=?3, role=?4, method=?5, password_hash=?6, \
@@ -331,7 +389,7 @@ impl AppStore for SqliteStore {
                     u.password_hash,
                     u.password_changed_at,
                     u.must_change_password,
-                    u.totp_secret,
+                    totp_secret,
                     u.totp_last_step,
                     u.deletion_requested_at
                 ],
@@ -341,29 +399,32 @@ impl AppStore for SqliteStore {
     }
 
     fn user(&self, id: i64) -> StoreResult<Option<User>> {
-        self.with(|c| {
+        let user = self.with(|c| {
             c.query_row(&format!("SELECT {USER_COLUMNS} FROM users WHERE id=?1"), [id], user_from)
                 .optional()
-        })
+        })?;
+        user.map(|u| self.opened(u)).transpose()
     }
 
     fn user_by_name(&self, name: &str) -> StoreResult<Option<User>> {
-        self.with(|c| {
+        let user = self.with(|c| {
             c.query_row(
                 &format!("SELECT {USER_COLUMNS} FROM users WHERE name=?1"),
                 [name],
                 user_from,
             )
             .optional()
-        })
+        })?;
+        user.map(|u| self.opened(u)).transpose()
     }
 
     fn users(&self) -> StoreResult<Vec<User>> {
-        self.with(|c| {
+        let users: Vec<User> = self.with(|c| {
             let mut statement =
                 c.prepare(&format!("SELECT {USER_COLUMNS} FROM users ORDER BY name"))?;
             statement.query_map([], user_from)?.collect()
-        })
+        })?;
+        users.into_iter().map(|u| self.opened(u)).collect()
     }
 
     fn delete_user(&self, id: i64) -> StoreResult<()> {
@@ -372,12 +433,59 @@ impl AppStore for SqliteStore {
 
     fn insert_enrolment(&self, token_hash: &str, user: i64, expires: i64) -> StoreResult<()> {
         self.with(|c| {
+            c.execute_batch("BEGIN")?;
+            let result = c
+                .execute("DELETE FROM enrolments WHERE user_id=?1 AND used_at IS NULL", [user])
+                .and_then(|_| {
+                    c.execute(
+                        "INSERT INTO enrolments (token_hash, user_id, expires_at) VALUES (?1,?2,?3)",
+                        params![token_hash, user, expires],
+                    )
+                });
+            match result {
+                Ok(_) => c.execute_batch("COMMIT"),
+                Err(e) => {
+                    let _ = c.execute_batch("ROLLBACK");
+                    Err(e)
+                }
+            }
+        })
+    }
+
+    fn set_pending_credentials(
+        &self,
+        token_hash: &str,
+        password_hash: &str,
+        totp_secret: &str,
+    ) -> StoreResult<()> {
+        let totp_secret = self.seal(Some(totp_secret))?;
+        self.with(|c| {
             c.execute(
-                "INSERT INTO enrolments (token_hash, user_id, expires_at) VALUES (?1,?2,?3)",
-                params![token_hash, user, expires],
+                "UPDATE enrolments SET pending_password_hash=?2, pending_totp_secret=?3 \
+                 WHERE token_hash=?1 AND used_at IS NULL",
+                params![token_hash, password_hash, totp_secret],
             )
             .map(drop)
         })
+    }
+
+    fn pending_credentials(&self, token_hash: &str) -> StoreResult<Option<(String, String)>> {
+        let pending: Option<(String, String)> = self.with(|c| {
+            c.query_row(
+                "SELECT pending_password_hash, pending_totp_secret FROM enrolments \
+                 WHERE token_hash=?1 AND pending_password_hash IS NOT NULL \
+                 AND pending_totp_secret IS NOT NULL",
+                [token_hash],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()
+        })?;
+        match pending {
+            Some((hash, secret)) => {
+                Ok(Some((hash, self.unseal(Some(secret))?.unwrap_or_default())))
+            }
+            None => Ok(None),
+        }
     }
 
     fn enrolment_user(&self, token_hash: &str, now: i64) -> StoreResult<Option<i64>> {
@@ -416,8 +524,8 @@ impl AppStore for SqliteStore {
     fn session(&self, id_hash: &str) -> StoreResult<Option<Session>> {
         self.with(|c| {
             c.query_row(
-                "SELECT id_hash, user_id, csrf, stage, created_at, last_seen FROM sessions \
-                 WHERE id_hash=?1",
+                "SELECT id_hash, user_id, csrf, stage, created_at, last_seen, reauthenticated_at \
+                 FROM sessions WHERE id_hash=?1",
                 [id_hash],
                 |r| {
                     let stage: String = r.get(3)?;
@@ -428,10 +536,21 @@ impl AppStore for SqliteStore {
                         stage: Stage::parse(&stage),
                         created_at: r.get(4)?,
                         last_seen: r.get(5)?,
+                        reauthenticated_at: r.get(6)?,
                     })
                 },
             )
             .optional()
+        })
+    }
+
+    fn mark_reauthenticated(&self, id_hash: &str, now: i64) -> StoreResult<()> {
+        self.with(|c| {
+            c.execute(
+                "UPDATE sessions SET reauthenticated_at=?2 WHERE id_hash=?1",
+                params![id_hash, now],
+            )
+            .map(drop)
         })
     }
 
@@ -451,6 +570,12 @@ impl AppStore for SqliteStore {
 
     fn delete_sessions_of(&self, user: i64) -> StoreResult<usize> {
         self.with(|c| c.execute("DELETE FROM sessions WHERE user_id=?1", [user]))
+    }
+
+    fn delete_other_sessions_of(&self, user: i64, keep: &str) -> StoreResult<usize> {
+        self.with(|c| {
+            c.execute("DELETE FROM sessions WHERE user_id=?1 AND id_hash<>?2", params![user, keep])
+        })
     }
 
     fn insert_passkey(

@@ -86,6 +86,47 @@ fn an_enrolment_link_works_once_and_expires() {
     assert!(matches!(f.identity.enrolment(token_of(&link)), Err(AuthError::BadEnrolment)));
 }
 
+/// Guards the review's account-takeover finding: a link's first step saved the new password
+/// and TOTP secret at once, several links were live, and sessions outlived a new credential.
+#[test]
+fn a_new_password_waits_for_its_code_one_link_lives_and_a_credential_change_ends_sessions() {
+    let f = fixture();
+    let secret = f.enrolled("kari");
+    let session = f.sign_in("kari", &secret);
+    let user = f.identity.user_named("kari").unwrap();
+    let first = f.identity.enrolment_link(&user).unwrap();
+    let second = f.identity.enrolment_link(&user).unwrap();
+    assert!(
+        matches!(f.identity.enrolment(token_of(&first)), Err(AuthError::BadEnrolment)),
+        "a new link ends the one before"
+    );
+    // Someone with the link chooses a password but never confirms: nothing changes.
+    let other = "Fire store Hunder 7";
+    let pending = f.identity.enrol_password(token_of(&second), other).unwrap();
+    f.identity.session(&session.cookie).expect("the session lives on");
+    assert!(matches!(
+        f.identity.login_password("kari", other, "192.0.2.1"),
+        Err(AuthError::BadCredentials)
+    ));
+    f.clock.advance(30);
+    let again = f.sign_in("kari", &secret);
+    // The code confirms it: the new credentials apply and every session ends.
+    f.clock.advance(30);
+    let code = totp::code_at(&pending.secret, f.clock.now()).unwrap();
+    f.identity.confirm_password_enrolment(token_of(&second), &code).unwrap();
+    for cookie in [&session.cookie, &again.cookie] {
+        assert!(matches!(f.identity.session(cookie), Err(AuthError::NoSession)));
+    }
+    f.identity.login_password("kari", other, "192.0.2.1").expect("the new password works");
+    assert!(matches!(
+        f.identity.confirm_password_enrolment(token_of(&second), &code),
+        Err(AuthError::BadEnrolment)
+    ));
+    let events = f.audit.events.lock().unwrap();
+    let enrolled = events.iter().rev().find(|e| e.event == "enrolled").unwrap();
+    assert!(enrolled.detail.contains("2 sessions ended"), "{}", enrolled.detail);
+}
+
 #[test]
 fn a_weak_password_is_refused_at_enrolment_with_the_reason() {
     let f = fixture();
@@ -378,4 +419,38 @@ fn an_unknown_name_pays_for_one_argon2_verification_like_a_wrong_password() {
     let parameters = |phc: &str| phc.rsplitn(3, '$').nth(2).unwrap().to_owned();
     assert_eq!(parameters(password::decoy_hash()), parameters(&real));
     assert!(real.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{real}");
+}
+
+/// Guards the review's finding that TOTP secrets lay in the database in clear.
+#[test]
+fn totp_secrets_are_sealed_in_the_database_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let settings =
+        IdentitySettings { database: dir.path().join("app.sqlite3"), ..Default::default() };
+    let clock = Arc::new(ManualClock::at(START));
+    let identity = Identity::new(
+        Arc::new(settings.open_store().unwrap()),
+        clock.clone(),
+        settings.clone(),
+        Arc::new(MemoryAudit::default()),
+    )
+    .unwrap();
+    let (_, link) = identity.add_user("kari", "Kari", None, Role::Member, "steward").unwrap();
+    let enrolment = identity.enrol_password(token_of(&link), GOOD).unwrap();
+    let code = totp::code_at(&enrolment.secret, clock.now()).unwrap();
+    identity.confirm_password_enrolment(token_of(&link), &code).unwrap();
+    let raw = rusqlite::Connection::open(&settings.database).unwrap();
+    let stored: String =
+        raw.query_row("SELECT totp_secret FROM users WHERE name='kari'", [], |r| r.get(0)).unwrap();
+    assert!(stored.starts_with("sealed:v1:"), "{stored}");
+    assert!(!stored.contains(&enrolment.secret));
+    let pending: String =
+        raw.query_row("SELECT pending_totp_secret FROM enrolments", [], |r| r.get(0)).unwrap();
+    assert!(pending.starts_with("sealed:v1:"), "{pending}");
+    // The account still signs in: the secret opens with the key file beside the database.
+    clock.advance(30);
+    let pending = identity.login_password("kari", GOOD, "192.0.2.1").unwrap();
+    let code = totp::code_at(&enrolment.secret, clock.now()).unwrap();
+    identity.login_totp(&pending.session, &code, "192.0.2.1").unwrap();
+    assert!(dir.path().join("app.sqlite3.totp-key").exists());
 }
