@@ -80,12 +80,7 @@ impl AppState {
 
     /// With the application database of the settings and the system clock.
     pub fn with_audit(settings: &Settings, audit: Arc<dyn AuditLog>) -> anyhow::Result<AppState> {
-        let store = identity::SqliteStore::open(&settings.identity.database).map_err(|e| {
-            anyhow::anyhow!(
-                "cannot open the application database {}: {e} (setting identity.database or SKJOLD_DATABASE)",
-                settings.identity.database.display()
-            )
-        })?;
+        let store = settings.identity.open_store()?;
         AppState::assemble(settings, audit, Arc::new(store), Arc::new(identity::SystemClock))
     }
 
@@ -102,14 +97,19 @@ impl AppState {
         let registry = Arc::new(Registry::open(&settings.datastores)?);
         let catalog = Catalog::build(&registry)?;
         let engine = Engine::new(registry.clone(), settings.limits.clone())?;
-        let guests = settings.guest_workspace.then(|| Arc::new(http::run::Guests::default()));
+        let mib = |m: usize| m.saturating_mul(1024 * 1024);
+        let guests = settings.guest_workspace.then(|| {
+            Arc::new(http::run::Guests::new(mib(settings.limits.guest_workspaces_total_mb)))
+        });
         Ok(AppState {
             registry,
             catalog: Arc::new(catalog),
             engine: Arc::new(engine),
             audit,
             guests,
-            workspaces: Arc::default(),
+            workspaces: Arc::new(http::run::Workspaces::new(mib(settings
+                .limits
+                .workspaces_total_mb))),
             identity: Arc::new(identity),
             countries: Arc::new(countries),
             rate_limits: Arc::new(http::rate_limit::RateLimits::new(settings.rate_limits.clone())),
@@ -169,4 +169,18 @@ pub async fn shutdown_signal() {
         () = terminate => {},
     }
     tracing::info!("shutting down: finishing requests in flight");
+}
+
+/// Makes a file readable and writable by its owner only (the application database with its
+/// TOTP secrets, the audit log, record-key secrets). Files are made with the process's umask,
+/// commonly 0644: readable by every account on the machine.
+pub(crate) fn owner_only(path: &std::path::Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+    }
+    #[cfg(not(unix))]
+    let _ = path;
+    Ok(())
 }

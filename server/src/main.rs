@@ -226,12 +226,7 @@ fn accounts(
 ) -> ExitCode {
     use std::sync::Arc;
     let opened = (|| -> anyhow::Result<server::identity::Identity> {
-        let store = server::identity::SqliteStore::open(&settings.identity.database).map_err(|e| {
-            anyhow::anyhow!(
-                "cannot open the application database {}: {e} (setting identity.database or SKJOLD_DATABASE)",
-                settings.identity.database.display()
-            )
-        })?;
+        let store = settings.identity.open_store()?;
         let audit =
             server::disclosure::audit::JsonLinesAudit::open(&settings.audit_log).map_err(|e| {
                 anyhow::anyhow!("cannot open the audit log {}: {e}", settings.audit_log.display())

@@ -115,3 +115,41 @@ impl IntoResponse for AppError {
         (status, Json(body)).into_response()
     }
 }
+
+/// axum's own refusals (a body over the limit: 413; JSON of the wrong shape: 400, 415 or 422)
+/// answer in plain text; the API answers every error in the one JSON shape, so the app and
+/// other clients read them all the same way.
+pub async fn json_rejections(response: Response) -> Response {
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return response;
+    }
+    let (parts, body) = response.into_parts();
+    let text = match axum::body::to_bytes(body, 4096).await {
+        Ok(bytes) => String::from_utf8_lossy(&bytes).trim().to_owned(),
+        Err(_) => String::new(),
+    };
+    let message = match status {
+        StatusCode::PAYLOAD_TOO_LARGE => {
+            "the request body is too large for this endpoint: send less".to_owned()
+        }
+        _ if text.is_empty() => status.canonical_reason().unwrap_or("refused").to_owned(),
+        _ => text,
+    };
+    let mut answer = (status, Json(body_of(message))).into_response();
+    for (name, value) in &parts.headers {
+        if name != axum::http::header::CONTENT_TYPE && name != axum::http::header::CONTENT_LENGTH {
+            answer.headers_mut().insert(name, value.clone());
+        }
+    }
+    answer
+}
+
+fn body_of(error: String) -> ApiError {
+    body(error, None)
+}

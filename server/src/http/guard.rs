@@ -52,6 +52,24 @@ pub async fn country(State(state): State<AppState>, mut request: Request, next: 
     next.run(request).await
 }
 
+/// The host (and port) of an origin such as `http://localhost:8080`.
+fn origin_host(origin: &str) -> Option<&str> {
+    origin.strip_prefix("http://").or_else(|| origin.strip_prefix("https://"))
+}
+
+/// Whether a Host header names this machine in a way no one else's DNS can: an address
+/// literal or `localhost`. A page on an attacker's domain that re-resolves to our address
+/// (DNS rebinding) sends its own domain as both Origin and Host, so "Origin equals Host" alone
+/// proves nothing; only public_url and these are trusted.
+fn unrebindable(host: &str) -> bool {
+    let name = match host.rsplit_once(':') {
+        Some((name, port)) if port.bytes().all(|b| b.is_ascii_digit()) => name,
+        _ => host,
+    };
+    let name = name.trim_start_matches('[').trim_end_matches(']');
+    name == "localhost" || name.parse::<IpAddr>().is_ok()
+}
+
 /// A cross-site page can make a browser send a form (urlencoded, multipart or text) to us, but
 /// not JSON without a CORS preflight this server never grants; and a browser names the page's
 /// origin in `Origin`. So state-changing API requests must be JSON and, when an Origin is
@@ -82,9 +100,7 @@ pub async fn same_origin_writes(
     if let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) {
         let public = state.identity.settings.public_url.trim_end_matches('/');
         let host = headers.get(header::HOST).and_then(|v| v.to_str().ok()).unwrap_or_default();
-        let own = origin == public
-            || origin.strip_prefix("http://").or_else(|| origin.strip_prefix("https://"))
-                == Some(host);
+        let own = origin == public || (unrebindable(host) && origin_host(origin) == Some(host));
         if !own {
             tracing::warn!(origin, "cross-origin write refused");
             return AppError::ForbiddenCode {

@@ -8,6 +8,7 @@ mod auth_tests;
 mod catalog;
 mod error;
 mod guard;
+mod headers;
 mod health;
 pub mod rate_limit;
 pub mod run;
@@ -39,7 +40,18 @@ pub fn router(state: AppState, app_dir: &Path) -> Router {
         .merge(admin::router())
         .merge(areas::router())
         .fallback(api_not_found)
-        .layer(axum::middleware::from_fn_with_state(state.clone(), guard::same_origin_writes));
+        .layer(axum::middleware::from_fn_with_state(state.clone(), guard::same_origin_writes))
+        .layer(axum::middleware::map_response(error::json_rejections))
+        // Answers carry the CSRF token and private results: no cache may keep them.
+        .layer(SetResponseHeaderLayer::overriding(
+            header::CACHE_CONTROL,
+            header::HeaderValue::from_static("no-store"),
+        ));
+    let hsts = state
+        .identity
+        .settings
+        .secure_cookies()
+        .then(|| header::HeaderValue::from_static("max-age=31536000; includeSubDomains"));
     // The app routes in the browser, so unknown paths get index.html and the app decides.
     let index = app_dir.join("index.html");
     let app = ServeDir::new(app_dir).fallback(ServeFile::new(index));
@@ -55,6 +67,19 @@ pub fn router(state: AppState, app_dir: &Path) -> Router {
         .layer(SetResponseHeaderLayer::overriding(
             header::X_FRAME_OPTIONS,
             header::HeaderValue::from_static("DENY"),
+        ))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::CONTENT_SECURITY_POLICY,
+            headers::content_security_policy(app_dir),
+        ))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::REFERRER_POLICY,
+            header::HeaderValue::from_static("no-referrer"),
+        ))
+        // Only behind TLS: HSTS over plain HTTP would be ignored, and is wrong on localhost.
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::STRICT_TRANSPORT_SECURITY,
+            move |_: &axum::http::Response<axum::body::Body>| hsts.clone(),
         ))
         .layer(CompressionLayer::new())
         .layer(TraceLayer::new_for_http())

@@ -146,7 +146,9 @@ pub fn generate(
         digest[..16].to_vec()
     };
     let secret_path = staging.dir().join(super::SECRET_FILE);
-    std::fs::write(&secret_path, secret).map_err(DatastoreError::io(secret_path))?;
+    std::fs::write(&secret_path, secret)
+        .and_then(|()| crate::owner_only(&secret_path))
+        .map_err(DatastoreError::io(secret_path))?;
     let version = staging.publish(metadata, Some(1), options.force)?;
     Ok(GenerateReport {
         persons: totals.persons,
