@@ -171,6 +171,25 @@ pub async fn shutdown_signal() {
     tracing::info!("shutting down: finishing requests in flight");
 }
 
+/// Writes `contents` to a new file readable by its owner only, unless the file exists (another
+/// process may have made it first); returns whether this call made it. For secrets.
+pub(crate) fn create_private(path: &std::path::Path, contents: &[u8]) -> std::io::Result<bool> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    match options.open(path) {
+        Ok(mut file) => {
+            file.write_all(contents)?;
+            file.sync_all()?;
+            Ok(true)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
 /// Makes a file readable and writable by its owner only (the application database with its
 /// TOTP secrets, the audit log, record-key secrets). Files are made with the process's umask,
 /// commonly 0644: readable by every account on the machine.

@@ -138,32 +138,20 @@ pub(crate) const SECRET_FILE: &str = "secret.key";
 /// Versions published before the secret existed get one at first open; `create_new` makes two
 /// servers starting at once agree on the first one written.
 fn read_or_create_secret(path: &Path) -> Result<[u8; 16], DatastoreError> {
-    use std::io::Write;
     if let Ok(bytes) = std::fs::read(path)
         && let Ok(secret) = <[u8; 16]>::try_from(bytes.as_slice())
     {
         return Ok(secret);
     }
     let secret: [u8; 16] = rand::random();
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    match options.open(path) {
-        Ok(mut file) => {
-            file.write_all(&secret).map_err(DatastoreError::io(path))?;
-            file.sync_all().map_err(DatastoreError::io(path))?;
-            Ok(secret)
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-            let bytes = std::fs::read(path).map_err(DatastoreError::io(path))?;
-            <[u8; 16]>::try_from(bytes.as_slice()).map_err(|_| DatastoreError::Io {
-                path: path.to_owned(),
-                source: std::io::Error::other("the record-key secret must be 16 bytes"),
-            })
-        }
-        Err(e) => Err(DatastoreError::io(path)(e)),
+    if crate::create_private(path, &secret).map_err(DatastoreError::io(path))? {
+        return Ok(secret);
     }
+    let bytes = std::fs::read(path).map_err(DatastoreError::io(path))?;
+    <[u8; 16]>::try_from(bytes.as_slice()).map_err(|_| DatastoreError::Io {
+        path: path.to_owned(),
+        source: std::io::Error::other("the record-key secret must be 16 bytes"),
+    })
 }
 
 pub(crate) fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, DatastoreError> {

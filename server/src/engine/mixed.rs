@@ -86,6 +86,9 @@ fn maximize_over_gamma(
     let (mut x1, mut x2) = (hi - ratio * (hi - lo), lo + ratio * (hi - lo));
     let (mut f1, mut f2) = (value(x1), value(x2));
     while hi - lo > 1e-11 {
+        if super::deadline::expired() {
+            return None;
+        }
         if f1 < f2 {
             lo = x1;
             (x1, f1) = (x2, f2);

@@ -10,6 +10,7 @@
 
 mod check;
 pub mod dataset;
+mod deadline;
 mod decompose;
 pub(crate) mod describe;
 mod discontinuity;
@@ -292,14 +293,23 @@ impl Engine {
             // the workspace stays as the command found it (commands change it only at the end).
             let guarded = std::panic::AssertUnwindSafe(run.execute()).catch_unwind();
             let command_started = Instant::now();
-            let timed = tokio::time::timeout(remaining, guarded).await;
+            let timed = tokio::time::timeout(remaining, deadline::within(deadline, guarded)).await;
             tracing::debug!(
                 line = step.line,
                 command = %step.command.name,
                 seconds = command_started.elapsed().as_secs_f64(),
                 "command ran"
             );
+            let out_of_time = || {
+                EngineError::new(format!(
+                    "the command stopped at the time limit of {} s (max_seconds): narrow it, or ask for a batch job",
+                    self.limits.max_seconds
+                ))
+            };
             let result = match timed {
+                // An estimator that stopped early at the deadline fails for want of time,
+                // whatever it says about itself.
+                Ok(Ok(Err(_))) if Instant::now() > deadline => Err(out_of_time()),
                 Ok(Ok(result)) => result,
                 Ok(Err(panic)) => {
                     let detail = panic
@@ -309,10 +319,7 @@ impl Engine {
                         .unwrap_or_default();
                     Err(EngineError::internal(format!("panic in {}: {detail}", step.command.name)))
                 }
-                Err(_) => Err(EngineError::new(format!(
-                    "the command stopped at the time limit of {} s (max_seconds): narrow it, or ask for a batch job",
-                    self.limits.max_seconds
-                ))),
+                Err(_) => Err(out_of_time()),
             };
             if step.command.name != "textblock" {
                 workspace.history.push(step.text.clone());

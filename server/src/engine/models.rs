@@ -839,6 +839,9 @@ pub(super) fn maximize(
     let mut beta = start;
     let (mut ll, mut gradient, mut information) = evaluate(&beta);
     for _ in 0..200 {
+        if super::deadline::expired() {
+            return None;
+        }
         let p = beta.len();
         let scale = information.diagonal().amax().max(1.0);
         let mut ridge = 0.0;
@@ -858,6 +861,9 @@ pub(super) fn maximize(
             let (l, g, h) = evaluate(&candidate);
             if l.is_finite() && l >= ll - 1e-12 || size < 1e-6 {
                 break (candidate, l, g, h);
+            }
+            if super::deadline::expired() {
+                return None;
             }
             size /= 2.0;
         };
@@ -2548,7 +2554,39 @@ fn linear_estimates(model: &raw::Model, exponentiated: bool) -> Vec<f64> {
 
 #[cfg(test)]
 mod tests {
-    use super::trigamma;
+    use super::{maximize, trigamma};
+    use crate::engine::deadline;
+    use nalgebra::{DMatrix, DVector};
+    use std::cell::Cell;
+    use std::time::{Duration, Instant};
+
+    /// A likelihood that never converges: it keeps rising along its one axis (gradient 1,
+    /// information tiny), so Newton–Raphson runs its 200 iterations unless stopped.
+    fn evaluations_of_an_unbounded_likelihood(deadline: Option<Instant>) -> (usize, bool) {
+        let calls = Cell::new(0usize);
+        let evaluate = |b: &DVector<f64>| {
+            calls.set(calls.get() + 1);
+            (b[0], DVector::from_element(1, 1.0), DMatrix::from_element(1, 1, 1e-3))
+        };
+        let fitted = match deadline {
+            Some(at) => deadline::within_sync(at, || maximize(DVector::zeros(1), evaluate)),
+            None => maximize(DVector::zeros(1), evaluate),
+        };
+        (calls.get(), fitted.is_some())
+    }
+
+    #[test]
+    fn newton_raphson_stops_at_the_run_deadline_inside_the_command() {
+        let (unlimited, converged) = evaluations_of_an_unbounded_likelihood(None);
+        assert!(!converged);
+        assert!(unlimited > 200, "without a deadline it iterates to the end: {unlimited} calls");
+        let past = Instant::now() - Duration::from_secs(1);
+        let (limited, converged) = evaluations_of_an_unbounded_likelihood(Some(past));
+        assert!(!converged);
+        assert_eq!(limited, 1, "past the deadline only the starting point is evaluated");
+        let later = Instant::now() + Duration::from_secs(3600);
+        assert_eq!(evaluations_of_an_unbounded_likelihood(Some(later)).0, unlimited);
+    }
 
     #[test]
     fn trigamma_matches_known_values() {

@@ -2,14 +2,16 @@
 //! required (webauthn-rs's passkey flow insists on it), several passkeys per account.
 //!
 //! Sign-in is username-first. For a name without passkeys the options are made up (a random
-//! challenge, credential ids derived from the name and an installation secret, so the same name
-//! always gets the same ids): the answer does not tell whether the account exists. Ceremony
+//! challenge; credential ids from webauthn-rs's fake generator keyed by an installation secret,
+//! as many and as long as real authenticators' and the same for a name every time, with their
+//! transports): the answer does not tell whether the account exists. Ceremony
 //! state lives in memory for five minutes; a restart asks the user to try again.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
 
 use sha2::{Digest, Sha256};
+use webauthn_rs::fake::{self, FakePasskeyDistribution, WebauthnFakeCredentialGenerator};
 use webauthn_rs::prelude::{
     Base64UrlSafeData, CreationChallengeResponse, Passkey, PasskeyAuthentication,
     PasskeyRegistration, PublicKeyCredential, RegisterPublicKeyCredential,
@@ -49,8 +51,14 @@ pub enum Registrant<'a> {
 pub struct Passkeys {
     webauthn: Webauthn,
     ceremonies: Mutex<HashMap<String, (i64, Ceremony)>>,
+    /// webauthn-rs's generator of made-up credential ids: as many, as long, as real accounts'
+    /// tend to be, and the same for a name every time (keyed by the installation secret).
+    decoys: WebauthnFakeCredentialGenerator<FakePasskeyDistribution>,
     secret: String,
 }
+
+/// Ceremonies kept at most; beyond this the oldest go (each is a few kilobytes).
+const MAX_CEREMONIES: usize = 10_000;
 
 impl std::fmt::Debug for Passkeys {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -69,13 +77,23 @@ impl Passkeys {
         let webauthn = WebauthnBuilder::new(rp_id, &origin)
             .and_then(|b| b.rp_name("Skjold").build())
             .map_err(|e| anyhow::anyhow!("identity.public_url '{public_url}' cannot serve passkeys: {e} (passkeys need a host name such as localhost, not an address)"))?;
-        Ok(Passkeys { webauthn, ceremonies: Mutex::default(), secret })
+        let decoy_key = Sha256::digest(format!("skjold passkey decoys:{secret}").as_bytes());
+        let decoys = WebauthnFakeCredentialGenerator::new(&decoy_key[..16])
+            .map_err(|e| anyhow::anyhow!("cannot make the passkey decoy generator: {e}"))?;
+        Ok(Passkeys { webauthn, ceremonies: Mutex::default(), decoys, secret })
     }
 
     fn keep(&self, now: i64, ceremony: Ceremony) -> String {
         let id: String = rand::random::<[u8; 16]>().iter().map(|b| format!("{b:02x}")).collect();
         let mut map = self.ceremonies.lock().unwrap_or_else(|p| p.into_inner());
         map.retain(|_, (started, _)| now - *started < CEREMONY_SECONDS);
+        if map.len() >= MAX_CEREMONIES {
+            let oldest =
+                map.iter().min_by_key(|(_, (started, _))| *started).map(|(k, _)| k.clone());
+            if let Some(oldest) = oldest {
+                map.remove(&oldest);
+            }
+        }
         map.insert(id.clone(), (now, ceremony));
         id
     }
@@ -85,12 +103,39 @@ impl Passkeys {
         map.remove(id).filter(|(started, _)| now - *started < CEREMONY_SECONDS).map(|(_, c)| c)
     }
 
-    /// Options for a name without passkeys, indistinguishable from real ones.
+    /// Options for a name without passkeys, shaped as real ones: one or more credential ids
+    /// of the lengths real authenticators give (webauthn-rs's fake generator), each with the
+    /// transports such an authenticator reports, the same for the same name every time.
     fn decoy_options(&self, name: &str) -> RequestChallengeResponse {
         use webauthn_rs_proto::{
-            AllowCredentials, PublicKeyCredentialRequestOptions, UserVerificationPolicy,
+            AllowCredentials, AuthenticatorTransport as T, PublicKeyCredentialRequestOptions,
+            UserVerificationPolicy,
         };
-        let id = Sha256::digest(format!("{}:{name}", self.secret).as_bytes());
+        let mut ids: Vec<Vec<u8>> = self
+            .decoys
+            .generate(name.as_bytes())
+            .map(|ids| ids.iter().map(|id| id.as_ref().to_vec()).collect())
+            .unwrap_or_default();
+        if ids.is_empty() {
+            // Every account that signs in with passkeys has at least one.
+            let id = Sha256::digest(format!("{}:{name}", self.secret).as_bytes());
+            ids.push(id[..20].to_vec());
+        }
+        let allow_credentials = ids
+            .into_iter()
+            .map(|id| {
+                let transports = match id.len() {
+                    fake::TPM_CRED_LEN => vec![T::Internal],
+                    fake::YUBIKEY_CRED_LEN | fake::YUBIKEY_EDDSA_CRED_LEN => vec![T::Nfc, T::Usb],
+                    _ => vec![T::Hybrid, T::Internal],
+                };
+                AllowCredentials {
+                    type_: "public-key".into(),
+                    id: Base64UrlSafeData::from(id),
+                    transports: Some(transports),
+                }
+            })
+            .collect();
         RequestChallengeResponse {
             public_key: PublicKeyCredentialRequestOptions {
                 challenge: Base64UrlSafeData::from(rand::random::<[u8; 32]>().to_vec()),
@@ -99,11 +144,7 @@ impl Passkeys {
                     .host_str()
                     .unwrap_or_default()
                     .to_owned(),
-                allow_credentials: vec![AllowCredentials {
-                    type_: "public-key".into(),
-                    id: Base64UrlSafeData::from(id[..16].to_vec()),
-                    transports: None,
-                }],
+                allow_credentials,
                 user_verification: UserVerificationPolicy::Required,
                 hints: None,
                 extensions: None,
@@ -310,5 +351,44 @@ impl Identity {
         }
         self.throttle.success(Factor::Passkey, &account.name);
         Ok(account)
+    }
+}
+
+#[cfg(test)]
+mod decoy_tests {
+    use super::*;
+
+    /// Guards the review's finding that made-up options had another shape than real ones
+    /// (always one 16-byte id, no transports).
+    #[test]
+    fn decoys_look_like_real_accounts_and_stay_the_same_for_a_name() {
+        let passkeys = Passkeys::new("http://localhost:8080", "secret".into()).unwrap();
+        let ids = |name: &str| -> Vec<(usize, bool)> {
+            passkeys
+                .decoy_options(name)
+                .public_key
+                .allow_credentials
+                .iter()
+                .map(|c| {
+                    (c.id.as_ref().len(), c.transports.as_ref().is_some_and(|t| !t.is_empty()))
+                })
+                .collect()
+        };
+        let mut lengths = std::collections::BTreeSet::new();
+        for i in 0..200 {
+            let name = format!("name{i}");
+            let first = ids(&name);
+            assert_eq!(first, ids(&name), "the same name gets the same ids");
+            assert!(!first.is_empty() && first.iter().all(|(_, transports)| *transports));
+            lengths.extend(first.iter().map(|(len, _)| *len));
+        }
+        assert!(lengths.len() >= 3, "ids of several authenticators' lengths: {lengths:?}");
+        let other = Passkeys::new("http://localhost:8080", "another".into()).unwrap();
+        let differ = (0..20).any(|i| {
+            let name = format!("name{i}");
+            other.decoy_options(&name).public_key.allow_credentials[0].id
+                != passkeys.decoy_options(&name).public_key.allow_credentials[0].id
+        });
+        assert!(differ, "another installation makes other ids");
     }
 }

@@ -48,20 +48,8 @@ impl Sealer {
             if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
                 std::fs::create_dir_all(parent)?;
             }
-            let mut options = std::fs::OpenOptions::new();
-            options.write(true).create_new(true);
-            #[cfg(unix)]
-            std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-            match options.open(path) {
-                Ok(mut file) => {
-                    use std::io::Write;
-                    file.write_all(hex(&rand::random::<[u8; 32]>()).as_bytes())?;
-                    file.sync_all()?;
-                }
-                // Another process made it first: read theirs.
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
-                Err(e) => return Err(e),
-            }
+            // When another process made it first, theirs is read below.
+            crate::create_private(path, hex(&rand::random::<[u8; 32]>()).as_bytes())?;
         }
         let text = std::fs::read_to_string(path)?;
         let key = unhex(text.trim())
