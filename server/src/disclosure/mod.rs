@@ -97,14 +97,29 @@ impl Gate {
 
     /// Rule 4: a change of 1..min_change units, or one that leaves 1..min_change unchanged.
     pub fn check_change(&self, changed: u64, unchanged: u64) -> Result<(), Refusal> {
-        let small = |n: u64| (1..self.rules.min_change).contains(&n);
-        if small(changed) || small(unchanged) {
+        self.minimum_change(changed, unchanged, "this would change, or leave unchanged,")
+    }
+
+    /// Rule 4 for a part of an expression (a comparison, a logical operator, a rounding): the
+    /// part holds for `held` units and not for `not_held`; 1..min_change on either side would
+    /// single those units out, however the expression goes on to use them.
+    pub fn check_split(&self, held: u64, not_held: u64) -> Result<(), Refusal> {
+        self.minimum_change(
+            held,
+            not_held,
+            "a comparison or rounding in this expression would set apart, even inside arithmetic,",
+        )
+    }
+
+    fn minimum_change(&self, one_side: u64, other_side: u64, what: &str) -> Result<(), Refusal> {
+        let min = self.rules.min_change;
+        let small = |n: u64| (1..min).contains(&n);
+        if small(one_side) || small(other_side) {
             return Err(Refusal::new(
                 4,
                 format!(
-                    "this would change, or leave unchanged, between 1 and {} units (rule 4, minimum change): widen or narrow the condition so that at least {} units are on each side",
-                    self.rules.min_change - 1,
-                    self.rules.min_change
+                    "{what} between 1 and {} units (rule 4, minimum change): widen or narrow it so that at least {min} units are on each side",
+                    min - 1
                 ),
             ));
         }
@@ -374,10 +389,7 @@ impl<'a> Releaser<'a> {
 /// A deterministic number in [-1, -0.5] ∪ [0.5, 1] from a cell key, for magnitude noise. The
 /// key is remixed (SplitMix64) so that the noise of a sum is not a function of its count noise.
 fn signed_noise_factor(key: CellKey) -> f64 {
-    let mut z = key.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^= z >> 31;
+    let z = raw::mix(key.0);
     let magnitude = 0.5 + 0.5 * ((z >> 11) as f64 / (1u64 << 53) as f64);
     if z & 1 == 1 { magnitude } else { -magnitude }
 }

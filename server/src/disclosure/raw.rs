@@ -34,11 +34,18 @@ pub struct Magnitude {
     pub sum_of_squares: f64,
     pub largest: f64,
     pub second: f64,
+    /// An order-free digest of the values (a sum of their mixed bits modulo 2^64). Magnitude
+    /// noise is keyed by it as well as by the contributors, so two variables over the same
+    /// units get the same noise only when they hold the same values: otherwise a variable and
+    /// a copy with one unit's value changed would cancel their noise in a difference.
+    pub content: u64,
 }
 
 impl Magnitude {
     pub fn add(&mut self, value: f64) {
         self.n += 1;
+        // +0.0 makes -0.0 and 0.0 one value.
+        self.content = self.content.wrapping_add(mix((value + 0.0).to_bits()));
         self.sum += value;
         self.sum_of_squares += value * value;
         let a = value.abs();
@@ -47,6 +54,20 @@ impl Magnitude {
             self.largest = a;
         } else if a > self.second {
             self.second = a;
+        }
+    }
+
+    /// The values of two disjoint cells together.
+    pub fn merged(self, other: Magnitude) -> Magnitude {
+        let mut top = [self.largest, self.second, other.largest, other.second];
+        top.sort_by(|a, b| b.total_cmp(a));
+        Magnitude {
+            n: self.n + other.n,
+            sum: self.sum + other.sum,
+            sum_of_squares: self.sum_of_squares + other.sum_of_squares,
+            largest: top[0],
+            second: top[1],
+            content: self.content.wrapping_add(other.content),
         }
     }
 
@@ -71,7 +92,13 @@ pub struct Quantile {
     pub value: f64,
     pub below: u64,
     pub above: u64,
+    /// The lowest and highest of the order statistics within [`QUANTILE_WINDOW`] ranks of
+    /// the percentile's on each side: the range the released value is drawn from.
+    pub window: (f64, f64),
 }
+
+/// Ranks on each side of a percentile whose values set the scale of its noise.
+pub const QUANTILE_WINDOW: usize = 5;
 
 /// What a table cell holds besides its count.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -330,4 +357,12 @@ pub struct LifeTable {
     pub bounds: Vec<f64>,
     pub groups: Vec<LifeGroup>,
     pub population: PopulationSketch,
+}
+
+/// SplitMix64's finaliser: spreads the bits of one value over the whole word.
+pub(super) fn mix(mut z: u64) -> u64 {
+    z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
 }

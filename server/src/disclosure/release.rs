@@ -2,6 +2,7 @@
 
 use shared::output::{self, OutputBody};
 
+use super::ckm::CellKey;
 use super::raw::{self, CellStatistic, Contributors};
 use super::{
     Decision, Gate, Origin, Refusal, Released, Releaser, signed_noise_factor, significant,
@@ -21,6 +22,17 @@ impl Released1 {
             Released1::Suppressed => None,
         }
     }
+}
+
+/// Keeps the percentiles' noise apart from the other noise of the same cell.
+const QUANTILE_NOISE_STREAM: u64 = 0x0C7A_11E5_0C7A_11E5;
+
+/// Keeps the SD's noise apart from the sum's, though both are keyed by the same cell.
+const SD_NOISE_STREAM: u64 = 0x5D5D_0F0F_A5A5_3C3C;
+
+/// The key of a magnitude's noise: its contributors and its values.
+fn magnitude_key(c: Contributors, m: &raw::Magnitude) -> CellKey {
+    CellKey(c.key.0 ^ raw::mix(m.content))
 }
 
 impl Gate {
@@ -49,9 +61,22 @@ impl Gate {
         if largest > 0.0 && remainder < self.rules.dominance_p / 100.0 * largest {
             return None;
         }
-        let noise = largest * self.rules.magnitude_noise * signed_noise_factor(c.key);
+        let noise = largest * self.rules.magnitude_noise * signed_noise_factor(magnitude_key(c, m));
         let sum = m.sum + noise;
         Some((sum, sum / m.n as f64))
+    }
+
+    /// Rule 7 for dispersion: the SD of a cell whose sum passes, from its sum of squared
+    /// deviations with noise of the same kind as the sum's (up to `magnitude_noise` of the
+    /// largest contribution, squared), keyed apart from the sum's noise.
+    fn released_sd(&self, c: Contributors, m: &raw::Magnitude) -> Option<f64> {
+        self.released_magnitude(c, m)?;
+        let sd = m.sd()?;
+        let deviations = sd * sd * (m.n - 1) as f64;
+        let largest = m.largest * self.copies as f64;
+        let key = CellKey(magnitude_key(c, m).0 ^ SD_NOISE_STREAM);
+        let noise = largest * largest * self.rules.magnitude_noise * signed_noise_factor(key);
+        Some(((deviations + noise).max(0.0) / (m.n - 1) as f64).sqrt())
     }
 
     #[cfg(test)]
@@ -63,11 +88,26 @@ impl Gate {
         self.released_magnitude(c, m)
     }
 
-    /// Rule 8.
-    fn released_quantile(&self, q: &raw::Quantile) -> Option<f64> {
+    #[cfg(test)]
+    pub(super) fn released_sd_for_test(&self, c: Contributors, m: &raw::Magnitude) -> Option<f64> {
+        self.released_sd(c, m)
+    }
+
+    /// Rule 8: a percentile with enough units on each side, released as a point drawn from
+    /// the range of the order statistics around its rank (raw::QUANTILE_WINDOW on each side),
+    /// then rounded. The exact percentile of a set built around one unit (a few values below
+    /// it, a few above) would be that unit's value; the drawn point is no closer to it than to
+    /// its ten neighbours. In dense data the range, and so the error, is small. The draw is
+    /// keyed by the contributors and the percent, so asking again gains nothing.
+    fn released_quantile(&self, q: &raw::Quantile, c: Contributors) -> Option<f64> {
         let need = self.rules.min_units_beside_percentile;
-        (q.below >= need && q.above >= need)
-            .then(|| significant(q.value, self.rules.significant_digits))
+        if q.below < need || q.above < need {
+            return None;
+        }
+        let key = raw::mix(c.key.0 ^ raw::mix(q.percent.to_bits() ^ QUANTILE_NOISE_STREAM));
+        let u = (key >> 11) as f64 / (1u64 << 53) as f64;
+        let (low, high) = q.window;
+        Some(significant(low + u * (high - low), self.rules.significant_digits))
     }
 
     fn cell_value(&self, cell: &raw::Cell, statistic: &CellStatistic) -> Released1 {
@@ -83,14 +123,16 @@ impl Gate {
             }
             CellStatistic::Mean(_) => magnitude().map(|(_, mean)| mean),
             CellStatistic::Sum(_) => magnitude().map(|(sum, _)| sum),
-            CellStatistic::Sd(_) => magnitude().and_then(|_| cell.magnitude.as_ref()?.sd()),
+            CellStatistic::Sd(_) => {
+                cell.magnitude.as_ref().and_then(|m| self.released_sd(cell.contributors, m))
+            }
             CellStatistic::Percentile(_, p) => {
                 let enough = cell.contributors.units >= self.rules.min_units_for_statistics;
                 cell.quantiles
                     .iter()
                     .find(|q| q.percent == *p)
                     .filter(|_| enough)
-                    .and_then(|q| self.released_quantile(q))
+                    .and_then(|q| self.released_quantile(q, cell.contributors))
             }
             // As the SD: only where the cell's magnitude passes (size and dominance).
             CellStatistic::Gini(_) => magnitude().and(cell.gini).map(|g| significant(g, 4)),
@@ -102,7 +144,7 @@ impl Gate {
                         .iter()
                         .find(|q| q.percent == p)
                         .filter(|_| enough)
-                        .and_then(|q| self.released_quantile(q))
+                        .and_then(|q| self.released_quantile(q, cell.contributors))
                 };
                 quartile(25.0).zip(quartile(75.0)).map(|(lo, hi)| hi - lo)
             }
@@ -332,12 +374,120 @@ fn restate_anova(values: &mut [Vec<Option<f64>>], n: f64, k: f64, constant: bool
     }
 }
 
+/// The label of the row (column) that holds the levels too small to be named.
+pub(super) fn other_levels_label(min_cell: u64) -> String {
+    format!("other levels (each under {min_cell} units)")
+}
+
+/// Rule 6 for labels: a level with fewer than `min_cell` units in the table is never named.
+/// Such rows (and columns) are merged into one row labelled as other levels, their cells
+/// added as disjoint cells are; empty levels are left out. Without this a derived variable
+/// could carry any unit's value as a level, and the suppressed cell would still show the
+/// value in its label. Returns how many levels were merged.
+fn merge_small_levels(gate: &Gate, table: &mut raw::Table) -> usize {
+    let min = gate.rules().min_cell;
+    let two_way = table.column_variable.is_some();
+    let rows = table.cells.len();
+    let columns = table.cells.first().map_or(0, Vec::len);
+    let row_units = |t: &raw::Table, r: usize| -> u64 {
+        if two_way { t.row_margins[r].contributors.units } else { t.cells[r][0].contributors.units }
+    };
+    let row_small: Vec<bool> = (0..rows).map(|r| row_units(table, r) < min).collect();
+    let mut merged = 0;
+    if row_small.iter().any(|&s| s) {
+        let mut other: Option<(Vec<raw::Cell>, raw::Cell)> = None;
+        let (mut cells, mut labels, mut margins) = (Vec::new(), Vec::new(), Vec::new());
+        let old_margins = std::mem::take(&mut table.row_margins);
+        for (r, (row, label)) in std::mem::take(&mut table.cells)
+            .into_iter()
+            .zip(std::mem::take(&mut table.row_labels))
+            .enumerate()
+        {
+            let margin = old_margins.get(r).cloned().unwrap_or_default();
+            if !row_small[r] {
+                cells.push(row);
+                labels.push(label);
+                margins.push(margin);
+                continue;
+            }
+            if margin.contributors.units == 0 && row.iter().all(|c| c.contributors.units == 0) {
+                continue;
+            }
+            merged += 1;
+            other = Some(match other {
+                None => (row, margin),
+                Some((acc, acc_margin)) => (
+                    acc.into_iter().zip(row).map(|(a, b)| merged_cell(a, b)).collect(),
+                    merged_cell(acc_margin, margin),
+                ),
+            });
+        }
+        if let Some((row, margin)) = other {
+            cells.push(row);
+            labels.push(other_levels_label(min));
+            margins.push(margin);
+        }
+        table.cells = cells;
+        table.row_labels = labels;
+        if two_way {
+            table.row_margins = margins;
+        }
+    }
+    if two_way {
+        let column_small: Vec<bool> =
+            (0..columns).map(|c| table.column_margins[c].contributors.units < min).collect();
+        if column_small.iter().any(|&s| s) {
+            let keep: Vec<usize> = (0..columns).filter(|&c| !column_small[c]).collect();
+            let small: Vec<usize> = (0..columns)
+                .filter(|&c| column_small[c] && table.column_margins[c].contributors.units > 0)
+                .collect();
+            merged += small.len();
+            let regroup = |line: &[raw::Cell]| -> Vec<raw::Cell> {
+                let mut out: Vec<raw::Cell> = keep.iter().map(|&c| line[c].clone()).collect();
+                if let Some(first) = small.first() {
+                    let other = small[1..]
+                        .iter()
+                        .fold(line[*first].clone(), |acc, &c| merged_cell(acc, line[c].clone()));
+                    out.push(other);
+                }
+                out
+            };
+            table.cells = table.cells.iter().map(|row| regroup(row)).collect();
+            table.column_margins = regroup(&table.column_margins);
+            let mut labels: Vec<String> =
+                keep.iter().map(|&c| table.column_labels[c].clone()).collect();
+            if !small.is_empty() {
+                labels.push(other_levels_label(min));
+            }
+            table.column_labels = labels;
+        }
+    }
+    merged
+}
+
+/// Two disjoint cells as one: contributors and magnitudes add; percentiles and the Gini
+/// coefficient cannot be added, so the merged cell has none (and shows none).
+fn merged_cell(a: raw::Cell, b: raw::Cell) -> raw::Cell {
+    let magnitude = match (a.magnitude, b.magnitude) {
+        (Some(x), Some(y)) => Some(x.merged(y)),
+        (x, y) => x.or(y),
+    };
+    raw::Cell {
+        contributors: a.contributors.merged(b.contributors),
+        magnitude,
+        quantiles: Vec::new(),
+        gini: None,
+    }
+}
+
 /// Rules 5–7 on a table: the released table, with the decisions, or the refusal.
 fn released_table(
     gate: &Gate,
     table: raw::Table,
 ) -> Result<(output::Table, Vec<Decision>), Refusal> {
     let rules = gate.rules();
+    let mut table = table;
+    let merged_levels = merge_small_levels(gate, &mut table);
     let rows = table.row_labels.len();
     let two_way = table.column_variable.is_some();
     let mut chi2_note = None;
@@ -349,6 +499,12 @@ fn released_table(
             | CellStatistic::CellPercent
     );
     let mut decisions = Vec::new();
+    if merged_levels > 0 {
+        decisions.push(Decision {
+            rule: 6,
+            outcome: format!("{merged_levels} levels under the cell threshold merged, unnamed"),
+        });
+    }
 
     // Inner cells, margins and the total are each their own cell (rule 5).
     let mut inner: Vec<Vec<Released1>> = table
@@ -559,12 +715,13 @@ impl Releaser<'_> {
             let (n, small) = gate.released_count(v.contributors);
             let magnitude = gate.released_magnitude(v.contributors, &v.magnitude);
             let enough = v.magnitude.n >= rules.min_units_for_statistics;
-            let sd = magnitude.and(v.magnitude.sd()).filter(|_| enough);
+            let sd = gate.released_sd(v.contributors, &v.magnitude).filter(|_| enough);
             let percentiles: Vec<(String, Option<f64>)> = v
                 .quantiles
                 .iter()
                 .map(|q| {
-                    let shown = if enough { gate.released_quantile(q) } else { None };
+                    let shown =
+                        if enough { gate.released_quantile(q, v.contributors) } else { None };
                     (format!("P{}", q.percent), shown)
                 })
                 .collect();
@@ -1080,7 +1237,7 @@ impl Releaser<'_> {
             .map(|(label, contributors, quantiles)| {
                 let enough = contributors.units >= rules.min_units_for_statistics;
                 let mut shown = quantiles.iter().map(|q| {
-                    let v = if enough { gate.released_quantile(q) } else { None };
+                    let v = if enough { gate.released_quantile(q, *contributors) } else { None };
                     withheld += usize::from(v.is_none());
                     v
                 });
@@ -1225,12 +1382,12 @@ impl Releaser<'_> {
         let mut row_labels = Vec::new();
         let mut cells = Vec::new();
         for v in &intervals.summaries {
-            let (n, _) = gate.released_count(v.contributors);
+            let (n, small) = gate.released_count(v.contributors);
             let mean = gate.released_magnitude(v.contributors, &v.magnitude).map(|(_, m)| m);
-            let m = &v.magnitude;
+            let sd = gate.released_sd(v.contributors, &v.magnitude);
             // The released N, not the true one: SD (shown by summarize) over this standard
             // error would otherwise give the exact count back.
-            let interval = mean.zip(m.sd()).and_then(|(mean, sd)| {
+            let interval = mean.zip(sd).filter(|_| !small).and_then(|(mean, sd)| {
                 let released_n = (n as f64).max(2.0);
                 let se = sd / released_n.sqrt();
                 let t = StudentsT::new(0.0, 1.0, released_n - 1.0).ok()?;
@@ -1242,7 +1399,7 @@ impl Releaser<'_> {
                 Some((mean, se, lo, hi)) => {
                     vec![Some(n as f64), Some(mean), Some(significant(se, 4)), Some(lo), Some(hi)]
                 }
-                None => vec![Some(n as f64), None, None, None, None],
+                None => vec![(!small).then_some(n as f64), None, None, None, None],
             });
         }
         let body = OutputBody::Table(output::Table {

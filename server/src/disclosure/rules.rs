@@ -93,7 +93,9 @@ impl Rules {
             (
                 4,
                 format!(
-                    "generate, replace and recode are refused when they change, or leave unchanged, between 1 and {} units.",
+                    "generate, replace and recode are refused when they change, or leave unchanged, between 1 and {} units. Every comparison, logical operator and rounding inside any expression or condition must also leave 0 or at least {} units on each side, and a value may not become missing for 1 to {} units.",
+                    self.min_change - 1,
+                    self.min_change,
                     self.min_change - 1
                 ),
             ),
@@ -107,7 +109,8 @@ impl Rules {
             (
                 6,
                 format!(
-                    "Table cells under {} are suppressed, with further cells where the totals would give them back; a table with more than {:.0} % small cells is withheld.",
+                    "Table cells under {} are suppressed, with further cells where the totals would give them back; a level with fewer than {} units is never named but counted under other levels; a table with more than {:.0} % small cells is withheld.",
+                    self.min_cell,
                     self.min_cell,
                     self.max_small_cell_share * 100.0
                 ),
@@ -115,15 +118,17 @@ impl Rules {
             (
                 7,
                 format!(
-                    "Values are limited to the {}th–{}th percentile range before sums, means and standard deviations. Sums and means carry noise, and a cell is suppressed when its largest unit could be estimated within {} % by the second largest.",
+                    "Values are limited to the {}th–{}th percentile range before sums, means and standard deviations. Sums, means and standard deviations carry noise keyed to the units and their values, and a cell is suppressed when its largest unit could be estimated within {} % by the second largest.",
                     self.coding_percentiles.0, self.coding_percentiles.1, self.dominance_p
                 ),
             ),
             (
                 8,
                 format!(
-                    "Percentiles need {} units on each side and are shown to {} significant digits.",
-                    self.min_units_beside_percentile, self.significant_digits
+                    "Percentiles need {} units on each side; each is a point drawn from the values within {} ranks of it on either side, shown to {} significant digits, so no single unit sets it.",
+                    self.min_units_beside_percentile,
+                    super::raw::QUANTILE_WINDOW,
+                    self.significant_digits
                 ),
             ),
             (

@@ -43,26 +43,36 @@ fn one_way(gate: &Gate, sizes: &[i64]) -> Table {
 }
 
 #[test]
-fn small_cells_are_suppressed_with_a_second_cell_so_the_total_cannot_give_them_back() {
+fn a_level_under_the_cell_threshold_is_never_named_and_the_total_cannot_give_it_back() {
     let gate = gate();
-    let released = release_table(&gate, one_way(&gate, &[3, 400, 500, 600]));
+    let mut table = one_way(&gate, &[400, 3, 500, 600, 0, 1]);
+    table.row_labels =
+        ["0301", "417 513", "1103", "4601", "5001", "512 004"].map(String::from).to_vec();
+    let released = release_table(&gate, table);
     let OutputBody::Table(t) = &released.output().body else { panic!("{released:?}") };
-    assert_eq!(t.cells[0][0], None, "a count of 3 is withheld");
+    // The levels of 3 units and 1 are one unnamed row; the empty level is left out.
+    let other = super::release::other_levels_label(5);
+    assert_eq!(t.row_labels, ["0301", "1103", "4601", other.as_str(), "Total"]);
+    assert!(t.row_labels.iter().all(|l| !l.contains("417") && !l.contains("512")));
+    assert_eq!(t.cells[3][0], None, "the other levels' 4 units are withheld");
     let withheld = t.cells[..4].iter().filter(|r| r[0].is_none()).count();
-    assert_eq!(withheld, 2, "one more cell is withheld: {t:?}");
-    assert_eq!(t.cells[1][0], None, "the smallest other cell is the one chosen");
+    assert_eq!(withheld, 2, "one more cell is withheld so the total cannot give it back: {t:?}");
+    assert_eq!(t.cells[0][0], None, "the smallest other cell is the one chosen");
     let total = t.cells[4][0].unwrap();
-    assert!((1501.0 - 2.0..=1503.0 + 2.0).contains(&total));
+    assert!((1504.0 - 2.0..=1504.0 + 2.0).contains(&total));
 }
 
 #[test]
 fn sparse_tables_are_withheld_naming_rule_6() {
     let gate = gate();
-    let released = release_table(&gate, one_way(&gate, &[1, 2, 3, 1, 500]));
-    let OutputBody::Error { rule, message, .. } = &released.output().body else { panic!() };
+    let table = two_way(&gate, &[&[1, 2, 300], &[3, 1, 200], &[2, 2, 1]]);
+    let released = release_table(&gate, table);
+    let OutputBody::Error { rule, message, .. } = &released.output().body else {
+        panic!("{released:?}")
+    };
     assert_eq!(rule.as_deref(), Some("rule 6"));
     assert!(message.contains("withheld"), "{message}");
-    assert!(!message.contains("500"), "a refusal never echoes numbers from the data");
+    assert!(!message.contains("300"), "a refusal never echoes numbers from the data");
 }
 
 #[test]
@@ -385,4 +395,53 @@ fn a_pairwise_correlation_over_too_few_units_is_withheld_with_its_n_and_p() {
     assert_eq!(column(1), [None, None, None], "the pair of 4 units shows nothing");
     assert!(column(0).iter().all(Option::is_some), "{t:?}");
     assert!((298.0..=302.0).contains(&t.cells[2][0].unwrap()), "a perturbed N");
+}
+
+#[test]
+fn two_variables_over_the_same_units_do_not_share_their_noise() {
+    // A variable and a copy with one unit's value doubled: with noise keyed only by the
+    // contributors, the difference of the two sums was that unit's value, exactly.
+    let gate = gate();
+    let mut c = Contributors::default();
+    (0..500).for_each(|id| c.add(gate.record_key(id)));
+    let values: Vec<f64> =
+        (0..500).map(|i| 300_000.0 + 1_000.0 * ((i * 37) % 400) as f64).collect();
+    let mut plain = Magnitude::default();
+    values.iter().for_each(|v| plain.add(*v));
+    let mut errors = Vec::new();
+    for target in 0..40usize {
+        let mut doubled = Magnitude::default();
+        for (i, v) in values.iter().enumerate() {
+            doubled.add(if i == target { 2.0 * v } else { *v });
+        }
+        let (a, _) = gate.released_magnitude_for_test(c, &plain).unwrap();
+        let (b, _) = gate.released_magnitude_for_test(c, &doubled).unwrap();
+        errors.push(((b - a) - values[target]).abs() / values[target]);
+    }
+    let exact = errors.iter().filter(|e| **e < 1e-9).count();
+    assert_eq!(exact, 0, "no difference gives the value back exactly: {errors:?}");
+    let mut sorted = errors.clone();
+    sorted.sort_by(f64::total_cmp);
+    assert!(sorted[sorted.len() / 2] > 0.05, "the typical error is over 5 %: {sorted:?}");
+    // The same values over the same units keep their noise (rewording gains nothing).
+    assert_eq!(
+        gate.released_magnitude_for_test(c, &plain),
+        gate.released_magnitude_for_test(c, &plain.merged(Magnitude::default()))
+    );
+}
+
+#[test]
+fn standard_deviations_carry_noise_keyed_apart_from_the_mean() {
+    let gate = gate();
+    let mut c = Contributors::default();
+    (0..30).for_each(|id| c.add(gate.record_key(id)));
+    let mut m = Magnitude::default();
+    (0..30).for_each(|i| m.add(f64::from(i % 7) * 1_000.0));
+    let exact = m.sd().unwrap();
+    let released = gate.released_sd_for_test(c, &m).unwrap();
+    assert!(released != exact, "the SD is not the exact one");
+    // Noise of up to 10 % of the largest value squared on the sum of squared deviations.
+    let bound = ((exact * exact * 29.0 + 0.1 * 6_000.0f64.powi(2)) / 29.0).sqrt();
+    assert!(released <= bound + 1e-9, "{released} within the noise bound {bound}");
+    assert_eq!(released, gate.released_sd_for_test(c, &m).unwrap(), "keyed, not random");
 }

@@ -58,7 +58,11 @@ fn quantiles(sorted: &[f64], percents: &[f64]) -> Vec<Quantile> {
         .filter_map(|&p| {
             let value = stats::quantile_sorted(sorted, p / 100.0)?;
             let (below, above) = stats::units_beside(sorted, value);
-            Some(Quantile { percent: p, value, below, above })
+            let rank = (sorted.len() - 1) as f64 * p / 100.0;
+            let low = (rank.floor() as usize).saturating_sub(raw::QUANTILE_WINDOW);
+            let high = (rank.ceil() as usize + raw::QUANTILE_WINDOW).min(sorted.len() - 1);
+            let window = (sorted[low], sorted[high]);
+            Some(Quantile { percent: p, value, below, above, window })
         })
         .collect()
 }
@@ -609,7 +613,10 @@ impl Step<'_> {
         name: &str,
     ) -> Result<Option<BooleanArray>, EngineError> {
         match &self.command().condition {
-            Some(c) => Ok(Some(expr::condition(&self.engine.ctx, dataset, name, c)?)),
+            Some(c) => {
+                super::partition::check_splits(self.gate(), &self.engine.ctx, dataset, name, c)?;
+                Ok(Some(expr::condition(&self.engine.ctx, dataset, name, c)?))
+            }
             None => Ok(None),
         }
     }

@@ -22,6 +22,7 @@ mod import;
 mod mixed;
 pub(crate) mod models;
 pub(crate) mod panel;
+mod partition;
 mod prepare;
 mod recode;
 mod reshape;

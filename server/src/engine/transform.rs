@@ -10,9 +10,9 @@ use datafusion::arrow::compute;
 use datafusion::arrow::datatypes::DataType;
 use shared::script::{Expr, TokenKind};
 
-use super::dataset::{Kind, VarInfo, Variable};
+use super::dataset::{Dataset, Kind, VarInfo, Variable};
 use super::expr::{self, storable};
-use super::{EngineError, Step};
+use super::{EngineError, Step, partition};
 
 /// Results with at most this many distinct values are checked value by value (rule 4).
 const CATEGORICAL_LIMIT: usize = 20;
@@ -68,15 +68,23 @@ impl Step<'_> {
             ));
         }
         let ctx = &self.engine.ctx;
+        let gate = self.gate();
+        partition::check_splits(gate, ctx, dataset, &dataset_name, &value_expr)?;
         let (values, kind) = expr::evaluate(ctx, dataset, &dataset_name, &value_expr)?;
         let values = storable(values)?;
+        // A value missing where all it is computed from is present (`1 / (x - 123)`) is a
+        // flag too: the units it makes missing must be 0 or min_change or more.
+        let made_missing = missing_without_missing_inputs(dataset, &value_expr, &values);
+        gate.check_split(made_missing, dataset.len() as u64 - made_missing)?;
         let mask = match &self.command().condition {
-            Some(c) => Some(expr::condition(ctx, dataset, &dataset_name, c)?),
+            Some(c) => {
+                partition::check_splits(gate, ctx, dataset, &dataset_name, c)?;
+                Some(expr::condition(ctx, dataset, &dataset_name, c)?)
+            }
             None => None,
         };
         let arrow = |e: datafusion::arrow::error::ArrowError| EngineError::internal(e.to_string());
         let n = dataset.len() as u64;
-        let gate = self.gate();
         // A value computed from copied values is as copied as they are.
         let copies = dataset.copies(value_expr.variables());
 
@@ -172,7 +180,9 @@ impl Step<'_> {
                     format!("{verb} takes variables or if <condition>, not both"),
                 ));
             }
-            let mask = expr::condition(&self.engine.ctx, dataset, &dataset_name, condition)?;
+            let ctx = &self.engine.ctx;
+            partition::check_splits(self.gate(), ctx, dataset, &dataset_name, condition)?;
+            let mask = expr::condition(ctx, dataset, &dataset_name, condition)?;
             let mask = if keep {
                 mask
             } else {
@@ -269,8 +279,21 @@ pub(super) fn valid_name(name: &str) -> bool {
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
+/// Rows where `values` is missing although every variable `expr` reads is present there.
+fn missing_without_missing_inputs(dataset: &Dataset, expr: &Expr, values: &ArrayRef) -> u64 {
+    let inputs: Vec<&ArrayRef> = expr
+        .variables()
+        .into_iter()
+        .filter_map(|v| dataset.variable(v))
+        .map(|v| &v.values)
+        .collect();
+    (0..values.len())
+        .filter(|&i| values.is_null(i) && inputs.iter().all(|input| input.is_valid(i)))
+        .count() as u64
+}
+
 /// Sizes of the value classes (missing included) when there are few distinct values.
-fn value_classes(values: &ArrayRef) -> Option<Vec<u64>> {
+pub(super) fn value_classes(values: &ArrayRef) -> Option<Vec<u64>> {
     let mut counts: HashMap<Option<String>, u64> = HashMap::new();
     for i in 0..values.len() {
         let key = if values.is_null(i) { None } else { Some(display(values, i)) };
