@@ -961,3 +961,55 @@ async fn a_derived_variable_does_not_carry_top_wages_into_row_labels() {
     record("top wages carried into the labels of a derived variable", top.len(), recovered);
     assert_eq!(recovered, 0, "labels {labels:?}");
 }
+
+/// The released inner cells of the first table, row by row.
+fn table_cells(outputs: &[Output]) -> Option<Vec<Option<f64>>> {
+    outputs.iter().find_map(|o| match &o.body {
+        OutputBody::Table(t) => Some(t.cells.iter().flat_map(|r| r.first().copied()).collect()),
+        _ => None,
+    })
+}
+
+#[tokio::test]
+async fn the_sum_of_an_indicator_is_no_more_exact_than_the_count() {
+    // Class 5: counts of populations sliced by wage thresholds came back exact from the sum
+    // of a constant (noise of a tenth of the largest value, 1, rounds away), which brackets
+    // the largest wages. The sum must say no more than the perturbed count does.
+    let wage = truth("INNTEKT_WLONN", Some(END_2021));
+    let sex = truth("BEFOLKNING_KJOENN", None);
+    let mut wages: Vec<f64> = wage.values().copied().filter(|w| *w > 0.0).collect();
+    wages.sort_by(f64::total_cmp);
+    let thresholds: Vec<f64> = (1..=30).map(|i| wages[wages.len() * i / 32].round()).collect();
+    let (mut cells, mut exact, mut beyond_the_count) = (0, 0, 0);
+    for t in &thresholds {
+        let mut w = Workspace::default();
+        let script = format!(
+            "{BASE}generate one = 1\ntabulate sex if wage > {t}, summarize(one) sum\ntabulate sex if wage > {t}\n"
+        );
+        let outputs = run(&mut w, &script).await;
+        let tables: Vec<Vec<Option<f64>>> =
+            outputs.iter().filter_map(|o| table_cells(std::slice::from_ref(o))).collect();
+        let [sums, counts] = &tables[..] else { panic!("two tables: {outputs:?}") };
+        for (s, code) in [1.0, 2.0].iter().enumerate() {
+            let truth =
+                wage.iter().filter(|(id, w)| **w > *t && sex.get(id) == Some(code)).count() as f64;
+            if let (Some(sum), Some(count)) = (sums[s], counts[s]) {
+                cells += 1;
+                exact += usize::from(sum.round() == truth);
+                beyond_the_count += usize::from(sum.round() != count);
+            }
+        }
+    }
+    let share = exact as f64 / cells as f64;
+    eprintln!(
+        "indicator sums: {exact} of {cells} exact ({:.0} %), as the counts' noise leaves",
+        100.0 * share
+    );
+    record(
+        "exact counts from the sum of an indicator over wage thresholds",
+        cells,
+        beyond_the_count,
+    );
+    assert_eq!(beyond_the_count, 0, "a sum told more than the perturbed count");
+    assert!(share < 0.6, "{exact} of {cells} sums were the exact count");
+}

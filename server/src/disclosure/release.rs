@@ -61,21 +61,32 @@ impl Gate {
         if largest > 0.0 && remainder < self.rules.dominance_p / 100.0 * largest {
             return None;
         }
-        let noise = largest * self.rules.magnitude_noise * signed_noise_factor(magnitude_key(c, m));
+        let noise = largest * self.count_like_noise(c, magnitude_key(c, m));
         let sum = m.sum + noise;
         Some((sum, sum / m.n as f64))
     }
 
+    /// The noise of a magnitude in units of its largest contribution: the cell's count noise
+    /// (rule 5, keyed by the contributors) plus up to `magnitude_noise` more keyed by the
+    /// values. The sum of a 0/1 variable is a count, and noise of a tenth of its largest value
+    /// rounded away: every N was exact. With the count's own noise in it, such a sum says no
+    /// more than the perturbed count; the second part keeps two variables over the same
+    /// units from sharing their noise.
+    fn count_like_noise(&self, c: Contributors, content: CellKey) -> f64 {
+        let count_change = self.perturb(c) as f64 - c.units as f64;
+        count_change + self.rules.magnitude_noise * signed_noise_factor(content)
+    }
+
     /// Rule 7 for dispersion: the SD of a cell whose sum passes, from its sum of squared
-    /// deviations with noise of the same kind as the sum's (up to `magnitude_noise` of the
-    /// largest contribution, squared), keyed apart from the sum's noise.
+    /// deviations with noise of the same kind as the sum's (in units of the largest
+    /// contribution squared), its value-keyed part apart from the sum's.
     fn released_sd(&self, c: Contributors, m: &raw::Magnitude) -> Option<f64> {
         self.released_magnitude(c, m)?;
         let sd = m.sd()?;
         let deviations = sd * sd * (m.n - 1) as f64;
         let largest = m.largest * self.copies as f64;
         let key = CellKey(magnitude_key(c, m).0 ^ SD_NOISE_STREAM);
-        let noise = largest * largest * self.rules.magnitude_noise * signed_noise_factor(key);
+        let noise = largest * largest * self.count_like_noise(c, key);
         Some(((deviations + noise).max(0.0) / (m.n - 1) as f64).sqrt())
     }
 
@@ -559,6 +570,27 @@ fn released_table(
                 outcome: format!("{secondary} cells suppressed to protect others"),
             });
         }
+        // A released 0 beside a withheld cell says "nobody" where the withheld one says "a
+        // few": for a population built around one unit, which cell holds it. Where any cell
+        // is withheld, empty cells are withheld too (after secondary suppression, which must
+        // not count them as protection: a known zero protects nothing).
+        if inner.iter().flatten().any(|c| *c == Released1::Suppressed) {
+            let mut zeros = 0;
+            for (row, cells) in inner.iter_mut().zip(&table.cells) {
+                for (released, cell) in row.iter_mut().zip(cells) {
+                    if cell.contributors.units == 0 && *released != Released1::Suppressed {
+                        *released = Released1::Suppressed;
+                        zeros += 1;
+                    }
+                }
+            }
+            if zeros > 0 {
+                decisions.push(Decision {
+                    rule: 6,
+                    outcome: format!("{zeros} empty cells withheld like the small ones"),
+                });
+            }
+        }
         if table.options.chi2 && two_way {
             chi2_note = Some(pearson_chi2(&inner));
         }
@@ -652,7 +684,7 @@ fn released_table(
     }
     if counting {
         notes.push(format!(
-            "Counts carry cell-key noise (±{} at most); cells under {} are withheld.",
+            "Counts carry cell-key noise (±{} at most); cells under {} are withheld, and where any is, so are empty cells.",
             rules.max_deviation, rules.min_cell
         ));
     } else if matches!(table.statistic, CellStatistic::Gini(..)) {
@@ -889,11 +921,15 @@ impl Releaser<'_> {
             raw::HistogramScale::Fraction => n / released_total,
             raw::HistogramScale::Density => n / released_total / width,
         };
+        // As in tables: where a bin is withheld, an empty bin is too, or "0" beside
+        // "withheld" would say which bin holds the few units.
+        let any_small = histogram.bins.iter().any(|&(_, _, c)| gate.released_count(c).1);
         let bars: Vec<output::Bar> = histogram
             .bins
             .iter()
             .map(|&(start, end, c)| {
                 let (n, small) = gate.released_count(c);
+                let small = small || (any_small && c.units == 0);
                 withheld += usize::from(small);
                 output::Bar {
                     label: None,

@@ -109,7 +109,7 @@ impl Rules {
             (
                 6,
                 format!(
-                    "Table cells under {} are suppressed, with further cells where the totals would give them back; a level with fewer than {} units is never named but counted under other levels; a table with more than {:.0} % small cells is withheld.",
+                    "Table cells under {} are suppressed, with further cells where the totals would give them back; a level with fewer than {} units is never named but counted under other levels; where any cell is withheld, empty cells are too; a table with more than {:.0} % small cells is withheld.",
                     self.min_cell,
                     self.min_cell,
                     self.max_small_cell_share * 100.0
@@ -118,7 +118,7 @@ impl Rules {
             (
                 7,
                 format!(
-                    "Values are limited to the {}th–{}th percentile range before sums, means and standard deviations. Sums, means and standard deviations carry noise keyed to the units and their values, and a cell is suppressed when its largest unit could be estimated within {} % by the second largest.",
+                    "Values are limited to the {}th–{}th percentile range before sums, means and standard deviations. Sums, means and standard deviations carry noise of the size of a count's noise times the largest value, plus a part keyed to the values, so a sum of a 0/1 variable says no more than the perturbed count; and a cell is suppressed when its largest unit could be estimated within {} % by the second largest.",
                     self.coding_percentiles.0, self.coding_percentiles.1, self.dominance_p
                 ),
             ),

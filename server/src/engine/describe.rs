@@ -58,9 +58,12 @@ fn quantiles(sorted: &[f64], percents: &[f64]) -> Vec<Quantile> {
         .filter_map(|&p| {
             let value = stats::quantile_sorted(sorted, p / 100.0)?;
             let (below, above) = stats::units_beside(sorted, value);
-            let rank = (sorted.len() - 1) as f64 * p / 100.0;
-            let low = (rank.floor() as usize).saturating_sub(raw::QUANTILE_WINDOW);
-            let high = (rank.ceil() as usize + raw::QUANTILE_WINDOW).min(sorted.len() - 1);
+            // The window stops short of the smallest and the largest value: a draw near the
+            // end of a tail would be near an extreme (rule 2).
+            let (w, last) = (raw::QUANTILE_WINDOW, sorted.len() - 1);
+            let rank = last as f64 * p / 100.0;
+            let low = (rank.floor() as usize).saturating_sub(w).max(1.min(last));
+            let high = (rank.ceil() as usize + w).min(last.saturating_sub(1)).max(low);
             let window = (sorted[low], sorted[high]);
             Some(Quantile { percent: p, value, below, above, window })
         })
