@@ -510,3 +510,46 @@ async fn histogram_shares_are_of_the_released_n_and_by_draws_one_per_group() {
     );
     assert_eq!(charts[3].bars.len(), 6);
 }
+
+/// Guards the review's finding that a guest workspace had no byte budget (each fresh-cookie
+/// run kept about 175 MB): over its budget a workspace drops its datasets and says why, but
+/// keeps its rule-11 memory.
+#[tokio::test]
+async fn a_workspace_over_its_byte_budget_drops_its_datasets_and_keeps_its_memory() {
+    let engine = engine();
+    let mut within = Workspace::default();
+    let outputs = run_in(&engine, &mut within, &format!("{PERSONS}summarize wage\n")).await;
+    assert!(errors(&outputs).is_empty(), "{outputs:?}");
+    let needed = within.arrow_bytes();
+    assert!(needed > 0);
+
+    let mut workspace = Workspace::default();
+    workspace.set_byte_budget(needed / 2);
+    // The command's own notice is audited before the budget clears it, so the audit holds
+    // one entry more than the answer: these runs go around `run_in`'s count.
+    let audit = MemoryAudit::default();
+    let outputs: Vec<Output> = engine
+        .run(&mut workspace, PERSONS, &audit, "tester")
+        .await
+        .iter()
+        .map(|r| r.output().clone())
+        .collect();
+    let problems = errors(&outputs);
+    assert_eq!(problems.len(), 1, "{outputs:?}");
+    assert!(problems[0].1.contains("guest_workspace_mb"), "{problems:?}");
+    assert_eq!(workspace.dataset_names().count(), 0, "the datasets are gone");
+    assert_eq!(workspace.arrow_bytes(), 0);
+
+    // Within the budget everything stays; the memory of released populations is kept
+    // either way, so clearing is no way to forget what was released.
+    let mut roomy = Workspace::default();
+    roomy.set_byte_budget(needed * 2);
+    let outputs = run_in(&engine, &mut roomy, &format!("{PERSONS}summarize wage\n")).await;
+    assert!(errors(&outputs).is_empty(), "{outputs:?}");
+    assert_eq!(roomy.dataset_names().count(), 1);
+    let remembered = roomy.released_populations.len();
+    roomy.set_byte_budget(1);
+    let _ = engine.run(&mut roomy, "generate one = 1\n", &audit, "tester").await;
+    assert_eq!(roomy.dataset_names().count(), 0);
+    assert_eq!(roomy.released_populations.len(), remembered);
+}

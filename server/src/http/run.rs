@@ -311,3 +311,31 @@ fn with_cookie(
     }
     Ok(response)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Guards the review's finding that guests' workspaces were bounded only in count: the
+    /// bytes of all of them together are bounded too, the least recently used going first.
+    #[test]
+    fn workspaces_past_their_total_bytes_evict_the_least_recently_used() {
+        let kept = Workspaces::new(100);
+        let _ = kept.workspace("first", Workspace::default);
+        kept.settle("first", 60);
+        let _ = kept.workspace("second", Workspace::default);
+        kept.settle("second", 30);
+        assert_eq!(kept.held(), (2, 90));
+        let _ = kept.workspace("first", Workspace::default);
+        let _ = kept.workspace("third", Workspace::default);
+        kept.settle("third", 30);
+        // 120 bytes: "second" was used longest ago and goes; "first" was used again.
+        assert_eq!(kept.held(), (2, 90));
+        let map = kept.workspaces.lock().unwrap();
+        assert!(map.contains_key("first") && map.contains_key("third"));
+        drop(map);
+        // One workspace alone over the total is kept: it was just used.
+        kept.settle("third", 500);
+        assert_eq!(kept.held(), (1, 500));
+    }
+}
