@@ -1013,3 +1013,54 @@ async fn the_sum_of_an_indicator_is_no_more_exact_than_the_count() {
     assert_eq!(beyond_the_count, 0, "a sum told more than the perturbed count");
     assert!(share < 0.6, "{exact} of {cells} sums were the exact count");
 }
+
+/// Coefficients of the first released model: (term, estimate).
+fn coefficients(outputs: &[Output]) -> Option<Vec<(String, f64)>> {
+    outputs.iter().find_map(|o| match &o.body {
+        OutputBody::Model(m) => {
+            Some(m.coefficients.iter().map(|c| (c.term.clone(), c.estimate)).collect())
+        }
+        _ => None,
+    })
+}
+
+#[tokio::test]
+async fn a_disguised_one_person_regressor_does_not_give_their_wage() {
+    // Class 4: a smooth bump that is 1 at one person's wealth and 0 elsewhere, with no
+    // comparison for rule 4 to see. The fit passes through that person: constant + slope is
+    // their wage. (The small second part keeps every value distinct: a bump of exact 0s and
+    // one 1 is a two-class variable, which rule 4 refuses at generate.)
+    let targets = isolated_earners();
+    let wealth = truth("INNTEKT_BRUTTOFORMUE", Some(END_2021));
+    let mut values: Vec<i64> = wealth.values().map(|w| *w as i64).collect();
+    values.sort_unstable();
+    let mut recovered = 0;
+    let mut refused = 0;
+    for (key, secret) in &targets {
+        // Narrower than the gap to the nearest other wealth, so the bump is the target's alone.
+        let i = values.partition_point(|v| v < key);
+        let gap = [i.checked_sub(1).map(|j| key - values[j]), values.get(i + 1).map(|v| v - key)]
+            .into_iter()
+            .flatten()
+            .min()
+            .unwrap_or(1)
+            .max(1);
+        let width = gap as f64 / 6.0;
+        let mut w = Workspace::default();
+        let script = format!(
+            "{BASE}generate bump = exp(-((wealth - {key}) / {width})^2) + wealth / 1e15\nregress wage bump\n"
+        );
+        let outputs = run(&mut w, &script).await;
+        match coefficients(&outputs) {
+            Some(c) => {
+                let total: f64 = c.iter().map(|(_, b)| b).sum();
+                recovered += usize::from(near(total, *secret));
+            }
+            None => refused += usize::from(refused_by(&outputs).as_deref() == Some("rule 9")),
+        }
+    }
+    eprintln!("disguised regressors: {refused} of {} refused by rule 9", targets.len());
+    record("a smooth one-person bump as a regressor", targets.len(), recovered);
+    assert_eq!(recovered, 0);
+    assert_eq!(refused, targets.len(), "rule 9 sees the unit's leverage");
+}

@@ -211,6 +211,9 @@ pub struct Model {
     pub outcome_levels: Option<Vec<u64>>,
     /// The fewest units in any crossing of the categorical covariates.
     pub smallest_crossing: Option<u64>,
+    /// The largest leverage of one unit in the design, or its share of a column's sum of
+    /// squares, whichever is larger (0–1).
+    pub influence: f64,
     /// Units whose effects the model absorbed, each a parameter the residual df loses (fixed
     /// effects). The gate restates that df with this count perturbed, as it does N.
     pub absorbed: Option<Contributors>,

@@ -24,6 +24,10 @@ impl Released1 {
     }
 }
 
+/// Rule 9: the most one unit may weigh in a model, as leverage or as its share of a term's
+/// sum of squares.
+const MAX_INFLUENCE: f64 = 0.9;
+
 /// Keeps the percentiles' noise apart from the other noise of the same cell.
 const QUANTILE_NOISE_STREAM: u64 = 0x0C7A_11E5_0C7A_11E5;
 
@@ -834,6 +838,12 @@ impl Releaser<'_> {
             && let Err(refusal) = gate.check_levels(&model.dependent, levels, true)
         {
             return self.refusal(origin, refusal);
+        }
+        // After the level rules, whose message names the level to group.
+        if model.influence >= MAX_INFLUENCE {
+            return refuse(
+                "one unit weighs so much in this model (leverage or share of a term's values near 1) that its coefficients would give that unit's values (rule 9): remove or transform the term that sets it apart".into(),
+            );
         }
         let hide_constant = model.smallest_crossing.is_some_and(|u| u < rules.min_level_units);
         let mut decisions = vec![Decision { rule: 9, outcome: "passed".into() }];

@@ -134,7 +134,7 @@ impl Rules {
             (
                 9,
                 format!(
-                    "Models need N ≥ {}, at most N/3 parameters, {} residual degrees of freedom, and {} units in every level of a categorical term; no residuals or fitted values are shown.",
+                    "Models need N ≥ {}, at most N/3 parameters, {} residual degrees of freedom, and {} units in every level of a categorical term; no unit may have a leverage near 1; no residuals or fitted values are shown.",
                     self.min_model_n, self.min_residual_df, self.min_level_units
                 ),
             ),

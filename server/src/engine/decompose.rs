@@ -184,6 +184,7 @@ pub fn oaxaca_raw(
         categorical_levels,
         outcome_levels: None,
         smallest_crossing: None,
+        influence: whole.influence,
         absorbed: None,
         statistics: vec![("parameters per group".to_owned(), k as f64)],
     })

@@ -531,6 +531,7 @@ pub fn rdd_raw(
         categorical_levels: vec![],
         outcome_levels: None,
         smallest_crossing: None,
+        influence: sample.influence,
         absorbed: None,
         statistics: vec![
             ("threshold".to_owned(), threshold),

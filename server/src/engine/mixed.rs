@@ -211,6 +211,7 @@ pub fn mixed_raw(
         categorical_levels: design.categorical_levels,
         outcome_levels: None,
         smallest_crossing: design.smallest_crossing,
+        influence: design.influence,
         absorbed: None,
         statistics,
     })

@@ -123,6 +123,8 @@ pub(super) struct Design {
     /// Units per level of each `i.` term, and of each 0/1 regressor (rule 9).
     pub(super) categorical_levels: Vec<(String, Vec<u64>)>,
     pub(super) smallest_crossing: Option<u64>,
+    /// The largest leverage or column share of one unit (`largest_influence`), for rule 9.
+    pub(super) influence: f64,
 }
 
 impl Design {
@@ -374,7 +376,7 @@ impl Design {
                 "the estimation sample has no more units than parameters: check for missing values or use fewer terms",
             ));
         }
-        Ok(Design {
+        let mut design = Design {
             names,
             columns,
             sources,
@@ -387,7 +389,45 @@ impl Design {
             population,
             categorical_levels,
             smallest_crossing: crossings.values().min().copied(),
-        })
+            influence: 0.0,
+        };
+        design.influence = design.largest_influence();
+        Ok(design)
+    }
+
+    /// The most any one unit of the sample weighs in the design: the larger of its leverage
+    /// (hᵢ = xᵢ′(X′X)⁻¹xᵢ) and its share of a column's sum of squares. Near 1, the fit passes
+    /// through that unit and its coefficients are its values (`exp((w − wₖ)/s)` is 1 for one
+    /// unit and 0 for the rest, with no comparison for rule 4 to see). 0 when X′X is singular:
+    /// the estimators refuse that case themselves.
+    fn largest_influence(&self) -> f64 {
+        let k = self.k();
+        let mut xtx = DMatrix::<f64>::zeros(k, k);
+        let mut squares = vec![0.0f64; k];
+        let mut largest_square = vec![0.0f64; k];
+        let mut x = vec![0.0; k];
+        for i in (0..self.sample.len()).filter(|&i| self.sample[i]) {
+            self.row(i, &mut x);
+            let row = DVector::from_column_slice(&x);
+            xtx.ger(1.0, &row, &row, 1.0);
+            for j in 0..k {
+                let square = x[j] * x[j];
+                squares[j] += square;
+                largest_square[j] = largest_square[j].max(square);
+            }
+        }
+        let column_share = (0..k)
+            .filter(|&j| squares[j] > 0.0)
+            .map(|j| largest_square[j] / squares[j])
+            .fold(0.0, f64::max);
+        let Some(inverse) = xtx.cholesky().map(|c| c.inverse()) else { return column_share };
+        let mut leverage = 0.0f64;
+        for i in (0..self.sample.len()).filter(|&i| self.sample[i]) {
+            self.row(i, &mut x);
+            let row = DVector::from_column_slice(&x);
+            leverage = leverage.max((row.transpose() * &inverse * &row)[(0, 0)]);
+        }
+        leverage.max(column_share)
     }
 
     pub(super) fn k(&self) -> usize {
@@ -627,6 +667,7 @@ pub fn ols_raw(
         categorical_levels: design.categorical_levels,
         outcome_levels: None,
         smallest_crossing: design.smallest_crossing,
+        influence: design.influence,
         absorbed: None,
         statistics,
     })
@@ -1123,6 +1164,7 @@ pub fn likelihood_raw(
             categorical_levels: design.categorical_levels.clone(),
             outcome_levels: outcome_levels.clone(),
             smallest_crossing: design.smallest_crossing,
+            influence: design.influence,
             absorbed: None,
             statistics: Vec::new(),
         })
@@ -1151,6 +1193,7 @@ pub fn likelihood_raw(
         categorical_levels: design.categorical_levels,
         outcome_levels,
         smallest_crossing: design.smallest_crossing,
+        influence: design.influence,
         absorbed: None,
         statistics,
     };
@@ -1508,6 +1551,7 @@ pub fn mlogit_raw(
         categorical_levels: design.categorical_levels,
         outcome_levels: Some(outcome_levels),
         smallest_crossing: design.smallest_crossing,
+        influence: design.influence,
         absorbed: None,
         statistics: vec![
             ("log likelihood".to_owned(), ll),
@@ -1640,6 +1684,7 @@ pub fn cox_raw(
         categorical_levels: design.categorical_levels,
         outcome_levels: Some(outcome_levels),
         smallest_crossing: design.smallest_crossing,
+        influence: design.influence,
         absorbed: None,
         statistics: vec![
             ("log partial likelihood".to_owned(), ll),
@@ -1875,6 +1920,7 @@ pub fn ivregress_raw(
         categorical_levels: design.categorical_levels,
         outcome_levels: None,
         smallest_crossing: design.smallest_crossing,
+        influence: design.influence,
         absorbed: None,
         statistics,
     })

@@ -474,6 +474,7 @@ impl PanelSample {
             categorical_levels: design.categorical_levels.clone(),
             outcome_levels: None,
             smallest_crossing: design.smallest_crossing,
+            influence: design.influence,
             statistics: estimate.statistics,
             population: design.population.clone(),
         })

@@ -159,6 +159,7 @@ pub fn weibull_raw(
         categorical_levels: design.categorical_levels,
         outcome_levels: Some(outcome_levels),
         smallest_crossing: design.smallest_crossing,
+        influence: design.influence,
         absorbed: None,
         statistics,
     })
