@@ -1064,3 +1064,47 @@ async fn a_disguised_one_person_regressor_does_not_give_their_wage() {
     assert_eq!(recovered, 0);
     assert_eq!(refused, targets.len(), "rule 9 sees the unit's leverage");
 }
+
+#[tokio::test]
+async fn a_copied_value_stays_copied_through_a_prediction() {
+    // A family's income merged onto its members is one value held by several units; the gate
+    // counts those copies as one contributor, so a level of it needs min_cell × copies units
+    // to be named. A regression's prediction plus its residual is that value again, and must
+    // carry the copies with it (class 12), as must a generate, a clone or a recode of it.
+    let targets: Vec<(i64, usize, f64)> =
+        single_earner_families().into_iter().filter(|(_, members, _)| *members >= 5).collect();
+    assert!(!targets.is_empty(), "the fixture has single-earner families of 5 or more");
+    let mut tried = 0;
+    let mut recovered = 0;
+    for derivation in [
+        "regress-predict family_income i.sex, predicted(p) residuals(r)\ngenerate q = p + r\n",
+        "generate q = family_income * 2 / 2\n",
+        "clone-variables family_income -> q\n",
+        "recode family_income (0 = 0), generate(q)\n",
+    ] {
+        let mut w = Workspace::default();
+        let outputs = run(
+            &mut w,
+            &format!("{FAMILIES}use families\nmerge family_income into persons on famnr\nuse persons\n{derivation}tabulate q\n"),
+        )
+        .await;
+        let labels: Vec<f64> = outputs
+            .iter()
+            .filter_map(|o| match &o.body {
+                OutputBody::Table(t) => Some(t.row_labels.iter().filter_map(|l| l.parse().ok())),
+                _ => None,
+            })
+            .flatten()
+            .collect();
+        tried += targets.len();
+        for (famnr, members, secret) in &targets {
+            // The label is the value itself: only an exact match is a recovery.
+            if labels.iter().any(|v| (v - secret).abs() < 0.5) {
+                eprintln!("family {famnr} ({members}): {secret} named as a level via {derivation}");
+                recovered += 1;
+            }
+        }
+    }
+    record("a family's income merged onto its members, then predicted or derived", tried, recovered);
+    assert_eq!(recovered, 0);
+}

@@ -2387,6 +2387,14 @@ impl Step<'_> {
             })
             .collect();
         let source = format!("{command} on line {}", self.origin().line);
+        // A prediction is computed from every variable of the model: where one of them holds
+        // values copied onto many units, so does the prediction (a model of a copied wage on
+        // a constant predicts that wage for every copy).
+        let copies = dataset.variable_copies(
+            std::iter::once(request.dependent.as_str())
+                .chain(request.terms.iter().flat_map(Term::variables))
+                .chain(exposure.as_deref()),
+        );
         let dataset = self.current_mut()?;
         let mut added = Vec::new();
         for (option, name) in targets {
@@ -2394,7 +2402,7 @@ impl Step<'_> {
             dataset.set(Variable {
                 name: name.clone(),
                 values: Arc::new(Float64Array::from(values.clone())),
-                info: VarInfo { source: source.clone(), ..VarInfo::default() },
+                info: VarInfo { source: source.clone(), copies, ..VarInfo::default() },
             });
             added.push(format!(
                 "{} as {name}",
