@@ -1105,6 +1105,10 @@ async fn a_copied_value_stays_copied_through_a_prediction() {
             }
         }
     }
-    record("a family's income merged onto its members, then predicted or derived", tried, recovered);
+    record(
+        "a family's income merged onto its members, then predicted or derived",
+        tried,
+        recovered,
+    );
     assert_eq!(recovered, 0);
 }
