@@ -150,6 +150,10 @@ impl Gate {
         let min = self.rules.min_change as usize;
         let mut near = None;
         for e in earlier {
+            // The sizes bound the difference from below: far apart, nothing to decode.
+            if e.len().abs_diff(population.len()) >= 2 * min as u64 {
+                continue;
+            }
             match e.difference(population) {
                 Some(d) if (1..min).contains(&d) => {
                     return Err(Refusal::new(

@@ -462,6 +462,8 @@ pub fn histogram_raw(
             group: None,
             normal: false,
             population: PopulationSketch::default(),
+            bin_populations: Vec::new(),
+            withheld_bins: Vec::new(),
         });
     }
     // discrete: a bar per whole number, centred on it.
@@ -483,10 +485,12 @@ pub fn histogram_raw(
     }
     let mut contributors = vec![Contributors::default(); count];
     let mut population = PopulationSketch::default();
+    let mut bin_populations = vec![PopulationSketch::default(); count];
     for (i, v) in selected {
         let b = (((v - lo) / step).floor() as usize).min(count - 1);
         contributors[b].add(keys[i]);
         dataset.add_to_population(&mut population, i);
+        dataset.add_to_population(&mut bin_populations[b], i);
     }
     let bins = contributors
         .into_iter()
@@ -500,6 +504,8 @@ pub fn histogram_raw(
         group: None,
         normal: false,
         population,
+        withheld_bins: vec![false; bin_populations.len()],
+        bin_populations,
     })
 }
 
@@ -670,9 +676,9 @@ impl Step<'_> {
             self.flag("gini"),
             self.flag("iqr"),
         )?;
-        for summary in &raw {
-            self.check_population_history(&summary.population)?;
-        }
+        self.check_populations_of_one_output(
+            &raw.iter().map(|s| &s.population).collect::<Vec<_>>(),
+        )?;
         let populations: Vec<PopulationSketch> = raw.iter().map(|s| s.population.clone()).collect();
         let released = self.releaser.summary(gate, self.origin(), raw);
         self.outputs.push(released);
@@ -921,14 +927,35 @@ impl Step<'_> {
             raw.scale = scale;
             raw.group = group;
             raw.normal = self.flag("normal");
-            self.check_population_history(&raw.population)?;
             raws.push(raw);
         }
-        for raw in raws {
-            let population = raw.population.clone();
+        self.check_populations_of_one_output(
+            &raws.iter().map(|r| &r.population).collect::<Vec<_>>(),
+        )?;
+        for mut raw in raws {
+            // A bin a few units away from an earlier population (the same bin with an edge
+            // moved, a group padded by a few units) is withheld like a small one; the bins
+            // shown are remembered. Bins under min_cell are withheld anyway and, being
+            // small, would only make later small bins look near them.
+            // The histogram's own population is remembered first: a bin holding all but a
+            // few of its units would give those few away, in the first run as in a rerun.
+            self.remember_population(raw.population.clone());
+            let min_cell = gate.rules().min_cell;
+            for (b, bin) in raw.bin_populations.iter().enumerate() {
+                if bin.len() >= min_cell {
+                    raw.withheld_bins[b] = self.differs_slightly(bin);
+                }
+            }
+            let shown: Vec<PopulationSketch> = raw
+                .bin_populations
+                .iter()
+                .zip(&raw.withheld_bins)
+                .filter(|(bin, withheld)| bin.len() >= min_cell && !**withheld)
+                .map(|(bin, _)| bin.clone())
+                .collect();
             let released = self.releaser.histogram(gate, self.origin(), raw);
             self.outputs.push(released);
-            self.remember_population(population);
+            shown.into_iter().for_each(|p| self.remember_population(p));
         }
         Ok(())
     }

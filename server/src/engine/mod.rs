@@ -501,9 +501,44 @@ impl<'a> Step<'a> {
     /// Rule 11 before an output is released; the population is remembered once it is. An
     /// output close to an earlier one (but not refused) is flagged for review in the audit log.
     fn check_population_history(&self, population: &PopulationSketch) -> Result<(), EngineError> {
+        self.check_populations_of_one_output(&[population])
+    }
+
+    /// Rule 11 for an output made of several populations (a summary's rows, a histogram's
+    /// groups): each against the earlier outputs and against the populations before it in the
+    /// same output, since two rows over nearly the same units difference as well as two
+    /// outputs do.
+    fn check_populations_of_one_output(
+        &self,
+        populations: &[&PopulationSketch],
+    ) -> Result<(), EngineError> {
+        for (i, population) in populations.iter().enumerate() {
+            let earlier =
+                self.workspace.released_populations.iter().chain(populations[..i].iter().copied());
+            self.check_against(earlier, population)?;
+        }
+        Ok(())
+    }
+
+    /// Whether `population` differs from an earlier output's by 1..min_change units: for the
+    /// parts of an output that are withheld rather than refused (a histogram's bins).
+    fn differs_slightly(&self, population: &PopulationSketch) -> bool {
         let started = Instant::now();
-        let result =
-            self.gate().check_differencing(&self.workspace.released_populations, population);
+        let refused = self
+            .gate()
+            .check_differencing(&self.workspace.released_populations, population)
+            .is_err();
+        self.releaser.account(started.elapsed());
+        refused
+    }
+
+    fn check_against<'p>(
+        &self,
+        earlier: impl IntoIterator<Item = &'p PopulationSketch>,
+        population: &PopulationSketch,
+    ) -> Result<(), EngineError> {
+        let started = Instant::now();
+        let result = self.gate().check_differencing(earlier, population);
         self.releaser.account(started.elapsed());
         if let Ok(Some(units)) = result {
             self.releaser.flag_for_review(format!(

@@ -566,9 +566,9 @@ impl Step<'_> {
         let (raw, pair_populations) =
             correlation_raw(gate, dataset, &keys, &names, options, mask.as_ref())?;
         // Pairwise, each pair's units are a population of their own (rule 11).
-        for population in pair_populations.iter().chain([&raw.population]) {
-            self.check_population_history(population)?;
-        }
+        self.check_populations_of_one_output(
+            &pair_populations.iter().chain([&raw.population]).collect::<Vec<_>>(),
+        )?;
         let population = raw.population.clone();
         let released = self.releaser.statistics(gate, self.origin(), raw);
         self.outputs.push(released);
@@ -633,9 +633,9 @@ impl Step<'_> {
         let gate = &*self.gate_for(dataset.copies(names.iter().map(String::as_str)));
         let keys = self.record_keys(gate, dataset);
         let summaries = summarize_raw(gate, dataset, &keys, &names, mask.as_ref(), false, false)?;
-        for s in &summaries {
-            self.check_population_history(&s.population)?;
-        }
+        self.check_populations_of_one_output(
+            &summaries.iter().map(|s| &s.population).collect::<Vec<_>>(),
+        )?;
         let populations: Vec<PopulationSketch> =
             summaries.iter().map(|s| s.population.clone()).collect();
         let released = self.releaser.mean_intervals(
