@@ -238,9 +238,6 @@ pub struct Histogram {
     /// Each bin's units, in the order of `bins`: moving an edge moves a few units from one
     /// bin to the next, so rule 11 looks at every bin as a population of its own.
     pub bin_populations: Vec<PopulationSketch>,
-    /// Bins withheld because their units differ by 1..min_change from an earlier output's
-    /// (set by the engine, which holds the memory of earlier outputs).
-    pub withheld_bins: Vec<bool>,
 }
 
 /// A histogram's heights: counts, or shares of the released N.

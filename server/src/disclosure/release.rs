@@ -933,19 +933,13 @@ impl Releaser<'_> {
         };
         // As in tables: where a bin is withheld, an empty bin is too, or "0" beside
         // "withheld" would say which bin holds the few units.
-        let differenced = |b: usize| histogram.withheld_bins.get(b).copied().unwrap_or(false);
-        let any_small = histogram
-            .bins
-            .iter()
-            .enumerate()
-            .any(|(b, &(_, _, c))| gate.released_count(c).1 || differenced(b));
+        let any_small = histogram.bins.iter().any(|&(_, _, c)| gate.released_count(c).1);
         let bars: Vec<output::Bar> = histogram
             .bins
             .iter()
-            .enumerate()
-            .map(|(b, &(start, end, c))| {
+            .map(|&(start, end, c)| {
                 let (n, small) = gate.released_count(c);
-                let small = small || differenced(b) || (any_small && c.units == 0);
+                let small = small || (any_small && c.units == 0);
                 withheld += usize::from(small);
                 output::Bar {
                     label: None,

@@ -463,7 +463,6 @@ pub fn histogram_raw(
             normal: false,
             population: PopulationSketch::default(),
             bin_populations: Vec::new(),
-            withheld_bins: Vec::new(),
         });
     }
     // discrete: a bar per whole number, centred on it.
@@ -504,7 +503,6 @@ pub fn histogram_raw(
         group: None,
         normal: false,
         population,
-        withheld_bins: vec![false; bin_populations.len()],
         bin_populations,
     })
 }
@@ -932,27 +930,21 @@ impl Step<'_> {
         self.check_populations_of_one_output(
             &raws.iter().map(|r| &r.population).collect::<Vec<_>>(),
         )?;
-        for mut raw in raws {
-            // A bin a few units away from an earlier population (the same bin with an edge
-            // moved, a group padded by a few units) is withheld like a small one; the bins
-            // shown are remembered. Bins under min_cell are withheld anyway and, being
-            // small, would only make later small bins look near them.
-            // The histogram's own population is remembered first: a bin holding all but a
-            // few of its units would give those few away, in the first run as in a rerun.
-            self.remember_population(raw.population.clone());
-            let min_cell = gate.rules().min_cell;
-            for (b, bin) in raw.bin_populations.iter().enumerate() {
-                if bin.len() >= min_cell {
-                    raw.withheld_bins[b] = self.differs_slightly(bin);
-                }
+        // A bin a few units away from an earlier output's population (the same bin with an
+        // edge moved, a group padded by a few units) refuses the whole histogram under rule
+        // 11. Withholding just that bin would not do: a withheld bin among shown ones says
+        // which bin the few units left. Bins under min_cell are withheld anyway and, being
+        // small, would only make later small bins look near them.
+        let min_cell = gate.rules().min_cell;
+        for raw in &raws {
+            for bin in raw.bin_populations.iter().filter(|b| b.len() >= min_cell) {
+                self.check_population_history(bin)?;
             }
-            let shown: Vec<PopulationSketch> = raw
-                .bin_populations
-                .iter()
-                .zip(&raw.withheld_bins)
-                .filter(|(bin, withheld)| bin.len() >= min_cell && !**withheld)
-                .map(|(bin, _)| bin.clone())
-                .collect();
+        }
+        for raw in raws {
+            self.remember_population(raw.population.clone());
+            let shown: Vec<PopulationSketch> =
+                raw.bin_populations.iter().filter(|b| b.len() >= min_cell).cloned().collect();
             let released = self.releaser.histogram(gate, self.origin(), raw);
             self.outputs.push(released);
             shown.into_iter().for_each(|p| self.remember_population(p));

@@ -520,18 +520,6 @@ impl<'a> Step<'a> {
         Ok(())
     }
 
-    /// Whether `population` differs from an earlier output's by 1..min_change units: for the
-    /// parts of an output that are withheld rather than refused (a histogram's bins).
-    fn differs_slightly(&self, population: &PopulationSketch) -> bool {
-        let started = Instant::now();
-        let refused = self
-            .gate()
-            .check_differencing(&self.workspace.released_populations, population)
-            .is_err();
-        self.releaser.account(started.elapsed());
-        refused
-    }
-
     fn check_against<'p>(
         &self,
         earlier: impl IntoIterator<Item = &'p PopulationSketch>,

@@ -553,3 +553,50 @@ async fn a_workspace_over_its_byte_budget_drops_its_datasets_and_keeps_its_memor
     assert_eq!(roomy.dataset_names().count(), 0);
     assert_eq!(roomy.released_populations.len(), remembered);
 }
+
+#[tokio::test]
+async fn two_variables_over_nearly_the_same_units_are_differenced_within_one_output() {
+    // Rule 11 inside one output: `summarize wage wage2`, where wage2 is wage without three
+    // persons, gives two means whose difference is those three persons' wages.
+    let engine = engine();
+    let mut workspace = Workspace::default();
+    run_in(&engine, &mut workspace, PERSONS).await;
+    let name = workspace.current.clone().unwrap();
+    let dataset = workspace.datasets.get_mut(&name).unwrap();
+    let wage = dataset.variable("wage").unwrap().clone();
+    let earners: Vec<usize> = (0..wage.values.len()).filter(|&i| wage.values.is_valid(i)).collect();
+    let mut near_copy = dataset::Variable { name: "wage2".into(), ..wage.clone() };
+    let without_three = datafusion::arrow::array::BooleanArray::from(
+        (0..wage.values.len()).map(|i| !earners[..3].contains(&i)).collect::<Vec<_>>(),
+    );
+    near_copy.values = datafusion::arrow::compute::nullif(
+        &wage.values,
+        &datafusion::arrow::compute::not(&without_three).unwrap(),
+    )
+    .unwrap();
+    // Ten persons fewer is a different population, which the rule lets through.
+    let mut far_copy = dataset::Variable { name: "wage3".into(), ..wage.clone() };
+    let without_ten = datafusion::arrow::array::BooleanArray::from(
+        (0..wage.values.len()).map(|i| !earners[..10].contains(&i)).collect::<Vec<_>>(),
+    );
+    far_copy.values = datafusion::arrow::compute::nullif(
+        &wage.values,
+        &datafusion::arrow::compute::not(&without_ten).unwrap(),
+    )
+    .unwrap();
+    dataset.set(near_copy);
+    dataset.set(far_copy);
+    for (script, refused) in
+        [("summarize wage wage2", true), ("ci wage wage2", true), ("summarize wage wage3", false)]
+    {
+        // Each script on its own, so that what one remembers does not refuse the next.
+        workspace.released_populations.clear();
+        let outputs = run_in(&engine, &mut workspace, script).await;
+        let rule = outputs.iter().find_map(|o| match &o.body {
+            OutputBody::Error { rule, .. } => rule.clone(),
+            _ => None,
+        });
+        let expected = refused.then(|| "rule 11".to_owned());
+        assert_eq!(rule, expected, "{script}: {outputs:#?}");
+    }
+}
