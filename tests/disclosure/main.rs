@@ -1170,3 +1170,47 @@ async fn histograms_with_and_without_a_person_do_not_say_which_bin_they_are_in()
     record("histograms with and without a person, padded", targets.len(), recovered);
     assert_eq!(located, 0);
 }
+
+#[tokio::test]
+async fn a_binary_search_on_differencing_refusals_meets_the_refusal_budget() {
+    // Class 8, the residual: rule 11 refuses a population 1..9 units from an earlier one and
+    // lets an identical one through, so `if wage < X` answers "is anyone at or above X?" and a
+    // binary search brackets the largest wage. The budget bounds the refusals one workspace
+    // gets, not what they tell: this attack measures both and asserts the bound.
+    let wage = truth("INNTEKT_WLONN", Some(END_2021));
+    let max = wage.values().copied().fold(f64::MIN, f64::max);
+    let mut w = Workspace::default();
+    run(&mut w, BASE).await;
+    run(&mut w, "summarize age if wage >= 0").await;
+    let (mut lo, mut hi): (Option<f64>, f64) = (None, 1e8);
+    let (mut queries, mut refusals, mut locked) = (0, 0, false);
+    while queries < 80 && lo.is_none_or(|l| hi - l >= 1.0) {
+        let x = match lo {
+            None => (hi * 0.8).round(),
+            Some(l) => ((l + hi) / 2.0).round(),
+        };
+        queries += 1;
+        let outputs = run(&mut w, &format!("summarize age if wage >= 0 & wage < {x}")).await;
+        match refused_by(&outputs).as_deref() {
+            None => hi = x,
+            Some("rule 11") if format!("{outputs:?}").contains("max_differencing_refusals") => {
+                locked = true;
+                break;
+            }
+            Some(_) => {
+                refusals += 1;
+                lo = Some(x);
+            }
+        }
+    }
+    let width = lo.map_or(f64::INFINITY, |l| (hi - l) / max);
+    eprintln!(
+        "binary search on refusals: {queries} queries, {refusals} refusals, then locked: {locked}; the largest wage bracketed to {:.4} % of it",
+        width * 100.0
+    );
+    assert!(locked, "the workspace was not locked after {refusals} refusals");
+    assert_eq!(refusals, 10, "the budget is max_differencing_refusals = 10");
+    // After the lock nothing is released, also what would have been allowed before.
+    let outputs = run(&mut w, "summarize age").await;
+    assert_eq!(refused_by(&outputs).as_deref(), Some("rule 11"));
+}

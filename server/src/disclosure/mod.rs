@@ -172,6 +172,22 @@ impl Gate {
         Ok(near)
     }
 
+    /// Rule 11's budget: a workspace that has met `refusals` differencing refusals releases
+    /// nothing more once they reach `max_differencing_refusals`. Each refusal is a yes/no
+    /// answer on exact data; the budget bounds how many one user gets.
+    pub fn check_differencing_budget(&self, refusals: u32) -> Result<(), Refusal> {
+        let budget = self.rules.max_differencing_refusals;
+        if refusals < budget {
+            return Ok(());
+        }
+        Err(Refusal::new(
+            11,
+            format!(
+                "this workspace has met {budget} differencing refusals (rule 11, max_differencing_refusals), so it releases no more outputs; this is logged for a data steward's review"
+            ),
+        ))
+    }
+
     /// Rule 9: every level of a categorical regressor, or of a binary or categorical outcome,
     /// needs `min_level_units` units. Checked before a model is fitted too, so that a failed fit
     /// cannot say what a small level holds.

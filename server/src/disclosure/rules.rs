@@ -41,6 +41,11 @@ pub struct Rules {
     pub min_level_units: u64,
     /// Rule 10.
     pub max_hexbin_grid: u64,
+    /// Rule 11: differencing refusals a workspace may meet before it releases nothing more.
+    /// Each refusal answers "does this population differ from an earlier one by a few
+    /// units?", which a binary search over thresholds turns into a value; the budget caps how
+    /// many such answers one attacker gets before a steward looks.
+    pub max_differencing_refusals: u32,
 }
 
 impl Default for Rules {
@@ -63,6 +68,7 @@ impl Default for Rules {
             min_residual_df: 10,
             min_level_units: 5,
             max_hexbin_grid: 25,
+            max_differencing_refusals: 10,
         }
     }
 }
@@ -134,7 +140,7 @@ impl Rules {
             (
                 9,
                 format!(
-                    "Models need N ≥ {}, at most N/3 parameters, {} residual degrees of freedom, and {} units in every level of a categorical term; no unit may have a leverage near 1; no residuals or fitted values are shown.",
+                    "Models need N ≥ {}, at most N/3 parameters, {} residual degrees of freedom, and {} units in every level of a categorical term; no unit may have a leverage of 0.9 or more, or 0.9 of a regressor's sum of squares; no residuals or fitted values are shown.",
                     self.min_model_n, self.min_residual_df, self.min_level_units
                 ),
             ),
@@ -144,6 +150,18 @@ impl Rules {
                     "Charts come from protected counts: small bins are withheld and hexbin grids are at most {}.",
                     self.max_hexbin_grid
                 ),
+            ),
+            (
+                11,
+                format!(
+                    "An output is refused when its population, or a row's or a histogram bar's, differs by 1 to {} units from an earlier output's or from another in the same output, since comparing the two would reveal those units; it is logged for review. After {} such refusals a workspace releases nothing more until a data steward has looked.",
+                    self.min_change - 1,
+                    self.max_differencing_refusals
+                ),
+            ),
+            (
+                12,
+                "A value copied to many units (by aggregate, merge or collapse) counts as one contributor in every output, also after it has passed through generate, recode or a model's -predict.".into(),
             ),
         ]
     }

@@ -329,7 +329,12 @@ impl Engine {
             if let Err(error) = result {
                 let origin = Origin { line: step.line, command: &step.command.name };
                 let released = match error.refusal {
-                    Some(refusal) => releaser.refusal(origin, refusal),
+                    Some(refusal) => {
+                        if refusal.rule == 11 {
+                            workspace.differencing_refusals += 1;
+                        }
+                        releaser.refusal(origin, refusal)
+                    }
                     None => {
                         let column = error.span.map(|s| {
                             line_column(&step.text, s.start).1 as u32 + step.column_offset
@@ -386,6 +391,9 @@ pub struct Workspace {
     labels: BTreeMap<String, prepare::LabelSet>,
     /// The populations of released outputs, newest last (rule 11).
     released_populations: std::collections::VecDeque<PopulationSketch>,
+    /// Rule-11 refusals met so far: past the datastore's `max_differencing_refusals`, nothing
+    /// more is released. Kept with the memory above, and like it never dropped.
+    differencing_refusals: u32,
     /// The most bytes of datasets this workspace may hold (guests'); `None`: no bound of its own.
     byte_budget: Option<usize>,
 }
@@ -525,6 +533,7 @@ impl<'a> Step<'a> {
         earlier: impl IntoIterator<Item = &'p PopulationSketch>,
         population: &PopulationSketch,
     ) -> Result<(), EngineError> {
+        self.gate().check_differencing_budget(self.workspace.differencing_refusals)?;
         let started = Instant::now();
         let result = self.gate().check_differencing(earlier, population);
         self.releaser.account(started.elapsed());
