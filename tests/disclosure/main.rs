@@ -1171,29 +1171,26 @@ async fn histograms_with_and_without_a_person_do_not_say_which_bin_they_are_in()
     assert_eq!(located, 0);
 }
 
-#[tokio::test]
-async fn a_binary_search_on_differencing_refusals_meets_the_refusal_budget() {
-    // Class 8, the residual: rule 11 refuses a population 1..9 units from an earlier one and
-    // lets an identical one through, so `if wage < X` answers "is anyone at or above X?" and a
-    // binary search brackets the largest wage. The budget bounds the refusals one workspace
-    // gets, not what they tell: this attack measures both and asserts the bound.
-    let wage = truth("INNTEKT_WLONN", Some(END_2021));
-    let max = wage.values().copied().fold(f64::MIN, f64::max);
-    let mut w = Workspace::default();
-    run(&mut w, BASE).await;
-    run(&mut w, "summarize age if wage >= 0").await;
+/// Binary search for the largest wage over thresholds X, where `query(X)` is refused when
+/// 1..9 units earn X or more: (queries, refusals before the lock, locked, bracket width as a
+/// share of the largest wage).
+async fn binary_search_on_refusals(
+    w: &mut Workspace,
+    max: f64,
+    query: impl Fn(f64) -> String,
+) -> (usize, usize, bool, f64) {
     let (mut lo, mut hi): (Option<f64>, f64) = (None, 1e8);
     let (mut queries, mut refusals, mut locked) = (0, 0, false);
-    while queries < 80 && lo.is_none_or(|l| hi - l >= 1.0) {
+    while queries < 80 && lo.is_none_or(|l| hi - l > 1.0) {
         let x = match lo {
             None => (hi * 0.8).round(),
             Some(l) => ((l + hi) / 2.0).round(),
         };
         queries += 1;
-        let outputs = run(&mut w, &format!("summarize age if wage >= 0 & wage < {x}")).await;
-        match refused_by(&outputs).as_deref() {
+        let outputs = run(w, &query(x)).await;
+        match refused_by(&outputs) {
             None => hi = x,
-            Some("rule 11") if format!("{outputs:?}").contains("max_differencing_refusals") => {
+            Some(_) if format!("{outputs:?}").contains("max_refusals") => {
                 locked = true;
                 break;
             }
@@ -1203,14 +1200,46 @@ async fn a_binary_search_on_differencing_refusals_meets_the_refusal_budget() {
             }
         }
     }
-    let width = lo.map_or(f64::INFINITY, |l| (hi - l) / max);
-    eprintln!(
-        "binary search on refusals: {queries} queries, {refusals} refusals, then locked: {locked}; the largest wage bracketed to {:.4} % of it",
-        width * 100.0
-    );
-    assert!(locked, "the workspace was not locked after {refusals} refusals");
-    assert_eq!(refusals, 10, "the budget is max_differencing_refusals = 10");
-    // After the lock nothing is released, also what would have been allowed before.
-    let outputs = run(&mut w, "summarize age").await;
-    assert_eq!(refused_by(&outputs).as_deref(), Some("rule 11"));
+    (queries, refusals, locked, lo.map_or(f64::INFINITY, |l| (hi - l) / max))
+}
+
+#[tokio::test]
+async fn a_binary_search_on_refusals_meets_the_refusal_budget() {
+    // Class 8, the residual: rule 4 refuses a comparison that sets apart 1..9 units and rule
+    // 11 a population 1..9 units from an earlier one, and both let 0 through, so either
+    // answers "does anyone earn X or more?" and a binary search brackets the largest wage.
+    // The budget bounds the refusals one workspace gets, not what they tell (a scan downward
+    // in small steps needs one refusal): this measures the search and asserts the bound.
+    let wage = truth("INNTEKT_WLONN", Some(END_2021));
+    let max = wage.values().copied().fold(f64::MIN, f64::max);
+    for (rule, query) in [
+        (
+            "rule 11",
+            &(|x: f64| format!("summarize age if wage >= 0 & wage < {x}"))
+                as &dyn Fn(f64) -> String,
+        ),
+        ("rule 4", &|x: f64| format!("generate rich = wage >= {x}\ndrop rich")),
+    ] {
+        let mut w = Workspace::default();
+        run(&mut w, BASE).await;
+        run(&mut w, "summarize age if wage >= 0").await;
+        let (queries, refusals, mut locked, width) =
+            binary_search_on_refusals(&mut w, max, query).await;
+        eprintln!(
+            "binary search on {rule} refusals: {queries} queries, {refusals} refusals, locked: {locked}; the largest wage ({max}) bracketed to {:.0} kr",
+            width * max
+        );
+        // Refused queries go on until the lock: it comes after max_refusals = 20 in all.
+        let mut total = refusals;
+        while !locked && total < 40 {
+            let outputs = run(&mut w, &query(max)).await;
+            locked = format!("{outputs:?}").contains("max_refusals");
+            total += usize::from(!locked && refused_by(&outputs).is_some());
+        }
+        assert!(locked, "{rule}: the workspace was not locked after {total} refusals");
+        assert_eq!(total, 20, "{rule}: the budget is max_refusals = 20");
+        // After the lock nothing runs, also what would have been allowed before.
+        let outputs = run(&mut w, "summarize age").await;
+        assert_eq!(refused_by(&outputs).as_deref(), Some("rule 11"), "{rule}");
+    }
 }

@@ -172,18 +172,18 @@ impl Gate {
         Ok(near)
     }
 
-    /// Rule 11's budget: a workspace that has met `refusals` differencing refusals releases
-    /// nothing more once they reach `max_differencing_refusals`. Each refusal is a yes/no
-    /// answer on exact data; the budget bounds how many one user gets.
-    pub fn check_differencing_budget(&self, refusals: u32) -> Result<(), Refusal> {
-        let budget = self.rules.max_differencing_refusals;
+    /// Rule 11's budget: a workspace that has met `refusals` refusals of rules 4 and 11 runs
+    /// nothing more once they reach `max_refusals`. Each such refusal is a yes/no answer on
+    /// exact data; the budget bounds how many one workspace gets.
+    pub fn check_refusal_budget(&self, refusals: u32) -> Result<(), Refusal> {
+        let budget = self.rules.max_refusals;
         if refusals < budget {
             return Ok(());
         }
         Err(Refusal::new(
             11,
             format!(
-                "this workspace has met {budget} differencing refusals (rule 11, max_differencing_refusals), so it releases no more outputs; this is logged for a data steward's review"
+                "this workspace has met {budget} refusals of rules 4 and 11 (max_refusals), so it runs nothing more; this is logged for a data steward's review"
             ),
         ))
     }

@@ -41,11 +41,11 @@ pub struct Rules {
     pub min_level_units: u64,
     /// Rule 10.
     pub max_hexbin_grid: u64,
-    /// Rule 11: differencing refusals a workspace may meet before it releases nothing more.
-    /// Each refusal answers "does this population differ from an earlier one by a few
-    /// units?", which a binary search over thresholds turns into a value; the budget caps how
-    /// many such answers one attacker gets before a steward looks.
-    pub max_differencing_refusals: u32,
+    /// Rule 11: refusals of rules 4 and 11 a workspace may meet before it runs nothing more.
+    /// Each answers "does this condition, or this population, set apart a few units?", which
+    /// a binary search over thresholds turns into a value; the budget caps how many such
+    /// answers one workspace gets before a steward looks.
+    pub max_refusals: u32,
 }
 
 impl Default for Rules {
@@ -68,7 +68,7 @@ impl Default for Rules {
             min_residual_df: 10,
             min_level_units: 5,
             max_hexbin_grid: 25,
-            max_differencing_refusals: 10,
+            max_refusals: 20,
         }
     }
 }
@@ -154,9 +154,9 @@ impl Rules {
             (
                 11,
                 format!(
-                    "An output is refused when its population, or a row's or a histogram bar's, differs by 1 to {} units from an earlier output's or from another in the same output, since comparing the two would reveal those units; it is logged for review. After {} such refusals a workspace releases nothing more until a data steward has looked.",
+                    "An output is refused when its population, or a row's or a histogram bar's, differs by 1 to {} units from an earlier output's or from another in the same output, since comparing the two would reveal those units; it is logged for review. After {} refusals under rules 4 and 11 a workspace runs nothing more until a data steward has looked.",
                     self.min_change - 1,
-                    self.max_differencing_refusals
+                    self.max_refusals
                 ),
             ),
             (

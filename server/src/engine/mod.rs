@@ -281,6 +281,12 @@ impl Engine {
                 ));
                 break;
             }
+            let gate = self.gate(workspace.current().and_then(|d| d.origin.as_ref()));
+            if let Err(refusal) = gate.check_refusal_budget(workspace.oracle_refusals) {
+                let origin = Origin { line: step.line, command: &step.command.name };
+                outputs.push(releaser.refusal(origin, refusal));
+                break;
+            }
             let before = outputs.len();
             let remaining = deadline.saturating_duration_since(Instant::now());
             let mut run = Step {
@@ -330,8 +336,8 @@ impl Engine {
                 let origin = Origin { line: step.line, command: &step.command.name };
                 let released = match error.refusal {
                     Some(refusal) => {
-                        if refusal.rule == 11 {
-                            workspace.differencing_refusals += 1;
+                        if ORACLE_RULES.contains(&refusal.rule) {
+                            workspace.oracle_refusals += 1;
                         }
                         releaser.refusal(origin, refusal)
                     }
@@ -355,6 +361,12 @@ fn rules_of(version: &DatastoreVersion) -> Result<Rules, crate::datastore::Datas
     let path = version.path.join("disclosure.json");
     if path.exists() { crate::datastore::read_json(&path) } else { Ok(Rules::default()) }
 }
+
+/// The rules whose refusals answer a yes/no question on exact data: rule 4 (does this
+/// comparison set apart 1..9 units?) and rule 11 (does this population differ from an earlier
+/// one by 1..9 units?). A binary search over thresholds turns such answers into a value, so
+/// they count against the datastore's `max_refusals`.
+const ORACLE_RULES: [u32; 2] = [4, 11];
 
 /// Problems shown for a script that cannot run; the rest are counted.
 const MAX_PROBLEMS_SHOWN: usize = 50;
@@ -391,9 +403,9 @@ pub struct Workspace {
     labels: BTreeMap<String, prepare::LabelSet>,
     /// The populations of released outputs, newest last (rule 11).
     released_populations: std::collections::VecDeque<PopulationSketch>,
-    /// Rule-11 refusals met so far: past the datastore's `max_differencing_refusals`, nothing
-    /// more is released. Kept with the memory above, and like it never dropped.
-    differencing_refusals: u32,
+    /// Refusals of rules 4 and 11 met so far: past the datastore's `max_refusals`, nothing
+    /// more runs. Kept with the memory above, and like it never dropped.
+    oracle_refusals: u32,
     /// The most bytes of datasets this workspace may hold (guests'); `None`: no bound of its own.
     byte_budget: Option<usize>,
 }
@@ -533,7 +545,6 @@ impl<'a> Step<'a> {
         earlier: impl IntoIterator<Item = &'p PopulationSketch>,
         population: &PopulationSketch,
     ) -> Result<(), EngineError> {
-        self.gate().check_differencing_budget(self.workspace.differencing_refusals)?;
         let started = Instant::now();
         let result = self.gate().check_differencing(earlier, population);
         self.releaser.account(started.elapsed());
