@@ -65,6 +65,24 @@ enum Command {
     /// Manage projects, courses, their members and grants.
     #[command(subcommand)]
     Project(ProjectCommand),
+    /// Check the audit log.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum AuditCommand {
+    /// Check the hash chain of an audit log (default: the settings' audit_log): reports the
+    /// first edited, missing, reordered or half-written record and exits with 1, or counts
+    /// the records of a whole chain. A `.head` file beside the log also tells a log cut
+    /// short at the end.
+    Verify {
+        file: Option<PathBuf>,
+        /// The head to check the end against, instead of FILE.head: "SEQ HASH" as the head
+        /// file holds it, kept elsewhere.
+        #[arg(long)]
+        head: Option<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -212,6 +230,57 @@ fn main() -> ExitCode {
         Command::Datastore(command) => {
             telemetry::init(LogFormat::Pretty);
             datastore(command)
+        }
+        Command::Audit(AuditCommand::Verify { file, head }) => {
+            verify_audit(&file.unwrap_or(settings.audit_log), head.as_deref())
+        }
+    }
+}
+
+fn verify_audit(path: &std::path::Path, head: Option<&str>) -> ExitCode {
+    use server::disclosure::audit;
+    let file = match std::fs::File::open(path) {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("error: cannot open the audit log {}: {e}", path.display());
+            return ExitCode::from(2);
+        }
+    };
+    let head = match head {
+        Some(text) => {
+            let mut parts = text.split_whitespace();
+            match (parts.next().and_then(|s| s.parse().ok()), parts.next()) {
+                (Some(seq), Some(hash)) => Some((seq, hash.to_owned())),
+                _ => {
+                    eprintln!(
+                        "error: --head is \"SEQ HASH\", as the .head file holds it, not {text:?}"
+                    );
+                    return ExitCode::from(2);
+                }
+            }
+        }
+        None => match audit::read_head(path) {
+            Ok(head) => head,
+            Err(e) => {
+                eprintln!("error: cannot read the head beside {}: {e}", path.display());
+                return ExitCode::from(2);
+            }
+        },
+    };
+    let checked_end = head.is_some();
+    match audit::verify(std::io::BufReader::new(file), head) {
+        Ok(records) => {
+            let end = if checked_end {
+                "its end matches the head"
+            } else {
+                "no head to check its end against"
+            };
+            println!("{}: {records} records, the chain is whole; {end}", path.display());
+            ExitCode::SUCCESS
+        }
+        Err(broken) => {
+            println!("{}: {broken}", path.display());
+            ExitCode::FAILURE
         }
     }
 }

@@ -240,3 +240,108 @@ fn build_publishes_versions_atomically_and_a_failed_build_changes_nothing() {
     assert_eq!(meta["coverage"]["start"], "2020-01-01");
     assert_eq!(meta["coverage"]["latest"], "2021-12-31");
 }
+
+/// `skjold audit verify` on a log: (exit code, what it printed).
+fn verify(log: &Path, extra: &[&str]) -> (i32, String) {
+    let mut args = vec!["audit", "verify", log.to_str().unwrap()];
+    args.extend(extra);
+    let out = skjold(&args);
+    (out.status.code().unwrap_or(-1), text(&out.stdout) + &text(&out.stderr))
+}
+
+#[test]
+fn audit_verify_finds_each_kind_of_tampering_in_a_real_log() {
+    // A real log: a script run through the engine and the gate by the binary, twice (a
+    // second process continues the first one's chain).
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let out =
+        skjold(&["datastore", "generate", "--persons", "2000", "--out", store.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let script = dir.path().join("intro.txt");
+    std::fs::write(
+        &script,
+        "require demo:1 as db\ncreate-dataset persons\nimport db/BEFOLKNING_KJOENN as sex\nimport db/INNTEKT_WLONN 2021-12-31 as wage\ntabulate sex\nsummarize wage\n",
+    )
+    .unwrap();
+    let log = dir.path().join("audit.jsonl");
+    for _ in 0..2 {
+        let out = Command::new(env!("CARGO_BIN_EXE_skjold"))
+            .args(["run", script.to_str().unwrap(), "--datastore", store.to_str().unwrap()])
+            .env("SKJOLD_AUDIT_LOG", &log)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}{}", text(&out.stdout), text(&out.stderr));
+    }
+    let lines: Vec<String> =
+        std::fs::read_to_string(&log).unwrap().lines().map(str::to_owned).collect();
+    assert_eq!(lines.len(), 12, "six outputs per run: {lines:#?}");
+    assert_eq!(
+        verify(&log, &[]),
+        (
+            0,
+            format!(
+                "{}: 12 records, the chain is whole; its end matches the head\n",
+                log.display()
+            )
+        )
+    );
+    let head = std::fs::read_to_string(dir.path().join("audit.jsonl.head")).unwrap();
+    assert!(head.starts_with("12 "), "{head}");
+
+    // Each tampering on a copy of the log, with the head kept elsewhere.
+    let tampered = |name: &str, lines: Vec<String>, tail: &str| -> (i32, String) {
+        let copy = dir.path().join(name);
+        std::fs::write(&copy, lines.join("\n") + tail).unwrap();
+        let (code, said) = verify(&copy, &["--head", head.trim()]);
+        (code, said.replace(&format!("{}: ", copy.display()), ""))
+    };
+    let mut edited = lines.clone();
+    edited[4] = edited[4].replace("\"user\":\"", "\"user\":\"x");
+    assert_eq!(
+        tampered("edited", edited, "\n"),
+        (1, "line 5: record 5 was edited: its content no longer matches its hash\n".into())
+    );
+    let mut removed = lines.clone();
+    removed.remove(6);
+    assert_eq!(
+        tampered("removed", removed, "\n"),
+        (1, "line 7: record 7 is missing before record 8\n".into())
+    );
+    let mut reordered = lines.clone();
+    reordered.swap(2, 3);
+    assert_eq!(
+        tampered("reordered", reordered, "\n"),
+        (1, "line 3: record 3 is missing before record 4\n".into())
+    );
+    let cut_short = lines[..10].to_vec();
+    assert_eq!(
+        tampered("cut", cut_short, "\n"),
+        (1, "line 11: records 11 to 12 are missing at the end (the head says the log ends with 12)\n".into())
+    );
+    let mut half = lines.clone();
+    let last = half.pop().unwrap();
+    half.push(last[..last.len() / 2].to_owned());
+    assert_eq!(
+        tampered("half", half, ""),
+        (1, "line 12: is not a record of the chain: it was edited, written half, or comes from before the chain\n".into())
+    );
+    // An edit whose hash was recomputed still breaks the link to the next record.
+    let mut rehashed = lines.clone();
+    rehashed[4] = rehash(&rehashed[4].replace("\"user\":\"", "\"user\":\"x"));
+    assert_eq!(
+        tampered("rehashed", rehashed, "\n"),
+        (1, "line 6: record 6 does not follow record 5: one of the two was replaced\n".into())
+    );
+}
+
+/// A line with its hash recomputed over its (edited) content, as a tamperer who knows the
+/// format would write it.
+fn rehash(line: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let cut = line.rfind(",\"hash\":\"").unwrap();
+    let unsigned = format!("{}}}", &line[..cut]);
+    let hash: String =
+        Sha256::digest(unsigned.as_bytes()).iter().map(|b| format!("{b:02x}")).collect();
+    format!("{},\"hash\":\"{hash}\"}}", &line[..cut])
+}
