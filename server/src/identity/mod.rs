@@ -712,13 +712,18 @@ impl Identity {
         let key = user.name.clone();
         self.throttle.admit(Factor::Password, &key, address, now)?;
         let secret = user.totp_secret.clone().ok_or(AuthError::NoSession)?;
-        let Some(step) = totp::verify(&secret, code, now, user.totp_last_step) else {
+        // The check against the step read above is a first filter; the conditional update
+        // decides, so a concurrent request with the same code finds the step taken.
+        let claimed = match totp::verify(&secret, code, now, user.totp_last_step) {
+            Some(step) => self.store.claim_totp_step(user.id, step)?.then_some(step),
+            None => None,
+        };
+        let Some(step) = claimed else {
             self.failed(Factor::Password, &key, address, "totp");
             return Err(AuthError::BadCode);
         };
         self.throttle.success(Factor::Password, &key);
         user.totp_last_step = Some(step);
-        self.store.save_user(&user)?;
         self.store.delete_session(&pending.id_hash)?;
         let too_old = self.settings.password_policy.expires()
             && user
@@ -885,13 +890,15 @@ impl Identity {
                     return Err(refused("password"));
                 }
                 let secret = user.totp_secret.clone().unwrap_or_default();
-                let Some(step) = totp::verify(&secret, code, self.now(), user.totp_last_step)
-                else {
+                let claimed = match totp::verify(&secret, code, self.now(), user.totp_last_step) {
+                    Some(step) => self.store.claim_totp_step(user.id, step)?.then_some(step),
+                    None => None,
+                };
+                let Some(step) = claimed else {
                     self.failed(Factor::Password, &name, address, "reauthentication code");
                     return Err(refused("totp"));
                 };
                 user.totp_last_step = Some(step);
-                self.store.save_user(&user)?;
             }
             Method::Passkey => {
                 let (Some(ceremony), Some(credential)) = (&proof.ceremony, &proof.credential)

@@ -29,6 +29,10 @@ pub type StoreResult<T> = Result<T, StoreError>;
 pub trait AppStore: Send + Sync {
     fn insert_user(&self, user: &User) -> StoreResult<i64>;
     fn save_user(&self, user: &User) -> StoreResult<()>;
+    /// Records that a TOTP code of `step` was used, if no code of that step or a later one
+    /// was: one conditional update, so two requests with the same code cannot both pass.
+    /// False when the step was taken already.
+    fn claim_totp_step(&self, user: i64, step: i64) -> StoreResult<bool>;
     fn user(&self, id: i64) -> StoreResult<Option<User>>;
     fn user_by_name(&self, name: &str) -> StoreResult<Option<User>>;
     fn users(&self) -> StoreResult<Vec<User>>;
@@ -395,6 +399,17 @@ impl AppStore for SqliteStore {
                 ],
             )
             .map(drop)
+        })
+    }
+
+    fn claim_totp_step(&self, user: i64, step: i64) -> StoreResult<bool> {
+        self.with(|c| {
+            c.execute(
+                "UPDATE users SET totp_last_step=?2 \
+                 WHERE id=?1 AND (totp_last_step IS NULL OR totp_last_step < ?2)",
+                params![user, step],
+            )
+            .map(|changed| changed == 1)
         })
     }
 

@@ -153,6 +153,40 @@ fn a_totp_code_is_accepted_once() {
 }
 
 #[test]
+fn one_totp_code_sent_by_eight_requests_at_once_signs_in_once() {
+    // Each request holds its own pending session and reads the user before any of them
+    // writes: only the conditional update tells them apart.
+    let f = fixture();
+    let secret = f.enrolled("kari");
+    let code = totp::code_at(&secret, f.clock.now()).unwrap();
+    let pending: Vec<_> =
+        (0..8).map(|_| f.identity.login_password("kari", GOOD, "192.0.2.1").unwrap()).collect();
+    let start = std::sync::Barrier::new(pending.len());
+    let signed_in = std::thread::scope(|s| {
+        let handles: Vec<_> = pending
+            .iter()
+            .map(|p| {
+                s.spawn(|| {
+                    start.wait();
+                    f.identity.login_totp(&p.session, &code, "192.0.2.1").is_ok()
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).filter(|ok| *ok).count()
+    });
+    assert_eq!(signed_in, 1);
+    // The race itself, without threads: a request that read the user before another used
+    // the code finds the step taken when it tries to claim it.
+    let store = &f.identity.store;
+    let kari = store.user_by_name("kari").unwrap().unwrap();
+    let used = kari.totp_last_step.expect("the sign-in above used a step");
+    assert!(!store.claim_totp_step(kari.id, used).unwrap(), "the same step again");
+    assert!(!store.claim_totp_step(kari.id, used - 1).unwrap(), "an earlier step");
+    assert!(store.claim_totp_step(kari.id, used + 1).unwrap(), "the next step");
+    assert!(!store.claim_totp_step(kari.id, used + 1).unwrap(), "the next step, twice");
+}
+
+#[test]
 fn unknown_users_and_wrong_passwords_get_the_same_answer_and_both_lock() {
     let f = fixture();
     f.enrolled("kari");
