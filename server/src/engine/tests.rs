@@ -565,25 +565,16 @@ async fn two_variables_over_nearly_the_same_units_are_differenced_within_one_out
     let dataset = workspace.datasets.get_mut(&name).unwrap();
     let wage = dataset.variable("wage").unwrap().clone();
     let earners: Vec<usize> = (0..wage.values.len()).filter(|&i| wage.values.is_valid(i)).collect();
-    let mut near_copy = dataset::Variable { name: "wage2".into(), ..wage.clone() };
-    let without_three = datafusion::arrow::array::BooleanArray::from(
-        (0..wage.values.len()).map(|i| !earners[..3].contains(&i)).collect::<Vec<_>>(),
-    );
-    near_copy.values = datafusion::arrow::compute::nullif(
-        &wage.values,
-        &datafusion::arrow::compute::not(&without_three).unwrap(),
-    )
-    .unwrap();
+    // wage, missing for the first `n` earners.
+    let without = |name: &str, n: usize| {
+        let dropped = datafusion::arrow::array::BooleanArray::from(
+            (0..wage.values.len()).map(|i| earners[..n].contains(&i)).collect::<Vec<_>>(),
+        );
+        let values = datafusion::arrow::compute::nullif(&wage.values, &dropped).unwrap();
+        dataset::Variable { name: name.into(), values, ..wage.clone() }
+    };
     // Ten persons fewer is a different population, which the rule lets through.
-    let mut far_copy = dataset::Variable { name: "wage3".into(), ..wage.clone() };
-    let without_ten = datafusion::arrow::array::BooleanArray::from(
-        (0..wage.values.len()).map(|i| !earners[..10].contains(&i)).collect::<Vec<_>>(),
-    );
-    far_copy.values = datafusion::arrow::compute::nullif(
-        &wage.values,
-        &datafusion::arrow::compute::not(&without_ten).unwrap(),
-    )
-    .unwrap();
+    let (near_copy, far_copy) = (without("wage2", 3), without("wage3", 10));
     dataset.set(near_copy);
     dataset.set(far_copy);
     for (script, refused) in
