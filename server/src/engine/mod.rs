@@ -284,6 +284,10 @@ impl Engine {
             let gate = self.gate(workspace.current().and_then(|d| d.origin.as_ref()));
             if let Err(refusal) = gate.check_refusal_budget(workspace.oracle_refusals) {
                 let origin = Origin { line: step.line, command: &step.command.name };
+                releaser.flag_for_review(format!(
+                    "{} refusals of rules 4 and 11 in this workspace (refusal budget met)",
+                    workspace.oracle_refusals
+                ));
                 outputs.push(releaser.refusal(origin, refusal));
                 break;
             }
