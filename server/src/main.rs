@@ -247,18 +247,15 @@ fn verify_audit(path: &std::path::Path, head: Option<&str>) -> ExitCode {
         }
     };
     let head = match head {
-        Some(text) => {
-            let mut parts = text.split_whitespace();
-            match (parts.next().and_then(|s| s.parse().ok()), parts.next()) {
-                (Some(seq), Some(hash)) => Some((seq, hash.to_owned())),
-                _ => {
-                    eprintln!(
-                        "error: --head is \"SEQ HASH\", as the .head file holds it, not {text:?}"
-                    );
-                    return ExitCode::from(2);
-                }
+        Some(text) => match audit::parse_head(text) {
+            Some(head) => Some(head),
+            None => {
+                eprintln!(
+                    "error: --head is \"SEQ HASH\", as the .head file holds it, not {text:?}"
+                );
+                return ExitCode::from(2);
             }
-        }
+        },
         None => match audit::read_head(path) {
             Ok(head) => head,
             Err(e) => {

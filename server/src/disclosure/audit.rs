@@ -324,17 +324,19 @@ pub fn verify(log: impl BufRead, head: Option<(u64, String)>) -> Result<u64, Bro
     }
 }
 
+/// A head as its file holds it, "SEQ HASH": (last sequence number, its hash).
+pub fn parse_head(text: &str) -> Option<(u64, String)> {
+    let mut parts = text.split_whitespace();
+    let seq = parts.next().and_then(|s| s.parse().ok());
+    seq.zip(parts.next().map(str::to_owned))
+}
+
 /// The head file beside a log, when there is one: (last sequence number, its hash).
 pub fn read_head(log: &Path) -> std::io::Result<Option<(u64, String)>> {
     let mut path = log.as_os_str().to_owned();
     path.push(".head");
     match std::fs::read_to_string(PathBuf::from(path)) {
-        Ok(text) => {
-            let mut parts = text.split_whitespace();
-            let seq = parts.next().and_then(|s| s.parse().ok());
-            let hash = parts.next().map(str::to_owned);
-            Ok(seq.zip(hash))
-        }
+        Ok(text) => Ok(parse_head(&text)),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(e),
     }

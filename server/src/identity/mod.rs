@@ -708,22 +708,15 @@ impl Identity {
         address: &str,
     ) -> Result<NewSession, AuthError> {
         let now = self.now();
-        let mut user = self.store.user(pending.user)?.ok_or(AuthError::NoSession)?;
+        let user = self.store.user(pending.user)?.ok_or(AuthError::NoSession)?;
         let key = user.name.clone();
         self.throttle.admit(Factor::Password, &key, address, now)?;
         let secret = user.totp_secret.clone().ok_or(AuthError::NoSession)?;
-        // The check against the step read above is a first filter; the conditional update
-        // decides, so a concurrent request with the same code finds the step taken.
-        let claimed = match totp::verify(&secret, code, now, user.totp_last_step) {
-            Some(step) => self.store.claim_totp_step(user.id, step)?.then_some(step),
-            None => None,
-        };
-        let Some(step) = claimed else {
+        if !self.use_totp_code(&user, &secret, code)? {
             self.failed(Factor::Password, &key, address, "totp");
             return Err(AuthError::BadCode);
-        };
+        }
         self.throttle.success(Factor::Password, &key);
-        user.totp_last_step = Some(step);
         self.store.delete_session(&pending.id_hash)?;
         let too_old = self.settings.password_policy.expires()
             && user
@@ -861,6 +854,16 @@ impl Identity {
         self.open_session(&user, Stage::Active)
     }
 
+    /// Whether `code` is a TOTP code of `user` valid now and of a step not used before. The
+    /// check against the step the caller read is a first filter; the store's conditional
+    /// update decides, so of two requests with the same code only one passes.
+    fn use_totp_code(&self, user: &User, secret: &str, code: &str) -> Result<bool, AuthError> {
+        match totp::verify(secret, code, self.now(), user.totp_last_step) {
+            Some(step) => Ok(self.store.claim_totp_step(user.id, step)?),
+            None => Ok(false),
+        }
+    }
+
     /// Re-authentication for a step that could hand the account over: the password and a
     /// fresh TOTP code of a password account, or a passkey assertion of a passkey account.
     /// Failures count towards the same lockouts as sign-in.
@@ -870,7 +873,7 @@ impl Identity {
         proof: &shared::api::Reauthentication,
         address: &str,
     ) -> Result<(), AuthError> {
-        let mut user = signed_in.user.clone();
+        let user = &signed_in.user;
         let name = user.name.clone();
         let refused = |what: &str| {
             self.event("reauthentication-failed", Some(&name), Some(address), what.into());
@@ -890,15 +893,10 @@ impl Identity {
                     return Err(refused("password"));
                 }
                 let secret = user.totp_secret.clone().unwrap_or_default();
-                let claimed = match totp::verify(&secret, code, self.now(), user.totp_last_step) {
-                    Some(step) => self.store.claim_totp_step(user.id, step)?.then_some(step),
-                    None => None,
-                };
-                let Some(step) = claimed else {
+                if !self.use_totp_code(user, &secret, code)? {
                     self.failed(Factor::Password, &name, address, "reauthentication code");
                     return Err(refused("totp"));
-                };
-                user.totp_last_step = Some(step);
+                }
             }
             Method::Passkey => {
                 let (Some(ceremony), Some(credential)) = (&proof.ceremony, &proof.credential)
