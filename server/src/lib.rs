@@ -7,6 +7,7 @@ pub mod disclosure;
 pub mod engine;
 pub mod http;
 pub mod identity;
+pub mod jobs;
 pub mod settings;
 pub mod stats;
 pub mod telemetry;
@@ -39,6 +40,8 @@ pub struct AppState {
     pub identity: Arc<identity::Identity>,
     pub countries: Arc<identity::country::CountryGate>,
     pub rate_limits: Arc<http::rate_limit::RateLimits>,
+    /// The batch queue's workers and the cancellation flags of runs in progress.
+    pub jobs: Arc<jobs::Jobs>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -113,6 +116,7 @@ impl AppState {
             identity: Arc::new(identity),
             countries: Arc::new(countries),
             rate_limits: Arc::new(http::rate_limit::RateLimits::new(settings.rate_limits.clone())),
+            jobs: Arc::new(jobs::Jobs::new(settings.jobs.clone())),
         })
     }
 }
@@ -142,10 +146,17 @@ pub async fn run(
             }
         }
     });
+    // Batch jobs a stopped server left running go back to the queue before the workers start.
+    jobs::start(&state, tokio::runtime::Handle::current())?;
+    let jobs = state.jobs.clone();
     let app = http::router(state, &settings.app_dir);
-    axum::serve(listener, app.into_make_service_with_connect_info::<std::net::SocketAddr>())
-        .with_graceful_shutdown(shutdown)
-        .await
+    let served =
+        axum::serve(listener, app.into_make_service_with_connect_info::<std::net::SocketAddr>())
+            .with_graceful_shutdown(shutdown)
+            .await;
+    // Running jobs are left to finish; one cut short by the exit is run again at the next start.
+    jobs.stop();
+    served
 }
 
 /// Completes on SIGTERM or Ctrl-C.

@@ -29,6 +29,9 @@ pub struct Settings {
     pub rate_limits: crate::http::rate_limit::RateLimitSettings,
     /// Accounts, sessions, terms, the country gate (`[identity]`, `[identity.countries]`).
     pub identity: crate::identity::IdentitySettings,
+    /// Batch jobs: workers and per-user limits (`[jobs]`).
+    #[serde(default)]
+    pub jobs: crate::jobs::JobSettings,
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, clap::ValueEnum)]
@@ -50,6 +53,7 @@ impl Default for Settings {
             limits: crate::engine::Limits::default(),
             rate_limits: Default::default(),
             identity: Default::default(),
+            jobs: Default::default(),
         }
     }
 }

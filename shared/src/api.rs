@@ -301,3 +301,121 @@ pub struct FileSummary {
 pub struct FileContent {
     pub content: String,
 }
+
+/// Where a job is. A job is queued until a worker takes it, running until its last command,
+/// then done (every command ran), failed (a command failed or was refused, or the server
+/// could not finish it; `error` says which) or cancelled by its owner.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JobState {
+    Queued,
+    Running,
+    Done,
+    Failed,
+    Cancelled,
+}
+
+impl JobState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobState::Queued => "queued",
+            JobState::Running => "running",
+            JobState::Done => "done",
+            JobState::Failed => "failed",
+            JobState::Cancelled => "cancelled",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<JobState> {
+        [JobState::Queued, JobState::Running, JobState::Done, JobState::Failed, JobState::Cancelled]
+            .into_iter()
+            .find(|s| s.as_str() == text)
+    }
+
+    /// Done, failed or cancelled: nothing will change any more.
+    pub fn is_finished(self) -> bool {
+        matches!(self, JobState::Done | JobState::Failed | JobState::Cancelled)
+    }
+}
+
+/// A run from the workbench (answered in the request) or a batch job (queued, run by a worker,
+/// fetched later).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JobKind {
+    Interactive,
+    Batch,
+}
+
+/// `POST /api/jobs`: a script to run as a batch job.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SubmitJob {
+    pub script: String,
+    /// The project to run in, for users with more than one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub project: Option<String>,
+}
+
+/// A job without its script and outputs: `GET /api/jobs` lists these, newest first.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct JobSummary {
+    pub id: i64,
+    pub kind: JobKind,
+    pub state: JobState,
+    pub project: Option<String>,
+    /// SHA-256 of the script, hex.
+    pub script_sha256: String,
+    /// The datastore versions the run bound, `name@version`.
+    pub datastores: Vec<String>,
+    /// The command running (or last run), 1-based after loops are unrolled, of `steps`.
+    pub step: u32,
+    pub steps: u32,
+    pub command: String,
+    /// Unix milliseconds.
+    pub submitted_at: i64,
+    pub started_at: Option<i64>,
+    pub finished_at: Option<i64>,
+    pub error: Option<String>,
+    /// Times a worker started the job: more than 1 after a restart of the server.
+    pub attempts: u32,
+    pub cancel_requested: bool,
+}
+
+/// `GET /api/jobs/{id}`: a job with its script and its released outputs (empty until done).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct JobDetail {
+    #[serde(flatten)]
+    pub summary: JobSummary,
+    pub script: String,
+    pub outputs: Vec<crate::output::Output>,
+}
+
+/// `GET /api/tokens`: a personal access token's facts; the token itself is shown once, when
+/// it is made.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AccessTokenInfo {
+    pub id: i64,
+    pub name: String,
+    /// Unix seconds.
+    pub created_at: i64,
+    pub expires_at: i64,
+    pub last_used_at: Option<i64>,
+}
+
+/// `POST /api/tokens`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewAccessToken {
+    pub name: String,
+    /// Days until it expires (1 to 365).
+    pub days: u32,
+}
+
+/// The answer to `POST /api/tokens`: the token, shown this once.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CreatedAccessToken {
+    pub token: String,
+    #[serde(flatten)]
+    pub info: AccessTokenInfo,
+}

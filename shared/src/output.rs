@@ -11,6 +11,9 @@ use serde::{Deserialize, Serialize};
 /// The answer to a script run.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct RunResponse {
+    /// The run's job, to open again from the Jobs page.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job: Option<i64>,
     pub outputs: Vec<Output>,
 }
 

@@ -220,9 +220,23 @@ impl Engine {
         user: &str,
         progress: &(dyn Fn(Progress) + Sync),
     ) -> (Vec<Released>, RunTimings) {
+        let control = RunControl { progress, cancelled: Arc::default() };
+        self.run_controlled(workspace, script, audit, user, &control).await
+    }
+
+    /// A run that its job can stop: once `control.cancelled` is set, the command running
+    /// stops at its next await or iteration, and nothing after it runs.
+    pub async fn run_controlled(
+        &self,
+        workspace: &mut Workspace,
+        script: &str,
+        audit: &dyn AuditLog,
+        user: &str,
+        control: &RunControl<'_>,
+    ) -> (Vec<Released>, RunTimings) {
         let started = Instant::now();
         let releaser = Releaser::new(audit, user, script);
-        let outputs = self.run_steps(workspace, script, &releaser, progress).await;
+        let outputs = self.run_steps(workspace, script, &releaser, control).await;
         (outputs, RunTimings { total: started.elapsed(), gate: releaser.gate_time() })
     }
 
@@ -231,8 +245,10 @@ impl Engine {
         workspace: &mut Workspace,
         script: &str,
         releaser: &Releaser<'_>,
-        progress: &(dyn Fn(Progress) + Sync),
+        control: &RunControl<'_>,
     ) -> Vec<Released> {
+        let progress = control.progress;
+        let cancelled = || control.cancelled.load(std::sync::atomic::Ordering::Relaxed);
         // A script that does not parse, or names what will not exist, runs nothing: every
         // problem is reported at once, and no one waits on imports to learn of a typo.
         // The first problems are the ones to fix first; a script of thousands of broken lines
@@ -272,6 +288,11 @@ impl Engine {
                 line: step.line,
                 command: step.command.name.clone(),
             });
+            if cancelled() {
+                let origin = Origin { line: step.line, command: &step.command.name };
+                outputs.push(releaser.error(origin, CANCELLED.into(), None));
+                break;
+            }
             if Instant::now() > deadline {
                 let origin = Origin { line: step.line, command: &step.command.name };
                 outputs.push(releaser.error(
@@ -304,7 +325,13 @@ impl Engine {
             // the workspace stays as the command found it (commands change it only at the end).
             let guarded = std::panic::AssertUnwindSafe(run.execute()).catch_unwind();
             let command_started = Instant::now();
-            let timed = tokio::time::timeout(remaining, deadline::within(deadline, guarded)).await;
+            let within = deadline::within(deadline, control.cancelled.clone(), guarded);
+            let timed = tokio::select! {
+                timed = tokio::time::timeout(remaining, within) => timed,
+                () = deadline::cancellation(&control.cancelled) => {
+                    Ok(Ok(Err(EngineError::new(CANCELLED))))
+                }
+            };
             tracing::debug!(
                 line = step.line,
                 command = %step.command.name,
@@ -318,6 +345,7 @@ impl Engine {
                 ))
             };
             let result = match timed {
+                Ok(Ok(Err(_))) if cancelled() => Err(EngineError::new(CANCELLED)),
                 // An estimator that stopped early at the deadline fails for want of time,
                 // whatever it says about itself.
                 Ok(Ok(Err(_))) if Instant::now() > deadline => Err(out_of_time()),
@@ -371,6 +399,17 @@ fn rules_of(version: &DatastoreVersion) -> Result<Rules, crate::datastore::Datas
 /// one by 1..9 units?). A binary search over thresholds turns such answers into a value, so
 /// they count against the datastore's `max_refusals`.
 const ORACLE_RULES: [u32; 2] = [4, 11];
+
+/// The error output of a job stopped by its owner.
+pub const CANCELLED: &str = "the job was cancelled by its owner";
+
+/// What a caller can see and do while a run goes on.
+pub struct RunControl<'a> {
+    /// Told as each command starts.
+    pub progress: &'a (dyn Fn(Progress) + Sync),
+    /// Set to stop the run.
+    pub cancelled: Arc<std::sync::atomic::AtomicBool>,
+}
 
 /// Problems shown for a script that cannot run; the rest are counted.
 const MAX_PROBLEMS_SHOWN: usize = 50;
@@ -432,6 +471,13 @@ impl Workspace {
     /// A workspace that may import only what `grants` allow (a project's).
     pub fn with_grants(grants: crate::identity::Grants) -> Workspace {
         Workspace { grants: Some(grants), ..Workspace::default() }
+    }
+
+    /// The datastore versions this workspace has bound with `require`, as `name@version`.
+    pub fn bound_datastores(&self) -> Vec<String> {
+        let bound: std::collections::BTreeSet<String> =
+            self.aliases.values().map(|o| format!("{}@{}", o.datastore, o.version)).collect();
+        bound.into_iter().collect()
     }
 
     pub fn current(&self) -> Option<&Dataset> {

@@ -10,6 +10,7 @@ mod error;
 mod guard;
 mod headers;
 mod health;
+mod jobs;
 pub mod rate_limit;
 pub mod run;
 #[cfg(test)]
@@ -39,6 +40,7 @@ pub fn router(state: AppState, app_dir: &Path) -> Router {
         .merge(auth::router())
         .merge(admin::router())
         .merge(areas::router())
+        .merge(jobs::router())
         .fallback(api_not_found)
         .layer(axum::middleware::from_fn_with_state(state.clone(), guard::same_origin_writes))
         .layer(axum::middleware::map_response(error::json_rejections))

@@ -21,8 +21,9 @@ use super::AppError;
 use super::auth::{Need, blocking, signed_in};
 use crate::AppState;
 use crate::disclosure::Released;
-use crate::engine::Workspace;
-use crate::identity::AuthError;
+use crate::engine::{RunControl, Workspace};
+use crate::jobs::NewJob;
+use shared::api::{JobKind, JobState};
 
 const COOKIE: &str = "skjold_guest";
 /// The guest cookie's name behind TLS: a `__Host-` cookie must be Secure, for the whole host
@@ -111,6 +112,9 @@ pub fn router() -> Router<AppState> {
 
 #[derive(serde::Serialize)]
 struct RunResponse {
+    /// The run's job record, when the database took it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    job: Option<i64>,
     outputs: Vec<Released>,
 }
 
@@ -118,45 +122,29 @@ fn guest_id(headers: &HeaderMap, secure: bool) -> Option<String> {
     super::auth::cookie(headers, if secure { SECURE_COOKIE } else { COOKIE }, 32)
 }
 
+/// A signed-in caller's run: who, in which project, and the workspace of that project.
+struct UserRun {
+    user: crate::identity::User,
+    project: String,
+    key: String,
+    workspace: SharedWorkspace,
+}
+
 /// The workspace of a signed-in caller: their project's, with its grants.
 async fn user_workspace(
     state: &AppState,
     headers: &HeaderMap,
     project: Option<String>,
-) -> Result<(String, String, SharedWorkspace), AppError> {
+) -> Result<UserRun, AppError> {
     let caller = signed_in(state, headers, &axum::http::Method::POST, Need::Active, true).await?;
     let user = caller.user.clone();
-    let (project, grants) = blocking(state, move |identity| {
-        let project = match project {
-            Some(p) => p,
-            None => {
-                let mine = identity.store.projects_of(user.id)?;
-                match mine.as_slice() {
-                    [only] => only.name.clone(),
-                    [] => {
-                        return Err(AuthError::NotAllowed(
-                            "you are in no project yet: join a course with its code, or ask your data steward to add you to a project".into(),
-                        ));
-                    }
-                    many => {
-                        let names: Vec<&str> = many.iter().map(|p| p.name.as_str()).collect();
-                        return Err(AuthError::Invalid(format!(
-                            "choose the project to run in: {}",
-                            names.join(", ")
-                        )));
-                    }
-                }
-            }
-        };
-        let grants = identity.grants_for(&user, &project)?;
-        Ok((project, grants))
-    })
-    .await?;
+    let (project, grants) =
+        blocking(state, move |identity| identity.project_for_run(&user, project)).await?;
     let key = format!("user:{}:{project}", caller.user.id);
     let workspace = state.workspaces.workspace(&key, || Workspace::with_grants(grants.clone()));
     // Grants may have changed since the workspace was made; the newest apply.
     workspace.lock().await.set_grants(grants);
-    Ok((caller.user.name, key, workspace))
+    Ok(UserRun { user: caller.user, project, key, workspace })
 }
 
 async fn run(
@@ -189,10 +177,18 @@ async fn run(
     })?;
     let signed_in_user = super::auth::cookie(&headers, super::auth::SESSION_COOKIE, 64).is_some();
     let secure = state.identity.settings.secure_cookies();
-    let (user, kept, workspace, new_guest) = if signed_in_user {
-        let (user, key, workspace) =
-            user_workspace(&state, &headers, request.project.clone()).await?;
-        (user, (state.workspaces.clone(), key), workspace, None)
+    let (user, kept, workspace, new_guest, job) = if signed_in_user {
+        let run = user_workspace(&state, &headers, request.project.clone()).await?;
+        let job = NewJob {
+            owner: crate::jobs::owner_of(&run.user),
+            user_id: Some(run.user.id),
+            project: Some(run.project),
+            kind: JobKind::Interactive,
+            script: request.script.clone(),
+            state: JobState::Running,
+            now_ms: crate::jobs::now_ms(),
+        };
+        (run.user.name, (state.workspaces.clone(), run.key), run.workspace, None, job)
     } else {
         let Some(guests) = state.guests.clone() else {
             return Err(AppError::Unauthorized {
@@ -214,7 +210,17 @@ async fn run(
             workspace
         });
         let user = format!("guest:{}", &id[..8]);
-        (user, (guests, id.clone()), workspace, new_cookie.then_some(id))
+        let job = NewJob {
+            // The cookie is the guest's credential: the record keeps a hash of it.
+            owner: format!("guest:{}", &crate::identity::sha256_hex(&id)[..16]),
+            user_id: None,
+            project: None,
+            kind: JobKind::Interactive,
+            script: request.script.clone(),
+            state: JobState::Running,
+            now_ms: crate::jobs::now_ms(),
+        };
+        (user, (guests, id.clone()), workspace, new_cookie.then_some(id), job)
     };
     // Per user and per address: a guest who drops the cookie is still the same address.
     let address =
@@ -241,26 +247,47 @@ async fn run(
     // still runs on the runtime, through the handle.
     let runtime = tokio::runtime::Handle::current();
     let (lines, mut received) = tokio::sync::mpsc::unbounded_channel::<String>();
+    let jobs = state.jobs.clone();
+    let store = state.identity.store.clone();
     let run = tokio::task::spawn_blocking(move || {
         let _running = (in_flight, turn);
         let mut workspace = workspace.blocking_lock();
+        // The record comes first: a run the server does not live to finish is found at the
+        // next start. Without the database the run still goes on; the log says so.
+        let id = store
+            .insert_job(&job)
+            .inspect_err(|e| tracing::error!(error = %e, "cannot record a run as a job"))
+            .ok();
+        let cancelled = id.map(|id| jobs.register(id)).unwrap_or_default();
         let tell = |p: crate::engine::Progress| {
             if streaming {
                 let _ = lines.send(serde_json::json!({ "progress": p }).to_string());
             }
         };
-        let (outputs, _) = runtime.block_on(engine.run_with_progress(
+        let control = RunControl { progress: &tell, cancelled: cancelled.clone() };
+        let (outputs, _) = runtime.block_on(engine.run_controlled(
             &mut workspace,
             &request.script,
             audit.as_ref(),
             &run_user,
-            &tell,
+            &control,
         ));
+        if let Some(id) = id {
+            jobs.unregister(id);
+            let finish = crate::jobs::finish_of(
+                &outputs,
+                cancelled.load(std::sync::atomic::Ordering::SeqCst),
+                workspace.bound_datastores(),
+            );
+            if let Err(e) = store.finish_job(id, &finish) {
+                tracing::error!(job = id, error = %e, "cannot record a finished run");
+            }
+        }
         let keys: Vec<&str> = owned_keys.iter().map(String::as_str).collect();
         limits.spend_outputs(&keys, outputs.len(), Instant::now());
         let (workspaces, key) = kept;
         workspaces.settle(&key, workspace.approximate_bytes());
-        outputs
+        (id, outputs)
     });
     if streaming {
         // NDJSON: one {"progress": …} line as each command starts, then {"outputs": […]}.
@@ -270,8 +297,8 @@ async fn run(
                     return Some((Ok::<_, std::convert::Infallible>(line + "\n"), (run, received)));
                 }
                 let outputs = match run?.await {
-                    Ok(outputs) => {
-                        serde_json::to_string(&RunResponse { outputs }).unwrap_or_default()
+                    Ok((job, outputs)) => {
+                        serde_json::to_string(&RunResponse { job, outputs }).unwrap_or_default()
                     }
                     Err(e) => {
                         tracing::error!(error = %e, "the run task failed");
@@ -288,8 +315,8 @@ async fn run(
         return with_cookie(response, new_guest.as_deref(), secure);
     }
     received.close();
-    let outputs = run.await.map_err(|e| anyhow::anyhow!("the run task failed: {e}"))?;
-    with_cookie(Json(RunResponse { outputs }).into_response(), new_guest.as_deref(), secure)
+    let (job, outputs) = run.await.map_err(|e| anyhow::anyhow!("the run task failed: {e}"))?;
+    with_cookie(Json(RunResponse { job, outputs }).into_response(), new_guest.as_deref(), secure)
 }
 
 /// Sets the guest cookie on a new guest's first response.

@@ -13,6 +13,8 @@ pub mod passkey;
 pub mod password;
 pub mod sealed;
 pub mod store;
+mod tokens;
+pub use tokens::{MAX_TOKEN_DAYS, TOKEN_PREFIX};
 mod throttle;
 pub mod totp;
 
@@ -1065,6 +1067,37 @@ impl Identity {
     }
 
     /// The grants of a project the user belongs to.
+    /// The project a run of `user` goes to (`project`, or their only one) and its grants.
+    pub fn project_for_run(
+        &self,
+        user: &User,
+        project: Option<String>,
+    ) -> Result<(String, Grants), AuthError> {
+        let project = match project {
+            Some(p) => p,
+            None => {
+                let mine = self.store.projects_of(user.id)?;
+                match mine.as_slice() {
+                    [only] => only.name.clone(),
+                    [] => {
+                        return Err(AuthError::NotAllowed(
+                            "you are in no project yet: join a course with its code, or ask your data steward to add you to a project".into(),
+                        ));
+                    }
+                    many => {
+                        let names: Vec<&str> = many.iter().map(|p| p.name.as_str()).collect();
+                        return Err(AuthError::Invalid(format!(
+                            "choose the project to run in: {}",
+                            names.join(", ")
+                        )));
+                    }
+                }
+            }
+        };
+        let grants = self.grants_for(user, &project)?;
+        Ok((project, grants))
+    }
+
     pub fn grants_for(&self, user: &User, project: &str) -> Result<Grants, AuthError> {
         let p = self.project_named(project)?;
         let member = p.owner == Some(user.id) || self.store.members(p.id)?.contains(&user.id);

@@ -25,8 +25,8 @@ pub enum StoreError {
 
 pub type StoreResult<T> = Result<T, StoreError>;
 
-/// Everything identity and access keep. Times are Unix seconds.
-pub trait AppStore: Send + Sync {
+/// Everything identity and access keep, and the jobs. Times are Unix seconds.
+pub trait AppStore: crate::jobs::JobStore + Send + Sync {
     fn insert_user(&self, user: &User) -> StoreResult<i64>;
     fn save_user(&self, user: &User) -> StoreResult<()>;
     /// Records that a TOTP code of `step` was used, if no code of that step or a later one
@@ -112,6 +112,25 @@ pub trait AppStore: Send + Sync {
     /// False when there was no such file.
     fn delete_file(&self, area: &str, name: &str) -> StoreResult<bool>;
     fn delete_area(&self, area: &str) -> StoreResult<()>;
+
+    /// A personal access token, by the SHA-256 of its secret.
+    fn insert_token(&self, token: &AccessToken, token_hash: &str) -> StoreResult<i64>;
+    /// The unexpired token with this hash, marking it used at `now`.
+    fn use_token(&self, token_hash: &str, now: i64) -> StoreResult<Option<AccessToken>>;
+    fn tokens_of(&self, user: i64) -> StoreResult<Vec<AccessToken>>;
+    /// False when the user has no such token.
+    fn delete_token(&self, user: i64, id: i64) -> StoreResult<bool>;
+}
+
+/// A personal access token's facts (its secret is kept only as a hash).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AccessToken {
+    pub id: i64,
+    pub user: i64,
+    pub name: String,
+    pub created_at: i64,
+    pub expires_at: i64,
+    pub last_used_at: Option<i64>,
 }
 
 /// A file's facts, without its content.
@@ -224,6 +243,42 @@ ALTER TABLE enrolments ADD COLUMN pending_totp_secret TEXT;
     "
 ALTER TABLE sessions ADD COLUMN reauthenticated_at BIGINT;
 ",
+    // 5: every run is a job, with its released outputs; personal access tokens for the batch
+    // client. Job times are Unix milliseconds.
+    "
+CREATE TABLE jobs (
+    id INTEGER PRIMARY KEY,
+    owner TEXT NOT NULL,
+    user_id BIGINT,
+    project TEXT,
+    kind TEXT NOT NULL,
+    script TEXT NOT NULL,
+    script_sha256 TEXT NOT NULL,
+    datastores TEXT NOT NULL DEFAULT '',
+    state TEXT NOT NULL,
+    step BIGINT NOT NULL DEFAULT 0,
+    steps BIGINT NOT NULL DEFAULT 0,
+    command TEXT NOT NULL DEFAULT '',
+    submitted_at BIGINT NOT NULL,
+    started_at BIGINT,
+    finished_at BIGINT,
+    error TEXT,
+    outputs TEXT,
+    attempts BIGINT NOT NULL DEFAULT 0,
+    cancel_requested BIGINT NOT NULL DEFAULT 0
+);
+CREATE INDEX jobs_by_owner ON jobs (owner, id);
+CREATE INDEX jobs_by_state ON jobs (state, kind, id);
+CREATE TABLE access_tokens (
+    id INTEGER PRIMARY KEY,
+    user_id BIGINT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    name TEXT NOT NULL,
+    token_hash TEXT NOT NULL UNIQUE,
+    created_at BIGINT NOT NULL,
+    expires_at BIGINT NOT NULL,
+    last_used_at BIGINT
+);
+",
 ];
 
 pub struct SqliteStore {
@@ -296,7 +351,10 @@ impl SqliteStore {
         Ok(user)
     }
 
-    fn with<T>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> StoreResult<T> {
+    pub(crate) fn with<T>(
+        &self,
+        f: impl FnOnce(&Connection) -> rusqlite::Result<T>,
+    ) -> StoreResult<T> {
         let connection = self.connection.lock().unwrap_or_else(|p| p.into_inner());
         Ok(f(&connection)?)
     }
@@ -857,4 +915,56 @@ impl AppStore for SqliteStore {
     fn delete_area(&self, area: &str) -> StoreResult<()> {
         self.with(|c| c.execute("DELETE FROM files WHERE area=?1", [area]).map(drop))
     }
+
+    fn insert_token(&self, t: &AccessToken, token_hash: &str) -> StoreResult<i64> {
+        self.with(|c| {
+            c.execute(
+                "INSERT INTO access_tokens (user_id, name, token_hash, created_at, expires_at) \
+                 VALUES (?1,?2,?3,?4,?5)",
+                params![t.user, t.name, token_hash, t.created_at, t.expires_at],
+            )?;
+            Ok(c.last_insert_rowid())
+        })
+    }
+
+    fn use_token(&self, token_hash: &str, now: i64) -> StoreResult<Option<AccessToken>> {
+        self.with(|c| {
+            c.query_row(
+                "UPDATE access_tokens SET last_used_at=?2 WHERE token_hash=?1 AND expires_at>?2 \
+                 RETURNING id, user_id, name, created_at, expires_at, last_used_at",
+                params![token_hash, now],
+                token_from,
+            )
+            .optional()
+        })
+    }
+
+    fn tokens_of(&self, user: i64) -> StoreResult<Vec<AccessToken>> {
+        self.with(|c| {
+            c.prepare(
+                "SELECT id, user_id, name, created_at, expires_at, last_used_at \
+                 FROM access_tokens WHERE user_id=?1 ORDER BY id",
+            )?
+            .query_map([user], token_from)?
+            .collect()
+        })
+    }
+
+    fn delete_token(&self, user: i64, id: i64) -> StoreResult<bool> {
+        self.with(|c| {
+            c.execute("DELETE FROM access_tokens WHERE user_id=?1 AND id=?2", [user, id])
+                .map(|n| n > 0)
+        })
+    }
+}
+
+fn token_from(row: &Row<'_>) -> rusqlite::Result<AccessToken> {
+    Ok(AccessToken {
+        id: row.get(0)?,
+        user: row.get(1)?,
+        name: row.get(2)?,
+        created_at: row.get(3)?,
+        expires_at: row.get(4)?,
+        last_used_at: row.get(5)?,
+    })
 }

@@ -1,0 +1,353 @@
+//! Jobs: every script run is one, stored in the application database with its released
+//! outputs.
+//!
+//! A run from the workbench is an *interactive* job: the request runs it in the user's
+//! workspace and answers with its outputs, and the record keeps them. A *batch* job is queued
+//! and run by one of a bounded pool of worker threads, in a fresh workspace with the project's
+//! grants of the moment, and lives on after its owner signs out. When the server stops (even by
+//! `kill -9`), the next start puts the batch jobs it was running back in the queue, to run
+//! again from the start: a run's outputs are deterministic (cell-key noise is keyed by the
+//! contributors), so the rerun releases what the first attempt would have. An interactive run
+//! cannot be rerun (its workspace is gone) and is marked failed with that reason.
+//!
+//! Workers take jobs with one conditional update (`JobStore::claim_job`), so several workers,
+//! and later several servers on one database, never take the same job.
+
+pub mod store;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+use shared::api::{JobKind, JobState, JobSummary};
+use shared::output::OutputBody;
+
+pub use store::{Finish, JobRecord, JobStore, NewJob, Recovered, StoredOutputs, script_sha256};
+
+use crate::AppState;
+use crate::disclosure::Released;
+use crate::engine::{Progress, RunControl, Workspace};
+use crate::identity::{AuthError, User};
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct JobSettings {
+    /// Batch jobs running at once on this server; 0: one per core.
+    pub workers: usize,
+    /// Batch jobs one user may have waiting in the queue.
+    pub max_queued_per_user: u32,
+    /// Batch jobs of one user running at once; the rest wait.
+    pub max_running_per_user: u32,
+    /// Starts of one job (restarts of the server during it count) before it is failed.
+    pub max_attempts: u32,
+}
+
+impl Default for JobSettings {
+    fn default() -> JobSettings {
+        JobSettings {
+            workers: 0,
+            max_queued_per_user: 20,
+            max_running_per_user: 2,
+            max_attempts: 3,
+        }
+    }
+}
+
+/// The jobs of one server: who is working, and the cancellation flags of the runs in progress.
+pub struct Jobs {
+    pub settings: JobSettings,
+    /// Bumped when a job is queued; idle workers wait on it.
+    queued: (Mutex<u64>, Condvar),
+    running: Mutex<HashMap<i64, Arc<AtomicBool>>>,
+    stopping: AtomicBool,
+}
+
+impl std::fmt::Debug for Jobs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Jobs").field("settings", &self.settings).finish_non_exhaustive()
+    }
+}
+
+/// How often a running job's progress is written to the database (the stream of a job in
+/// this process sees every step).
+const PROGRESS_EVERY: Duration = Duration::from_millis(250);
+/// An idle worker looks at the queue at least this often (a job queued by another process).
+const POLL: Duration = Duration::from_secs(2);
+
+/// Unix milliseconds: job times.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+/// Why a job was not accepted.
+#[derive(Debug, thiserror::Error)]
+pub enum SubmitError {
+    #[error("{0}")]
+    Auth(#[from] AuthError),
+    #[error(
+        "you have {0} batch jobs waiting already (max_queued_per_user): wait for one to finish, or cancel one"
+    )]
+    QueueFull(u32),
+}
+
+impl Jobs {
+    pub fn new(settings: JobSettings) -> Jobs {
+        Jobs {
+            settings,
+            queued: (Mutex::new(0), Condvar::new()),
+            running: Mutex::default(),
+            stopping: AtomicBool::new(false),
+        }
+    }
+
+    /// Worker threads this server starts.
+    pub fn workers(&self) -> usize {
+        match self.settings.workers {
+            0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
+            n => n,
+        }
+    }
+
+    fn wake(&self) {
+        let (count, ready) = &self.queued;
+        *count.lock().unwrap_or_else(|p| p.into_inner()) += 1;
+        ready.notify_all();
+    }
+
+    fn wait_for_work(&self, seen: &mut u64) {
+        let (count, ready) = &self.queued;
+        let guard = count.lock().unwrap_or_else(|p| p.into_inner());
+        let (guard, _) = ready
+            .wait_timeout_while(guard, POLL, |c| *c == *seen && !self.stopping())
+            .unwrap_or_else(|p| p.into_inner());
+        *seen = *guard;
+    }
+
+    /// Lets the workers finish the job in hand and take no other.
+    pub fn stop(&self) {
+        self.stopping.store(true, Ordering::SeqCst);
+        self.wake();
+    }
+
+    fn stopping(&self) -> bool {
+        self.stopping.load(Ordering::SeqCst)
+    }
+
+    /// The cancellation flag of a run that starts now in this process.
+    pub fn register(&self, id: i64) -> Arc<AtomicBool> {
+        let flag = Arc::new(AtomicBool::new(false));
+        self.running.lock().unwrap_or_else(|p| p.into_inner()).insert(id, flag.clone());
+        flag
+    }
+
+    pub fn unregister(&self, id: i64) {
+        self.running.lock().unwrap_or_else(|p| p.into_inner()).remove(&id);
+    }
+
+    /// Stops a run of this process now (one of another process sees the database's flag at
+    /// its next progress).
+    fn cancel_here(&self, id: i64) {
+        if let Some(flag) = self.running.lock().unwrap_or_else(|p| p.into_inner()).get(&id) {
+            flag.store(true, Ordering::SeqCst);
+        }
+    }
+}
+
+/// The owner key of a signed-in user's jobs.
+pub fn owner_of(user: &User) -> String {
+    format!("user:{}", user.id)
+}
+
+/// Queues `script` as a batch job of `user` in `project` (their only project when `None`).
+pub fn submit(
+    state: &AppState,
+    user: &User,
+    project: Option<String>,
+    script: String,
+) -> Result<JobSummary, SubmitError> {
+    let (project, _grants) = state.identity.project_for_run(user, project)?;
+    let owner = owner_of(user);
+    let store = &state.identity.store;
+    let queued =
+        store.count_jobs(&owner, JobKind::Batch, JobState::Queued).map_err(AuthError::from)?;
+    if queued >= state.jobs.settings.max_queued_per_user {
+        return Err(SubmitError::QueueFull(queued));
+    }
+    let job = NewJob {
+        owner,
+        user_id: Some(user.id),
+        project: Some(project),
+        kind: JobKind::Batch,
+        script,
+        state: JobState::Queued,
+        now_ms: now_ms(),
+    };
+    let id = store.insert_job(&job).map_err(AuthError::from)?;
+    state.jobs.wake();
+    tracing::info!(job = id, user = %user.name, "batch job queued");
+    let record = store.job(id).map_err(AuthError::from)?;
+    record.map(|r| r.summary).ok_or_else(|| {
+        SubmitError::Auth(AuthError::NotFound(format!("job {id} vanished as it was queued")))
+    })
+}
+
+/// Cancels a job of `user`: None when they have no such job.
+pub fn cancel(state: &AppState, owner: &str, id: i64) -> Result<Option<JobState>, AuthError> {
+    let after = state.identity.store.cancel_job(id, owner, now_ms())?;
+    if after == Some(JobState::Running) {
+        state.jobs.cancel_here(id);
+    }
+    Ok(after)
+}
+
+/// How a run's outputs end its job: cancelled when its owner stopped it, failed when its last
+/// output is an error (the first failure stops a run), else done.
+pub fn finish_of(outputs: &[Released], cancelled: bool, datastores: Vec<String>) -> Finish {
+    let error = outputs.last().and_then(|o| match &o.output().body {
+        OutputBody::Error { message, .. } => Some(message.clone()),
+        _ => None,
+    });
+    let state = match (&error, cancelled) {
+        (_, true) => JobState::Cancelled,
+        (Some(_), false) => JobState::Failed,
+        (None, false) => JobState::Done,
+    };
+    Finish { state, error, outputs: StoredOutputs::of(outputs), datastores, now_ms: now_ms() }
+}
+
+/// At start: finds the jobs a stopped server left running, and starts the worker threads. The
+/// workers run until [`Jobs::stop`].
+pub fn start(state: &AppState, runtime: tokio::runtime::Handle) -> std::io::Result<Recovered> {
+    let recovered = state
+        .identity
+        .store
+        .recover_jobs(state.jobs.settings.max_attempts, now_ms())
+        .map_err(|e| std::io::Error::other(e.to_string()))?;
+    if recovered != Recovered::default() {
+        tracing::warn!(
+            requeued = recovered.requeued,
+            failed = recovered.failed,
+            "jobs left running by the last server"
+        );
+    }
+    for n in 0..state.jobs.workers() {
+        let state = state.clone();
+        let runtime = runtime.clone();
+        std::thread::Builder::new()
+            .name(format!("skjold-job-{n}"))
+            .spawn(move || work(&state, &runtime))?;
+    }
+    Ok(recovered)
+}
+
+fn work(state: &AppState, runtime: &tokio::runtime::Handle) {
+    let mut seen = 0;
+    while !state.jobs.stopping() {
+        let per_owner = state.jobs.settings.max_running_per_user;
+        match state.identity.store.claim_job(per_owner, now_ms()) {
+            Ok(Some(job)) => {
+                let id = job.summary.id;
+                // A panic is our bug: the job fails with it, and the worker goes on.
+                let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    run_batch_job(state, runtime, &job)
+                }));
+                if ran.is_err() {
+                    tracing::error!(job = id, "a batch job panicked");
+                    let finish = Finish {
+                        state: JobState::Failed,
+                        error: Some("internal error; it has been logged".into()),
+                        outputs: StoredOutputs::of(&[]),
+                        datastores: Vec::new(),
+                        now_ms: now_ms(),
+                    };
+                    let _ = state.identity.store.finish_job(id, &finish);
+                }
+                state.jobs.unregister(id);
+            }
+            Ok(None) => state.jobs.wait_for_work(&mut seen),
+            Err(e) => {
+                tracing::error!(error = %e, "cannot take a job from the queue");
+                std::thread::sleep(POLL);
+            }
+        }
+    }
+}
+
+/// Runs one claimed batch job to its end and records it.
+fn run_batch_job(state: &AppState, runtime: &tokio::runtime::Handle, job: &JobRecord) {
+    let id = job.summary.id;
+    let store = &state.identity.store;
+    let cancelled = state.jobs.register(id);
+    let started = Instant::now();
+    let who = (|| -> Result<(User, Workspace), AuthError> {
+        let user = job
+            .user_id
+            .and_then(|u| store.user(u).transpose())
+            .transpose()?
+            .ok_or_else(|| AuthError::NotFound("the job's account was deleted".into()))?;
+        let project = job.summary.project.clone();
+        // The grants of now: a steward may have changed them since the job was queued.
+        let (_, grants) = state.identity.project_for_run(&user, project)?;
+        Ok((user, Workspace::with_grants(grants)))
+    })();
+    let (user, mut workspace) = match who {
+        Ok(w) => w,
+        Err(e) => {
+            let finish = Finish {
+                state: JobState::Failed,
+                error: Some(format!("the job could not start: {e}")),
+                outputs: StoredOutputs::of(&[]),
+                datastores: Vec::new(),
+                now_ms: now_ms(),
+            };
+            let _ = store.finish_job(id, &finish);
+            return;
+        }
+    };
+    let last_write = Mutex::new(None::<Instant>);
+    let progress = |p: Progress| {
+        let mut last = last_write.lock().unwrap_or_else(|p| p.into_inner());
+        let due = last.is_none_or(|t| t.elapsed() >= PROGRESS_EVERY) || p.step == p.of;
+        if !due {
+            return;
+        }
+        *last = Some(Instant::now());
+        let steps = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
+        if let Err(e) = store.set_progress(id, steps(p.step), steps(p.of), &p.command) {
+            tracing::warn!(job = id, error = %e, "cannot record a job's progress");
+        }
+        // Cancelled from another process: the flag is in the database.
+        if store.cancel_requested(id).unwrap_or(false) {
+            cancelled.store(true, Ordering::SeqCst);
+        }
+    };
+    let control = RunControl { progress: &progress, cancelled: cancelled.clone() };
+    let (outputs, _) = runtime.block_on(state.engine.run_controlled(
+        &mut workspace,
+        &job.script,
+        state.audit.as_ref(),
+        &user.name,
+        &control,
+    ));
+    let finish =
+        finish_of(&outputs, cancelled.load(Ordering::SeqCst), workspace.bound_datastores());
+    tracing::info!(
+        job = id,
+        state = finish.state.as_str(),
+        outputs = outputs.len(),
+        seconds = started.elapsed().as_secs_f64(),
+        "batch job finished"
+    );
+    if let Err(e) = store.finish_job(id, &finish) {
+        // The outputs were released (and audited) but not kept: the job stays running and the
+        // next start runs it again, so they are not lost.
+        tracing::error!(job = id, error = %e, "cannot record a finished job");
+    }
+}
+
+#[cfg(test)]
+mod tests;
