@@ -899,3 +899,152 @@ async fn members_of_a_project_granted_register_data_are_added_by_a_steward_only(
         s.post(&mut steward, "/api/admin/projects/Skatt/members", json!({ "user": "kari" })).await;
     assert_eq!(added.status, StatusCode::OK, "{}", added.body);
 }
+
+impl Server {
+    /// A request signed by a personal access token alone.
+    async fn with_token(
+        &self,
+        token: &str,
+        method: &str,
+        uri: &str,
+        body: Option<Value>,
+    ) -> Answer {
+        let mut request = Request::builder()
+            .method(method)
+            .uri(uri)
+            .header(header::AUTHORIZATION, format!("Bearer {token}"));
+        let body = match body {
+            Some(b) => {
+                request = request.header(header::CONTENT_TYPE, "application/json");
+                Body::from(b.to_string())
+            }
+            None => Body::empty(),
+        };
+        self.send(&mut Browser::default(), request.body(body).unwrap()).await
+    }
+
+    /// Polls a job until it has finished.
+    async fn finished_job(&self, token: &str, id: i64) -> Value {
+        for _ in 0..600 {
+            let job = self.with_token(token, "GET", &format!("/api/jobs/{id}"), None).await;
+            assert_eq!(job.status, StatusCode::OK, "{}", job.body);
+            if ["done", "failed", "cancelled"].contains(&job.body["state"].as_str().unwrap()) {
+                return job.body;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        panic!("job {id} did not finish in 30 s");
+    }
+}
+
+/// A student in a course with `SCRIPT`'s data, signed in, and their TOTP secret.
+async fn course_student(s: &Server, name: &str) -> (Browser, String) {
+    let mut teacher = s.signed_in_with_terms(&format!("teacher-{name}"), Role::Teacher).await;
+    let course = s.post(&mut teacher, "/api/courses", json!({ "name": format!("C-{name}") })).await;
+    let code = course.body["join_code"].as_str().unwrap().to_owned();
+    let secret = s.enrol(name, Role::Member).await;
+    let mut b = s.sign_in(name, &secret).await;
+    let terms = s.post(&mut b, "/api/terms", json!({ "version": 1 })).await;
+    assert_eq!(terms.status, StatusCode::OK, "{}", terms.body);
+    let joined = s.post(&mut b, "/api/courses/join", json!({ "code": code })).await;
+    assert_eq!(joined.status, StatusCode::OK, "{}", joined.body);
+    (b, secret)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_job_outlives_the_session_and_its_token_fetches_the_same_outputs_as_a_run() {
+    let s = server();
+    crate::jobs::start(&s.state, tokio::runtime::Handle::current()).unwrap();
+    let (mut b, secret) = course_student(&s, "ola").await;
+
+    // The same script run from the workbench, for its outputs to compare with.
+    let run = s.post(&mut b, "/api/run", json!({ "script": SCRIPT })).await;
+    assert_eq!(run.status, StatusCode::OK, "{}", run.body);
+    let interactive = run.body["job"].as_i64().expect("the run is a job");
+
+    let made = s.post(&mut b, "/api/tokens", json!({ "name": "laptop", "days": 30 })).await;
+    assert_eq!(made.status, StatusCode::CREATED, "{}", made.body);
+    let token = made.body["token"].as_str().unwrap().to_owned();
+    assert!(token.starts_with("skj_") && token.len() == 68, "{token}");
+    assert_eq!(made.body["expires_at"].as_i64(), Some(s.clock.now() + 30 * 86_400));
+
+    // Submitted with the token (no CSRF token, no cookie), then the session ends.
+    let submitted =
+        s.with_token(&token, "POST", "/api/jobs", Some(json!({ "script": SCRIPT }))).await;
+    assert_eq!(submitted.status, StatusCode::ACCEPTED, "{}", submitted.body);
+    let id = submitted.body["id"].as_i64().unwrap();
+    let out = s.post(&mut b, "/api/auth/logout", json!({})).await;
+    assert_eq!(out.status, StatusCode::OK, "{}", out.body);
+
+    let job = s.finished_job(&token, id).await;
+    assert_eq!(job["state"], "done", "{job}");
+    assert_eq!(job["kind"], "batch");
+    assert_eq!(job["datastores"], json!(["demo@1"]));
+    assert_eq!(job["script_sha256"].as_str().unwrap(), crate::identity::sha256_hex(SCRIPT));
+    assert_eq!(job["steps"], 4);
+    // Cell-key noise is keyed: the batch job releases exactly what the workbench did.
+    assert_eq!(job["outputs"], run.body["outputs"]);
+    assert_eq!(output(&job, "tabulate")["kind"], "table");
+
+    // Both runs are listed, newest first, with their kinds.
+    let listed = s.with_token(&token, "GET", "/api/jobs", None).await;
+    let last_use = s.clock.now();
+    let listed: Vec<(i64, &str)> = listed
+        .body
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|j| (j["id"].as_i64().unwrap(), j["kind"].as_str().unwrap()))
+        .collect();
+    assert_eq!(listed, vec![(id, "batch"), (interactive, "interactive")]);
+
+    // A token does not make tokens, and someone else sees none of these jobs.
+    let more =
+        s.with_token(&token, "POST", "/api/tokens", Some(json!({ "name": "x", "days": 1 }))).await;
+    assert_eq!(more.status, StatusCode::FORBIDDEN, "{}", more.body);
+    let (mut other, _) = course_student(&s, "kari").await;
+    let theirs = s.get(&mut other, &format!("/api/jobs/{id}")).await;
+    assert_eq!(theirs.status, StatusCode::NOT_FOUND, "{}", theirs.body);
+
+    // Revoked, the token is no one; an unknown token likewise.
+    let mut b = s.sign_in("ola", &secret).await;
+    let tokens = s.get(&mut b, "/api/tokens").await;
+    let token_id = tokens.body[0]["id"].as_i64().unwrap();
+    assert_eq!(tokens.body[0]["last_used_at"].as_i64(), Some(last_use));
+    let revoked = s.delete(&mut b, &format!("/api/tokens/{token_id}")).await;
+    assert_eq!(revoked.status, StatusCode::NO_CONTENT);
+    for t in [token.as_str(), "skj_0000", "not-a-token"] {
+        let refused = s.with_token(t, "GET", "/api/jobs", None).await;
+        assert_eq!(refused.status, StatusCode::UNAUTHORIZED, "{t}: {}", refused.body);
+    }
+    s.state.jobs.stop();
+}
+
+#[tokio::test]
+async fn a_full_queue_refuses_clearly_and_a_queued_job_is_cancelled_at_once() {
+    let mut settings = Settings::default();
+    settings.jobs.max_queued_per_user = 2;
+    let s = server_with(settings);
+    // No workers: the jobs wait.
+    let (mut b, _) = course_student(&s, "per").await;
+    let mut ids = Vec::new();
+    for _ in 0..2 {
+        let a = s.post(&mut b, "/api/jobs", json!({ "script": SCRIPT })).await;
+        assert_eq!((a.status, a.body["state"].as_str()), (StatusCode::ACCEPTED, Some("queued")));
+        ids.push(a.body["id"].as_i64().unwrap());
+    }
+    let full = s.post(&mut b, "/api/jobs", json!({ "script": SCRIPT })).await;
+    assert_eq!(full.status, StatusCode::TOO_MANY_REQUESTS, "{}", full.body);
+    assert!(full.body["error"].as_str().unwrap().contains("2 batch jobs waiting"), "{}", full.body);
+    let cancelled = s.post(&mut b, &format!("/api/jobs/{}/cancel", ids[0]), json!({})).await;
+    assert_eq!(cancelled.body["state"], "cancelled", "{}", cancelled.body);
+    let again = s.post(&mut b, &format!("/api/jobs/{}/cancel", ids[0]), json!({})).await;
+    assert_eq!(again.status, StatusCode::CONFLICT, "{}", again.body);
+    // A place is free again.
+    let a = s.post(&mut b, "/api/jobs", json!({ "script": SCRIPT })).await;
+    assert_eq!(a.status, StatusCode::ACCEPTED, "{}", a.body);
+    // Without the session's CSRF token a browser cannot submit.
+    let mut forged = Browser { csrf: None, ..b.clone() };
+    let refused = s.post(&mut forged, "/api/jobs", json!({ "script": SCRIPT })).await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN, "{}", refused.body);
+}
