@@ -1,6 +1,7 @@
 //! The Skjold server as a library: `main.rs` parses the command line, everything else is here so
 //! tests can start the real application on port 0.
 
+pub mod batch_client;
 pub mod catalog;
 pub mod datastore;
 pub mod disclosure;

@@ -68,6 +68,49 @@ enum Command {
     /// Check the audit log.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// The batch client: submit scripts to a server as batch jobs, follow them and fetch their
+    /// released outputs. Signs in with a personal access token made in the app.
+    Batch {
+        /// The server's address, e.g. https://skjold.example.org.
+        #[arg(long, env = "SKJOLD_SERVER", global = true)]
+        server: Option<String>,
+        /// The access token (skj_…); prefer the variable, which stays out of shell history.
+        #[arg(long, env = "SKJOLD_TOKEN", hide_env_values = true, global = true)]
+        token: Option<String>,
+        #[command(subcommand)]
+        action: BatchCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum BatchCommand {
+    /// Queue a script file as a batch job; prints its id.
+    Submit {
+        file: PathBuf,
+        /// The project to run in, when you are in more than one.
+        #[arg(long)]
+        project: Option<String>,
+    },
+    /// One line on a job: its state, progress and error.
+    Status { id: i64 },
+    /// Wait until a job has finished; exits with 1 unless it is done.
+    Wait {
+        id: i64,
+        /// Give up after this many seconds.
+        #[arg(long, default_value_t = 3600)]
+        timeout: u64,
+    },
+    /// Write a finished job's released outputs as JSON, and its tables as CSV.
+    Fetch {
+        id: i64,
+        /// Folder to write into.
+        #[arg(long, default_value = ".")]
+        out: PathBuf,
+    },
+    /// Your jobs, newest first.
+    List,
+    /// Cancel a queued or running job.
+    Cancel { id: i64 },
 }
 
 #[derive(Debug, Subcommand)]
@@ -108,6 +151,16 @@ enum UserCommand {
     List,
     /// Delete an account and everything that hangs on it.
     Delete { name: String },
+    /// Issue a personal access token for an account (a batch or service account); prints it
+    /// once. Users make their own in the app.
+    Token {
+        name: String,
+        /// What the token is for.
+        #[arg(long = "label", default_value = "issued by a steward")]
+        label: String,
+        #[arg(long, default_value_t = 30)]
+        days: u32,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -233,6 +286,43 @@ fn main() -> ExitCode {
         }
         Command::Audit(AuditCommand::Verify { file, head }) => {
             verify_audit(&file.unwrap_or(settings.audit_log), head.as_deref())
+        }
+        Command::Batch { server, token, action } => batch(server, token, action),
+    }
+}
+
+fn batch(server: Option<String>, token: Option<String>, action: BatchCommand) -> ExitCode {
+    use server::batch_client::{Action, Client};
+    let action = match action {
+        BatchCommand::Submit { file, project } => Action::Submit { file, project },
+        BatchCommand::Status { id } => Action::Status { id },
+        BatchCommand::Wait { id, timeout } => {
+            Action::Wait { id, timeout: std::time::Duration::from_secs(timeout) }
+        }
+        BatchCommand::Fetch { id, out } => Action::Fetch { id, out },
+        BatchCommand::List => Action::List,
+        BatchCommand::Cancel { id } => Action::Cancel { id },
+    };
+    let Some(server) = server else {
+        eprintln!("error: give the server with --server URL or SKJOLD_SERVER");
+        return ExitCode::from(2);
+    };
+    let outcome = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the async runtime: {e}"))
+        .and_then(|runtime| {
+            let client = Client::new(&server, token.as_deref().unwrap_or_default())?;
+            runtime.block_on(client.run(action))
+        });
+    match outcome {
+        Ok(outcome) => {
+            println!("{}", outcome.text);
+            if outcome.success { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
         }
     }
 }
@@ -387,6 +477,17 @@ fn user_command(
         UserCommand::Delete { name } => {
             identity.delete_user(&name, by)?;
             Ok(format!("deleted {name}"))
+        }
+        UserCommand::Token { name, label, days } => {
+            let user = identity
+                .store
+                .user_by_name(&name)?
+                .ok_or_else(|| AuthError::NotFound(format!("there is no user named '{name}'")))?;
+            let (token, record) = identity.create_token(&user, &label, days)?;
+            Ok(format!(
+                "{token}\n(token {} for {name}, valid {days} days: shown this once)",
+                record.id
+            ))
         }
     }
 }

@@ -73,6 +73,32 @@ pub struct Table {
     pub notes: Vec<String>,
 }
 
+impl Table {
+    /// The table as CSV (RFC 4180): a header of the row variable and the column labels, then
+    /// a line per row. A withheld cell is empty.
+    pub fn to_csv(&self) -> String {
+        fn field(text: &str) -> String {
+            if text.contains([',', '"', '\n', '\r']) {
+                format!("\"{}\"", text.replace('"', "\"\""))
+            } else {
+                text.to_owned()
+            }
+        }
+        let mut csv = String::new();
+        let header = std::iter::once(self.row_variable.as_str())
+            .chain(self.column_labels.iter().map(String::as_str));
+        csv.push_str(&header.map(field).collect::<Vec<_>>().join(","));
+        csv.push_str("\r\n");
+        for (label, row) in self.row_labels.iter().zip(&self.cells) {
+            let cells = row.iter().map(|c| c.map(|v| v.to_string()).unwrap_or_default());
+            let line: Vec<String> = std::iter::once(field(label)).chain(cells).collect();
+            csv.push_str(&line.join(","));
+            csv.push_str("\r\n");
+        }
+        csv
+    }
+}
+
 /// `summarize`: one row per variable.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Summary {
@@ -486,5 +512,24 @@ mod tests {
         );
         let back: Output = serde_json::from_value(json).unwrap();
         assert_eq!(back, output);
+    }
+
+    #[test]
+    fn a_table_as_csv_quotes_what_needs_it_and_leaves_withheld_cells_empty() {
+        let table = Table {
+            title: "t".into(),
+            statistic: "count".into(),
+            row_variable: "municipality".into(),
+            column_variable: Some("sex".into()),
+            row_labels: vec!["Oslo".into(), "Nes, \"Akershus\"".into()],
+            column_labels: vec!["1 man".into(), "2 woman".into()],
+            cells: vec![vec![Some(1520.0), None], vec![Some(12.5), Some(30.0)]],
+            totals: false,
+            notes: Vec::new(),
+        };
+        assert_eq!(
+            table.to_csv(),
+            "municipality,1 man,2 woman\r\nOslo,1520,\r\n\"Nes, \"\"Akershus\"\"\",12.5,30\r\n"
+        );
     }
 }
