@@ -43,6 +43,8 @@ pub struct AppState {
     pub rate_limits: Arc<http::rate_limit::RateLimits>,
     /// The batch queue's workers and the cancellation flags of runs in progress.
     pub jobs: Arc<jobs::Jobs>,
+    /// What the gate remembers per user (rule 11, the refusal budget), kept in the database.
+    pub memories: Arc<disclosure::memory::Memories>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -95,6 +97,7 @@ impl AppState {
         store: Arc<dyn identity::AppStore>,
         clock: Arc<dyn identity::Clock>,
     ) -> anyhow::Result<AppState> {
+        let memories = Arc::new(disclosure::memory::Memories::new(store.clone()));
         let identity =
             identity::Identity::new(store, clock, settings.identity.clone(), audit.clone())?;
         let countries = identity::country::CountryGate::new(&settings.identity.countries)?;
@@ -118,6 +121,7 @@ impl AppState {
             countries: Arc::new(countries),
             rate_limits: Arc::new(http::rate_limit::RateLimits::new(settings.rate_limits.clone())),
             jobs: Arc::new(jobs::Jobs::new(settings.jobs.clone())),
+            memories,
         })
     }
 }

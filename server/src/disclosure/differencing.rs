@@ -63,6 +63,44 @@ fn cell_index(id: i64, table: usize) -> usize {
 }
 
 impl PopulationSketch {
+    /// Bytes of [`PopulationSketch::to_bytes`].
+    const BYTES: usize = CELLS * 24 + 8 + 9;
+
+    /// The sketch as bytes, for the disclosure memory in the application database.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut bytes = Vec::with_capacity(Self::BYTES);
+        for cell in &self.cells {
+            bytes.extend_from_slice(&cell.count.to_le_bytes());
+            bytes.extend_from_slice(&cell.ids.to_le_bytes());
+            bytes.extend_from_slice(&cell.checks.to_le_bytes());
+        }
+        bytes.extend_from_slice(&self.len.to_le_bytes());
+        bytes.push(u8::from(self.last.is_some()));
+        bytes.extend_from_slice(&self.last.unwrap_or(0).to_le_bytes());
+        bytes
+    }
+
+    /// The sketch [`PopulationSketch::to_bytes`] gave; None for bytes of another shape.
+    pub fn from_bytes(bytes: &[u8]) -> Option<PopulationSketch> {
+        if bytes.len() != Self::BYTES {
+            return None;
+        }
+        let word = |at: usize| -> [u8; 8] { bytes[at..at + 8].try_into().unwrap_or([0; 8]) };
+        let mut sketch = PopulationSketch::default();
+        for (i, cell) in sketch.cells.iter_mut().enumerate() {
+            let at = i * 24;
+            *cell = Cell {
+                count: i64::from_le_bytes(word(at)),
+                ids: i64::from_le_bytes(word(at + 8)),
+                checks: u64::from_le_bytes(word(at + 16)),
+            };
+        }
+        let at = CELLS * 24;
+        sketch.len = u64::from_le_bytes(word(at));
+        sketch.last = (bytes[at + 8] == 1).then(|| i64::from_le_bytes(word(at + 9)));
+        Some(sketch)
+    }
+
     pub fn insert(&mut self, id: i64) {
         if self.last == Some(id) {
             return;

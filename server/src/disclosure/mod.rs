@@ -13,6 +13,7 @@
 pub mod audit;
 pub mod ckm;
 pub mod differencing;
+pub mod memory;
 pub mod raw;
 mod release;
 pub mod rules;

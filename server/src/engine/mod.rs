@@ -43,6 +43,7 @@ use shared::script::{Command, Span, Token, TokenKind, line_column};
 use crate::datastore::{DatastoreVersion, Registry};
 use crate::disclosure::ckm::RecordKeySecret;
 use crate::disclosure::differencing::PopulationSketch;
+use crate::disclosure::memory::{DisclosureMemory, SharedMemory};
 use crate::disclosure::{AuditLog, Gate, Origin, Refusal, Released, Releaser, Rules};
 use dataset::Dataset;
 
@@ -303,11 +304,11 @@ impl Engine {
                 break;
             }
             let gate = self.gate(workspace.current().and_then(|d| d.origin.as_ref()));
-            if let Err(refusal) = gate.check_refusal_budget(workspace.oracle_refusals) {
+            let refusals = workspace.memory().oracle_refusals;
+            if let Err(refusal) = gate.check_refusal_budget(refusals) {
                 let origin = Origin { line: step.line, command: &step.command.name };
                 releaser.flag_for_review(format!(
-                    "{} refusals of rules 4 and 11 in this workspace (refusal budget met)",
-                    workspace.oracle_refusals
+                    "{refusals} refusals of rules 4 and 11 by this user (refusal budget met)"
                 ));
                 outputs.push(releaser.refusal(origin, refusal));
                 break;
@@ -369,7 +370,7 @@ impl Engine {
                 let released = match error.refusal {
                     Some(refusal) => {
                         if ORACLE_RULES.contains(&refusal.rule) {
-                            workspace.oracle_refusals += 1;
+                            workspace.memory().oracle_refusals += 1;
                         }
                         releaser.refusal(origin, refusal)
                     }
@@ -444,17 +445,13 @@ pub struct Workspace {
     grants: Option<crate::identity::Grants>,
     /// Value labels made with define-labels.
     labels: BTreeMap<String, prepare::LabelSet>,
-    /// The populations of released outputs, newest last (rule 11).
-    released_populations: std::collections::VecDeque<PopulationSketch>,
-    /// Refusals of rules 4 and 11 met so far: past the datastore's `max_refusals`, nothing
-    /// more runs. Kept with the memory above, and like it never dropped.
-    oracle_refusals: u32,
+    /// The populations of released outputs (rule 11) and the refusals of rules 4 and 11 met
+    /// so far (past the datastore's `max_refusals`, nothing more runs): the owner's, shared
+    /// with their other workspaces and jobs, and never dropped with the datasets.
+    memory: SharedMemory,
     /// The most bytes of datasets this workspace may hold (guests'); `None`: no bound of its own.
     byte_budget: Option<usize>,
 }
-
-/// Populations remembered per workspace for rule 11; each is a few hundred bytes.
-const REMEMBERED_POPULATIONS: usize = 10_000;
 
 impl Workspace {
     /// A workspace that may bind only the named datastores.
@@ -471,6 +468,29 @@ impl Workspace {
     /// A workspace that may import only what `grants` allow (a project's).
     pub fn with_grants(grants: crate::identity::Grants) -> Workspace {
         Workspace { grants: Some(grants), ..Workspace::default() }
+    }
+
+    /// Shares `memory` (its owner's) from now on; what this workspace remembered so far is
+    /// added to it.
+    pub fn set_memory(&mut self, memory: SharedMemory) {
+        if Arc::ptr_eq(&self.memory, &memory) {
+            return;
+        }
+        let mine = std::mem::take(&mut *self.memory());
+        {
+            let mut shared = memory.lock().unwrap_or_else(|p| p.into_inner());
+            for population in mine.populations {
+                shared.remember(population);
+            }
+            shared.oracle_refusals += mine.oracle_refusals;
+        }
+        self.memory = memory;
+    }
+
+    /// What the gate remembers for this workspace's owner. Held briefly, never across an
+    /// await.
+    pub fn memory(&self) -> std::sync::MutexGuard<'_, DisclosureMemory> {
+        self.memory.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// The datastore versions this workspace has bound with `require`, as `name@version`.
@@ -497,7 +517,7 @@ impl Workspace {
     /// history. What budgets and eviction count.
     pub fn approximate_bytes(&self) -> usize {
         self.arrow_bytes()
-            + self.released_populations.len() * std::mem::size_of::<PopulationSketch>()
+            + self.memory().populations.len() * std::mem::size_of::<PopulationSketch>()
             + self.history.iter().map(|h| h.len() + std::mem::size_of::<String>()).sum::<usize>()
     }
 
@@ -582,9 +602,9 @@ impl<'a> Step<'a> {
         &self,
         populations: &[&PopulationSketch],
     ) -> Result<(), EngineError> {
+        let memory = self.workspace.memory();
         for (i, population) in populations.iter().enumerate() {
-            let earlier =
-                self.workspace.released_populations.iter().chain(populations[..i].iter().copied());
+            let earlier = memory.populations.iter().chain(populations[..i].iter().copied());
             self.check_against(earlier, population)?;
         }
         Ok(())
@@ -607,11 +627,7 @@ impl<'a> Step<'a> {
     }
 
     fn remember_population(&mut self, population: PopulationSketch) {
-        let history = &mut self.workspace.released_populations;
-        if history.len() >= REMEMBERED_POPULATIONS {
-            history.pop_front();
-        }
-        history.push_back(population);
+        self.workspace.memory().remember(population);
     }
 
     /// Record keys of the dataset's units; the time counts as disclosure work.

@@ -547,11 +547,11 @@ async fn a_workspace_over_its_byte_budget_drops_its_datasets_and_keeps_its_memor
     let outputs = run_in(&engine, &mut roomy, &format!("{PERSONS}summarize wage\n")).await;
     assert!(errors(&outputs).is_empty(), "{outputs:?}");
     assert_eq!(roomy.dataset_names().count(), 1);
-    let remembered = roomy.released_populations.len();
+    let remembered = roomy.memory().populations.len();
     roomy.set_byte_budget(1);
     let _ = engine.run(&mut roomy, "generate one = 1\n", &audit, "tester").await;
     assert_eq!(roomy.dataset_names().count(), 0);
-    assert_eq!(roomy.released_populations.len(), remembered);
+    assert_eq!(roomy.memory().populations.len(), remembered);
 }
 
 #[tokio::test]
@@ -581,7 +581,7 @@ async fn two_variables_over_nearly_the_same_units_are_differenced_within_one_out
         [("summarize wage wage2", true), ("ci wage wage2", true), ("summarize wage wage3", false)]
     {
         // Each script on its own, so that what one remembers does not refuse the next.
-        workspace.released_populations.clear();
+        workspace.memory().populations.clear();
         let outputs = run_in(&engine, &mut workspace, script).await;
         let rule = outputs.iter().find_map(|o| match &o.body {
             OutputBody::Error { rule, .. } => rule.clone(),
@@ -590,4 +590,80 @@ async fn two_variables_over_nearly_the_same_units_are_differenced_within_one_out
         let expected = refused.then(|| "rule 11".to_owned());
         assert_eq!(rule, expected, "{script}: {outputs:#?}");
     }
+}
+
+/// `wage` of the current dataset, missing for its first `n` earners, as a new variable.
+fn wage_without_first_earners(workspace: &mut Workspace, name: &str, n: usize) {
+    let current = workspace.current.clone().unwrap();
+    let dataset = workspace.datasets.get_mut(&current).unwrap();
+    let wage = dataset.variable("wage").unwrap().clone();
+    let earners: Vec<usize> = (0..wage.values.len()).filter(|&i| wage.values.is_valid(i)).collect();
+    let dropped = datafusion::arrow::array::BooleanArray::from(
+        (0..wage.values.len()).map(|i| earners[..n].contains(&i)).collect::<Vec<_>>(),
+    );
+    let values = datafusion::arrow::compute::nullif(&wage.values, &dropped).unwrap();
+    dataset.set(dataset::Variable { name: name.into(), values, ..wage });
+}
+
+fn refused_rule(outputs: &[Output]) -> Option<String> {
+    outputs.iter().find_map(|o| match &o.body {
+        OutputBody::Error { rule, .. } => rule.clone(),
+        _ => None,
+    })
+}
+
+/// Guards the case: two sessions of one user, with a restart of the server between
+/// them, cannot difference two populations that one session could not. The first session's
+/// workspace is gone; the second is new, in a new process (a new `Memories` over the same
+/// database file).
+#[tokio::test]
+async fn a_users_memory_outlives_the_workspace_the_session_and_a_restart() {
+    use crate::disclosure::memory::Memories;
+    let engine = engine();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("app.db");
+    let open = || {
+        let sealer = crate::identity::sealed::Sealer::new([3; 32]);
+        Arc::new(crate::identity::SqliteStore::open(&path, sealer).unwrap())
+    };
+    {
+        let memories = Memories::new(open());
+        let mut first = Workspace::default();
+        first.set_memory(memories.of("user:1").unwrap());
+        let outputs = run_in(&engine, &mut first, &format!("{PERSONS}summarize wage\n")).await;
+        assert_eq!(refused_rule(&outputs), None, "{outputs:?}");
+        memories.save("user:1").unwrap();
+    }
+    // The restart: nothing of the first process is left but the database.
+    let memories = Memories::new(open());
+    let mut second = Workspace::default();
+    second.set_memory(memories.of("user:1").unwrap());
+    run_in(&engine, &mut second, PERSONS).await;
+    wage_without_first_earners(&mut second, "wage2", 3);
+    let outputs = run_in(&engine, &mut second, "summarize wage2").await;
+    assert_eq!(refused_rule(&outputs).as_deref(), Some("rule 11"), "{outputs:?}");
+    // The refusal counts against the budget that was saved, too.
+    memories.save("user:1").unwrap();
+    let reloaded = Memories::new(open());
+    assert_eq!(reloaded.of("user:1").unwrap().lock().unwrap().oracle_refusals, 1);
+
+    // Someone else never released wage: for them the same output is no difference.
+    let mut other = Workspace::default();
+    other.set_memory(memories.of("user:2").unwrap());
+    run_in(&engine, &mut other, PERSONS).await;
+    wage_without_first_earners(&mut other, "wage2", 3);
+    let outputs = run_in(&engine, &mut other, "summarize wage2").await;
+    assert_eq!(refused_rule(&outputs), None, "{outputs:?}");
+}
+
+#[test]
+fn a_population_sketch_comes_back_from_its_bytes_as_it_was() {
+    let mut sketch = PopulationSketch::default();
+    for id in [5, 9, 9, 1_000_000_007, -3] {
+        sketch.insert(id);
+    }
+    let back = PopulationSketch::from_bytes(&sketch.to_bytes()).unwrap();
+    assert_eq!(back, sketch);
+    assert_eq!((back.len(), back.to_bytes()), (sketch.len(), sketch.to_bytes()));
+    assert!(PopulationSketch::from_bytes(&[1, 2, 3]).is_none());
 }

@@ -247,11 +247,27 @@ async fn run(
     // still runs on the runtime, through the handle.
     let runtime = tokio::runtime::Handle::current();
     let (lines, mut received) = tokio::sync::mpsc::unbounded_channel::<String>();
+    // The gate's memory is the user's (a guest's: their address's), whatever the workspace:
+    // a new cookie, another project or a restart starts from what was released before.
+    let memory_owner = match (&job.user_id, &address) {
+        (Some(_), _) => job.owner.clone(),
+        (None, Some(address)) => format!("guest-{address}"),
+        (None, None) => job.owner.clone(),
+    };
+    let memories = state.memories.clone();
+    let memory = {
+        let (memories, owner) = (memories.clone(), memory_owner.clone());
+        tokio::task::spawn_blocking(move || memories.of(&owner))
+            .await
+            .map_err(|e| anyhow::anyhow!("the memory task failed: {e}"))?
+            .map_err(|e| anyhow::anyhow!("cannot read the disclosure memory: {e}"))?
+    };
     let jobs = state.jobs.clone();
     let store = state.identity.store.clone();
     let run = tokio::task::spawn_blocking(move || {
         let _running = (in_flight, turn);
         let mut workspace = workspace.blocking_lock();
+        workspace.set_memory(memory);
         // The record comes first: a run the server does not live to finish is found at the
         // next start. Without the database the run still goes on; the log says so.
         let id = store
@@ -282,6 +298,9 @@ async fn run(
             if let Err(e) = store.finish_job(id, &finish) {
                 tracing::error!(job = id, error = %e, "cannot record a finished run");
             }
+        }
+        if let Err(e) = memories.save(&memory_owner) {
+            tracing::error!(error = %e, "cannot save the disclosure memory; it is kept in memory");
         }
         let keys: Vec<&str> = owned_keys.iter().map(String::as_str).collect();
         limits.spend_outputs(&keys, outputs.len(), Instant::now());

@@ -26,7 +26,9 @@ pub enum StoreError {
 pub type StoreResult<T> = Result<T, StoreError>;
 
 /// Everything identity and access keep, and the jobs. Times are Unix seconds.
-pub trait AppStore: crate::jobs::JobStore + Send + Sync {
+pub trait AppStore:
+    crate::jobs::JobStore + crate::disclosure::memory::MemoryStore + Send + Sync
+{
     fn insert_user(&self, user: &User) -> StoreResult<i64>;
     fn save_user(&self, user: &User) -> StoreResult<()>;
     /// Records that a TOTP code of `step` was used, if no code of that step or a later one
@@ -277,6 +279,20 @@ CREATE TABLE access_tokens (
     created_at BIGINT NOT NULL,
     expires_at BIGINT NOT NULL,
     last_used_at BIGINT
+);
+",
+    // 6: the disclosure memory per user (rule 11's populations, the refusal budget), so that
+    // it outlives workspaces, sessions and restarts.
+    "
+CREATE TABLE disclosure_populations (
+    id INTEGER PRIMARY KEY,
+    owner TEXT NOT NULL,
+    sketch TEXT NOT NULL
+);
+CREATE INDEX disclosure_populations_by_owner ON disclosure_populations (owner, id);
+CREATE TABLE disclosure_refusals (
+    owner TEXT PRIMARY KEY,
+    refusals BIGINT NOT NULL
 );
 ",
 ];

@@ -292,7 +292,10 @@ fn run_batch_job(state: &AppState, runtime: &tokio::runtime::Handle, job: &JobRe
         let project = job.summary.project.clone();
         // The grants of now: a steward may have changed them since the job was queued.
         let (_, grants) = state.identity.project_for_run(&user, project)?;
-        Ok((user, Workspace::with_grants(grants)))
+        let mut workspace = Workspace::with_grants(grants);
+        // The owner's disclosure memory, shared with their workspaces and other jobs.
+        workspace.set_memory(state.memories.of(&job.owner)?);
+        Ok((user, workspace))
     })();
     let (user, mut workspace) = match who {
         Ok(w) => w,
@@ -333,6 +336,9 @@ fn run_batch_job(state: &AppState, runtime: &tokio::runtime::Handle, job: &JobRe
         &user.name,
         &control,
     ));
+    if let Err(e) = state.memories.save(&job.owner) {
+        tracing::error!(job = id, error = %e, "cannot save the disclosure memory; it is kept in memory");
+    }
     let finish =
         finish_of(&outputs, cancelled.load(Ordering::SeqCst), workspace.bound_datastores());
     tracing::info!(
