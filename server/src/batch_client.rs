@@ -6,7 +6,6 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use shared::api::{ApiError, JobDetail, JobSummary, SubmitJob};
-use shared::output::OutputBody;
 
 /// What to do.
 #[derive(Debug)]
@@ -200,7 +199,7 @@ fn write_job(job: &JobDetail, out: &Path) -> Result<Vec<String>, String> {
     let json = serde_json::to_string_pretty(job).map_err(|e| e.to_string())?;
     write(format!("job-{id}.json"), &json)?;
     for (n, output) in job.outputs.iter().enumerate() {
-        if let OutputBody::Table(table) = &output.body {
+        if let Some(table) = output.as_table() {
             let command: String = output
                 .command
                 .chars()

@@ -28,6 +28,23 @@ pub struct Output {
     pub body: OutputBody,
 }
 
+impl Output {
+    /// The message of an error output (a failure or a refusal).
+    pub fn error_message(&self) -> Option<&str> {
+        match &self.body {
+            OutputBody::Error { message, .. } => Some(message),
+            _ => None,
+        }
+    }
+
+    pub fn as_table(&self) -> Option<&Table> {
+        match &self.body {
+            OutputBody::Table(table) => Some(table),
+            _ => None,
+        }
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum OutputBody {

@@ -22,7 +22,6 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 use shared::api::{JobKind, JobState, JobSummary};
-use shared::output::OutputBody;
 
 pub use store::{Finish, JobRecord, JobStore, NewJob, Recovered, StoredOutputs, script_sha256};
 
@@ -207,10 +206,7 @@ pub fn cancel(state: &AppState, owner: &str, id: i64) -> Result<Option<JobState>
 /// How a run's outputs end its job: cancelled when its owner stopped it, failed when its last
 /// output is an error (the first failure stops a run), else done.
 pub fn finish_of(outputs: &[Released], cancelled: bool, datastores: Vec<String>) -> Finish {
-    let error = outputs.last().and_then(|o| match &o.output().body {
-        OutputBody::Error { message, .. } => Some(message.clone()),
-        _ => None,
-    });
+    let error = outputs.last().and_then(|o| o.output().error_message()).map(str::to_owned);
     let state = match (&error, cancelled) {
         (_, true) => JobState::Cancelled,
         (Some(_), false) => JobState::Failed,
