@@ -22,8 +22,6 @@ use crate::identity::User;
 use crate::identity::store::AccessToken;
 use crate::jobs::{self, SubmitError};
 
-/// Scripts longer than this are refused, as `/api/run` does.
-const MAX_SCRIPT_BYTES: usize = 256 * 1024;
 /// Jobs one listing shows.
 const MAX_LISTED: u32 = 200;
 
@@ -80,12 +78,7 @@ async fn submit(
     body: axum::body::Bytes,
 ) -> Result<impl IntoResponse, AppError> {
     let user = caller(&state, &headers, &Method::POST).await?;
-    if body.len() > MAX_SCRIPT_BYTES {
-        return Err(AppError::BadRequest {
-            parameter: "script",
-            message: format!("the script is over {} KiB: split it", MAX_SCRIPT_BYTES / 1024),
-        });
-    }
+    super::run::within_script_limit(&body)?;
     let request: SubmitJob = serde_json::from_slice(&body).map_err(|e| AppError::BadRequest {
         parameter: "body",
         message: format!("{e}: send {{\"script\": \"…\", \"project\": \"…\"}}"),

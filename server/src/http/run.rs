@@ -36,6 +36,17 @@ const MAX_GUESTS: usize = 1000;
 /// Scripts longer than this are refused before parsing.
 const MAX_SCRIPT_BYTES: usize = 256 * 1024;
 
+/// Refuses a request body over [`MAX_SCRIPT_BYTES`] before it is parsed (runs and batch jobs).
+pub(super) fn within_script_limit(body: &[u8]) -> Result<(), AppError> {
+    if body.len() > MAX_SCRIPT_BYTES {
+        return Err(AppError::BadRequest {
+            parameter: "script",
+            message: format!("the script is over {} KiB: split it", MAX_SCRIPT_BYTES / 1024),
+        });
+    }
+    Ok(())
+}
+
 type SharedWorkspace = Arc<tokio::sync::Mutex<Workspace>>;
 
 /// Workspaces kept in memory between runs: guests' by cookie id, users' by user and project.
@@ -165,12 +176,7 @@ async fn run(
                     .into(),
         });
     }
-    if body.len() > MAX_SCRIPT_BYTES {
-        return Err(AppError::BadRequest {
-            parameter: "script",
-            message: format!("the script is over {} KiB: split it", MAX_SCRIPT_BYTES / 1024),
-        });
-    }
+    within_script_limit(&body)?;
     let request: RunRequest = serde_json::from_slice(&body).map_err(|e| AppError::BadRequest {
         parameter: "body",
         message: format!("{e}: send {{\"script\": \"…\"}}"),

@@ -203,6 +203,19 @@ pub fn cancel(state: &AppState, owner: &str, id: i64) -> Result<Option<JobState>
     Ok(after)
 }
 
+impl Finish {
+    /// A job that ended before any output, for `reason`.
+    fn failed(reason: String) -> Finish {
+        Finish {
+            state: JobState::Failed,
+            error: Some(reason),
+            outputs: StoredOutputs::of(&[]),
+            datastores: Vec::new(),
+            now_ms: now_ms(),
+        }
+    }
+}
+
 /// How a run's outputs end its job: cancelled when its owner stopped it, failed when its last
 /// output is an error (the first failure stops a run), else done.
 pub fn finish_of(outputs: &[Released], cancelled: bool, datastores: Vec<String>) -> Finish {
@@ -253,13 +266,7 @@ fn work(state: &AppState, runtime: &tokio::runtime::Handle) {
                 }));
                 if ran.is_err() {
                     tracing::error!(job = id, "a batch job panicked");
-                    let finish = Finish {
-                        state: JobState::Failed,
-                        error: Some("internal error; it has been logged".into()),
-                        outputs: StoredOutputs::of(&[]),
-                        datastores: Vec::new(),
-                        now_ms: now_ms(),
-                    };
+                    let finish = Finish::failed("internal error; it has been logged".into());
                     let _ = state.identity.store.finish_job(id, &finish);
                 }
                 state.jobs.unregister(id);
@@ -296,14 +303,7 @@ fn run_batch_job(state: &AppState, runtime: &tokio::runtime::Handle, job: &JobRe
     let (user, mut workspace) = match who {
         Ok(w) => w,
         Err(e) => {
-            let finish = Finish {
-                state: JobState::Failed,
-                error: Some(format!("the job could not start: {e}")),
-                outputs: StoredOutputs::of(&[]),
-                datastores: Vec::new(),
-                now_ms: now_ms(),
-            };
-            let _ = store.finish_job(id, &finish);
+            let _ = store.finish_job(id, &Finish::failed(format!("the job could not start: {e}")));
             return;
         }
     };
