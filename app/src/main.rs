@@ -34,6 +34,7 @@ fn App() -> impl IntoView {
                     <A href="/">"Variable catalog"</A>
                     <A href="/workbench">"Workbench"</A>
                     <A href="/rules/demo">"Disclosure rules"</A>
+                    <JobsLink />
                 </nav>
                 <AccountMenu />
             </header>
@@ -50,9 +51,21 @@ fn App() -> impl IntoView {
                     <Route path=path!("/terms") view=pages::terms::TermsPage />
                     <Route path=path!("/account") view=pages::account::AccountPage />
                     <Route path=path!("/admin") view=pages::admin::AdminPage />
+                    <Route path=path!("/jobs") view=pages::jobs::JobsPage />
                 </Routes>
             </main>
         </Router>
+    }
+}
+
+/// The Jobs page, for users who are signed in.
+#[component]
+fn JobsLink() -> impl IntoView {
+    let session = Session::get();
+    view! {
+        <Show when=move || session.signed_in()>
+            <A href="/jobs">"Jobs"</A>
+        </Show>
     }
 }
 

@@ -239,6 +239,7 @@ pub fn AccountPage() -> impl IntoView {
                         <button type="submit">"Open course"</button>
                     </form>
                 </Show>
+                <super::tokens::TokensPanel />
                 <h2>"Sign-in"</h2>
                 <p>"Switching method or adding a passkey asks you to confirm it is you first."</p>
                 <Show when=move || info().method.as_deref() == Some("password")>

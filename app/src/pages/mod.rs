@@ -5,9 +5,11 @@ pub mod admin;
 pub mod catalog;
 pub mod enrol;
 pub mod files;
+pub mod jobs;
 pub mod login;
 pub mod rules;
 pub mod terms;
+pub mod tokens;
 pub mod variable;
 pub mod workbench;
 

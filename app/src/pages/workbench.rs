@@ -4,7 +4,7 @@
 
 use leptos::prelude::*;
 use leptos::task::spawn_local;
-use shared::api::{ApiError, ProjectSummary, RunRequest};
+use shared::api::{ApiError, JobSummary, ProjectSummary, RunRequest, SubmitJob};
 use shared::output::{
     Chart, Model, Output, OutputBody, RunResponse, Summary, Table, format_number,
 };
@@ -112,6 +112,17 @@ pub fn WorkbenchPage() -> impl IntoView {
         });
     };
 
+    // A batch job goes on after sign-out; its outputs open on the Jobs page.
+    let (batch_message, set_batch_message) = signal(None::<Result<i64, String>>);
+    let submit_batch = move |_| {
+        let request =
+            SubmitJob { script: script.get_untracked(), project: project.get_untracked() };
+        spawn_local(async move {
+            let result = post_json::<_, JobSummary>("/api/jobs", &request).await;
+            set_batch_message.set(Some(result.map(|j| j.id).map_err(|e| e.error)));
+        });
+    };
+
     let on_keydown = move |ev: web_sys::KeyboardEvent| {
         if ev.key() == "Enter" && (ev.ctrl_key() || ev.meta_key()) {
             ev.prevent_default();
@@ -204,7 +215,17 @@ pub fn WorkbenchPage() -> impl IntoView {
                 >{move || if running.get() { "Running…" } else { "Run script" }}</button>
                 " "
                 <button on:click=move |_| set_outputs.set(Vec::new())>"Clear outputs"</button>
+                <Show when=move || signed_in.get()>
+                    " " <button id="submit-batch" on:click=submit_batch>"Submit as batch job"</button>
+                </Show>
             </p>
+            {move || batch_message.get().map(|m| match m {
+                Ok(id) => view! {
+                    <p class="notice-line" id="batch-message">{format!("Batch job {id} is queued. ")}
+                        <a href="/jobs">"Follow it on the Jobs page"</a>"."</p>
+                }.into_any(),
+                Err(e) => view! { <p class="error" role="alert">{e}</p> }.into_any(),
+            })}
             {move || failure.get().map(|e| view! { <p class="error" role="alert">{e}</p> })}
             <Show when=move || signed_in.get()>
                 <super::files::FilesPanel script set_script outputs projects />
@@ -216,7 +237,7 @@ pub fn WorkbenchPage() -> impl IntoView {
     }
 }
 
-fn output_view(o: Output) -> impl IntoView {
+pub(crate) fn output_view(o: Output) -> impl IntoView {
     let head = format!("line {} · {}", o.line, o.command);
     let body = match o.body {
         OutputBody::Table(t) => table_view(t).into_any(),

@@ -1012,7 +1012,7 @@ async fn a_batch_job_outlives_the_session_and_its_token_fetches_the_same_outputs
     let token_id = tokens.body[0]["id"].as_i64().unwrap();
     assert_eq!(tokens.body[0]["last_used_at"].as_i64(), Some(last_use));
     let revoked = s.delete(&mut b, &format!("/api/tokens/{token_id}")).await;
-    assert_eq!(revoked.status, StatusCode::NO_CONTENT);
+    assert_eq!((revoked.status, &revoked.body), (StatusCode::OK, &json!({ "revoked": token_id })));
     for t in [token.as_str(), "skj_0000", "not-a-token"] {
         let refused = s.with_token(t, "GET", "/api/jobs", None).await;
         assert_eq!(refused.status, StatusCode::UNAUTHORIZED, "{t}: {}", refused.body);

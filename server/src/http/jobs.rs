@@ -49,7 +49,9 @@ async fn caller(state: &AppState, headers: &HeaderMap, method: &Method) -> Resul
             })?;
         return blocking(state, move |identity| identity.token_user(&token)).await;
     }
-    Ok(signed_in(state, headers, method, Need::Active, true).await?.user)
+    // Reading jobs is not activity: a Jobs page that polls must not keep an idle session alive.
+    let activity = *method != Method::GET;
+    Ok(signed_in(state, headers, method, Need::Active, activity).await?.user)
 }
 
 #[derive(serde::Deserialize)]
@@ -197,8 +199,8 @@ async fn revoke_token(
     State(state): State<AppState>,
     headers: HeaderMap,
     Path(id): Path<i64>,
-) -> Result<StatusCode, AppError> {
+) -> Result<Json<serde_json::Value>, AppError> {
     let user = session_user(&state, &headers, &Method::DELETE).await?;
     blocking(&state, move |identity| identity.revoke_token(&user, id)).await?;
-    Ok(StatusCode::NO_CONTENT)
+    Ok(Json(serde_json::json!({ "revoked": id })))
 }
