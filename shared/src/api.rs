@@ -419,3 +419,13 @@ pub struct CreatedAccessToken {
     #[serde(flatten)]
     pub info: AccessTokenInfo,
 }
+
+/// `GET /api/admin/audit`: the newest records of the audit log, newest first, for stewards.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AuditPage {
+    /// The chain's head, "SEQ HASH": `skjold audit verify` checks the whole log against it.
+    pub head: Option<String>,
+    /// Each record as the log holds it: an output's (`user`, `command`, `kind`, `decisions`)
+    /// or a security event's (`event`, `user`, `detail`), with `seq`, `prev` and `hash`.
+    pub records: Vec<serde_json::Value>,
+}

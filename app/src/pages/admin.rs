@@ -124,6 +124,59 @@ pub fn AdminPage() -> impl IntoView {
                     }.into_any(),
                 })}
             </Suspense>
+            <AuditPanel />
         </section>
+    }
+}
+
+/// The newest records of the audit log: every released output and security event, with the
+/// chain's head to check the whole log against (`skjold audit verify`).
+#[component]
+fn AuditPanel() -> impl IntoView {
+    let page =
+        LocalResource::new(|| get_json::<shared::api::AuditPage>("/api/admin/audit?limit=200"));
+    let text = |v: &serde_json::Value, key: &str| match &v[key] {
+        serde_json::Value::String(s) => s.clone(),
+        serde_json::Value::Null => String::new(),
+        other => other.to_string(),
+    };
+    view! {
+        <h2>"Audit log"</h2>
+        <Suspense fallback=|| ()>
+            {move || page.get().map(|p| match p {
+                Err(e) => view! { <p class="error">{e.error}</p> }.into_any(),
+                Ok(p) => view! {
+                    <p class="hint" id="audit-head">{p.head.map_or("The log keeps no head yet.".to_owned(), |h| format!("Head of the chain: {h}"))}</p>
+                    <table class="result" id="audit">
+                        <thead><tr>
+                            <th scope="col">"#"</th><th scope="col">"Time"</th><th scope="col">"User"</th>
+                            <th scope="col">"What"</th><th scope="col">"Decisions or detail"</th>
+                        </tr></thead>
+                        <tbody>
+                            {p.records.into_iter().map(|r| {
+                                let what = if r.get("event").is_some() {
+                                    text(&r, "event")
+                                } else {
+                                    format!("{} (line {}, {})", text(&r, "command"), text(&r, "line"), text(&r, "kind"))
+                                };
+                                let detail = match r.get("decisions").and_then(|d| d.as_array()) {
+                                    Some(d) => d.iter().map(|d| format!("rule {}: {}", text(d, "rule"), text(d, "outcome"))).collect::<Vec<_>>().join("; "),
+                                    None => text(&r, "detail"),
+                                };
+                                let review = text(&r, "review");
+                                let detail = if review.is_empty() { detail } else { format!("{detail} · review: {review}") };
+                                let time = r["time"].as_i64().map(|t| super::tokens::time_text(t, false)).unwrap_or_default();
+                                view! {
+                                    <tr>
+                                        <th scope="row">{text(&r, "seq")}</th><td>{time}</td><td>{text(&r, "user")}</td>
+                                        <td>{what}</td><td>{detail}</td>
+                                    </tr>
+                                }
+                            }).collect_view()}
+                        </tbody>
+                    </table>
+                }.into_any(),
+            })}
+        </Suspense>
     }
 }

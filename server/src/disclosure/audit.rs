@@ -90,7 +90,21 @@ pub trait AuditLog: Send + Sync {
     /// written, and the output must then be withheld: the log fails closed.
     fn record(&self, entry: &AuditEntry) -> std::io::Result<()>;
     fn event(&self, event: &SecurityEvent);
+
+    /// The newest records, at most `limit`, newest first: what a steward reads in the app.
+    fn recent(&self, _limit: usize) -> std::io::Result<Vec<serde_json::Value>> {
+        Ok(Vec::new())
+    }
+
+    /// The head of the chain ("SEQ HASH"), when the log keeps one.
+    fn head(&self) -> std::io::Result<Option<String>> {
+        Ok(None)
+    }
 }
+
+/// The end of the log read for [`AuditLog::recent`]: records are a few hundred bytes, so this
+/// holds the newest thousand or more without reading a log of gigabytes.
+const TAIL_BYTES: u64 = 1024 * 1024;
 
 /// Appends one JSON object per line to a file, each a link of the hash chain.
 #[derive(Debug)]
@@ -347,6 +361,43 @@ impl AuditLog for JsonLinesAudit {
         self.write(entry)
     }
 
+    fn recent(&self, limit: usize) -> std::io::Result<Vec<serde_json::Value>> {
+        use std::io::{Read, Seek, SeekFrom};
+        let tail = {
+            let mut file = self.file.lock().unwrap_or_else(|p| p.into_inner());
+            let from = file.metadata()?.len().saturating_sub(TAIL_BYTES);
+            // Appends go to the end whatever the cursor; reads follow it.
+            file.seek(SeekFrom::Start(from))?;
+            let mut tail = Vec::new();
+            file.read_to_end(&mut tail)?;
+            // A read from the middle of the file starts inside a record: skip to the next.
+            if from > 0 {
+                let next = tail.iter().position(|&b| b == b'\n').map_or(tail.len(), |i| i + 1);
+                tail.drain(..next);
+            }
+            tail
+        };
+        Ok(tail
+            .split(|&b| b == b'\n')
+            .filter(|line| !line.is_empty())
+            .rev()
+            .take(limit)
+            .map(|line| {
+                serde_json::from_slice(line).unwrap_or_else(
+                    |_| serde_json::json!({ "unreadable": String::from_utf8_lossy(line) }),
+                )
+            })
+            .collect())
+    }
+
+    fn head(&self) -> std::io::Result<Option<String>> {
+        match std::fs::read_to_string(&self.head) {
+            Ok(text) => Ok(Some(text.trim().to_owned())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
     fn event(&self, event: &SecurityEvent) {
         // Losing a security event must be loud; the request it records has happened.
         let _ = self.write(event);
@@ -395,6 +446,29 @@ mod tests {
             address: None,
             detail: String::new(),
         }
+    }
+
+    #[test]
+    fn a_steward_reads_the_newest_records_first_even_from_a_log_longer_than_the_tail() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.jsonl");
+        let audit = JsonLinesAudit::open(&path).unwrap();
+        // More than TAIL_BYTES of records, so the read starts inside one.
+        let long = "x".repeat(2000);
+        let n = (TAIL_BYTES as usize / 2000) + 50;
+        for i in 0..n {
+            audit.event(&SecurityEvent { detail: long.clone(), ..event(i) });
+        }
+        let recent = audit.recent(3).unwrap();
+        let seqs: Vec<u64> = recent.iter().map(|r| r["seq"].as_u64().unwrap()).collect();
+        assert_eq!(seqs, vec![n as u64, n as u64 - 1, n as u64 - 2]);
+        assert_eq!(recent[0]["user"], format!("user{}", n - 1));
+        let all = audit.recent(usize::MAX).unwrap();
+        assert!(all.len() < n && all.iter().all(|r| r.get("unreadable").is_none()));
+        assert_eq!(
+            audit.head().unwrap(),
+            Some(format!("{n} {}", recent[0]["hash"].as_str().unwrap()))
+        );
     }
 
     #[test]

@@ -24,6 +24,7 @@ pub fn router() -> Router<AppState> {
         .route("/admin/projects", post(add_project))
         .route("/admin/projects/{name}/grants", post(add_grant))
         .route("/admin/projects/{name}/members", post(add_member))
+        .route("/admin/audit", get(audit_log))
         .route("/projects", get(my_projects))
         .route("/courses", post(open_course))
         .route("/courses/join", post(join_course))
@@ -39,6 +40,30 @@ async fn steward(
         return Err(AppError::Forbidden("only data stewards may do this".into()));
     }
     Ok(caller)
+}
+
+#[derive(Deserialize)]
+struct AuditQuery {
+    #[serde(default)]
+    limit: Option<usize>,
+}
+
+/// The newest records of the audit log, for stewards (reading it is itself no change).
+async fn audit_log(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    axum::extract::Query(query): axum::extract::Query<AuditQuery>,
+) -> Result<Json<shared::api::AuditPage>, AppError> {
+    steward(&state, &headers, Method::GET).await?;
+    let limit = query.limit.unwrap_or(200).clamp(1, 1000);
+    let audit = state.audit.clone();
+    let page = tokio::task::spawn_blocking(move || -> std::io::Result<_> {
+        Ok(shared::api::AuditPage { head: audit.head()?, records: audit.recent(limit)? })
+    })
+    .await
+    .map_err(|e| anyhow::anyhow!("the audit task failed: {e}"))?
+    .map_err(|e| anyhow::anyhow!("cannot read the audit log: {e}"))?;
+    Ok(Json(page))
 }
 
 async fn users(

@@ -1048,3 +1048,15 @@ async fn a_full_queue_refuses_clearly_and_a_queued_job_is_cancelled_at_once() {
     let refused = s.post(&mut forged, "/api/jobs", json!({ "script": SCRIPT })).await;
     assert_eq!(refused.status, StatusCode::FORBIDDEN, "{}", refused.body);
 }
+
+#[tokio::test]
+async fn only_stewards_read_the_audit_log() {
+    let s = server();
+    let mut member = s.signed_in_with_terms("kari", Role::Member).await;
+    let refused = s.get(&mut member, "/api/admin/audit").await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN, "{}", refused.body);
+    let mut steward = s.signed_in_with_terms("sara", Role::Steward).await;
+    let page = s.get(&mut steward, "/api/admin/audit?limit=5").await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    assert!(page.body["records"].is_array() && page.body.get("head").is_some(), "{}", page.body);
+}
