@@ -333,7 +333,10 @@ async fn run(
                 };
                 Some((Ok(outputs + "\n"), (None, received)))
             });
-        let mut response = axum::body::Body::from_stream(body).into_response();
+        // Fused: the compression layer polls once more after the end, and an unfold polled
+        // after its end panics (which broke every streamed run of a browser asking for gzip).
+        let mut response =
+            axum::body::Body::from_stream(futures::StreamExt::fuse(body)).into_response();
         response
             .headers_mut()
             .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/x-ndjson"));
