@@ -166,6 +166,80 @@ async fn send_json<B: serde::Serialize, T: DeserializeOwned>(
     read(request.send().await.map_err(unreachable)?).await
 }
 
+/// A command the server is about to run, from a streamed run.
+#[derive(Clone, Debug, PartialEq, serde::Deserialize)]
+pub struct RunProgress {
+    pub step: u32,
+    pub of: u32,
+    pub line: u32,
+    pub command: String,
+}
+
+/// One line of a streamed run's answer.
+enum RunLine {
+    Progress(RunProgress),
+    Done(shared::output::RunResponse),
+    Failed(String),
+}
+
+fn run_line(line: &[u8]) -> Option<RunLine> {
+    let value: serde_json::Value = serde_json::from_slice(line).ok()?;
+    if let Some(progress) = value.get("progress") {
+        return serde_json::from_value(progress.clone()).ok().map(RunLine::Progress);
+    }
+    if let Some(error) = value.get("error").and_then(|e| e.as_str()) {
+        return Some(RunLine::Failed(error.to_owned()));
+    }
+    serde_json::from_value(value).ok().map(RunLine::Done)
+}
+
+fn plain(error: String) -> ApiError {
+    ApiError { error, did_you_mean: Vec::new(), code: None }
+}
+
+/// Runs a script with its progress streamed (`Accept: application/x-ndjson`): `progress` is
+/// told as each command starts, and the answer is the run's released outputs.
+pub async fn run_streamed(
+    request: &shared::api::RunRequest,
+    progress: impl Fn(RunProgress),
+) -> Result<shared::output::RunResponse, ApiError> {
+    use wasm_bindgen::JsCast;
+    let response = with_csrf(gloo_net::http::Request::post("/api/run"))
+        .header("Accept", "application/x-ndjson")
+        .json(request)
+        .map_err(unreachable)?
+        .send()
+        .await
+        .map_err(unreachable)?;
+    if !response.ok() {
+        return read(response).await;
+    }
+    let Some(body) = response.body() else {
+        return Err(plain("the run's answer was empty: run it again".into()));
+    };
+    let reader: web_sys::ReadableStreamDefaultReader = body.get_reader().unchecked_into();
+    let mut pending = Vec::new();
+    loop {
+        let chunk = wasm_bindgen_futures::JsFuture::from(reader.read())
+            .await
+            .map_err(|e| plain(format!("the run's answer broke off ({e:?}): run it again")))?;
+        let chunk: web_sys::ReadableStreamReadResult = chunk.unchecked_into();
+        if chunk.get_done().unwrap_or(false) {
+            return Err(plain("the run's answer ended early: run it again".into()));
+        }
+        pending.extend(js_sys::Uint8Array::new(&chunk.get_value()).to_vec());
+        while let Some(end) = pending.iter().position(|&b| b == b'\n') {
+            let line: Vec<u8> = pending.drain(..=end).collect();
+            match run_line(&line[..end]) {
+                Some(RunLine::Progress(p)) => progress(p),
+                Some(RunLine::Done(response)) => return Ok(response),
+                Some(RunLine::Failed(error)) => return Err(plain(error)),
+                None => {}
+            }
+        }
+    }
+}
+
 /// POSTs JSON and reads JSON back; errors as in [`get_json`].
 pub async fn post_json<B: serde::Serialize, T: DeserializeOwned>(
     url: &str,

@@ -5,13 +5,11 @@
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 use shared::api::{ApiError, JobSummary, ProjectSummary, RunRequest, SubmitJob};
-use shared::output::{
-    Chart, Model, Output, OutputBody, RunResponse, Summary, Table, format_number,
-};
+use shared::output::{Chart, Model, Output, OutputBody, Summary, Table, format_number};
 use shared::script::{line_column, parse};
 use wasm_bindgen::JsCast;
 
-use crate::api::{get_json, post_json};
+use crate::api::{RunProgress, get_json, post_json, run_streamed};
 use crate::session::Session;
 
 const EXAMPLE: &str = "require demo:1 as db
@@ -66,6 +64,8 @@ pub fn WorkbenchPage() -> impl IntoView {
     let (outputs, set_outputs) = signal(Vec::<Output>::new());
     let (running, set_running) = signal(false);
     let (failure, set_failure) = signal(None::<String>);
+    // The command running, streamed by the server; the last one stays shown after the run.
+    let (progress, set_progress) = signal(None::<RunProgress>);
     let gutter = NodeRef::<leptos::html::Pre>::new();
     let editor = NodeRef::<leptos::html::Textarea>::new();
     // Signed in, a script runs in one of the user's projects and imports what it is granted.
@@ -88,12 +88,10 @@ pub fn WorkbenchPage() -> impl IntoView {
         }
         set_running.set(true);
         set_failure.set(None);
+        set_progress.set(None);
         spawn_local(async move {
-            let result = post_json::<_, RunResponse>(
-                "/api/run",
-                &RunRequest { script: text, project: project.get_untracked() },
-            )
-            .await;
+            let request = RunRequest { script: text, project: project.get_untracked() };
+            let result = run_streamed(&request, |p| set_progress.set(Some(p))).await;
             match result {
                 Ok(mut response) => {
                     for o in &mut response.outputs {
@@ -225,6 +223,20 @@ pub fn WorkbenchPage() -> impl IntoView {
                         <a href="/jobs">"Follow it on the Jobs page"</a>"."</p>
                 }.into_any(),
                 Err(e) => view! { <p class="error" role="alert">{e}</p> }.into_any(),
+            })}
+            {move || progress.get().map(|p| {
+                let done = !running.get();
+                let label = if done {
+                    format!("{} of {} commands ran (the last: {}, line {})", p.step, p.of, p.command, p.line)
+                } else {
+                    format!("command {} of {}: {} (line {})", p.step, p.of, p.command, p.line)
+                };
+                view! {
+                    <p class="hint" id="run-progress">
+                        <progress max=p.of value=p.step aria-label="progress of the run"></progress>
+                        " " {label}
+                    </p>
+                }
             })}
             {move || failure.get().map(|e| view! { <p class="error" role="alert">{e}</p> })}
             <Show when=move || signed_in.get()>
