@@ -51,7 +51,7 @@ test('a typo is flagged as you type; the fixed script gives a table and a histog
   // The progress streamed while the run went on; its last step stays shown.
   const progress = page.locator('#run-progress');
   await progress.waitFor({ timeout: 10_000 });
-  assert.equal(await progress.innerText(), '6 of 6 commands ran (the last: histogram, line 6)');
+  assert.equal((await progress.innerText()).trim(), '6 of 6 commands ran (the last: histogram, line 6)');
   assert.equal(await progress.locator('progress').getAttribute('value'), '6');
   assert.deepEqual(problems, []);
 });
