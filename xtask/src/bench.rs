@@ -50,6 +50,7 @@ pub fn command(args: &[String]) -> Result<(), String> {
     }
     workspace_memory(&datastores)?;
     teaching_script_over_http()?;
+    health_during_heavy_runs(&skjold(), &project_root().join("target/bench/demo200k"))?;
     println!("[3/3] catalog search latency");
     cargo(&[
         "bench",
@@ -214,6 +215,93 @@ fn teaching_script_over_http() -> Result<(), String> {
         "teaching script over HTTP: p50 {:.0} ms, p90 {:.0} ms (30 runs, each a new guest)",
         times[times.len() / 2].as_secs_f64() * 1000.0,
         times[times.len() * 9 / 10].as_secs_f64() * 1000.0
+    );
+    Ok(())
+}
+
+/// `/api/health` and a catalog search, timed one after another while 10 heavy scripts run at
+/// once on the 200 000-person demo: heavy work must not starve the requests everyone makes.
+/// Each run is a job, taking one of the server's run turns (one per core) as batch jobs take
+/// one of its workers.
+fn health_during_heavy_runs(skjold: &Path, store: &Path) -> Result<(), String> {
+    println!("[engine] /api/health while 10 heavy jobs run (200 000 persons)");
+    let root = project_root();
+    let dir = root.join("target/bench/health");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    // Ten runs from one address at once: the per-address limits are raised for the bench.
+    let config = dir.join("skjold.toml");
+    std::fs::write(
+        &config,
+        "[rate_limits]\nruns_per_minute = 1000\nruns_in_flight = 100\noutputs_per_hour = 1000000\n",
+    )
+    .map_err(|e| e.to_string())?;
+    let port = crate::util::free_port()?;
+    let address = format!("127.0.0.1:{port}");
+    let mut server = crate::util::Server::start(
+        Command::new(skjold)
+            .args(["serve", "--listen", &address, "--datastores"])
+            .arg(store)
+            .env("SKJOLD_CONFIG", &config)
+            .env("SKJOLD_DATABASE", dir.join("app.db"))
+            .env("SKJOLD_AUDIT_LOG", dir.join("audit.jsonl"))
+            .env("RUST_LOG", "warn"),
+        &address,
+    )?;
+    let time_requests = |path: &str, until: &dyn Fn() -> bool| -> Vec<Duration> {
+        let mut times = Vec::new();
+        while !until() {
+            let started = Instant::now();
+            if crate::util::http_status(&address, path) == Some(200) {
+                times.push(started.elapsed());
+            }
+        }
+        times.sort();
+        times
+    };
+    let quantile = |times: &[Duration], q: f64| {
+        times
+            .get(((times.len() as f64 * q) as usize).min(times.len().saturating_sub(1)))
+            .map_or(f64::NAN, |d| d.as_secs_f64() * 1000.0)
+    };
+    let idle_until = Instant::now() + Duration::from_secs(5);
+    let idle = time_requests("/api/health", &|| Instant::now() > idle_until);
+    let script = std::fs::read_to_string(root.join("xtask/bench/heavy_job.mds"))
+        .map_err(|e| e.to_string())?;
+    let escaped = script.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n");
+    let body = format!("{{\"script\": \"{escaped}\"}}");
+    let running = std::sync::atomic::AtomicUsize::new(10);
+    let started = Instant::now();
+    let (busy, failed) = std::thread::scope(|scope| {
+        let runs: Vec<_> = (0..10)
+            .map(|_| {
+                scope.spawn(|| {
+                    let answer = crate::util::http_post_json(&address, "/api/run", &body);
+                    running.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+                    answer.is_some_and(|(status, body)| {
+                        status == 200 && !body.contains("\"kind\":\"error\"")
+                    })
+                })
+            })
+            .collect();
+        let done = || running.load(std::sync::atomic::Ordering::SeqCst) == 0;
+        let busy = time_requests("/api/health", &done);
+        let failed = runs.into_iter().map(|r| r.join().unwrap_or(false)).filter(|ok| !ok).count();
+        (busy, failed)
+    });
+    let seconds = started.elapsed().as_secs_f64();
+    server.stop_gracefully()?;
+    if failed > 0 {
+        return Err(format!("{failed} of the 10 heavy runs failed"));
+    }
+    println!(
+        "health idle: p50 {:.1} ms, p99 {:.1} ms ({} requests); during 10 heavy jobs ({seconds:.1} s): p50 {:.1} ms, p99 {:.1} ms ({} requests)",
+        quantile(&idle, 0.5),
+        quantile(&idle, 0.99),
+        idle.len(),
+        quantile(&busy, 0.5),
+        quantile(&busy, 0.99),
+        busy.len()
     );
     Ok(())
 }
