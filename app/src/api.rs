@@ -197,13 +197,46 @@ fn plain(error: String) -> ApiError {
     ApiError { error, did_you_mean: Vec::new(), code: None }
 }
 
+/// Reads an NDJSON answer line by line until `on_line` has the result (`Some`); `what` names
+/// the answer in the errors.
+async fn read_lines<T: DeserializeOwned>(
+    response: gloo_net::http::Response,
+    what: &str,
+    mut on_line: impl FnMut(&[u8]) -> Option<Result<T, ApiError>>,
+) -> Result<T, ApiError> {
+    use wasm_bindgen::JsCast;
+    if !response.ok() {
+        return read(response).await;
+    }
+    let Some(body) = response.body() else {
+        return Err(plain(format!("{what} was empty: try again")));
+    };
+    let reader: web_sys::ReadableStreamDefaultReader = body.get_reader().unchecked_into();
+    let mut pending = Vec::new();
+    loop {
+        let chunk = wasm_bindgen_futures::JsFuture::from(reader.read())
+            .await
+            .map_err(|e| plain(format!("{what} broke off ({e:?}): try again")))?;
+        let chunk: web_sys::ReadableStreamReadResult = chunk.unchecked_into();
+        if chunk.get_done().unwrap_or(false) {
+            return Err(plain(format!("{what} ended early: try again")));
+        }
+        pending.extend(js_sys::Uint8Array::new(&chunk.get_value()).to_vec());
+        while let Some(end) = pending.iter().position(|&b| b == b'\n') {
+            let line: Vec<u8> = pending.drain(..=end).collect();
+            if let Some(result) = on_line(&line[..end]) {
+                return result;
+            }
+        }
+    }
+}
+
 /// Runs a script with its progress streamed (`Accept: application/x-ndjson`): `progress` is
 /// told as each command starts, and the answer is the run's released outputs.
 pub async fn run_streamed(
     request: &shared::api::RunRequest,
     progress: impl Fn(RunProgress),
 ) -> Result<shared::output::RunResponse, ApiError> {
-    use wasm_bindgen::JsCast;
     let response = with_csrf(gloo_net::http::Request::post("/api/run"))
         .header("Accept", "application/x-ndjson")
         .json(request)
@@ -211,32 +244,49 @@ pub async fn run_streamed(
         .send()
         .await
         .map_err(unreachable)?;
-    if !response.ok() {
-        return read(response).await;
+    read_lines(response, "the run's answer", |line| match run_line(line)? {
+        RunLine::Progress(p) => {
+            progress(p);
+            None
+        }
+        RunLine::Done(response) => Some(Ok(response)),
+        RunLine::Failed(error) => Some(Err(plain(error))),
+    })
+    .await
+}
+
+/// Follows job `id` through `GET /api/jobs/{id}/progress`: `changed` is told each state and
+/// step as the server streams it. Ends with the job's last summary: finished, or as far as it
+/// had come when the server ended the stream (the caller follows it again).
+pub async fn follow_job(
+    id: i64,
+    abort: &web_sys::AbortSignal,
+    changed: impl Fn(&shared::api::JobSummary),
+) -> Result<shared::api::JobSummary, ApiError> {
+    #[derive(serde::Deserialize)]
+    struct Line {
+        job: shared::api::JobSummary,
     }
-    let Some(body) = response.body() else {
-        return Err(plain("the run's answer was empty: run it again".into()));
-    };
-    let reader: web_sys::ReadableStreamDefaultReader = body.get_reader().unchecked_into();
-    let mut pending = Vec::new();
-    loop {
-        let chunk = wasm_bindgen_futures::JsFuture::from(reader.read())
-            .await
-            .map_err(|e| plain(format!("the run's answer broke off ({e:?}): run it again")))?;
-        let chunk: web_sys::ReadableStreamReadResult = chunk.unchecked_into();
-        if chunk.get_done().unwrap_or(false) {
-            return Err(plain("the run's answer ended early: run it again".into()));
-        }
-        pending.extend(js_sys::Uint8Array::new(&chunk.get_value()).to_vec());
-        while let Some(end) = pending.iter().position(|&b| b == b'\n') {
-            let line: Vec<u8> = pending.drain(..=end).collect();
-            match run_line(&line[..end]) {
-                Some(RunLine::Progress(p)) => progress(p),
-                Some(RunLine::Done(response)) => return Ok(response),
-                Some(RunLine::Failed(error)) => return Err(plain(error)),
-                None => {}
-            }
-        }
+    let response = gloo_net::http::Request::get(&format!("/api/jobs/{id}/progress"))
+        .header("Accept", "application/x-ndjson")
+        .abort_signal(Some(abort))
+        .send()
+        .await
+        .map_err(unreachable)?;
+    let last = std::cell::RefCell::new(None::<shared::api::JobSummary>);
+    let result = read_lines(response, "the job's progress", |line| {
+        let job = serde_json::from_slice::<Line>(line).ok()?.job;
+        changed(&job);
+        let finished = job.state.is_finished();
+        *last.borrow_mut() = Some(job.clone());
+        finished.then_some(Ok(job))
+    })
+    .await;
+    match (result, last.into_inner()) {
+        (Ok(job), _) => Ok(job),
+        // The server ends a long stream before the job: not an error.
+        (Err(_), Some(job)) => Ok(job),
+        (Err(e), None) => Err(e),
     }
 }
 

@@ -68,7 +68,14 @@ test('a batch job outlives sign-out and its outputs open on the Jobs page', asyn
 
   // Run again: a new batch job of the same script, listed above the first.
   await row.locator('button', { hasText: 'Run again' }).click();
-  await page.locator(`#job-${Number(id) + 1}`).waitFor({ timeout: 10_000 });
+  const again = page.locator(`#job-${Number(id) + 1}`);
+  await again.waitFor({ timeout: 10_000 });
+  // The page reads the list once; the new row goes on to done by its progress stream alone.
+  await again.locator('td.state', { hasText: /^done$/ }).waitFor({ timeout: 60_000 });
+  const bar = again.locator('progress');
+  assert.equal(await bar.getAttribute('value'), '6');
+  assert.equal(await bar.getAttribute('max'), '6');
+  assert.equal((await again.locator('.hint').innerText()).trim(), '6 of 6: summarize');
 
   // A token for the batch client: shown once, listed, revoked.
   await page.goto(BASE_URL + '/account');

@@ -7,11 +7,12 @@ use leptos::task::spawn_local;
 use shared::api::{JobDetail, JobKind, JobSummary, SubmitJob};
 
 use super::tokens::time_text;
-use crate::api::{Empty, get_json, post_json};
+use crate::api::{Empty, follow_job, get_json, post_json};
 use crate::session::Session;
 
-/// How often the list is read again while a job is queued or running.
-const POLL: std::time::Duration = std::time::Duration::from_millis(1500);
+/// Unfinished jobs whose progress streams at once. A browser opens only about six connections
+/// to one server; the rest of the app needs some. The others are followed as these finish.
+const FOLLOWED_AT_ONCE: usize = 3;
 
 #[component]
 pub fn JobsPage() -> impl IntoView {
@@ -23,8 +24,12 @@ pub fn JobsPage() -> impl IntoView {
     let refresh = move || {
         spawn_local(async move {
             match get_json::<Vec<JobSummary>>("/api/jobs").await {
-                Ok(list) => set_jobs.set(list),
-                Err(e) => set_error.set(Some(e.error)),
+                Ok(list) => {
+                    set_jobs.try_set(list);
+                }
+                Err(e) => {
+                    set_error.try_set(Some(e.error));
+                }
             }
         })
     };
@@ -33,19 +38,54 @@ pub fn JobsPage() -> impl IntoView {
             refresh();
         }
     });
-    // Reading the list is not activity (the server does not count it), so an open Jobs page
-    // does not keep an idle session alive.
-    if let Ok(handle) = set_interval_with_handle(
-        move || {
-            let busy = jobs.with_untracked(|j| j.iter().any(|j| !j.state.is_finished()));
-            if busy && signed_in.get_untracked() {
-                refresh();
+    // Each unfinished job's row follows the server's stream of its progress. Reading it is not
+    // activity (the server does not count it), so an open Jobs page does not keep an idle
+    // session alive. The streams end with the page.
+    let aborts = send_wrapper::SendWrapper::new(web_sys::AbortController::new().ok());
+    let abort = StoredValue::new_local(aborts.as_ref().map(|a| a.signal()));
+    on_cleanup(move || {
+        if let Some(controller) = aborts.as_ref() {
+            controller.abort();
+        }
+    });
+    let followed = StoredValue::new(std::collections::HashSet::<i64>::new());
+    let follow = move |id: i64| {
+        let Some(Some(signal)) = abort.try_get_value() else { return };
+        let started = followed
+            .try_update_value(|f| f.len() < FOLLOWED_AT_ONCE && f.insert(id))
+            .unwrap_or(false);
+        if !started {
+            return;
+        }
+        spawn_local(async move {
+            let changed = move |job: &JobSummary| {
+                set_jobs.try_update(|list| {
+                    if let Some(row) = list.iter_mut().find(|j| j.id == job.id) {
+                        *row = job.clone();
+                    }
+                });
+            };
+            let ended = follow_job(id, &signal, changed).await;
+            followed.try_update_value(|f| f.remove(&id));
+            if signal.aborted() {
+                return; // the page has closed
             }
-        },
-        POLL,
-    ) {
-        on_cleanup(move || handle.clear());
-    }
+            match ended {
+                // Read the list again: the job's end, and the next ones to follow.
+                Ok(_) => refresh(),
+                Err(e) => {
+                    set_error.try_set(Some(e.error));
+                }
+            }
+        });
+    };
+    Effect::new(move |_| {
+        jobs.with(|list| {
+            for job in list.iter().filter(|j| !j.state.is_finished()) {
+                follow(job.id);
+            }
+        })
+    });
     let cancel = move |id: i64| {
         spawn_local(async move {
             if let Err(e) =

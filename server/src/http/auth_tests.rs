@@ -1020,6 +1020,64 @@ async fn a_batch_job_outlives_the_session_and_its_token_fetches_the_same_outputs
     s.state.jobs.stop();
 }
 
+/// The next NDJSON line of a streamed body, or None at its end.
+async fn next_line(body: &mut Body, pending: &mut Vec<u8>) -> Option<Value> {
+    loop {
+        if let Some(end) = pending.iter().position(|&b| b == b'\n') {
+            let line: Vec<u8> = pending.drain(..=end).collect();
+            return Some(serde_json::from_slice(&line[..end]).unwrap());
+        }
+        let frame = body.frame().await?.unwrap();
+        if let Ok(data) = frame.into_data() {
+            pending.extend_from_slice(&data);
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_jobs_progress_streams_from_the_queue_to_its_end_to_its_owner_only() {
+    let s = server();
+    let (mut b, _) = course_student(&s, "ola").await;
+    let submitted = s.post(&mut b, "/api/jobs", json!({ "script": SCRIPT })).await;
+    assert_eq!(submitted.status, StatusCode::ACCEPTED, "{}", submitted.body);
+    let id = submitted.body["id"].as_i64().unwrap();
+    let (mut other, _) = course_student(&s, "kari").await;
+    let theirs = s.get(&mut other, &format!("/api/jobs/{id}/progress")).await;
+    assert_eq!(theirs.status, StatusCode::NOT_FOUND, "{}", theirs.body);
+
+    let request = Server::request(&b, "GET", &format!("/api/jobs/{id}/progress"), None);
+    let response = s.app.clone().oneshot(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.headers()[header::CONTENT_TYPE], "application/x-ndjson");
+    let mut body = response.into_body();
+    let mut pending = Vec::new();
+    // No worker yet: the first line says the job waits.
+    let first = next_line(&mut body, &mut pending).await.unwrap();
+    assert_eq!((first["job"]["id"].as_i64(), &first["job"]["state"]), (Some(id), &json!("queued")));
+
+    crate::jobs::start(&s.state, tokio::runtime::Handle::current()).unwrap();
+    let mut lines = vec![first];
+    while let Some(line) = next_line(&mut body, &mut pending).await {
+        lines.push(line);
+    }
+    let states: Vec<&str> = lines.iter().map(|l| l["job"]["state"].as_str().unwrap()).collect();
+    assert_eq!(states.first(), Some(&"queued"));
+    assert_eq!(states.last(), Some(&"done"), "{states:?}");
+    let rank = |s: &str| ["queued", "running", "done"].iter().position(|r| *r == s).unwrap();
+    assert!(states.windows(2).all(|w| rank(w[0]) <= rank(w[1])), "{states:?}");
+    let steps: Vec<u64> = lines.iter().map(|l| l["job"]["step"].as_u64().unwrap()).collect();
+    assert!(steps.windows(2).all(|w| w[0] <= w[1]), "{steps:?}");
+    // The stream ends on the job's own record: what GET says, step 4 of 4, no outputs.
+    let last = &lines.last().unwrap()["job"];
+    let record = s.get(&mut b, &format!("/api/jobs/{id}")).await;
+    for field in ["state", "step", "steps", "command", "finished_at", "datastores"] {
+        assert_eq!(last[field], record.body[field], "{field}");
+    }
+    assert_eq!((last["step"].as_u64(), last["steps"].as_u64()), (Some(4), Some(4)));
+    assert!(last.get("outputs").is_none(), "{last}");
+    s.state.jobs.stop();
+}
+
 #[tokio::test]
 async fn a_full_queue_refuses_clearly_and_a_queued_job_is_cancelled_at_once() {
     let mut settings = Settings::default();

@@ -12,7 +12,7 @@ use axum::response::IntoResponse;
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use shared::api::{
-    AccessTokenInfo, CreatedAccessToken, JobDetail, JobSummary, NewAccessToken, SubmitJob,
+    AccessTokenInfo, CreatedAccessToken, JobDetail, JobState, JobSummary, NewAccessToken, SubmitJob,
 };
 
 use super::AppError;
@@ -30,6 +30,7 @@ pub fn router() -> Router<AppState> {
         .route("/jobs", get(list).post(submit))
         .route("/jobs/{id}", get(detail))
         .route("/jobs/{id}/cancel", post(cancel))
+        .route("/jobs/{id}/progress", get(progress))
         .route("/tokens", get(tokens).post(create_token))
         .route("/tokens/{id}", delete(revoke_token))
 }
@@ -148,6 +149,79 @@ async fn cancel(
             .map_err(AppError::from_auth)?;
     }
     Ok(Json(own_job(&state, &user, id).await?.summary))
+}
+
+/// A progress stream reads the job's record at most this often.
+const FOLLOW_EVERY: std::time::Duration = std::time::Duration::from_millis(200);
+/// A job queued, or running in another process, is read again this often.
+const FOLLOW_IDLE: std::time::Duration = std::time::Duration::from_millis(750);
+/// A stream ends after this long even if its job has not; the client opens another.
+const FOLLOW_FOR: std::time::Duration = std::time::Duration::from_secs(600);
+
+/// `GET /api/jobs/{id}/progress`: NDJSON, one `{"job": summary}` line now and one at each
+/// change (state, step, error) until the job has finished, whose last line it is. The steps
+/// of a run in this process come as it reaches them; those of one queued or elsewhere, as its
+/// record is written. A stream lasts at most [`FOLLOW_FOR`].
+async fn progress(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<i64>,
+) -> Result<axum::response::Response, AppError> {
+    let user = caller(&state, &headers, &Method::GET).await?;
+    let first = own_job(&state, &user, id).await?;
+    let (lines, received) = tokio::sync::mpsc::channel::<String>(4);
+    tokio::spawn(async move {
+        let until = tokio::time::Instant::now() + FOLLOW_FOR;
+        let mut summary = first.summary;
+        let mut sent = None::<JobSummary>;
+        loop {
+            let live = state.jobs.follow(id);
+            if let (Some(p), JobState::Running) =
+                (live.as_ref().and_then(|l| l.borrow().clone()), summary.state)
+            {
+                summary.step = u32::try_from(p.step).unwrap_or(u32::MAX);
+                summary.steps = u32::try_from(p.of).unwrap_or(u32::MAX);
+                summary.command = p.command;
+            }
+            if sent.as_ref() != Some(&summary) {
+                let line = serde_json::json!({ "job": summary }).to_string() + "\n";
+                if lines.send(line).await.is_err() {
+                    return; // the client has gone
+                }
+                sent = Some(summary.clone());
+            }
+            if summary.state.is_finished() || tokio::time::Instant::now() >= until {
+                return;
+            }
+            match live {
+                Some(mut live) => {
+                    // Steps come faster than anyone reads them: wait for one, then a moment.
+                    let _ = tokio::time::timeout(FOLLOW_IDLE, live.changed()).await;
+                    tokio::time::sleep(FOLLOW_EVERY).await;
+                }
+                None => tokio::time::sleep(FOLLOW_IDLE).await,
+            }
+            let read = blocking(&state, move |identity| Ok(identity.store.job(id)?)).await;
+            match read {
+                Ok(Some(record)) => summary = record.summary,
+                Ok(None) => return,
+                Err(e) => {
+                    tracing::warn!(job = id, error = ?e, "a progress stream cannot read its job");
+                    return;
+                }
+            }
+        }
+    });
+    let mut received = received;
+    // poll_fn, not unfold: the compression layer polls once more after the end.
+    let body = futures::stream::poll_fn(move |cx| {
+        received.poll_recv(cx).map(|line| line.map(Ok::<_, std::convert::Infallible>))
+    });
+    let mut response = axum::body::Body::from_stream(body).into_response();
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, axum::http::HeaderValue::from_static("application/x-ndjson"));
+    Ok(response)
 }
 
 fn token_info(t: AccessToken) -> AccessTokenInfo {

@@ -282,6 +282,9 @@ async fn run(
             .ok();
         let cancelled = id.map(|id| jobs.register(id)).unwrap_or_default();
         let tell = |p: crate::engine::Progress| {
+            if let Some(id) = id {
+                jobs.publish(id, &p);
+            }
             if streaming {
                 let _ = lines.send(serde_json::json!({ "progress": p }).to_string());
             }

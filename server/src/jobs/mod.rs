@@ -59,8 +59,15 @@ pub struct Jobs {
     pub settings: JobSettings,
     /// Bumped when a job is queued; idle workers wait on it.
     queued: (Mutex<u64>, Condvar),
-    running: Mutex<HashMap<i64, Arc<AtomicBool>>>,
+    running: Mutex<HashMap<i64, Running>>,
     stopping: AtomicBool,
+}
+
+/// A run going on in this process: its cancellation flag, and its progress for the streams
+/// that follow it (`GET /api/jobs/{id}/progress`), step by step.
+struct Running {
+    cancelled: Arc<AtomicBool>,
+    progress: tokio::sync::watch::Sender<Option<Progress>>,
 }
 
 impl std::fmt::Debug for Jobs {
@@ -138,9 +145,25 @@ impl Jobs {
 
     /// The cancellation flag of a run that starts now in this process.
     pub fn register(&self, id: i64) -> Arc<AtomicBool> {
-        let flag = Arc::new(AtomicBool::new(false));
-        self.running.lock().unwrap_or_else(|p| p.into_inner()).insert(id, flag.clone());
-        flag
+        let cancelled = Arc::new(AtomicBool::new(false));
+        let (progress, _) = tokio::sync::watch::channel(None);
+        let running = Running { cancelled: cancelled.clone(), progress };
+        self.running.lock().unwrap_or_else(|p| p.into_inner()).insert(id, running);
+        cancelled
+    }
+
+    /// Tells those following run `id` of this process that it has reached `progress`.
+    pub fn publish(&self, id: i64, progress: &Progress) {
+        if let Some(running) = self.running.lock().unwrap_or_else(|p| p.into_inner()).get(&id) {
+            running.progress.send_replace(Some(progress.clone()));
+        }
+    }
+
+    /// The progress of run `id` step by step, while it runs in this process; `None` for a
+    /// job queued, finished or running in another process (its record says how far it is).
+    pub fn follow(&self, id: i64) -> Option<tokio::sync::watch::Receiver<Option<Progress>>> {
+        let running = self.running.lock().unwrap_or_else(|p| p.into_inner());
+        running.get(&id).map(|r| r.progress.subscribe())
     }
 
     pub fn unregister(&self, id: i64) {
@@ -150,8 +173,8 @@ impl Jobs {
     /// Stops a run of this process now (one of another process sees the database's flag at
     /// its next progress).
     fn cancel_here(&self, id: i64) {
-        if let Some(flag) = self.running.lock().unwrap_or_else(|p| p.into_inner()).get(&id) {
-            flag.store(true, Ordering::SeqCst);
+        if let Some(running) = self.running.lock().unwrap_or_else(|p| p.into_inner()).get(&id) {
+            running.cancelled.store(true, Ordering::SeqCst);
         }
     }
 }
@@ -309,6 +332,7 @@ fn run_batch_job(state: &AppState, runtime: &tokio::runtime::Handle, job: &JobRe
     };
     let last_write = Mutex::new(None::<Instant>);
     let progress = |p: Progress| {
+        state.jobs.publish(id, &p);
         let mut last = last_write.lock().unwrap_or_else(|p| p.into_inner());
         let due = last.is_none_or(|t| t.elapsed() >= PROGRESS_EVERY) || p.step == p.of;
         if !due {

@@ -144,3 +144,26 @@ fn a_queued_job_is_cancelled_at_once_and_a_finished_one_stays_as_it_ended() {
         (JobState::Done, vec!["demo@1".into()])
     );
 }
+
+#[test]
+fn a_run_in_this_process_is_followed_step_by_step_until_it_ends() {
+    let jobs = super::Jobs::new(super::JobSettings::default());
+    assert!(jobs.follow(7).is_none(), "nothing runs yet");
+    let cancelled = jobs.register(7);
+    let mut follower = jobs.follow(7).unwrap();
+    assert_eq!(*follower.borrow_and_update(), None);
+    for step in 1..=3 {
+        let p =
+            crate::engine::Progress { step, of: 3, line: step as u32, command: "summarize".into() };
+        jobs.publish(7, &p);
+    }
+    // A follower that reads late sees the newest step, marked as new.
+    assert!(follower.has_changed().unwrap());
+    assert_eq!(follower.borrow_and_update().as_ref().map(|p| (p.step, p.of)), Some((3, 3)));
+    jobs.cancel_here(7);
+    assert!(cancelled.load(std::sync::atomic::Ordering::SeqCst));
+    jobs.unregister(7);
+    assert!(jobs.follow(7).is_none());
+    // The sender is gone with the run: a waiting follower is told, not left hanging.
+    assert!(follower.has_changed().is_err());
+}
