@@ -41,6 +41,9 @@ pub struct JobSettings {
     pub max_running_per_user: u32,
     /// Starts of one job (restarts of the server during it count) before it is failed.
     pub max_attempts: u32,
+    /// Hours the records of guests' runs are kept after they finish (guests have no job
+    /// list; what they released is in the audit log). Signed-in users' jobs are kept.
+    pub keep_guest_runs_hours: u32,
 }
 
 impl Default for JobSettings {
@@ -50,6 +53,7 @@ impl Default for JobSettings {
             max_queued_per_user: 20,
             max_running_per_user: 2,
             max_attempts: 3,
+            keep_guest_runs_hours: 24,
         }
     }
 }
@@ -81,6 +85,8 @@ impl std::fmt::Debug for Jobs {
 const PROGRESS_EVERY: Duration = Duration::from_millis(250);
 /// An idle worker looks at the queue at least this often (a job queued by another process).
 const POLL: Duration = Duration::from_secs(2);
+/// How often guests' old run records are deleted.
+const FORGET_EVERY: Duration = Duration::from_secs(3600);
 
 /// Unix milliseconds: job times.
 pub fn now_ms() -> i64 {
@@ -273,7 +279,29 @@ pub fn start(state: &AppState, runtime: tokio::runtime::Handle) -> std::io::Resu
             .name(format!("skjold-job-{n}"))
             .spawn(move || work(&state, &runtime))?;
     }
+    let state = state.clone();
+    std::thread::Builder::new()
+        .name("skjold-job-retention".into())
+        .spawn(move || forget_old_guest_runs(&state))?;
     Ok(recovered)
+}
+
+/// Deletes guests' run records past `keep_guest_runs_hours`, at start and every hour, until
+/// the server stops. Without it every anonymous run would stay in the database for ever.
+fn forget_old_guest_runs(state: &AppState) {
+    let keep = i64::from(state.jobs.settings.keep_guest_runs_hours) * 3_600_000;
+    let mut seen = 0;
+    while !state.jobs.stopping() {
+        match state.identity.store.forget_guest_runs(now_ms() - keep) {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(records = n, "forgot guests' old runs"),
+            Err(e) => tracing::warn!(error = %e, "cannot forget guests' old runs"),
+        }
+        let next = Instant::now() + FORGET_EVERY;
+        while Instant::now() < next && !state.jobs.stopping() {
+            state.jobs.wait_for_work(&mut seen);
+        }
+    }
 }
 
 fn work(state: &AppState, runtime: &tokio::runtime::Handle) {

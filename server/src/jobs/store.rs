@@ -96,6 +96,9 @@ pub trait JobStore: Send + Sync {
     fn cancel_requested(&self, id: i64) -> StoreResult<bool>;
     /// At start: running jobs belong to a server that is gone.
     fn recover_jobs(&self, max_attempts: u32, now_ms: i64) -> StoreResult<Recovered>;
+    /// Deletes the records of guests' runs that finished before `before_ms` (no one can list
+    /// them; the audit log keeps what they released). Returns how many.
+    fn forget_guest_runs(&self, before_ms: i64) -> StoreResult<usize>;
 }
 
 const SUMMARY_COLUMNS: &str = "id, kind, state, project, script_sha256, datastores, step, steps, \
@@ -309,6 +312,16 @@ impl JobStore for SqliteStore {
                 [],
             )?;
             Ok(Recovered { requeued, failed: failed_interactive + failed_batch + cancelled })
+        })
+    }
+
+    fn forget_guest_runs(&self, before_ms: i64) -> StoreResult<usize> {
+        self.with(|c| {
+            c.execute(
+                "DELETE FROM jobs WHERE user_id IS NULL AND kind='interactive' \
+                 AND state IN ('done', 'failed', 'cancelled') AND finished_at < ?1",
+                [before_ms],
+            )
         })
     }
 }

@@ -167,3 +167,40 @@ fn a_run_in_this_process_is_followed_step_by_step_until_it_ends() {
     // The sender is gone with the run: a waiting follower is told, not left hanging.
     assert!(follower.has_changed().is_err());
 }
+
+#[test]
+fn guests_finished_runs_are_forgotten_after_their_time_and_nothing_else() {
+    let store = SqliteStore::in_memory().unwrap();
+    let run = |owner: &str, user_id: Option<i64>, kind: JobKind, at: i64| {
+        let job = NewJob {
+            owner: owner.into(),
+            user_id,
+            project: None,
+            kind,
+            script: "create-dataset p".into(),
+            state: JobState::Running,
+            now_ms: at,
+        };
+        store.insert_job(&job).unwrap()
+    };
+    let end = |id: i64, at: i64| {
+        let finish = Finish { now_ms: at, ..Finish::failed("x".into()) };
+        assert!(store.finish_job(id, &finish).unwrap());
+    };
+    let old_guest = run("guest:a", None, JobKind::Interactive, 10);
+    end(old_guest, 20);
+    let new_guest = run("guest:b", None, JobKind::Interactive, 10);
+    end(new_guest, 200);
+    let running_guest = run("guest:c", None, JobKind::Interactive, 10);
+    let old_user = run("user:1", Some(1), JobKind::Interactive, 10);
+    end(old_user, 20);
+    let old_batch = run("user:1", Some(1), JobKind::Batch, 10);
+    end(old_batch, 20);
+
+    assert_eq!(store.forget_guest_runs(100).unwrap(), 1);
+    assert!(store.job(old_guest).unwrap().is_none());
+    for kept in [new_guest, running_guest, old_user, old_batch] {
+        assert!(store.job(kept).unwrap().is_some(), "job {kept} was forgotten");
+    }
+    assert_eq!(store.forget_guest_runs(100).unwrap(), 0);
+}
