@@ -3,7 +3,7 @@
 //!
 //! - `cargo xtask run [--listen ADDR] [--persons N]` — build everything and serve the demo.
 //! - `cargo xtask test` — everything CI checks.
-//! - `cargo xtask bench [--persons N] [--skip-generate] [--engine-only] [--peer-datastore DIR]`
+//! - `cargo xtask bench [--persons N] [--skip-generate] [--engine-only] [--jobs-only] [--peer-datastore DIR]`
 //!   — benchmarks (release build; not part of CI).
 
 mod bench;
@@ -24,10 +24,11 @@ commands:
                                       or $SKJOLD_LISTEN)
   test                                fmt, clippy, all Rust tests, the WASM build and the
                                       browser tests: everything CI checks
-  bench [--persons N] [--skip-generate] [--engine-only] [--peer-datastore DIR]
+  bench [--persons N] [--skip-generate] [--engine-only] [--jobs-only] [--peer-datastore DIR]
                                       benchmarks on a release build (default 5 500 000 persons);
                                       --peer-datastore also times DuckDB on another layout of
-                                      the same data, in the same run";
+                                      the same data, in the same run; --jobs-only times
+                                      /api/health during 10 heavy jobs alone";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
