@@ -2,7 +2,8 @@
 //! the real engine and disclosure gate on a generated datastore (5 000 persons, seed 42), and
 //! its text output must equal `NAME.expected`. New scripts need no recompiling: add the file and
 //! run `SKJOLD_BLESS=1 cargo test -p tests --test scripts` to write its expected output, then
-//! read that output before committing it.
+//! read that output before committing it. `SKJOLD_SCRIPT=NAME[,NAME…]` runs (or blesses) only
+//! those files, named without `.mds`.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -38,6 +39,15 @@ async fn every_script_gives_its_expected_output() {
         .collect();
     scripts.sort();
     assert!(scripts.len() >= 5, "found {} scripts in {}", scripts.len(), scripts_dir().display());
+    if let Ok(only) = std::env::var("SKJOLD_SCRIPT") {
+        let names: Vec<&str> = only.split(',').map(str::trim).collect();
+        let stem = |p: &PathBuf| p.file_stem().map(|s| s.to_string_lossy().into_owned());
+        let known: Vec<String> = scripts.iter().filter_map(stem).collect();
+        let unknown: Vec<&&str> =
+            names.iter().filter(|n| !known.iter().any(|k| k == **n)).collect();
+        assert!(unknown.is_empty(), "SKJOLD_SCRIPT names {unknown:?}, not among {known:?}");
+        scripts.retain(|p| stem(p).is_some_and(|s| names.contains(&s.as_str())));
+    }
     let mut failures = Vec::new();
     for script in &scripts {
         let source = std::fs::read_to_string(script).unwrap();
