@@ -26,7 +26,7 @@ pub fn command(args: &[String]) -> Result<(), String> {
     // timed on it too, so a layout that suits us but slows the peer shows in the ratios.
     let peer_datastores = flag_value(args, "--peer-datastore")?.map(std::path::PathBuf::from);
     let root = project_root();
-    let datastores = root.join("target/bench/datastores");
+    let datastores = crate::util::target_dir().join("bench/datastores");
     println!("[1/3] building the release binary");
     cargo(&["build", "--release", "-p", "server", "--bin", "skjold"])?;
     if jobs_only {
@@ -36,7 +36,7 @@ pub fn command(args: &[String]) -> Result<(), String> {
         println!("[2/3] generating {persons} persons");
         let _ = std::fs::remove_dir_all(&datastores);
         let (elapsed, peak_kib) = measure(
-            Command::new(root.join("target/release/skjold"))
+            Command::new(skjold())
                 .args(["datastore", "generate", "--persons", &persons, "--out"])
                 .arg(&datastores),
         )?;
@@ -68,19 +68,19 @@ pub fn command(args: &[String]) -> Result<(), String> {
 }
 
 fn skjold() -> std::path::PathBuf {
-    project_root().join("target/release/skjold")
+    crate::util::target_dir().join("release/skjold")
 }
 
 /// `skjold run --timings` on a bench script: (wall time, peak KiB, the timings line).
 fn run_script(datastores: &Path, script: &str) -> Result<(Duration, u64, String), String> {
-    let stderr = project_root().join("target/bench/timings.txt");
+    let stderr = crate::util::target_dir().join("bench/timings.txt");
     let file = std::fs::File::create(&stderr).map_err(|e| e.to_string())?;
     let (elapsed, peak) = measure(
         Command::new(skjold())
             .args(["run", "--format", "json", "--timings", "--datastore"])
             .arg(datastores)
             .arg(project_root().join("xtask/bench").join(script))
-            .env("SKJOLD_AUDIT_LOG", project_root().join("target/bench/audit.jsonl"))
+            .env("SKJOLD_AUDIT_LOG", crate::util::target_dir().join("bench/audit.jsonl"))
             .stdout(std::process::Stdio::null())
             .stderr(file),
     )?;
@@ -180,7 +180,7 @@ fn workspace_memory(datastores: &Path) -> Result<(), String> {
 
 /// The 200 000-person demo of the HTTP benchmarks, generated once.
 fn demo200k() -> Result<std::path::PathBuf, String> {
-    let store = project_root().join("target/bench/demo200k");
+    let store = crate::util::target_dir().join("bench/demo200k");
     if !store.join("demo/1/datastore.json").exists() {
         crate::util::run(
             Command::new(skjold())
@@ -201,7 +201,7 @@ fn teaching_script_over_http() -> Result<(), String> {
         Command::new(skjold())
             .args(["serve", "--listen", &address, "--datastores"])
             .arg(&store)
-            .env("SKJOLD_AUDIT_LOG", root.join("target/bench/audit.jsonl"))
+            .env("SKJOLD_AUDIT_LOG", crate::util::target_dir().join("bench/audit.jsonl"))
             .env("RUST_LOG", "warn"),
         &address,
     )?;
@@ -236,7 +236,7 @@ fn teaching_script_over_http() -> Result<(), String> {
 fn health_during_heavy_runs(skjold: &Path, store: &Path) -> Result<(), String> {
     println!("[engine] /api/health while 10 heavy jobs run (200 000 persons)");
     let root = project_root();
-    let dir = root.join("target/bench/health");
+    let dir = crate::util::target_dir().join("bench/health");
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
     // Ten runs from one address at once: the per-address limits are raised for the bench.

@@ -76,7 +76,7 @@ fn run_command(args: &[String]) -> Result<(), String> {
     build_app(&tools)?;
     step.next("building the server (and the tests, which share its build)");
     build_workspace()?;
-    let skjold = project_root().join("target/debug/skjold");
+    let skjold = util::target_dir().join("debug/skjold");
     let datastores = state_dir().join("datastores");
     step.next("checking the demo datastore");
     if datastores.join("demo/1/datastore.json").exists() {
@@ -109,7 +109,7 @@ fn run_command(args: &[String]) -> Result<(), String> {
 /// One build for `run` and `test`. `cargo build -p server` would unify dependency features
 /// differently from the test build (dev-dependencies add tokio and hyper features) and rebuild
 /// most crates; `--workspace --tests` resolves exactly as `cargo test --workspace` does, and
-/// builds `target/debug/skjold` for the server's CLI tests.
+/// builds `debug/skjold` in the target folder for the server's CLI tests.
 fn build_workspace() -> Result<(), String> {
     cargo(&["build", "--workspace", "--tests"])
 }
@@ -192,8 +192,8 @@ fn clippy_env() -> Result<Vec<(String, String)>, String> {
 fn browser_tests() -> Result<(), String> {
     let root = project_root();
     // `build_workspace` built this binary for the server's own integration tests.
-    let skjold = root.join("target/debug/skjold");
-    let datastores = root.join("target/e2e/datastores");
+    let skjold = util::target_dir().join("debug/skjold");
+    let datastores = util::target_dir().join("e2e/datastores");
     if !datastores.join("demo/1/datastore.json").exists() {
         run(std::process::Command::new(&skjold)
             .args(["datastore", "generate", "--persons", "20000", "--seed", "7", "--out"])
@@ -204,7 +204,7 @@ fn browser_tests() -> Result<(), String> {
     // Passkeys are bound to a host name, so the browser uses localhost, not the address; the
     // tests make their accounts in the server's (fresh) application database with the CLI.
     let public_url = format!("http://localhost:{port}");
-    let database = root.join("target/e2e/app.sqlite3");
+    let database = util::target_dir().join("e2e/app.sqlite3");
     for suffix in ["", "-wal", "-shm"] {
         let _ = std::fs::remove_file(format!("{}{suffix}", database.display()));
     }
@@ -212,7 +212,7 @@ fn browser_tests() -> Result<(), String> {
     let identity_env = [
         ("SKJOLD_DATABASE", database.display().to_string()),
         ("SKJOLD_PUBLIC_URL", public_url.clone()),
-        ("SKJOLD_AUDIT_LOG", root.join("target/e2e/audit.jsonl").display().to_string()),
+        ("SKJOLD_AUDIT_LOG", util::target_dir().join("e2e/audit.jsonl").display().to_string()),
     ];
     let mut server = util::Server::start(
         std::process::Command::new(&skjold)
