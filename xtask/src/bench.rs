@@ -25,7 +25,6 @@ pub fn command(args: &[String]) -> Result<(), String> {
     // Another layout of the same population (as an older writer laid it out): DuckDB is
     // timed on it too, so a layout that suits us but slows the peer shows in the ratios.
     let peer_datastores = flag_value(args, "--peer-datastore")?.map(std::path::PathBuf::from);
-    let root = project_root();
     let datastores = crate::util::target_dir().join("bench/datastores");
     println!("[1/3] building the release binary");
     cargo(&["build", "--release", "-p", "server", "--bin", "skjold"])?;
