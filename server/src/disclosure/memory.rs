@@ -47,6 +47,77 @@ impl DisclosureMemory {
 
 pub type SharedMemory = Arc<Mutex<DisclosureMemory>>;
 
+/// Rule 11 passed for one output's populations: the proof that every data-bearing method of
+/// the [`Releaser`](super::Releaser) asks for, made only by [`clear`]. When it ends (the
+/// command has released what it cleared, or has failed on the way), the populations it holds
+/// are remembered. So a command can neither release without rule 11 nor forget to remember
+/// what it released: check → release → remember is this one path.
+#[must_use = "an output cleared by rule 11 is released with this clearance"]
+pub struct Cleared {
+    memory: SharedMemory,
+    remember: Vec<PopulationSketch>,
+}
+
+impl Drop for Cleared {
+    fn drop(&mut self) {
+        let mut memory = self.memory.lock().unwrap_or_else(|p| p.into_inner());
+        for population in self.remember.drain(..) {
+            memory.remember(population);
+        }
+    }
+}
+
+impl std::fmt::Debug for Cleared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cleared").field("remember", &self.remember.len()).finish()
+    }
+}
+
+#[cfg(test)]
+impl Cleared {
+    /// A clearance over a memory of its own, for the releaser's unit tests.
+    pub(crate) fn for_test() -> Cleared {
+        Cleared { memory: SharedMemory::default(), remember: Vec::new() }
+    }
+}
+
+/// What rule 11 compares for one output.
+#[derive(Debug, Default)]
+pub struct Rule11Check<'p> {
+    /// Each against the remembered populations and against those before it in this output:
+    /// two rows of a summary over nearly the same units difference as two outputs do.
+    pub together: Vec<&'p PopulationSketch>,
+    /// Each against the remembered populations only (a histogram's bars, which partition
+    /// the output's population and so are far from it and from one another by design).
+    pub apart: Vec<&'p PopulationSketch>,
+    /// Remembered once the output is released (usually what was checked; not bars too small
+    /// to be shown).
+    pub remember: Vec<PopulationSketch>,
+}
+
+/// Rule 11 for one output against `memory`: the clearance to release it with, and by how
+/// many units the last population that came near an earlier one differs from it (released,
+/// but flagged for review). A population 1 to `min_change - 1` units from one remembered is
+/// refused.
+pub fn clear(
+    gate: &super::Gate,
+    memory: &SharedMemory,
+    check: Rule11Check<'_>,
+) -> Result<(Cleared, Option<usize>), super::Refusal> {
+    let mut near = None;
+    {
+        let held = memory.lock().unwrap_or_else(|p| p.into_inner());
+        for (i, population) in check.together.iter().enumerate() {
+            let earlier = held.populations.iter().chain(check.together[..i].iter().copied());
+            near = gate.check_differencing(earlier, population)?.or(near);
+        }
+        for population in &check.apart {
+            near = gate.check_differencing(held.populations.iter(), population)?.or(near);
+        }
+    }
+    Ok((Cleared { memory: memory.clone(), remember: check.remember }, near))
+}
+
 /// The disclosure memory in the application database.
 pub trait MemoryStore: Send + Sync {
     /// The newest `limit` populations of `owner`, oldest first, and their refusal count.

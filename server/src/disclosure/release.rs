@@ -1,5 +1,6 @@
 //! The rules applied to each kind of raw aggregate.
 
+use super::memory::Cleared;
 use shared::output::{self, OutputBody};
 
 use super::ckm::CellKey;
@@ -168,8 +169,17 @@ impl Gate {
     }
 }
 
+/// Every method here that releases data takes the output's rule-11 clearance ([`Cleared`]),
+/// which only [`super::memory::clear`] makes and which remembers the output's populations when
+/// it ends: no output leaves without rule 11.
 impl Releaser<'_> {
-    pub fn table(&self, gate: &Gate, origin: Origin<'_>, table: raw::Table) -> Released {
+    pub fn table(
+        &self,
+        gate: &Gate,
+        _cleared: &Cleared,
+        origin: Origin<'_>,
+        table: raw::Table,
+    ) -> Released {
         let started = std::time::Instant::now();
         let released = self.table_rules(gate, origin, table);
         self.account(started.elapsed());
@@ -191,6 +201,7 @@ impl Releaser<'_> {
     pub fn bar_chart(
         &self,
         gate: &Gate,
+        _cleared: &Cleared,
         origin: Origin<'_>,
         tables: Vec<raw::Table>,
         layout: BarLayout<'_>,
@@ -300,7 +311,13 @@ impl Releaser<'_> {
     /// A sankey diagram: each pair of consecutive variables is a two-way table under the table
     /// rules (perturbed counts, small cells withheld with secondary suppression), and each
     /// released inner cell above zero becomes a flow. A withheld cell is no flow at all.
-    pub fn sankey(&self, gate: &Gate, origin: Origin<'_>, tables: Vec<raw::Table>) -> Released {
+    pub fn sankey(
+        &self,
+        gate: &Gate,
+        _cleared: &Cleared,
+        origin: Origin<'_>,
+        tables: Vec<raw::Table>,
+    ) -> Released {
         let started = std::time::Instant::now();
         let mut flows = Vec::new();
         let mut decisions = Vec::new();
@@ -729,6 +746,7 @@ impl Releaser<'_> {
     pub fn summary(
         &self,
         gate: &Gate,
+        _cleared: &Cleared,
         origin: Origin<'_>,
         variables: Vec<raw::VariableSummary>,
     ) -> Released {
@@ -801,7 +819,13 @@ impl Releaser<'_> {
         self.emit(origin, OutputBody::Summary(output::Summary { rows, notes }), decisions)
     }
 
-    pub fn model(&self, gate: &Gate, origin: Origin<'_>, model: raw::Model) -> Released {
+    pub fn model(
+        &self,
+        gate: &Gate,
+        _cleared: &Cleared,
+        origin: Origin<'_>,
+        model: raw::Model,
+    ) -> Released {
         let started = std::time::Instant::now();
         let released = self.model_rules(gate, origin, model);
         self.account(started.elapsed());
@@ -916,6 +940,7 @@ impl Releaser<'_> {
     pub fn histogram(
         &self,
         gate: &Gate,
+        _cleared: &Cleared,
         origin: Origin<'_>,
         histogram: raw::Histogram,
     ) -> Released {
@@ -1001,6 +1026,7 @@ impl Releaser<'_> {
     pub fn hexbin(
         &self,
         gate: &Gate,
+        _cleared: &Cleared,
         origin: Origin<'_>,
         hexbin: raw::Hexbin,
         classes: Option<usize>,
@@ -1270,6 +1296,7 @@ impl Releaser<'_> {
     pub fn boxplot(
         &self,
         gate: &Gate,
+        _cleared: &Cleared,
         origin: Origin<'_>,
         plot: raw::BoxPlot,
         horizontal: bool,
@@ -1333,6 +1360,7 @@ impl Releaser<'_> {
     pub fn statistics(
         &self,
         gate: &Gate,
+        _cleared: &Cleared,
         origin: Origin<'_>,
         table: raw::StatisticsTable,
     ) -> Released {
@@ -1420,6 +1448,7 @@ impl Releaser<'_> {
     pub fn mean_intervals(
         &self,
         gate: &Gate,
+        _cleared: &Cleared,
         origin: Origin<'_>,
         intervals: raw::MeanIntervals,
     ) -> Released {

@@ -10,6 +10,7 @@
 //! actuarial (life-table) estimator from the released counts. Nothing it shows depends on a
 //! count that was not released.
 
+use super::memory::Cleared;
 use shared::output::{self, OutputBody};
 
 use super::raw::{self, Contributors};
@@ -32,7 +33,13 @@ pub fn actuarial_survival(intervals: &[(f64, f64, f64)]) -> Vec<f64> {
 }
 
 impl Releaser<'_> {
-    pub fn life_table(&self, gate: &Gate, origin: Origin<'_>, table: raw::LifeTable) -> Released {
+    pub fn life_table(
+        &self,
+        gate: &Gate,
+        _cleared: &Cleared,
+        origin: Origin<'_>,
+        table: raw::LifeTable,
+    ) -> Released {
         let started = std::time::Instant::now();
         let rules = gate.rules();
         let min = rules.min_cell;

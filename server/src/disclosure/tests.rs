@@ -1,3 +1,4 @@
+use super::memory::Cleared;
 use super::raw::{Cell, CellStatistic, Contributors, Magnitude, Table};
 use super::*;
 use shared::output::OutputBody;
@@ -15,7 +16,8 @@ fn cell_of(gate: &Gate, ids: std::ops::Range<i64>) -> Cell {
 fn release_table(gate: &Gate, table: Table) -> Released {
     let audit = audit::MemoryAudit::default();
     let releaser = Releaser::new(&audit, "tester", "tabulate x");
-    let released = releaser.table(gate, Origin { line: 1, command: "tabulate" }, table);
+    let released =
+        releaser.table(gate, &Cleared::for_test(), Origin { line: 1, command: "tabulate" }, table);
     assert_eq!(audit.entries.lock().unwrap().len(), 1, "every release is audited");
     released
 }
@@ -279,7 +281,12 @@ fn an_anova_table_states_its_df_from_the_released_n_never_the_exact_one() {
                 restate: raw::Restate::Anova { parameters: 3, constant: true },
                 population: Default::default(),
             };
-            let released = releaser.statistics(&gate, Origin { line: 1, command: "anova" }, table);
+            let released = releaser.statistics(
+                &gate,
+                &Cleared::for_test(),
+                Origin { line: 1, command: "anova" },
+                table,
+            );
             let OutputBody::Table(t) = &released.output().body else { panic!("{released:?}") };
             let df = t.cells[1][1].unwrap();
             let noted = noted_n(t);
@@ -318,7 +325,12 @@ fn a_correlations_p_value_is_tested_on_the_released_n() {
         }]),
         population: Default::default(),
     };
-    let released = releaser.statistics(&gate, Origin { line: 1, command: "correlate" }, table);
+    let released = releaser.statistics(
+        &gate,
+        &Cleared::for_test(),
+        Origin { line: 1, command: "correlate" },
+        table,
+    );
     let OutputBody::Table(t) = &released.output().body else { panic!("{released:?}") };
     let n = noted_n(t);
     let df = n - 2.0;
@@ -351,7 +363,12 @@ fn a_normality_test_is_computed_on_the_released_n() {
         restate: raw::Restate::Normality,
         population: Default::default(),
     };
-    let released = releaser.statistics(&gate, Origin { line: 1, command: "normaltest" }, table);
+    let released = releaser.statistics(
+        &gate,
+        &Cleared::for_test(),
+        Origin { line: 1, command: "normaltest" },
+        table,
+    );
     let OutputBody::Table(t) = &released.output().body else { panic!("{released:?}") };
     let n = noted_n(t);
     let (z_skew, z_kurt, k2, p) = crate::stats::dagostino_pearson(skew, kurt, n);
@@ -389,7 +406,12 @@ fn a_pairwise_correlation_over_too_few_units_is_withheld_with_its_n_and_p() {
         restate: raw::Restate::Pairs(vec![pair(0, 300), pair(1, 4)]),
         population: Default::default(),
     };
-    let released = releaser.statistics(&gate, Origin { line: 1, command: "correlate" }, table);
+    let released = releaser.statistics(
+        &gate,
+        &Cleared::for_test(),
+        Origin { line: 1, command: "correlate" },
+        table,
+    );
     let OutputBody::Table(t) = &released.output().body else { panic!("{released:?}") };
     let column = |c: usize| [t.cells[0][c], t.cells[1][c], t.cells[2][c]];
     assert_eq!(column(1), [None, None, None], "the pair of 4 units shows nothing");
@@ -465,4 +487,51 @@ fn an_empty_cell_beside_a_withheld_one_is_withheld_too() {
     let released = release_table(&gate, table);
     let OutputBody::Table(t) = &released.output().body else { panic!("{released:?}") };
     assert_eq!(t.cells[0][0], Some(0.0));
+}
+
+/// The one release path: rule 11 passes or refuses before an output, and what passed is
+/// remembered only when its clearance ends, so the next output is checked against it.
+#[test]
+fn a_clearance_remembers_its_populations_when_it_ends_and_the_next_near_one_is_refused() {
+    use super::differencing::PopulationSketch;
+    use super::memory::{Rule11Check, SharedMemory, clear};
+    let sketch = |ids: std::ops::Range<i64>| {
+        let mut s = PopulationSketch::default();
+        ids.for_each(|id| s.insert(id));
+        s
+    };
+    let gate = gate();
+    let memory = SharedMemory::default();
+    let everyone = sketch(0..500);
+    let all_but_three = sketch(3..500);
+    let all_but_fifteen = sketch(15..500);
+    fn check(p: &PopulationSketch) -> Rule11Check<'_> {
+        Rule11Check { together: vec![p], apart: Vec::new(), remember: vec![p.clone()] }
+    }
+    let (cleared, near) = clear(&gate, &memory, check(&everyone)).unwrap();
+    assert_eq!(near, None);
+    // Until the clearance ends, nothing is remembered ...
+    assert_eq!(memory.lock().unwrap().populations.len(), 0);
+    drop(cleared);
+    // ... then it is, and a population three units off is refused by rule 11.
+    assert_eq!(memory.lock().unwrap().populations.len(), 1);
+    let refused = clear(&gate, &memory, check(&all_but_three)).unwrap_err();
+    assert_eq!(refused.rule, 11);
+    // Fifteen units off passes, flagged as near (between min_change and twice it).
+    let (_cleared, near) = clear(&gate, &memory, check(&all_but_fifteen)).unwrap();
+    assert_eq!(near, Some(15));
+    // Within one output: two rows three units apart are refused together, passed apart.
+    let fresh = SharedMemory::default();
+    let rows = Rule11Check {
+        together: vec![&everyone, &all_but_three],
+        apart: Vec::new(),
+        remember: Vec::new(),
+    };
+    assert_eq!(clear(&gate, &fresh, rows).unwrap_err().rule, 11);
+    let bars = Rule11Check {
+        together: Vec::new(),
+        apart: vec![&everyone, &all_but_three],
+        remember: Vec::new(),
+    };
+    assert!(clear(&gate, &fresh, bars).is_ok());
 }

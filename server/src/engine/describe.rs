@@ -3,6 +3,7 @@
 //! The functions `summarize_raw`, `tabulate_raw` and `histogram_raw` are what the reference
 //! tests compare with pandas; the commands hand their results to the releaser.
 
+use crate::disclosure::memory::Rule11Check;
 use std::collections::HashMap;
 
 use datafusion::arrow::array::{
@@ -674,22 +675,17 @@ impl Step<'_> {
             self.flag("gini"),
             self.flag("iqr"),
         )?;
-        self.check_populations_of_one_output(
-            &raw.iter().map(|s| &s.population).collect::<Vec<_>>(),
-        )?;
-        let populations: Vec<PopulationSketch> = raw.iter().map(|s| s.population.clone()).collect();
-        let released = self.releaser.summary(gate, self.origin(), raw);
+        let cleared = self.clear_all(&raw.iter().map(|s| &s.population).collect::<Vec<_>>())?;
+        let released = self.releaser.summary(gate, &cleared, self.origin(), raw);
         self.outputs.push(released);
-        populations.into_iter().for_each(|p| self.remember_population(p));
         Ok(())
     }
 
     pub(super) fn tabulate(&mut self) -> Result<(), EngineError> {
         let (dataset_name, dataset) = self.populated()?;
         let names = self.variable_args(dataset, dataset_name)?;
-        let (released, population) = self.tabulate_of(dataset_name, dataset, names)?;
+        let released = self.tabulate_of(dataset_name, dataset, names)?;
         self.outputs.extend(released);
-        self.remember_population(population);
         Ok(())
     }
 
@@ -701,7 +697,7 @@ impl Step<'_> {
         dataset_name: &str,
         dataset: &Dataset,
         names: Vec<String>,
-    ) -> Result<(Vec<Released>, PopulationSketch), EngineError> {
+    ) -> Result<Vec<Released>, EngineError> {
         let flatten = self.flag("flatten");
         if names.is_empty() || (names.len() > 2 && !flatten) {
             return Err(EngineError::at(
@@ -799,17 +795,17 @@ impl Step<'_> {
             labels: !self.flag("nolabels"),
         };
         let keys = self.record_keys(gate, dataset);
+        let raw = tabulate_raw(gate, dataset, &keys, &request(statistic), mask.as_ref())?;
+        let cleared = self.clear_one(&raw.population)?;
         let mut released = Vec::new();
         if percent && self.flag("freq") {
-            let raw =
+            // The counts beside the percents: the same population, cleared with them.
+            let counts =
                 tabulate_raw(gate, dataset, &keys, &request(CellStatistic::Count), mask.as_ref())?;
-            released.push(self.releaser.table(gate, self.origin(), raw));
+            released.push(self.releaser.table(gate, &cleared, self.origin(), counts));
         }
-        let raw = tabulate_raw(gate, dataset, &keys, &request(statistic), mask.as_ref())?;
-        self.check_population_history(&raw.population)?;
-        let population = raw.population.clone();
-        released.push(self.releaser.table(gate, self.origin(), raw));
-        Ok((released, population))
+        released.push(self.releaser.table(gate, &cleared, self.origin(), raw));
+        Ok(released)
     }
 
     /// The groups of a chart's `by(v)` option: each level's label ("sex=1 Mann") and the rows
@@ -879,11 +875,9 @@ impl Step<'_> {
             };
             tables.push(tabulate_raw(gate, dataset, &keys, &request, Some(&mask))?);
         }
-        let population = tables[0].population.clone();
-        self.check_population_history(&population)?;
-        let released = self.releaser.sankey(gate, self.origin(), tables);
+        let cleared = self.clear_one(&tables[0].population)?;
+        let released = self.releaser.sankey(gate, &cleared, self.origin(), tables);
         self.outputs.push(released);
-        self.remember_population(population);
         Ok(())
     }
 
@@ -927,28 +921,29 @@ impl Step<'_> {
             raw.normal = self.flag("normal");
             raws.push(raw);
         }
-        self.check_populations_of_one_output(
-            &raws.iter().map(|r| &r.population).collect::<Vec<_>>(),
-        )?;
-        // A bin a few units away from an earlier output's population (the same bin with an
+        // Each group's population against the earlier outputs' and the groups before it. A bin a few units away from an earlier output's population (the same bin with an
         // edge moved, a group padded by a few units) refuses the whole histogram under rule
         // 11. Withholding just that bin would not do: a withheld bin among shown ones says
         // which bin the few units left. Small bins are checked too (a shown bar of 6 that
         // comes back withheld with 4 says where two units went), but not remembered: they
         // are withheld anyway, and would only make later small bins look near them.
         let min_cell = gate.rules().min_cell;
+        let mut remember = Vec::new();
         for raw in &raws {
-            for bin in raw.bin_populations.iter().filter(|b| !b.is_empty()) {
-                self.check_population_history(bin)?;
-            }
+            remember.push(raw.population.clone());
+            remember.extend(raw.bin_populations.iter().filter(|b| b.len() >= min_cell).cloned());
         }
+        let cleared = self.clear(Rule11Check {
+            together: raws.iter().map(|r| &r.population).collect(),
+            apart: raws
+                .iter()
+                .flat_map(|r| r.bin_populations.iter().filter(|b| !b.is_empty()))
+                .collect(),
+            remember,
+        })?;
         for raw in raws {
-            self.remember_population(raw.population.clone());
-            let shown: Vec<PopulationSketch> =
-                raw.bin_populations.iter().filter(|b| b.len() >= min_cell).cloned().collect();
-            let released = self.releaser.histogram(gate, self.origin(), raw);
+            let released = self.releaser.histogram(gate, &cleared, self.origin(), raw);
             self.outputs.push(released);
-            shown.into_iter().for_each(|p| self.remember_population(p));
         }
         Ok(())
     }
@@ -986,11 +981,9 @@ impl Step<'_> {
         let gate = &*self.gate_for(dataset.copies([x.as_str(), y.as_str()]));
         let keys = self.record_keys(gate, dataset);
         let raw = hexbin_raw(gate, dataset, &keys, (y, x), gridsize as usize, mask.as_ref())?;
-        self.check_population_history(&raw.population)?;
-        let population = raw.population.clone();
-        let released = self.releaser.hexbin(gate, self.origin(), raw, classes);
+        let cleared = self.clear_one(&raw.population)?;
+        let released = self.releaser.hexbin(gate, &cleared, self.origin(), raw, classes);
         self.outputs.push(released);
-        self.remember_population(population);
         Ok(())
     }
 
@@ -1099,26 +1092,27 @@ impl Step<'_> {
                     missing: false,
                     labels: true,
                 };
-                let raw = tabulate_raw(gate, dataset, &keys, &request, mask.as_ref())?;
-                self.check_population_history(&raw.population)?;
-                tables.push(raw);
+                tables.push(tabulate_raw(gate, dataset, &keys, &request, mask.as_ref())?);
             }
             charts.push((group, tables));
         }
+        // Each table against the earlier outputs (the groups are disjoint, and a chart's
+        // tables over one group have one population).
+        let populations: Vec<&PopulationSketch> =
+            charts.iter().flat_map(|(_, tables)| tables.iter().map(|t| &t.population)).collect();
+        let remember = populations.iter().map(|&p| p.clone()).collect();
+        let cleared =
+            self.clear(Rule11Check { together: Vec::new(), apart: populations, remember })?;
         let (stacked, horizontal) = (self.flag("stack"), self.flag("horizontal"));
         for (group, tables) in charts {
-            let populations: Vec<_> = tables.iter().map(|t| t.population.clone()).collect();
             let layout = BarLayout {
                 chart: if pie { "piechart" } else { "barchart" },
                 group: group.as_deref(),
                 stacked,
                 horizontal,
             };
-            let released = self.releaser.bar_chart(gate, self.origin(), tables, layout);
+            let released = self.releaser.bar_chart(gate, &cleared, self.origin(), tables, layout);
             self.outputs.push(released);
-            for population in populations {
-                self.remember_population(population);
-            }
         }
         Ok(())
     }
@@ -1143,11 +1137,10 @@ impl Step<'_> {
             &*self.gate_for(dataset.copies([name.as_str()].into_iter().chain(over.as_deref())));
         let keys = self.record_keys(gate, dataset);
         let raw = boxplot_raw(dataset, &keys, name, over.as_deref(), mask.as_ref())?;
-        self.check_population_history(&raw.population)?;
-        let population = raw.population.clone();
-        let released = self.releaser.boxplot(gate, self.origin(), raw, self.flag("horizontal"));
+        let cleared = self.clear_one(&raw.population)?;
+        let released =
+            self.releaser.boxplot(gate, &cleared, self.origin(), raw, self.flag("horizontal"));
         self.outputs.push(released);
-        self.remember_population(population);
         Ok(())
     }
 }

@@ -43,7 +43,7 @@ use shared::script::{Command, Span, Token, TokenKind, line_column};
 use crate::datastore::{DatastoreVersion, Registry};
 use crate::disclosure::ckm::RecordKeySecret;
 use crate::disclosure::differencing::PopulationSketch;
-use crate::disclosure::memory::{DisclosureMemory, SharedMemory};
+use crate::disclosure::memory::{Cleared, DisclosureMemory, Rule11Check, SharedMemory};
 use crate::disclosure::{AuditLog, Gate, Origin, Refusal, Released, Releaser, Rules};
 use dataset::Dataset;
 
@@ -588,46 +588,33 @@ impl<'a> Step<'a> {
         self.gate().for_copies(copies)
     }
 
-    /// Rule 11 before an output is released; the population is remembered once it is. An
-    /// output close to an earlier one (but not refused) is flagged for review in the audit log.
-    fn check_population_history(&self, population: &PopulationSketch) -> Result<(), EngineError> {
-        self.check_populations_of_one_output(&[population])
-    }
-
-    /// Rule 11 for an output made of several populations (a summary's rows, a histogram's
-    /// groups): each against the earlier outputs and against the populations before it in the
-    /// same output, since two rows over nearly the same units difference as well as two
-    /// outputs do.
-    fn check_populations_of_one_output(
-        &self,
-        populations: &[&PopulationSketch],
-    ) -> Result<(), EngineError> {
-        let memory = self.workspace.memory();
-        for (i, population) in populations.iter().enumerate() {
-            let earlier = memory.populations.iter().chain(populations[..i].iter().copied());
-            self.check_against(earlier, population)?;
-        }
-        Ok(())
-    }
-
-    fn check_against<'p>(
-        &self,
-        earlier: impl IntoIterator<Item = &'p PopulationSketch>,
-        population: &PopulationSketch,
-    ) -> Result<(), EngineError> {
+    /// Rule 11 for an output (see [`memory::clear`]): its clearance, without which the
+    /// releaser releases no data, and which remembers the populations when it ends. An output
+    /// close to an earlier one (but not refused) is flagged for review in the audit log. The
+    /// time counts as disclosure work.
+    fn clear(&self, check: Rule11Check<'_>) -> Result<Cleared, EngineError> {
         let started = Instant::now();
-        let result = self.gate().check_differencing(earlier, population);
+        let result = crate::disclosure::memory::clear(self.gate(), &self.workspace.memory, check);
         self.releaser.account(started.elapsed());
-        if let Ok(Some(units)) = result {
+        let (cleared, near) = result?;
+        if let Some(units) = near {
             self.releaser.flag_for_review(format!(
                 "population differs from an earlier output's by {units} units (rule 11 detector)"
             ));
         }
-        result.map(|_| ()).map_err(EngineError::from)
+        Ok(cleared)
     }
 
-    fn remember_population(&mut self, population: PopulationSketch) {
-        self.workspace.memory().remember(population);
+    /// Rule 11 for an output over one population.
+    fn clear_one(&self, population: &PopulationSketch) -> Result<Cleared, EngineError> {
+        self.clear_all(&[population])
+    }
+
+    /// Rule 11 for an output made of several populations (a summary's rows, a model and its
+    /// instruments), each also against those before it; all are remembered.
+    fn clear_all(&self, populations: &[&PopulationSketch]) -> Result<Cleared, EngineError> {
+        let remember = populations.iter().map(|&p| p.clone()).collect();
+        self.clear(Rule11Check { together: populations.to_vec(), apart: Vec::new(), remember })
     }
 
     /// Record keys of the dataset's units; the time counts as disclosure work.

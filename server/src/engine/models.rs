@@ -2,6 +2,7 @@
 //! errors, as Stata and statsmodels compute them. Linear algebra by nalgebra, distributions by
 //! statrs.
 
+use crate::disclosure::memory::Rule11Check;
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -2214,16 +2215,15 @@ impl Step<'_> {
             }
         }
         models.push(ivregress_raw(gate, dataset, &keys, &request, mask.as_ref())?);
-        for raw in &models {
-            self.check_population_history(&raw.population)?;
-        }
-        let populations: Vec<_> = models.iter().map(|m| m.population.clone()).collect();
-        let released: Vec<_> =
-            models.into_iter().map(|raw| self.releaser.model(gate, self.origin(), raw)).collect();
+        // Each stage against the earlier outputs: the first stages' samples are the second's.
+        let apart: Vec<_> = models.iter().map(|m| &m.population).collect();
+        let remember = apart.iter().map(|&p| p.clone()).collect();
+        let cleared = self.clear(Rule11Check { together: Vec::new(), apart, remember })?;
+        let released: Vec<_> = models
+            .into_iter()
+            .map(|raw| self.releaser.model(gate, &cleared, self.origin(), raw))
+            .collect();
         self.outputs.extend(released);
-        for population in populations {
-            self.remember_population(population);
-        }
         Ok(())
     }
 
@@ -2420,11 +2420,9 @@ impl Step<'_> {
         gate: &crate::disclosure::Gate,
         raw: raw::Model,
     ) -> Result<(), EngineError> {
-        self.check_population_history(&raw.population)?;
-        let population = raw.population.clone();
-        let released = self.releaser.model(gate, self.origin(), raw);
+        let cleared = self.clear_one(&raw.population)?;
+        let released = self.releaser.model(gate, &cleared, self.origin(), raw);
         self.outputs.push(released);
-        self.remember_population(population);
         Ok(())
     }
 
@@ -2532,16 +2530,15 @@ impl Step<'_> {
                 )?;
                 let beta = linear_estimates(&model, false);
                 // One sample, one population: checked once, as the model and its table.
-                self.check_population_history(&model.population)?;
-                let population = model.population.clone();
-                let released = self.releaser.model(gate, self.origin(), model);
+                let cleared = self.clear_one(&model.population)?;
+                let released = self.releaser.model(gate, &cleared, self.origin(), model);
                 let shown = matches!(released.output().body, shared::output::OutputBody::Model(_));
                 self.outputs.push(released);
                 if shown {
-                    let table = self.releaser.statistics(gate, self.origin(), diagnostics);
+                    let table =
+                        self.releaser.statistics(gate, &cleared, self.origin(), diagnostics);
                     self.outputs.push(table);
                 }
-                self.remember_population(population);
                 return Ok(beta);
             }
             None => {
@@ -2581,13 +2578,11 @@ impl Step<'_> {
                 if let Some(effects) = effects {
                     let beta = linear_estimates(&model, exponentiate);
                     // The effects come from the same sample: one population, checked once.
-                    self.check_population_history(&model.population)?;
-                    let population = model.population.clone();
-                    let released = self.releaser.model(gate, self.origin(), model);
-                    let effects = self.releaser.model(gate, self.origin(), effects);
+                    let cleared = self.clear_one(&model.population)?;
+                    let released = self.releaser.model(gate, &cleared, self.origin(), model);
+                    let effects = self.releaser.model(gate, &cleared, self.origin(), effects);
                     self.outputs.push(released);
                     self.outputs.push(effects);
-                    self.remember_population(population);
                     return Ok(beta);
                 }
                 let beta = linear_estimates(&model, exponentiate);

@@ -8,6 +8,7 @@
 //! the gate treats those repeats as copies (`Dataset::copies`), multiplying its thresholds by
 //! the number of dates. The per-date outputs are cross-sections and need no such factor.
 
+use crate::disclosure::memory::Rule11Check;
 use std::sync::Arc;
 
 use datafusion::arrow::array::{
@@ -802,14 +803,12 @@ impl Step<'_> {
                 s
             }));
         }
-        for summary in &summaries {
-            self.check_population_history(&summary.population)?;
-        }
-        let populations: Vec<PopulationSketch> =
-            summaries.iter().map(|s| s.population.clone()).collect();
-        let released = self.releaser.summary(gate, self.origin(), summaries);
+        // Each date's rows against the earlier outputs (a panel's dates hold the same units).
+        let apart: Vec<&PopulationSketch> = summaries.iter().map(|s| &s.population).collect();
+        let remember = apart.iter().map(|&p| p.clone()).collect();
+        let cleared = self.clear(Rule11Check { together: Vec::new(), apart, remember })?;
+        let released = self.releaser.summary(gate, &cleared, self.origin(), summaries);
         self.outputs.push(released);
-        populations.into_iter().for_each(|p| self.remember_population(p));
         Ok(())
     }
 
@@ -833,10 +832,9 @@ impl Step<'_> {
             values: Arc::new(dates),
             info: VarInfo::default(),
         });
-        let (released, population) =
+        let released =
             self.tabulate_of(dataset_name, &with_dates, vec![name, DATE_COLUMN.to_owned()])?;
         self.outputs.extend(released);
-        self.remember_population(population);
         Ok(())
     }
 
@@ -898,10 +896,8 @@ impl Step<'_> {
             panel: None,
             spells: None,
         };
-        let (released, population) =
-            self.tabulate_of(dataset_name, &transitions, vec![from_name, to_name])?;
+        let released = self.tabulate_of(dataset_name, &transitions, vec![from_name, to_name])?;
         self.outputs.extend(released);
-        self.remember_population(population);
         Ok(())
     }
 
@@ -967,11 +963,11 @@ impl Step<'_> {
         let population = sample.design.population.clone();
         let gate = self.gate_for(copies);
         // The test shows the two models' coefficients: it is released only if both models are.
-        self.check_population_history(&population)?;
+        let cleared = self.clear_one(&population)?;
         let mut shown = true;
         for (estimator, estimate) in [(Estimator::Fixed, fixed), (Estimator::Random, random)] {
             let raw = sample.model(estimator, estimate, &dependent, level)?;
-            let released = self.releaser.model(&gate, self.origin(), raw);
+            let released = self.releaser.model(&gate, &cleared, self.origin(), raw);
             shown &= matches!(released.output().body, shared::output::OutputBody::Model(_));
             self.outputs.push(released);
         }
@@ -1012,12 +1008,11 @@ impl Step<'_> {
                 notes: vec![
                     "A small p-value rejects random effects: the unit effects are correlated with the terms, and fixed effects are consistent where random effects are not.".into(),
                 ],
-                population: population.clone(),
+                population,
             };
-            let released = self.releaser.statistics(&gate, self.origin(), table);
+            let released = self.releaser.statistics(&gate, &cleared, self.origin(), table);
             self.outputs.push(released);
         }
-        self.remember_population(population);
         Ok(())
     }
 }

@@ -537,11 +537,9 @@ impl Step<'_> {
         let gate = &*self.gate_for(dataset.copies(names.iter().map(String::as_str)));
         let keys = self.record_keys(gate, dataset);
         let raw = build(gate, dataset, &keys, mask.as_ref())?;
-        self.check_population_history(&raw.population)?;
-        let population = raw.population.clone();
-        let released = self.releaser.statistics(gate, self.origin(), raw);
+        let cleared = self.clear_one(&raw.population)?;
+        let released = self.releaser.statistics(gate, &cleared, self.origin(), raw);
         self.outputs.push(released);
-        self.remember_population(population);
         Ok(())
     }
 
@@ -566,14 +564,10 @@ impl Step<'_> {
         let (raw, pair_populations) =
             correlation_raw(gate, dataset, &keys, &names, options, mask.as_ref())?;
         // Pairwise, each pair's units are a population of their own (rule 11).
-        self.check_populations_of_one_output(
-            &pair_populations.iter().chain([&raw.population]).collect::<Vec<_>>(),
-        )?;
-        let population = raw.population.clone();
-        let released = self.releaser.statistics(gate, self.origin(), raw);
+        let cleared =
+            self.clear_all(&pair_populations.iter().chain([&raw.population]).collect::<Vec<_>>())?;
+        let released = self.releaser.statistics(gate, &cleared, self.origin(), raw);
         self.outputs.push(released);
-        pair_populations.into_iter().for_each(|p| self.remember_population(p));
-        self.remember_population(population);
         Ok(())
     }
 
@@ -633,18 +627,15 @@ impl Step<'_> {
         let gate = &*self.gate_for(dataset.copies(names.iter().map(String::as_str)));
         let keys = self.record_keys(gate, dataset);
         let summaries = summarize_raw(gate, dataset, &keys, &names, mask.as_ref(), false, false)?;
-        self.check_populations_of_one_output(
-            &summaries.iter().map(|s| &s.population).collect::<Vec<_>>(),
-        )?;
-        let populations: Vec<PopulationSketch> =
-            summaries.iter().map(|s| s.population.clone()).collect();
+        let cleared =
+            self.clear_all(&summaries.iter().map(|s| &s.population).collect::<Vec<_>>())?;
         let released = self.releaser.mean_intervals(
             gate,
+            &cleared,
             self.origin(),
             raw::MeanIntervals { summaries, level },
         );
         self.outputs.push(released);
-        populations.into_iter().for_each(|p| self.remember_population(p));
         Ok(())
     }
 }

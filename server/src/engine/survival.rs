@@ -124,11 +124,9 @@ impl Step<'_> {
         let raw =
             life_table_raw(gate, dataset, &keys, duration, event, by.as_deref(), mask.as_ref())
                 .map_err(|e| e.with_span(*duration_span))?;
-        self.check_population_history(&raw.population)?;
-        let population = raw.population.clone();
-        let released = self.releaser.life_table(gate, self.origin(), raw);
+        let cleared = self.clear_one(&raw.population)?;
+        let released = self.releaser.life_table(gate, &cleared, self.origin(), raw);
         self.outputs.push(released);
-        self.remember_population(population);
         Ok(())
     }
 }
