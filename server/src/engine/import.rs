@@ -254,7 +254,7 @@ impl Step<'_> {
             frame = frame.filter(predicate).map_err(internal)?;
         }
         let exhausted = |e: datafusion::error::DataFusionError| {
-            if e.to_string().contains("Resources exhausted") {
+            if exceeds_memory_limit(&e) {
                 EngineError::new(format!(
                     "the import exceeded the memory limit of {} MB (max_memory_mb)",
                     self.engine.limits.max_memory_mb
@@ -279,6 +279,25 @@ impl Step<'_> {
         }
         column.sorted_by_unit(meta)
     }
+}
+
+/// Whether DataFusion stopped for the memory limit, by the error's kind (its text may change
+/// between versions), looking through the context, sharing and Arrow wrappers around it.
+fn exceeds_memory_limit(e: &datafusion::error::DataFusionError) -> bool {
+    matches!(e.find_root(), datafusion::error::DataFusionError::ResourcesExhausted(_))
+}
+
+#[cfg(test)]
+#[test]
+fn the_memory_limit_is_known_by_its_kind_inside_wrappers() {
+    use datafusion::error::DataFusionError as E;
+    let exhausted = || E::ResourcesExhausted("Failed to allocate 1 MB".into());
+    assert!(exceeds_memory_limit(&exhausted()));
+    assert!(exceeds_memory_limit(&exhausted().context("reading the parquet file")));
+    assert!(exceeds_memory_limit(&E::Shared(std::sync::Arc::new(exhausted()))));
+    assert!(exceeds_memory_limit(&E::External(Box::new(exhausted()))));
+    // Another error that only says the words is not it.
+    assert!(!exceeds_memory_limit(&E::Execution("Resources exhausted".into())));
 }
 
 /// One variable's rows as they arrive from a scan: unit ids and values, each in one buffer.
