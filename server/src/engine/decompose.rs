@@ -201,7 +201,7 @@ impl Step<'_> {
                 "oaxaca needs the two groups to compare: oaxaca wage age edu, by(sex)",
             ));
         };
-        let by_span = self.option("by").expect("present").span;
+        let by_span = self.option_span("by");
         dataset.require(&by, dataset_name).map_err(|e| e.with_span(by_span))?;
         if terms.iter().flat_map(Term::variables).any(|v| v == by) {
             return Err(EngineError::at(

@@ -729,7 +729,7 @@ impl Step<'_> {
         if let Some(of) = &of {
             dataset
                 .require(of, dataset_name)
-                .map_err(|e| e.with_span(self.option("summarize").expect("present").span))?;
+                .map_err(|e| e.with_span(self.option_span("summarize")))?;
         }
         let statistic = match &of {
             Some(v) => {
@@ -761,7 +761,7 @@ impl Step<'_> {
                 None => Ok(None),
                 Some(n) if n >= 1.0 && n.fract() == 0.0 => Ok(Some(n as usize)),
                 Some(_) => Err(EngineError::at(
-                    self.option(name).expect("present").span,
+                    self.option_span(name),
                     format!("{name}() takes a whole number of rows, such as {name}(10)"),
                 )),
             }
@@ -775,7 +775,7 @@ impl Step<'_> {
         };
         if options.chi2 && names.len() != 2 {
             return Err(EngineError::at(
-                self.option("chi2").expect("present").span,
+                self.option_span("chi2"),
                 "chi2 tests two variables against each other: tabulate <row> <column>, chi2",
             ));
         }
@@ -818,7 +818,7 @@ impl Step<'_> {
         mask: Option<BooleanArray>,
     ) -> Result<Vec<(Option<String>, Option<BooleanArray>)>, EngineError> {
         let Some(by) = self.option_text("by") else { return Ok(vec![(None, mask)]) };
-        let span = self.option("by").expect("present").span;
+        let span = self.option_span("by");
         let variable = dataset.require(&by, dataset_name).map_err(|e| e.with_span(span))?;
         let (rows, labels) = levels(variable, false, true).map_err(|e| e.with_span(span))?;
         Ok(labels
@@ -896,7 +896,7 @@ impl Step<'_> {
         let chosen: Vec<_> = scales.iter().filter(|(n, _)| self.flag(n)).collect();
         if let [_, (second, _), ..] = chosen.as_slice() {
             return Err(EngineError::at(
-                self.option(second).expect("present").span,
+                self.option_span(second),
                 "choose one of percent, fraction, density and freq",
             ));
         }
@@ -962,7 +962,7 @@ impl Step<'_> {
             Some(k) if (1.0..=10.0).contains(&k) && k.fract() == 0.0 => Some(k as usize),
             Some(_) => {
                 return Err(EngineError::at(
-                    self.option("groups").expect("present").span,
+                    self.option_span("groups"),
                     "groups() is a whole number of count classes from 1 to 10",
                 ));
             }
@@ -971,7 +971,7 @@ impl Step<'_> {
         let gridsize = self.option_number("gridsize")?.unwrap_or(largest.min(20) as f64);
         if !(1.0..=largest as f64).contains(&gridsize) || gridsize.fract() != 0.0 {
             return Err(EngineError::at(
-                self.option("gridsize").expect("present").span,
+                self.option_span("gridsize"),
                 format!(
                     "gridsize() is a whole number from 1 to {largest} (rule 10): finer grids would isolate units"
                 ),
@@ -1021,9 +1021,7 @@ impl Step<'_> {
         }
         let over = self.option_text("over");
         if let Some(o) = &over {
-            dataset
-                .require(o, dataset_name)
-                .map_err(|e| e.with_span(self.option("over").expect("present").span))?;
+            dataset.require(o, dataset_name).map_err(|e| e.with_span(self.option_span("over")))?;
         }
         let magnitude = |s: fn(String) -> CellStatistic| -> Result<Vec<BarTable>, EngineError> {
             let over = over.clone().ok_or_else(|| {
@@ -1128,9 +1126,7 @@ impl Step<'_> {
         };
         let over = self.option_text("over");
         if let Some(o) = &over {
-            dataset
-                .require(o, dataset_name)
-                .map_err(|e| e.with_span(self.option("over").expect("present").span))?;
+            dataset.require(o, dataset_name).map_err(|e| e.with_span(self.option_span("over")))?;
         }
         let mask = self.mask(dataset, dataset_name)?;
         let gate =

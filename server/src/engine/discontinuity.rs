@@ -553,7 +553,7 @@ impl Step<'_> {
         };
         let treatment = self.option_text("fuzzy");
         if let Some(t) = &treatment {
-            let span = self.option("fuzzy").expect("present").span;
+            let span = self.option_span("fuzzy");
             dataset.require(t, dataset_name).map_err(|e| e.with_span(span))?;
         }
         let threshold = self.option_number("threshold")?.unwrap_or(0.0);

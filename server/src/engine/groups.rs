@@ -263,7 +263,7 @@ impl Step<'_> {
         let by = self.option_text("by").ok_or_else(|| {
             EngineError::at(self.command().span, format!("{usage}: the by() option is missing"))
         })?;
-        let by_span = self.option("by").expect("present").span;
+        let by_span = self.option_span("by");
         dataset.require(&by, name).map_err(|e| e.with_span(by_span))?;
         if requests.iter().any(|r| r.variable == by) {
             return Err(EngineError::at(

@@ -682,6 +682,12 @@ impl<'a> Step<'a> {
         self.option(name).is_some()
     }
 
+    /// Where option `name` was written, to point an error at; the command's span when the
+    /// option is absent (an error about an absent option points at the command).
+    fn option_span(&self, name: &str) -> shared::script::Span {
+        self.option(name).map_or(self.command().span, |o| o.span)
+    }
+
     /// The text inside an option's parentheses.
     fn option_text(&self, name: &str) -> Option<String> {
         let option = self.option(name)?;
@@ -695,7 +701,7 @@ impl<'a> Step<'a> {
             None => Ok(None),
             Some(text) => text.parse::<f64>().map(Some).map_err(|_| {
                 EngineError::at(
-                    self.option(name).expect("present").span,
+                    self.option_span(name),
                     format!("{name}() takes a number, not '{text}'"),
                 )
             }),
@@ -707,7 +713,7 @@ impl<'a> Step<'a> {
         let level = self.option_number("level")?.unwrap_or(95.0);
         if !(10.0..100.0).contains(&level) {
             return Err(EngineError::at(
-                self.option("level").expect("present").span,
+                self.option_span("level"),
                 "level() is a percentage between 10 and 99.9",
             ));
         }

@@ -2118,7 +2118,7 @@ impl Step<'_> {
             [(_, e)] => *e,
             [_, (second, _), ..] => {
                 return Err(EngineError::at(
-                    self.option(second).expect("present").span,
+                    self.option_span(second),
                     "choose one of tsls, liml and gmm",
                 ));
             }
@@ -2317,7 +2317,7 @@ impl Step<'_> {
         {
             let (dataset_name, dataset) = self.populated()?;
             for (option, name) in &targets {
-                let span = self.option(option).expect("present").span;
+                let span = self.option_span(option);
                 if !valid_name(name) {
                     return Err(EngineError::at(
                         span,
@@ -2498,14 +2498,14 @@ impl Step<'_> {
         for unsupported in unsupported {
             if self.flag(unsupported) {
                 return Err(EngineError::at(
-                    self.option(unsupported).expect("present").span,
+                    self.option_span(unsupported),
                     format!("{}'s {unsupported} option is not supported yet", self.command().name),
                 ));
             }
         }
         if binary == Some(Likelihood::Probit) && self.flag("or") {
             return Err(EngineError::at(
-                self.option("or").expect("present").span,
+                self.option_span("or"),
                 "odds ratios (or) belong to logit; probit coefficients are on the normal scale",
             ));
         }
@@ -2550,14 +2550,14 @@ impl Step<'_> {
                 let exponentiate = self.flag("or") || self.flag("irr");
                 let exposure = self.option_text("exposure");
                 if let Some(e) = &exposure {
-                    let span = self.option("exposure").expect("present").span;
+                    let span = self.option_span("exposure");
                     dataset.require(e, dataset_name).map_err(|err| err.with_span(span))?;
                 }
                 let marginal = match self.option_text("mfx") {
                     None => None,
                     Some(kind) => Some(Margins::parse(&kind).ok_or_else(|| {
                         EngineError::at(
-                            self.option("mfx").expect("present").span,
+                            self.option_span("mfx"),
                             format!(
                                 "unknown effect mfx({kind}): write mfx(dydx), mfx(eyex), mfx(dyex) or mfx(eydx)"
                             ),

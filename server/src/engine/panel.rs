@@ -915,7 +915,7 @@ impl Step<'_> {
             [] => Ok(Estimator::Fixed),
             [(_, e)] => Ok(*e),
             [_, (second, _), ..] => Err(EngineError::at(
-                self.option(second).expect("present").span,
+                self.option_span(second),
                 "choose one of fe, re, be and pooled",
             )),
         }

@@ -218,7 +218,7 @@ impl Step<'_> {
                 let new: Vec<String> = list.split_whitespace().map(str::to_owned).collect();
                 if new.len() != names.len() {
                     return Err(EngineError::at(
-                        self.option("generate").expect("present").span,
+                        self.option_span("generate"),
                         format!("generate() needs one new name per variable ({})", names.len()),
                     ));
                 }

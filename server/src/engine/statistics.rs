@@ -42,11 +42,12 @@ fn complete_rows(
     let mut contributors = Contributors::default();
     let mut population = PopulationSketch::default();
     for i in 0..dataset.len() {
+        // A row with a missing value in any column is not in the sample.
         if mask.is_some_and(|m| !m.value(i)) || columns.iter().any(|c| c[i].is_none()) {
             continue;
         }
-        for (j, c) in columns.iter().enumerate() {
-            out[j].push(c[i].expect("present"));
+        for (column, values) in out.iter_mut().zip(&columns) {
+            column.extend(values[i]);
         }
         contributors.add(keys[i]);
         dataset.add_to_population(&mut population, i);
@@ -596,7 +597,7 @@ impl Step<'_> {
         let posthoc = self.flag("posthoc");
         if posthoc && factors.len() > 1 {
             return Err(EngineError::at(
-                self.option("posthoc").expect("present").span,
+                self.option_span("posthoc"),
                 "posthoc compares the levels of one factor: run anova <dependent> <factor>, posthoc for each factor",
             ));
         }

@@ -112,9 +112,7 @@ impl Step<'_> {
         dataset.require(event, dataset_name).map_err(|e| e.with_span(*event_span))?;
         let by = self.option_text("by");
         if let Some(b) = &by {
-            dataset
-                .require(b, dataset_name)
-                .map_err(|e| e.with_span(self.option("by").expect("present").span))?;
+            dataset.require(b, dataset_name).map_err(|e| e.with_span(self.option_span("by")))?;
         }
         let mask = self.mask(dataset, dataset_name)?;
         let gate = &*self.gate_for(
