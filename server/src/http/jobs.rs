@@ -169,8 +169,18 @@ async fn progress(
 ) -> Result<axum::response::Response, AppError> {
     let user = caller(&state, &headers, &Method::GET).await?;
     let first = own_job(&state, &user, id).await?;
+    let Some(follower) = state.jobs.open_follower(&first.owner) else {
+        return Err(AppError::TooManyRequests(super::rate_limit::Limited {
+            message: format!(
+                "you have {} progress streams open: close a Jobs page, or read GET /api/jobs/{id}",
+                jobs::FOLLOWERS_PER_OWNER
+            ),
+            retry_after: std::time::Duration::from_secs(10),
+        }));
+    };
     let (lines, received) = tokio::sync::mpsc::channel::<String>(4);
     tokio::spawn(async move {
+        let _follower = follower;
         let until = tokio::time::Instant::now() + FOLLOW_FOR;
         let mut summary = first.summary;
         let mut sent = None::<JobSummary>;

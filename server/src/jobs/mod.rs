@@ -64,7 +64,30 @@ pub struct Jobs {
     /// Bumped when a job is queued; idle workers wait on it.
     queued: (Mutex<u64>, Condvar),
     running: Mutex<HashMap<i64, Running>>,
+    /// Progress streams open per owner (each reads the database every second or so).
+    followers: Mutex<HashMap<String, u32>>,
     stopping: AtomicBool,
+}
+
+/// Progress streams one owner may have open at once: a Jobs page opens at most three.
+pub const FOLLOWERS_PER_OWNER: u32 = 8;
+
+/// One open progress stream of an owner; closing it makes room for another.
+pub struct Follower {
+    jobs: Arc<Jobs>,
+    owner: String,
+}
+
+impl Drop for Follower {
+    fn drop(&mut self) {
+        let mut open = self.jobs.followers.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(n) = open.get_mut(&self.owner) {
+            *n -= 1;
+            if *n == 0 {
+                open.remove(&self.owner);
+            }
+        }
+    }
 }
 
 /// A run going on in this process: its cancellation flag, and its progress for the streams
@@ -112,6 +135,7 @@ impl Jobs {
             settings,
             queued: (Mutex::new(0), Condvar::new()),
             running: Mutex::default(),
+            followers: Mutex::default(),
             stopping: AtomicBool::new(false),
         }
     }
@@ -156,6 +180,18 @@ impl Jobs {
         let running = Running { cancelled: cancelled.clone(), progress };
         self.running.lock().unwrap_or_else(|p| p.into_inner()).insert(id, running);
         cancelled
+    }
+
+    /// A place for one more progress stream of `owner`; `None` when they have
+    /// [`FOLLOWERS_PER_OWNER`] open, so that streams cannot pile up without bound.
+    pub fn open_follower(self: &Arc<Self>, owner: &str) -> Option<Follower> {
+        let mut open = self.followers.lock().unwrap_or_else(|p| p.into_inner());
+        let n = open.entry(owner.to_owned()).or_default();
+        if *n >= FOLLOWERS_PER_OWNER {
+            return None;
+        }
+        *n += 1;
+        Some(Follower { jobs: self.clone(), owner: owner.to_owned() })
     }
 
     /// Tells those following run `id` of this process that it has reached `progress`.

@@ -204,3 +204,16 @@ fn guests_finished_runs_are_forgotten_after_their_time_and_nothing_else() {
     }
     assert_eq!(store.forget_guest_runs(100).unwrap(), 0);
 }
+
+#[test]
+fn an_owner_has_only_so_many_progress_streams_open_and_a_closed_one_makes_room() {
+    let jobs = Arc::new(super::Jobs::new(super::JobSettings::default()));
+    let mut open: Vec<_> =
+        (0..super::FOLLOWERS_PER_OWNER).map(|_| jobs.open_follower("user:1").unwrap()).collect();
+    assert!(jobs.open_follower("user:1").is_none(), "one stream too many");
+    // Someone else is not counted against them.
+    assert!(jobs.open_follower("user:2").is_some());
+    open.pop();
+    open.push(jobs.open_follower("user:1").expect("a closed stream makes room"));
+    assert!(jobs.open_follower("user:1").is_none());
+}
