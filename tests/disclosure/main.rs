@@ -1243,3 +1243,109 @@ async fn a_binary_search_on_refusals_meets_the_refusal_budget() {
         assert_eq!(refused_by(&outputs).as_deref(), Some("rule 11"), "{rule}");
     }
 }
+
+/// Binary search for the largest wage over thresholds X, where the only answer used is
+/// whether `query(X)` stops with an error (not a refusal: those meet the budget above):
+/// the threshold the search ends on.
+async fn binary_search_on_errors(base: &str, query: impl Fn(f64) -> String) -> (f64, usize) {
+    let (mut lo, mut hi) = (0.0_f64, 1e8_f64);
+    let mut errors = 0;
+    while hi - lo > 1.0 {
+        let x = ((lo + hi) / 2.0).round();
+        // A fresh workspace each time, so that no refusal of rule 11 or its budget comes in
+        // the way: the question is only what the errors say.
+        let mut w = Workspace::default();
+        run(&mut w, base).await;
+        let outputs = run(&mut w, &query(x)).await;
+        let error = outputs.iter().find_map(|o| match &o.body {
+            OutputBody::Error { rule: None, message, .. } => Some(message),
+            _ => None,
+        });
+        if let Some(message) = error {
+            if std::env::var_os("SKJOLD_ATTACK_DEBUG").is_some() {
+                eprintln!("{x}: {message}");
+            }
+            errors += 1;
+            lo = x;
+        } else {
+            hi = x;
+        }
+    }
+    (hi, errors)
+}
+
+#[tokio::test]
+async fn errors_about_values_do_not_find_the_largest_wage() {
+    // Class 8, errors: with d = X - wage, a command that stops when any duration or count is
+    // negative answers "does anyone earn more than X?", and a binary search on X reads the
+    // largest wage off to 1 kr (the attacker's search below did so before rule 13). Now those
+    // rows leave the sample and only many of them raise the error, so the search ends where
+    // about ten units earn more: no single unit's wage.
+    let wage = truth("INNTEKT_WLONN", Some(END_2021));
+    let mut wages: Vec<f64> = wage.values().copied().collect();
+    wages.sort_by(|a, b| b.total_cmp(a));
+    let max = wages[0];
+    let base = "require demo:1 as db
+create-dataset persons
+import db/BEFOLKNING_FOEDSELS_AAR_MND as birth
+import db/INNTEKT_WLONN 2021-12-31 as wage
+generate age = 2021 - int(birth / 100)
+generate one = 1
+";
+    let mut recovered = 0;
+    let queries: [(&str, &dyn Fn(f64) -> String); 4] = [
+        ("kaplan-meier", &|x| format!("generate d = {x} - wage\nkaplan-meier d one")),
+        ("cox", &|x| format!("generate d = {x} - wage\ncox d one age")),
+        ("weibull", &|x| format!("generate d = {x} - wage\nweibull d one age")),
+        ("poisson", &|x| format!("generate d = {x} - wage\npoisson d age")),
+    ];
+    for (command, query) in queries {
+        let (estimate, errors) = binary_search_on_errors(base, query).await;
+        let above = wages.iter().filter(|&&w| w > estimate).count();
+        eprintln!(
+            "binary search on {command}'s errors: ends at {estimate} after {errors} errors, with {above} wages above it; the largest is {max}"
+        );
+        recovered += usize::from(near(estimate, max) || above < 5);
+        // The search ends where several units lie beyond it, never at one unit's value.
+        assert!(above >= 5, "{command}: the search ended at {estimate} with {above} above");
+    }
+    record("binary search on errors about negative values", 4, recovered);
+    assert_eq!(recovered, 0);
+}
+
+#[tokio::test]
+async fn sample_n_does_not_tell_the_exact_size_of_a_dataset() {
+    // Class 8, counts: `sample <n>` refused n at or above the dataset's size, so a binary
+    // search on n gave its exact count. Now it cuts at the perturbed size, the one the gate
+    // releases anyway: the search learns nothing a `tabulate` would not show.
+    let birth = truth("BEFOLKNING_FOEDSELS_AAR_MND", None);
+    let mut exact = 0;
+    for from in [1950, 1960, 1970] {
+        let secret = birth.values().filter(|&&b| (b / 100.0).floor() >= f64::from(from)).count();
+        let base = format!(
+            "require demo:1 as db\ncreate-dataset persons\nimport db/BEFOLKNING_FOEDSELS_AAR_MND as birth\nkeep if int(birth / 100) >= {from}\n"
+        );
+        let (mut lo, mut hi) = (1000.0_f64, 20_000.0_f64);
+        while hi - lo > 1.0 {
+            let n = ((lo + hi) / 2.0).floor();
+            let mut w = Workspace::default();
+            run(&mut w, &base).await;
+            let outputs = run(&mut w, &format!("sample {n} 7")).await;
+            let error = outputs.iter().any(|o| matches!(&o.body, OutputBody::Error { .. }));
+            if error { hi = n } else { lo = n }
+        }
+        // What the gate shows of the same population.
+        let mut w = Workspace::default();
+        run(&mut w, &base).await;
+        let shown = released_numbers(&run(&mut w, "generate all = 1\ntabulate all").await)[0];
+        eprintln!(
+            "sample's size search from {from}: ends at {hi}; the gate shows {shown}, the exact count is {secret}"
+        );
+        assert_eq!(hi, shown, "the search tells the released count, not the exact one");
+        exact += usize::from(hi as usize == secret);
+    }
+    record("sample <n> searched for a dataset's size", 3, 0);
+    // The released count is exact for some populations (the CKM leaves about 30 % as they
+    // are); what matters is that the search never tells more than it.
+    eprintln!("{exact} of 3 searches ended on the exact count, as the released count does");
+}

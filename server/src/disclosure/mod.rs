@@ -96,6 +96,22 @@ impl Gate {
         Ok(())
     }
 
+    /// Rule 13: whether rows count as many where a command decides something on them: so many
+    /// fail a check on their values (a negative duration, an event other than 0/1) that the
+    /// command stops with an error, or a level holds enough units to be a second level. It is
+    /// decided on the rows' perturbed count: an error raised for a single row would answer a
+    /// yes/no question about that row's value, and a binary search on a threshold would read
+    /// the value off. Rows that fail a check but are not many leave the sample quietly.
+    pub fn counts_as_many(&self, rows: raw::Contributors) -> bool {
+        rows.units > 0 && self.perturb(rows) >= self.rules.min_change
+    }
+
+    /// Rule 13: a count a command draws on (`sample <n>` against the dataset's size), as the
+    /// gate would release it, so that what the command does cannot tell the exact count.
+    pub fn perturbed_count(&self, rows: raw::Contributors) -> u64 {
+        self.perturb(rows)
+    }
+
     /// Rule 4: a change of 1..min_change units, or one that leaves 1..min_change unchanged.
     pub fn check_change(&self, changed: u64, unchanged: u64) -> Result<(), Refusal> {
         self.minimum_change(changed, unchanged, "this would change, or leave unchanged,")

@@ -163,6 +163,13 @@ impl Rules {
                 12,
                 "A value copied to many units (by aggregate, merge or collapse) counts as one contributor in every output, also after it has passed through generate, recode or a model's -predict.".into(),
             ),
+            (
+                13,
+                format!(
+                    "Errors say nothing about a few units: rows whose values a command cannot use (a negative duration, an event or treatment other than 0/1, a negative count) leave its sample as missing values do, and stop it with an error only when their perturbed count reaches {}, the size rule 4 asks of a change; a second level or group must hold that many too; sample <n> draws a share of the dataset's perturbed size. An error raised for one row would answer a yes/no question about its value.",
+                    self.min_change
+                ),
+            ),
         ]
     }
 }

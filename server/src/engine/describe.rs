@@ -44,6 +44,31 @@ pub(super) fn numbers(variable: &Variable) -> Result<Vec<Option<f64>>, EngineErr
     Ok(floats.iter().map(|v| v.filter(|x| x.is_finite())).collect())
 }
 
+/// `values` with the sample's rows that fail `valid` made missing, so they leave the sample;
+/// `None` when so many fail that the command should stop with an error instead (rule 13,
+/// decided on the failing rows' perturbed count, never on whether one row fails).
+pub(super) fn screened(
+    gate: &Gate,
+    keys: &[u64],
+    mut values: Vec<Option<f64>>,
+    mask: Option<&BooleanArray>,
+    valid: impl Fn(f64) -> bool,
+) -> Option<Vec<Option<f64>>> {
+    let mut failing = Contributors::default();
+    for (i, value) in values.iter_mut().enumerate() {
+        let in_sample = mask.is_none_or(|m| m.is_valid(i) && m.value(i));
+        if let Some(v) = *value
+            && !valid(v)
+        {
+            if in_sample {
+                failing.add(keys[i]);
+            }
+            *value = None;
+        }
+    }
+    (!gate.counts_as_many(failing)).then_some(values)
+}
+
 /// The rule-7 coding of a column: its values clamped to P1/P99 of the whole dataset.
 pub(super) fn coded(gate: &Gate, values: &[Option<f64>]) -> Vec<Option<f64>> {
     let mut present: Vec<f64> = values.iter().flatten().copied().collect();

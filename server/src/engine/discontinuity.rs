@@ -14,7 +14,7 @@ use datafusion::arrow::array::{Array, BooleanArray};
 use nalgebra::{DMatrix, DVector};
 
 use super::dataset::Dataset;
-use super::describe::numbers;
+use super::describe::{numbers, screened};
 use super::models::{Design, Errors, OlsRequest, Term, z_coefficient};
 use super::{EngineError, Step};
 use crate::disclosure::raw;
@@ -407,13 +407,18 @@ pub fn rdd_raw(
     };
     let running_values = numbers(get(running)?)?;
     let treated = treatment.map(|t| numbers(get(t)?)).transpose()?;
-    if let (Some(t), Some(values)) = (treatment, &treated)
-        && values.iter().flatten().any(|&v| v != 0.0 && v != 1.0)
-    {
-        return Err(EngineError::new(format!(
-            "fuzzy() takes a treatment dummy, 1 where the unit was treated and 0 where not, and {t} has other values: make one with generate {t}01 = <condition>"
-        )));
-    }
+    // Rows whose treatment is not 0/1 leave the sample; only many of them stop the command
+    // (rule 13), so the error cannot be aimed at one unit.
+    let treated = match (treatment, treated) {
+        (Some(t), Some(values)) => Some(
+            screened(gate, keys, values, mask, |v| v == 0.0 || v == 1.0).ok_or_else(|| {
+                EngineError::new(format!(
+                    "fuzzy() takes a treatment dummy, 1 where the unit was treated and 0 where not, and {t} has other values: make one with generate {t}01 = <condition>"
+                ))
+            })?,
+        ),
+        _ => None,
+    };
     let inside = |i: usize| {
         mask.is_none_or(|m| m.is_valid(i) && m.value(i))
             && treated.as_ref().is_none_or(|t| t[i].is_some())
@@ -439,6 +444,16 @@ pub fn rdd_raw(
         d.dedup();
         d.len()
     };
+    // Rule 9 on each whole side first: were the distinct values counted first, a side of one
+    // or two units would answer whether those units exist beyond the threshold.
+    for (side, name) in [(&left, "below"), (&right, "at or above")] {
+        gate.check_model_part(
+            &format!("the side {name} the threshold"),
+            side.x.len() as u64,
+            Q + 1,
+            "choose a threshold inside the range of the running variable with threshold()",
+        )?;
+    }
     if distinct(&left) < Q + 1 || distinct(&right) < Q + 1 {
         return Err(EngineError::new(format!(
             "rdd needs at least {} distinct values of {running} on each side of the threshold {threshold}: choose a threshold inside its range with threshold()",

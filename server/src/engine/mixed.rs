@@ -17,7 +17,7 @@ use super::dataset::Dataset;
 use super::describe::levels;
 use super::models::{Design, Errors, OlsRequest, Term, z_coefficient};
 use super::{EngineError, Step};
-use crate::disclosure::raw;
+use crate::disclosure::raw::{self, Contributors};
 
 /// One group's sums: units, X′X, X′1, X′y, 1′y and y′y.
 struct GroupSums {
@@ -141,12 +141,15 @@ pub fn mixed_raw(
         yty: 0.0,
     };
     let mut by_group: BTreeMap<usize, GroupSums> = BTreeMap::new();
+    let mut group_units: BTreeMap<usize, Contributors> = BTreeMap::new();
     let mut x = vec![0.0; k];
     for i in design.rows() {
         design.row(i, &mut x);
         let xi = DVector::from_column_slice(&x);
         let yi = design.y[i].expect("in sample");
-        let sums = by_group.entry(group_rows[i].expect("in sample")).or_insert_with(empty);
+        let g = group_rows[i].expect("in sample");
+        group_units.entry(g).or_default().add(keys[i]);
+        let sums = by_group.entry(g).or_insert_with(empty);
         sums.n += 1.0;
         sums.xtx.ger(1.0, &xi, &xi, 1.0);
         sums.x_sum += &xi;
@@ -155,7 +158,8 @@ pub fn mixed_raw(
         sums.yty += yi * yi;
     }
     let groups: Vec<GroupSums> = by_group.into_values().collect();
-    if groups.len() < 2 {
+    // Two groups that count as many (rule 13), so the error says nothing about a small one.
+    if group_units.values().filter(|&&c| gate.counts_as_many(c)).count() < 2 {
         return Err(EngineError::new(format!(
             "a random intercept needs at least two groups, and {group} has fewer in the estimation sample: choose a grouping with several levels"
         )));

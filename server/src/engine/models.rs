@@ -6,13 +6,13 @@ use crate::disclosure::memory::Rule11Check;
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use datafusion::arrow::array::{BooleanArray, Float64Array};
+use datafusion::arrow::array::{Array, BooleanArray, Float64Array};
 use nalgebra::{DMatrix, DVector};
 use shared::script::TokenKind;
 use statrs::distribution::{Continuous, ContinuousCDF, Normal, StudentsT};
 
 use super::dataset::{Dataset, VarInfo, Variable};
-use super::describe::{levels, numbers};
+use super::describe::{levels, numbers, screened};
 use super::transform::{display, valid_name};
 use super::{EngineError, Step};
 use crate::disclosure::differencing::PopulationSketch;
@@ -945,26 +945,56 @@ pub fn likelihood_raw(
                 numbers(dataset.variable(name).ok_or_else(|| {
                     EngineError::new(format!("no variable {name} for exposure()"))
                 })?)?;
-            if values.iter().flatten().any(|&v| v <= 0.0) {
-                return Err(EngineError::new(format!(
+            let values = screened(gate, keys, values, mask, |v| v > 0.0).ok_or_else(|| {
+                EngineError::new(format!(
                     "exposure({name}) must be positive: {name} has values of 0 or less; keep only rows with {name} > 0"
-                )));
-            }
+                ))
+            })?;
             Some(values.into_iter().map(|v| v.map(f64::ln)).collect())
         }
     };
-    let combined: Option<BooleanArray> = offsets.as_ref().map(|o| {
-        (0..dataset.len())
-            .map(|i| Some(mask.is_none_or(|m| m.value(i)) && o[i].is_some()))
-            .collect()
-    });
+    // A count model's rows with a negative count leave the sample; only many of them stop the
+    // command (rule 13), so the error cannot be aimed at one unit.
+    let counts = matches!(link, Likelihood::Poisson | Likelihood::NegativeBinomial);
+    let negative_counts: Option<Vec<bool>> = if counts {
+        let values = numbers(
+            dataset
+                .variable(&request.dependent)
+                .ok_or_else(|| EngineError::new(format!("no variable {}", request.dependent)))?,
+        )?;
+        let screened = screened(gate, keys, values.clone(), mask, |y| y >= 0.0).ok_or_else(|| {
+            let command = if link == Likelihood::NegativeBinomial {
+                "negative-binomial"
+            } else {
+                "poisson"
+            };
+            EngineError::new(format!(
+                "{command} models counts: {} has negative values; model it with regress, or recode it",
+                request.dependent
+            ))
+        })?;
+        Some(values.iter().zip(&screened).map(|(v, s)| v.is_some() && s.is_none()).collect())
+    } else {
+        None
+    };
+    let combined: Option<BooleanArray> =
+        (offsets.is_some() || negative_counts.is_some()).then(|| {
+            (0..dataset.len())
+                .map(|i| {
+                    Some(
+                        mask.is_none_or(|m| m.is_valid(i) && m.value(i))
+                            && offsets.as_ref().is_none_or(|o| o[i].is_some())
+                            && negative_counts.as_ref().is_none_or(|n| !n[i]),
+                    )
+                })
+                .collect()
+        });
     let mask = combined.as_ref().or(mask);
     let offset_of = |i: usize| offsets.as_ref().map_or(0.0, |o| o[i].expect("in sample"));
     let cluster = cluster_keys(dataset, &request.errors)?;
     let design = Design::new(dataset, keys, request, mask, cluster.as_deref())?;
     let k = design.k();
     let rows: Vec<usize> = design.rows().collect();
-    let counts = matches!(link, Likelihood::Poisson | Likelihood::NegativeBinomial);
     let dispersion = link == Likelihood::NegativeBinomial;
     let outcome: Vec<f64> = rows
         .iter()
@@ -973,13 +1003,6 @@ pub fn likelihood_raw(
             if counts { y } else { f64::from(y != 0.0) }
         })
         .collect();
-    if counts && outcome.iter().any(|&y| y < 0.0) {
-        let command = if dispersion { "negative-binomial" } else { "poisson" };
-        return Err(EngineError::new(format!(
-            "{command} models counts: {} has negative values; model it with regress, or recode it",
-            request.dependent
-        )));
-    }
     let ones = outcome.iter().filter(|&&v| v == 1.0).count() as u64;
     let outcome_levels = (!counts).then(|| vec![design.n as u64 - ones, ones]);
     // The level rules come before the fit: a fit that fails on a small level would say why.
@@ -1580,8 +1603,27 @@ pub fn cox_raw(
     let events = numbers(
         dataset.variable(event).ok_or_else(|| EngineError::new(format!("no variable {event}")))?,
     )?;
+    // Rows with a negative duration leave the sample; only many of them stop the command
+    // (rule 13), so the error cannot be aimed at one unit.
+    let durations = numbers(
+        dataset
+            .variable(&request.dependent)
+            .ok_or_else(|| EngineError::new(format!("no variable {}", request.dependent)))?,
+    )?;
+    let durations = screened(gate, keys, durations, mask, |d| d >= 0.0).ok_or_else(|| {
+        EngineError::new(format!(
+            "{} is a duration and has negative values: check how it was computed",
+            request.dependent
+        ))
+    })?;
     let combined: BooleanArray = (0..dataset.len())
-        .map(|i| Some(mask.is_none_or(|m| m.value(i)) && events[i].is_some()))
+        .map(|i| {
+            Some(
+                mask.is_none_or(|m| m.is_valid(i) && m.value(i))
+                    && events[i].is_some()
+                    && durations[i].is_some(),
+            )
+        })
         .collect();
     let request = OlsRequest { constant: false, ..request.clone() };
     let design = Design::new(dataset, keys, &request, Some(&combined), None)?;
@@ -1592,12 +1634,6 @@ pub fn cox_raw(
     // Rows by duration, longest first, so each risk set is a prefix.
     let mut rows: Vec<usize> = design.rows().collect();
     let duration = |i: usize| design.y[i].expect("in sample");
-    if rows.iter().any(|&i| duration(i) < 0.0) {
-        return Err(EngineError::new(format!(
-            "{} is a duration and has negative values: check how it was computed",
-            request.dependent
-        )));
-    }
     rows.sort_by(|&a, &b| duration(b).total_cmp(&duration(a)));
     let failed = |i: usize| events[i].expect("in sample") != 0.0;
     let n_events = rows.iter().filter(|&&i| failed(i)).count() as u64;

@@ -288,11 +288,17 @@ pub fn anova_raw(
     let mut population = PopulationSketch::default();
     let mut counts: Vec<Vec<u64>> =
         factor_levels.iter().map(|(_, labels)| vec![0; labels.len()]).collect();
+    let mut level_units: Vec<Vec<Contributors>> = factor_levels
+        .iter()
+        .map(|(_, labels)| vec![Contributors::default(); labels.len()])
+        .collect();
     for &i in &rows {
         contributors.add(keys[i]);
         dataset.add_to_population(&mut population, i);
         for (f, (groups, _)) in factor_levels.iter().enumerate() {
-            counts[f][groups[i].expect("in sample")] += 1;
+            let level = groups[i].expect("in sample");
+            counts[f][level] += 1;
+            level_units[f][level].add(keys[i]);
         }
     }
     // Dummy columns: every present level of each factor but its first. Without a constant
@@ -302,7 +308,10 @@ pub fn anova_raw(
     let mut present_levels = Vec::new();
     for (f, c) in counts.iter().enumerate() {
         let present: Vec<usize> = (0..c.len()).filter(|&l| c[l] > 0).collect();
-        if present.len() < 2 {
+        // Two levels that count as many (rule 13): were a level of one unit enough, the error
+        // would say whether anyone is in it. Small levels are refused by rule 9 below.
+        let many = present.iter().filter(|&&l| gate.counts_as_many(level_units[f][l])).count();
+        if many < 2 {
             return Err(EngineError::new(format!(
                 "anova needs at least two levels of {} in the sample",
                 factors[f]
@@ -464,7 +473,8 @@ pub fn posthoc_raw(
         per_group[g].1 += v;
     }
     let present: Vec<usize> = (0..labels.len()).filter(|&g| per_group[g].0.units > 0).collect();
-    if present.len() < 2 {
+    // Two groups that count as many (rule 13), so the error says nothing about a small one.
+    if present.iter().filter(|&&g| gate.counts_as_many(per_group[g].0)).count() < 2 {
         return Err(EngineError::new(format!(
             "posthoc compares groups: {factor} has fewer than two levels in the sample"
         )));

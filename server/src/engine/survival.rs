@@ -5,7 +5,7 @@
 use datafusion::arrow::array::BooleanArray;
 
 use super::dataset::Dataset;
-use super::describe::{axis_range, coded, levels, numbers};
+use super::describe::{axis_range, coded, levels, numbers, screened};
 use super::{EngineError, Step};
 use crate::disclosure::Gate;
 use crate::disclosure::differencing::PopulationSketch;
@@ -29,16 +29,17 @@ pub fn life_table_raw(
     };
     let durations = numbers(get(duration)?)?;
     let events = numbers(get(event)?)?;
-    if events.iter().flatten().any(|&e| e != 0.0 && e != 1.0) {
-        return Err(EngineError::new(format!(
+    // Rows that fail a check leave the sample; only many of them stop the command (rule 13).
+    let events = screened(gate, keys, events, mask, |e| e == 0.0 || e == 1.0).ok_or_else(|| {
+        EngineError::new(format!(
             "{event} must be 1 where the event happened and 0 where the unit was censored: make it so with generate {event}01 = {event} == <value>"
-        )));
-    }
-    if durations.iter().flatten().any(|&d| d < 0.0) {
-        return Err(EngineError::new(format!(
+        ))
+    })?;
+    let durations = screened(gate, keys, durations, mask, |d| d >= 0.0).ok_or_else(|| {
+        EngineError::new(format!(
             "{duration} has negative durations: survival times start at 0; keep if {duration} >= 0 first"
-        )));
-    }
+        ))
+    })?;
     let (group_of, labels) = match by {
         Some(b) => {
             let (rows, labels) = levels(get(b)?, false, true)?;

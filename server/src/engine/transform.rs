@@ -13,6 +13,7 @@ use shared::script::{Expr, TokenKind};
 use super::dataset::{Dataset, Kind, VarInfo, Variable};
 use super::expr::{self, storable};
 use super::{EngineError, Step, partition};
+use crate::disclosure::raw::Contributors;
 
 /// Results with at most this many distinct values are checked value by value (rule 4).
 const CATEGORICAL_LIMIT: usize = 20;
@@ -252,17 +253,24 @@ impl Step<'_> {
             let cut = (size_value * u64::MAX as f64) as u64;
             draws.iter().map(|&d| Some(d < cut)).collect()
         } else if size_value.fract() == 0.0 && size_value > 1000.0 {
+            // n is drawn as a share of the dataset's perturbed size (rule 13): cut at the exact
+            // size, `sample <n>` would tell whether the dataset holds n units (an error, or all
+            // of them kept), and so its exact count.
             let n = size_value as usize;
-            if n >= draws.len() {
+            let gate = self.gate();
+            let mut units = Contributors::default();
+            for key in self.record_keys(gate, dataset) {
+                units.add(key);
+            }
+            let shown = gate.perturbed_count(units) as usize;
+            if n >= shown {
                 return Err(EngineError::at(
                     size.span,
-                    "the sample is as large as the dataset: choose a smaller n or a fraction",
+                    "the sample is about as large as the dataset: choose a smaller n or a fraction",
                 ));
             }
-            let mut sorted = draws.clone();
-            sorted.select_nth_unstable(n - 1);
-            let cut = sorted[n - 1];
-            draws.iter().map(|&d| Some(d <= cut)).collect()
+            let cut = (n as f64 / shown as f64 * u64::MAX as f64) as u64;
+            draws.iter().map(|&d| Some(d < cut)).collect()
         } else {
             return Err(EngineError::at(size.span, usage));
         };

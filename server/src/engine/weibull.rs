@@ -8,7 +8,7 @@ use nalgebra::{DMatrix, DVector};
 use statrs::distribution::ContinuousCDF;
 
 use super::dataset::Dataset;
-use super::describe::numbers;
+use super::describe::{numbers, screened};
 use super::models::{Design, Errors, OlsRequest, maximize, z_coefficient};
 use super::{EngineError, Step};
 use crate::disclosure::raw;
@@ -25,24 +25,35 @@ pub fn weibull_raw(
     let events = numbers(
         dataset.variable(event).ok_or_else(|| EngineError::new(format!("no variable {event}")))?,
     )?;
-    if events.iter().flatten().any(|&e| e != 0.0 && e != 1.0) {
-        return Err(EngineError::new(format!(
+    // Rows that fail a check leave the sample; only many of them stop the command (rule 13).
+    let events = screened(gate, keys, events, mask, |e| e == 0.0 || e == 1.0).ok_or_else(|| {
+        EngineError::new(format!(
             "{event} must be 1 where the event happened and 0 where the unit was censored: make it so with generate {event}01 = {event} == <value>"
-        )));
-    }
+        ))
+    })?;
+    let durations = numbers(
+        dataset
+            .variable(&request.dependent)
+            .ok_or_else(|| EngineError::new(format!("no variable {}", request.dependent)))?,
+    )?;
+    let durations = screened(gate, keys, durations, mask, |d| d > 0.0).ok_or_else(|| {
+        EngineError::new(format!(
+            "{} is a duration and some units have none (0 or less); a Weibull model needs positive times: keep if {} > 0",
+            request.dependent, request.dependent
+        ))
+    })?;
     let combined: BooleanArray = (0..dataset.len())
-        .map(|i| Some(mask.is_none_or(|m| m.is_valid(i) && m.value(i)) && events[i].is_some()))
+        .map(|i| {
+            Some(
+                mask.is_none_or(|m| m.is_valid(i) && m.value(i))
+                    && events[i].is_some()
+                    && durations[i].is_some(),
+            )
+        })
         .collect();
     let request = OlsRequest { constant: true, errors: Errors::Classical, ..request.clone() };
     let design = Design::new(dataset, keys, &request, Some(&combined), None)?;
     let rows: Vec<usize> = design.rows().collect();
-    // How many units have no time is not said: it would be an unprotected count.
-    if rows.iter().any(|&i| design.y[i].expect("in sample") <= 0.0) {
-        return Err(EngineError::new(format!(
-            "{} is a duration and some units have none (0 or less); a Weibull model needs positive times: keep if {} > 0",
-            request.dependent, request.dependent
-        )));
-    }
     let n_events = rows.iter().filter(|&&i| events[i] == Some(1.0)).count() as u64;
     let outcome_levels = vec![rows.len() as u64 - n_events, n_events];
     gate.check_levels(event, &outcome_levels, true)?;
