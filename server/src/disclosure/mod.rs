@@ -423,12 +423,13 @@ impl<'a> Releaser<'a> {
     }
 }
 
-/// A deterministic number in [-1, -0.5] ∪ [0.5, 1] from a cell key, for magnitude noise. The
+/// A deterministic number spread evenly over [-1, 1] from a cell key, for magnitude noise. The
 /// key is remixed (SplitMix64) so that the noise of a sum is not a function of its count noise.
-fn signed_noise_factor(key: CellKey) -> f64 {
+/// Even, with no gap around 0: noise that is never small has a hole an attacker can use, since
+/// two hypotheses one unit apart then fall into disjoint ranges.
+fn noise_factor(key: CellKey) -> f64 {
     let z = raw::mix(key.0);
-    let magnitude = 0.5 + 0.5 * ((z >> 11) as f64 / (1u64 << 53) as f64);
-    if z & 1 == 1 { magnitude } else { -magnitude }
+    2.0 * ((z >> 11) as f64 / (1u64 << 53) as f64) - 1.0
 }
 
 /// Rounds to `digits` significant digits (rule 8).

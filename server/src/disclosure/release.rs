@@ -5,9 +5,7 @@ use shared::output::{self, OutputBody};
 
 use super::ckm::CellKey;
 use super::raw::{self, CellStatistic, Contributors};
-use super::{
-    Decision, Gate, Origin, Refusal, Released, Releaser, signed_noise_factor, significant,
-};
+use super::{Decision, Gate, Origin, Refusal, Released, Releaser, noise_factor, significant};
 
 /// A cell after the rules: released value, or withheld.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -72,14 +70,16 @@ impl Gate {
     }
 
     /// The noise of a magnitude in units of its largest contribution: the cell's count noise
-    /// (rule 5, keyed by the contributors) plus up to `magnitude_noise` more keyed by the
-    /// values. The sum of a 0/1 variable is a count, and noise of a tenth of its largest value
-    /// rounded away: every N was exact. With the count's own noise in it, such a sum says no
-    /// more than the perturbed count; the second part keeps two variables over the same
-    /// units from sharing their noise.
+    /// (rule 5, keyed by the contributors) plus up to `magnitude_noise` more, spread evenly
+    /// and keyed by the values. The sum of a 0/1 variable is a count, and noise of a tenth of
+    /// its largest value rounded away: every N was exact. With the count's own noise in it,
+    /// such a sum says no more than the perturbed count. The second part keeps two variables
+    /// over the same units from sharing their noise, and it is as large as one unit's whole
+    /// contribution (1.5 × the largest): at a tenth, a variable and a copy with one person's
+    /// 0/1 value set to 0.5 told that person's value in 20 of 20 trials (the attack suite).
     fn count_like_noise(&self, c: Contributors, content: CellKey) -> f64 {
         let count_change = self.perturb(c) as f64 - c.units as f64;
-        count_change + self.rules.magnitude_noise * signed_noise_factor(content)
+        count_change + self.rules.magnitude_noise * noise_factor(content)
     }
 
     /// Rule 7 for dispersion: the SD of a cell whose sum passes, from its sum of squared

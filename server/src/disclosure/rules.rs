@@ -29,7 +29,8 @@ pub struct Rules {
     pub coding_percentiles: (f64, f64),
     /// Rule 7: the p % dominance rule.
     pub dominance_p: f64,
-    /// Rule 7: the noise added to a sum, as a share of its largest contribution (0.5–1 × this).
+    /// Rule 7: the value-keyed noise added to a sum, as a share of its largest contribution
+    /// (spread evenly within ± this).
     pub magnitude_noise: f64,
     /// Rule 8: units needed on each side of a percentile.
     pub min_units_beside_percentile: u64,
@@ -61,7 +62,7 @@ impl Default for Rules {
             max_small_cell_share: 0.5,
             coding_percentiles: (1.0, 99.0),
             dominance_p: 10.0,
-            magnitude_noise: 0.1,
+            magnitude_noise: 1.5,
             min_units_beside_percentile: 5,
             significant_digits: 3,
             min_model_n: 50,
@@ -124,8 +125,11 @@ impl Rules {
             (
                 7,
                 format!(
-                    "Values are limited to the {}th–{}th percentile range before sums, means and standard deviations. Sums, means and standard deviations carry noise of the size of a count's noise times the largest value, plus a part keyed to the values, so a sum of a 0/1 variable says no more than the perturbed count; and a cell is suppressed when its largest unit could be estimated within {} % by the second largest.",
-                    self.coding_percentiles.0, self.coding_percentiles.1, self.dominance_p
+                    "Values are limited to the {}th–{}th percentile range before sums, means and standard deviations. Sums, means and standard deviations carry noise of the size of a count's noise times the largest value, plus a part keyed to the values of up to {} times the largest value, so a sum of a 0/1 variable says no more than the perturbed count and a copy of a variable with one unit's value changed does not give that value back; and a cell is suppressed when its largest unit could be estimated within {} % by the second largest.",
+                    self.coding_percentiles.0,
+                    self.coding_percentiles.1,
+                    self.magnitude_noise,
+                    self.dominance_p
                 ),
             ),
             (
