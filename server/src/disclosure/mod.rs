@@ -128,6 +128,31 @@ impl Gate {
         )
     }
 
+    /// Rule 4 for arithmetic that singles out without a comparison: a part of an expression
+    /// whose variation (squared distance from its median) lies for the most part in fewer than
+    /// `min_change` units, when its inputs' does not. exp(-1000·(wealth − k)²) is 1 for the
+    /// one unit with wealth k and exactly 0 for everyone else, an indicator without `==`;
+    /// multiplied into a copy of a variable it changes that unit's value alone.
+    /// `share` is the part's share of variation in its `min_change − 1` farthest units, and
+    /// `inputs` the largest such share of the variables it reads.
+    pub fn check_concentration(&self, share: f64, inputs: f64) -> Result<(), Refusal> {
+        if share >= CONCENTRATED_SHARE && share >= inputs + CONCENTRATION_MARGIN {
+            return Err(Refusal::new(
+                4,
+                format!(
+                    "a part of this expression is far from its usual value for fewer than {} units, which sets them apart as a comparison would (rule 4, minimum change): rewrite it so that at least {} units share its variation",
+                    self.rules.min_change, self.rules.min_change
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The units a part of an expression may not concentrate its variation in (rule 4).
+    pub fn concentration_units(&self) -> usize {
+        self.rules.min_change.saturating_sub(1) as usize
+    }
+
     fn minimum_change(&self, one_side: u64, other_side: u64, what: &str) -> Result<(), Refusal> {
         let min = self.rules.min_change;
         let small = |n: u64| (1..min).contains(&n);
@@ -431,6 +456,13 @@ fn noise_factor(key: CellKey) -> f64 {
     let z = raw::mix(key.0);
     2.0 * ((z >> 11) as f64 / (1u64 << 53) as f64) - 1.0
 }
+
+/// Rule 4's concentration check: a part whose few farthest units hold this share of its
+/// variation is refused, when its inputs' few hold at least `CONCENTRATION_MARGIN` less. A
+/// squared or exponentiated register variable concentrates its variation more than the
+/// variable does, so the margin keeps ordinary transforms of skewed variables allowed.
+pub(crate) const CONCENTRATED_SHARE: f64 = 0.5;
+const CONCENTRATION_MARGIN: f64 = 0.25;
 
 /// Rounds to `digits` significant digits (rule 8).
 pub fn significant(value: f64, digits: u32) -> f64 {
