@@ -1532,3 +1532,77 @@ async fn jittered_copies_do_not_average_the_noise_away() {
     record("sex from 30 jittered copies averaged", targets.len(), recovered);
     assert_eq!(recovered, 0);
 }
+
+#[tokio::test]
+async fn a_spike_spread_over_neighbours_averaged_leaves_their_noise() {
+    // The attacker who has read rule 4's spike check widens the spike until fewer than half
+    // of its variation lies in its 9 farthest units: the target at 1, and enough neighbours
+    // in wealth between 0 and 1 to pass. The copy then changes them too, by amounts set by
+    // their own unknown sexes: that noise does not average away over jittered copies.
+    let wealth = truth("INNTEKT_BRUTTOFORMUE", Some(END_2021));
+    let sex = truth("BEFOLKNING_KJOENN", None);
+    let all: Vec<f64> = wealth.values().copied().collect();
+    let mut by_value: BTreeMap<i64, Vec<i64>> = BTreeMap::new();
+    for (id, w) in &wealth {
+        by_value.entry(*w as i64).or_default().push(*id);
+    }
+    let targets: Vec<(i64, f64)> = by_value
+        .into_iter()
+        .filter(|(_, ids)| ids.len() == 1)
+        .filter_map(|(value, ids)| sex.get(&ids[0]).map(|s| (value, *s)))
+        .step_by(80)
+        .take(10)
+        .collect();
+    // The narrowest width (in steps of 10 %) at which the spike passes, as the attacker can
+    // compute it from the rule and a guess at the wealth distribution (here: the truth).
+    let width_for = |key: i64| {
+        let mut w = 1.0_f64;
+        loop {
+            let mut s: Vec<f64> =
+                all.iter().map(|x| (-((x - key as f64) / w).powi(2)).exp().powi(2)).collect();
+            s.sort_by(|a, b| b.total_cmp(a));
+            let total: f64 = s.iter().sum();
+            if s[..9].iter().sum::<f64>() / total < 0.45 {
+                return w;
+            }
+            w *= 1.1;
+        }
+    };
+    let (mut right, mut decided) = (0, 0);
+    for (key, secret_sex) in &targets {
+        let w = width_for(*key);
+        let spike = format!("exp(-((wealth - {key}) / {w}) ^ 2)");
+        let changed = format!("female * (1 - {spike}) + 0.5 * {spike}");
+        let script = format!(
+            "{BASE}keep if !sysmiss(wealth)\ngenerate female = sex == '2'\nfor k in 1 : 30\n  generate a = female + 0.000000001 * $k * age\n  generate b = {changed} + 0.000000001 * $k * age\n  summarize a b\n  drop a b\nend\n"
+        );
+        let mut w = Workspace::default();
+        let outputs = run(&mut w, &script).await;
+        let differences: Vec<f64> = outputs
+            .iter()
+            .filter_map(|o| match &o.body {
+                OutputBody::Summary(s) => match &s.rows[..] {
+                    [a, b] => Some(b.n? * b.mean? - a.n? * a.mean?),
+                    _ => None,
+                },
+                _ => None,
+            })
+            .collect();
+        if differences.len() < 10 {
+            if std::env::var_os("SKJOLD_ATTACK_DEBUG").is_some() {
+                eprintln!("{:?}", outputs.last());
+            }
+            continue;
+        }
+        decided += 1;
+        let mean = differences.iter().sum::<f64>() / differences.len() as f64;
+        right += usize::from((if mean < 0.0 { 2.0 } else { 1.0 }) == *secret_sex);
+    }
+    eprintln!(
+        "a spread spike, 30 jittered copies averaged: {decided} of {} targets answered, sex right for {right}",
+        targets.len()
+    );
+    let recovered = usize::from(decided >= 5 && right as f64 >= 0.9 * decided as f64);
+    record("sex from a spike spread over neighbours, 30 copies averaged", targets.len(), recovered);
+    assert_eq!(recovered, 0);
+}

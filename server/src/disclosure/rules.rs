@@ -100,10 +100,11 @@ impl Rules {
             (
                 4,
                 format!(
-                    "generate, replace and recode are refused when they change, or leave unchanged, between 1 and {} units. Every comparison, logical operator and rounding inside any expression or condition must also leave 0 or at least {} units on each side, and a value may not become missing for 1 to {} units.",
+                    "generate, replace and recode are refused when they change, or leave unchanged, between 1 and {} units. Every comparison, logical operator and rounding inside any expression or condition must also leave 0 or at least {} units on each side, and a value may not become missing for 1 to {} units. A function, power or product of variables inside an expression may not put half or more of its variation in fewer than {} units when its inputs do not (a smooth spike such as exp(-1000 * (wealth - k)^2) singles out one unit as == would).",
                     self.min_change - 1,
                     self.min_change,
-                    self.min_change - 1
+                    self.min_change - 1,
+                    self.min_change
                 ),
             ),
             (
