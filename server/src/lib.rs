@@ -1,5 +1,5 @@
-//! The Skjold server as a library: `main.rs` parses the command line, everything else is here so
-//! tests can start the real application on port 0.
+//! The Skjold server as a library: the binary (`bin/skjold/`) parses the command line and
+//! calls it; everything else is here so tests can start the real application on port 0.
 
 pub mod batch_client;
 pub mod catalog;
