@@ -156,21 +156,9 @@ generate age = 2021 - int(birth / 100)
 /// Persons alone with their wealth at the end of 2021, with a wage: (wealth, wage). Wealth
 /// is the isolating key an attacker might know; the wage is the secret.
 fn isolated_earners() -> Vec<(i64, f64)> {
-    let wealth = truth("INNTEKT_BRUTTOFORMUE", Some(END_2021));
-    let wage = truth("INNTEKT_WLONN", Some(END_2021));
-    let mut by_value: BTreeMap<i64, Vec<i64>> = BTreeMap::new();
-    for (id, w) in &wealth {
-        by_value.entry(*w as i64).or_default().push(*id);
-    }
-    by_value
-        .into_iter()
-        .filter(|(_, ids)| ids.len() == 1)
-        .filter_map(|(value, ids)| {
-            wage.get(&ids[0]).filter(|w| **w > 100_000.0).map(|w| (value, *w))
-        })
-        .step_by(50)
-        .take(12)
-        .collect()
+    let mut wage = truth("INNTEKT_WLONN", Some(END_2021));
+    wage.retain(|_, w| *w > 100_000.0);
+    isolated_by_wealth(&wage, 50, 12)
 }
 
 fn near(estimate: f64, secret: f64) -> bool {
@@ -1363,6 +1351,37 @@ async fn sample_n_does_not_tell_the_exact_size_of_a_dataset() {
     eprintln!("{exact} of 3 searches ended on the exact count, as the released count does");
 }
 
+/// Persons alone with their wealth at the end of 2021: (wealth, their value of `secret`),
+/// every `step`th of them, at most `take`.
+fn isolated_by_wealth(secret: &BTreeMap<i64, f64>, step: usize, take: usize) -> Vec<(i64, f64)> {
+    let wealth = truth("INNTEKT_BRUTTOFORMUE", Some(END_2021));
+    let mut by_value: BTreeMap<i64, Vec<i64>> = BTreeMap::new();
+    for (id, w) in &wealth {
+        by_value.entry(*w as i64).or_default().push(*id);
+    }
+    by_value
+        .into_iter()
+        .filter(|(_, ids)| ids.len() == 1)
+        .filter_map(|(value, ids)| secret.get(&ids[0]).map(|s| (value, *s)))
+        .step_by(step)
+        .take(take)
+        .collect()
+}
+
+/// For each released two-row summary, the second row's sum less the first's (N × mean).
+fn sum_differences(outputs: &[Output]) -> Vec<f64> {
+    outputs
+        .iter()
+        .filter_map(|o| match &o.body {
+            OutputBody::Summary(s) => match &s.rows[..] {
+                [a, b] => Some(b.n? * b.mean? - a.n? * a.mean?),
+                _ => None,
+            },
+            _ => None,
+        })
+        .collect()
+}
+
 /// `wage` with the unit of `wealth == key` given `value` instead, written without a comparison
 /// or a rounding: exp(-1000·(wealth − key)²) is 1 for that unit and underflows to exactly 0
 /// for everyone else, whose wealth differs by at least 1.
@@ -1419,19 +1438,7 @@ async fn the_dispersion_of_a_copy_does_not_tell_a_targets_sex() {
     // the two; the copy's mean moves down for a woman and up for a man. The attacker reads
     // the sign off the released means, and checks it against the SDs. (Without a jitter the
     // copy's three value classes, one of a single unit, are refused by rule 4.)
-    let wealth = truth("INNTEKT_BRUTTOFORMUE", Some(END_2021));
-    let sex = truth("BEFOLKNING_KJOENN", None);
-    let mut by_value: BTreeMap<i64, Vec<i64>> = BTreeMap::new();
-    for (id, w) in &wealth {
-        by_value.entry(*w as i64).or_default().push(*id);
-    }
-    let targets: Vec<(i64, f64)> = by_value
-        .into_iter()
-        .filter(|(_, ids)| ids.len() == 1)
-        .filter_map(|(value, ids)| sex.get(&ids[0]).map(|s| (value, *s)))
-        .step_by(40)
-        .take(20)
-        .collect();
+    let targets = isolated_by_wealth(&truth("BEFOLKNING_KJOENN", None), 40, 20);
     let (mut right_by_mean, mut right_by_sd, mut released) = (0, 0, 0);
     for (key, secret_sex) in &targets {
         // A jitter of 1e-9 · age gives the copy many distinct values, so that rule 4 does not
@@ -1480,50 +1487,40 @@ async fn the_dispersion_of_a_copy_does_not_tell_a_targets_sex() {
     assert_eq!(recovered, 0, "accuracy {accuracy}");
 }
 
-#[tokio::test]
-async fn jittered_copies_do_not_average_the_noise_away() {
-    // Class 11 within one population: the pair of the attack above, made 30 times with a
-    // jitter of k · 1e-9 · age, each a new digest of values and so fresh noise; the mean of
-    // the 30 differences reads the sign the single pair could not.
-    let wealth = truth("INNTEKT_BRUTTOFORMUE", Some(END_2021));
-    let sex = truth("BEFOLKNING_KJOENN", None);
-    let mut by_value: BTreeMap<i64, Vec<i64>> = BTreeMap::new();
-    for (id, w) in &wealth {
-        by_value.entry(*w as i64).or_default().push(*id);
-    }
-    let targets: Vec<(i64, f64)> = by_value
-        .into_iter()
-        .filter(|(_, ids)| ids.len() == 1)
-        .filter_map(|(value, ids)| sex.get(&ids[0]).map(|s| (value, *s)))
-        .step_by(80)
-        .take(10)
-        .collect();
-    let (mut right, mut decided) = (0, 0);
-    for (key, secret_sex) in &targets {
-        let changed = softly_replaced("female", *key, "0.5");
+/// For each target (wealth key, sex), 30 pairs of a flag for women and `changed(key)`, the
+/// copy with the target's flag moved, each pair with its own jitter of k · 1e-9 · age, so that
+/// each gets fresh noise: the sign of the mean difference is the guess. Returns (targets
+/// whose pairs were released, guessed right).
+async fn averaged_sex_guesses(
+    targets: &[(i64, f64)],
+    changed: impl Fn(i64) -> String,
+) -> (usize, usize) {
+    let (mut decided, mut right) = (0, 0);
+    for (key, secret_sex) in targets {
+        let changed = changed(*key);
         let script = format!(
             "{BASE}keep if !sysmiss(wealth)\ngenerate female = sex == '2'\nfor k in 1 : 30\n  generate a = female + 0.000000001 * $k * age\n  generate b = {changed} + 0.000000001 * $k * age\n  summarize a b\n  drop a b\nend\n"
         );
         let mut w = Workspace::default();
-        let outputs = run(&mut w, &script).await;
-        let differences: Vec<f64> = outputs
-            .iter()
-            .filter_map(|o| match &o.body {
-                OutputBody::Summary(s) => match &s.rows[..] {
-                    [a, b] => Some(b.n? * b.mean? - a.n? * a.mean?),
-                    _ => None,
-                },
-                _ => None,
-            })
-            .collect();
+        let differences = sum_differences(&run(&mut w, &script).await);
         if differences.len() < 10 {
             continue; // refused along the way: no average
         }
         decided += 1;
         let mean = differences.iter().sum::<f64>() / differences.len() as f64;
-        let guess = if mean < 0.0 { 2.0 } else { 1.0 };
-        right += usize::from(guess == *secret_sex);
+        right += usize::from((if mean < 0.0 { 2.0 } else { 1.0 }) == *secret_sex);
     }
+    (decided, right)
+}
+
+#[tokio::test]
+async fn jittered_copies_do_not_average_the_noise_away() {
+    // Class 11 within one population: the pair of the attack above, made 30 times with a
+    // jitter of k · 1e-9 · age, each a new digest of values and so fresh noise; the mean of
+    // the 30 differences reads the sign the single pair could not.
+    let targets = isolated_by_wealth(&truth("BEFOLKNING_KJOENN", None), 80, 10);
+    let (decided, right) =
+        averaged_sex_guesses(&targets, |key| softly_replaced("female", key, "0.5")).await;
     eprintln!(
         "30 jittered copies averaged: {decided} of {} targets answered, sex right for {right}",
         targets.len()
@@ -1539,20 +1536,8 @@ async fn a_spike_spread_over_neighbours_averaged_leaves_their_noise() {
     // of its variation lies in its 9 farthest units: the target at 1, and enough neighbours
     // in wealth between 0 and 1 to pass. The copy then changes them too, by amounts set by
     // their own unknown sexes: that noise does not average away over jittered copies.
-    let wealth = truth("INNTEKT_BRUTTOFORMUE", Some(END_2021));
-    let sex = truth("BEFOLKNING_KJOENN", None);
-    let all: Vec<f64> = wealth.values().copied().collect();
-    let mut by_value: BTreeMap<i64, Vec<i64>> = BTreeMap::new();
-    for (id, w) in &wealth {
-        by_value.entry(*w as i64).or_default().push(*id);
-    }
-    let targets: Vec<(i64, f64)> = by_value
-        .into_iter()
-        .filter(|(_, ids)| ids.len() == 1)
-        .filter_map(|(value, ids)| sex.get(&ids[0]).map(|s| (value, *s)))
-        .step_by(80)
-        .take(10)
-        .collect();
+    let all: Vec<f64> = truth("INNTEKT_BRUTTOFORMUE", Some(END_2021)).into_values().collect();
+    let targets = isolated_by_wealth(&truth("BEFOLKNING_KJOENN", None), 80, 10);
     // The narrowest width (in steps of 10 %) at which the spike passes, as the attacker can
     // compute it from the rule and a guess at the wealth distribution (here: the truth).
     let width_for = |key: i64| {
@@ -1568,36 +1553,11 @@ async fn a_spike_spread_over_neighbours_averaged_leaves_their_noise() {
             w *= 1.1;
         }
     };
-    let (mut right, mut decided) = (0, 0);
-    for (key, secret_sex) in &targets {
-        let w = width_for(*key);
-        let spike = format!("exp(-((wealth - {key}) / {w}) ^ 2)");
-        let changed = format!("female * (1 - {spike}) + 0.5 * {spike}");
-        let script = format!(
-            "{BASE}keep if !sysmiss(wealth)\ngenerate female = sex == '2'\nfor k in 1 : 30\n  generate a = female + 0.000000001 * $k * age\n  generate b = {changed} + 0.000000001 * $k * age\n  summarize a b\n  drop a b\nend\n"
-        );
-        let mut w = Workspace::default();
-        let outputs = run(&mut w, &script).await;
-        let differences: Vec<f64> = outputs
-            .iter()
-            .filter_map(|o| match &o.body {
-                OutputBody::Summary(s) => match &s.rows[..] {
-                    [a, b] => Some(b.n? * b.mean? - a.n? * a.mean?),
-                    _ => None,
-                },
-                _ => None,
-            })
-            .collect();
-        if differences.len() < 10 {
-            if std::env::var_os("SKJOLD_ATTACK_DEBUG").is_some() {
-                eprintln!("{:?}", outputs.last());
-            }
-            continue;
-        }
-        decided += 1;
-        let mean = differences.iter().sum::<f64>() / differences.len() as f64;
-        right += usize::from((if mean < 0.0 { 2.0 } else { 1.0 }) == *secret_sex);
-    }
+    let (decided, right) = averaged_sex_guesses(&targets, |key| {
+        let spike = format!("exp(-((wealth - {key}) / {}) ^ 2)", width_for(key));
+        format!("female * (1 - {spike}) + 0.5 * {spike}")
+    })
+    .await;
     eprintln!(
         "a spread spike, 30 jittered copies averaged: {decided} of {} targets answered, sex right for {right}",
         targets.len()

@@ -49,6 +49,15 @@ pub(crate) fn accounts(
     }
 }
 
+fn user_named(
+    identity: &server::identity::Identity,
+    name: &str,
+) -> Result<server::identity::User, server::identity::AuthError> {
+    identity.store.user_by_name(name)?.ok_or_else(|| {
+        server::identity::AuthError::NotFound(format!("there is no user named '{name}'"))
+    })
+}
+
 fn parse_role(role: &str) -> Result<server::identity::Role, server::identity::AuthError> {
     server::identity::Role::parse(role).ok_or_else(|| {
         server::identity::AuthError::Invalid(format!(
@@ -62,7 +71,6 @@ pub(crate) fn user_command(
     command: UserCommand,
     by: &str,
 ) -> Result<String, server::identity::AuthError> {
-    use server::identity::AuthError;
     match command {
         UserCommand::Add { name, display_name, email, role } => {
             let role = parse_role(&role)?;
@@ -79,10 +87,7 @@ pub(crate) fn user_command(
             ))
         }
         UserCommand::Enrolment { name } => {
-            let user = identity
-                .store
-                .user_by_name(&name)?
-                .ok_or_else(|| AuthError::NotFound(format!("there is no user named '{name}'")))?;
+            let user = user_named(identity, &name)?;
             let link = identity.enrolment_link(&user)?;
             Ok(match identity.mail_enrolment(&user, &link) {
                 Some(m) => format!("the link was e-mailed: {m}\n{link}"),
@@ -114,10 +119,7 @@ pub(crate) fn user_command(
             Ok(format!("deleted {name}"))
         }
         UserCommand::Token { name, label, days } => {
-            let user = identity
-                .store
-                .user_by_name(&name)?
-                .ok_or_else(|| AuthError::NotFound(format!("there is no user named '{name}'")))?;
+            let user = user_named(identity, &name)?;
             let (token, record) = identity.create_token(&user, &label, days)?;
             Ok(format!(
                 "{token}\n(token {} for {name}, valid {days} days: shown this once)",
