@@ -541,6 +541,32 @@ fn cluster_keys(
     ))
 }
 
+/// cluster(v) needs two clusters that each count as many (rule 13): decided on exact counts,
+/// "fewer than two clusters" would say whether a second cluster of one or two units exists.
+fn check_two_clusters(
+    gate: &crate::disclosure::Gate,
+    dataset: &Dataset,
+    keys: &[u64],
+    errors: &Errors,
+    mask: Option<&BooleanArray>,
+) -> Result<(), EngineError> {
+    let Some(clusters) = cluster_keys(dataset, errors)? else { return Ok(()) };
+    let mut units: HashMap<String, raw::Contributors> = HashMap::new();
+    for (i, cluster) in clusters.into_iter().enumerate() {
+        if let Some(c) = cluster
+            && mask.is_none_or(|m| m.is_valid(i) && m.value(i))
+        {
+            units.entry(c).or_default().add(keys[i]);
+        }
+    }
+    if units.values().filter(|&&c| gate.counts_as_many(c)).count() < 2 {
+        return Err(EngineError::new(
+            "cluster() needs at least two clusters in the estimation sample",
+        ));
+    }
+    Ok(())
+}
+
 /// OLS before disclosure.
 pub fn ols_raw(
     dataset: &Dataset,
@@ -2518,6 +2544,7 @@ impl Step<'_> {
             OlsRequest { dependent, terms, constant: !self.flag("noconstant"), errors, level };
         let mask = self.mask(dataset, dataset_name)?;
         let (gate, keys) = self.model_gate(dataset, &request, &[]);
+        check_two_clusters(&gate, dataset, &keys, &request.errors, mask.as_ref())?;
         let raw = mlogit_raw(&gate, dataset, &keys, &request, mask.as_ref())?;
         self.release_model(&gate, raw)
     }
@@ -2552,6 +2579,7 @@ impl Step<'_> {
         let mask = self.mask(dataset, dataset_name)?;
         let (gate, keys) = self.model_gate(dataset, &request, &[]);
         let gate = &*gate;
+        check_two_clusters(gate, dataset, &keys, &request.errors, mask.as_ref())?;
         let (vif, standardize) = (self.flag("vif"), self.flag("standardize"));
         let (raw, beta) = match binary {
             None if vif || standardize => {
