@@ -536,3 +536,28 @@ fn a_clearance_remembers_its_populations_when_it_ends_and_the_next_near_one_is_r
     };
     assert!(clear(&gate, &fresh, bars).is_ok());
 }
+
+#[test]
+fn a_few_rows_never_count_as_many_and_enough_always_do() {
+    // Rule 13: an error decided on a few rows would answer a question about them. With the
+    // count noise at most ±2, 1 to 7 rows can never reach min_change (10), 12 or more always
+    // do, and in between the decision follows the perturbed count, not the exact one.
+    let gate = gate();
+    let (mut at_8_to_11_yes, mut at_8_to_11_no) = (0, 0);
+    for start in 0..200_i64 {
+        for n in 1..=14_i64 {
+            let mut rows = Contributors::default();
+            (start * 100..start * 100 + n).for_each(|id| rows.add(gate.record_key(id)));
+            let many = gate.counts_as_many(rows);
+            match n {
+                ..=7 => assert!(!many, "{n} rows counted as many"),
+                12.. => assert!(many, "{n} rows did not count as many"),
+                _ if many => at_8_to_11_yes += 1,
+                _ => at_8_to_11_no += 1,
+            }
+            assert_eq!(many, gate.perturbed_count(rows) >= 10, "decided on the perturbed count");
+        }
+    }
+    assert!(at_8_to_11_yes > 0 && at_8_to_11_no > 0, "8–11 rows go either way");
+    assert!(!gate.counts_as_many(Contributors::default()), "no rows are not many");
+}
