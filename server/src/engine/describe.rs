@@ -44,6 +44,11 @@ pub(super) fn numbers(variable: &Variable) -> Result<Vec<Option<f64>>, EngineErr
     Ok(floats.iter().map(|v| v.filter(|x| x.is_finite())).collect())
 }
 
+/// The numbers of the variable `name` of `dataset` (see [`numbers`]).
+pub(super) fn numbers_of(dataset: &Dataset, name: &str) -> Result<Vec<Option<f64>>, EngineError> {
+    numbers(dataset.variable(name).ok_or_else(|| EngineError::new(format!("no variable {name}")))?)
+}
+
 /// `values` with the sample's rows that fail `valid` made missing, so they leave the sample;
 /// `None` when so many fail that the command should stop with an error instead (rule 13,
 /// decided on the failing rows' perturbed count, never on whether one row fails).

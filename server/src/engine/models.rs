@@ -12,7 +12,7 @@ use shared::script::TokenKind;
 use statrs::distribution::{Continuous, ContinuousCDF, Normal, StudentsT};
 
 use super::dataset::{Dataset, VarInfo, Variable};
-use super::describe::{levels, numbers, screened};
+use super::describe::{levels, numbers, numbers_of, screened};
 use super::transform::{display, valid_name};
 use super::{EngineError, Step};
 use crate::disclosure::differencing::PopulationSketch;
@@ -982,13 +982,9 @@ pub fn likelihood_raw(
     // A count model's rows with a negative count leave the sample; only many of them stop the
     // command (rule 13), so the error cannot be aimed at one unit.
     let counts = matches!(link, Likelihood::Poisson | Likelihood::NegativeBinomial);
-    let negative_counts: Option<Vec<bool>> = if counts {
-        let values = numbers(
-            dataset
-                .variable(&request.dependent)
-                .ok_or_else(|| EngineError::new(format!("no variable {}", request.dependent)))?,
-        )?;
-        let screened = screened(gate, keys, values.clone(), mask, |y| y >= 0.0).ok_or_else(|| {
+    let counts_kept: Option<Vec<Option<f64>>> = if counts {
+        let values = numbers_of(dataset, &request.dependent)?;
+        Some(screened(gate, keys, values, mask, |y| y >= 0.0).ok_or_else(|| {
             let command = if link == Likelihood::NegativeBinomial {
                 "negative-binomial"
             } else {
@@ -998,23 +994,22 @@ pub fn likelihood_raw(
                 "{command} models counts: {} has negative values; model it with regress, or recode it",
                 request.dependent
             ))
-        })?;
-        Some(values.iter().zip(&screened).map(|(v, s)| v.is_some() && s.is_none()).collect())
+        })?)
     } else {
         None
     };
-    let combined: Option<BooleanArray> =
-        (offsets.is_some() || negative_counts.is_some()).then(|| {
-            (0..dataset.len())
-                .map(|i| {
-                    Some(
-                        mask.is_none_or(|m| m.is_valid(i) && m.value(i))
-                            && offsets.as_ref().is_none_or(|o| o[i].is_some())
-                            && negative_counts.as_ref().is_none_or(|n| !n[i]),
-                    )
-                })
-                .collect()
-        });
+    // Rows without a count (missing, or screened out) or without an exposure leave the sample.
+    let combined: Option<BooleanArray> = (offsets.is_some() || counts_kept.is_some()).then(|| {
+        (0..dataset.len())
+            .map(|i| {
+                Some(
+                    mask.is_none_or(|m| m.is_valid(i) && m.value(i))
+                        && offsets.as_ref().is_none_or(|o| o[i].is_some())
+                        && counts_kept.as_ref().is_none_or(|y| y[i].is_some()),
+                )
+            })
+            .collect()
+    });
     let mask = combined.as_ref().or(mask);
     let offset_of = |i: usize| offsets.as_ref().map_or(0.0, |o| o[i].expect("in sample"));
     let cluster = cluster_keys(dataset, &request.errors)?;
@@ -1631,11 +1626,7 @@ pub fn cox_raw(
     )?;
     // Rows with a negative duration leave the sample; only many of them stop the command
     // (rule 13), so the error cannot be aimed at one unit.
-    let durations = numbers(
-        dataset
-            .variable(&request.dependent)
-            .ok_or_else(|| EngineError::new(format!("no variable {}", request.dependent)))?,
-    )?;
+    let durations = numbers_of(dataset, &request.dependent)?;
     let durations = screened(gate, keys, durations, mask, |d| d >= 0.0).ok_or_else(|| {
         EngineError::new(format!(
             "{} is a duration and has negative values: check how it was computed",

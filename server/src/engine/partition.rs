@@ -132,7 +132,8 @@ fn concentrated_share(values: &ArrayRef, few: usize) -> f64 {
     let Ok(floats) = compute::cast(values, &DataType::Float64) else { return 0.0 };
     let floats = floats.as_primitive::<Float64Type>();
     let mut xs: Vec<f64> = floats.iter().flatten().filter(|x| x.is_finite()).collect();
-    if xs.len() <= 4 * few {
+    // With min_change at 1 or 0 there is no few to set apart (and nothing to select).
+    if few == 0 || xs.len() <= 4 * few {
         return 0.0;
     }
     let middle = xs.len() / 2;

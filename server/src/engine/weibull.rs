@@ -8,7 +8,7 @@ use nalgebra::{DMatrix, DVector};
 use statrs::distribution::ContinuousCDF;
 
 use super::dataset::Dataset;
-use super::describe::{numbers, screened};
+use super::describe::{numbers, numbers_of, screened};
 use super::models::{Design, Errors, OlsRequest, maximize, z_coefficient};
 use super::{EngineError, Step};
 use crate::disclosure::raw;
@@ -31,11 +31,7 @@ pub fn weibull_raw(
             "{event} must be 1 where the event happened and 0 where the unit was censored: make it so with generate {event}01 = {event} == <value>"
         ))
     })?;
-    let durations = numbers(
-        dataset
-            .variable(&request.dependent)
-            .ok_or_else(|| EngineError::new(format!("no variable {}", request.dependent)))?,
-    )?;
+    let durations = numbers_of(dataset, &request.dependent)?;
     let durations = screened(gate, keys, durations, mask, |d| d > 0.0).ok_or_else(|| {
         EngineError::new(format!(
             "{} is a duration and some units have none (0 or less); a Weibull model needs positive times: keep if {} > 0",
