@@ -9,7 +9,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use shared::script::{Command, Expr, Span, Token, TokenKind};
+use shared::script::{Command, Expr, Span, Token, TokenKind, Verb};
 
 use super::dataset::Origin;
 use super::expand::{Expanded, Problem};
@@ -114,22 +114,22 @@ impl Simulation<'_> {
         if let Some(condition) = &c.condition {
             self.require_expr(step, condition);
         }
-        match c.name.as_str() {
-            "require" => self.require_line(step),
-            "create-dataset" => {
+        match step.verb() {
+            Verb::Require => self.require_line(step),
+            Verb::CreateDataset => {
                 if let Some((name, _)) = idents.first() {
                     self.datasets.insert(name.clone(), Some(BTreeSet::new()));
                     self.current = Some(name.clone());
                 }
             }
-            "use" => {
+            Verb::Use => {
                 if let Some((name, span)) = idents.first()
                     && self.dataset_exists(step, name, *span)
                 {
                     self.current = Some(name.clone());
                 }
             }
-            "delete-dataset" => {
+            Verb::DeleteDataset => {
                 if let Some((name, span)) = idents.first()
                     && self.dataset_exists(step, name, *span)
                 {
@@ -139,15 +139,15 @@ impl Simulation<'_> {
                     }
                 }
             }
-            "clone-dataset" | "rename-dataset" | "clone-units" => {
+            Verb::CloneDataset | Verb::RenameDataset | Verb::CloneUnits => {
                 if let [(from, span), (to, _)] = idents.as_slice()
                     && self.dataset_exists(step, from, *span)
                 {
-                    let names = match c.name.as_str() {
-                        "clone-units" => Some(BTreeSet::new()),
+                    let names = match step.verb() {
+                        Verb::CloneUnits => Some(BTreeSet::new()),
                         _ => self.datasets[from].clone(),
                     };
-                    if c.name == "rename-dataset" {
+                    if step.verb() == Verb::RenameDataset {
                         self.datasets.remove(from);
                         if self.current.as_deref() == Some(from) {
                             self.current = Some(to.clone());
@@ -156,7 +156,7 @@ impl Simulation<'_> {
                     self.datasets.insert(to.clone(), names);
                 }
             }
-            "merge" => {
+            Verb::Merge => {
                 // merge v… into target [on key]: the values join the target's names.
                 let into = idents.iter().position(|(n, _)| n == "into");
                 match into.and_then(|at| Some((at, idents.get(at + 1)?))) {
@@ -173,12 +173,12 @@ impl Simulation<'_> {
                     None => self.forget_all(),
                 }
             }
-            "clear" => {
+            Verb::Clear => {
                 self.datasets.clear();
                 self.current = None;
             }
-            "import" => self.import(step),
-            "generate" | "replace" => {
+            Verb::Import => self.import(step),
+            Verb::Generate | Verb::Replace => {
                 if let Some(first) = c.args.first().filter(|t| t.kind == TokenKind::Ident) {
                     let name = first.span.text(src).to_owned();
                     let mut parser =
@@ -187,13 +187,13 @@ impl Simulation<'_> {
                     if parser.diagnostics.is_empty() {
                         self.require_expr(step, &value);
                     }
-                    if c.name == "replace" {
+                    if step.verb() == Verb::Replace {
                         self.require(step, &name, first.span);
                     }
                     self.add(&name);
                 }
             }
-            "rename" => {
+            Verb::Rename => {
                 if let [(old, span), (new, _)] = idents.as_slice() {
                     self.require(step, old, *span);
                     if let Some(Some(names)) =
@@ -204,7 +204,7 @@ impl Simulation<'_> {
                     }
                 }
             }
-            "keep" | "drop" if c.condition.is_none() => {
+            Verb::Keep | Verb::Drop if c.condition.is_none() => {
                 for (name, span) in &idents {
                     self.require(step, name, *span);
                 }
@@ -212,26 +212,46 @@ impl Simulation<'_> {
                     self.current.as_ref().and_then(|d| self.datasets.get_mut(d))
                 {
                     let listed: BTreeSet<String> = idents.iter().map(|(n, _)| n.clone()).collect();
-                    names.retain(|n| listed.contains(n) == (c.name == "keep"));
+                    names.retain(|n| listed.contains(n) == (step.verb() == Verb::Keep));
                 }
             }
             // Commands that read variables and change no names.
-            "summarize" | "tabulate" | "histogram" | "hexbin" | "regress" | "logit" | "probit"
-            | "poisson" | "negative-binomial" | "ivregress" | "mlogit" | "cox" | "correlate"
-            | "ci" | "normaltest" | "anova" | "boxplot" | "piechart" | "barchart"
-            | "summarize-panel" | "tabulate-panel" | "transitions-panel" | "regress-panel"
-            | "hausman" | "kaplan-meier" | "sankey" | "oaxaca" | "rdd" | "weibull" => {
+            Verb::Summarize
+            | Verb::Tabulate
+            | Verb::Histogram
+            | Verb::Hexbin
+            | Verb::Regress
+            | Verb::Logit
+            | Verb::Probit
+            | Verb::Poisson
+            | Verb::NegativeBinomial
+            | Verb::Ivregress
+            | Verb::Mlogit
+            | Verb::Cox
+            | Verb::Correlate
+            | Verb::Ci
+            | Verb::Normaltest
+            | Verb::Anova
+            | Verb::Boxplot
+            | Verb::Piechart
+            | Verb::Barchart
+            | Verb::SummarizePanel
+            | Verb::TabulatePanel
+            | Verb::TransitionsPanel
+            | Verb::RegressPanel
+            | Verb::Hausman
+            | Verb::KaplanMeier
+            | Verb::Sankey
+            | Verb::Oaxaca
+            | Verb::Rdd
+            | Verb::Weibull => {
                 for (name, span) in variable_arguments(&c.args, src) {
                     self.require(step, &name, span);
                 }
-                for option in ["summarize", "over", "cluster", "by", "fuzzy"] {
-                    if let Some((name, span)) = option_variable(c, src, option) {
-                        self.require(step, &name, span);
-                    }
-                }
+                self.require_option_variables(step);
             }
             // `regress-mml y x… by g`: `by` is a keyword here, not a variable.
-            "regress-mml" => {
+            Verb::RegressMml => {
                 for (name, span) in variable_arguments(&c.args, src) {
                     if name != "by" {
                         self.require(step, &name, span);
@@ -239,13 +259,14 @@ impl Simulation<'_> {
                 }
             }
             // Models that add their predictions as variables.
-            "regress-predict" | "logit-predict" | "probit-predict" | "poisson-predict" => {
+            Verb::RegressPredict
+            | Verb::LogitPredict
+            | Verb::ProbitPredict
+            | Verb::PoissonPredict => {
                 for (name, span) in variable_arguments(&c.args, src) {
                     self.require(step, &name, span);
                 }
-                if let Some((name, span)) = option_variable(c, src, "cluster") {
-                    self.require(step, &name, span);
-                }
+                self.require_option_variables(step);
                 for option in ["predicted", "residuals"] {
                     if let Some((name, _)) = option_variable(c, src, option) {
                         self.add(&name);
@@ -253,9 +274,43 @@ impl Simulation<'_> {
                 }
             }
             // Commands that change no names.
-            "keep" | "drop" | "sample" | "textblock" | "help" | "help-function" | "variables"
-            | "history" | "define-labels" | "drop-labels" | "list-labels" | "assign-labels" => {}
-            _ => self.forget_current(),
+            Verb::Keep
+            | Verb::Drop
+            | Verb::Sample
+            | Verb::Textblock
+            | Verb::Help
+            | Verb::HelpFunction
+            | Verb::Variables
+            | Verb::History
+            | Verb::DefineLabels
+            | Verb::DropLabels
+            | Verb::ListLabels
+            | Verb::AssignLabels => {}
+            // Commands whose new names the pass does not model.
+            Verb::ImportEvent
+            | Verb::ImportPanel
+            | Verb::ReshapeToPanel
+            | Verb::ReshapeFromPanel
+            | Verb::CloneVariables
+            | Verb::Recode
+            | Verb::Destring
+            | Verb::Aggregate
+            | Verb::Collapse
+            | Verb::Coefplot => self.forget_current(),
+            // Expansion consumed these.
+            Verb::Let | Verb::For => {}
+        }
+    }
+
+    /// Every option the catalogue types as variables (`cluster()`, `by()`, `exposure()`, …)
+    /// names variables the dataset must hold.
+    fn require_option_variables(&mut self, step: &Expanded) {
+        for option in &step.typed.options {
+            if let shared::script::OptionValue::Names(names) = &option.value {
+                for (name, span) in names {
+                    self.require(step, name, *span);
+                }
+            }
         }
     }
 

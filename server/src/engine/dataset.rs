@@ -5,7 +5,11 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use datafusion::arrow::array::{Array, ArrayRef, BooleanArray, Int64Array, RecordBatch};
+use std::collections::HashMap;
+
+use datafusion::arrow::array::{
+    Array, ArrayRef, BooleanArray, Float64Array, Int64Array, RecordBatch, StringArray,
+};
 use datafusion::arrow::compute;
 use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use shared::metadata::UnitType;
@@ -306,5 +310,195 @@ impl Kind {
             Kind::Text => "text (a code)",
             Kind::Bool => "a condition",
         }
+    }
+}
+
+// Column helpers: a variable's values read as numbers, levels or text. Every command reads
+// columns through these, so they live beside the dataset, below the commands.
+
+/// A numeric column as f64 with nulls as `None`.
+pub(super) fn numbers(variable: &Variable) -> Result<Vec<Option<f64>>, EngineError> {
+    if Kind::of(variable.values.data_type()) != Kind::Number {
+        return Err(EngineError::new(format!(
+            "{} holds codes, not numbers: tabulate it, or destring it first",
+            variable.name
+        )));
+    }
+    if variable.info.pointer {
+        return Err(EngineError::new(format!(
+            "{} is an identifier and can only be a merge key (rule 2)",
+            variable.name
+        )));
+    }
+    let floats = compute::cast(&variable.values, &DataType::Float64)
+        .map_err(|e| EngineError::internal(e.to_string()))?;
+    let Some(floats) = floats.as_any().downcast_ref::<Float64Array>() else {
+        return Err(EngineError::internal(format!("{} did not cast to Float64", variable.name)));
+    };
+    Ok(floats.iter().map(|v| v.filter(|x| x.is_finite())).collect())
+}
+
+/// The numbers of the variable `name` of `dataset` (see [`numbers`]).
+pub(super) fn numbers_of(dataset: &Dataset, name: &str) -> Result<Vec<Option<f64>>, EngineError> {
+    numbers(dataset.variable(name).ok_or_else(|| EngineError::new(format!("no variable {name}")))?)
+}
+
+/// Each row's index among the column's distinct values (`None` for missing), and those values
+/// as text, in order of first appearance. Keyed by the values themselves, not their text: this
+/// runs over every row of a table's variables, and a String per row was most of its cost.
+fn distinct_values(values: &ArrayRef) -> (Vec<Option<usize>>, Vec<String>) {
+    fn index_by<K: std::hash::Hash + Eq>(
+        len: usize,
+        key: impl Fn(usize) -> Option<K>,
+        text: impl Fn(usize) -> String,
+    ) -> (Vec<Option<usize>>, Vec<String>) {
+        let mut index: HashMap<K, usize, foldhash::fast::RandomState> = HashMap::default();
+        let mut keys = Vec::new();
+        let rows = (0..len)
+            .map(|i| {
+                let k = key(i)?;
+                let next = index.len();
+                Some(*index.entry(k).or_insert_with(|| {
+                    keys.push(text(i));
+                    next
+                }))
+            })
+            .collect();
+        (rows, keys)
+    }
+    let text = |i| display(values, i);
+    let len = values.len();
+    if let Some(a) = values.as_any().downcast_ref::<Int64Array>() {
+        index_by(len, |i| a.is_valid(i).then(|| a.value(i)), text)
+    } else if let Some(a) = values.as_any().downcast_ref::<Float64Array>() {
+        // Adding 0.0 turns -0.0 into 0.0, which display shows alike.
+        index_by(len, |i| a.is_valid(i).then(|| (a.value(i) + 0.0).to_bits()), text)
+    } else if let Some(a) = values.as_any().downcast_ref::<StringArray>() {
+        index_by(len, |i| a.is_valid(i).then(|| a.value(i)), text)
+    } else {
+        index_by(len, |i| values.is_valid(i).then(|| display(values, i)), text)
+    }
+}
+
+/// Levels of a grouping column: a level index per row (`None` for missing) and the labels.
+pub(crate) fn levels(
+    variable: &Variable,
+    with_missing: bool,
+    with_labels: bool,
+) -> Result<(Vec<Option<usize>>, Vec<String>), EngineError> {
+    if variable.info.pointer {
+        return Err(EngineError::new(format!(
+            "{} is an identifier and can only be a merge key (rule 2)",
+            variable.name
+        )));
+    }
+    let (rows, keys) = distinct_values(&variable.values);
+    // Order levels numerically when they are numbers, else as text.
+    let mut order: Vec<usize> = (0..keys.len()).collect();
+    order.sort_by(|&a, &b| match (keys[a].parse::<f64>(), keys[b].parse::<f64>()) {
+        (Ok(x), Ok(y)) => x.total_cmp(&y),
+        _ => keys[a].cmp(&keys[b]),
+    });
+    let mut rank = vec![0; keys.len()];
+    for (r, &k) in order.iter().enumerate() {
+        rank[k] = r;
+    }
+    let missing_level = with_missing && rows.iter().any(Option::is_none);
+    let rows: Vec<Option<usize>> = rows
+        .into_iter()
+        .map(|r| match r {
+            Some(k) => Some(rank[k]),
+            None if missing_level => Some(keys.len()),
+            None => None,
+        })
+        .collect();
+    let mut labels: Vec<String> = order
+        .iter()
+        .map(|&k| {
+            let code = &keys[k];
+            match (&variable.info.labels, with_labels) {
+                (Some(l), true) => match l.get(code) {
+                    Some(label) => format!("{code} {label}"),
+                    None => code.clone(),
+                },
+                _ => code.clone(),
+            }
+        })
+        .collect();
+    if missing_level {
+        labels.push("missing".into());
+    }
+    if labels.len() > 10_000 {
+        return Err(EngineError::new(format!(
+            "{} has more than 10 000 levels: group it with recode before tabulating",
+            variable.name
+        )));
+    }
+    Ok((rows, labels))
+}
+
+/// Results with at most this many distinct values are checked value by value (rule 4).
+pub(super) const CATEGORICAL_LIMIT: usize = 20;
+
+/// Sizes of the value classes (missing included) when there are few distinct values.
+pub(super) fn value_classes(values: &ArrayRef) -> Option<Vec<u64>> {
+    let mut counts: HashMap<Option<String>, u64> = HashMap::new();
+    for i in 0..values.len() {
+        let key = if values.is_null(i) { None } else { Some(display(values, i)) };
+        *counts.entry(key).or_default() += 1;
+        if counts.len() > CATEGORICAL_LIMIT {
+            return None;
+        }
+    }
+    Some(counts.into_values().collect())
+}
+
+/// A value as text, for grouping and labels.
+pub(super) fn display(values: &ArrayRef, i: usize) -> String {
+    if let Some(a) = values.as_any().downcast_ref::<Int64Array>() {
+        a.value(i).to_string()
+    } else if let Some(a) = values.as_any().downcast_ref::<Float64Array>() {
+        let v = a.value(i);
+        if v.fract() == 0.0 && v.abs() < 1e15 { format!("{}", v as i64) } else { v.to_string() }
+    } else if let Some(a) = values.as_any().downcast_ref::<StringArray>() {
+        a.value(i).to_owned()
+    } else {
+        String::from("?")
+    }
+}
+
+/// A value the estimation sample guarantees. Every row of a sample has its values (that is
+/// what puts it there), so reading one outside it is a mistake in the engine: tests fail on a
+/// debug assertion, and a release build reads a neutral value (NaN for a number) instead of
+/// stopping the server.
+pub(super) trait InSample {
+    type Value;
+    fn in_sample(&self, row: usize) -> Self::Value;
+}
+
+impl InSample for [Option<f64>] {
+    type Value = f64;
+    fn in_sample(&self, row: usize) -> f64 {
+        let value = self.get(row).copied().flatten();
+        debug_assert!(value.is_some(), "row {row} is outside the sample");
+        value.unwrap_or(f64::NAN)
+    }
+}
+
+impl InSample for [Option<usize>] {
+    type Value = usize;
+    fn in_sample(&self, row: usize) -> usize {
+        let value = self.get(row).copied().flatten();
+        debug_assert!(value.is_some(), "row {row} is outside the sample");
+        value.unwrap_or_default()
+    }
+}
+
+impl InSample for [Option<String>] {
+    type Value = String;
+    fn in_sample(&self, row: usize) -> String {
+        let value = self.get(row).cloned().flatten();
+        debug_assert!(value.is_some(), "row {row} is outside the sample");
+        value.unwrap_or_default()
     }
 }

@@ -8,7 +8,7 @@ use datafusion::arrow::array::{Array, BooleanArray};
 use nalgebra::{DMatrix, DVector};
 
 use super::dataset::Dataset;
-use super::describe::levels;
+use super::dataset::levels;
 use super::models::{Design, Errors, OlsRequest, Term, z_coefficient};
 use super::{EngineError, Step};
 use crate::disclosure::raw;
@@ -31,7 +31,7 @@ fn fit_group(design: &Design, label: &str) -> Result<GroupFit, EngineError> {
     for i in design.rows() {
         design.row(i, &mut x);
         let xi = DVector::from_column_slice(&x);
-        let yi = design.y[i].expect("in sample");
+        let yi = design.outcome(i);
         xtx.ger(1.0, &xi, &xi, 1.0);
         xty.axpy(yi, &xi, 1.0);
         sum += &xi;
@@ -48,7 +48,7 @@ fn fit_group(design: &Design, label: &str) -> Result<GroupFit, EngineError> {
     for i in design.rows() {
         design.row(i, &mut x);
         let xi = DVector::from_column_slice(&x);
-        let e = design.y[i].expect("in sample") - xi.dot(&beta);
+        let e = design.outcome(i) - xi.dot(&beta);
         rss += e * e;
         let d = &xi - &means;
         scatter.ger(1.0, &d, &d, 1.0);

@@ -6,14 +6,9 @@
 use crate::disclosure::memory::Rule11Check;
 use std::collections::HashMap;
 
-use datafusion::arrow::array::{
-    Array, ArrayRef, BooleanArray, Float64Array, Int64Array, StringArray,
-};
-use datafusion::arrow::compute;
-use datafusion::arrow::datatypes::DataType;
+use datafusion::arrow::array::{Array, BooleanArray};
 
-use super::dataset::{Dataset, Kind, Variable};
-use super::transform::display;
+use super::dataset::{Dataset, Kind, Variable, levels, numbers};
 use super::{EngineError, Step, expr};
 use crate::disclosure::differencing::PopulationSketch;
 use crate::disclosure::raw::{self, CellStatistic, Contributors, Magnitude, Quantile};
@@ -23,31 +18,6 @@ use shared::script::TokenKind;
 
 /// The percentiles `summarize` reports (rule 2).
 pub const SUMMARY_PERCENTS: [f64; 7] = [1.0, 5.0, 25.0, 50.0, 75.0, 95.0, 99.0];
-
-/// A numeric column as f64 with nulls as `None`.
-pub(super) fn numbers(variable: &Variable) -> Result<Vec<Option<f64>>, EngineError> {
-    if Kind::of(variable.values.data_type()) != Kind::Number {
-        return Err(EngineError::new(format!(
-            "{} holds codes, not numbers: tabulate it, or destring it first",
-            variable.name
-        )));
-    }
-    if variable.info.pointer {
-        return Err(EngineError::new(format!(
-            "{} is an identifier and can only be a merge key (rule 2)",
-            variable.name
-        )));
-    }
-    let floats = compute::cast(&variable.values, &DataType::Float64)
-        .map_err(|e| EngineError::internal(e.to_string()))?;
-    let floats = floats.as_any().downcast_ref::<Float64Array>().expect("cast to Float64");
-    Ok(floats.iter().map(|v| v.filter(|x| x.is_finite())).collect())
-}
-
-/// The numbers of the variable `name` of `dataset` (see [`numbers`]).
-pub(super) fn numbers_of(dataset: &Dataset, name: &str) -> Result<Vec<Option<f64>>, EngineError> {
-    numbers(dataset.variable(name).ok_or_else(|| EngineError::new(format!("no variable {name}")))?)
-}
 
 /// `values` with the sample's rows that fail `valid` made missing, so they leave the sample;
 /// `None` when so many fail that the command should stop with an error instead (rule 13,
@@ -157,100 +127,6 @@ pub fn summarize_raw(
         });
     }
     Ok(out)
-}
-
-/// Each row's index among the column's distinct values (`None` for missing), and those values
-/// as text, in order of first appearance. Keyed by the values themselves, not their text: this
-/// runs over every row of a table's variables, and a String per row was most of its cost.
-fn distinct_values(values: &ArrayRef) -> (Vec<Option<usize>>, Vec<String>) {
-    fn index_by<K: std::hash::Hash + Eq>(
-        len: usize,
-        key: impl Fn(usize) -> Option<K>,
-        text: impl Fn(usize) -> String,
-    ) -> (Vec<Option<usize>>, Vec<String>) {
-        let mut index: HashMap<K, usize, foldhash::fast::RandomState> = HashMap::default();
-        let mut keys = Vec::new();
-        let rows = (0..len)
-            .map(|i| {
-                let k = key(i)?;
-                let next = index.len();
-                Some(*index.entry(k).or_insert_with(|| {
-                    keys.push(text(i));
-                    next
-                }))
-            })
-            .collect();
-        (rows, keys)
-    }
-    let text = |i| display(values, i);
-    let len = values.len();
-    if let Some(a) = values.as_any().downcast_ref::<Int64Array>() {
-        index_by(len, |i| a.is_valid(i).then(|| a.value(i)), text)
-    } else if let Some(a) = values.as_any().downcast_ref::<Float64Array>() {
-        // Adding 0.0 turns -0.0 into 0.0, which display shows alike.
-        index_by(len, |i| a.is_valid(i).then(|| (a.value(i) + 0.0).to_bits()), text)
-    } else if let Some(a) = values.as_any().downcast_ref::<StringArray>() {
-        index_by(len, |i| a.is_valid(i).then(|| a.value(i)), text)
-    } else {
-        index_by(len, |i| values.is_valid(i).then(|| display(values, i)), text)
-    }
-}
-
-/// Levels of a grouping column: a level index per row (`None` for missing) and the labels.
-pub(crate) fn levels(
-    variable: &Variable,
-    with_missing: bool,
-    with_labels: bool,
-) -> Result<(Vec<Option<usize>>, Vec<String>), EngineError> {
-    if variable.info.pointer {
-        return Err(EngineError::new(format!(
-            "{} is an identifier and can only be a merge key (rule 2)",
-            variable.name
-        )));
-    }
-    let (rows, keys) = distinct_values(&variable.values);
-    // Order levels numerically when they are numbers, else as text.
-    let mut order: Vec<usize> = (0..keys.len()).collect();
-    order.sort_by(|&a, &b| match (keys[a].parse::<f64>(), keys[b].parse::<f64>()) {
-        (Ok(x), Ok(y)) => x.total_cmp(&y),
-        _ => keys[a].cmp(&keys[b]),
-    });
-    let mut rank = vec![0; keys.len()];
-    for (r, &k) in order.iter().enumerate() {
-        rank[k] = r;
-    }
-    let missing_level = with_missing && rows.iter().any(Option::is_none);
-    let rows: Vec<Option<usize>> = rows
-        .into_iter()
-        .map(|r| match r {
-            Some(k) => Some(rank[k]),
-            None if missing_level => Some(keys.len()),
-            None => None,
-        })
-        .collect();
-    let mut labels: Vec<String> = order
-        .iter()
-        .map(|&k| {
-            let code = &keys[k];
-            match (&variable.info.labels, with_labels) {
-                (Some(l), true) => match l.get(code) {
-                    Some(label) => format!("{code} {label}"),
-                    None => code.clone(),
-                },
-                _ => code.clone(),
-            }
-        })
-        .collect();
-    if missing_level {
-        labels.push("missing".into());
-    }
-    if labels.len() > 10_000 {
-        return Err(EngineError::new(format!(
-            "{} has more than 10 000 levels: group it with recode before tabulating",
-            variable.name
-        )));
-    }
-    Ok((rows, labels))
 }
 
 /// One table behind a bar chart: (row, column, statistic, magnitude variable).

@@ -14,7 +14,9 @@ use datafusion::arrow::array::{Array, BooleanArray};
 use nalgebra::{DMatrix, DVector};
 
 use super::dataset::Dataset;
-use super::describe::{numbers, screened};
+use super::dataset::InSample;
+use super::dataset::numbers;
+use super::describe::screened;
 use super::models::{Design, Errors, OlsRequest, Term, z_coefficient};
 use super::{EngineError, Step};
 use crate::disclosure::raw;
@@ -434,8 +436,8 @@ pub fn rdd_raw(
     let whole = Design::new(dataset, keys, &request, Some(&in_sample), None)?;
     let (mut below, mut above) = (Vec::new(), Vec::new());
     for i in whole.rows() {
-        let x = running_values[i].expect("in sample");
-        let row = (x, whole.y[i].expect("in sample"), treated.as_ref().and_then(|t| t[i]));
+        let x = running_values.in_sample(i);
+        let row = (x, whole.y.in_sample(i), treated.as_ref().and_then(|t| t[i]));
         if x < threshold { below.push(row) } else { above.push(row) }
     }
     let (left, right) = (Side::new(below), Side::new(above));

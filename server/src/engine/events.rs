@@ -10,8 +10,7 @@
 use datafusion::arrow::array::{Array, ArrayRef, Int64Array, RecordBatch, UInt32Array};
 use datafusion::arrow::compute::{self, SortColumn};
 use datafusion::arrow::datatypes::DataType;
-use datafusion::logical_expr::{col, lit};
-use datafusion::prelude::ParquetReadOptions;
+use futures::TryStreamExt;
 use shared::Date;
 use shared::metadata::Temporality;
 use shared::script::TokenKind;
@@ -86,27 +85,15 @@ impl Step<'_> {
         }
 
         let dir = version.data_dir(&meta.name);
-        let internal = |e: datafusion::error::DataFusionError| {
-            EngineError::internal(format!("scanning {}: {e}", dir.display()))
-        };
-        let overlapping = col("start_epoch_days").lt_eq(lit(until.epoch_days())).and(
-            col("stop_epoch_days")
-                .is_null()
-                .or(col("stop_epoch_days").gt_eq(lit(from.epoch_days()))),
-        );
         let batches: Vec<RecordBatch> = self
-            .engine
-            .ctx
-            .read_parquet(format!("{}/", dir.display()), ParquetReadOptions::default())
-            .await
-            .map_err(internal)?
-            .filter(overlapping)
-            .map_err(internal)?
-            .select_columns(&["unit_id", "value", "start_epoch_days", "stop_epoch_days"])
-            .map_err(internal)?
-            .collect()
-            .await
-            .map_err(internal)?;
+            .scan_spells(
+                &dir,
+                Some((from, until)),
+                &["unit_id", "value", "start_epoch_days", "stop_epoch_days"],
+            )
+            .await?
+            .try_collect()
+            .await?;
         let Some(schema) = batches.first().map(|b| b.schema()) else {
             return Err(EngineError::at(
                 variable.span,

@@ -7,7 +7,8 @@
 use std::collections::BTreeMap;
 
 use shared::script::{
-    BinaryOp, Command, Expr, ExprParser, Item, Span, TokenKind, lex, line_column, parse,
+    BinaryOp, Command, Expr, ExprParser, Item, Span, TokenKind, Typed, Verb, lex, line_column,
+    parse,
 };
 
 /// A command ready to run.
@@ -20,6 +21,15 @@ pub struct Expanded {
     /// The command's text after substitution.
     pub text: String,
     pub command: Command,
+    /// The command read against the catalogue: its verb and typed options.
+    pub typed: Typed,
+}
+
+impl Expanded {
+    /// The verb the command runs.
+    pub fn verb(&self) -> Verb {
+        self.typed.verb
+    }
 }
 
 /// Why a script cannot run.
@@ -112,6 +122,11 @@ impl Expander<'_> {
                             column_offset: 0,
                             text: text.trim_end().to_owned(),
                             command,
+                            typed: Typed {
+                                verb: Verb::Textblock,
+                                spec: Verb::Textblock.spec(),
+                                options: Vec::new(),
+                            },
                         },
                         *span,
                     )?;
@@ -152,6 +167,7 @@ impl Expander<'_> {
         let original = command.span.text(self.script);
         let text = self.substitute(original, command.span.start)?;
         let (line, column) = line_column(self.script, command.span.start);
+        let at = command.span;
         let reparsed = parse(&text);
         if let Some(d) = reparsed.diagnostics.first() {
             return Err(self.problem(
@@ -167,7 +183,13 @@ impl Expander<'_> {
                 "after substituting bindings, nothing is left to run",
             ));
         };
-        Ok(Expanded { line: line as u32, column_offset: column as u32 - 1, text, command })
+        // The parse above read the command against the catalogue already, so this does not
+        // fail; were it to, the problem is reported at the original line.
+        let typed = command.typed(&text).map_err(|problems| {
+            let message = problems.first().map_or("", |d| d.message.as_str());
+            self.problem(at, &command.name, format!("after substituting bindings: {message}"))
+        })?;
+        Ok(Expanded { line: line as u32, column_offset: column as u32 - 1, text, command, typed })
     }
 
     /// Replaces `$name` by its value. `++` next to a binding joins names (`wage_ ++ $year` is

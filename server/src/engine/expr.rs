@@ -490,7 +490,7 @@ impl Lowering<'_> {
                 self.expect_number(&lowered[0], args[0].span(), function)?;
                 let variable = self.dataset.variable(name).expect("lowered above");
                 let values =
-                    super::describe::numbers(variable).map_err(|e| e.with_span(args[0].span()))?;
+                    super::dataset::numbers(variable).map_err(|e| e.with_span(args[0].span()))?;
                 let sorted = crate::stats::sorted(values.into_iter().flatten().collect());
                 let groups = *n as usize;
                 let x = as_number(lowered.remove(0));

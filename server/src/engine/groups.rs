@@ -22,8 +22,9 @@ use datafusion::arrow::array::{
 use datafusion::arrow::compute;
 use shared::script::TokenKind;
 
+use super::dataset::numbers;
 use super::dataset::{Dataset, Members, VarInfo, Variable};
-use super::describe::{coded, numbers};
+use super::describe::coded;
 use super::transform::valid_name;
 use super::{EngineError, Step};
 use crate::stats;

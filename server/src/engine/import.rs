@@ -236,48 +236,70 @@ impl Step<'_> {
         meta: &VariableMetadata,
         date: Option<Date>,
     ) -> Result<(Int64Array, ArrayRef), EngineError> {
-        let internal = |e: datafusion::error::DataFusionError| {
-            EngineError::internal(format!("scanning {}: {e}", dir.display()))
-        };
-        let path = format!("{}/", dir.display());
-        let mut frame = self
-            .engine
-            .ctx
-            .read_parquet(path, ParquetReadOptions::default())
-            .await
-            .map_err(internal)?;
-        if let Some(date) = date {
-            let d = date.epoch_days();
-            let predicate = col("start_epoch_days")
-                .lt_eq(lit(d))
-                .and(col("stop_epoch_days").is_null().or(col("stop_epoch_days").gt_eq(lit(d))));
-            frame = frame.filter(predicate).map_err(internal)?;
-        }
-        let exhausted = |e: datafusion::error::DataFusionError| {
-            if exceeds_memory_limit(&e) {
-                EngineError::new(format!(
-                    "the import exceeded the memory limit of {} MB (max_memory_mb)",
-                    self.engine.limits.max_memory_mb
-                ))
-            } else {
-                internal(e)
-            }
-        };
-        let mut stream = frame
-            .select_columns(&["unit_id", "value"])
-            .map_err(internal)?
-            .execute_stream()
-            .await
-            .map_err(internal)?;
+        let window = date.map(|d| (d, d));
+        let mut batches = self.scan_spells(dir, window, &["unit_id", "value"]).await?;
         // Each batch is copied into one growing column as it arrives and then dropped, so the
         // import never holds its thousands of small filtered batches at once: those come from
         // the allocator's arenas, which keep what they free, and held together they nearly
         // doubled a workspace's peak memory.
         let mut column = Column::default();
-        while let Some(batch) = stream.next().await {
-            column.append(&batch.map_err(exhausted)?, meta)?;
+        while let Some(batch) = batches.next().await {
+            column.append(&batch?, meta)?;
         }
         column.sorted_by_unit(meta)
+    }
+
+    /// The one way the engine reads a variable's Parquet files (`import`, `import-panel` and
+    /// `import-event` alike): the rows whose spell overlaps `window` (from, until; every row
+    /// without one), with `columns`, as a stream. The predicate is pushed down, so row groups
+    /// whose start/stop statistics cannot match are skipped. A stop for DataFusion's memory
+    /// limit becomes the user's error naming `max_memory_mb`, decided on the error's kind.
+    pub(super) async fn scan_spells(
+        &self,
+        dir: &std::path::Path,
+        window: Option<(Date, Date)>,
+        columns: &[&str],
+    ) -> Result<impl futures::Stream<Item = Result<RecordBatch, EngineError>> + use<>, EngineError>
+    {
+        let shown = dir.display().to_string();
+        let internal = {
+            let shown = shown.clone();
+            move |e: datafusion::error::DataFusionError| {
+                EngineError::internal(format!("scanning {shown}: {e}"))
+            }
+        };
+        let mut frame = self
+            .engine
+            .ctx
+            .read_parquet(format!("{shown}/"), ParquetReadOptions::default())
+            .await
+            .map_err(&internal)?;
+        if let Some((from, until)) = window {
+            let overlapping = col("start_epoch_days").lt_eq(lit(until.epoch_days())).and(
+                col("stop_epoch_days")
+                    .is_null()
+                    .or(col("stop_epoch_days").gt_eq(lit(from.epoch_days()))),
+            );
+            frame = frame.filter(overlapping).map_err(&internal)?;
+        }
+        let stream = frame
+            .select_columns(columns)
+            .map_err(&internal)?
+            .execute_stream()
+            .await
+            .map_err(&internal)?;
+        let max_memory_mb = self.engine.limits.max_memory_mb;
+        Ok(stream.map(move |batch| {
+            batch.map_err(|e| {
+                if exceeds_memory_limit(&e) {
+                    EngineError::new(format!(
+                        "the import exceeded the memory limit of {max_memory_mb} MB (max_memory_mb)"
+                    ))
+                } else {
+                    internal(e)
+                }
+            })
+        }))
     }
 }
 

@@ -14,7 +14,8 @@ use nalgebra::{DMatrix, DVector};
 use shared::script::TokenKind;
 
 use super::dataset::Dataset;
-use super::describe::levels;
+use super::dataset::InSample;
+use super::dataset::levels;
 use super::models::{Design, Errors, OlsRequest, Term, z_coefficient};
 use super::{EngineError, Step};
 use crate::disclosure::raw::{self, Contributors};
@@ -146,8 +147,8 @@ pub fn mixed_raw(
     for i in design.rows() {
         design.row(i, &mut x);
         let xi = DVector::from_column_slice(&x);
-        let yi = design.y[i].expect("in sample");
-        let g = group_rows[i].expect("in sample");
+        let yi = design.outcome(i);
+        let g = group_rows.in_sample(i);
         group_units.entry(g).or_default().add(keys[i]);
         let sums = by_group.entry(g).or_insert_with(empty);
         sums.n += 1.0;

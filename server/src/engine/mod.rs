@@ -38,7 +38,9 @@ use std::time::{Duration, Instant};
 use datafusion::arrow::array::Array;
 use datafusion::prelude::{SessionConfig, SessionContext};
 use futures::FutureExt;
-use shared::script::{Command, Span, Token, TokenKind, line_column};
+use shared::script::{
+    Command, OptionValue, Span, Token, TokenKind, TypedOption, Verb, line_column,
+};
 
 use crate::datastore::{DatastoreVersion, Registry};
 use crate::disclosure::ckm::RecordKeySecret;
@@ -361,7 +363,7 @@ impl Engine {
                 }
                 Err(_) => Err(out_of_time()),
             };
-            if step.command.name != "textblock" {
+            if step.verb() != Verb::Textblock {
                 workspace.history.push(step.text.clone());
             }
             let result = result.and_then(|()| workspace.within_budget());
@@ -674,8 +676,17 @@ impl<'a> Step<'a> {
         Ok((name, dataset))
     }
 
-    fn option(&self, name: &str) -> Option<&shared::script::CommandOption> {
-        self.command().options.iter().find(|o| o.name == name)
+    /// Option `name` as the catalogue typed it, if the command was given it. Code several
+    /// commands share reads the union of their options, so an option absent from this
+    /// command's entry is simply not given; a name no entry has is a typo in the engine, which
+    /// would never match, and fails a debug assertion in the tests.
+    fn option(&self, name: &str) -> Option<&'a TypedOption> {
+        debug_assert!(
+            shared::script::catalog::commands().iter().any(|c| c.option(name).is_some()),
+            "{} reads option {name}, which no catalogue entry has",
+            self.step.typed.spec.name
+        );
+        self.step.typed.option(name)
     }
 
     fn flag(&self, name: &str) -> bool {
@@ -688,23 +699,28 @@ impl<'a> Step<'a> {
         self.option(name).map_or(self.command().span, |o| o.span)
     }
 
-    /// The text inside an option's parentheses.
+    /// The text inside an option's parentheses; `None` for a flag or empty parentheses.
     fn option_text(&self, name: &str) -> Option<String> {
-        let option = self.option(name)?;
-        let tokens = option.args.as_ref()?;
-        let (first, last) = (tokens.first()?, tokens.last()?);
-        Some(self.source()[first.span.start as usize..last.span.end as usize].trim().to_owned())
+        self.option(name).map(|o| o.text.clone()).filter(|text| !text.is_empty())
     }
 
+    /// The variable names of a `Variable` or `Variables` option, with their spans.
+    fn option_names(&self, name: &str) -> Option<&'a [(String, Span)]> {
+        match &self.option(name)?.value {
+            OptionValue::Names(names) => Some(names),
+            _ => None,
+        }
+    }
+
+    /// A `Number` option's value, read when the command was expanded.
     fn option_number(&self, name: &str) -> Result<Option<f64>, EngineError> {
-        match self.option_text(name) {
-            None => Ok(None),
-            Some(text) => text.parse::<f64>().map(Some).map_err(|_| {
-                EngineError::at(
-                    self.option_span(name),
-                    format!("{name}() takes a number, not '{text}'"),
-                )
-            }),
+        let Some(option) = self.option(name) else { return Ok(None) };
+        match option.value {
+            OptionValue::Number(number) => Ok(Some(number)),
+            _ => Err(EngineError::at(
+                option.span,
+                format!("{name}() takes a number, not '{}'", option.text),
+            )),
         }
     }
 
@@ -720,86 +736,91 @@ impl<'a> Step<'a> {
         Ok(level)
     }
 
+    /// The one dispatch: every verb of the catalogue to its implementation. The match is
+    /// exhaustive, so a new command does not compile until it is given one.
     async fn execute(&mut self) -> Result<(), EngineError> {
-        let name = self.command().name.clone();
-        match name.as_str() {
-            "require" => self.require(),
-            "textblock" => {
+        use models::Likelihood::{Logit, NegativeBinomial, Poisson, Probit};
+        let verb = self.step.verb();
+        match verb {
+            Verb::Require => self.require(),
+            Verb::Textblock => {
                 let released = self.releaser.text(self.origin(), self.step.text.clone());
                 self.outputs.push(released);
                 Ok(())
             }
-            "create-dataset" | "use" | "delete-dataset" | "clone-dataset" | "rename-dataset"
-            | "clone-units" | "clear" => self.dataset_command(&name),
-            "import" => self.import().await,
-            "generate" | "replace" => self.generate_or_replace(name == "generate"),
-            "rename" => self.rename(),
-            "keep" | "drop" => self.keep_or_drop(name == "keep"),
-            "collapse" | "aggregate" => self.collapse_or_aggregate(name == "collapse"),
-            "merge" => self.merge(),
-            "recode" => self.recode(),
-            "sample" => self.sample(),
-            "destring" => self.destring(),
-            "clone-variables" => self.clone_variables(),
-            "define-labels" => self.define_labels(),
-            "assign-labels" => self.assign_labels(),
-            "drop-labels" => self.drop_labels(),
-            "list-labels" => self.list_labels(),
-            "help-function" => self.help_function(),
-            "summarize" => self.summarize(),
-            "tabulate" => self.tabulate(),
-            "histogram" => self.histogram(),
-            "hexbin" => self.hexbin(),
-            "barchart" | "piechart" => self.bar_or_pie_chart(name == "piechart"),
-            "boxplot" => self.boxplot(),
-            "correlate" => self.correlate(),
-            "ci" => self.ci(),
-            "normaltest" => self.normaltest(),
-            "anova" => self.anova(),
-            "regress" => self.regress(),
-            "logit" => self.likelihood_model(models::Likelihood::Logit),
-            "probit" => self.likelihood_model(models::Likelihood::Probit),
-            "regress-predict" => self.predict(None),
-            "logit-predict" => self.predict(Some(models::Likelihood::Logit)),
-            "probit-predict" => self.predict(Some(models::Likelihood::Probit)),
-            "poisson-predict" => self.predict(Some(models::Likelihood::Poisson)),
-            "poisson" => self.likelihood_model(models::Likelihood::Poisson),
-            "negative-binomial" => self.likelihood_model(models::Likelihood::NegativeBinomial),
-            "ivregress" => self.ivregress(),
-            "coefplot" => self.coefplot(),
-            "mlogit" => self.mlogit(),
-            "cox" => self.cox(),
-            "weibull" => self.weibull(),
-            "oaxaca" => self.oaxaca(),
-            "regress-mml" => self.regress_mml(),
-            "rdd" => self.rdd(),
-            "import-panel" => self.import_panel().await,
-            "summarize-panel" => self.summarize_panel(),
-            "tabulate-panel" => self.tabulate_panel(),
-            "transitions-panel" => self.transitions_panel(),
-            "regress-panel" => self.regress_panel(),
-            "hausman" => self.hausman(),
-            "reshape-to-panel" => self.reshape_to_panel(),
-            "reshape-from-panel" => self.reshape_from_panel(),
-            "kaplan-meier" => self.kaplan_meier(),
-            "sankey" => self.sankey(),
-            "import-event" => self.import_event().await,
-            "help" => self.help(),
-            "variables" => self.variables(),
-            "history" => {
+            Verb::CreateDataset
+            | Verb::Use
+            | Verb::DeleteDataset
+            | Verb::CloneDataset
+            | Verb::RenameDataset
+            | Verb::CloneUnits
+            | Verb::Clear => self.dataset_command(verb),
+            Verb::Import => self.import().await,
+            Verb::Generate | Verb::Replace => self.generate_or_replace(verb == Verb::Generate),
+            Verb::Rename => self.rename(),
+            Verb::Keep | Verb::Drop => self.keep_or_drop(verb == Verb::Keep),
+            Verb::Collapse | Verb::Aggregate => self.collapse_or_aggregate(verb == Verb::Collapse),
+            Verb::Merge => self.merge(),
+            Verb::Recode => self.recode(),
+            Verb::Sample => self.sample(),
+            Verb::Destring => self.destring(),
+            Verb::CloneVariables => self.clone_variables(),
+            Verb::DefineLabels => self.define_labels(),
+            Verb::AssignLabels => self.assign_labels(),
+            Verb::DropLabels => self.drop_labels(),
+            Verb::ListLabels => self.list_labels(),
+            Verb::HelpFunction => self.help_function(),
+            Verb::Summarize => self.summarize(),
+            Verb::Tabulate => self.tabulate(),
+            Verb::Histogram => self.histogram(),
+            Verb::Hexbin => self.hexbin(),
+            Verb::Barchart | Verb::Piechart => self.bar_or_pie_chart(verb == Verb::Piechart),
+            Verb::Boxplot => self.boxplot(),
+            Verb::Correlate => self.correlate(),
+            Verb::Ci => self.ci(),
+            Verb::Normaltest => self.normaltest(),
+            Verb::Anova => self.anova(),
+            Verb::Regress => self.regress(),
+            Verb::Logit => self.likelihood_model(Logit),
+            Verb::Probit => self.likelihood_model(Probit),
+            Verb::Poisson => self.likelihood_model(Poisson),
+            Verb::NegativeBinomial => self.likelihood_model(NegativeBinomial),
+            Verb::RegressPredict => self.predict(None),
+            Verb::LogitPredict => self.predict(Some(Logit)),
+            Verb::ProbitPredict => self.predict(Some(Probit)),
+            Verb::PoissonPredict => self.predict(Some(Poisson)),
+            Verb::Ivregress => self.ivregress(),
+            Verb::Coefplot => self.coefplot(),
+            Verb::Mlogit => self.mlogit(),
+            Verb::Cox => self.cox(),
+            Verb::Weibull => self.weibull(),
+            Verb::Oaxaca => self.oaxaca(),
+            Verb::RegressMml => self.regress_mml(),
+            Verb::Rdd => self.rdd(),
+            Verb::ImportPanel => self.import_panel().await,
+            Verb::SummarizePanel => self.summarize_panel(),
+            Verb::TabulatePanel => self.tabulate_panel(),
+            Verb::TransitionsPanel => self.transitions_panel(),
+            Verb::RegressPanel => self.regress_panel(),
+            Verb::Hausman => self.hausman(),
+            Verb::ReshapeToPanel => self.reshape_to_panel(),
+            Verb::ReshapeFromPanel => self.reshape_from_panel(),
+            Verb::KaplanMeier => self.kaplan_meier(),
+            Verb::Sankey => self.sankey(),
+            Verb::ImportEvent => self.import_event().await,
+            Verb::Help => self.help(),
+            Verb::Variables => self.variables(),
+            Verb::History => {
                 let text = self.workspace.history.join("\n");
                 let released = self.releaser.text(self.origin(), format!("```\n{text}\n```"));
                 self.outputs.push(released);
                 Ok(())
             }
-            _ if shared::script::catalog::command(&name).is_some() => Err(EngineError::at(
-                self.command().name_span,
-                format!("{name} is part of the language but not supported yet by this server"),
-            )),
-            _ => Err(EngineError::at(
-                self.command().name_span,
-                format!("unknown command {name}: help lists the commands"),
-            )),
+            // Expansion consumes bindings and loops: they never reach a step.
+            Verb::Let | Verb::For => Err(EngineError::internal(format!(
+                "{} reached the engine after expansion",
+                verb.name()
+            ))),
         }
     }
 
@@ -874,12 +895,11 @@ impl<'a> Step<'a> {
         Ok(())
     }
 
-    fn dataset_command(&mut self, name: &str) -> Result<(), EngineError> {
+    fn dataset_command(&mut self, verb: Verb) -> Result<(), EngineError> {
         let args: Vec<(String, Span)> = self.names_in_args()?;
         let want = |n: usize| -> Result<(), EngineError> {
             if args.len() != n {
-                let syntax = shared::script::catalog::command(name).map_or("", |c| c.syntax);
-                return Err(EngineError::new(format!("write {syntax}")));
+                return Err(EngineError::new(format!("write {}", verb.spec().syntax)));
             }
             Ok(())
         };
@@ -909,21 +929,21 @@ impl<'a> Step<'a> {
             Ok(())
         };
         let ws = &mut *self.workspace;
-        let message = match name {
-            "create-dataset" => {
+        let message = match verb {
+            Verb::CreateDataset => {
                 want(1)?;
                 fresh(ws, &args[0])?;
                 ws.datasets.insert(args[0].0.clone(), Dataset::default());
                 ws.current = Some(args[0].0.clone());
                 format!("dataset {} created and in use", args[0].0)
             }
-            "use" => {
+            Verb::Use => {
                 want(1)?;
                 exists(ws, &args[0])?;
                 ws.current = Some(args[0].0.clone());
                 format!("dataset {} in use", args[0].0)
             }
-            "delete-dataset" => {
+            Verb::DeleteDataset => {
                 want(1)?;
                 exists(ws, &args[0])?;
                 ws.datasets.remove(&args[0].0);
@@ -932,17 +952,17 @@ impl<'a> Step<'a> {
                 }
                 format!("dataset {} deleted", args[0].0)
             }
-            "clone-dataset" | "rename-dataset" | "clone-units" => {
+            Verb::CloneDataset | Verb::RenameDataset | Verb::CloneUnits => {
                 want(2)?;
                 exists(ws, &args[0])?;
                 fresh(ws, &args[1])?;
                 let source = ws.datasets[&args[0].0].clone();
-                let copy = match name {
-                    "clone-units" => Dataset { variables: Vec::new(), ..source },
+                let copy = match verb {
+                    Verb::CloneUnits => Dataset { variables: Vec::new(), ..source },
                     _ => source,
                 };
                 ws.datasets.insert(args[1].0.clone(), copy);
-                if name == "rename-dataset" {
+                if verb == Verb::RenameDataset {
                     ws.datasets.remove(&args[0].0);
                     if ws.current.as_deref() == Some(args[0].0.as_str()) {
                         ws.current = Some(args[1].0.clone());

@@ -8,12 +8,14 @@ use std::sync::Arc;
 
 use datafusion::arrow::array::{Array, BooleanArray, Float64Array};
 use nalgebra::{DMatrix, DVector};
-use shared::script::TokenKind;
+use shared::script::{TokenKind, Verb};
 use statrs::distribution::{Continuous, ContinuousCDF, Normal, StudentsT};
 
+use super::dataset::InSample;
 use super::dataset::{Dataset, VarInfo, Variable};
-use super::describe::{levels, numbers, numbers_of, screened};
-use super::transform::{display, valid_name};
+use super::dataset::{display, levels, numbers, numbers_of};
+use super::describe::screened;
+use super::transform::valid_name;
 use super::{EngineError, Step};
 use crate::disclosure::differencing::PopulationSketch;
 use crate::disclosure::raw::{self, Contributors};
@@ -271,7 +273,7 @@ impl Design {
                     let mut counts: HashMap<Vec<usize>, u64> = HashMap::new();
                     for (i, _) in sample.iter().enumerate().filter(|(_, s)| **s) {
                         let combo: Vec<usize> =
-                            parts.iter().map(|(_, rows, _)| rows[i].expect("in sample")).collect();
+                            parts.iter().map(|(_, rows, _)| rows.in_sample(i)).collect();
                         *counts.entry(combo).or_default() += 1;
                     }
                     for (_, rows, labels) in &parts {
@@ -354,7 +356,7 @@ impl Design {
             dataset.add_to_population(&mut population, i);
             if !factors.is_empty() {
                 let combo: Vec<usize> =
-                    factors.iter().map(|(_, rows, _)| rows[i].expect("in sample")).collect();
+                    factors.iter().map(|(_, rows, _)| rows.in_sample(i)).collect();
                 for (f, &l) in combo.iter().enumerate() {
                     level_counts[f][l] += 1;
                 }
@@ -522,6 +524,11 @@ impl Design {
             .collect()
     }
 
+    /// The outcome of sample row `i` (see [`InSample`]).
+    pub(super) fn outcome(&self, i: usize) -> f64 {
+        self.y.in_sample(i)
+    }
+
     /// The rows of the estimation sample.
     pub(super) fn rows(&self) -> impl Iterator<Item = usize> + '_ {
         (0..self.sample.len()).filter(|&i| self.sample[i])
@@ -583,7 +590,7 @@ pub fn ols_raw(
     let (mut sum_y, mut sum_y2) = (0.0, 0.0);
     for i in design.rows() {
         design.row(i, &mut x);
-        let yi = y[i].expect("in sample");
+        let yi = y.in_sample(i);
         for a in 0..k {
             xty[a] += x[a] * yi;
             for b in 0..=a {
@@ -613,12 +620,12 @@ pub fn ols_raw(
     for i in design.rows() {
         design.row(i, &mut x);
         let xi = DVector::from_column_slice(&x);
-        let e = y[i].expect("in sample") - xi.dot(&beta);
+        let e = y.in_sample(i) - xi.dot(&beta);
         rss += e * e;
         match (&request.errors, &cluster) {
             (Errors::Robust, _) => meat += (&xi * xi.transpose()) * (e * e),
             (Errors::Cluster(_), Some(c)) => {
-                let key = c[i].clone().expect("in sample");
+                let key = c.in_sample(i);
                 *scores.entry(key).or_insert_with(|| DVector::zeros(k)) += xi * e;
             }
             _ => {}
@@ -725,7 +732,7 @@ pub fn regression_diagnostics(
         for (a, &j) in terms.iter().enumerate() {
             v[a] = row[j];
         }
-        v[m] = design.y[i].expect("in sample");
+        v[m] = design.outcome(i);
         for a in 0..=m {
             sums[a] += v[a];
             for b in 0..=a {
@@ -1011,7 +1018,7 @@ pub fn likelihood_raw(
             .collect()
     });
     let mask = combined.as_ref().or(mask);
-    let offset_of = |i: usize| offsets.as_ref().map_or(0.0, |o| o[i].expect("in sample"));
+    let offset_of = |i: usize| offsets.as_ref().map_or(0.0, |o| o.in_sample(i));
     let cluster = cluster_keys(dataset, &request.errors)?;
     let design = Design::new(dataset, keys, request, mask, cluster.as_deref())?;
     let k = design.k();
@@ -1020,7 +1027,7 @@ pub fn likelihood_raw(
     let outcome: Vec<f64> = rows
         .iter()
         .map(|&i| {
-            let y = design.y[i].expect("in sample");
+            let y = design.outcome(i);
             if counts { y } else { f64::from(y != 0.0) }
         })
         .collect();
@@ -1096,8 +1103,11 @@ pub fn likelihood_raw(
             }
             match &cluster {
                 Some(keys) => {
-                    let key = keys[i].as_deref().expect("in sample");
-                    *by_cluster.entry(key).or_insert_with(|| DVector::zeros(p)) += g;
+                    let key = keys[i].as_deref();
+                    debug_assert!(key.is_some(), "row {i} is outside the sample");
+                    *by_cluster
+                        .entry(key.unwrap_or_default())
+                        .or_insert_with(|| DVector::zeros(p)) += g;
                 }
                 None => meat.ger(1.0, &g, &g, 1.0),
             }
@@ -1444,7 +1454,7 @@ pub fn mlogit_raw(
     let design = Design::with_outcome(dataset, keys, request, mask, cluster.as_deref(), y)?;
     let k = design.k();
     let rows: Vec<usize> = design.rows().collect();
-    let level_of = |i: usize| design.y[i].expect("in sample") as usize;
+    let level_of = |i: usize| design.outcome(i) as usize;
     let mut counts = vec![0u64; labels.len()];
     for &i in &rows {
         counts[level_of(i)] += 1;
@@ -1541,7 +1551,7 @@ pub fn mlogit_raw(
                 }
                 match (errors, &cluster) {
                     (Errors::Cluster(_), Some(c)) => {
-                        let key = c[i].clone().expect("in sample");
+                        let key = c.in_sample(i);
                         *by_cluster.entry(key).or_insert_with(|| DVector::zeros(p)) += score;
                     }
                     _ => meat += &score * score.transpose(),
@@ -1650,9 +1660,9 @@ pub fn cox_raw(
     }
     // Rows by duration, longest first, so each risk set is a prefix.
     let mut rows: Vec<usize> = design.rows().collect();
-    let duration = |i: usize| design.y[i].expect("in sample");
+    let duration = |i: usize| design.outcome(i);
     rows.sort_by(|&a, &b| duration(b).total_cmp(&duration(a)));
-    let failed = |i: usize| events[i].expect("in sample") != 0.0;
+    let failed = |i: usize| events.in_sample(i) != 0.0;
     let n_events = rows.iter().filter(|&&i| failed(i)).count() as u64;
     let outcome_levels = vec![rows.len() as u64 - n_events, n_events];
     gate.check_levels(event, &outcome_levels, true)?;
@@ -1822,7 +1832,7 @@ pub fn ivregress_raw(
     let rows: Vec<usize> = design.rows().collect();
     for &i in &rows {
         design.row(i, &mut row[..k]);
-        row[k] = design.y[i].expect("in sample");
+        row[k] = design.outcome(i);
         let v = DVector::from_column_slice(&row);
         moments.ger(1.0, &v, &v, 1.0);
     }
@@ -1847,7 +1857,7 @@ pub fn ivregress_raw(
             .map(|&i| {
                 design.row(i, &mut row);
                 let fitted: f64 = x_columns.iter().zip(beta.iter()).map(|(&j, b)| row[j] * b).sum();
-                design.y[i].expect("in sample") - fitted
+                design.outcome(i) - fitted
             })
             .collect()
     };
@@ -1917,7 +1927,7 @@ pub fn ivregress_raw(
     };
     let fitted_rss: f64 = residuals(&beta).iter().map(|e| e * e).sum();
     let (sum, sum_sq) = rows.iter().fold((0.0, 0.0), |(s, q), &i| {
-        let y = design.y[i].expect("in sample");
+        let y = design.outcome(i);
         (s + y, q + y * y)
     });
     let (rss, tss) = (fitted_rss, sum_sq - sum * sum / n);
@@ -2300,11 +2310,16 @@ impl Step<'_> {
             };
             return Err(EngineError::at(span, d.message.clone()));
         }
+        let typed = model.typed(&text).map_err(|problems| {
+            let message = problems.first().map_or("", |d| d.message.as_str());
+            EngineError::at(first.span, message.to_owned())
+        })?;
         let inner = super::expand::Expanded {
             line: self.step.line,
             column_offset: self.step.column_offset + first.span.start,
             text,
             command: model,
+            typed,
         };
         let before = self.outputs.len();
         {
@@ -2315,19 +2330,20 @@ impl Step<'_> {
                 step: &inner,
                 outputs: &mut *self.outputs,
             };
-            match inner.command.name.as_str() {
-                "regress" => step.regress(),
-                "logit" => step.likelihood_model(Likelihood::Logit),
-                "probit" => step.likelihood_model(Likelihood::Probit),
-                "poisson" => step.likelihood_model(Likelihood::Poisson),
-                "negative-binomial" => step.likelihood_model(Likelihood::NegativeBinomial),
-                "ivregress" => step.ivregress(),
-                "mlogit" => step.mlogit(),
-                "cox" => step.cox(),
+            match inner.verb() {
+                Verb::Regress => step.regress(),
+                Verb::Logit => step.likelihood_model(Likelihood::Logit),
+                Verb::Probit => step.likelihood_model(Likelihood::Probit),
+                Verb::Poisson => step.likelihood_model(Likelihood::Poisson),
+                Verb::NegativeBinomial => step.likelihood_model(Likelihood::NegativeBinomial),
+                Verb::Ivregress => step.ivregress(),
+                Verb::Mlogit => step.mlogit(),
+                Verb::Cox => step.cox(),
                 other => Err(EngineError::at(
                     first.span,
                     format!(
-                        "coefplot of {other} is not supported yet; it plots regress, logit, probit, mlogit, poisson, negative-binomial, ivregress and cox"
+                        "coefplot of {} is not supported yet; it plots regress, logit, probit, mlogit, poisson, negative-binomial, ivregress and cox",
+                        other.name()
                     ),
                 )),
             }?;

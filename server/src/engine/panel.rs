@@ -109,7 +109,7 @@ impl PanelSample {
             let next_is_other =
                 rows.get(at + 1).is_none_or(|&next| dataset.ids.value(next) != unit);
             design.row(i, &mut x);
-            let y = design.y[i].expect("in sample");
+            let y = design.outcome(i);
             for (g, v) in x_grand.iter_mut().zip(&x) {
                 *g += v;
             }
@@ -124,7 +124,7 @@ impl PanelSample {
                     for (m, v) in x_mean.iter_mut().zip(&x) {
                         *m += v / t;
                     }
-                    y_mean += design.y[r].expect("in sample") / t;
+                    y_mean += design.outcome(r) / t;
                 }
                 groups.push(Group { rows: range, x_mean, y_mean });
                 units.add(keys[i]);
@@ -174,8 +174,7 @@ impl PanelSample {
             for (slot, &c) in x.iter_mut().zip(columns) {
                 *slot = full[c] - th * g.x_mean[c] + if grand { self.x_grand[c] } else { 0.0 };
             }
-            self.design.y[r].expect("in sample") - th * g.y_mean
-                + if grand { self.y_grand } else { 0.0 }
+            self.design.outcome(r) - th * g.y_mean + if grand { self.y_grand } else { 0.0 }
         };
         for g in &self.groups {
             for &r in &self.rows[g.rows.clone()] {
@@ -276,7 +275,7 @@ impl PanelSample {
         for g in &self.groups {
             for &r in &self.rows[g.rows.clone()] {
                 self.design.row(r, &mut x);
-                let y = self.design.y[r].expect("in sample");
+                let y = self.design.outcome(r);
                 let e = y - fit(&x);
                 overall_rss += e * e;
                 overall_tss += (y - self.y_grand).powi(2);
@@ -408,7 +407,7 @@ impl PanelSample {
             .flat_map(|g| {
                 self.rows[g.rows.clone()]
                     .iter()
-                    .map(move |&r| (self.design.y[r].expect("in sample") - g.y_mean).powi(2))
+                    .map(move |&r| (self.design.outcome(r) - g.y_mean).powi(2))
             })
             .sum()
     }

@@ -64,7 +64,7 @@ pub(super) fn check_splits(
             && matches!(part, Expr::Call { function, .. } if CLASSING_FUNCTIONS.contains(&function.as_str()))
         {
             let (values, _) = expr::evaluate(ctx, dataset, name, part)?;
-            if let Some(classes) = super::transform::value_classes(&values) {
+            if let Some(classes) = super::dataset::value_classes(&values) {
                 for size in classes {
                     gate.check_split(size, n - size)
                         .map_err(|r| EngineError::from(r).with_span(part.span()))?;

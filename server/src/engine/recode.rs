@@ -209,13 +209,13 @@ impl Step<'_> {
         let (dataset_name, dataset) = self.populated()?;
         let dataset_name = dataset_name.to_owned();
         // Where the results go: in place, generate(a b …) or prefix(p).
-        let targets: Vec<String> = match (self.option_text("generate"), self.option_text("prefix"))
+        let targets: Vec<String> = match (self.option_names("generate"), self.option_text("prefix"))
         {
             (Some(_), Some(_)) => {
                 return Err(EngineError::new("recode takes generate() or prefix(), not both"));
             }
             (Some(list), None) => {
-                let new: Vec<String> = list.split_whitespace().map(str::to_owned).collect();
+                let new: Vec<String> = list.iter().map(|(name, _)| name.clone()).collect();
                 if new.len() != names.len() {
                     return Err(EngineError::at(
                         self.option_span("generate"),

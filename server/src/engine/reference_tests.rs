@@ -7,8 +7,9 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
+use super::dataset::numbers;
 use super::decompose::oaxaca_raw;
-use super::describe::{TableRequest, numbers, summarize_raw, tabulate_raw};
+use super::describe::{TableRequest, summarize_raw, tabulate_raw};
 use super::discontinuity::rdd_raw;
 use super::mixed::mixed_raw;
 use super::models::{
@@ -257,9 +258,7 @@ async fn statistics_match_pandas_and_statsmodels_on_the_same_parquet() {
         let number: datafusion::arrow::array::Float64Array = (0..dataset.len())
             .map(|i| {
                 let v = &dataset.variable("kommune").unwrap().values;
-                (!v.is_null(i))
-                    .then(|| super::transform::display(v, i).parse::<f64>().ok())
-                    .flatten()
+                (!v.is_null(i)).then(|| super::dataset::display(v, i).parse::<f64>().ok()).flatten()
             })
             .collect();
         with_number.set(super::dataset::Variable {

@@ -231,8 +231,8 @@ impl Step<'_> {
                 dataset.ids.value(i) == dataset.ids.value(i - 1)
                     && (v.values.is_null(i) != v.values.is_null(i - 1)
                         || (v.values.is_valid(i)
-                            && super::transform::display(&v.values, i)
-                                != super::transform::display(&v.values, i - 1)))
+                            && super::dataset::display(&v.values, i)
+                                != super::dataset::display(&v.values, i - 1)))
             });
             if !varies {
                 variables.push(Variable {

@@ -7,7 +7,9 @@ use nalgebra::{DMatrix, DVector};
 use statrs::distribution::{ContinuousCDF, FisherSnedecor, StudentsT};
 
 use super::dataset::Dataset;
-use super::describe::{coded, levels, numbers, summarize_raw};
+use super::dataset::InSample;
+use super::dataset::{levels, numbers};
+use super::describe::{coded, summarize_raw};
 use super::{EngineError, Step};
 use crate::disclosure::Gate;
 use crate::disclosure::differencing::PopulationSketch;
@@ -112,14 +114,10 @@ pub fn correlation_raw(
                 })
                 .collect();
             let n = rows.len() as f64;
-            let mean = |c: &Vec<Option<f64>>| {
-                rows.iter().map(|&i| c[i].expect("in sample")).sum::<f64>() / n
-            };
+            let mean = |c: &Vec<Option<f64>>| rows.iter().map(|&i| c.in_sample(i)).sum::<f64>() / n;
             let (ma, mb) = (mean(&columns[a]), mean(&columns[b]));
             let moment = |x: &Vec<Option<f64>>, mx: f64, y: &Vec<Option<f64>>, my: f64| {
-                rows.iter()
-                    .map(|&i| (x[i].expect("in sample") - mx) * (y[i].expect("in sample") - my))
-                    .sum::<f64>()
+                rows.iter().map(|&i| (x.in_sample(i) - mx) * (y.in_sample(i) - my)).sum::<f64>()
                     / (n - 1.0)
             };
             let cov = moment(&columns[a], ma, &columns[b], mb);
@@ -296,7 +294,7 @@ pub fn anova_raw(
         contributors.add(keys[i]);
         dataset.add_to_population(&mut population, i);
         for (f, (groups, _)) in factor_levels.iter().enumerate() {
-            let level = groups[i].expect("in sample");
+            let level = groups.in_sample(i);
             counts[f][level] += 1;
             level_units[f][level].add(keys[i]);
         }
@@ -334,11 +332,7 @@ pub fn anova_raw(
         return Err(EngineError::new("anova needs more units than levels"));
     }
     // With a constant, sums of squares are about the grand mean; without, about zero.
-    let grand = if constant {
-        rows.iter().map(|&i| y[i].expect("in sample")).sum::<f64>() / n
-    } else {
-        0.0
-    };
+    let grand = if constant { rows.iter().map(|&i| y.in_sample(i)).sum::<f64>() / n } else { 0.0 };
     let x_of = |i: usize, x: &mut [f64]| {
         x[0] = f64::from(u8::from(constant));
         for (j, &(f, l)) in columns.iter().enumerate() {
@@ -350,7 +344,7 @@ pub fn anova_raw(
     let mut x = vec![0.0; k];
     for &i in &rows {
         x_of(i, &mut x);
-        let v = y[i].expect("in sample") - grand;
+        let v = y.in_sample(i) - grand;
         for a in 0..k {
             xty[a] += x[a] * v;
             for b in 0..=a {
@@ -368,7 +362,7 @@ pub fn anova_raw(
         let keep: Vec<usize> = keep.iter().copied().filter(|&c| c > 0 || constant).collect();
         let keep = keep.as_slice();
         if keep.is_empty() {
-            return Ok(rows.iter().map(|&i| (y[i].expect("in sample") - grand).powi(2)).sum());
+            return Ok(rows.iter().map(|&i| (y.in_sample(i) - grand).powi(2)).sum());
         }
         let sub = DMatrix::from_fn(keep.len(), keep.len(), |a, b| xtx[(keep[a], keep[b])]);
         let rhs = DVector::from_fn(keep.len(), |a, _| xty[keep[a]]);
@@ -381,13 +375,13 @@ pub fn anova_raw(
             .map(|&i| {
                 x_of(i, &mut x);
                 let fit: f64 = keep.iter().zip(beta.iter()).map(|(&c, b)| x[c] * b).sum();
-                (y[i].expect("in sample") - grand - fit).powi(2)
+                (y.in_sample(i) - grand - fit).powi(2)
             })
             .sum())
     };
     let all: Vec<usize> = (0..k).collect();
     let residual_ss = rss(&all)?;
-    let total_ss: f64 = rows.iter().map(|&i| (y[i].expect("in sample") - grand).powi(2)).sum();
+    let total_ss: f64 = rows.iter().map(|&i| (y.in_sample(i) - grand).powi(2)).sum();
     let df_residual = n - parameters as f64;
     let ms_residual = residual_ss / df_residual;
     let f_test = |ss: f64, df: f64| -> Result<(f64, f64), EngineError> {

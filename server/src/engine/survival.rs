@@ -5,7 +5,8 @@
 use datafusion::arrow::array::BooleanArray;
 
 use super::dataset::Dataset;
-use super::describe::{axis_range, coded, levels, numbers, screened};
+use super::dataset::{levels, numbers};
+use super::describe::{axis_range, coded, screened};
 use super::{EngineError, Step};
 use crate::disclosure::Gate;
 use crate::disclosure::differencing::PopulationSketch;

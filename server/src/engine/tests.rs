@@ -163,7 +163,7 @@ async fn one_person_flags_are_refused_by_the_minimum_change_rule() {
     assert_eq!(errors(&outputs), vec![]);
     // The oldest person's birth month: a condition that singles out very few units.
     let dataset = workspace.current().unwrap();
-    let birth = super::describe::numbers(dataset.variable("birth").unwrap()).unwrap();
+    let birth = super::dataset::numbers(dataset.variable("birth").unwrap()).unwrap();
     let oldest = birth.iter().flatten().copied().fold(f64::INFINITY, f64::min);
     for attack in [
         format!("generate flag = 1 if birth == {oldest}"),

@@ -1,22 +1,15 @@
 //! Commands that change a dataset: generate, replace, rename, keep, drop. Changes that could
 //! single out units ask the gate first (rules 3 and 4); a refused command changes nothing.
 
-use std::collections::HashMap;
-
-use datafusion::arrow::array::{
-    Array, ArrayRef, BooleanArray, Float64Array, Int64Array, StringArray,
-};
+use datafusion::arrow::array::{Array, ArrayRef, BooleanArray};
 use datafusion::arrow::compute;
 use datafusion::arrow::datatypes::DataType;
 use shared::script::{Expr, TokenKind};
 
-use super::dataset::{Dataset, Kind, VarInfo, Variable};
+use super::dataset::{Dataset, Kind, VarInfo, Variable, value_classes};
 use super::expr::{self, storable};
 use super::{EngineError, Step, partition};
 use crate::disclosure::raw::Contributors;
-
-/// Results with at most this many distinct values are checked value by value (rule 4).
-const CATEGORICAL_LIMIT: usize = 20;
 
 impl Step<'_> {
     pub(super) fn generate_or_replace(&mut self, generate: bool) -> Result<(), EngineError> {
@@ -298,33 +291,6 @@ fn missing_without_missing_inputs(dataset: &Dataset, expr: &Expr, values: &Array
     (0..values.len())
         .filter(|&i| values.is_null(i) && inputs.iter().all(|input| input.is_valid(i)))
         .count() as u64
-}
-
-/// Sizes of the value classes (missing included) when there are few distinct values.
-pub(super) fn value_classes(values: &ArrayRef) -> Option<Vec<u64>> {
-    let mut counts: HashMap<Option<String>, u64> = HashMap::new();
-    for i in 0..values.len() {
-        let key = if values.is_null(i) { None } else { Some(display(values, i)) };
-        *counts.entry(key).or_default() += 1;
-        if counts.len() > CATEGORICAL_LIMIT {
-            return None;
-        }
-    }
-    Some(counts.into_values().collect())
-}
-
-/// A value as text, for grouping and labels.
-pub(super) fn display(values: &ArrayRef, i: usize) -> String {
-    if let Some(a) = values.as_any().downcast_ref::<Int64Array>() {
-        a.value(i).to_string()
-    } else if let Some(a) = values.as_any().downcast_ref::<Float64Array>() {
-        let v = a.value(i);
-        if v.fract() == 0.0 && v.abs() < 1e15 { format!("{}", v as i64) } else { v.to_string() }
-    } else if let Some(a) = values.as_any().downcast_ref::<StringArray>() {
-        a.value(i).to_owned()
-    } else {
-        String::from("?")
-    }
 }
 
 /// Both arrays as one type: Float64 when either is, else as they are.

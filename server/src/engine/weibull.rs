@@ -8,7 +8,9 @@ use nalgebra::{DMatrix, DVector};
 use statrs::distribution::ContinuousCDF;
 
 use super::dataset::Dataset;
-use super::describe::{numbers, numbers_of, screened};
+use super::dataset::InSample;
+use super::dataset::{numbers, numbers_of};
+use super::describe::screened;
 use super::models::{Design, Errors, OlsRequest, maximize, z_coefficient};
 use super::{EngineError, Step};
 use crate::disclosure::raw;
@@ -61,8 +63,8 @@ pub fn weibull_raw(
     for (r, &i) in rows.iter().enumerate() {
         design.row(i, &mut xs[r * k..(r + 1) * k]);
     }
-    let log_t: Vec<f64> = rows.iter().map(|&i| design.y[i].expect("in sample").ln()).collect();
-    let died: Vec<f64> = rows.iter().map(|&i| events[i].expect("in sample")).collect();
+    let log_t: Vec<f64> = rows.iter().map(|&i| design.outcome(i).ln()).collect();
+    let died: Vec<f64> = rows.iter().map(|&i| events.in_sample(i)).collect();
     // Parameters (β, θ = ln p). Per unit, with u = e^(η + p ln t):
     // ℓ = d(θ + (p−1) ln t + η) − u, and its derivatives in η and θ below.
     let evaluate = |params: &DVector<f64>| {

@@ -53,6 +53,7 @@ impl Family {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct CommandSpec {
     pub name: &'static str,
+    pub verb: Verb,
     pub family: Family,
     pub syntax: &'static str,
     pub help: &'static str,
@@ -68,7 +69,7 @@ impl CommandSpec {
 
 /// The command called `name`, if the language has one.
 pub fn command(name: &str) -> Option<&'static CommandSpec> {
-    COMMANDS.iter().find(|c| c.name == name)
+    Verb::named(name).map(Verb::spec)
 }
 
 /// Every command, in the order of the language reference.
@@ -294,10 +295,136 @@ const TABULATE_OPTIONS: &[OptionSpec] = &[
     opt("iqr", Flag),
 ];
 
-static COMMANDS: &[CommandSpec] = &[
+/// Declares [`Verb`] with one variant per command of the catalogue, in its order.
+macro_rules! verbs {
+    ($($variant:ident = $name:literal,)*) => {
+        /// Which command a line runs: the typed form of its name, parsed once. Matching on it
+        /// is exhaustive, so a command added to the catalogue does not compile until the engine
+        /// and the semantic check say what it does.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub enum Verb {
+            $($variant,)*
+        }
+
+        impl Verb {
+            /// Every verb, in the catalogue's order.
+            pub const ALL: &'static [Verb] = &[$(Verb::$variant,)*];
+
+            /// The verb written `name`, if the language has one.
+            pub fn named(name: &str) -> Option<Verb> {
+                match name {
+                    $($name => Some(Verb::$variant),)*
+                    _ => None,
+                }
+            }
+
+            /// The command's name as scripts write it.
+            pub const fn name(self) -> &'static str {
+                match self {
+                    $(Verb::$variant => $name,)*
+                }
+            }
+        }
+    };
+}
+
+verbs! {
+    Require = "require",
+    Let = "let",
+    For = "for",
+    Textblock = "textblock",
+    CreateDataset = "create-dataset",
+    Use = "use",
+    DeleteDataset = "delete-dataset",
+    CloneDataset = "clone-dataset",
+    RenameDataset = "rename-dataset",
+    CloneUnits = "clone-units",
+    Clear = "clear",
+    ReshapeToPanel = "reshape-to-panel",
+    ReshapeFromPanel = "reshape-from-panel",
+    Import = "import",
+    ImportEvent = "import-event",
+    ImportPanel = "import-panel",
+    Generate = "generate",
+    Replace = "replace",
+    Rename = "rename",
+    CloneVariables = "clone-variables",
+    Keep = "keep",
+    Drop = "drop",
+    Recode = "recode",
+    Destring = "destring",
+    Aggregate = "aggregate",
+    Collapse = "collapse",
+    Merge = "merge",
+    DefineLabels = "define-labels",
+    AssignLabels = "assign-labels",
+    DropLabels = "drop-labels",
+    ListLabels = "list-labels",
+    Sample = "sample",
+    Summarize = "summarize",
+    SummarizePanel = "summarize-panel",
+    Tabulate = "tabulate",
+    TabulatePanel = "tabulate-panel",
+    TransitionsPanel = "transitions-panel",
+    Correlate = "correlate",
+    Ci = "ci",
+    Normaltest = "normaltest",
+    Anova = "anova",
+    Regress = "regress",
+    Logit = "logit",
+    Probit = "probit",
+    Mlogit = "mlogit",
+    Poisson = "poisson",
+    NegativeBinomial = "negative-binomial",
+    Ivregress = "ivregress",
+    RegressPanel = "regress-panel",
+    Hausman = "hausman",
+    Cox = "cox",
+    KaplanMeier = "kaplan-meier",
+    RegressPredict = "regress-predict",
+    LogitPredict = "logit-predict",
+    ProbitPredict = "probit-predict",
+    PoissonPredict = "poisson-predict",
+    RegressMml = "regress-mml",
+    Oaxaca = "oaxaca",
+    Rdd = "rdd",
+    Weibull = "weibull",
+    Histogram = "histogram",
+    Barchart = "barchart",
+    Boxplot = "boxplot",
+    Hexbin = "hexbin",
+    Piechart = "piechart",
+    Sankey = "sankey",
+    Coefplot = "coefplot",
+    Help = "help",
+    HelpFunction = "help-function",
+    Variables = "variables",
+    History = "history",
+}
+
+impl Verb {
+    /// The catalogue entry: syntax, help and the options the command takes.
+    pub const fn spec(self) -> &'static CommandSpec {
+        &COMMANDS[self as usize]
+    }
+}
+
+// The catalogue lists the commands in the verbs' order, so `Verb::spec` is an index; checked
+// when the crate compiles.
+const _: () = {
+    assert!(COMMANDS.len() == Verb::ALL.len());
+    let mut i = 0;
+    while i < COMMANDS.len() {
+        assert!(COMMANDS[i].verb as usize == i);
+        i += 1;
+    }
+};
+
+const COMMANDS: &[CommandSpec] = &[
     // Bindings and control.
     CommandSpec {
         name: "require",
+        verb: Verb::Require,
         family: Control,
         syntax: "require <datastore>:<version> as <alias>",
         help: "Binds a versioned datastore to an alias. Imports then name variables as alias/VARIABLE. Several require lines may bind several datastores.",
@@ -306,6 +433,7 @@ static COMMANDS: &[CommandSpec] = &[
     },
     CommandSpec {
         name: "let",
+        verb: Verb::Let,
         family: Control,
         syntax: "let <name> = <expression>",
         help: "Defines a script-level constant, used later as $name. ++ joins values into a name or text; date_fmt, to_int, to_str, to_symbol and bind work inside let.",
@@ -314,6 +442,7 @@ static COMMANDS: &[CommandSpec] = &[
     },
     CommandSpec {
         name: "for",
+        verb: Verb::For,
         family: Control,
         syntax: "for <name> in <a> <b> … | <from> : <to> [; <name> in …] … end",
         help: "Repeats the lines up to the matching end once per value, with $name bound to the value. Values are separated by spaces or commas. Several names zip one list each, the lists separated by commas (for year, name in 2019 2020, a b); a semicolon nests loops.",
@@ -322,6 +451,7 @@ static COMMANDS: &[CommandSpec] = &[
     },
     CommandSpec {
         name: "textblock",
+        verb: Verb::Textblock,
         family: Control,
         syntax: "textblock … endblock",
         help: "Markdown between textblock and endblock is shown in the output as written; it is not run.",
@@ -331,6 +461,7 @@ static COMMANDS: &[CommandSpec] = &[
     // Datasets.
     CommandSpec {
         name: "create-dataset",
+        verb: Verb::CreateDataset,
         family: Datasets,
         syntax: "create-dataset <name>",
         help: "Creates an empty dataset and makes it the current one. The first import into it sets its population and unit type.",
@@ -339,6 +470,7 @@ static COMMANDS: &[CommandSpec] = &[
     },
     CommandSpec {
         name: "use",
+        verb: Verb::Use,
         family: Datasets,
         syntax: "use <dataset>",
         help: "Makes a dataset the current one; later commands work on it.",
@@ -347,6 +479,7 @@ static COMMANDS: &[CommandSpec] = &[
     },
     CommandSpec {
         name: "delete-dataset",
+        verb: Verb::DeleteDataset,
         family: Datasets,
         syntax: "delete-dataset <dataset>",
         help: "Deletes a dataset from the workspace.",
@@ -355,6 +488,7 @@ static COMMANDS: &[CommandSpec] = &[
     },
     CommandSpec {
         name: "clone-dataset",
+        verb: Verb::CloneDataset,
         family: Datasets,
         syntax: "clone-dataset <dataset> <new-name>",
         help: "Copies a dataset, population and variables, under a new name.",
@@ -363,6 +497,7 @@ static COMMANDS: &[CommandSpec] = &[
     },
     CommandSpec {
         name: "rename-dataset",
+        verb: Verb::RenameDataset,
         family: Datasets,
         syntax: "rename-dataset <dataset> <new-name>",
         help: "Gives a dataset a new name.",
@@ -371,6 +506,7 @@ static COMMANDS: &[CommandSpec] = &[
     },
     CommandSpec {
         name: "clone-units",
+        verb: Verb::CloneUnits,
         family: Datasets,
         syntax: "clone-units <dataset> <new-name>",
         help: "Creates a dataset with the same population as another, and no variables.",
@@ -379,6 +515,7 @@ static COMMANDS: &[CommandSpec] = &[
     },
     CommandSpec {
         name: "clear",
+        verb: Verb::Clear,
         family: Datasets,
         syntax: "clear",
         help: "Deletes every dataset in the workspace.",
@@ -387,6 +524,7 @@ static COMMANDS: &[CommandSpec] = &[
     },
     CommandSpec {
         name: "reshape-to-panel",
+        verb: Verb::ReshapeToPanel,
         family: Datasets,
         syntax: "reshape-to-panel <prefix>…",
         help: "Turns wide variables named by a prefix and a date (wage_2019 for 1 January, or wage_20190630) into a panel: one variable per prefix (wage) on a row per unit and date; the other variables repeat on each of a unit's rows.",
@@ -395,6 +533,7 @@ static COMMANDS: &[CommandSpec] = &[
     },
     CommandSpec {
         name: "reshape-from-panel",
+        verb: Verb::ReshapeFromPanel,
         family: Datasets,
         syntax: "reshape-from-panel",
         help: "Turns a panel back into a row per unit: a variable that changes over the dates becomes one per date (wage_2019, …); one that never changes stays one variable.",
@@ -404,6 +543,7 @@ static COMMANDS: &[CommandSpec] = &[
     // Preparing data.
     CommandSpec {
         name: "import",
+        verb: Verb::Import,
         family: Preparing,
         syntax: "import <alias>/<VARIABLE> [<date>] [as <name>] [, outer_join]",
         help: "Imports a register variable into the current dataset. FIXED variables take no date; STATUS, ACCUMULATED and EVENT variables take the date whose value (or period, or spell) to use. The first import sets the population; later imports join on the unit id, keeping the population (outer_join adds units that only the new variable has).",
@@ -412,6 +552,7 @@ static COMMANDS: &[CommandSpec] = &[
     },
     CommandSpec {
         name: "import-event",
+        verb: Verb::ImportEvent,
         family: Preparing,
         syntax: "import-event <alias>/<VARIABLE> <date> to <date> [as <name>]",
         help: "Imports every spell of an EVENT variable that overlaps the period, one row per spell: its value as <name>, its start and stop (days since 1970-01-01; the stop missing while it goes on) as <name>_start and <name>_stop. Only into an empty dataset, one event variable per dataset; the gate counts a unit once per spell.",
@@ -420,6 +561,7 @@ static COMMANDS: &[CommandSpec] = &[
     },
     CommandSpec {
         name: "import-panel",
+        verb: Verb::ImportPanel,
         family: Preparing,
         syntax: "import-panel <alias>/<VARIABLE>… <date>…",
         help: "Imports variables at several dates into an empty dataset in long form: a row per unit and date where the unit has any of them. The -panel commands describe it date by date and regress-panel models it; commands that need a row per unit (import, merge, collapse) refuse a panel.",
@@ -428,6 +570,7 @@ static COMMANDS: &[CommandSpec] = &[
     },
     CommandSpec {
         name: "generate",
+        verb: Verb::Generate,
         family: Preparing,
         syntax: "generate <name> = <expression> [if <condition>]",
         help: "Creates a variable from an expression. Rows where the condition is false get the missing value. Refused when it would single out 1–9 units (minimum-change rule).",
@@ -436,6 +579,7 @@ static COMMANDS: &[CommandSpec] = &[
     },
     CommandSpec {
         name: "replace",
+        verb: Verb::Replace,
         family: Preparing,
         syntax: "replace <variable> = <expression> [if <condition>]",
         help: "Changes the values of a variable where the condition holds. Refused when it would change, or leave unchanged, 1–9 units (minimum-change rule).",
@@ -444,6 +588,7 @@ static COMMANDS: &[CommandSpec] = &[
     },
     CommandSpec {
         name: "rename",
+        verb: Verb::Rename,
         family: Preparing,
         syntax: "rename <old> <new>",
         help: "Gives a variable a new name.",
@@ -452,6 +597,7 @@ static COMMANDS: &[CommandSpec] = &[
     },
     CommandSpec {
         name: "clone-variables",
+        verb: Verb::CloneVariables,
         family: Preparing,
         syntax: "clone-variables <variable> [-> <new>] … [, prefix() suffix()]",
         help: "Copies variables under new names, given one by one with -> or by a prefix or suffix.",
@@ -460,6 +606,7 @@ static COMMANDS: &[CommandSpec] = &[
     },
     CommandSpec {
         name: "keep",
+        verb: Verb::Keep,
         family: Preparing,
         syntax: "keep <variable>… | keep if <condition>",
         help: "Keeps the named variables, or the units where the condition holds. A dataset may not shrink below the population floor.",
@@ -468,6 +615,7 @@ static COMMANDS: &[CommandSpec] = &[
     },
     CommandSpec {
         name: "drop",
+        verb: Verb::Drop,
         family: Preparing,
         syntax: "drop <variable>… | drop if <condition>",
         help: "Drops the named variables, or the units where the condition holds. A dataset may not shrink below the population floor.",
@@ -476,6 +624,7 @@ static COMMANDS: &[CommandSpec] = &[
     },
     CommandSpec {
         name: "recode",
+        verb: Verb::Recode,
         family: Preparing,
         syntax: "recode <variable>… (<rule>) … [if <condition>] [, prefix() generate()]",
         help: "Recodes values by rules applied in order; a value is recoded at most once. Rules: (1 2 3 = 0), (1/7 = 0), (min/5 = 0), (10/max = 99), (nonmissing = 1), (missing = 99), (* = 99), ('3' '5' = '0').",
@@ -484,6 +633,7 @@ static COMMANDS: &[CommandSpec] = &[
     },
     CommandSpec {
         name: "destring",
+        verb: Verb::Destring,
         family: Preparing,
         syntax: "destring <variable>… [, prefix() ignore('…') force dpcomma]",
         help: "Turns text values into numbers. ignore removes characters first; force makes values that are not numbers missing; dpcomma reads a comma as the decimal point.",
@@ -497,6 +647,7 @@ static COMMANDS: &[CommandSpec] = &[
     },
     CommandSpec {
         name: "aggregate",
+        verb: Verb::Aggregate,
         family: Preparing,
         syntax: "aggregate (<stat>) <variable> [-> <new>] …, by(<group>)",
         help: "Adds group statistics to every row of the group. Statistics as for collapse.",
@@ -505,6 +656,7 @@ static COMMANDS: &[CommandSpec] = &[
     },
     CommandSpec {
         name: "collapse",
+        verb: Verb::Collapse,
         family: Preparing,
         syntax: "collapse (<stat>) <variable> [-> <new>] …, by(<group>)",
         help: "Makes one row per group; the group becomes the unit. Statistics: mean min max median count sum semean sebinomial sd percent iqr gini p25 p75.",
@@ -513,6 +665,7 @@ static COMMANDS: &[CommandSpec] = &[
     },
     CommandSpec {
         name: "merge",
+        verb: Verb::Merge,
         family: Preparing,
         syntax: "merge <variable>… into <dataset> [on <key>]",
         help: "Copies variables into another dataset, matched on the unit id or on a key variable of the target that holds this dataset's unit ids.",
@@ -521,6 +674,7 @@ static COMMANDS: &[CommandSpec] = &[
     },
     CommandSpec {
         name: "define-labels",
+        verb: Verb::DefineLabels,
         family: Preparing,
         syntax: "define-labels <name> <code> <label> …",
         help: "Defines a set of value labels.",
@@ -529,6 +683,7 @@ static COMMANDS: &[CommandSpec] = &[
     },
     CommandSpec {
         name: "assign-labels",
+        verb: Verb::AssignLabels,
         family: Preparing,
         syntax: "assign-labels <variable> <labels>",
         help: "Attaches a set of value labels to a variable; tables then show labels.",
@@ -537,6 +692,7 @@ static COMMANDS: &[CommandSpec] = &[
     },
     CommandSpec {
         name: "drop-labels",
+        verb: Verb::DropLabels,
         family: Preparing,
         syntax: "drop-labels <labels>…",
         help: "Deletes sets of value labels.",
@@ -545,6 +701,7 @@ static COMMANDS: &[CommandSpec] = &[
     },
     CommandSpec {
         name: "list-labels",
+        verb: Verb::ListLabels,
         family: Preparing,
         syntax: "list-labels <labels> | <alias>/<VARIABLE> [<date>]",
         help: "Shows a set of value labels, or a register variable's code list (valid on the date).",
@@ -553,6 +710,7 @@ static COMMANDS: &[CommandSpec] = &[
     },
     CommandSpec {
         name: "sample",
+        verb: Verb::Sample,
         family: Preparing,
         syntax: "sample <n> | <fraction> <seed>",
         help: "Keeps a random sample of units: about n of them (n above 1000, drawn as a share of the dataset's perturbed size, so the sample's exact size is not n) or a fraction in (0, 1). The same seed gives the same sample.",
@@ -562,6 +720,7 @@ static COMMANDS: &[CommandSpec] = &[
     // Describing.
     CommandSpec {
         name: "summarize",
+        verb: Verb::Summarize,
         family: Describing,
         syntax: "summarize <variable>… [if <condition>] [, gini iqr]",
         help: "N, mean, standard deviation and the percentiles P1, P5, P25, P50, P75, P95 and P99, each where the disclosure rules allow. Never min or max.",
@@ -570,6 +729,7 @@ static COMMANDS: &[CommandSpec] = &[
     },
     CommandSpec {
         name: "summarize-panel",
+        verb: Verb::SummarizePanel,
         family: Describing,
         syntax: "summarize-panel <variable>… [, gini iqr]",
         help: "summarize on each date of a panel: a row per variable and date, under the same rules as summarize.",
@@ -578,6 +738,7 @@ static COMMANDS: &[CommandSpec] = &[
     },
     CommandSpec {
         name: "tabulate",
+        verb: Verb::Tabulate,
         family: Describing,
         syntax: "tabulate <variable> [<variable>…] [if <condition>] [, options]",
         help: "A frequency table of one or two variables (more with flatten), with totals. Counts are perturbed; small cells are suppressed. summarize(var) fills the cells with the mean (or std, sum, p25, p50, p75, gini, iqr) of var instead.",
@@ -586,6 +747,7 @@ static COMMANDS: &[CommandSpec] = &[
     },
     CommandSpec {
         name: "tabulate-panel",
+        verb: Verb::TabulatePanel,
         family: Describing,
         syntax: "tabulate-panel <variable>… [, options]",
         help: "A table of a variable (rows) against the dates of a panel (columns), with tabulate's options. A unit counts once per date, so the margins count it once for each date it has, and the small-cell threshold is multiplied by the number of dates.",
@@ -594,6 +756,7 @@ static COMMANDS: &[CommandSpec] = &[
     },
     CommandSpec {
         name: "transitions-panel",
+        verb: Verb::TransitionsPanel,
         family: Describing,
         syntax: "transitions-panel <variable>…",
         help: "A table of transitions: units by their value on one date of the panel (rows) and on the next (columns), over every pair of consecutive dates. rowpct gives the share moving from each value to each other.",
@@ -602,6 +765,7 @@ static COMMANDS: &[CommandSpec] = &[
     },
     CommandSpec {
         name: "correlate",
+        verb: Verb::Correlate,
         family: Describing,
         syntax: "correlate <variable>… [if <condition>] [, covariance pairwise obs sig]",
         help: "Pearson correlations (or covariances) between variables, over the units with every value, or with pairwise over each pair's units; sig adds p-values and obs the (perturbed) number of units of each pair. A pair with too few units is withheld.",
@@ -615,6 +779,7 @@ static COMMANDS: &[CommandSpec] = &[
     },
     CommandSpec {
         name: "ci",
+        verb: Verb::Ci,
         family: Describing,
         syntax: "ci <variable>… [if <condition>] [, level()]",
         help: "Confidence intervals for means.",
@@ -623,6 +788,7 @@ static COMMANDS: &[CommandSpec] = &[
     },
     CommandSpec {
         name: "normaltest",
+        verb: Verb::Normaltest,
         family: Describing,
         syntax: "normaltest <variable>…",
         help: "Tests of normality (skewness and kurtosis).",
@@ -631,6 +797,7 @@ static COMMANDS: &[CommandSpec] = &[
     },
     CommandSpec {
         name: "anova",
+        verb: Verb::Anova,
         family: Describing,
         syntax: "anova <dependent> <factor>… [, noconstant posthoc]",
         help: "Analysis of variance of a variable by one or more factors (main effects; with several, each factor's sum of squares is partial, as Stata's anova). Residual and total df follow the released N. noconstant fits the cell means without a constant (sums of squares about zero); posthoc adds every pair of one factor's group means, compared with the pooled residual variance and Bonferroni-adjusted p.",
@@ -640,6 +807,7 @@ static COMMANDS: &[CommandSpec] = &[
     // Models.
     CommandSpec {
         name: "regress",
+        verb: Verb::Regress,
         family: Models,
         syntax: "regress <dependent> <term>… [if <condition>] [, options]",
         help: "Linear regression by ordinary least squares. Terms: var, i.var (a dummy per level), c.var, a#b, a##b. robust gives heteroskedasticity-robust (HC1) standard errors; cluster(v) clusters them.",
@@ -656,6 +824,7 @@ static COMMANDS: &[CommandSpec] = &[
     },
     CommandSpec {
         name: "logit",
+        verb: Verb::Logit,
         family: Models,
         syntax: "logit <dependent> <term>… [if <condition>] [, or mfx() …]",
         help: "Logistic regression of a 0/1 outcome. or shows odds ratios.",
@@ -664,6 +833,7 @@ static COMMANDS: &[CommandSpec] = &[
     },
     CommandSpec {
         name: "probit",
+        verb: Verb::Probit,
         family: Models,
         syntax: "probit <dependent> <term>… [if <condition>] [, mfx() …]",
         help: "Probit regression of a 0/1 outcome.",
@@ -672,6 +842,7 @@ static COMMANDS: &[CommandSpec] = &[
     },
     CommandSpec {
         name: "mlogit",
+        verb: Verb::Mlogit,
         family: Models,
         syntax: "mlogit <dependent> <term>… [if <condition>]",
         help: "Multinomial logistic regression.",
@@ -680,6 +851,7 @@ static COMMANDS: &[CommandSpec] = &[
     },
     CommandSpec {
         name: "poisson",
+        verb: Verb::Poisson,
         family: Models,
         syntax: "poisson <dependent> <term>… [, irr exposure()]",
         help: "Poisson regression of a count. Rows with a negative count, or an exposure() of 0 or less, leave the sample as missing values do; only many such rows stop the command with an error.",
@@ -688,6 +860,7 @@ static COMMANDS: &[CommandSpec] = &[
     },
     CommandSpec {
         name: "negative-binomial",
+        verb: Verb::NegativeBinomial,
         family: Models,
         syntax: "negative-binomial <dependent> <term>… [, irr exposure()]",
         help: "Negative binomial regression of an overdispersed count. Rows with a negative count, or an exposure() of 0 or less, leave the sample as missing values do; only many such rows stop the command with an error.",
@@ -696,6 +869,7 @@ static COMMANDS: &[CommandSpec] = &[
     },
     CommandSpec {
         name: "ivregress",
+        verb: Verb::Ivregress,
         family: Models,
         syntax: "ivregress <dependent> <exogenous>… (<endogenous> = <instrument>…) [, tsls liml gmm firststage]",
         help: "Instrumental-variables regression.",
@@ -710,6 +884,7 @@ static COMMANDS: &[CommandSpec] = &[
     },
     CommandSpec {
         name: "regress-panel",
+        verb: Verb::RegressPanel,
         family: Models,
         syntax: "regress-panel <dependent> <term>… [, fe re be pooled]",
         help: "Panel regression on a panel dataset: fixed effects (fe, the default: within units, with the constant of the grand means), random effects (re: GLS with Swamy–Arora variances), between effects (be: OLS on the units' means) or pooled OLS, as Stata's xtreg and Python's linearmodels compute them.",
@@ -724,6 +899,7 @@ static COMMANDS: &[CommandSpec] = &[
     },
     CommandSpec {
         name: "hausman",
+        verb: Verb::Hausman,
         family: Models,
         syntax: "hausman <dependent> <term>…",
         help: "Hausman test of fixed against random effects on a panel dataset: both models, then χ² of their difference in the coefficients that vary within units. A small p-value favours fixed effects.",
@@ -732,6 +908,7 @@ static COMMANDS: &[CommandSpec] = &[
     },
     CommandSpec {
         name: "cox",
+        verb: Verb::Cox,
         family: Models,
         syntax: "cox <duration> <event> <term>…",
         help: "Cox proportional hazards regression. The event is non-zero where it happened and 0 where the unit was censored. Rows with a negative duration leave the sample as missing values do; only many such rows stop the command with an error.",
@@ -740,6 +917,7 @@ static COMMANDS: &[CommandSpec] = &[
     },
     CommandSpec {
         name: "kaplan-meier",
+        verb: Verb::KaplanMeier,
         family: Models,
         syntax: "kaplan-meier <duration> <event> [, by()]",
         help: "Survival as a life table at grouped times: units at risk, events and censorings in ten intervals of the coded duration, perturbed and merged until no cell is small, and the survival computed from those counts. The event is 1 where it happened and 0 where the unit was censored. Rows whose values cannot be used (a negative duration, an event other than 0/1) leave the sample as missing values do; only many such rows stop the command with an error.",
@@ -748,6 +926,7 @@ static COMMANDS: &[CommandSpec] = &[
     },
     CommandSpec {
         name: "regress-predict",
+        verb: Verb::RegressPredict,
         family: Models,
         syntax: "regress-predict <dependent> <term>… [if <condition>], predicted(<name>) residuals(<name>)",
         help: "regress, then the fitted values and residuals as new variables (either or both). The values are never shown; describe them with the other commands.",
@@ -756,6 +935,7 @@ static COMMANDS: &[CommandSpec] = &[
     },
     CommandSpec {
         name: "logit-predict",
+        verb: Verb::LogitPredict,
         family: Models,
         syntax: "logit-predict <dependent> <term>… [if <condition>], predicted(<name>) residuals(<name>)",
         help: "logit, then each unit's predicted probability and its residual (outcome less probability) as new variables.",
@@ -764,6 +944,7 @@ static COMMANDS: &[CommandSpec] = &[
     },
     CommandSpec {
         name: "probit-predict",
+        verb: Verb::ProbitPredict,
         family: Models,
         syntax: "probit-predict <dependent> <term>… [if <condition>], predicted(<name>) residuals(<name>)",
         help: "probit, then each unit's predicted probability and its residual as new variables.",
@@ -772,6 +953,7 @@ static COMMANDS: &[CommandSpec] = &[
     },
     CommandSpec {
         name: "poisson-predict",
+        verb: Verb::PoissonPredict,
         family: Models,
         syntax: "poisson-predict <dependent> <term>… [, exposure()], predicted(<name>) residuals(<name>)",
         help: "poisson, then each unit's predicted count (times its exposure) and its residual as new variables.",
@@ -780,6 +962,7 @@ static COMMANDS: &[CommandSpec] = &[
     },
     CommandSpec {
         name: "regress-mml",
+        verb: Verb::RegressMml,
         family: Models,
         syntax: "regress-mml <dependent> <term>… by <group>",
         help: "A multilevel (mixed) linear model with a random intercept per group, by restricted maximum likelihood (REML) as statsmodels' MixedLM and Stata's mixed, reml: the fixed effects with z tests, the standard deviations of the group intercepts and of the residual, and the intraclass correlation.",
@@ -788,6 +971,7 @@ static COMMANDS: &[CommandSpec] = &[
     },
     CommandSpec {
         name: "oaxaca",
+        verb: Verb::Oaxaca,
         family: Models,
         syntax: "oaxaca <dependent> <term>…, by(<group>)",
         help: "Blinder–Oaxaca decomposition of the difference in mean between two groups: a regression in each group, then the difference split threefold into endowments (the groups' regressors valued at the second group's coefficients), coefficients and their interaction, with delta-method standard errors as Jann's oaxaca. by() needs exactly two levels; the first is group 1.",
@@ -796,6 +980,7 @@ static COMMANDS: &[CommandSpec] = &[
     },
     CommandSpec {
         name: "rdd",
+        verb: Verb::Rdd,
         family: Models,
         syntax: "rdd <dependent> <running variable> [, threshold() bandwidth() fuzzy() level()]",
         help: "A regression discontinuity: the jump in the mean of the dependent variable where the running variable reaches threshold() (0 if not given), as the rdrobust package estimates it by default: local linear fits on each side with a triangular kernel, its MSE-optimal bandwidth unless bandwidth() gives one, nearest-neighbour robust errors, and three rows — conventional, bias-corrected, and bias-corrected with robust errors. fuzzy(t) takes a treatment dummy whose probability jumps at the threshold, and divides the outcome's jump by the treatment's. Rows whose treatment is not 0/1 leave the sample; only many such rows stop the command with an error. Only units within the bandwidth count, and each side must pass the model rules.",
@@ -809,6 +994,7 @@ static COMMANDS: &[CommandSpec] = &[
     },
     CommandSpec {
         name: "weibull",
+        verb: Verb::Weibull,
         family: Models,
         syntax: "weibull <duration> <event> <term>…",
         help: "Weibull regression of a positive duration with right censoring (proportional hazards, as Stata's streg, distribution(weibull)): hazard ratios, the constant as the baseline hazard's scale, and the shape p (above 1: a hazard that rises with time). The event is 1 where it happened and 0 where the unit was censored. Rows whose values cannot be used (a duration of 0 or less, an event other than 0/1) leave the sample as missing values do; only many such rows stop the command with an error.",
@@ -818,6 +1004,7 @@ static COMMANDS: &[CommandSpec] = &[
     // Charts.
     CommandSpec {
         name: "histogram",
+        verb: Verb::Histogram,
         family: Charts,
         syntax: "histogram <variable> [, by() density freq fraction percent bin() width() normal discrete]",
         help: "A histogram drawn from perturbed bin counts; bins under the threshold are withheld.",
@@ -836,6 +1023,7 @@ static COMMANDS: &[CommandSpec] = &[
     },
     CommandSpec {
         name: "barchart",
+        verb: Verb::Barchart,
         family: Charts,
         syntax: "barchart (count|percent|mean|median|sum|sd) <variable>… [, over() by() stack horizontal]",
         help: "A bar chart of a statistic. (count) and (percent) draw one variable's levels, with over(g) as bars within each group of g (percent within the group). (mean), (median), (sum) and (sd) need over(g) and take several variables, a bar each per group. stack piles a group's bars on each other; horizontal lays them along x; by(v) draws a chart per level of v.",
@@ -849,6 +1037,7 @@ static COMMANDS: &[CommandSpec] = &[
     },
     CommandSpec {
         name: "boxplot",
+        verb: Verb::Boxplot,
         family: Charts,
         syntax: "boxplot <variable>… [, over() horizontal]",
         help: "Box plots from protected quartiles, without outlier markers; horizontal lays the boxes along x.",
@@ -857,6 +1046,7 @@ static COMMANDS: &[CommandSpec] = &[
     },
     CommandSpec {
         name: "hexbin",
+        verb: Verb::Hexbin,
         family: Charts,
         syntax: "hexbin <y> <x> [, gridsize() groups()]",
         help: "A two-variable density drawn as hexagonal cells (grid at most 25); small cells are withheld. groups(k) shades the cells in k count classes of equal width (k at most 10).",
@@ -865,6 +1055,7 @@ static COMMANDS: &[CommandSpec] = &[
     },
     CommandSpec {
         name: "piechart",
+        verb: Verb::Piechart,
         family: Charts,
         syntax: "piechart <variable>",
         help: "A pie chart of perturbed category counts.",
@@ -873,6 +1064,7 @@ static COMMANDS: &[CommandSpec] = &[
     },
     CommandSpec {
         name: "sankey",
+        verb: Verb::Sankey,
         family: Charts,
         syntax: "sankey <variable>…",
         help: "Flows of units between the levels of two to six variables (such as a status on several dates), drawn as bands between columns of levels. Each pair of neighbouring variables is a table under the table rules; withheld flows are left out.",
@@ -881,6 +1073,7 @@ static COMMANDS: &[CommandSpec] = &[
     },
     CommandSpec {
         name: "coefplot",
+        verb: Verb::Coefplot,
         family: Charts,
         syntax: "coefplot <model command>",
         help: "Plots the coefficients and confidence intervals of a model.",
@@ -890,6 +1083,7 @@ static COMMANDS: &[CommandSpec] = &[
     // Help.
     CommandSpec {
         name: "help",
+        verb: Verb::Help,
         family: Help,
         syntax: "help [<command>]",
         help: "Lists the commands, or shows the syntax, help and an example of one.",
@@ -898,6 +1092,7 @@ static COMMANDS: &[CommandSpec] = &[
     },
     CommandSpec {
         name: "help-function",
+        verb: Verb::HelpFunction,
         family: Help,
         syntax: "help-function [<function>]",
         help: "Lists the functions usable in expressions, or describes one.",
@@ -906,6 +1101,7 @@ static COMMANDS: &[CommandSpec] = &[
     },
     CommandSpec {
         name: "variables",
+        verb: Verb::Variables,
         family: Help,
         syntax: "variables [<alias>/<VARIABLE>…]",
         help: "Lists the variables of the current dataset with their types, or shows register variables' metadata.",
@@ -914,6 +1110,7 @@ static COMMANDS: &[CommandSpec] = &[
     },
     CommandSpec {
         name: "history",
+        verb: Verb::History,
         family: Help,
         syntax: "history",
         help: "Shows the commands run in this workspace.",

@@ -6,10 +6,13 @@ pub mod catalog;
 pub mod expr;
 pub mod lexer;
 pub mod parse;
+pub mod typed;
 
+pub use catalog::Verb;
 pub use expr::{BinaryOp, Expr, ExprParser, UnaryOp};
 pub use lexer::{Token, TokenKind, lex};
 pub use parse::{Command, CommandOption, Item, Script, parse};
+pub use typed::{OptionValue, Typed, TypedOption};
 
 /// A byte range of the script text. `u32` keeps tokens small; scripts are far below 4 GiB.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]

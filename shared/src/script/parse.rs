@@ -215,50 +215,21 @@ impl Parser<'_, '_> {
         self.diagnostics.push(Diagnostic { span, message: message.into() });
     }
 
-    /// Unknown commands and options are found here, as the user types, with the nearest name.
+    /// Unknown commands and options, and option values that do not fit, are found here, as
+    /// the user types, with the nearest name.
     fn check_against_catalogue(&mut self, command: &Command) {
-        let Some(spec) = catalog::command(&command.name) else {
-            let names = catalog::commands().iter().map(|c| c.name);
-            let message = match catalog::nearest(&command.name, names) {
-                Some(near) => format!("unknown command '{}': did you mean {near}?", command.name),
-                None => format!("unknown command '{}': help lists the commands", command.name),
-            };
-            self.report(command.name_span, message);
-            return;
-        };
-        // coefplot wraps a model command: its options are that command's.
-        let spec = if spec.name == "coefplot" {
-            let inner = command.args.first().map(|first| {
-                let rest =
-                    Span { start: first.span.start, end: command.span.end }.text(self.source);
-                let name = rest.split(|c: char| c.is_whitespace() || c == ',').next();
-                (first.span, name.unwrap_or_default())
-            });
-            match inner {
-                Some((_, name))
-                    if catalog::command(name).is_some_and(|c| {
-                        c.family == catalog::Family::Models && c.name != "hausman"
-                    }) =>
+        let spec = match command.typed(self.source) {
+            Ok(typed) => typed.spec,
+            Err(problems) => {
+                self.diagnostics.extend(problems);
+                // Without its entry the command's arguments cannot be read; with it, they can.
+                match catalog::Verb::named(&command.name)
+                    .map(|verb| super::typed::options_spec(command, verb, self.source))
                 {
-                    catalog::command(name).expect("checked")
-                }
-                Some((span, name)) => {
-                    self.report(
-                        span,
-                        format!("coefplot plots a model, and '{name}' is not one: write coefplot regress y x…"),
-                    );
-                    return;
-                }
-                None => {
-                    self.report(
-                        command.name_span,
-                        "write coefplot <model command>, such as coefplot regress y x",
-                    );
-                    return;
+                    Some(Ok(spec)) => spec,
+                    _ => return,
                 }
             }
-        } else {
-            spec
         };
         // Expressions in arguments are checked here too, so the editor shows their mistakes.
         if matches!(spec.name, "generate" | "replace")
@@ -286,42 +257,6 @@ impl Parser<'_, '_> {
                         ),
                     );
                 }
-            }
-        }
-        for option in &command.options {
-            match spec.option(&option.name) {
-                None => {
-                    let names = spec.options.iter().map(|o| o.name);
-                    let message = match catalog::nearest(&option.name, names) {
-                        Some(near) => format!(
-                            "{} has no option '{}': did you mean {near}?",
-                            spec.name, option.name
-                        ),
-                        None if spec.options.is_empty() => {
-                            format!("{} takes no options: remove ', {}'", spec.name, option.name)
-                        }
-                        None => format!(
-                            "{} has no option '{}'; its options are {}",
-                            spec.name,
-                            option.name,
-                            spec.options.iter().map(|o| o.name).collect::<Vec<_>>().join(", ")
-                        ),
-                    };
-                    self.report(option.span, message);
-                }
-                Some(o) if o.arg == catalog::OptionArg::Flag && option.args.is_some() => {
-                    self.report(
-                        option.span,
-                        format!("{} takes no value: write just {}", o.name, o.name),
-                    );
-                }
-                Some(o) if o.arg != catalog::OptionArg::Flag && option.args.is_none() => {
-                    self.report(
-                        option.span,
-                        format!("{} needs a value in parentheses: {}(…)", o.name, o.name),
-                    );
-                }
-                Some(_) => {}
             }
         }
     }
