@@ -9,28 +9,15 @@
 //! The first failing command stops the run, since later lines depend on it.
 
 mod check;
+mod commands;
 pub mod dataset;
 mod deadline;
-mod decompose;
-pub(crate) mod describe;
-mod discontinuity;
-mod events;
 mod expand;
 pub mod expr;
-mod groups;
-mod import;
-mod mixed;
-pub(crate) mod models;
-pub(crate) mod panel;
 mod partition;
-mod prepare;
-mod recode;
-mod reshape;
-pub(crate) mod statistics;
-pub(crate) mod survival;
-mod transform;
-mod weibull;
 
+// The command modules the dispatch names.
+use commands::{import, models, prepare};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -7,20 +7,21 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
+use super::commands::decompose::oaxaca_raw;
+use super::commands::describe::{TableRequest, summarize_raw, tabulate_raw};
+use super::commands::discontinuity::rdd_raw;
+use super::commands::mixed::mixed_raw;
+use super::commands::weibull::weibull_raw;
 use super::dataset::numbers;
-use super::decompose::oaxaca_raw;
-use super::describe::{TableRequest, summarize_raw, tabulate_raw};
-use super::discontinuity::rdd_raw;
-use super::mixed::mixed_raw;
 use super::models::{
     Errors, IvEstimator, IvRequest, Likelihood, Margins, OlsRequest, Term, cox_raw, ivregress_raw,
     likelihood_raw, mlogit_raw, ols_raw,
 };
-use super::weibull::weibull_raw;
 use super::*;
 use crate::disclosure::audit::MemoryAudit;
 use crate::disclosure::raw::{self, CellStatistic};
 use crate::test_support::small_demo;
+use commands::statistics;
 
 fn python() -> PathBuf {
     if let Ok(p) = std::env::var("SKJOLD_PYTHON") {
@@ -155,9 +156,16 @@ async fn statistics_match_pandas_and_statsmodels_on_the_same_parquet() {
             values: Arc::new(high),
             info: Default::default(),
         });
-        let table =
-            super::survival::life_table_raw(gate, &with_event, &keys, "age", "high", None, None)
-                .unwrap();
+        let table = super::commands::survival::life_table_raw(
+            gate,
+            &with_event,
+            &keys,
+            "age",
+            "high",
+            None,
+            None,
+        )
+        .unwrap();
         let rows = reference["life_table"].as_array().unwrap();
         let intervals = &table.groups[0].intervals;
         assert_eq!(intervals.len(), rows.len());
@@ -972,7 +980,7 @@ async fn distribution_functions_match_scipy() {
 
 #[tokio::test]
 async fn panel_models_match_linearmodels_on_the_same_parquet() {
-    use super::panel::{Estimator, PanelSample, hausman};
+    use super::commands::panel::{Estimator, PanelSample, hausman};
     let registry = Registry::open(small_demo()).unwrap();
     let engine = Engine::new(Arc::new(registry), Limits::default()).unwrap();
     let mut workspace = Workspace::default();

@@ -5,6 +5,7 @@ use shared::output::{Output, OutputBody};
 use super::*;
 use crate::disclosure::audit::MemoryAudit;
 use crate::test_support::small_demo;
+use commands::describe;
 
 fn engine() -> Engine {
     let registry = Registry::open(small_demo()).expect("demo opens");

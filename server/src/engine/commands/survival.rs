@@ -101,7 +101,7 @@ pub fn life_table_raw(
 }
 
 impl Step<'_> {
-    pub(super) fn kaplan_meier(&mut self) -> Result<(), EngineError> {
+    pub(in crate::engine) fn kaplan_meier(&mut self) -> Result<(), EngineError> {
         let (dataset_name, dataset) = self.populated()?;
         let names = self.names_in_args()?;
         let [(duration, duration_span), (event, event_span)] = names.as_slice() else {

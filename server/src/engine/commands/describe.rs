@@ -22,7 +22,7 @@ pub const SUMMARY_PERCENTS: [f64; 7] = [1.0, 5.0, 25.0, 50.0, 75.0, 95.0, 99.0];
 /// `values` with the sample's rows that fail `valid` made missing, so they leave the sample;
 /// `None` when so many fail that the command should stop with an error instead (rule 13,
 /// decided on the failing rows' perturbed count, never on whether one row fails).
-pub(super) fn screened(
+pub(in crate::engine) fn screened(
     gate: &Gate,
     keys: &[u64],
     mut values: Vec<Option<f64>>,
@@ -45,7 +45,7 @@ pub(super) fn screened(
 }
 
 /// The rule-7 coding of a column: its values clamped to P1/P99 of the whole dataset.
-pub(super) fn coded(gate: &Gate, values: &[Option<f64>]) -> Vec<Option<f64>> {
+pub(in crate::engine) fn coded(gate: &Gate, values: &[Option<f64>]) -> Vec<Option<f64>> {
     let mut present: Vec<f64> = values.iter().flatten().copied().collect();
     match gate.coding_bounds(&mut present) {
         Some((lo, hi)) => values.iter().map(|v| v.map(|x| x.clamp(lo, hi))).collect(),
@@ -321,7 +321,7 @@ pub fn tabulate_raw(
 /// The axis of a chart: the coding bounds of the whole column (P1, P99), widened to round
 /// numbers. Never the extremes of the selection, which would show a small group's minimum and
 /// maximum (rule 2) at the ends of the axis.
-pub(super) fn axis_range(gate: &Gate, values: &[Option<f64>]) -> (f64, f64) {
+pub(in crate::engine) fn axis_range(gate: &Gate, values: &[Option<f64>]) -> (f64, f64) {
     let mut present: Vec<f64> = values.iter().flatten().copied().collect();
     let Some((lo, hi)) = gate.coding_bounds(&mut present) else { return (0.0, 1.0) };
     if hi <= lo {
@@ -521,7 +521,7 @@ pub fn boxplot_raw(
 
 impl Step<'_> {
     /// The command's `if` condition over `dataset`, when it has one.
-    pub(super) fn mask(
+    pub(in crate::engine) fn mask(
         &self,
         dataset: &Dataset,
         name: &str,
@@ -549,7 +549,7 @@ impl Step<'_> {
 
     /// The variables `summarize` (and `summarize-panel`) describe: those named, or every
     /// numeric one that is not an identifier.
-    pub(super) fn summarized_names(
+    pub(in crate::engine) fn summarized_names(
         &self,
         dataset: &Dataset,
         dataset_name: &str,
@@ -566,7 +566,7 @@ impl Step<'_> {
             .collect())
     }
 
-    pub(super) fn summarize(&mut self) -> Result<(), EngineError> {
+    pub(in crate::engine) fn summarize(&mut self) -> Result<(), EngineError> {
         let (dataset_name, dataset) = self.populated()?;
         let names = self.summarized_names(dataset, dataset_name)?;
         let mask = self.mask(dataset, dataset_name)?;
@@ -587,7 +587,7 @@ impl Step<'_> {
         Ok(())
     }
 
-    pub(super) fn tabulate(&mut self) -> Result<(), EngineError> {
+    pub(in crate::engine) fn tabulate(&mut self) -> Result<(), EngineError> {
         let (dataset_name, dataset) = self.populated()?;
         let names = self.variable_args(dataset, dataset_name)?;
         let released = self.tabulate_of(dataset_name, dataset, names)?;
@@ -598,7 +598,7 @@ impl Step<'_> {
     /// tabulate's work over `dataset` with the command's options, up to and including rule
     /// 11's check: the released tables and the population to remember. The panel tables
     /// build their own dataset (a date column, or one row per transition) and come here too.
-    pub(super) fn tabulate_of(
+    pub(in crate::engine) fn tabulate_of(
         &self,
         dataset_name: &str,
         dataset: &Dataset,
@@ -746,7 +746,7 @@ impl Step<'_> {
 
     /// `sankey a b …`: flows of units between the levels of consecutive variables, over the
     /// units with a value of every one of them.
-    pub(super) fn sankey(&mut self) -> Result<(), EngineError> {
+    pub(in crate::engine) fn sankey(&mut self) -> Result<(), EngineError> {
         let (dataset_name, dataset) = self.populated()?;
         let names = self.variable_args(dataset, dataset_name)?;
         if !(2..=6).contains(&names.len()) {
@@ -787,7 +787,7 @@ impl Step<'_> {
         Ok(())
     }
 
-    pub(super) fn histogram(&mut self) -> Result<(), EngineError> {
+    pub(in crate::engine) fn histogram(&mut self) -> Result<(), EngineError> {
         let (dataset_name, dataset) = self.populated()?;
         let names = self.variable_args(dataset, dataset_name)?;
         let [name] = names.as_slice() else {
@@ -854,7 +854,7 @@ impl Step<'_> {
         Ok(())
     }
 
-    pub(super) fn hexbin(&mut self) -> Result<(), EngineError> {
+    pub(in crate::engine) fn hexbin(&mut self) -> Result<(), EngineError> {
         let (dataset_name, dataset) = self.populated()?;
         let names = self.variable_args(dataset, dataset_name)?;
         let [y, x] = names.as_slice() else {
@@ -897,7 +897,7 @@ impl Step<'_> {
     /// drawn as bars. Counts and percents of one variable are a one-way table, or with `over()`
     /// a two-way table (the groups as rows, percents within each group). Magnitudes need
     /// `over()` and take several variables: a one-way table of the groups per variable.
-    pub(super) fn bar_or_pie_chart(&mut self, pie: bool) -> Result<(), EngineError> {
+    pub(in crate::engine) fn bar_or_pie_chart(&mut self, pie: bool) -> Result<(), EngineError> {
         let source = self.source();
         let t = &self.command().args;
         let (statistic_name, rest) = match (t.first().map(|x| x.kind), pie) {
@@ -1021,7 +1021,7 @@ impl Step<'_> {
         Ok(())
     }
 
-    pub(super) fn boxplot(&mut self) -> Result<(), EngineError> {
+    pub(in crate::engine) fn boxplot(&mut self) -> Result<(), EngineError> {
         let (dataset_name, dataset) = self.populated()?;
         let names = self.variable_args(dataset, dataset_name)?;
         let [name] = names.as_slice() else {

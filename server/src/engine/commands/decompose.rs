@@ -192,7 +192,7 @@ pub fn oaxaca_raw(
 
 impl Step<'_> {
     /// `oaxaca <dependent> <term>…, by(<group>)`.
-    pub(super) fn oaxaca(&mut self) -> Result<(), EngineError> {
+    pub(in crate::engine) fn oaxaca(&mut self) -> Result<(), EngineError> {
         let (dataset_name, dataset) = self.populated()?;
         let (dependent, terms) = self.model_terms(dataset, dataset_name)?;
         let Some(by) = self.option_text("by") else {

@@ -548,7 +548,7 @@ impl Step<'_> {
         Ok(())
     }
 
-    pub(super) fn correlate(&mut self) -> Result<(), EngineError> {
+    pub(in crate::engine) fn correlate(&mut self) -> Result<(), EngineError> {
         let names = self.numeric_args()?;
         if names.len() < 2 {
             return Err(EngineError::at(
@@ -576,7 +576,7 @@ impl Step<'_> {
         Ok(())
     }
 
-    pub(super) fn normaltest(&mut self) -> Result<(), EngineError> {
+    pub(in crate::engine) fn normaltest(&mut self) -> Result<(), EngineError> {
         let names = self.numeric_args()?;
         if names.is_empty() {
             return Err(EngineError::at(self.command().span, "write normaltest <variable>…"));
@@ -586,7 +586,7 @@ impl Step<'_> {
         })
     }
 
-    pub(super) fn anova(&mut self) -> Result<(), EngineError> {
+    pub(in crate::engine) fn anova(&mut self) -> Result<(), EngineError> {
         let names = self.names_in_args()?;
         let (dataset_name, dataset) = self.populated()?;
         for (n, span) in &names {
@@ -621,7 +621,7 @@ impl Step<'_> {
         Ok(())
     }
 
-    pub(super) fn ci(&mut self) -> Result<(), EngineError> {
+    pub(in crate::engine) fn ci(&mut self) -> Result<(), EngineError> {
         let names = self.numeric_args()?;
         if names.is_empty() {
             return Err(EngineError::at(self.command().span, "write ci <variable>…"));

@@ -176,7 +176,7 @@ pub fn weibull_raw(
 
 impl Step<'_> {
     /// `weibull <duration> <event> <term>…`.
-    pub(super) fn weibull(&mut self) -> Result<(), EngineError> {
+    pub(in crate::engine) fn weibull(&mut self) -> Result<(), EngineError> {
         self.duration_model(true, weibull_raw)
     }
 }

@@ -12,7 +12,10 @@ use super::{EngineError, Step, partition};
 use crate::disclosure::raw::Contributors;
 
 impl Step<'_> {
-    pub(super) fn generate_or_replace(&mut self, generate: bool) -> Result<(), EngineError> {
+    pub(in crate::engine) fn generate_or_replace(
+        &mut self,
+        generate: bool,
+    ) -> Result<(), EngineError> {
         let verb = if generate { "generate" } else { "replace" };
         let t = &self.command().args;
         let src = self.source();
@@ -136,7 +139,7 @@ impl Step<'_> {
         Ok(())
     }
 
-    pub(super) fn rename(&mut self) -> Result<(), EngineError> {
+    pub(in crate::engine) fn rename(&mut self) -> Result<(), EngineError> {
         let names = self.names_in_args()?;
         let [(old, old_span), (new, new_span)] = names.as_slice() else {
             return Err(EngineError::at(self.command().span, "write rename <old> <new>"));
@@ -163,7 +166,7 @@ impl Step<'_> {
         Ok(())
     }
 
-    pub(super) fn keep_or_drop(&mut self, keep: bool) -> Result<(), EngineError> {
+    pub(in crate::engine) fn keep_or_drop(&mut self, keep: bool) -> Result<(), EngineError> {
         let verb = if keep { "keep" } else { "drop" };
         let (dataset_name, dataset) = self.populated()?;
         let dataset_name = dataset_name.to_owned();
@@ -210,7 +213,7 @@ impl Step<'_> {
     /// `sample n seed` or `sample fraction seed`: a reproducible random subset of the units.
     /// Each unit's draw is a hash of the seed and its id, so the same seed gives the same
     /// sample whatever the order of rows; the floor of rule 3 applies as for keep.
-    pub(super) fn sample(&mut self) -> Result<(), EngineError> {
+    pub(in crate::engine) fn sample(&mut self) -> Result<(), EngineError> {
         let usage =
             "write sample <n> <seed> (n above 1000) or sample <fraction> <seed> (between 0 and 1)";
         let t = &self.command().args;
@@ -274,7 +277,7 @@ impl Step<'_> {
     }
 }
 
-pub(super) fn valid_name(name: &str) -> bool {
+pub(in crate::engine) fn valid_name(name: &str) -> bool {
     let mut chars = name.chars();
     chars.next().is_some_and(|c| c.is_ascii_alphabetic())
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')

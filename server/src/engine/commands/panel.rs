@@ -570,7 +570,7 @@ impl Step<'_> {
 
     /// `import-panel alias/V1 alias/V2 … d1 d2 …`: each variable on each date, a row per unit
     /// and date where the unit has a value of any of them.
-    pub(super) async fn import_panel(&mut self) -> Result<(), EngineError> {
+    pub(in crate::engine) async fn import_panel(&mut self) -> Result<(), EngineError> {
         let usage = "write import-panel <alias>/<VARIABLE>… <date>…, such as import-panel db/INNTEKT_WLONN db/SIVSTANDFDT_SIVSTAND 2019-01-01 2020-01-01";
         let t = self.command().args.clone();
         let src = self.source().to_owned();
@@ -767,7 +767,7 @@ impl Step<'_> {
     }
 
     /// `summarize-panel var… [, gini iqr]`: summarize on each date, in one output.
-    pub(super) fn summarize_panel(&mut self) -> Result<(), EngineError> {
+    pub(in crate::engine) fn summarize_panel(&mut self) -> Result<(), EngineError> {
         let (dataset_name, dataset) = self.populated()?;
         let panel = self.panel_of(dataset_name, dataset)?;
         let names = self.summarized_names(dataset, dataset_name)?;
@@ -812,7 +812,7 @@ impl Step<'_> {
     }
 
     /// `tabulate-panel var [, options]`: var against the panel dates, with tabulate's options.
-    pub(super) fn tabulate_panel(&mut self) -> Result<(), EngineError> {
+    pub(in crate::engine) fn tabulate_panel(&mut self) -> Result<(), EngineError> {
         let (dataset_name, dataset) = self.populated()?;
         let panel = self.panel_of(dataset_name, dataset)?;
         let name = self
@@ -839,7 +839,7 @@ impl Step<'_> {
 
     /// `transitions-panel var [, freq rowpct]`: units by their value on one date (rows) and on
     /// the next (columns), over every pair of consecutive dates.
-    pub(super) fn transitions_panel(&mut self) -> Result<(), EngineError> {
+    pub(in crate::engine) fn transitions_panel(&mut self) -> Result<(), EngineError> {
         let (dataset_name, dataset) = self.populated()?;
         let panel = self.panel_of(dataset_name, dataset)?;
         let variable = self.one_variable(
@@ -940,7 +940,7 @@ impl Step<'_> {
     }
 
     /// `regress-panel y x… [, fe re be pooled level()]`.
-    pub(super) fn regress_panel(&mut self) -> Result<(), EngineError> {
+    pub(in crate::engine) fn regress_panel(&mut self) -> Result<(), EngineError> {
         let estimator = self.estimator()?;
         let level = self.confidence_level()?;
         let (sample, dependent, copies) = self.panel_sample()?;
@@ -951,7 +951,7 @@ impl Step<'_> {
     }
 
     /// `hausman y x…`: both models, as regress-panel releases them, then the test.
-    pub(super) fn hausman(&mut self) -> Result<(), EngineError> {
+    pub(in crate::engine) fn hausman(&mut self) -> Result<(), EngineError> {
         let level = self.confidence_level().unwrap_or(95.0);
         let (sample, dependent, copies) = self.panel_sample()?;
         let fixed = sample.estimate(Estimator::Fixed)?;

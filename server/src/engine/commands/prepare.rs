@@ -29,7 +29,7 @@ impl Step<'_> {
         Ok(names)
     }
 
-    pub(super) fn destring(&mut self) -> Result<(), EngineError> {
+    pub(in crate::engine) fn destring(&mut self) -> Result<(), EngineError> {
         let names = self.existing_names()?;
         if names.is_empty() {
             return Err(EngineError::at(self.command().span, "write destring <variable>…"));
@@ -100,7 +100,7 @@ impl Step<'_> {
     }
 
     /// `clone-variables a [-> b] … [, prefix() suffix()]`.
-    pub(super) fn clone_variables(&mut self) -> Result<(), EngineError> {
+    pub(in crate::engine) fn clone_variables(&mut self) -> Result<(), EngineError> {
         let source = self.source();
         let t = &self.command().args;
         let (dataset_name, dataset) = self.populated()?;
@@ -161,7 +161,7 @@ impl Step<'_> {
     }
 
     /// `define-labels name code label [code label]…`
-    pub(super) fn define_labels(&mut self) -> Result<(), EngineError> {
+    pub(in crate::engine) fn define_labels(&mut self) -> Result<(), EngineError> {
         let source = self.source();
         let t = &self.command().args;
         let usage = "write define-labels <name> <code> '<label>' …, such as define-labels yesno 0 'no' 1 'yes'";
@@ -192,7 +192,7 @@ impl Step<'_> {
     }
 
     /// `assign-labels variable labels`
-    pub(super) fn assign_labels(&mut self) -> Result<(), EngineError> {
+    pub(in crate::engine) fn assign_labels(&mut self) -> Result<(), EngineError> {
         let names = self.names_in_args()?;
         let [(variable, variable_span), (labels, labels_span)] = names.as_slice() else {
             return Err(EngineError::at(
@@ -220,7 +220,7 @@ impl Step<'_> {
     }
 
     /// `drop-labels labels…`
-    pub(super) fn drop_labels(&mut self) -> Result<(), EngineError> {
+    pub(in crate::engine) fn drop_labels(&mut self) -> Result<(), EngineError> {
         let names = self.names_in_args()?;
         if names.is_empty() {
             return Err(EngineError::at(self.command().span, "write drop-labels <labels>…"));
@@ -238,7 +238,7 @@ impl Step<'_> {
     }
 
     /// `list-labels labels` or `list-labels alias/VARIABLE`: metadata, never data.
-    pub(super) fn list_labels(&mut self) -> Result<(), EngineError> {
+    pub(in crate::engine) fn list_labels(&mut self) -> Result<(), EngineError> {
         let source = self.source();
         let t = &self.command().args;
         let text: String = t.iter().map(|x| x.span.text(source)).collect();
@@ -293,7 +293,7 @@ impl Step<'_> {
         Ok(())
     }
 
-    pub(super) fn help_function(&mut self) -> Result<(), EngineError> {
+    pub(in crate::engine) fn help_function(&mut self) -> Result<(), EngineError> {
         let names = self.names_in_args()?;
         let text = match names.first() {
             None => {

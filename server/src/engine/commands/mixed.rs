@@ -224,7 +224,7 @@ pub fn mixed_raw(
 
 impl Step<'_> {
     /// `regress-mml <dependent> <term>… by <group>`.
-    pub(super) fn regress_mml(&mut self) -> Result<(), EngineError> {
+    pub(in crate::engine) fn regress_mml(&mut self) -> Result<(), EngineError> {
         let (dataset_name, dataset) = self.populated()?;
         let source = self.source();
         let args = &self.command().args;

@@ -275,7 +275,10 @@ impl Step<'_> {
         Ok((requests, by))
     }
 
-    pub(super) fn collapse_or_aggregate(&mut self, collapse: bool) -> Result<(), EngineError> {
+    pub(in crate::engine) fn collapse_or_aggregate(
+        &mut self,
+        collapse: bool,
+    ) -> Result<(), EngineError> {
         let (dataset_name, dataset) = self.populated()?;
         let dataset_name = dataset_name.to_owned();
         if collapse {
@@ -424,7 +427,7 @@ impl Step<'_> {
     }
 
     /// `merge var… into dataset [on key]`.
-    pub(super) fn merge(&mut self) -> Result<(), EngineError> {
+    pub(in crate::engine) fn merge(&mut self) -> Result<(), EngineError> {
         let source = self.source();
         let tokens = &self.command().args;
         let usage = "write merge <variable>… into <dataset> [on <key>]";

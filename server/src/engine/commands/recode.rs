@@ -187,7 +187,7 @@ fn text(source: &str, t: &Token) -> String {
 }
 
 impl Step<'_> {
-    pub(super) fn recode(&mut self) -> Result<(), EngineError> {
+    pub(in crate::engine) fn recode(&mut self) -> Result<(), EngineError> {
         let source = self.source();
         let args = &self.command().args;
         let first_rule =

@@ -560,7 +560,7 @@ pub fn rdd_raw(
 
 impl Step<'_> {
     /// `rdd <dependent> <running variable> [if] [, threshold() bandwidth() fuzzy()]`.
-    pub(super) fn rdd(&mut self) -> Result<(), EngineError> {
+    pub(in crate::engine) fn rdd(&mut self) -> Result<(), EngineError> {
         let (dataset_name, dataset) = self.populated()?;
         let (dependent, terms) = self.model_terms(dataset, dataset_name)?;
         let usage = "write rdd <dependent> <running variable> [, threshold(<number>) bandwidth(<number>) fuzzy(<treatment>)]";

@@ -20,7 +20,7 @@ use super::import::labels;
 use super::{EngineError, Step};
 
 impl Step<'_> {
-    pub(super) async fn import_event(&mut self) -> Result<(), EngineError> {
+    pub(in crate::engine) async fn import_event(&mut self) -> Result<(), EngineError> {
         let usage = "write import-event <alias>/<VARIABLE> <date> to <date> [as name], such as import-event db/ARBSOEK_ARBSOKERSTATUS 2020-01-01 to 2020-12-31 as seeker";
         let t = self.command().args.clone();
         let src = self.source();

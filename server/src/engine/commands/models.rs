@@ -19,6 +19,8 @@ use super::transform::valid_name;
 use super::{EngineError, Step};
 use crate::disclosure::differencing::PopulationSketch;
 use crate::disclosure::raw::{self, Contributors};
+pub use crate::stats::likelihood::Likelihood;
+use crate::stats::likelihood::{contribution, newton_raphson};
 
 /// A model term as written.
 #[derive(Clone, Debug, PartialEq)]
@@ -105,33 +107,33 @@ enum Change<'a> {
 
 /// The design matrix of a model, its estimation sample and what the gate needs to know about
 /// that sample. Shared by every model command.
-pub(super) struct Design {
-    pub(super) names: Vec<String>,
+pub(in crate::engine) struct Design {
+    pub(in crate::engine) names: Vec<String>,
     columns: Vec<Column>,
     sources: Vec<Source>,
     /// The index in `request.terms` each column comes from; `None` for the constant.
     terms: Vec<Option<usize>>,
     /// The dependent variable's values.
-    pub(super) y: Vec<Option<f64>>,
+    pub(in crate::engine) y: Vec<Option<f64>>,
     /// Rows in the estimation sample: inside the condition, every value present.
-    pub(super) sample: Vec<bool>,
+    pub(in crate::engine) sample: Vec<bool>,
     /// Rows a fitted model can predict (`regress-predict` …): inside the condition, every
     /// regressor present, and each factor at a level the sample has (a level the model never
     /// saw has no coefficient). The dependent variable may be missing.
     predictable: Vec<bool>,
     /// Units in the sample.
-    pub(super) n: usize,
-    pub(super) contributors: Contributors,
-    pub(super) population: PopulationSketch,
+    pub(in crate::engine) n: usize,
+    pub(in crate::engine) contributors: Contributors,
+    pub(in crate::engine) population: PopulationSketch,
     /// Units per level of each `i.` term, and of each 0/1 regressor (rule 9).
-    pub(super) categorical_levels: Vec<(String, Vec<u64>)>,
-    pub(super) smallest_crossing: Option<u64>,
+    pub(in crate::engine) categorical_levels: Vec<(String, Vec<u64>)>,
+    pub(in crate::engine) smallest_crossing: Option<u64>,
     /// The largest leverage or column share of one unit (`largest_influence`), for rule 9.
-    pub(super) influence: f64,
+    pub(in crate::engine) influence: f64,
 }
 
 impl Design {
-    pub(super) fn new(
+    pub(in crate::engine) fn new(
         dataset: &Dataset,
         keys: &[u64],
         request: &OlsRequest,
@@ -433,11 +435,11 @@ impl Design {
         leverage.max(column_share)
     }
 
-    pub(super) fn k(&self) -> usize {
+    pub(in crate::engine) fn k(&self) -> usize {
         self.columns.len()
     }
 
-    pub(super) fn row(&self, i: usize, x: &mut [f64]) {
+    pub(in crate::engine) fn row(&self, i: usize, x: &mut [f64]) {
         for (j, c) in self.columns.iter().enumerate() {
             x[j] = match c {
                 Column::Values(v) => v[i].unwrap_or(0.0),
@@ -512,7 +514,7 @@ impl Design {
     }
 
     /// x'β for every row the model can predict, `None` for the others.
-    pub(super) fn linear_predictions(&self, beta: &[f64]) -> Vec<Option<f64>> {
+    pub(in crate::engine) fn linear_predictions(&self, beta: &[f64]) -> Vec<Option<f64>> {
         let mut x = vec![0.0; self.k()];
         (0..self.predictable.len())
             .map(|i| {
@@ -525,12 +527,12 @@ impl Design {
     }
 
     /// The outcome of sample row `i` (see [`InSample`]).
-    pub(super) fn outcome(&self, i: usize) -> f64 {
+    pub(in crate::engine) fn outcome(&self, i: usize) -> f64 {
         self.y.in_sample(i)
     }
 
     /// The rows of the estimation sample.
-    pub(super) fn rows(&self) -> impl Iterator<Item = usize> + '_ {
+    pub(in crate::engine) fn rows(&self) -> impl Iterator<Item = usize> + '_ {
         (0..self.sample.len()).filter(|&i| self.sample[i])
     }
 }
@@ -801,7 +803,7 @@ fn add_cluster_scores<'s>(
 /// A coefficient with a z test and a normal interval at `level` percent; `exponentiate`
 /// shows exp(b) (odds, incidence-rate or hazard ratios) with its delta-method error, the test
 /// staying on b.
-pub(super) fn z_coefficient(
+pub(in crate::engine) fn z_coefficient(
     term: String,
     b: f64,
     se: f64,
@@ -824,132 +826,12 @@ pub(super) fn z_coefficient(
     }
 }
 
-/// The models fitted by maximum likelihood.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub enum Likelihood {
-    /// Binary outcome, logistic link.
-    Logit,
-    /// Binary outcome, normal link.
-    Probit,
-    /// Count outcome, log link.
-    Poisson,
-    /// Overdispersed count outcome, log link, variance μ + αμ² (NB2, as Stata's nbreg and
-    /// statsmodels' NegativeBinomial).
-    NegativeBinomial,
-}
-
-/// ψ′(x), the trigamma function, for x > 0: the recurrence ψ′(x) = ψ′(x+1) + 1/x² up to
-/// x ≥ 10, then the asymptotic series (error below 1e-15 there). statrs has ψ but not ψ′.
-fn trigamma(mut x: f64) -> f64 {
-    let mut sum = 0.0;
-    while x < 10.0 {
-        sum += 1.0 / (x * x);
-        x += 1.0;
-    }
-    let x2 = 1.0 / (x * x);
-    sum + 1.0 / x
-        + x2 / 2.0
-        + (1.0 / 6.0 - x2 * (1.0 / 30.0 - x2 * (1.0 / 42.0 - x2 * (1.0 / 30.0 - x2 * 5.0 / 66.0))))
-            / (x * x * x)
-}
-
-/// One observation's part of the log likelihood: its value, the score and the observed
-/// information (−∂²ℓ) with respect to η = x′β, and for the negative binomial also those
-/// with respect to θ = ln α and the cross term.
-struct Contribution {
-    ll: f64,
-    score: f64,
-    weight: f64,
-    /// (∂ℓ/∂θ, −∂²ℓ/∂θ², −∂²ℓ/∂η∂θ), negative binomial only.
-    dispersion: Option<(f64, f64, f64)>,
-}
-
-fn contribution(link: Likelihood, y: f64, eta: f64, theta: f64, normal: &Normal) -> Contribution {
-    use statrs::function::gamma::{digamma, ln_gamma};
-    let plain = |ll, score, weight| Contribution { ll, score, weight, dispersion: None };
-    match link {
-        Likelihood::Logit => {
-            let p = 1.0 / (1.0 + (-eta).exp());
-            // log(1 + e^η) computed without overflow.
-            let log1pexp = if eta > 0.0 { eta + (-eta).exp().ln_1p() } else { eta.exp().ln_1p() };
-            plain(y * eta - log1pexp, y - p, p * (1.0 - p))
-        }
-        Likelihood::Probit => {
-            let q = 2.0 * y - 1.0;
-            let cdf = normal.cdf(q * eta).max(f64::MIN_POSITIVE);
-            let lambda = q * normal.pdf(q * eta) / cdf;
-            plain(cdf.ln(), lambda, lambda * (lambda + eta))
-        }
-        Likelihood::Poisson => {
-            let mu = eta.exp();
-            plain(y * eta - mu - ln_gamma(y + 1.0), y - mu, mu)
-        }
-        Likelihood::NegativeBinomial => {
-            // With r = 1/α: ℓ = lnΓ(y+r) − lnΓ(r) − lnΓ(y+1) + r ln r + yη − (r+y) ln(r+μ).
-            let (mu, r) = (eta.exp(), (-theta).exp());
-            let rm = r + mu;
-            let ll = ln_gamma(y + r) - ln_gamma(r) - ln_gamma(y + 1.0) + r * r.ln() + y * eta
-                - (r + y) * rm.ln();
-            let score = r * (y - mu) / rm;
-            let weight = r * mu * (r + y) / (rm * rm);
-            // Derivatives in r, then by the chain rule in θ = −ln r.
-            let g_r = digamma(y + r) - digamma(r) + r.ln() + 1.0 - rm.ln() - (r + y) / rm;
-            let h_rr = trigamma(y + r) - trigamma(r) + 1.0 / r - 1.0 / rm - (mu - y) / (rm * rm);
-            let d_theta = -r * g_r;
-            let info_theta = -(r * r * h_rr + r * g_r);
-            let info_cross = r * (y - mu) * mu / (rm * rm);
-            Contribution { ll, score, weight, dispersion: Some((d_theta, info_theta, info_cross)) }
-        }
-    }
-}
-
-/// Newton–Raphson on the observed information from `start`, halving steps that lower the
-/// likelihood, and adding a ridge where the information is not positive definite far from
-/// the optimum. Returns the estimate, its log likelihood and information, or `None` when it
-/// does not converge.
-pub(super) fn maximize(
+/// [`newton_raphson`] stopped by the run's deadline.
+pub(in crate::engine) fn maximize(
     start: DVector<f64>,
     evaluate: impl Fn(&DVector<f64>) -> (f64, DVector<f64>, DMatrix<f64>),
 ) -> Option<(DVector<f64>, f64, DMatrix<f64>)> {
-    let mut beta = start;
-    let (mut ll, mut gradient, mut information) = evaluate(&beta);
-    for _ in 0..200 {
-        if super::deadline::expired() {
-            return None;
-        }
-        let p = beta.len();
-        let scale = information.diagonal().amax().max(1.0);
-        let mut ridge = 0.0;
-        let step = loop {
-            let damped = &information + DMatrix::<f64>::identity(p, p) * ridge;
-            if let Some(c) = damped.cholesky() {
-                break c.solve(&gradient);
-            }
-            ridge = if ridge == 0.0 { scale * 1e-8 } else { ridge * 10.0 };
-            if ridge > scale * 1e8 {
-                return None;
-            }
-        };
-        let mut size = 1.0;
-        let (next, next_ll, next_gradient, next_information) = loop {
-            let candidate = &beta + &step * size;
-            let (l, g, h) = evaluate(&candidate);
-            if l.is_finite() && l >= ll - 1e-12 || size < 1e-6 {
-                break (candidate, l, g, h);
-            }
-            if super::deadline::expired() {
-                return None;
-            }
-            size /= 2.0;
-        };
-        let change = (&next - &beta).amax();
-        let gain = next_ll - ll;
-        (beta, ll, gradient, information) = (next, next_ll, next_gradient, next_information);
-        if ridge == 0.0 && (change < 1e-10 || gain.abs() < 1e-13) {
-            return Some((beta, ll, information));
-        }
-    }
-    None
+    newton_raphson(start, evaluate, super::deadline::expired)
 }
 
 /// logit, probit, poisson or negative-binomial by maximum likelihood (Newton–Raphson on the
@@ -2016,7 +1898,7 @@ fn excluded(design: &Design, n_regressors: usize) -> usize {
 impl<'a> Step<'a> {
     /// The gate for a model over `request`'s variables and `extra` ones (an event, a group),
     /// sized by their copies, and the dataset's record keys: what every model is fitted with.
-    pub(super) fn model_gate(
+    pub(in crate::engine) fn model_gate(
         &self,
         dataset: &Dataset,
         request: &OlsRequest,
@@ -2036,7 +1918,7 @@ impl<'a> Step<'a> {
 impl Step<'_> {
     /// Model terms from `tokens`: `x`, `c.x`, `i.x`; each a variable of the dataset that is
     /// not an identifier.
-    pub(super) fn terms_of(
+    pub(in crate::engine) fn terms_of(
         &self,
         tokens: &[shared::script::Token],
         dataset: &Dataset,
@@ -2151,7 +2033,7 @@ impl Step<'_> {
     }
 
     /// `dependent term…` from the arguments.
-    pub(super) fn model_terms(
+    pub(in crate::engine) fn model_terms(
         &self,
         dataset: &Dataset,
         dataset_name: &str,
@@ -2169,7 +2051,7 @@ impl Step<'_> {
     }
 
     /// `ivregress y exogenous… (endogenous… = instruments…) [, firststage level()]`.
-    pub(super) fn ivregress(&mut self) -> Result<(), EngineError> {
+    pub(in crate::engine) fn ivregress(&mut self) -> Result<(), EngineError> {
         let (dataset_name, dataset) = self.populated()?;
         let chosen: Vec<(&str, IvEstimator)> =
             [("tsls", IvEstimator::Tsls), ("liml", IvEstimator::Liml), ("gmm", IvEstimator::Gmm)]
@@ -2292,7 +2174,7 @@ impl Step<'_> {
 
     /// `coefplot <model command>`: runs the model as its own command would, then draws the
     /// estimates the gate released for it.
-    pub(super) fn coefplot(&mut self) -> Result<(), EngineError> {
+    pub(in crate::engine) fn coefplot(&mut self) -> Result<(), EngineError> {
         let usage = "write coefplot <model command>, such as coefplot regress wage age";
         let command = self.command();
         let first = command.args.first().ok_or_else(|| EngineError::at(command.span, usage))?;
@@ -2355,12 +2237,15 @@ impl Step<'_> {
         Ok(())
     }
 
-    pub(super) fn regress(&mut self) -> Result<(), EngineError> {
+    pub(in crate::engine) fn regress(&mut self) -> Result<(), EngineError> {
         self.model(None).map(drop)
     }
 
     /// logit, probit, poisson and negative-binomial.
-    pub(super) fn likelihood_model(&mut self, link: Likelihood) -> Result<(), EngineError> {
+    pub(in crate::engine) fn likelihood_model(
+        &mut self,
+        link: Likelihood,
+    ) -> Result<(), EngineError> {
         self.model(Some(link)).map(drop)
     }
 
@@ -2369,7 +2254,10 @@ impl Step<'_> {
     /// a probability for the binary models) and residuals (`residuals(name)`: the outcome less
     /// that) as new variables. The values are never shown; outputs over them pass the gate
     /// like any other.
-    pub(super) fn predict(&mut self, link: Option<Likelihood>) -> Result<(), EngineError> {
+    pub(in crate::engine) fn predict(
+        &mut self,
+        link: Option<Likelihood>,
+    ) -> Result<(), EngineError> {
         let command = self.command().name.clone();
         let targets: Vec<(&str, String)> = ["predicted", "residuals"]
             .into_iter()
@@ -2484,7 +2372,7 @@ impl Step<'_> {
 
     /// Rule 11 for the model's estimation sample, then the gate's model rules; the released
     /// output and its population are kept. Every model command ends here.
-    pub(super) fn release_model(
+    pub(in crate::engine) fn release_model(
         &mut self,
         gate: &crate::disclosure::Gate,
         raw: raw::Model,
@@ -2496,13 +2384,13 @@ impl Step<'_> {
     }
 
     /// `cox <duration> <event> <term>…`.
-    pub(super) fn cox(&mut self) -> Result<(), EngineError> {
+    pub(in crate::engine) fn cox(&mut self) -> Result<(), EngineError> {
         self.duration_model(false, cox_raw)
     }
 
     /// A model of a duration and its event (`cox`, `weibull`): `<duration> <event> <term>…`,
     /// fitted by `fit` with or without a constant.
-    pub(super) fn duration_model(
+    pub(in crate::engine) fn duration_model(
         &mut self,
         constant: bool,
         fit: impl FnOnce(
@@ -2542,7 +2430,7 @@ impl Step<'_> {
     }
 
     /// mlogit.
-    pub(super) fn mlogit(&mut self) -> Result<(), EngineError> {
+    pub(in crate::engine) fn mlogit(&mut self) -> Result<(), EngineError> {
         let (dataset_name, dataset) = self.populated()?;
         let (dependent, terms) = self.model_terms(dataset, dataset_name)?;
         let errors = self.model_errors(dataset, dataset_name)?;
@@ -2674,7 +2562,7 @@ fn linear_estimates(model: &raw::Model, exponentiated: bool) -> Vec<f64> {
 
 #[cfg(test)]
 mod tests {
-    use super::{maximize, trigamma};
+    use super::maximize;
     use crate::engine::deadline;
     use nalgebra::{DMatrix, DVector};
     use std::cell::Cell;
@@ -2706,19 +2594,5 @@ mod tests {
         assert_eq!(limited, 1, "past the deadline only the starting point is evaluated");
         let later = Instant::now() + Duration::from_secs(3600);
         assert_eq!(evaluations_of_an_unbounded_likelihood(Some(later)).0, unlimited);
-    }
-
-    #[test]
-    fn trigamma_matches_known_values() {
-        let pi2 = std::f64::consts::PI * std::f64::consts::PI;
-        for (x, expected) in [
-            (1.0, pi2 / 6.0),
-            (0.5, pi2 / 2.0),
-            (10.0, 0.105_166_335_681_685_75),
-            (0.01, 10_001.621_213_528_313),
-        ] {
-            let got = trigamma(x);
-            assert!((got - expected).abs() / expected < 1e-12, "ψ′({x}) = {got}, not {expected}");
-        }
     }
 }

@@ -1,5 +1,8 @@
-//! Small numeric helpers shared by the engine and the disclosure gate. Anything heavier
-//! (matrices, distributions) comes from nalgebra and statrs.
+//! Pure numerics, apart from the commands that use them: no dataset, no gate, no `Step`.
+//! Small helpers shared by the engine and the disclosure gate here; the estimators' numerics
+//! in the modules below. Matrices and distributions come from nalgebra and statrs.
+
+pub mod likelihood;
 
 /// The `p` quantile (0..=1) of sorted values by linear interpolation between order statistics
 /// (Hyndman–Fan type 7, the default of R, NumPy and pandas).

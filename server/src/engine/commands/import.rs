@@ -33,7 +33,7 @@ struct ImportArgs {
 impl<'a> Step<'a> {
     /// The datastore version bound to `alias` and its variable `variable`, which the
     /// workspace's project must be granted; errors name the alias or variable and the fix.
-    pub(super) fn resolve_variable(
+    pub(in crate::engine) fn resolve_variable(
         &self,
         alias: &str,
         alias_span: Span,
@@ -132,7 +132,7 @@ impl Step<'_> {
         })
     }
 
-    pub(super) async fn import(&mut self) -> Result<(), EngineError> {
+    pub(in crate::engine) async fn import(&mut self) -> Result<(), EngineError> {
         let args = self.import_args()?;
         let alias_span = self.command().args[0].span;
         let (origin, version, meta) =
@@ -230,7 +230,7 @@ impl Step<'_> {
     }
 
     /// (unit ids ascending and unique, values aligned) of a variable at a date.
-    pub(super) async fn scan(
+    pub(in crate::engine) async fn scan(
         &self,
         dir: &std::path::Path,
         meta: &VariableMetadata,
@@ -254,7 +254,7 @@ impl Step<'_> {
     /// without one), with `columns`, as a stream. The predicate is pushed down, so row groups
     /// whose start/stop statistics cannot match are skipped. A stop for DataFusion's memory
     /// limit becomes the user's error naming `max_memory_mb`, decided on the error's kind.
-    pub(super) async fn scan_spells(
+    pub(in crate::engine) async fn scan_spells(
         &self,
         dir: &std::path::Path,
         window: Option<(Date, Date)>,
@@ -470,7 +470,7 @@ impl Column {
     }
 }
 
-pub(super) fn check_date(
+pub(in crate::engine) fn check_date(
     meta: &VariableMetadata,
     date: Option<(Date, Span)>,
     span: Span,
@@ -517,7 +517,7 @@ pub(super) fn check_date(
     }
 }
 
-pub(super) fn labels(meta: &VariableMetadata) -> Option<Arc<BTreeMap<String, String>>> {
+pub(in crate::engine) fn labels(meta: &VariableMetadata) -> Option<Arc<BTreeMap<String, String>>> {
     match &meta.value_domain {
         ValueDomain::CodeList { codes, .. } => {
             Some(Arc::new(codes.iter().map(|c| (c.code.clone(), c.label.nb.clone())).collect()))
@@ -527,7 +527,7 @@ pub(super) fn labels(meta: &VariableMetadata) -> Option<Arc<BTreeMap<String, Str
 }
 
 /// Left join (or full join with `outer`) of sorted (ids, values) into the dataset.
-pub(super) fn merge_into(
+pub(in crate::engine) fn merge_into(
     dataset: &mut Dataset,
     ids: Int64Array,
     values: ArrayRef,

@@ -47,7 +47,7 @@ impl Step<'_> {
     /// `reshape-to-panel prefix…`: each prefix's dated variables become one variable (the
     /// prefix without a trailing `_`) on a row per unit and date; the other variables are
     /// repeated on each of a unit's rows.
-    pub(super) fn reshape_to_panel(&mut self) -> Result<(), EngineError> {
+    pub(in crate::engine) fn reshape_to_panel(&mut self) -> Result<(), EngineError> {
         let prefixes = self.names_in_args()?;
         let (dataset_name, dataset) = self.populated()?;
         dataset.require_cross_section(dataset_name, "reshape-to-panel")?;
@@ -199,7 +199,7 @@ impl Step<'_> {
 
     /// `reshape-from-panel`: a row per unit; a variable that changes over a unit's dates
     /// becomes one per date (`name_2019`), one that never does stays one variable.
-    pub(super) fn reshape_from_panel(&mut self) -> Result<(), EngineError> {
+    pub(in crate::engine) fn reshape_from_panel(&mut self) -> Result<(), EngineError> {
         if let Some(extra) = self.command().args.first() {
             return Err(EngineError::at(extra.span, "reshape-from-panel takes no arguments"));
         }
