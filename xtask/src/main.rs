@@ -70,12 +70,14 @@ fn run_command(args: &[String]) -> Result<(), String> {
     let persons = flag_value(args, "--persons")?.unwrap_or_else(|| "200000".into());
     let started = Instant::now();
     let mut step = Step::new(5);
-    step.next("checking build tools (the first run installs them: about 15 minutes)");
-    let tools = tools::ensure_build_tools()?;
-    step.next("building the browser app (WASM, release)");
-    build_app(&tools)?;
+    step.next("checking build tools (a first run installs them while the server builds)");
+    tools::ensure_build_prerequisites()?;
+    cargo(&["fetch"])?;
+    let tools = tools::Background::start(tools::ensure_build_tools);
     step.next("building the server (and the tests, which share its build)");
     build_workspace()?;
+    step.next("building the browser app (WASM, release)");
+    build_app(&tools.wait()?)?;
     let skjold = util::target_dir().join("debug/skjold");
     let datastores = state_dir().join("datastores");
     step.next("checking the demo datastore");
@@ -136,13 +138,16 @@ pub fn build_app(tools: &tools::BuildTools) -> Result<(), String> {
 fn test_command(_args: &[String]) -> Result<(), String> {
     let started = Instant::now();
     let mut step = Step::new(6);
-    step.next("checking build and test tools");
-    let tools = tools::ensure_build_tools()?;
-    tools::ensure_test_tools()?;
-    let python = tools::ensure_python_env()?;
+    step.next("checking build and test tools (a first run installs them while the tests build)");
+    tools::ensure_build_prerequisites()?;
     // Every package of Cargo.lock, for every target: the invariant tests read the dependency
     // tree offline, wasm32 dependencies included, before the browser app is built.
     cargo(&["fetch"])?;
+    let tools = tools::Background::start(|| {
+        let build = tools::ensure_build_tools()?;
+        tools::ensure_test_tools()?;
+        Ok((build, tools::ensure_python_env()?))
+    });
     step.next("cargo fmt --check");
     cargo(&["fmt", "--all", "--", "--check"])
         .map_err(|e| format!("{e}\nformatting differs: run `cargo fmt --all`"))?;
@@ -155,6 +160,7 @@ fn test_command(_args: &[String]) -> Result<(), String> {
         .args(["build", "--workspace", "--all-targets"])
         .envs(lint.iter().cloned()))?;
     step.next("running the Rust tests (statistics checked against pandas and statsmodels)");
+    let (tools, python) = tools.wait()?;
     // The same wrapper and arguments, or cargo would see new fingerprints and build again.
     run(std::process::Command::new(env!("CARGO"))
         .current_dir(project_root())

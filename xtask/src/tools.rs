@@ -70,7 +70,9 @@ fn ensure_native_libraries() -> Result<(), String> {
     Ok(())
 }
 
-pub fn ensure_build_tools() -> Result<BuildTools, String> {
+/// What the workspace's own build needs before it starts: OpenSSL's headers and the wasm32
+/// target. Quick when present; everything else can install beside the build.
+pub fn ensure_build_prerequisites() -> Result<(), String> {
     ensure_native_libraries()?;
     let installed =
         output(Command::new("rustup").args(["target", "list", "--installed"])).unwrap_or_default();
@@ -78,6 +80,38 @@ pub fn ensure_build_tools() -> Result<BuildTools, String> {
         println!("      adding the wasm32-unknown-unknown target");
         run(Command::new("rustup").args(["target", "add", "wasm32-unknown-unknown"]))?;
     }
+    Ok(())
+}
+
+/// The tools a first run installs, started on a thread of their own while the workspace
+/// builds: on two cores, one cargo build leaves a core idle for long stretches (linking, the
+/// crates everything waits for), and the Debian, npm and PyPI installs mostly wait on the
+/// network. Their output goes to `.skjold/tools.log`; what they print themselves still shows.
+pub struct Background<T>(std::thread::JoinHandle<Result<T, String>>);
+
+impl<T: Send + 'static> Background<T> {
+    pub fn start(work: impl FnOnce() -> Result<T, String> + Send + 'static) -> Background<T> {
+        let log = state_dir().join("tools.log");
+        Background(std::thread::spawn(move || {
+            std::fs::create_dir_all(state_dir())
+                .map_err(|e| format!("cannot create {}: {e}", state_dir().display()))?;
+            crate::util::with_output_to(&log, work)
+        }))
+    }
+
+    /// The tools, once installed; a note when the build has to wait for them.
+    pub fn wait(self) -> Result<T, String> {
+        if !self.0.is_finished() {
+            println!(
+                "      waiting for the tools installing in the background (.skjold/tools.log)"
+            );
+        }
+        self.0.join().map_err(|_| "the tool installation thread panicked".to_owned())?
+    }
+}
+
+pub fn ensure_build_tools() -> Result<BuildTools, String> {
+    ensure_build_prerequisites()?;
     let bin = cargo_bin();
     ensure_cargo_tool(&bin, "trunk", "trunk", TRUNK_VERSION, true)?;
     // The CLI must match the wasm-bindgen library exactly. Its own lockfile pins a crate version

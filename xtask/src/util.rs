@@ -42,8 +42,40 @@ impl Step {
     }
 }
 
-/// Runs a command with inherited output; an unsuccessful exit is an error naming the command.
+thread_local! {
+    /// Where `run` sends the output of the commands of this thread: the terminal, or a log
+    /// file for work done in the background beside a build (see [`with_output_to`]).
+    static OUTPUT_TO: std::cell::RefCell<Option<PathBuf>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Runs `work` with the output of the commands it runs appended to `log` instead of shown, so
+/// that installs in the background do not interleave with a build's progress.
+pub fn with_output_to<T>(log: &Path, work: impl FnOnce() -> T) -> T {
+    OUTPUT_TO.with(|to| *to.borrow_mut() = Some(log.to_owned()));
+    let result = work();
+    OUTPUT_TO.with(|to| *to.borrow_mut() = None);
+    result
+}
+
+/// Runs a command with inherited output (or into this thread's log, see [`with_output_to`]);
+/// an unsuccessful exit is an error naming the command.
 pub fn run(command: &mut Command) -> Result<(), String> {
+    if let Some(log) = OUTPUT_TO.with(|to| to.borrow().clone()) {
+        let open = || {
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&log)
+                .map_err(|e| format!("cannot write {}: {e}", log.display()))
+        };
+        command.stdout(open()?).stderr(open()?);
+        let status = command.status().map_err(|e| format!("cannot start {command:?}: {e}"))?;
+        return if status.success() {
+            Ok(())
+        } else {
+            Err(format!("{command:?} failed ({status}); its output is in {}", log.display()))
+        };
+    }
     let status = command.status().map_err(|e| format!("cannot start {command:?}: {e}"))?;
     if status.success() { Ok(()) } else { Err(format!("{command:?} failed ({status})")) }
 }
