@@ -113,11 +113,14 @@ impl<T: Send + 'static> Background<T> {
 pub fn ensure_build_tools() -> Result<BuildTools, String> {
     ensure_build_prerequisites()?;
     let bin = cargo_bin();
-    ensure_cargo_tool(&bin, "trunk", "trunk", TRUNK_VERSION, true)?;
+    // Without its default features trunk has no TLS stack and no update check: it can reach
+    // nothing on the network (it finds wasm-bindgen and wasm-opt on PATH, installed here from
+    // the registries), and rustls and ring no longer build, a minute and more on two cores.
+    ensure_cargo_tool(&bin, "trunk", "trunk", TRUNK_VERSION, true, &["--no-default-features"])?;
     // The CLI must match the wasm-bindgen library exactly. Its own lockfile pins a crate version
     // this registry lacks, so it is installed without --locked.
     let wasm_bindgen = wasm_bindgen_version()?;
-    ensure_cargo_tool(&bin, "wasm-bindgen", "wasm-bindgen-cli", &wasm_bindgen, false)?;
+    ensure_cargo_tool(&bin, "wasm-bindgen", "wasm-bindgen-cli", &wasm_bindgen, false, &[])?;
 
     if output(Command::new("npm").arg("--version")).is_none() {
         apt_install("npm", "npm (for wasm-opt from the binaryen package and the browser tests)")?;
@@ -143,6 +146,7 @@ fn ensure_cargo_tool(
     krate: &str,
     version: &str,
     locked: bool,
+    extra: &[&str],
 ) -> Result<(), String> {
     let reported = output(Command::new(bin.join(command)).arg("--version")).unwrap_or_default();
     if reported.split_whitespace().nth(1) == Some(version) {
@@ -163,7 +167,7 @@ fn ensure_cargo_tool(
     if locked {
         install.arg("--locked");
     }
-    run(&mut install)
+    run(install.args(extra))
 }
 
 /// The wasm-bindgen version Cargo.lock resolved.
