@@ -20,7 +20,7 @@ use super::{EngineError, Step};
 use crate::disclosure::differencing::PopulationSketch;
 use crate::disclosure::raw::{self, Contributors};
 pub use crate::stats::likelihood::Likelihood;
-use crate::stats::likelihood::{contribution, newton_raphson};
+use crate::stats::likelihood::{self, FitFailure, Observations, Variance, newton_raphson};
 
 /// A model term as written.
 #[derive(Clone, Debug, PartialEq)]
@@ -900,7 +900,6 @@ pub fn likelihood_raw(
             .collect()
     });
     let mask = combined.as_ref().or(mask);
-    let offset_of = |i: usize| offsets.as_ref().map_or(0.0, |o| o.in_sample(i));
     let cluster = cluster_keys(dataset, &request.errors)?;
     let design = Design::new(dataset, keys, request, mask, cluster.as_deref())?;
     let k = design.k();
@@ -922,87 +921,46 @@ pub fn likelihood_raw(
     for (variable, levels) in &design.categorical_levels {
         gate.check_levels(variable, levels, false)?;
     }
-    let normal = Normal::standard();
-    // Log likelihood, gradient and information at (β, and θ = ln α last for the negative
-    // binomial), with `row` giving each observation's regressors.
-    let evaluate = |beta: &DVector<f64>, width: usize, row: &dyn Fn(usize, &mut [f64])| {
-        let p = width + usize::from(dispersion);
-        let theta = if dispersion { beta[width] } else { 0.0 };
-        let mut ll = 0.0;
-        let mut gradient = DVector::<f64>::zeros(p);
-        let mut information = DMatrix::<f64>::zeros(p, p);
-        let mut x = vec![0.0; width];
-        for (&i, &y) in rows.iter().zip(&outcome) {
-            row(i, &mut x);
-            let xi = DVector::from_column_slice(&x);
-            let eta = xi.dot(&beta.rows(0, width)) + offset_of(i);
-            let c = contribution(link, y, eta, theta, &normal);
-            ll += c.ll;
-            gradient.rows_mut(0, width).axpy(c.score, &xi, 1.0);
-            information.view_mut((0, 0), (width, width)).ger(c.weight, &xi, &xi, 1.0);
-            if let Some((d_theta, info_theta, info_cross)) = c.dispersion {
-                gradient[width] += d_theta;
-                information[(width, width)] += info_theta;
-                for j in 0..width {
-                    information[(j, width)] += info_cross * x[j];
-                    information[(width, j)] += info_cross * x[j];
-                }
-            }
-        }
-        (ll, gradient, information)
+    // The fit itself is pure numerics (stats::likelihood), over the sample's observations.
+    let sample_offsets: Option<Vec<f64>> =
+        offsets.as_ref().map(|o| rows.iter().map(|&i| o.in_sample(i)).collect());
+    let cluster_of: Option<Vec<&str>> = cluster.as_ref().map(|c| {
+        rows.iter()
+            .map(|&i| {
+                let key = c[i].as_deref();
+                debug_assert!(key.is_some(), "row {i} is outside the sample");
+                key.unwrap_or_default()
+            })
+            .collect()
+    });
+    let regressors = |j: usize, x: &mut [f64]| design.row(rows[j], x);
+    let variance = match (&request.errors, &cluster_of) {
+        (Errors::Classical, _) => Variance::Information,
+        (_, Some(keys)) => Variance::Clustered(keys),
+        (_, None) => Variance::Robust,
     };
+    let observations = Observations {
+        width: k,
+        regressors: &regressors,
+        outcome: &outcome,
+        offsets: sample_offsets.as_deref(),
+    };
+    let fit = likelihood::fit(link, &observations, variance, super::deadline::expired)
+        .map_err(|failure| match failure {
+            FitFailure::NotConverged => EngineError::new(format!(
+                "the model did not converge: a term may predict {} perfectly, or terms are collinear; remove one or group its levels",
+                request.dependent
+            )),
+            FitFailure::Singular => EngineError::new(
+                "the model's information matrix is singular: remove a collinear term",
+            ),
+            FitFailure::OneCluster => EngineError::new(
+                "cluster() needs at least two clusters in the estimation sample",
+            ),
+        })?;
     let p = k + usize::from(dispersion);
-    let full_row = |i: usize, x: &mut [f64]| design.row(i, x);
-    let fitted = maximize(DVector::zeros(p), |b| evaluate(b, k, &full_row));
-    let Some((beta, ll, information)) = fitted.filter(|(b, _, _)| b.rows(0, k).amax() <= 50.0)
-    else {
-        return Err(EngineError::new(format!(
-            "the model did not converge: a term may predict {} perfectly, or terms are collinear; remove one or group its levels",
-            request.dependent
-        )));
-    };
-    let mut covariance = information.cholesky().map(|c| c.inverse()).ok_or_else(|| {
-        EngineError::new("the model's information matrix is singular: remove a collinear term")
-    })?;
-    let robust = request.errors != Errors::Classical;
-    if robust {
-        // The sandwich (Huber–White): the information's inverse around the sum of outer
-        // products of each observation's score, with Stata's n/(n−1); clustered, of each
-        // cluster's summed score, with G/(G−1).
-        let theta = if dispersion { beta[k] } else { 0.0 };
-        let mut meat = DMatrix::<f64>::zeros(p, p);
-        let mut by_cluster: HashMap<&str, DVector<f64>> = HashMap::new();
-        let mut x = vec![0.0; k];
-        for (&i, &y) in rows.iter().zip(&outcome) {
-            design.row(i, &mut x);
-            let xi = DVector::from_column_slice(&x);
-            let eta = xi.dot(&beta.rows(0, k)) + offset_of(i);
-            let c = contribution(link, y, eta, theta, &normal);
-            let mut g = DVector::<f64>::zeros(p);
-            g.rows_mut(0, k).axpy(c.score, &xi, 0.0);
-            if let Some((d_theta, _, _)) = c.dispersion {
-                g[k] = d_theta;
-            }
-            match &cluster {
-                Some(keys) => {
-                    let key = keys[i].as_deref();
-                    debug_assert!(key.is_some(), "row {i} is outside the sample");
-                    *by_cluster
-                        .entry(key.unwrap_or_default())
-                        .or_insert_with(|| DVector::zeros(p)) += g;
-                }
-                None => meat.ger(1.0, &g, &g, 1.0),
-            }
-        }
-        let correction = if cluster.is_some() {
-            let groups = add_cluster_scores(&mut meat, by_cluster.values())?;
-            groups / (groups - 1.0)
-        } else {
-            let n = design.n as f64;
-            n / (n - 1.0)
-        };
-        covariance = &covariance * meat * &covariance * correction;
-    }
+    let (beta, covariance) = (fit.estimate, fit.covariance);
+    let (ll, ll0) = (fit.log_likelihood, fit.null_log_likelihood);
     let coefficients = design
         .names
         .iter()
@@ -1013,30 +971,6 @@ pub fn likelihood_raw(
             z_coefficient(name.clone(), beta[j], se, request.level, odds_ratios, constant)
         })
         .collect();
-    // The null model: a constant only (and, for the negative binomial, its own α).
-    let ll0 = match link {
-        Likelihood::Poisson if offsets.is_some() => {
-            let constant = |_: usize, x: &mut [f64]| x[0] = 1.0;
-            maximize(DVector::zeros(1), |b| evaluate(b, 1, &constant))
-                .map_or(f64::NAN, |(_, ll0, _)| ll0)
-        }
-        Likelihood::Poisson => {
-            let mean = outcome.iter().sum::<f64>() / design.n as f64;
-            outcome
-                .iter()
-                .map(|&y| y * mean.ln() - mean - statrs::function::gamma::ln_gamma(y + 1.0))
-                .sum()
-        }
-        Likelihood::NegativeBinomial => {
-            let constant = |_: usize, x: &mut [f64]| x[0] = 1.0;
-            maximize(DVector::zeros(2), |b| evaluate(b, 1, &constant))
-                .map_or(f64::NAN, |(_, ll0, _)| ll0)
-        }
-        Likelihood::Logit | Likelihood::Probit => {
-            let p = ones as f64 / design.n as f64;
-            design.n as f64 * (p * p.ln() + (1.0 - p) * (1.0 - p).ln())
-        }
-    };
     let df_model = (k - usize::from(request.constant)) as f64;
     let chi2 = 2.0 * (ll - ll0);
     let chi2_p = statrs::distribution::ChiSquared::new(df_model.max(1.0))
