@@ -261,6 +261,136 @@ impl Lowering<'_> {
         }
     }
 
+    /// `quantile(x, n)`: the group 0..n-1 of x among n quantile groups, as Stata's xtile.
+    fn quantile_groups(
+        &self,
+        function: &str,
+        args: &[Expr],
+        mut lowered: Vec<Lowered>,
+        span: Span,
+    ) -> Result<Lowered, EngineError> {
+        // quantile(x, n): the group 0..n-1 of x among n quantile groups, as Stata's
+        // xtile: x ≤ P(1/n) is group 0, P(1/n) < x ≤ P(2/n) is group 1, … The cut points
+        // are computed here from the column and never shown.
+        let usage = "quantile takes a variable and a number of groups: quantile(wage, 10)";
+        let (Some(Expr::Variable { name, .. }), Some(Expr::Number { value: n, span: n_span })) =
+            (args.first(), args.get(1))
+        else {
+            return Err(EngineError::at(span, usage));
+        };
+        if args.len() != 2 {
+            return Err(EngineError::at(span, usage));
+        }
+        if n.fract() != 0.0 || !(2.0..=100.0).contains(n) {
+            return Err(EngineError::at(
+                *n_span,
+                "the number of groups is a whole number from 2 to 100",
+            ));
+        }
+        self.expect_number(&lowered[0], args[0].span(), function)?;
+        let variable = self.dataset.variable(name).ok_or_else(|| {
+            EngineError::internal(format!("{name} was lowered but is not in the dataset"))
+        })?;
+        let values = super::dataset::numbers(variable).map_err(|e| e.with_span(args[0].span()))?;
+        let sorted = crate::stats::sorted(values.into_iter().flatten().collect());
+        let groups = *n as usize;
+        let x = as_number(lowered.remove(0));
+        let mut whens = Vec::new();
+        for k in 1..groups {
+            if let Some(cut) = crate::stats::quantile_sorted(&sorted, k as f64 / groups as f64) {
+                whens.push((
+                    Box::new(cast(x.clone(), DataType::Float64).lt_eq(lit(cut))),
+                    Box::new(lit((k - 1) as i64)),
+                ));
+            }
+        }
+        Ok(number(Df::Case(datafusion::logical_expr::Case::new(
+            None,
+            whens,
+            Some(Box::new(Df::Case(datafusion::logical_expr::Case::new(
+                None,
+                vec![(Box::new(x.is_null()), Box::new(lit(ScalarValue::Int64(None))))],
+                Some(Box::new(lit((groups - 1) as i64))),
+            )))),
+        ))))
+    }
+
+    /// `label_to_code`, `inlabels` and `labelcontains`: codes found by their labels.
+    fn label_function(
+        &self,
+        function: &str,
+        args: &[Expr],
+        mut lowered: Vec<Lowered>,
+        span: Span,
+    ) -> Result<Lowered, EngineError> {
+        let usage = format!(
+            "{function} takes a variable with labels, then quoted text: {function}(sex, 'Kvinne')"
+        );
+        let (Some(Expr::Variable { name, .. }), true) = (args.first(), args.len() >= 2) else {
+            return Err(EngineError::at(span, usage));
+        };
+        let texts: Vec<&str> = args[1..]
+            .iter()
+            .map(|a| match a {
+                Expr::Text { value, .. } => Ok(value.as_str()),
+                other => Err(EngineError::at(other.span(), usage.clone())),
+            })
+            .collect::<Result<_, _>>()?;
+        let variable = self.dataset.variable(name).ok_or_else(|| {
+            EngineError::internal(format!("{name} was lowered but is not in the dataset"))
+        })?;
+        let labels = variable.info.labels.clone().ok_or_else(|| {
+            EngineError::at(
+                args[0].span(),
+                format!("{name} has no labels: assign some with assign-labels, or compare codes"),
+            )
+        })?;
+        let text = lowered[0].kind == Kind::Text;
+        let code_literal = |code: &str| -> Df {
+            if text {
+                lit(code.to_owned())
+            } else {
+                code.parse::<i64>()
+                    .map(lit)
+                    .unwrap_or_else(|_| lit(code.parse::<f64>().unwrap_or(f64::NAN)))
+            }
+        };
+        let codes: Vec<&String> = labels
+            .iter()
+            .filter(|(_, label)| match function {
+                "labelcontains" => {
+                    let label = label.to_lowercase();
+                    texts.iter().any(|t| label.contains(&t.to_lowercase()))
+                }
+                _ => texts.contains(&label.as_str()),
+            })
+            .map(|(code, _)| code)
+            .collect();
+        let x = lowered.remove(0).expr;
+        Ok(match function {
+            "label_to_code" => {
+                let [code] = codes.as_slice() else {
+                    return Err(EngineError::at(
+                        args[1].span(),
+                        format!(
+                            "{name} has no code labelled '{}': list-labels shows its labels",
+                            texts[0]
+                        ),
+                    ));
+                };
+                Lowered {
+                    expr: code_literal(code),
+                    kind: if text { Kind::Text } else { Kind::Number },
+                }
+            }
+            _ if codes.is_empty() => Lowered { expr: lit(false), kind: Kind::Bool },
+            _ => Lowered {
+                expr: x.in_list(codes.iter().map(|c| code_literal(c)).collect(), false),
+                kind: Kind::Bool,
+            },
+        })
+    }
+
     fn call(
         &mut self,
         function: &str,
@@ -466,123 +596,9 @@ impl Lowering<'_> {
                     _ => lit(args.len() as i64) - valid(),
                 })
             }
-            "quantile" => {
-                // quantile(x, n): the group 0..n-1 of x among n quantile groups, as Stata's
-                // xtile: x ≤ P(1/n) is group 0, P(1/n) < x ≤ P(2/n) is group 1, … The cut points
-                // are computed here from the column and never shown.
-                let usage = "quantile takes a variable and a number of groups: quantile(wage, 10)";
-                let (
-                    Some(Expr::Variable { name, .. }),
-                    Some(Expr::Number { value: n, span: n_span }),
-                ) = (args.first(), args.get(1))
-                else {
-                    return Err(EngineError::at(span, usage));
-                };
-                if args.len() != 2 {
-                    return Err(EngineError::at(span, usage));
-                }
-                if n.fract() != 0.0 || !(2.0..=100.0).contains(n) {
-                    return Err(EngineError::at(
-                        *n_span,
-                        "the number of groups is a whole number from 2 to 100",
-                    ));
-                }
-                self.expect_number(&lowered[0], args[0].span(), function)?;
-                let variable = self.dataset.variable(name).expect("lowered above");
-                let values =
-                    super::dataset::numbers(variable).map_err(|e| e.with_span(args[0].span()))?;
-                let sorted = crate::stats::sorted(values.into_iter().flatten().collect());
-                let groups = *n as usize;
-                let x = as_number(lowered.remove(0));
-                let mut whens = Vec::new();
-                for k in 1..groups {
-                    if let Some(cut) =
-                        crate::stats::quantile_sorted(&sorted, k as f64 / groups as f64)
-                    {
-                        whens.push((
-                            Box::new(cast(x.clone(), DataType::Float64).lt_eq(lit(cut))),
-                            Box::new(lit((k - 1) as i64)),
-                        ));
-                    }
-                }
-                number(Df::Case(datafusion::logical_expr::Case::new(
-                    None,
-                    whens,
-                    Some(Box::new(Df::Case(datafusion::logical_expr::Case::new(
-                        None,
-                        vec![(Box::new(x.is_null()), Box::new(lit(ScalarValue::Int64(None))))],
-                        Some(Box::new(lit((groups - 1) as i64))),
-                    )))),
-                )))
-            }
+            "quantile" => return self.quantile_groups(function, args, lowered, span),
             "label_to_code" | "inlabels" | "labelcontains" => {
-                let usage = format!(
-                    "{function} takes a variable with labels, then quoted text: {function}(sex, 'Kvinne')"
-                );
-                let (Some(Expr::Variable { name, .. }), true) = (args.first(), args.len() >= 2)
-                else {
-                    return Err(EngineError::at(span, usage));
-                };
-                let texts: Vec<&str> = args[1..]
-                    .iter()
-                    .map(|a| match a {
-                        Expr::Text { value, .. } => Ok(value.as_str()),
-                        other => Err(EngineError::at(other.span(), usage.clone())),
-                    })
-                    .collect::<Result<_, _>>()?;
-                let variable = self.dataset.variable(name).expect("lowered above");
-                let labels = variable.info.labels.clone().ok_or_else(|| {
-                    EngineError::at(
-                        args[0].span(),
-                        format!(
-                            "{name} has no labels: assign some with assign-labels, or compare codes"
-                        ),
-                    )
-                })?;
-                let text = lowered[0].kind == Kind::Text;
-                let code_literal = |code: &str| -> Df {
-                    if text {
-                        lit(code.to_owned())
-                    } else {
-                        code.parse::<i64>()
-                            .map(lit)
-                            .unwrap_or_else(|_| lit(code.parse::<f64>().unwrap_or(f64::NAN)))
-                    }
-                };
-                let codes: Vec<&String> = labels
-                    .iter()
-                    .filter(|(_, label)| match function {
-                        "labelcontains" => {
-                            let label = label.to_lowercase();
-                            texts.iter().any(|t| label.contains(&t.to_lowercase()))
-                        }
-                        _ => texts.contains(&label.as_str()),
-                    })
-                    .map(|(code, _)| code)
-                    .collect();
-                let x = lowered.remove(0).expr;
-                match function {
-                    "label_to_code" => {
-                        let [code] = codes.as_slice() else {
-                            return Err(EngineError::at(
-                                args[1].span(),
-                                format!(
-                                    "{name} has no code labelled '{}': list-labels shows its labels",
-                                    texts[0]
-                                ),
-                            ));
-                        };
-                        Lowered {
-                            expr: code_literal(code),
-                            kind: if text { Kind::Text } else { Kind::Number },
-                        }
-                    }
-                    _ if codes.is_empty() => Lowered { expr: lit(false), kind: Kind::Bool },
-                    _ => Lowered {
-                        expr: x.in_list(codes.iter().map(|c| code_literal(c)).collect(), false),
-                        kind: Kind::Bool,
-                    },
-                }
+                return self.label_function(function, args, lowered, span);
             }
             "normal" | "normalden" | "t" | "ttail" | "invt" | "invttail" | "F" | "Ftail"
             | "invF" | "chi2" | "chi2tail" | "invchi2" | "binomial" | "binomialp"
