@@ -3,6 +3,7 @@
 //! in the modules below. Matrices and distributions come from nalgebra and statrs.
 
 pub mod likelihood;
+pub mod ols;
 
 /// The `p` quantile (0..=1) of sorted values by linear interpolation between order statistics
 /// (Hyndman–Fan type 7, the default of R, NumPy and pandas).

@@ -21,6 +21,7 @@ use crate::disclosure::differencing::PopulationSketch;
 use crate::disclosure::raw::{self, Contributors};
 pub use crate::stats::likelihood::Likelihood;
 use crate::stats::likelihood::{self, FitFailure, Observations, Variance, newton_raphson};
+use crate::stats::ols::OlsFailure;
 
 /// A model term as written.
 #[derive(Clone, Debug, PartialEq)]
@@ -585,66 +586,42 @@ pub fn ols_raw(
 ) -> Result<raw::Model, EngineError> {
     let cluster = cluster_keys(dataset, &request.errors)?;
     let design = Design::new(dataset, keys, request, mask, cluster.as_deref())?;
-    let (k, n, y, names) = (design.k(), design.n, &design.y, &design.names);
-    let mut xtx = DMatrix::<f64>::zeros(k, k);
-    let mut xty = DVector::<f64>::zeros(k);
-    let mut x = vec![0.0; k];
-    let (mut sum_y, mut sum_y2) = (0.0, 0.0);
-    for i in design.rows() {
-        design.row(i, &mut x);
-        let yi = y.in_sample(i);
-        for a in 0..k {
-            xty[a] += x[a] * yi;
-            for b in 0..=a {
-                xtx[(a, b)] += x[a] * x[b];
-            }
-        }
-        sum_y += yi;
-        sum_y2 += yi * yi;
-    }
-    for a in 0..k {
-        for b in 0..a {
-            xtx[(b, a)] = xtx[(a, b)];
-        }
-    }
-    let inverse = xtx.clone().cholesky().map(|c| c.inverse()).ok_or_else(|| {
-        EngineError::new(format!(
-            "the terms are collinear (one is a combination of others): remove one of {}",
-            names.join(", ")
-        ))
-    })?;
-    let beta = &inverse * &xty;
-
-    // Second pass: residuals for the error variance and the robust "meat".
-    let mut rss = 0.0;
-    let mut meat = DMatrix::<f64>::zeros(k, k);
-    let mut scores: HashMap<String, DVector<f64>> = HashMap::new();
-    for i in design.rows() {
-        design.row(i, &mut x);
-        let xi = DVector::from_column_slice(&x);
-        let e = y.in_sample(i) - xi.dot(&beta);
-        rss += e * e;
-        match (&request.errors, &cluster) {
-            (Errors::Robust, _) => meat += (&xi * xi.transpose()) * (e * e),
-            (Errors::Cluster(_), Some(c)) => {
-                let key = c.in_sample(i);
-                *scores.entry(key).or_insert_with(|| DVector::zeros(k)) += xi * e;
-            }
-            _ => {}
-        }
-    }
-    let (nf, kf) = (n as f64, k as f64);
-    let df_resid = nf - kf;
-    let sigma2 = rss / df_resid;
-    let (covariance, df_t) = match request.errors {
-        Errors::Classical => (&inverse * sigma2, df_resid),
-        Errors::Robust => (&inverse * meat * &inverse * (nf / df_resid), df_resid),
-        Errors::Cluster(_) => {
-            let g = add_cluster_scores(&mut meat, scores.values())?;
-            let correction = g / (g - 1.0) * (nf - 1.0) / df_resid;
-            (&inverse * meat * &inverse * correction, g - 1.0)
-        }
+    let (k, names) = (design.k(), &design.names);
+    // The fit itself is pure numerics (stats::ols), over the sample's observations.
+    let rows: Vec<usize> = design.rows().collect();
+    let outcome: Vec<f64> = rows.iter().map(|&i| design.outcome(i)).collect();
+    let cluster_of: Option<Vec<&str>> = cluster.as_ref().map(|c| {
+        rows.iter()
+            .map(|&i| {
+                let key = c[i].as_deref();
+                debug_assert!(key.is_some(), "row {i} is outside the sample");
+                key.unwrap_or_default()
+            })
+            .collect()
+    });
+    let variance = match (&request.errors, &cluster_of) {
+        (Errors::Classical, _) => Variance::Information,
+        (Errors::Robust, _) => Variance::Robust,
+        (Errors::Cluster(_), Some(keys)) => Variance::Clustered(keys),
+        (Errors::Cluster(_), None) => Variance::Clustered(&[]),
     };
+    let regressors = |j: usize, x: &mut [f64]| design.row(rows[j], x);
+    let fit =
+        crate::stats::ols::fit(k, &regressors, &outcome, variance).map_err(
+            |failure| match failure {
+                OlsFailure::Collinear => EngineError::new(format!(
+                    "the terms are collinear (one is a combination of others): remove one of {}",
+                    names.join(", ")
+                )),
+                OlsFailure::OneCluster => EngineError::new(
+                    "cluster() needs at least two clusters in the estimation sample",
+                ),
+            },
+        )?;
+    let (beta, covariance, df_t) = (&fit.beta, &fit.covariance, fit.df_t);
+    let (rss, sum_y, sum_y2, df_resid) = (fit.rss, fit.sum_y, fit.sum_y2, fit.df_resid);
+    let (nf, kf) = (design.n as f64, k as f64);
+    let sigma2 = rss / df_resid;
     let t = StudentsT::new(0.0, 1.0, df_t).map_err(|e| EngineError::internal(e.to_string()))?;
     let critical = t.inverse_cdf(1.0 - (1.0 - request.level / 100.0) / 2.0);
     let coefficients = names
