@@ -256,13 +256,8 @@ pub fn fit(
             }
         }
         let correction = if let Variance::Clustered(_) = variance {
-            if by_cluster.len() < 2 {
-                return Err(FitFailure::OneCluster);
-            }
-            for s in by_cluster.values() {
-                meat.ger(1.0, s, s, 1.0);
-            }
-            let groups = by_cluster.len() as f64;
+            let groups = super::add_cluster_scores(&mut meat, by_cluster.values())
+                .ok_or(FitFailure::OneCluster)?;
             groups / (groups - 1.0)
         } else {
             n as f64 / (n as f64 - 1.0)

@@ -5,6 +5,24 @@
 pub mod likelihood;
 pub mod ols;
 
+use nalgebra::{DMatrix, DVector};
+
+/// Adds the outer product of each cluster's summed scores to `meat` and returns the number of
+/// clusters (for Stata's G/(G−1)); `None`, adding nothing, when there are fewer than two.
+pub fn add_cluster_scores<'s>(
+    meat: &mut DMatrix<f64>,
+    sums: impl ExactSizeIterator<Item = &'s DVector<f64>>,
+) -> Option<f64> {
+    let clusters = sums.len();
+    if clusters < 2 {
+        return None;
+    }
+    for s in sums {
+        meat.ger(1.0, s, s, 1.0);
+    }
+    Some(clusters as f64)
+}
+
 /// The `p` quantile (0..=1) of sorted values by linear interpolation between order statistics
 /// (Hyndman–Fan type 7, the default of R, NumPy and pandas).
 pub fn quantile_sorted(sorted: &[f64], p: f64) -> Option<f64> {

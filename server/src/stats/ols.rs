@@ -88,13 +88,8 @@ pub fn fit(
         Variance::Information => (&inverse * sigma2, df_resid),
         Variance::Robust => (&inverse * meat * &inverse * (nf / df_resid), df_resid),
         Variance::Clustered(_) => {
-            if scores.len() < 2 {
-                return Err(OlsFailure::OneCluster);
-            }
-            for s in scores.values() {
-                meat.ger(1.0, s, s, 1.0);
-            }
-            let g = scores.len() as f64;
+            let g = super::add_cluster_scores(&mut meat, scores.values())
+                .ok_or(OlsFailure::OneCluster)?;
             let correction = g / (g - 1.0) * (nf - 1.0) / df_resid;
             (&inverse * meat * &inverse * correction, g - 1.0)
         }

@@ -42,11 +42,6 @@ impl Typed {
     pub fn option(&self, name: &str) -> Option<&TypedOption> {
         self.options.iter().find(|o| o.spec.name == name)
     }
-
-    /// Whether the command's catalogue entry has an option `name` at all.
-    pub fn accepts(&self, name: &str) -> bool {
-        self.spec.option(name).is_some()
-    }
 }
 
 impl Command {
@@ -203,7 +198,6 @@ mod tests {
         let at = line.find("famnr").unwrap();
         assert_eq!(names[0].1, Span::new(at, at + 5));
         assert!(t.option("noconstant").is_none());
-        assert!(t.accepts("noconstant") && !t.accepts("bins"));
     }
 
     #[test]

@@ -590,21 +590,8 @@ pub fn ols_raw(
     // The fit itself is pure numerics (stats::ols), over the sample's observations.
     let rows: Vec<usize> = design.rows().collect();
     let outcome: Vec<f64> = rows.iter().map(|&i| design.outcome(i)).collect();
-    let cluster_of: Option<Vec<&str>> = cluster.as_ref().map(|c| {
-        rows.iter()
-            .map(|&i| {
-                let key = c[i].as_deref();
-                debug_assert!(key.is_some(), "row {i} is outside the sample");
-                key.unwrap_or_default()
-            })
-            .collect()
-    });
-    let variance = match (&request.errors, &cluster_of) {
-        (Errors::Classical, _) => Variance::Information,
-        (Errors::Robust, _) => Variance::Robust,
-        (Errors::Cluster(_), Some(keys)) => Variance::Clustered(keys),
-        (Errors::Cluster(_), None) => Variance::Clustered(&[]),
-    };
+    let cluster_of = sample_clusters(cluster.as_deref(), &rows);
+    let variance = variance_of(&request.errors, cluster_of.as_deref());
     let regressors = |j: usize, x: &mut [f64]| design.row(rows[j], x);
     let fit =
         crate::stats::ols::fit(k, &regressors, &outcome, variance).map_err(
@@ -613,9 +600,7 @@ pub fn ols_raw(
                     "the terms are collinear (one is a combination of others): remove one of {}",
                     names.join(", ")
                 )),
-                OlsFailure::OneCluster => EngineError::new(
-                    "cluster() needs at least two clusters in the estimation sample",
-                ),
+                OlsFailure::OneCluster => one_cluster(),
             },
         )?;
     let (beta, covariance, df_t) = (&fit.beta, &fit.covariance, fit.df_t);
@@ -759,22 +744,42 @@ pub fn regression_diagnostics(
     })
 }
 
-/// Adds the outer product of each cluster's summed scores to `meat` and returns the number of
-/// clusters (for Stata's G/(G−1)), which must be at least two.
+/// [`crate::stats::add_cluster_scores`], with the user's error when there is one cluster.
 fn add_cluster_scores<'s>(
     meat: &mut DMatrix<f64>,
     sums: impl ExactSizeIterator<Item = &'s DVector<f64>>,
 ) -> Result<f64, EngineError> {
-    let clusters = sums.len() as f64;
-    if clusters < 2.0 {
-        return Err(EngineError::new(
-            "cluster() needs at least two clusters in the estimation sample",
-        ));
+    crate::stats::add_cluster_scores(meat, sums).ok_or_else(one_cluster)
+}
+
+fn one_cluster() -> EngineError {
+    EngineError::new("cluster() needs at least two clusters in the estimation sample")
+}
+
+/// Each sample row's cluster key, in the order of `rows`, for the fits of `crate::stats`.
+fn sample_clusters<'c>(
+    cluster: Option<&'c [Option<String>]>,
+    rows: &[usize],
+) -> Option<Vec<&'c str>> {
+    cluster.map(|c| {
+        rows.iter()
+            .map(|&i| {
+                let key = c[i].as_deref();
+                debug_assert!(key.is_some(), "row {i} is outside the sample");
+                key.unwrap_or_default()
+            })
+            .collect()
+    })
+}
+
+/// The covariance a model's `Errors` ask for, over the sample's cluster keys.
+fn variance_of<'k>(errors: &Errors, clusters: Option<&'k [&'k str]>) -> Variance<'k> {
+    match errors {
+        Errors::Classical => Variance::Information,
+        Errors::Robust => Variance::Robust,
+        // Without keys the fit answers that there are fewer than two clusters.
+        Errors::Cluster(_) => Variance::Clustered(clusters.unwrap_or_default()),
     }
-    for s in sums {
-        meat.ger(1.0, s, s, 1.0);
-    }
-    Ok(clusters)
 }
 
 /// A coefficient with a z test and a normal interval at `level` percent; `exponentiate`
@@ -901,21 +906,9 @@ pub fn likelihood_raw(
     // The fit itself is pure numerics (stats::likelihood), over the sample's observations.
     let sample_offsets: Option<Vec<f64>> =
         offsets.as_ref().map(|o| rows.iter().map(|&i| o.in_sample(i)).collect());
-    let cluster_of: Option<Vec<&str>> = cluster.as_ref().map(|c| {
-        rows.iter()
-            .map(|&i| {
-                let key = c[i].as_deref();
-                debug_assert!(key.is_some(), "row {i} is outside the sample");
-                key.unwrap_or_default()
-            })
-            .collect()
-    });
+    let cluster_of = sample_clusters(cluster.as_deref(), &rows);
     let regressors = |j: usize, x: &mut [f64]| design.row(rows[j], x);
-    let variance = match (&request.errors, &cluster_of) {
-        (Errors::Classical, _) => Variance::Information,
-        (_, Some(keys)) => Variance::Clustered(keys),
-        (_, None) => Variance::Robust,
-    };
+    let variance = variance_of(&request.errors, cluster_of.as_deref());
     let observations = Observations {
         width: k,
         regressors: &regressors,
@@ -931,9 +924,7 @@ pub fn likelihood_raw(
             FitFailure::Singular => EngineError::new(
                 "the model's information matrix is singular: remove a collinear term",
             ),
-            FitFailure::OneCluster => EngineError::new(
-                "cluster() needs at least two clusters in the estimation sample",
-            ),
+            FitFailure::OneCluster => one_cluster(),
         })?;
     let p = k + usize::from(dispersion);
     let (beta, covariance) = (fit.estimate, fit.covariance);
