@@ -2,8 +2,16 @@
 //! Small helpers shared by the engine and the disclosure gate here; the estimators' numerics
 //! in the modules below. Matrices and distributions come from nalgebra and statrs.
 
+pub mod cox;
+pub mod iv;
 pub mod likelihood;
+pub mod mixed;
+pub mod mlogit;
+pub mod oaxaca;
 pub mod ols;
+pub mod panel;
+pub mod rdd;
+pub mod weibull;
 
 use nalgebra::{DMatrix, DVector};
 

@@ -1,72 +1,15 @@
-//! oaxaca: the Blinder–Oaxaca decomposition of the difference in a mean between two groups,
-//! threefold and from the second group's point of view, as Jann's `oaxaca` for Stata and
-//! statsmodels' `OaxacaBlinder.three_fold` compute it, with Jann's delta-method standard
-//! errors (regressors taken as stochastic). Fitted as two regressions, one per group; the
+//! oaxaca: the Blinder–Oaxaca decomposition of the difference in a mean between two groups
+//! (the numerics in `crate::stats::oaxaca`). Fitted as two regressions, one per group; the
 //! gate sees the decomposition as one model whose every part passed rule 9.
 
 use datafusion::arrow::array::{Array, BooleanArray};
-use nalgebra::{DMatrix, DVector};
 
 use super::dataset::Dataset;
 use super::dataset::levels;
 use super::models::{Design, Errors, OlsRequest, Term, z_coefficient};
 use super::{EngineError, Step};
 use crate::disclosure::raw;
-
-/// One group's regression: coefficients, their covariance, and the regressors' means with the
-/// covariance of those means.
-struct GroupFit {
-    beta: DVector<f64>,
-    beta_covariance: DMatrix<f64>,
-    means: DVector<f64>,
-    means_covariance: DMatrix<f64>,
-}
-
-fn fit_group(design: &Design, label: &str) -> Result<GroupFit, EngineError> {
-    let (k, n) = (design.k(), design.n as f64);
-    let mut xtx = DMatrix::<f64>::zeros(k, k);
-    let mut xty = DVector::<f64>::zeros(k);
-    let mut sum = DVector::<f64>::zeros(k);
-    let mut x = vec![0.0; k];
-    for i in design.rows() {
-        design.row(i, &mut x);
-        let xi = DVector::from_column_slice(&x);
-        let yi = design.outcome(i);
-        xtx.ger(1.0, &xi, &xi, 1.0);
-        xty.axpy(yi, &xi, 1.0);
-        sum += &xi;
-    }
-    let inverse = xtx.clone().cholesky().map(|c| c.inverse()).ok_or_else(|| {
-        EngineError::new(format!(
-            "in the group {label} the terms are collinear (a level may be missing from the group): remove a term or recode its levels"
-        ))
-    })?;
-    let beta = &inverse * &xty;
-    let means = &sum / n;
-    let mut rss = 0.0;
-    let mut scatter = DMatrix::<f64>::zeros(k, k);
-    for i in design.rows() {
-        design.row(i, &mut x);
-        let xi = DVector::from_column_slice(&x);
-        let e = design.outcome(i) - xi.dot(&beta);
-        rss += e * e;
-        let d = &xi - &means;
-        scatter.ger(1.0, &d, &d, 1.0);
-    }
-    let sigma2 = rss / (n - k as f64);
-    Ok(GroupFit {
-        beta,
-        beta_covariance: inverse * sigma2,
-        means,
-        // The sample covariance of the regressors over n: the variance of their means.
-        means_covariance: scatter / ((n - 1.0) * n),
-    })
-}
-
-/// a′Va.
-fn quadratic(a: &DVector<f64>, v: &DMatrix<f64>) -> f64 {
-    (a.transpose() * v * a)[(0, 0)]
-}
+use crate::stats::oaxaca;
 
 /// The decomposition before disclosure. `by` must have exactly two levels in the sample;
 /// group 1 is the lower.
@@ -119,46 +62,31 @@ pub fn oaxaca_raw(
                 label(g)
             )));
         }
-        fits.push(fit_group(&design, &label(g))?);
+        // The group's fit itself is pure numerics (stats::oaxaca).
+        let rows: Vec<usize> = design.rows().collect();
+        let outcome: Vec<f64> = rows.iter().map(|&i| design.outcome(i)).collect();
+        let regressors = |j: usize, x: &mut [f64]| design.row(rows[j], x);
+        let fit = oaxaca::fit_group(design.k(), &regressors, &outcome).ok_or_else(|| {
+            EngineError::new(format!(
+                "in the group {} the terms are collinear (a level may be missing from the group): remove a term or recode its levels",
+                label(g)
+            ))
+        })?;
+        fits.push(fit);
         designs.push(design);
     }
-    let (one, two) = (&fits[0], &fits[1]);
-    let mean_gap = &one.means - &two.means;
-    let beta_gap = &one.beta - &two.beta;
-    let both_beta = &one.beta_covariance + &two.beta_covariance;
-    let both_means = &one.means_covariance + &two.means_covariance;
-    // ȳ = x̄′β in each group (OLS with a constant), and Jann's variance x̄′V_β x̄ + β′V_x̄ β.
-    let mean_of = |f: &GroupFit| {
-        (
-            f.means.dot(&f.beta),
-            quadratic(&f.means, &f.beta_covariance) + quadratic(&f.beta, &f.means_covariance),
-        )
-    };
-    let (y1, v1) = mean_of(one);
-    let (y2, v2) = mean_of(two);
+    let parts = oaxaca::threefold(&fits[0], &fits[1]);
     let components = [
-        (format!("mean, {}", label(present[0])), y1, v1),
-        (format!("mean, {}", label(present[1])), y2, v2),
-        ("difference".to_owned(), y1 - y2, v1 + v2),
-        (
-            "endowments".to_owned(),
-            mean_gap.dot(&two.beta),
-            quadratic(&mean_gap, &two.beta_covariance) + quadratic(&two.beta, &both_means),
-        ),
-        (
-            "coefficients".to_owned(),
-            two.means.dot(&beta_gap),
-            quadratic(&two.means, &both_beta) + quadratic(&beta_gap, &two.means_covariance),
-        ),
-        (
-            "interaction".to_owned(),
-            mean_gap.dot(&beta_gap),
-            quadratic(&mean_gap, &both_beta) + quadratic(&beta_gap, &both_means),
-        ),
+        (format!("mean, {}", label(present[0])), parts.mean_one),
+        (format!("mean, {}", label(present[1])), parts.mean_two),
+        ("difference".to_owned(), parts.difference),
+        ("endowments".to_owned(), parts.endowments),
+        ("coefficients".to_owned(), parts.coefficients),
+        ("interaction".to_owned(), parts.interaction),
     ];
     let coefficients = components
         .into_iter()
-        .map(|(term, estimate, variance)| {
+        .map(|(term, (estimate, variance))| {
             z_coefficient(term, estimate, variance.max(0.0).sqrt(), request.level, false, false)
         })
         .collect();

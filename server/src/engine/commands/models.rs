@@ -19,8 +19,10 @@ use super::transform::valid_name;
 use super::{EngineError, Step};
 use crate::disclosure::differencing::PopulationSketch;
 use crate::disclosure::raw::{self, Contributors};
+use crate::stats::iv::IvColumns;
+pub use crate::stats::iv::IvEstimator;
 pub use crate::stats::likelihood::Likelihood;
-use crate::stats::likelihood::{self, FitFailure, Observations, Variance, newton_raphson};
+use crate::stats::likelihood::{self, FitFailure, Observations, Variance};
 use crate::stats::ols::OlsFailure;
 
 /// A model term as written.
@@ -744,14 +746,6 @@ pub fn regression_diagnostics(
     })
 }
 
-/// [`crate::stats::add_cluster_scores`], with the user's error when there is one cluster.
-fn add_cluster_scores<'s>(
-    meat: &mut DMatrix<f64>,
-    sums: impl ExactSizeIterator<Item = &'s DVector<f64>>,
-) -> Result<f64, EngineError> {
-    crate::stats::add_cluster_scores(meat, sums).ok_or_else(one_cluster)
-}
-
 fn one_cluster() -> EngineError {
     EngineError::new("cluster() needs at least two clusters in the estimation sample")
 }
@@ -806,14 +800,6 @@ pub(in crate::engine) fn z_coefficient(
         ci_high: shown(b + critical * se),
         is_constant,
     }
-}
-
-/// [`newton_raphson`] stopped by the run's deadline.
-pub(in crate::engine) fn maximize(
-    start: DVector<f64>,
-    evaluate: impl Fn(&DVector<f64>) -> (f64, DVector<f64>, DMatrix<f64>),
-) -> Option<(DVector<f64>, f64, DMatrix<f64>)> {
-    newton_raphson(start, evaluate, super::deadline::expired)
 }
 
 /// logit, probit, poisson or negative-binomial by maximum likelihood (Newton–Raphson on the
@@ -1267,90 +1253,23 @@ pub fn mlogit_raw(
             "the model has {p} parameters, more than the {MAX_PARAMETERS} this server fits: group the outcome's levels or the i. terms with recode"
         )));
     }
-    let evaluate = |beta: &DVector<f64>| {
-        let mut ll = 0.0;
-        let mut gradient = DVector::<f64>::zeros(p);
-        let mut information = DMatrix::<f64>::zeros(p, p);
-        let mut x = vec![0.0; k];
-        let mut probabilities = vec![0.0; m];
-        for &i in &rows {
-            design.row(i, &mut x);
-            let xi = DVector::from_column_slice(&x);
-            let eta: Vec<f64> = (0..m).map(|j| xi.dot(&beta.rows(j * k, k))).collect();
-            // log(1 + Σ exp ηⱼ) without overflow.
-            let top = eta.iter().copied().fold(0.0, f64::max);
-            let denominator = (-top).exp() + eta.iter().map(|e| (e - top).exp()).sum::<f64>();
-            for (pj, e) in probabilities.iter_mut().zip(&eta) {
-                *pj = (e - top).exp() / denominator;
-            }
-            let chosen = position[level_of(i)];
-            ll += if chosen > 0 { eta[chosen - 1] } else { 0.0 } - (top + denominator.ln());
-            let outer = &xi * xi.transpose();
-            for j in 0..m {
-                let observed = f64::from(chosen == j + 1);
-                gradient.rows_mut(j * k, k).axpy(observed - probabilities[j], &xi, 1.0);
-                for l in 0..m {
-                    let weight = probabilities[j] * (f64::from(j == l) - probabilities[l]);
-                    let mut block = information.view_mut((j * k, l * k), (k, k));
-                    block += &outer * weight;
-                }
-            }
-        }
-        (ll, gradient, information)
-    };
-    let Some((beta, ll, information)) =
-        maximize(DVector::zeros(p), evaluate).filter(|(b, _, _)| b.amax() <= 50.0)
-    else {
-        return Err(EngineError::new(format!(
-            "the model did not converge: a term may predict a level of {} perfectly, or terms are collinear; remove one or group levels",
-            request.dependent
-        )));
-    };
-    let bread = information.cholesky().map(|c| c.inverse()).ok_or_else(|| {
-        EngineError::new("the model's information matrix is singular: remove a collinear term")
-    })?;
-    // robust and cluster(): the sandwich of the scores (yᵢⱼ − pᵢⱼ)·xᵢ, with Stata's n/(n−1)
-    // or G/(G−1), as for the binary models.
-    let covariance = match &request.errors {
-        Errors::Classical => bread,
-        errors => {
-            let mut x = vec![0.0; k];
-            let mut meat = DMatrix::<f64>::zeros(p, p);
-            let mut by_cluster: HashMap<String, DVector<f64>> = HashMap::new();
-            for &i in &rows {
-                design.row(i, &mut x);
-                let xi = DVector::from_column_slice(&x);
-                let eta: Vec<f64> = (0..m).map(|j| xi.dot(&beta.rows(j * k, k))).collect();
-                let top = eta.iter().copied().fold(0.0, f64::max);
-                let denominator = (-top).exp() + eta.iter().map(|e| (e - top).exp()).sum::<f64>();
-                let chosen = position[level_of(i)];
-                let mut score = DVector::<f64>::zeros(p);
-                for (j, e) in eta.iter().enumerate() {
-                    let probability = (e - top).exp() / denominator;
-                    score.rows_mut(j * k, k).axpy(
-                        f64::from(chosen == j + 1) - probability,
-                        &xi,
-                        0.0,
-                    );
-                }
-                match (errors, &cluster) {
-                    (Errors::Cluster(_), Some(c)) => {
-                        let key = c.in_sample(i);
-                        *by_cluster.entry(key).or_insert_with(|| DVector::zeros(p)) += score;
-                    }
-                    _ => meat += &score * score.transpose(),
-                }
-            }
-            let n = design.n as f64;
-            let correction = if let Errors::Cluster(_) = errors {
-                let g = add_cluster_scores(&mut meat, by_cluster.values())?;
-                g / (g - 1.0)
-            } else {
-                n / (n - 1.0)
-            };
-            &bread * meat * &bread * correction
-        }
-    };
+    // The fit itself is pure numerics (stats::mlogit), over the sample's observations.
+    let choices: Vec<usize> = rows.iter().map(|&i| position[level_of(i)]).collect();
+    let cluster_of = sample_clusters(cluster.as_deref(), &rows);
+    let variance = variance_of(&request.errors, cluster_of.as_deref());
+    let regressors = |j: usize, x: &mut [f64]| design.row(rows[j], x);
+    let fit = crate::stats::mlogit::fit(k, &regressors, &choices, m, variance, super::deadline::expired)
+        .map_err(|failure| match failure {
+            FitFailure::NotConverged => EngineError::new(format!(
+                "the model did not converge: a term may predict a level of {} perfectly, or terms are collinear; remove one or group levels",
+                request.dependent
+            )),
+            FitFailure::Singular => EngineError::new(
+                "the model's information matrix is singular: remove a collinear term",
+            ),
+            FitFailure::OneCluster => one_cluster(),
+        })?;
+    let (beta, covariance, ll) = (fit.estimate, fit.covariance, fit.log_likelihood);
     let mut coefficients = Vec::with_capacity(p);
     for j in 0..m {
         for (t, name) in design.names.iter().enumerate() {
@@ -1442,68 +1361,28 @@ pub fn cox_raw(
     if k == 0 {
         return Err(EngineError::new("cox needs at least one term after the duration and event"));
     }
-    // Rows by duration, longest first, so each risk set is a prefix.
-    let mut rows: Vec<usize> = design.rows().collect();
-    let duration = |i: usize| design.outcome(i);
-    rows.sort_by(|&a, &b| duration(b).total_cmp(&duration(a)));
-    let failed = |i: usize| events.in_sample(i) != 0.0;
-    let n_events = rows.iter().filter(|&&i| failed(i)).count() as u64;
+    let rows: Vec<usize> = design.rows().collect();
+    let failed: Vec<bool> = rows.iter().map(|&i| events.in_sample(i) != 0.0).collect();
+    let n_events = failed.iter().filter(|&&f| f).count() as u64;
     let outcome_levels = vec![rows.len() as u64 - n_events, n_events];
     gate.check_levels(event, &outcome_levels, true)?;
     for (variable, levels) in &design.categorical_levels {
         gate.check_levels(variable, levels, false)?;
     }
-    let mut xs = vec![0.0; rows.len() * k];
-    for (r, &i) in rows.iter().enumerate() {
-        design.row(i, &mut xs[r * k..(r + 1) * k]);
-    }
-    let evaluate = |beta: &DVector<f64>| {
-        let mut ll = 0.0;
-        let mut gradient = DVector::<f64>::zeros(k);
-        let mut information = DMatrix::<f64>::zeros(k, k);
-        // Risk-set sums of exp(η), x exp(η) and x x′ exp(η), growing as durations shorten.
-        let (mut s0, mut s1, mut s2) = (0.0, DVector::<f64>::zeros(k), DMatrix::<f64>::zeros(k, k));
-        let mut r = 0;
-        while r < rows.len() {
-            // All rows with this duration join the risk set before its events are counted.
-            let t = duration(rows[r]);
-            let mut end = r;
-            let (mut d, mut event_x) = (0.0, DVector::<f64>::zeros(k));
-            while end < rows.len() && duration(rows[end]) == t {
-                let x = DVector::from_column_slice(&xs[end * k..(end + 1) * k]);
-                let eta = x.dot(beta);
-                let w = eta.exp();
-                s0 += w;
-                s1.axpy(w, &x, 1.0);
-                s2.ger(w, &x, &x, 1.0);
-                if failed(rows[end]) {
-                    d += 1.0;
-                    ll += eta;
-                    event_x += &x;
-                }
-                end += 1;
-            }
-            if d > 0.0 {
-                let mean = &s1 / s0;
-                ll -= d * s0.ln();
-                gradient += event_x - &mean * d;
-                information += (&s2 / s0 - &mean * mean.transpose()) * d;
-            }
-            r = end;
-        }
-        (ll, gradient, information)
-    };
-    let Some((beta, ll, information)) =
-        maximize(DVector::zeros(k), evaluate).filter(|(b, _, _)| b.amax() <= 50.0)
-    else {
-        return Err(EngineError::new(
-            "the model did not converge: a term may predict the event perfectly, or terms are collinear; remove one or group its levels",
-        ));
-    };
-    let covariance = information.cholesky().map(|c| c.inverse()).ok_or_else(|| {
-        EngineError::new("the model's information matrix is singular: remove a collinear term")
-    })?;
-    let (ll0, _, _) = evaluate(&DVector::zeros(k));
+    // The fit itself is pure numerics (stats::cox), over the sample's observations.
+    let durations: Vec<f64> = rows.iter().map(|&i| design.outcome(i)).collect();
+    let regressors = |j: usize, x: &mut [f64]| design.row(rows[j], x);
+    let fit = crate::stats::cox::fit(k, &regressors, &durations, &failed, super::deadline::expired)
+        .map_err(|failure| match failure {
+            FitFailure::NotConverged | FitFailure::OneCluster => EngineError::new(
+                "the model did not converge: a term may predict the event perfectly, or terms are collinear; remove one or group its levels",
+            ),
+            FitFailure::Singular => EngineError::new(
+                "the model's information matrix is singular: remove a collinear term",
+            ),
+        })?;
+    let (beta, covariance) = (fit.estimate, fit.covariance);
+    let (ll, ll0) = (fit.log_likelihood, fit.null_log_likelihood);
     let coefficients = design
         .names
         .iter()
@@ -1555,20 +1434,6 @@ pub struct IvRequest {
     pub estimator: IvEstimator,
 }
 
-/// The estimators of `ivregress`.
-#[derive(Clone, Copy, Debug, Default, PartialEq)]
-pub enum IvEstimator {
-    /// Two-stage least squares (`tsls`, `2sls`).
-    #[default]
-    Tsls,
-    /// Limited-information maximum likelihood: the k-class estimator with κ the smallest
-    /// eigenvalue of (W′M_Z W)⁻¹ W′M_X₁ W, W = [y, endogenous].
-    Liml,
-    /// Two-step efficient GMM with a heteroskedasticity-robust weight matrix (from the 2SLS
-    /// residuals) and robust errors (from the final ones), as linearmodels' IVGMM.
-    Gmm,
-}
-
 /// Two-stage least squares before disclosure, as Stata's `ivregress 2sls`: the endogenous
 /// regressors are replaced by their projection on the exogenous ones and the instruments,
 /// residuals are taken with the original regressors, and the errors use σ² = RSS/N with z
@@ -1608,113 +1473,25 @@ pub fn ivregress_raw(
         gate.check_levels(variable, levels, false)?;
     }
     let (kx, kz) = (x_columns.len(), z_columns.len());
-    // Every cross-product of the design's columns and y, in one pass: each estimator takes
-    // the blocks it needs.
+    // The fit itself is pure numerics (stats::iv), over the sample's observations.
     let k = design.k();
-    let mut moments = DMatrix::<f64>::zeros(k + 1, k + 1);
-    let mut row = vec![0.0; k + 1];
     let rows: Vec<usize> = design.rows().collect();
-    for &i in &rows {
-        design.row(i, &mut row[..k]);
-        row[k] = design.outcome(i);
-        let v = DVector::from_column_slice(&row);
-        moments.ger(1.0, &v, &v, 1.0);
-    }
-    let block =
-        |a: &[usize], b: &[usize]| DMatrix::from_fn(a.len(), b.len(), |r, c| moments[(a[r], b[c])]);
-    let y_index = [k];
-    let (zz, zx, zy) =
-        (block(&z_columns, &z_columns), block(&z_columns, &x_columns), block(&z_columns, &y_index));
-    let (xx, xy) = (block(&x_columns, &x_columns), block(&x_columns, &y_index));
-    let singular = || {
+    let outcome: Vec<f64> = rows.iter().map(|&i| design.outcome(i)).collect();
+    let endogenous_x: Vec<usize> = x_columns
+        .iter()
+        .copied()
+        .filter(|&j| design.terms[j].is_some_and(|t| t < n_endogenous))
+        .collect();
+    let columns =
+        IvColumns { regressors: &x_columns, endogenous: &endogenous_x, instruments: &z_columns };
+    let row = |j: usize, x: &mut [f64]| design.row(rows[j], x);
+    let fit = crate::stats::iv::fit(k, &row, &outcome, &columns, request.estimator).map_err(|_| {
         EngineError::new(
             "the instruments or regressors are collinear: remove one, or check that each instrument varies",
         )
-    };
-    let zz_inverse = zz.clone().cholesky().ok_or_else(singular)?.inverse();
-    // X′P_Z X = X′Z (Z′Z)⁻¹ Z′X and X′P_Z y = X′Z (Z′Z)⁻¹ Z′y.
-    let projected = zx.transpose() * &zz_inverse;
-    let (xpx, xpy) = (&projected * &zx, &projected * &zy);
-    let residuals = |beta: &DVector<f64>| -> Vec<f64> {
-        let mut row = vec![0.0; k];
-        rows.iter()
-            .map(|&i| {
-                design.row(i, &mut row);
-                let fitted: f64 = x_columns.iter().zip(beta.iter()).map(|(&j, b)| row[j] * b).sum();
-                design.outcome(i) - fitted
-            })
-            .collect()
-    };
-    let n = design.n as f64;
-    let (beta, covariance, kappa) = match request.estimator {
-        IvEstimator::Tsls | IvEstimator::Gmm => {
-            let inverse = xpx.clone().cholesky().ok_or_else(singular)?.inverse();
-            let beta: DVector<f64> = (&inverse * &xpy).column(0).into();
-            let rss: f64 = residuals(&beta).iter().map(|e| e * e).sum();
-            (beta, inverse * (rss / n), None)
-        }
-        IvEstimator::Liml => {
-            // W = [y, endogenous]; X₁ = the exogenous regressors with the constant.
-            let endogenous_x: Vec<usize> = x_columns
-                .iter()
-                .copied()
-                .filter(|&j| design.terms[j].is_some_and(|t| t < n_endogenous))
-                .collect();
-            let exogenous_x: Vec<usize> =
-                x_columns.iter().copied().filter(|j| !endogenous_x.contains(j)).collect();
-            let w: Vec<usize> = std::iter::once(k).chain(endogenous_x).collect();
-            let residual_of = |on: &[usize]| -> Result<DMatrix<f64>, EngineError> {
-                if on.is_empty() {
-                    return Ok(block(&w, &w));
-                }
-                let inverse = block(on, on).cholesky().ok_or_else(singular)?.inverse();
-                Ok(block(&w, &w) - block(&w, on) * inverse * block(on, &w))
-            };
-            let (w_mz_w, w_mx1_w) = (residual_of(&z_columns)?, residual_of(&exogenous_x)?);
-            // The smallest eigenvalue of (W′M_Z W)⁻¹ W′M_X₁ W, symmetrised by the Cholesky
-            // factor L of W′M_Z W: L⁻¹ (W′M_X₁ W) L⁻ᵀ.
-            let l = w_mz_w.cholesky().ok_or_else(singular)?.l();
-            let l_inverse = l.try_inverse().ok_or_else(singular)?;
-            let q = &l_inverse * w_mx1_w * l_inverse.transpose();
-            let kappa = q.symmetric_eigen().eigenvalues.min();
-            let v = &xx * (1.0 - kappa) + &xpx * kappa;
-            let rhs = &xy * (1.0 - kappa) + &xpy * kappa;
-            let inverse = v.cholesky().ok_or_else(singular)?.inverse();
-            let beta: DVector<f64> = (&inverse * rhs).column(0).into();
-            let rss: f64 = residuals(&beta).iter().map(|e| e * e).sum();
-            (beta, inverse * (rss / n), Some(kappa))
-        }
-    };
-    let (beta, covariance) = if request.estimator == IvEstimator::Gmm {
-        // S = Σ e² z z′ / n of given residuals.
-        let moment_cov = |e: &[f64]| {
-            let mut s = DMatrix::<f64>::zeros(kz, kz);
-            let mut row = vec![0.0; k];
-            for (&i, e) in rows.iter().zip(e) {
-                design.row(i, &mut row);
-                let z = DVector::from_iterator(kz, z_columns.iter().map(|&j| row[j]));
-                s.ger(e * e / n, &z, &z, 1.0);
-            }
-            s
-        };
-        let weight = moment_cov(&residuals(&beta)).cholesky().ok_or_else(singular)?.inverse();
-        let xzw = zx.transpose() * &weight;
-        let bread = (&xzw * &zx).cholesky().ok_or_else(singular)?.inverse();
-        let beta: DVector<f64> = (&bread * (&xzw * &zy)).column(0).into();
-        // Robust errors from the final residuals: (X′Z W Z′X)⁻¹ X′Z W S W Z′X (X′Z W Z′X)⁻¹, in
-        // sums (the factors of n cancel but one).
-        let s = moment_cov(&residuals(&beta)) * n;
-        let covariance = &bread * (&xzw * s * xzw.transpose()) * &bread;
-        (beta, covariance)
-    } else {
-        (beta, covariance)
-    };
-    let fitted_rss: f64 = residuals(&beta).iter().map(|e| e * e).sum();
-    let (sum, sum_sq) = rows.iter().fold((0.0, 0.0), |(s, q), &i| {
-        let y = design.outcome(i);
-        (s + y, q + y * y)
-    });
-    let (rss, tss) = (fitted_rss, sum_sq - sum * sum / n);
+    })?;
+    let (beta, covariance, kappa) = (fit.beta, fit.covariance, fit.kappa);
+    let (rss, tss, n) = (fit.rss, fit.tss, design.n as f64);
     let coefficients: Vec<raw::Coefficient> = x_columns
         .iter()
         .enumerate()
@@ -2464,8 +2241,8 @@ fn linear_estimates(model: &raw::Model, exponentiated: bool) -> Vec<f64> {
 
 #[cfg(test)]
 mod tests {
-    use super::maximize;
     use crate::engine::deadline;
+    use crate::stats::likelihood::newton_raphson;
     use nalgebra::{DMatrix, DVector};
     use std::cell::Cell;
     use std::time::{Duration, Instant};
@@ -2479,8 +2256,10 @@ mod tests {
             (b[0], DVector::from_element(1, 1.0), DMatrix::from_element(1, 1, 1e-3))
         };
         let fitted = match deadline {
-            Some(at) => deadline::within_sync(at, || maximize(DVector::zeros(1), evaluate)),
-            None => maximize(DVector::zeros(1), evaluate),
+            Some(at) => deadline::within_sync(at, || {
+                newton_raphson(DVector::zeros(1), evaluate, deadline::expired)
+            }),
+            None => newton_raphson(DVector::zeros(1), evaluate, deadline::expired),
         };
         (calls.get(), fitted.is_some())
     }

@@ -20,7 +20,7 @@ use nalgebra::{DMatrix, DVector};
 use shared::Date;
 use shared::metadata::Temporality;
 use shared::script::{Span, TokenKind};
-use statrs::distribution::{ChiSquared, ContinuousCDF, StudentsT};
+use statrs::distribution::{ContinuousCDF, StudentsT};
 
 use super::dataset::{Dataset, Panel, VarInfo, Variable};
 use super::describe::summarize_raw;
@@ -29,51 +29,34 @@ use super::models::{Design, Errors, OlsRequest, Term};
 use super::{EngineError, Step};
 use crate::disclosure::differencing::PopulationSketch;
 use crate::disclosure::raw;
+pub use crate::stats::panel::Estimator;
+use crate::stats::panel::{Hausman, HausmanFailure, Panel, PanelFailure};
 
 /// The column `tabulate-panel` adds for the date of each row. The `@` keeps it apart from
 /// every name a script can write.
 const DATE_COLUMN: &str = "panel@date";
 
-/// The panel models of `regress-panel`.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub enum Estimator {
-    /// Within units: each unit's deviations from its own means.
-    Fixed,
-    /// GLS with a unit effect drawn from a distribution (Swamy–Arora variances).
-    Random,
-    /// OLS on the units' means.
-    Between,
-    /// OLS on the rows, as if they were independent.
-    Pooled,
-}
-
-impl Estimator {
-    fn title(self) -> &'static str {
-        match self {
-            Estimator::Fixed => "Panel regression: fixed effects (within units)",
-            Estimator::Random => "Panel regression: random effects (GLS, Swamy–Arora)",
-            Estimator::Between => "Panel regression: between effects (OLS on unit means)",
-            Estimator::Pooled => "Panel regression: pooled OLS",
-        }
+/// A model's title.
+fn title(estimator: Estimator) -> &'static str {
+    match estimator {
+        Estimator::Fixed => "Panel regression: fixed effects (within units)",
+        Estimator::Random => "Panel regression: random effects (GLS, Swamy–Arora)",
+        Estimator::Between => "Panel regression: between effects (OLS on unit means)",
+        Estimator::Pooled => "Panel regression: pooled OLS",
     }
 }
 
-/// A unit's rows in the estimation sample, with its means of the design's columns and of y.
-struct Group {
-    rows: std::ops::Range<usize>,
-    x_mean: Vec<f64>,
-    y_mean: f64,
-}
-
 /// The estimation sample of a panel model, grouped by unit: the rows of a unit are next to
-/// each other in a panel, so one pass finds the groups.
+/// each other in a panel, so one pass finds the groups. The fits are pure numerics
+/// (`crate::stats::panel`).
 pub struct PanelSample {
     design: Design,
     /// Sample rows, in dataset order.
     rows: Vec<usize>,
-    groups: Vec<Group>,
-    x_grand: Vec<f64>,
-    y_grand: f64,
+    /// y of each sample row.
+    outcome: Vec<f64>,
+    /// Each unit's run of positions in `rows`.
+    unit_rows: Vec<std::ops::Range<usize>>,
     /// The units of the sample, each once (the rows' contributors are in the design).
     units: raw::Contributors,
 }
@@ -96,49 +79,20 @@ impl PanelSample {
         mask: Option<&BooleanArray>,
     ) -> Result<PanelSample, EngineError> {
         let design = Design::new(dataset, keys, request, mask, None)?;
-        let k = design.k();
         let rows: Vec<usize> = design.rows().collect();
-        let mut groups: Vec<Group> = Vec::new();
-        let mut x = vec![0.0; k];
-        let mut x_grand = vec![0.0; k];
-        let mut y_grand = 0.0;
-        let mut start = 0;
+        let outcome = rows.iter().map(|&i| design.outcome(i)).collect();
+        let mut unit_rows = Vec::new();
         let mut units = raw::Contributors::default();
+        let mut start = 0;
         for (at, &i) in rows.iter().enumerate() {
             let unit = dataset.ids.value(i);
-            let next_is_other =
-                rows.get(at + 1).is_none_or(|&next| dataset.ids.value(next) != unit);
-            design.row(i, &mut x);
-            let y = design.outcome(i);
-            for (g, v) in x_grand.iter_mut().zip(&x) {
-                *g += v;
-            }
-            y_grand += y;
-            if next_is_other {
-                let range = start..at + 1;
-                let t = range.len() as f64;
-                let mut x_mean = vec![0.0; k];
-                let mut y_mean = 0.0;
-                for &r in &rows[range.clone()] {
-                    design.row(r, &mut x);
-                    for (m, v) in x_mean.iter_mut().zip(&x) {
-                        *m += v / t;
-                    }
-                    y_mean += design.outcome(r) / t;
-                }
-                groups.push(Group { rows: range, x_mean, y_mean });
+            if rows.get(at + 1).is_none_or(|&next| dataset.ids.value(next) != unit) {
+                unit_rows.push(start..at + 1);
                 units.add(keys[i]);
                 start = at + 1;
             }
         }
-        let n = rows.len() as f64;
-        x_grand.iter_mut().for_each(|g| *g /= n);
-        y_grand /= n;
-        Ok(PanelSample { design, rows, groups, x_grand, y_grand, units })
-    }
-
-    fn k(&self) -> usize {
-        self.design.k()
+        Ok(PanelSample { design, rows, outcome, unit_rows, units })
     }
 
     /// Units in the estimation sample.
@@ -153,272 +107,58 @@ impl PanelSample {
         self.rows.len()
     }
 
-    /// OLS of the transformed rows: x − θ_g·x̄_g (+ x̄ when `grand`), and y alike. θ = 1 with
-    /// the grand means added back is the within transformation with Stata's constant; θ = 0
-    /// is pooled OLS; θ_g in (0, 1) is random-effects GLS. `columns` picks the design's
-    /// columns. Returns (β, (X'X)⁻¹, residual sum of squares).
-    fn transformed_ols(
-        &self,
-        theta: &dyn Fn(&Group) -> f64,
-        grand: bool,
-        columns: &[usize],
-    ) -> Result<(DVector<f64>, DMatrix<f64>, f64), EngineError> {
-        let k = columns.len();
-        let mut xtx = DMatrix::<f64>::zeros(k, k);
-        let mut xty = DVector::<f64>::zeros(k);
-        let mut full = vec![0.0; self.k()];
-        let mut x = vec![0.0; k];
-        let transform = |g: &Group, r: usize, full: &mut [f64], x: &mut [f64]| -> f64 {
-            let th = theta(g);
-            self.design.row(r, full);
-            for (slot, &c) in x.iter_mut().zip(columns) {
-                *slot = full[c] - th * g.x_mean[c] + if grand { self.x_grand[c] } else { 0.0 };
-            }
-            self.design.outcome(r) - th * g.y_mean + if grand { self.y_grand } else { 0.0 }
-        };
-        for g in &self.groups {
-            for &r in &self.rows[g.rows.clone()] {
-                let y = transform(g, r, &mut full, &mut x);
-                for a in 0..k {
-                    xty[a] += x[a] * y;
-                    for b in 0..=a {
-                        xtx[(a, b)] += x[a] * x[b];
-                    }
-                }
-            }
-        }
-        for a in 0..k {
-            for b in 0..a {
-                xtx[(b, a)] = xtx[(a, b)];
-            }
-        }
-        let inverse = xtx.cholesky().map(|c| c.inverse()).ok_or_else(|| {
-            let names: Vec<&str> = columns.iter().map(|&c| self.design.names[c].as_str()).collect();
-            EngineError::new(format!(
-                "the terms are collinear (one is a combination of others): remove one of {}",
-                names.join(", ")
-            ))
-        })?;
-        let beta = &inverse * &xty;
-        let mut ssr = 0.0;
-        for g in &self.groups {
-            for &r in &self.rows[g.rows.clone()] {
-                let y = transform(g, r, &mut full, &mut x);
-                let e = y - x.iter().zip(beta.iter()).map(|(a, b)| a * b).sum::<f64>();
-                ssr += e * e;
-            }
-        }
-        Ok((beta, inverse, ssr))
-    }
-
-    /// OLS of the units' means (between effects): (β, (X'X)⁻¹, residual sum of squares).
-    fn between_ols(&self) -> Result<(DVector<f64>, DMatrix<f64>, f64), EngineError> {
-        let k = self.k();
-        let mut xtx = DMatrix::<f64>::zeros(k, k);
-        let mut xty = DVector::<f64>::zeros(k);
-        for g in &self.groups {
-            let x = DVector::from_column_slice(&g.x_mean);
-            xtx += &x * x.transpose();
-            xty += x * g.y_mean;
-        }
-        let inverse = xtx.cholesky().map(|c| c.inverse()).ok_or_else(|| {
-            EngineError::new(format!(
-                "the units' means of the terms are collinear: remove one of {}",
-                self.design.names.join(", ")
-            ))
-        })?;
-        let beta = &inverse * &xty;
-        let ssr = self
-            .groups
-            .iter()
-            .map(|g| {
-                let e =
-                    g.y_mean - g.x_mean.iter().zip(beta.iter()).map(|(a, b)| a * b).sum::<f64>();
-                e * e
-            })
-            .sum();
-        Ok((beta, inverse, ssr))
-    }
-
-    /// The design's columns that vary within units (all but the constant and time-invariant
-    /// terms): the ones fixed effects can estimate. A column counts as constant when its
-    /// within variation is below 1e-12 of its size, as linearmodels judges rank.
-    fn varying_within(&self) -> Vec<usize> {
-        let mut x = vec![0.0; self.k()];
-        let mut within = vec![0.0; self.k()];
-        let mut size = vec![0.0; self.k()];
-        for g in &self.groups {
-            for &r in &self.rows[g.rows.clone()] {
-                self.design.row(r, &mut x);
-                for c in 0..x.len() {
-                    let d = x[c] - g.x_mean[c];
-                    within[c] += d * d;
-                    size[c] += x[c] * x[c];
-                }
-            }
-        }
-        (0..self.k()).filter(|&c| size[c] > 0.0 && within[c] > 1e-12 * size[c]).collect()
-    }
-
     fn constant_column(&self) -> Option<usize> {
         self.design.names.iter().position(|n| n == "constant")
     }
 
-    /// R² within, between and overall of coefficients `beta` on the design's columns, as
-    /// linearmodels defines them: one minus the residual over the total sum of squares of
-    /// the demeaned rows, of the units' means, and of the rows.
-    fn r_squared(&self, beta: &DVector<f64>) -> [(String, f64); 3] {
-        let mut x = vec![0.0; self.k()];
-        let fit = |x: &[f64]| x.iter().zip(beta.iter()).map(|(a, b)| a * b).sum::<f64>();
-        let (mut within_rss, mut within_tss, mut overall_rss, mut overall_tss) =
-            (0.0, 0.0, 0.0, 0.0);
-        for g in &self.groups {
-            for &r in &self.rows[g.rows.clone()] {
-                self.design.row(r, &mut x);
-                let y = self.design.outcome(r);
-                let e = y - fit(&x);
-                overall_rss += e * e;
-                overall_tss += (y - self.y_grand).powi(2);
-                let demeaned: Vec<f64> = x.iter().zip(&g.x_mean).map(|(a, m)| a - m).collect();
-                let yd = y - g.y_mean;
-                within_rss += (yd - fit(&demeaned)).powi(2);
-                within_tss += yd * yd;
-            }
-        }
-        let mean_of_means =
-            self.groups.iter().map(|g| g.y_mean).sum::<f64>() / self.groups.len() as f64;
-        let (mut between_rss, mut between_tss) = (0.0, 0.0);
-        for g in &self.groups {
-            between_rss += (g.y_mean - fit(&g.x_mean)).powi(2);
-            between_tss += (g.y_mean - mean_of_means).powi(2);
-        }
-        [
-            ("R² within".to_owned(), 1.0 - within_rss / within_tss),
-            ("R² between".to_owned(), 1.0 - between_rss / between_tss),
-            ("R² overall".to_owned(), 1.0 - overall_rss / overall_tss),
-        ]
-    }
-
-    /// An estimate from OLS on transformed data: its covariance σ²(X′X)⁻¹ with σ² = SSR/df,
-    /// and the R²s, `extra` statistics and the residual df.
-    fn estimate_from(
-        &self,
-        (beta, inverse, ssr): (DVector<f64>, DMatrix<f64>, f64),
-        df: f64,
-        extra: Vec<(String, f64)>,
-    ) -> PanelEstimate {
-        let mut statistics = self.r_squared(&beta).to_vec();
-        statistics.extend(extra);
-        statistics.push(("residual df".to_owned(), df));
-        PanelEstimate {
-            names: self.design.names.clone(),
-            covariance: inverse * (ssr / df),
-            beta,
-            residual_df: df,
-            statistics,
-        }
-    }
-
-    /// Fixed effects: the within regression of the columns that vary within units, with the
-    /// constant of the grand means; residual df N − units − those columns.
-    fn fixed(&self) -> Result<PanelEstimate, EngineError> {
-        let varying = self.varying_within();
-        let constant = self.constant_column();
-        let invariant: Vec<&str> = (0..self.k())
-            .filter(|c| !varying.contains(c) && Some(*c) != constant)
-            .map(|c| self.design.names[c].as_str())
-            .collect();
-        if !invariant.is_empty() {
-            return Err(EngineError::new(format!(
-                "{} do{} not vary within units, so fixed effects cannot estimate {}: drop {}, or use re",
-                invariant.join(", "),
-                if invariant.len() == 1 { "es" } else { "" },
-                if invariant.len() == 1 { "it" } else { "them" },
-                if invariant.len() == 1 { "it" } else { "them" },
-            )));
-        }
-        let columns: Vec<usize> = (0..self.k()).collect();
-        let fit = self.transformed_ols(&|_| 1.0, true, &columns)?;
-        let df = self.rows.len() as f64 - self.groups.len() as f64 - varying.len() as f64;
-        if df <= 0.0 {
-            return Err(EngineError::new(
-                "fixed effects need more rows than units plus terms: the panel has too few dates per unit",
-            ));
-        }
-        let sigma_e = (fit.2 / df).sqrt();
-        Ok(self.estimate_from(fit, df, vec![("σ_e".to_owned(), sigma_e)]))
-    }
-
-    fn between(&self) -> Result<PanelEstimate, EngineError> {
-        let df = self.groups.len() as f64 - self.k() as f64;
-        if df <= 0.0 {
-            return Err(EngineError::new(
-                "between effects need more units than parameters: use fewer terms",
-            ));
-        }
-        Ok(self.estimate_from(self.between_ols()?, df, Vec::new()))
-    }
-
-    fn pooled(&self) -> Result<PanelEstimate, EngineError> {
-        let columns: Vec<usize> = (0..self.k()).collect();
-        let fit = self.transformed_ols(&|_| 0.0, false, &columns)?;
-        Ok(self.estimate_from(fit, self.rows.len() as f64 - self.k() as f64, Vec::new()))
-    }
-
-    /// Random effects, as Stata's `xtreg, re` and linearmodels' RandomEffects: σ²_e from the
-    /// within regression, σ²_u from the between regression less σ²_e over the harmonic mean
-    /// of the units' row counts, then OLS of y − θ_g·ȳ_g on x − θ_g·x̄_g with
-    /// θ_g = 1 − √(σ²_e / (T_g·σ²_u + σ²_e)).
-    fn random(&self) -> Result<PanelEstimate, EngineError> {
-        let varying = self.varying_within();
-        let (_, _, within_ssr) = if varying.is_empty() {
-            (DVector::zeros(0), DMatrix::zeros(0, 0), self.within_ssr_of_y())
-        } else {
-            self.transformed_ols(&|_| 1.0, false, &varying)?
-        };
-        let (n, units) = (self.rows.len() as f64, self.groups.len() as f64);
-        let df_within = n - units - varying.len() as f64;
-        let df_between = units - self.k() as f64;
-        if df_within <= 0.0 || df_between <= 0.0 {
-            return Err(EngineError::new(
-                "random effects need more rows than units plus terms and more units than parameters: use fewer terms",
-            ));
-        }
-        let sigma2_e = within_ssr / df_within;
-        let (_, _, between_ssr) = self.between_ols()?;
-        let harmonic = units / self.groups.iter().map(|g| 1.0 / g.rows.len() as f64).sum::<f64>();
-        let sigma2_u = (between_ssr / df_between - sigma2_e / harmonic).max(0.0);
-        let theta =
-            |g: &Group| 1.0 - (sigma2_e / (g.rows.len() as f64 * sigma2_u + sigma2_e)).sqrt();
-        let columns: Vec<usize> = (0..self.k()).collect();
-        let fit = self.transformed_ols(&theta, false, &columns)?;
-        let extra = vec![
-            ("σ_u".to_owned(), sigma2_u.sqrt()),
-            ("σ_e".to_owned(), sigma2_e.sqrt()),
-            ("ρ".to_owned(), sigma2_u / (sigma2_u + sigma2_e)),
-        ];
-        Ok(self.estimate_from(fit, n - self.k() as f64, extra))
-    }
-
-    /// The within sum of squares of y alone (a model with no term that varies within units).
-    fn within_ssr_of_y(&self) -> f64 {
-        self.groups
-            .iter()
-            .flat_map(|g| {
-                self.rows[g.rows.clone()]
-                    .iter()
-                    .map(move |&r| (self.design.outcome(r) - g.y_mean).powi(2))
-            })
-            .sum()
-    }
-
     pub fn estimate(&self, estimator: Estimator) -> Result<PanelEstimate, EngineError> {
-        match estimator {
-            Estimator::Fixed => self.fixed(),
-            Estimator::Random => self.random(),
-            Estimator::Between => self.between(),
-            Estimator::Pooled => self.pooled(),
-        }
+        let regressors = |j: usize, x: &mut [f64]| self.design.row(self.rows[j], x);
+        let panel = Panel::new(
+            self.design.k(),
+            self.constant_column(),
+            &regressors,
+            &self.outcome,
+            self.unit_rows.iter().cloned(),
+        );
+        let names = |columns: &[usize]| -> Vec<&str> {
+            columns.iter().map(|&c| self.design.names[c].as_str()).collect()
+        };
+        let fit = panel.fit(estimator).map_err(|failure| match failure {
+            PanelFailure::Collinear(columns) => EngineError::new(format!(
+                "the terms are collinear (one is a combination of others): remove one of {}",
+                names(&columns).join(", ")
+            )),
+            PanelFailure::MeansCollinear => EngineError::new(format!(
+                "the units' means of the terms are collinear: remove one of {}",
+                self.design.names.join(", ")
+            )),
+            PanelFailure::InvariantWithin(columns) => {
+                let one = columns.len() == 1;
+                EngineError::new(format!(
+                    "{} do{} not vary within units, so fixed effects cannot estimate {}: drop {}, or use re",
+                    names(&columns).join(", "),
+                    if one { "es" } else { "" },
+                    if one { "it" } else { "them" },
+                    if one { "it" } else { "them" },
+                ))
+            }
+            PanelFailure::FixedDegrees => EngineError::new(
+                "fixed effects need more rows than units plus terms: the panel has too few dates per unit",
+            ),
+            PanelFailure::BetweenDegrees => EngineError::new(
+                "between effects need more units than parameters: use fewer terms",
+            ),
+            PanelFailure::RandomDegrees => EngineError::new(
+                "random effects need more rows than units plus terms and more units than parameters: use fewer terms",
+            ),
+        })?;
+        Ok(PanelEstimate {
+            names: self.design.names.clone(),
+            beta: fit.beta,
+            covariance: fit.covariance,
+            residual_df: fit.residual_df,
+            statistics: fit.statistics,
+        })
     }
 
     /// The model for the gate: t tests on the estimate's residual df.
@@ -461,7 +201,7 @@ impl PanelSample {
             Estimator::Random | Estimator::Pooled => (design.contributors, None),
         };
         Ok(raw::Model {
-            title: estimator.title().to_owned(),
+            title: title(estimator).to_owned(),
             dependent: dependent.to_owned(),
             estimate_label: "coef",
             test_label: "t",
@@ -481,54 +221,18 @@ impl PanelSample {
     }
 }
 
-/// The Hausman test of fixed against random effects on the coefficients both estimate:
-/// (b_fe − b_re)' (V_fe − V_re)⁻ (b_fe − b_re), χ² with the rank of V_fe − V_re as df (a
-/// generalised inverse, as Stata's `hausman`). Returns (names, b_fe, b_re, χ², df, p).
-pub struct Hausman {
-    pub names: Vec<String>,
-    pub fixed: Vec<f64>,
-    pub random: Vec<f64>,
-    /// √ of the diagonal of V_fe − V_re (missing where it is negative).
-    pub std_errors: Vec<Option<f64>>,
-    pub chi2: f64,
-    pub df: usize,
-    pub p_value: f64,
-}
-
+/// The Hausman test of the fixed against the random effects (`crate::stats::panel::hausman`)
+/// on the coefficients both estimate, all but the constant.
 pub fn hausman(fixed: &PanelEstimate, random: &PanelEstimate) -> Result<Hausman, EngineError> {
-    let common: Vec<usize> =
-        (0..fixed.names.len()).filter(|&j| fixed.names[j] != "constant").collect();
-    let m = common.len();
-    let mut d = DVector::<f64>::zeros(m);
-    let mut v = DMatrix::<f64>::zeros(m, m);
-    for (a, &i) in common.iter().enumerate() {
-        d[a] = fixed.beta[i] - random.beta[i];
-        for (b, &j) in common.iter().enumerate() {
-            v[(a, b)] = fixed.covariance[(i, j)] - random.covariance[(i, j)];
+    let constant = fixed.names.iter().position(|n| n == "constant");
+    let (fe, re) = ((&fixed.beta, &fixed.covariance), (&random.beta, &random.covariance));
+    crate::stats::panel::hausman(fe, re, constant).map_err(|failure| {
+        match failure {
+            HausmanFailure::NoDegrees => EngineError::new(
+                "the fixed- and random-effects covariances do not differ, so the Hausman test has no degrees of freedom",
+            ),
+            HausmanFailure::Numerics(e) => EngineError::internal(e),
         }
-    }
-    let scale = v.amax().max(f64::MIN_POSITIVE);
-    let svd = v.clone().svd(true, true);
-    let rank = svd.rank(1e-10 * scale);
-    let pinv = svd
-        .pseudo_inverse(1e-10 * scale)
-        .map_err(|e| EngineError::internal(format!("hausman: {e}")))?;
-    let chi2 = (d.transpose() * pinv * &d)[(0, 0)];
-    if rank == 0 {
-        return Err(EngineError::new(
-            "the fixed- and random-effects covariances do not differ, so the Hausman test has no degrees of freedom",
-        ));
-    }
-    let distribution =
-        ChiSquared::new(rank as f64).map_err(|e| EngineError::internal(e.to_string()))?;
-    Ok(Hausman {
-        names: common.iter().map(|&j| fixed.names[j].clone()).collect(),
-        fixed: common.iter().map(|&j| fixed.beta[j]).collect(),
-        random: common.iter().map(|&j| random.beta[j]).collect(),
-        std_errors: (0..m).map(|a| (v[(a, a)] > 0.0).then(|| v[(a, a)].sqrt())).collect(),
-        chi2,
-        df: rank,
-        p_value: 1.0 - distribution.cdf(chi2.max(0.0)),
     })
 }
 
@@ -971,8 +675,9 @@ impl Step<'_> {
             self.outputs.push(released);
         }
         if shown {
-            let mut row_labels = test.names.clone();
-            let mut values: Vec<Vec<Option<f64>>> = (0..test.names.len())
+            let mut row_labels: Vec<String> =
+                test.columns.iter().map(|&j| sample.design.names[j].clone()).collect();
+            let mut values: Vec<Vec<Option<f64>>> = (0..test.columns.len())
                 .map(|j| {
                     vec![
                         Some(test.fixed[j]),

@@ -4,16 +4,16 @@
 //! shape p.
 
 use datafusion::arrow::array::{Array, BooleanArray};
-use nalgebra::{DMatrix, DVector};
 use statrs::distribution::ContinuousCDF;
 
 use super::dataset::Dataset;
 use super::dataset::InSample;
 use super::dataset::{numbers, numbers_of};
 use super::describe::screened;
-use super::models::{Design, Errors, OlsRequest, maximize, z_coefficient};
+use super::models::{Design, Errors, OlsRequest, z_coefficient};
 use super::{EngineError, Step};
 use crate::disclosure::raw;
+use crate::stats::likelihood::FitFailure;
 
 /// The fit before disclosure: hazard ratios for the terms and the constant, then ln p.
 pub fn weibull_raw(
@@ -59,62 +59,32 @@ pub fn weibull_raw(
         gate.check_levels(variable, levels, false)?;
     }
     let k = design.k();
-    let mut xs = vec![0.0; rows.len() * k];
-    for (r, &i) in rows.iter().enumerate() {
-        design.row(i, &mut xs[r * k..(r + 1) * k]);
-    }
+    // The fit itself is pure numerics (stats::weibull), over the sample's observations.
     let log_t: Vec<f64> = rows.iter().map(|&i| design.outcome(i).ln()).collect();
     let died: Vec<f64> = rows.iter().map(|&i| events.in_sample(i)).collect();
-    // Parameters (β, θ = ln p). Per unit, with u = e^(η + p ln t):
-    // ℓ = d(θ + (p−1) ln t + η) − u, and its derivatives in η and θ below.
-    let evaluate = |params: &DVector<f64>| {
-        let (beta, theta) = (params.rows(0, k), params[k]);
-        let p = theta.exp();
-        let mut ll = 0.0;
-        let mut gradient = DVector::<f64>::zeros(k + 1);
-        let mut information = DMatrix::<f64>::zeros(k + 1, k + 1);
-        let mut x = DVector::<f64>::zeros(k);
-        for r in 0..rows.len() {
-            x.copy_from_slice(&xs[r * k..(r + 1) * k]);
-            let eta = x.dot(&beta);
-            let (d, pl) = (died[r], p * log_t[r]);
-            let u = (eta + pl).exp();
-            ll += d * (theta + (p - 1.0) * log_t[r] + eta) - u;
-            // Scores in η and θ, then −∂² in (η, η), (η, θ), (θ, θ).
-            let (s_eta, s_theta) = (d - u, d * (1.0 + pl) - u * pl);
-            let (h_ee, h_et, h_tt) = (u, u * pl, u * pl * (pl + 1.0) - d * pl);
-            gradient.rows_mut(0, k).axpy(s_eta, &x, 1.0);
-            gradient[k] += s_theta;
-            for a in 0..k {
-                for b in 0..=a {
-                    information[(a, b)] += h_ee * x[a] * x[b];
-                }
-                information[(k, a)] += h_et * x[a];
-            }
-            information[(k, k)] += h_tt;
-        }
-        for a in 0..=k {
-            for b in 0..a {
-                information[(b, a)] = information[(a, b)];
-            }
-        }
-        (ll, gradient, information)
-    };
-    // Start from the exponential model's constant, ln(events / total time), and p = 1.
-    let total_time: f64 = log_t.iter().map(|l| l.exp()).sum();
-    let constant_at = design.names.iter().position(|n| n == "constant").expect("with a constant");
-    let mut start = DVector::<f64>::zeros(k + 1);
-    start[constant_at] = ((n_events.max(1)) as f64 / total_time).ln();
-    let Some((params, ll, information)) =
-        maximize(start.clone(), evaluate).filter(|(b, _, _)| b.rows(0, k).amax() <= 700.0)
-    else {
-        return Err(EngineError::new(
+    let constant_at = design
+        .names
+        .iter()
+        .position(|n| n == "constant")
+        .ok_or_else(|| EngineError::new("weibull's design has no constant term"))?;
+    let regressors = |j: usize, x: &mut [f64]| design.row(rows[j], x);
+    let fit = crate::stats::weibull::fit(
+        k,
+        constant_at,
+        &regressors,
+        &log_t,
+        &died,
+        super::deadline::expired,
+    )
+    .map_err(|failure| match failure {
+        FitFailure::NotConverged | FitFailure::OneCluster => EngineError::new(
             "the model did not converge: a term may predict the event perfectly, or terms are collinear; remove one or group its levels",
-        ));
-    };
-    let covariance = information.cholesky().map(|c| c.inverse()).ok_or_else(|| {
-        EngineError::new("the model's information matrix is singular: remove a collinear term")
+        ),
+        FitFailure::Singular => EngineError::new(
+            "the model's information matrix is singular: remove a collinear term",
+        ),
     })?;
+    let (params, covariance, ll) = (fit.estimate, fit.covariance, fit.log_likelihood);
     let se = |j: usize| covariance[(j, j)].max(0.0).sqrt();
     let mut coefficients: Vec<raw::Coefficient> = design
         .names
@@ -125,22 +95,7 @@ pub fn weibull_raw(
         })
         .collect();
     coefficients.push(z_coefficient("ln p".into(), params[k], se(k), request.level, false, false));
-    // The likelihood ratio test against the model with the constant and shape only.
-    let null = {
-        let mut only = DVector::<f64>::zeros(2);
-        only[0] = start[constant_at];
-        let one_column = |params: &DVector<f64>| {
-            let mut full = DVector::<f64>::zeros(k + 1);
-            full[constant_at] = params[0];
-            full[k] = params[1];
-            let (l, g, h) = evaluate(&full);
-            let pick = [constant_at, k];
-            let g2 = DVector::from_fn(2, |a, _| g[pick[a]]);
-            let h2 = DMatrix::from_fn(2, 2, |a, b| h[(pick[a], pick[b])]);
-            (l, g2, h2)
-        };
-        maximize(only, one_column).map(|(_, l, _)| l)
-    };
+    let null = fit.null_log_likelihood;
     let mut statistics = vec![
         ("p (shape)".to_owned(), params[k].exp()),
         ("log likelihood".to_owned(), ll),
