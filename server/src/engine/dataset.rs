@@ -14,7 +14,7 @@ use datafusion::arrow::compute;
 use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use shared::metadata::UnitType;
 
-use super::EngineError;
+use super::{EngineError, Invariant};
 
 /// What a variable is, beyond its values.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -260,7 +260,7 @@ impl Dataset {
         let internal =
             |e: datafusion::arrow::error::ArrowError| EngineError::internal(e.to_string());
         let ids = compute::filter(&self.ids, mask).map_err(internal)?;
-        self.ids = ids.as_any().downcast_ref::<Int64Array>().cloned().expect("ids are Int64");
+        self.ids = ids.as_any().downcast_ref::<Int64Array>().cloned().invariant("ids are Int64")?;
         for v in &mut self.variables {
             v.values = compute::filter(&v.values, mask).map_err(internal)?;
         }

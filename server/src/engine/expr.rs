@@ -575,17 +575,16 @@ impl Lowering<'_> {
                 }
                 let raw: Vec<Df> = lowered.iter().map(|l| l.expr.clone()).collect();
                 let xs = numbers(&mut lowered, self)?;
+                // Sums from a zero: 0 + a + b … is a + b …, and no argument list can panic.
                 let valid = || {
                     raw.iter()
                         .map(|e| cast(e.clone().is_not_null(), DataType::Int64))
-                        .reduce(|a, b| a + b)
-                        .expect("at least one argument")
+                        .fold(lit(0i64), |a, b| a + b)
                 };
                 let total = || {
                     xs.iter()
                         .map(|e| f::coalesce(vec![float(e.clone()), lit(0.0)]))
-                        .reduce(|a, b| a + b)
-                        .expect("at least one argument")
+                        .fold(lit(0.0), |a, b| a + b)
                 };
                 number(match function {
                     "rowmax" => f::greatest(xs),

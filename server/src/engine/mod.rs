@@ -68,6 +68,18 @@ impl EngineError {
     }
 }
 
+/// An invariant the engine relies on (a variable checked to exist, a cast's known type), as
+/// an internal error instead of a panic if it is ever broken: no script may crash the server.
+pub(crate) trait Invariant<T> {
+    fn invariant(self, what: &str) -> Result<T, EngineError>;
+}
+
+impl<T> Invariant<T> for Option<T> {
+    fn invariant(self, what: &str) -> Result<T, EngineError> {
+        self.ok_or_else(|| EngineError::internal(format!("broken invariant: {what}")))
+    }
+}
+
 impl From<Refusal> for EngineError {
     fn from(refusal: Refusal) -> EngineError {
         EngineError { message: refusal.message.clone(), span: None, refusal: Some(refusal) }
@@ -644,12 +656,12 @@ impl<'a> Step<'a> {
                 "there is no current dataset: create one with create-dataset, or pick one with use",
             )
         })?;
-        Ok((name, &self.workspace.datasets[name]))
+        Ok((name, self.workspace.datasets.get(name).invariant("the current dataset exists")?))
     }
 
     fn current_mut(&mut self) -> Result<&mut Dataset, EngineError> {
         let name = self.current_name()?;
-        Ok(self.workspace.datasets.get_mut(&name).expect("the current dataset exists"))
+        self.workspace.datasets.get_mut(&name).invariant("the current dataset exists")
     }
 
     /// The current dataset, which must hold data.

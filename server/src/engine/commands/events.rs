@@ -17,7 +17,7 @@ use shared::script::TokenKind;
 
 use super::dataset::{Dataset, VarInfo, Variable};
 use super::import::labels;
-use super::{EngineError, Step};
+use super::{EngineError, Invariant, Step};
 
 impl Step<'_> {
     pub(in crate::engine) async fn import_event(&mut self) -> Result<(), EngineError> {
@@ -176,7 +176,11 @@ impl Step<'_> {
             panel: None,
             spells: Some(most),
         };
-        *self.workspace.datasets.get_mut(&dataset_name).expect("current exists") = dataset;
+        *self
+            .workspace
+            .datasets
+            .get_mut(&dataset_name)
+            .invariant("the current dataset exists")? = dataset;
         self.notice(format!(
             "{} imported as spells: {name}, {name}_start, {name}_stop",
             meta.name.as_str()

@@ -26,7 +26,7 @@ use super::dataset::numbers;
 use super::dataset::{Dataset, Members, VarInfo, Variable};
 use super::describe::coded;
 use super::transform::valid_name;
-use super::{EngineError, Step};
+use super::{EngineError, Invariant, Step};
 use crate::stats;
 
 /// The statistics of collapse and aggregate.
@@ -285,7 +285,7 @@ impl Step<'_> {
             dataset.require_cross_section(&dataset_name, "collapse")?;
         }
         let (requests, by) = self.group_requests(dataset, &dataset_name)?;
-        let by_variable = dataset.variable(&by).expect("checked");
+        let by_variable = dataset.variable(&by).invariant("the by variable was checked")?;
         let groups = group_ids(by_variable)?;
         // Rows of each group, groups in ascending id order and rows ascending within a group:
         // one sort of (group, row) pairs, which also leaves each group's members in order.
@@ -311,14 +311,15 @@ impl Step<'_> {
         let mut in_group_order: HashMap<&str, Vec<Option<f64>>> = HashMap::new();
         for r in &requests {
             if !in_group_order.contains_key(r.variable.as_str()) {
-                let variable = dataset.variable(&r.variable).expect("checked");
+                let variable =
+                    dataset.variable(&r.variable).invariant("the variable was checked")?;
                 let values = coded(gate, &numbers(variable)?);
                 in_group_order
                     .insert(r.variable.as_str(), order.iter().map(|&i| values[i]).collect());
             }
         }
         for r in &requests {
-            let variable = dataset.variable(&r.variable).expect("checked");
+            let variable = dataset.variable(&r.variable).invariant("the variable was checked")?;
             let values = &in_group_order[r.variable.as_str()];
             let total = values.iter().filter(|v| v.is_some()).count();
             let per_group: Vec<Option<f64>> = runs
@@ -547,7 +548,7 @@ impl Step<'_> {
         let take = UInt32Array::from(rows);
         let mut merged = Vec::new();
         for (n, _) in &names {
-            let v = from.variable(n).expect("checked");
+            let v = from.variable(n).invariant("the variable was checked")?;
             let values = compute::take(&v.values, &take, None)
                 .map_err(|e| EngineError::internal(e.to_string()))?;
             let info = VarInfo {
@@ -557,7 +558,8 @@ impl Step<'_> {
             };
             merged.push(Variable { name: n.clone(), values, info });
         }
-        let target = self.workspace.datasets.get_mut(target_name).expect("checked");
+        let target =
+            self.workspace.datasets.get_mut(target_name).invariant("the target dataset exists")?;
         for v in merged {
             target.set(v);
         }

@@ -19,7 +19,7 @@ use shared::script::{Span, TokenKind};
 use shared::{Date, VariableName};
 
 use super::dataset::{Dataset, Origin, VarInfo, Variable};
-use super::{EngineError, Step};
+use super::{EngineError, Invariant, Step};
 use crate::datastore::DatastoreVersion;
 
 struct ImportArgs {
@@ -199,8 +199,11 @@ impl Step<'_> {
         }
         let outer = self.flag("outer_join");
         let max_rows = self.engine.limits.max_rows;
-        let dataset =
-            self.workspace.datasets.get_mut(&dataset_name).expect("current dataset exists");
+        let dataset = self
+            .workspace
+            .datasets
+            .get_mut(&dataset_name)
+            .invariant("the current dataset exists")?;
         let info = VarInfo {
             labels: labels(meta),
             pointer: meta.points_to.is_some(),
@@ -391,7 +394,7 @@ impl Column {
             Values::Utf8 { offsets, bytes } => {
                 let text = compute::cast(value, &DataType::Utf8)
                     .map_err(|e| EngineError::internal(e.to_string()))?;
-                let text = text.as_any().downcast_ref::<StringArray>().expect("cast to Utf8");
+                let text = text.as_any().downcast_ref::<StringArray>().invariant("cast to Utf8")?;
                 for s in text.iter().flatten() {
                     bytes.extend_from_slice(s.as_bytes());
                     let end = i32::try_from(bytes.len()).map_err(|_| {
@@ -503,7 +506,7 @@ pub(in crate::engine) fn check_date(
                     .status_dates
                     .iter()
                     .min_by_key(|s| (s.epoch_days() - d.epoch_days()).abs())
-                    .expect("non-empty");
+                    .invariant("a variable with status dates has one")?;
                 return Err(EngineError::at(
                     dspan,
                     format!(

@@ -6,7 +6,7 @@
 //! data and the gate.
 
 // What the commands share from the engine, by the names they use (`super::Step`, …).
-use super::{EngineError, Step, dataset, deadline, expand, expr, partition};
+use super::{EngineError, Invariant, Step, dataset, deadline, expand, expr, partition};
 
 pub(super) mod decompose;
 pub(crate) mod describe;

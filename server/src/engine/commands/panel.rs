@@ -26,11 +26,11 @@ use super::dataset::{Dataset, Panel, VarInfo, Variable};
 use super::describe::summarize_raw;
 use super::import::{check_date, labels, merge_into};
 use super::models::{Design, Errors, OlsRequest, Term};
-use super::{EngineError, Step};
+use super::{EngineError, Invariant, Step};
 use crate::disclosure::differencing::PopulationSketch;
 use crate::disclosure::raw;
 pub use crate::stats::panel::Estimator;
-use crate::stats::panel::{Hausman, HausmanFailure, Panel, PanelFailure};
+use crate::stats::panel::{Hausman, HausmanFailure, PanelFailure};
 
 /// The column `tabulate-panel` adds for the date of each row. The `@` keeps it apart from
 /// every name a script can write.
@@ -113,7 +113,7 @@ impl PanelSample {
 
     pub fn estimate(&self, estimator: Estimator) -> Result<PanelEstimate, EngineError> {
         let regressors = |j: usize, x: &mut [f64]| self.design.row(self.rows[j], x);
-        let panel = Panel::new(
+        let panel = crate::stats::panel::Panel::new(
             self.design.k(),
             self.constant_column(),
             &regressors,
@@ -430,7 +430,7 @@ impl Step<'_> {
         let order = UInt32Array::from(order);
         let mut variables = Vec::new();
         for (v, (_, _, meta, alias)) in resolved.iter().enumerate() {
-            let data_type = types[v].clone().expect("checked above");
+            let data_type = types[v].clone().invariant("every variable has a type")?;
             let name = meta.name.as_str();
             let pieces: Vec<ArrayRef> = parts
                 .iter()
@@ -455,7 +455,11 @@ impl Step<'_> {
         let sorted_ids: Vec<i64> = order.values().iter().map(|&r| ids[r as usize]).collect();
         let rows: Vec<u32> = order.values().iter().map(|&r| date_rows[r as usize]).collect();
         let (origin, _, meta, _) = &resolved[0];
-        let dataset = self.workspace.datasets.get_mut(&dataset_name).expect("current exists");
+        let dataset = self
+            .workspace
+            .datasets
+            .get_mut(&dataset_name)
+            .invariant("the current dataset exists")?;
         *dataset = Dataset {
             unit_type: Some(meta.unit_type),
             origin: Some(origin.clone()),
@@ -582,7 +586,7 @@ impl Step<'_> {
         let transitions = Dataset {
             unit_type: dataset.unit_type,
             origin: dataset.origin.clone(),
-            ids: ids.as_any().downcast_ref::<Int64Array>().cloned().expect("ids are Int64"),
+            ids: ids.as_any().downcast_ref::<Int64Array>().cloned().invariant("ids are Int64")?,
             variables: vec![
                 Variable {
                     name: from_name.clone(),

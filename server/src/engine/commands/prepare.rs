@@ -12,7 +12,7 @@ use shared::script::{Span, TokenKind};
 
 use super::dataset::{Kind, Variable};
 use super::transform::valid_name;
-use super::{EngineError, Step};
+use super::{EngineError, Invariant, Step};
 use shared::script::catalog::FUNCTION_GROUPS;
 
 /// Label sets a workspace defines with `define-labels`.
@@ -41,7 +41,7 @@ impl Step<'_> {
         let (_, dataset) = self.populated()?;
         let mut results = Vec::new();
         for (name, span) in &names {
-            let variable = dataset.variable(name).expect("checked");
+            let variable = dataset.variable(name).invariant("the variable was checked")?;
             let target = format!("{}{name}", prefix.as_deref().unwrap_or(""));
             if prefix.is_some() && (dataset.variable(&target).is_some() || !valid_name(&target)) {
                 return Err(EngineError::at(
@@ -56,7 +56,8 @@ impl Step<'_> {
             }
             let strings = compute::cast(&variable.values, &DataType::Utf8)
                 .map_err(|e| EngineError::internal(e.to_string()))?;
-            let strings = strings.as_any().downcast_ref::<StringArray>().expect("Utf8");
+            let strings =
+                strings.as_any().downcast_ref::<StringArray>().invariant("cast to Utf8")?;
             let mut numbers = Vec::with_capacity(strings.len());
             for value in strings.iter() {
                 let Some(text) = value else {
@@ -144,13 +145,13 @@ impl Step<'_> {
                 ));
             }
         }
-        let clones: Vec<Variable> = pairs
+        let clones = pairs
             .iter()
-            .map(|(from, to, _)| Variable {
-                name: to.clone(),
-                ..dataset.variable(from).expect("checked").clone()
+            .map(|(from, to, _)| {
+                let from = dataset.variable(from).invariant("the variable was checked")?;
+                Ok(Variable { name: to.clone(), ..from.clone() })
             })
-            .collect();
+            .collect::<Result<Vec<Variable>, EngineError>>()?;
         let dataset = self.current_mut()?;
         clones.into_iter().for_each(|v| dataset.set(v));
         self.notice(format!(
@@ -213,7 +214,7 @@ impl Step<'_> {
             EngineError::at(*labels_span, format!("there are no labels {labels}: {hint}"))
         })?;
         let dataset = self.current_mut()?;
-        let i = dataset.position(variable).expect("checked");
+        let i = dataset.position(variable).invariant("the variable was checked")?;
         dataset.variables[i].info.labels = Some(set);
         self.notice(format!("labels {labels} assigned to {variable}"));
         Ok(())

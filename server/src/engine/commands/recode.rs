@@ -14,7 +14,7 @@ use shared::script::{Span, Token, TokenKind};
 
 use super::dataset::{Kind, VarInfo, Variable};
 use super::transform::valid_name;
-use super::{EngineError, Step};
+use super::{EngineError, Invariant, Step};
 
 /// A value as recode sees it.
 #[derive(Clone, Debug, PartialEq)]
@@ -327,11 +327,11 @@ fn values_of(array: &ArrayRef, text: bool) -> Result<Vec<Option<Value>>, EngineE
     let internal = |e: datafusion::arrow::error::ArrowError| EngineError::internal(e.to_string());
     if text {
         let strings = compute::cast(array, &DataType::Utf8).map_err(internal)?;
-        let strings = strings.as_any().downcast_ref::<StringArray>().expect("cast to Utf8");
+        let strings = strings.as_any().downcast_ref::<StringArray>().invariant("cast to Utf8")?;
         return Ok(strings.iter().map(|v| v.map(|s| Value::Text(s.to_owned()))).collect());
     }
     let floats = compute::cast(array, &DataType::Float64).map_err(internal)?;
-    let floats = floats.as_any().downcast_ref::<Float64Array>().expect("cast to Float64");
+    let floats = floats.as_any().downcast_ref::<Float64Array>().invariant("cast to Float64")?;
     Ok(floats.iter().map(|v| v.map(Value::Number)).collect())
 }
 

@@ -10,7 +10,7 @@ use datafusion::arrow::datatypes::DataType;
 use shared::Date;
 
 use super::dataset::{Dataset, Kind, Panel, VarInfo, Variable};
-use super::{EngineError, Step};
+use super::{EngineError, Invariant, Step};
 
 /// The date a wide variable's suffix names: `2019` or `20190630`.
 fn date_suffix(suffix: &str) -> Option<Date> {
@@ -184,7 +184,7 @@ impl Step<'_> {
         let long = Dataset {
             unit_type: dataset.unit_type,
             origin: dataset.origin.clone(),
-            ids: ids.as_any().downcast_ref::<Int64Array>().cloned().expect("ids are Int64"),
+            ids: ids.as_any().downcast_ref::<Int64Array>().cloned().invariant("ids are Int64")?,
             variables,
             members: None,
             panel: Some(Panel { dates, rows: (0..n * t).map(|r| (r % t) as u32).collect() }),

@@ -10,7 +10,7 @@ use super::dataset::Dataset;
 use super::dataset::InSample;
 use super::dataset::{levels, numbers};
 use super::describe::{coded, summarize_raw};
-use super::{EngineError, Step};
+use super::{EngineError, Invariant, Step};
 use crate::disclosure::Gate;
 use crate::disclosure::differencing::PopulationSketch;
 use crate::disclosure::raw::{self, Contributors};
@@ -489,7 +489,7 @@ pub fn posthoc_raw(
         if mask.is_some_and(|m| !m.value(i)) {
             continue;
         }
-        let at = present.binary_search(&g).expect("a present group");
+        let at = present.binary_search(&g).ok().invariant("a present group")?;
         residual_ss += (v - means[at].1).powi(2);
     }
     let mut row_labels = Vec::new();

@@ -8,7 +8,7 @@ use shared::script::{Expr, TokenKind};
 
 use super::dataset::{Dataset, Kind, VarInfo, Variable, value_classes};
 use super::expr::{self, storable};
-use super::{EngineError, Step, partition};
+use super::{EngineError, Invariant, Step, partition};
 use crate::disclosure::raw::Contributors;
 
 impl Step<'_> {
@@ -160,7 +160,7 @@ impl Step<'_> {
             ));
         }
         let dataset = self.current_mut()?;
-        let i = dataset.position(old).expect("checked above");
+        let i = dataset.position(old).invariant("the variable was checked above")?;
         dataset.variables[i].name = new.clone();
         self.notice(format!("{old} renamed to {new}"));
         Ok(())
