@@ -713,3 +713,92 @@ async fn every_command_of_the_catalogue_reaches_its_implementation() {
             .collect::<Vec<_>>()
     );
 }
+
+/// Each value of a cross-section import, by unit id.
+async fn values_by_unit(engine: &Engine, script: &str, variable: &str) -> BTreeMap<i64, String> {
+    let mut workspace = Workspace::default();
+    let outputs = run_in(engine, &mut workspace, script).await;
+    assert_eq!(errors(&outputs), vec![], "{outputs:#?}");
+    let dataset = workspace.current().unwrap();
+    let values = &dataset.variable(variable).unwrap().values;
+    (0..dataset.len())
+        .filter(|&i| !values.is_null(i))
+        .map(|i| (dataset.ids.value(i), dataset::display(values, i)))
+        .collect()
+}
+
+#[tokio::test]
+async fn a_person_variable_imported_into_spells_gives_each_spell_its_persons_value() {
+    let engine = engine();
+    let spells = "require demo:1 as db
+create-dataset spells
+import-event db/ARBSOEK_ARBSOKERSTATUS 2020-01-01 to 2020-12-31 as seeker
+import db/BEFOLKNING_KJOENN as sex
+";
+    let mut workspace = Workspace::default();
+    let outputs = run_in(&engine, &mut workspace, spells).await;
+    assert_eq!(errors(&outputs), vec![], "{outputs:#?}");
+    let dataset = workspace.current().unwrap();
+    assert!(dataset.spells.is_some_and(|most| most > 1), "some person has several spells");
+    let sexes = values_by_unit(
+        &engine,
+        "require demo:1 as db\ncreate-dataset p\nimport db/BEFOLKNING_KJOENN as sex\n",
+        "sex",
+    )
+    .await;
+    let sex = &dataset.variable("sex").unwrap().values;
+    let mut repeated = 0;
+    for i in 0..dataset.len() {
+        let id = dataset.ids.value(i);
+        let expected = sexes.get(&id).cloned();
+        let got = (!sex.is_null(i)).then(|| dataset::display(sex, i));
+        assert_eq!(got, expected, "spell row {i} of unit {id}");
+        repeated += usize::from(i > 0 && dataset.ids.value(i - 1) == id);
+    }
+    assert!(repeated > 0, "a unit's later spells get the same value as its first");
+    // The spells stay spells: as many rows as before, and a full join is refused.
+    let rows = {
+        let mut w = Workspace::default();
+        run_in(&engine, &mut w, &spells.lines().take(3).collect::<Vec<_>>().join("\n")).await;
+        w.current().unwrap().len()
+    };
+    assert_eq!(dataset.len(), rows);
+    let outer = format!("{spells}import db/INNTEKT_WLONN 2020-12-31 as wage, outer_join\n");
+    let refused = errors(&run_in(&engine, &mut Workspace::default(), &outer).await);
+    assert!(refused.iter().any(|(_, m)| m.contains("outer_join would add units")), "{refused:?}");
+}
+
+#[tokio::test]
+async fn import_panel_into_cloned_units_gives_the_panel_of_those_units() {
+    let engine = engine();
+    let script = "require demo:1 as db
+create-dataset a
+import db/BEFOLKNING_KJOENN as sex
+keep if sex == '2'
+clone-units a b
+use b
+import-panel db/INNTEKT_WLONN db/BEFOLKNING_KJOENN 2019-01-01 2020-01-01
+";
+    let mut workspace = Workspace::default();
+    let outputs = run_in(&engine, &mut workspace, script).await;
+    assert_eq!(errors(&outputs), vec![], "{outputs:#?}");
+    let panel = workspace.current().unwrap();
+    assert_eq!(panel.panel.as_ref().map(|p| p.dates.len()), Some(2));
+    let sexes = values_by_unit(
+        &engine,
+        "require demo:1 as db\ncreate-dataset p\nimport db/BEFOLKNING_KJOENN as sex\n",
+        "sex",
+    )
+    .await;
+    let women: Vec<i64> = sexes.iter().filter(|(_, s)| *s == "2").map(|(id, _)| *id).collect();
+    // Sex is FIXED, so each woman has a row at both dates, and nobody else has any.
+    let mut expected: Vec<i64> = women.iter().flat_map(|&id| [id, id]).collect();
+    expected.sort_unstable();
+    assert_eq!(panel.ids.values().to_vec(), expected);
+    let sex = &panel.variable("BEFOLKNING_KJOENN").unwrap().values;
+    assert!((0..panel.len()).all(|i| dataset::display(sex, i) == "2"));
+    // A dataset with variables is not a population to fill.
+    let full = script.replace("clone-units a b\nuse b\n", "");
+    let refused = errors(&run_in(&engine, &mut Workspace::default(), &full).await);
+    assert!(refused.iter().any(|(_, m)| m.contains("one of units only")), "{refused:?}");
+}

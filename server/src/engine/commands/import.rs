@@ -142,10 +142,22 @@ impl Step<'_> {
         let target_name = args.name.clone().unwrap_or_else(|| args.variable.clone());
         let dataset_name = self.current_name()?;
         {
-            let dataset = &self.workspace.datasets[&dataset_name];
-            dataset
-                .require_cross_section(&dataset_name, "import")
-                .map_err(|e| e.with_span(self.command().name_span))?;
+            let (_, dataset) = self.current()?;
+            // Into spells, each spell gets its unit's value (a left join on the unit, whose
+            // spells are next to each other); a full join would add rows that are no spell.
+            if dataset.spells.is_some() && self.flag("outer_join") {
+                return Err(EngineError::at(
+                    self.option_span("outer_join"),
+                    format!(
+                        "dataset {dataset_name} holds spells, and outer_join would add units without one: import without it, so each spell gets its unit's value"
+                    ),
+                ));
+            }
+            if dataset.spells.is_none() {
+                dataset
+                    .require_cross_section(&dataset_name, "import")
+                    .map_err(|e| e.with_span(self.command().name_span))?;
+            }
             if dataset.members.is_some() {
                 return Err(EngineError::at(
                     args.variable_span,
@@ -529,7 +541,8 @@ pub(in crate::engine) fn labels(meta: &VariableMetadata) -> Option<Arc<BTreeMap<
     }
 }
 
-/// Left join (or full join with `outer`) of sorted (ids, values) into the dataset.
+/// Left join (or full join with `outer`) of sorted (ids, values) into the dataset, whose ids
+/// ascend: repeated in a dataset of spells, where each spell then gets its unit's value.
 pub(in crate::engine) fn merge_into(
     dataset: &mut Dataset,
     ids: Int64Array,

@@ -368,14 +368,46 @@ impl Step<'_> {
             resolved.push((origin, version, meta, alias.clone()));
         }
         let dataset_name = self.current_name()?;
-        if self.workspace.datasets[&dataset_name].unit_type.is_some() {
-            return Err(EngineError::at(
-                self.command().name_span,
-                format!(
-                    "import-panel fills an empty dataset and {dataset_name} has data: create-dataset a new one first"
-                ),
-            ));
-        }
+        // An empty dataset, or one of units only (from clone-units): then the panel is of
+        // those units.
+        let population = {
+            let (_, current) = self.current()?;
+            let (origin, _, meta, _) = &resolved[0];
+            match current.unit_type {
+                None => None,
+                Some(_)
+                    if !current.variables.is_empty()
+                        || current.panel.is_some()
+                        || current.spells.is_some()
+                        || current.members.is_some() =>
+                {
+                    return Err(EngineError::at(
+                        self.command().name_span,
+                        format!(
+                            "import-panel fills an empty dataset, or one of units only (from clone-units), and {dataset_name} has variables: create-dataset a new one first"
+                        ),
+                    ));
+                }
+                Some(unit) if unit != meta.unit_type => {
+                    return Err(EngineError::at(
+                        requested[0].3,
+                        format!(
+                            "{} describes {} units but dataset {dataset_name} holds {} units: import the panel into a dataset of its own",
+                            meta.name.as_str(),
+                            meta.unit_type.as_str(),
+                            unit.as_str()
+                        ),
+                    ));
+                }
+                Some(_) if current.origin.as_ref().is_some_and(|o| o != origin) => {
+                    return Err(EngineError::at(
+                        requested[0].1,
+                        "a dataset holds units of one datastore version: bind the variables' alias to the version its units come from",
+                    ));
+                }
+                Some(_) => Some(current.ids.clone()),
+            }
+        };
 
         // Each date as a cross-section (an outer join of the variables on that date), then
         // the dates stacked and ordered by unit and date.
@@ -398,6 +430,17 @@ impl Step<'_> {
                 } else {
                     merge_into(&mut part, ids, values, name, VarInfo::default(), true)?;
                 }
+            }
+            if let Some(units) = &population {
+                // Only the dataset's units (ids ascending and unique in both).
+                let units = units.values();
+                let kept: BooleanArray = part
+                    .ids
+                    .values()
+                    .iter()
+                    .map(|id| Some(units.binary_search(id).is_ok()))
+                    .collect();
+                part.filter(&kept)?;
             }
             parts.push(part);
         }
