@@ -230,13 +230,8 @@ const fn opt(name: &'static str, arg: OptionArg) -> OptionSpec {
 }
 
 const NONE: &[OptionSpec] = &[];
-const MODEL_OPTIONS: &[OptionSpec] = &[
-    opt("noconstant", Flag),
-    opt("level", Number),
-    opt("robust", Flag),
-    opt("cluster", Variable),
-    opt("control", Any),
-];
+const MODEL_OPTIONS: &[OptionSpec] =
+    &[opt("noconstant", Flag), opt("level", Number), opt("robust", Flag), opt("cluster", Variable)];
 const BINARY_MODEL_OPTIONS: &[OptionSpec] = &[
     opt("noconstant", Flag),
     opt("level", Number),
@@ -817,7 +812,6 @@ const COMMANDS: &[CommandSpec] = &[
             opt("level", Number),
             opt("robust", Flag),
             opt("cluster", Variable),
-            opt("control", Any),
             opt("vif", Flag),
             opt("standardize", Flag),
         ],

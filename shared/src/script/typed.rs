@@ -107,6 +107,14 @@ fn typed_option(
 ) -> Result<TypedOption, Diagnostic> {
     let problem = |message: String| Diagnostic { span: option.span, message };
     let Some(option_spec) = spec.option(&option.name) else {
+        if option.name == "control" && spec.family == catalog::Family::Models {
+            // Listed in the language, but described nowhere this server could learn its
+            // meaning from; a model controls for a variable by having it among its terms.
+            return Err(problem(format!(
+                "{} has no option 'control': list the variables to control for among the terms, as in {} wage educ age i.sex",
+                spec.name, spec.name
+            )));
+        }
         let names = spec.options.iter().map(|o| o.name);
         return Err(problem(match catalog::nearest(&option.name, names) {
             Some(near) => {
@@ -221,6 +229,16 @@ mod tests {
             typed("regress wage age, robst").unwrap_err(),
             ["regress has no option 'robst': did you mean robust?"]
         );
+        // control() is not guessed at (it would be "did you mean cluster?"): the message says
+        // how a model controls for a variable.
+        for command in ["regress", "mlogit"] {
+            assert_eq!(
+                typed(&format!("{command} wage age, control(sex)")).unwrap_err(),
+                [format!(
+                    "{command} has no option 'control': list the variables to control for among the terms, as in {command} wage educ age i.sex"
+                )]
+            );
+        }
     }
 
     #[test]

@@ -1903,7 +1903,7 @@ impl Step<'_> {
                 other => Err(EngineError::at(
                     first.span,
                     format!(
-                        "coefplot of {} is not supported yet; it plots regress, logit, probit, mlogit, poisson, negative-binomial, ivregress and cox",
+                        "coefplot plots the estimates of regress, logit, probit, mlogit, poisson, negative-binomial, ivregress and cox, not of {}: run one of them inside it",
                         other.name()
                     ),
                 )),
@@ -2128,18 +2128,6 @@ impl Step<'_> {
     fn model(&mut self, binary: Option<Likelihood>) -> Result<Vec<f64>, EngineError> {
         let (dataset_name, dataset) = self.populated()?;
         let (dependent, terms) = self.model_terms(dataset, dataset_name)?;
-        let unsupported: &[&str] = match binary {
-            None => &["control"],
-            Some(_) => &[],
-        };
-        for unsupported in unsupported {
-            if self.flag(unsupported) {
-                return Err(EngineError::at(
-                    self.option_span(unsupported),
-                    format!("{}'s {unsupported} option is not supported yet", self.command().name),
-                ));
-            }
-        }
         if binary == Some(Likelihood::Probit) && self.flag("or") {
             return Err(EngineError::at(
                 self.option_span("or"),
