@@ -6,6 +6,8 @@
 
 use std::collections::BTreeMap;
 
+use shared::Date;
+
 use shared::script::{
     BinaryOp, Command, Expr, ExprParser, Item, Span, TokenKind, Typed, Verb, lex, line_column,
     parse,
@@ -166,6 +168,13 @@ impl Expander<'_> {
     fn command(&self, command: &Command) -> Result<Expanded, Vec<Problem>> {
         let original = command.span.text(self.script);
         let text = self.substitute(original, command.span.start)?;
+        // An import's dates may be written with the functions of let (in an expression they
+        // would read variables, which these functions never do).
+        let text = if ["import", "import-event", "import-panel"].contains(&command.name.as_str()) {
+            evaluate_macro_calls(&text).map_err(|m| self.problem(command.span, &command.name, m))?
+        } else {
+            text
+        };
         let (line, column) = line_column(self.script, command.span.start);
         let at = command.span;
         let reparsed = parse(&text);
@@ -490,6 +499,19 @@ fn evaluate_let(expr: &Expr, source: &str) -> Result<String, String> {
                     _ => return Err("only numbers can be negated".into()),
                 }
             }
+            Expr::Call { function, args, .. } if function == "bind" && !args.is_empty() => {
+                // bind(a, b, …): the values joined into one name, as a ++ b ++ … joins them.
+                let mut joined = String::new();
+                for arg in args {
+                    joined += &bare(&eval(arg, source)?);
+                }
+                V::Symbol(joined)
+            }
+            Expr::Call { function, args, .. } if function == "date_fmt" => {
+                let values =
+                    args.iter().map(|a| eval(a, source)).collect::<Result<Vec<V>, String>>()?;
+                V::Symbol(date_fmt(&values.iter().map(bare).collect::<Vec<_>>())?.to_string())
+            }
             Expr::Call { function, args, .. } if args.len() == 1 => {
                 let v = eval(&args[0], source)?;
                 match function.as_str() {
@@ -518,4 +540,156 @@ fn evaluate_let(expr: &Expr, source: &str) -> Result<String, String> {
         })
     }
     eval(expr, source).map(|v| show(&v))
+}
+
+/// `date_fmt(y, m, d)` (a date from its parts), `date_fmt(days)` (days since 1970-01-01) or
+/// `date_fmt('2021-12-31')`: the date, as an import takes it.
+fn date_fmt(args: &[String]) -> Result<Date, String> {
+    let number =
+        |text: &str| text.trim().parse::<f64>().ok().filter(|n| n.fract() == 0.0 && n.abs() < 1e9);
+    // Dates an import reads are written YYYY-MM-DD: four-digit years.
+    let readable = |date: Date| (1000..=9999).contains(&date.year()).then_some(date);
+    let usage = "date_fmt takes a year, month and day (date_fmt(2021, 12, 31)), days since 1970-01-01, or a date's text";
+    match args {
+        [y, m, d] => {
+            let (Some(y), Some(m), Some(d)) = (number(y), number(m), number(d)) else {
+                return Err(format!("{usage}, not ({y}, {m}, {d})"));
+            };
+            let part = |v: f64| u32::try_from(v as i64).ok();
+            i32::try_from(y as i64)
+                .ok()
+                .zip(part(m).zip(part(d)))
+                .and_then(|(y, (m, d))| Date::from_ymd(y, m, d))
+                .and_then(readable)
+                .ok_or_else(|| {
+                    format!(
+                        "date_fmt({y}, {m}, {d}) is no date: the month is 1 to 12, the day within the month, the year 1000 to 9999"
+                    )
+                })
+        }
+        [one] => match number(one) {
+            Some(days) => i32::try_from(days as i64)
+                .ok()
+                .map(Date::from_epoch_days)
+                .and_then(readable)
+                .ok_or_else(|| format!("date_fmt({one}) is no date from year 1000 to 9999")),
+            None => one.trim().parse::<Date>().map_err(|e| format!("date_fmt: {e}")),
+        },
+        _ => Err(usage.to_owned()),
+    }
+}
+
+/// The functions a script evaluates before it runs, as `let` does: outside `let` they may
+/// stand for an import's dates, as in a loop over years.
+const MACRO_FUNCTIONS: &[&str] = &["date_fmt", "to_int", "to_str", "to_symbol", "bind"];
+
+/// Replaces each call of a [`MACRO_FUNCTIONS`] function in a command's text by its value.
+fn evaluate_macro_calls(text: &str) -> Result<String, String> {
+    let (tokens, _) = lex(text);
+    let tokens: Vec<_> = tokens
+        .into_iter()
+        .filter(|t| !t.kind.is_trivia() && t.kind != TokenKind::Newline)
+        .collect();
+    let mut out = String::with_capacity(text.len());
+    let mut copied = 0;
+    let mut i = 0;
+    while i < tokens.len() {
+        let t = &tokens[i];
+        let is_call = t.kind == TokenKind::Ident
+            && MACRO_FUNCTIONS.contains(&t.span.text(text))
+            && tokens.get(i + 1).is_some_and(|n| n.kind == TokenKind::LParen);
+        if !is_call {
+            i += 1;
+            continue;
+        }
+        // The call runs to its matching parenthesis.
+        let mut depth = 0;
+        let mut end = None;
+        for (j, u) in tokens.iter().enumerate().skip(i + 1) {
+            match u.kind {
+                TokenKind::LParen => depth += 1,
+                TokenKind::RParen => {
+                    depth -= 1;
+                    if depth == 0 {
+                        end = Some(j);
+                        break;
+                    }
+                }
+                _ => {}
+            }
+        }
+        let Some(end) = end else {
+            return Err(format!("{} has no closing parenthesis", t.span.text(text)));
+        };
+        let call = &tokens[i..=end];
+        let mut parser = ExprParser::new(text, call);
+        let expr = parser.parse();
+        if let Some(d) = parser.diagnostics.first() {
+            return Err(d.message.clone());
+        }
+        let value = evaluate_let(&expr, text)?;
+        out.push_str(&text[copied..t.span.start as usize]);
+        out.push_str(&value);
+        copied = call[call.len() - 1].span.end as usize;
+        i = end + 1;
+    }
+    out.push_str(&text[copied..]);
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn date(args: &[&str]) -> Result<String, String> {
+        date_fmt(&args.iter().map(|a| (*a).to_owned()).collect::<Vec<_>>()).map(|d| d.to_string())
+    }
+
+    #[test]
+    fn date_fmt_reads_parts_days_and_text() {
+        assert_eq!(date(&["2021", "12", "31"]), Ok("2021-12-31".to_owned()));
+        assert_eq!(date(&["2020", "2", "29"]), Ok("2020-02-29".to_owned()));
+        // 2020-01-01 is day 18 262 after 1970-01-01.
+        assert_eq!(date(&["18262"]), Ok("2020-01-01".to_owned()));
+        assert_eq!(date(&["2019-06-30"]), Ok("2019-06-30".to_owned()));
+        assert!(
+            date(&["2021", "2", "29"]).unwrap_err().contains("is no date: the month is 1 to 12")
+        );
+        assert!(date(&["2021", "12"]).unwrap_err().contains("takes a year, month and day"));
+        assert!(date(&["-800000"]).unwrap_err().contains("from year 1000 to 9999"));
+    }
+
+    #[test]
+    fn calls_in_an_import_are_replaced_by_their_values() {
+        let text = "import db/INNTEKT_WLONN date_fmt(2019, 12, 31) as wage";
+        assert_eq!(
+            evaluate_macro_calls(text),
+            Ok("import db/INNTEKT_WLONN 2019-12-31 as wage".to_owned())
+        );
+        let nested =
+            "import-event db/A date_fmt(bind(2020, '-01-01')) to date_fmt(to_int('2020'), 6, 30)";
+        assert_eq!(
+            evaluate_macro_calls(nested),
+            Ok("import-event db/A 2020-01-01 to 2020-06-30".to_owned())
+        );
+        assert!(evaluate_macro_calls("import db/A date_fmt(2019, 12").is_err());
+    }
+
+    #[test]
+    fn an_import_date_in_a_loop_is_evaluated_per_value() {
+        let script = "for y in 2018 : 2019\nimport db/INNTEKT_WLONN date_fmt($y, 12, 31) as w_$y\nend\nlet d = bind($y_missing)\n";
+        // The loop expands; the unbound $y_missing after it is the only problem.
+        let problems = expand(script, 100).unwrap_err();
+        assert!(problems[0].message.contains("$y_missing is not bound"), "{problems:?}");
+        let ok =
+            "for y in 2018 : 2019\nimport db/INNTEKT_WLONN date_fmt($y, 12, 31) as w_$y\nend\n";
+        let texts: Vec<String> = expand(ok, 100).unwrap().into_iter().map(|e| e.text).collect();
+        assert_eq!(
+            texts,
+            [
+                "import db/INNTEKT_WLONN 2018-12-31 as w_2018",
+                "import db/INNTEKT_WLONN 2019-12-31 as w_2019"
+            ]
+        );
+    }
 }

@@ -802,3 +802,38 @@ import-panel db/INNTEKT_WLONN db/BEFOLKNING_KJOENN 2019-01-01 2020-01-01
     let refused = errors(&run_in(&engine, &mut Workspace::default(), &full).await);
     assert!(refused.iter().any(|(_, m)| m.contains("one of units only")), "{refused:?}");
 }
+
+#[tokio::test]
+async fn an_import_dated_by_date_fmt_in_a_loop_equals_the_literal_date() {
+    let engine = engine();
+    let script = "require demo:1 as db
+create-dataset wages
+import db/BEFOLKNING_KJOENN as sex
+for y in 2019 : 2020
+  import db/INNTEKT_WLONN date_fmt($y, 12, 31) as wage_$y
+end
+let mid = bind(2020, '-06-30')
+import db/INNTEKT_WLONN $mid as wage_mid
+import db/INNTEKT_WLONN 2019-12-31 as literal_2019
+import db/INNTEKT_WLONN 2020-12-31 as literal_2020
+import db/INNTEKT_WLONN 2020-06-30 as literal_mid
+";
+    let mut workspace = Workspace::default();
+    let outputs = run_in(&engine, &mut workspace, script).await;
+    assert_eq!(errors(&outputs), vec![], "{outputs:#?}");
+    let dataset = workspace.current().unwrap();
+    for (looped, literal) in
+        [("wage_2019", "literal_2019"), ("wage_2020", "literal_2020"), ("wage_mid", "literal_mid")]
+    {
+        let (a, b) =
+            (&dataset.variable(looped).unwrap().values, &dataset.variable(literal).unwrap().values);
+        assert_eq!(a.as_ref(), b.as_ref(), "{looped} differs from {literal}");
+        assert!(a.len() - a.null_count() > 1000, "{looped} has values");
+    }
+    // Wages change from year to year: the two years' imports are not one column twice.
+    let (a, b) = (
+        &dataset.variable("wage_2019").unwrap().values,
+        &dataset.variable("wage_2020").unwrap().values,
+    );
+    assert_ne!(a.as_ref(), b.as_ref());
+}

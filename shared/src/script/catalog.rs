@@ -431,7 +431,7 @@ const COMMANDS: &[CommandSpec] = &[
         verb: Verb::Let,
         family: Control,
         syntax: "let <name> = <expression>",
-        help: "Defines a script-level constant, used later as $name. ++ joins values into a name or text; date_fmt, to_int, to_str, to_symbol and bind work inside let.",
+        help: "Defines a script-level constant, used later as $name. ++ joins values into a name or text; date_fmt, to_int, to_str, to_symbol and bind work inside let and as an import's dates: date_fmt(y, m, d) makes a date, bind(a, b, …) joins values into one.",
         example: "let year = 2021",
         options: NONE,
     },
