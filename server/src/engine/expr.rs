@@ -566,6 +566,17 @@ impl Lowering<'_> {
                 };
                 Lowered { expr, kind: Kind::Bool }
             }
+            "rowconcat" => {
+                if args.is_empty() {
+                    return Err(EngineError::at(
+                        span,
+                        "rowconcat needs at least one variable: rowconcat(a, b, …)",
+                    ));
+                }
+                // Each value as text, a missing one as nothing, as Stata's egen concat joins.
+                let parts = std::mem::take(&mut lowered).into_iter().map(as_text).collect();
+                Lowered { expr: f::concat(parts), kind: Kind::Text }
+            }
             "rowmax" | "rowmin" | "rowtotal" | "rowmean" | "rowmissing" | "rowvalid" => {
                 if args.is_empty() {
                     return Err(EngineError::at(

@@ -166,7 +166,7 @@ pub const FUNCTION_GROUPS: &[(&str, &[&str], &str)] = &[
             "rowvalid",
             "rowconcat",
         ],
-        "Across the variables given, for each unit: rowmean(a, b, c), rowmissing(a, b) counts missing values.",
+        "Across the variables given, for each unit: rowmean(a, b, c), rowmissing(a, b) counts missing values, rowconcat(a, '-', b) joins them as text.",
     ),
     (
         "Text",
