@@ -114,6 +114,24 @@ impl Table {
         }
         csv
     }
+
+    /// The table as tab-separated text, as spreadsheets paste it: the CSV's lines with tabs,
+    /// tabs and line breaks inside a label turned into spaces. A withheld cell is empty.
+    pub fn to_tsv(&self) -> String {
+        let field = |text: &str| text.replace(['\t', '\n', '\r'], " ");
+        let mut tsv = String::new();
+        let header = std::iter::once(self.row_variable.as_str())
+            .chain(self.column_labels.iter().map(String::as_str));
+        tsv.push_str(&header.map(field).collect::<Vec<_>>().join("\t"));
+        tsv.push('\n');
+        for (label, row) in self.row_labels.iter().zip(&self.cells) {
+            let cells = row.iter().map(|c| c.map(|v| v.to_string()).unwrap_or_default());
+            let line: Vec<String> = std::iter::once(field(label)).chain(cells).collect();
+            tsv.push_str(&line.join("\t"));
+            tsv.push('\n');
+        }
+        tsv
+    }
 }
 
 /// `summarize`: one row per variable.
@@ -547,6 +565,10 @@ mod tests {
         assert_eq!(
             table.to_csv(),
             "municipality,1 man,2 woman\r\nOslo,1520,\r\n\"Nes, \"\"Akershus\"\"\",12.5,30\r\n"
+        );
+        assert_eq!(
+            table.to_tsv(),
+            "municipality\t1 man\t2 woman\nOslo\t1520\t\nNes, \"Akershus\"\t12.5\t30\n"
         );
     }
 }

@@ -53,8 +53,44 @@ test('a typo is flagged as you type; the fixed script gives a table and a histog
   await progress.waitFor({ timeout: 10_000 });
   assert.equal((await progress.innerText()).trim(), '6 of 6 commands ran (the last: histogram, line 6)');
   assert.equal(await progress.locator('progress').getAttribute('value'), '6');
+
+  // Downloads are built in the page from the released outputs it shows: the table as CSV with
+  // the cells shown, and the histogram as SVG (its bars, styled) and PNG.
+  const tableOutput = page.locator('article.output', { has: page.locator('table.result', { hasText: 'sex (count)' }) });
+  const [csv] = await Promise.all([page.waitForEvent('download'), tableOutput.locator('button.download-csv').click()]);
+  assert.equal(csv.suggestedFilename(), 'line5-tabulate.csv');
+  const csvLines = (await readDownload(csv)).trim().split('\r\n');
+  assert.equal(csvLines[0], 'sex,count');
+  assert.deepEqual(csvLines.slice(1), rows.map((r) => r.replace('\t', ',')));
+  await page.context().grantPermissions(['clipboard-read', 'clipboard-write'], { origin: BASE_URL });
+  await tableOutput.locator('button.copy-table').click();
+  await tableOutput.locator('button.copy-table', { hasText: 'Copied' }).waitFor({ timeout: 5_000 });
+  const pasted = await page.evaluate(() => navigator.clipboard.readText());
+  assert.deepEqual(pasted.trim().split('\n'), ['sex\tcount', ...rows]);
+
+  const chartOutput = page.locator('article.output', { has: page.locator('figure.chart') });
+  const [svg] = await Promise.all([page.waitForEvent('download'), chartOutput.locator('button.download-svg').click()]);
+  assert.equal(svg.suggestedFilename(), 'line6-histogram.svg');
+  const svgText = await readDownload(svg);
+  assert.match(svgText, /^<\?xml[^>]*>\n<svg[^>]*xmlns="http:\/\/www.w3.org\/2000\/svg"/);
+  assert.equal((svgText.match(/<rect[^>]*class="bar/g) ?? []).length, count);
+  assert.match(svgText, /class="bar[^"]*"[^>]*style="fill:rgb\(/, 'the bars keep their colour without the style sheet');
+  const [png] = await Promise.all([page.waitForEvent('download'), chartOutput.locator('button.download-png').click()]);
+  assert.equal(png.suggestedFilename(), 'line6-histogram.png');
+  const pngBytes = Buffer.from(await readDownload(png, null));
+  assert.deepEqual([...pngBytes.subarray(0, 8)], [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
+  // The IHDR chunk: twice the SVG's width.
+  const width = pngBytes.readUInt32BE(16);
+  const viewBoxWidth = Number(svgText.match(/viewBox="[^"]*?\s[^"\s]+\s([^"\s]+)\s/)[1]);
+  assert.equal(width, Math.round(viewBoxWidth * 2));
   assert.deepEqual(problems, []);
 });
+
+/// A download's content, as text (or bytes with `encoding` null).
+async function readDownload(download, encoding = 'utf8') {
+  const { readFile } = await import('node:fs/promises');
+  return readFile(await download.path(), encoding ?? undefined);
+}
 
 test('Ctrl+Enter runs only the line the caret is on', async () => {
   const problems = [];

@@ -4,6 +4,7 @@ pub mod account;
 pub mod admin;
 pub mod catalog;
 pub mod enrol;
+pub mod export;
 pub mod files;
 pub mod jobs;
 pub mod login;

@@ -251,6 +251,9 @@ pub fn WorkbenchPage() -> impl IntoView {
 
 pub(crate) fn output_view(o: Output) -> impl IntoView {
     let head = format!("line {} · {}", o.line, o.command);
+    let stem = format!("line{}-{}", o.line, o.command);
+    let article = NodeRef::<leptos::html::Article>::new();
+    let actions = output_actions(&o.body, stem, article);
     let body = match o.body {
         OutputBody::Table(t) => table_view(t).into_any(),
         OutputBody::Summary(s) => summary_view(s).into_any(),
@@ -265,10 +268,76 @@ pub(crate) fn output_view(o: Output) -> impl IntoView {
         }
     };
     view! {
-        <article class="output">
+        <article class="output" node_ref=article>
             <h2 class="output-head">{head}</h2>
+            {actions}
             {body}
         </article>
+    }
+}
+
+/// Downloads and copies of a table or chart, built here from the released output shown.
+fn output_actions(
+    body: &OutputBody,
+    stem: String,
+    article: NodeRef<leptos::html::Article>,
+) -> Option<AnyView> {
+    let report = |e: wasm_bindgen::JsValue| web_sys::console::error_1(&e);
+    match body {
+        OutputBody::Table(t) => {
+            let (csv, tsv) = (t.to_csv(), t.to_tsv());
+            let (copied, set_copied) = signal(false);
+            let name = format!("{stem}.csv");
+            let save = move |_| {
+                if let Err(e) = super::export::download_text(&name, "text/csv", &csv) {
+                    report(e);
+                }
+            };
+            let copy = move |_| {
+                super::export::copy_text(&tsv);
+                set_copied.set(true);
+            };
+            Some(
+                view! {
+                    <div class="output-actions">
+                        <button class="download-csv" on:click=save>"Download CSV"</button>
+                        <button class="copy-table" on:click=copy>
+                            {move || if copied.get() { "Copied" } else { "Copy table" }}
+                        </button>
+                    </div>
+                }
+                .into_any(),
+            )
+        }
+        OutputBody::Chart(_) => {
+            let svg_name = format!("{stem}.svg");
+            let png_name = format!("{stem}.png");
+            let document = move || article.get().and_then(|a| super::export::svg_document(&a));
+            let save_svg = move |_| {
+                if let Some((svg, _, _)) = document()
+                    && let Err(e) = super::export::download_text(&svg_name, "image/svg+xml", &svg)
+                {
+                    report(e);
+                }
+            };
+            let save_png = move |_| {
+                if let Some((svg, w, h)) = document()
+                    && let Err(e) = super::export::download_png(&png_name, &svg, w, h)
+                {
+                    report(e);
+                }
+            };
+            Some(
+                view! {
+                    <div class="output-actions">
+                        <button class="download-svg" on:click=save_svg>"Download SVG"</button>
+                        <button class="download-png" on:click=save_png>"Download PNG"</button>
+                    </div>
+                }
+                .into_any(),
+            )
+        }
+        _ => None,
     }
 }
 
