@@ -5,8 +5,8 @@ import { execFileSync } from 'node:child_process';
 import { createHmac } from 'node:crypto';
 
 /// `skjold user add`; answers the enrolment link. `env` names the server's database and URL.
-export function addUser(name, displayName, env = process.env) {
-  const out = execFileSync(process.env.SKJOLD_BIN, ['user', 'add', name, '--display-name', displayName, '--role', 'member'], {
+export function addUser(name, displayName, env = process.env, role = 'member') {
+  const out = execFileSync(process.env.SKJOLD_BIN, ['user', 'add', name, '--display-name', displayName, '--role', role], {
     env,
     encoding: 'utf8',
   });

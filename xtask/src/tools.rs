@@ -185,16 +185,19 @@ pub fn wasm_bindgen_version() -> Result<String, String> {
     Err("Cargo.lock does not list wasm-bindgen; run `cargo fetch`".into())
 }
 
-/// Debian's Chromium and the browser-test driver (playwright-core, which never downloads a
-/// browser of its own).
+/// Debian's Chromium and the browser tests' packages: the driver (playwright-core, which never
+/// downloads a browser of its own) and axe-core for the accessibility checks.
 pub fn ensure_test_tools() -> Result<(), String> {
     let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
     if !std::path::Path::new(&chromium).exists() {
         apt_install("chromium", "Chromium (for the browser tests)")?;
     }
     let e2e = project_root().join("tests/e2e");
-    if !e2e.join("node_modules/playwright-core").exists() {
-        println!("      installing playwright-core for the browser tests (npm ci)");
+    let installed = ["playwright-core", "axe-core"]
+        .iter()
+        .all(|package| e2e.join("node_modules").join(package).exists());
+    if !installed {
+        println!("      installing playwright-core and axe-core for the browser tests (npm ci)");
         run(Command::new("npm").current_dir(&e2e).args(["ci", "--no-audit", "--no-fund"]))?;
     }
     Ok(())

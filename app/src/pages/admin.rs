@@ -105,7 +105,7 @@ pub fn AdminPage() -> impl IntoView {
                                             <td>{u.name.clone()}</td>
                                             <td>{u.display_name.clone()}</td>
                                             <td>
-                                                <select on:change=move |ev| change_role(a.clone(), event_target_value(&ev))>
+                                                <select aria-label=format!("Role of {}", u.name) on:change=move |ev| change_role(a.clone(), event_target_value(&ev))>
                                                     {["member", "teacher", "steward"].map(|r| view! { <option value=r selected=u.role == r>{r}</option> })}
                                                 </select>
                                             </td>

@@ -34,6 +34,7 @@ pub fn TermsPage() -> impl IntoView {
     let needs = move || session.0.with(|s| s.as_ref().is_some_and(|s| s.needs_terms));
     view! {
         <section class="terms">
+            <h1>"Terms of use"</h1>
             <Suspense fallback=|| view! { <p>"Loading the terms…"</p> }>
                 {move || terms.get().map(|t| match t {
                     Ok(t) => {
