@@ -92,7 +92,7 @@ async function readDownload(download, encoding = 'utf8') {
   return readFile(await download.path(), encoding ?? undefined);
 }
 
-test('Ctrl+Enter runs only the line the caret is on', async () => {
+test('Ctrl+Enter runs only the line the caret is on, Ctrl+Shift+Enter the whole script', async () => {
   const problems = [];
   const page = await openPage(browser, problems);
   await page.goto(BASE_URL + '/workbench');
@@ -106,6 +106,13 @@ test('Ctrl+Enter runs only the line the caret is on', async () => {
   assert.match(await output.locator('.output-head').innerText(), /^line 2 · help$/);
   assert.match(await output.innerText(), /tabulate <variable>/);
   assert.equal(await page.locator('article.output').count(), 1, 'only the current line ran');
+  // Ctrl+Shift+Enter runs the whole script, wherever the caret is.
+  await editor.press('Control+Home');
+  await editor.press('Control+Shift+Enter');
+  await page.locator('article.output').nth(2).waitFor({ timeout: 10_000 });
+  // The newest run first: both lines, then the single line run before.
+  const heads = await page.locator('article.output .output-head').allInnerTexts();
+  assert.deepEqual(heads, ['line 1 · help', 'line 2 · help', 'line 2 · help']);
   assert.deepEqual(problems, []);
 });
 

@@ -1,6 +1,7 @@
 //! The workbench: a script editor with line numbers and diagnostics as you type (the shared
 //! parser, compiled to WASM: no round trip), Run (Ctrl+Enter runs the current line or the
-//! selection), and the released outputs in order: tables, statistics, models, charts as SVG.
+//! selection, Ctrl+Shift+Enter the whole script), and the released outputs in order: tables,
+//! statistics, models, charts as SVG, each table or chart with its downloads.
 
 use leptos::prelude::*;
 use leptos::task::spawn_local;
@@ -127,6 +128,11 @@ pub fn WorkbenchPage() -> impl IntoView {
             let Some(area) = editor.get_untracked() else { return };
             let area: &web_sys::HtmlTextAreaElement = area.unchecked_ref();
             let text = area.value();
+            // Ctrl+Shift+Enter runs the whole script, as the Run button does.
+            if ev.shift_key() {
+                run(text, 0);
+                return;
+            }
             // Browsers count selection offsets in UTF-16 units; convert to bytes.
             let to_byte = |units: u32| {
                 let mut seen = 0u32;
