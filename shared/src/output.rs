@@ -94,43 +94,35 @@ impl Table {
     /// The table as CSV (RFC 4180): a header of the row variable and the column labels, then
     /// a line per row. A withheld cell is empty.
     pub fn to_csv(&self) -> String {
-        fn field(text: &str) -> String {
+        self.delimited(",", "\r\n", |text| {
             if text.contains([',', '"', '\n', '\r']) {
                 format!("\"{}\"", text.replace('"', "\"\""))
             } else {
                 text.to_owned()
             }
-        }
-        let mut csv = String::new();
-        let header = std::iter::once(self.row_variable.as_str())
-            .chain(self.column_labels.iter().map(String::as_str));
-        csv.push_str(&header.map(field).collect::<Vec<_>>().join(","));
-        csv.push_str("\r\n");
-        for (label, row) in self.row_labels.iter().zip(&self.cells) {
-            let cells = row.iter().map(|c| c.map(|v| v.to_string()).unwrap_or_default());
-            let line: Vec<String> = std::iter::once(field(label)).chain(cells).collect();
-            csv.push_str(&line.join(","));
-            csv.push_str("\r\n");
-        }
-        csv
+        })
     }
 
     /// The table as tab-separated text, as spreadsheets paste it: the CSV's lines with tabs,
     /// tabs and line breaks inside a label turned into spaces. A withheld cell is empty.
     pub fn to_tsv(&self) -> String {
-        let field = |text: &str| text.replace(['\t', '\n', '\r'], " ");
-        let mut tsv = String::new();
+        self.delimited("\t", "\n", |text| text.replace(['\t', '\n', '\r'], " "))
+    }
+
+    /// The header and a line per row, the labels through `field`, each line ended by `end`.
+    fn delimited(&self, separator: &str, end: &str, field: impl Fn(&str) -> String) -> String {
+        let mut text = String::new();
         let header = std::iter::once(self.row_variable.as_str())
             .chain(self.column_labels.iter().map(String::as_str));
-        tsv.push_str(&header.map(field).collect::<Vec<_>>().join("\t"));
-        tsv.push('\n');
+        text.push_str(&header.map(&field).collect::<Vec<_>>().join(separator));
+        text.push_str(end);
         for (label, row) in self.row_labels.iter().zip(&self.cells) {
             let cells = row.iter().map(|c| c.map(|v| v.to_string()).unwrap_or_default());
             let line: Vec<String> = std::iter::once(field(label)).chain(cells).collect();
-            tsv.push_str(&line.join("\t"));
-            tsv.push('\n');
+            text.push_str(&line.join(separator));
+            text.push_str(end);
         }
-        tsv
+        text
     }
 }
 

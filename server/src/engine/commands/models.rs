@@ -746,6 +746,20 @@ pub fn regression_diagnostics(
     })
 }
 
+/// The user's message for a maximum-likelihood fit that failed; `predicted` names what a term
+/// may predict perfectly (the outcome, a level of it, the event).
+pub(in crate::engine) fn fit_failure(failure: FitFailure, predicted: &str) -> EngineError {
+    match failure {
+        FitFailure::NotConverged => EngineError::new(format!(
+            "the model did not converge: a term may predict {predicted} perfectly, or terms are collinear; remove one or group its levels"
+        )),
+        FitFailure::Singular => {
+            EngineError::new("the model's information matrix is singular: remove a collinear term")
+        }
+        FitFailure::OneCluster => one_cluster(),
+    }
+}
+
 fn one_cluster() -> EngineError {
     EngineError::new("cluster() needs at least two clusters in the estimation sample")
 }
@@ -902,16 +916,7 @@ pub fn likelihood_raw(
         offsets: sample_offsets.as_deref(),
     };
     let fit = likelihood::fit(link, &observations, variance, super::deadline::expired)
-        .map_err(|failure| match failure {
-            FitFailure::NotConverged => EngineError::new(format!(
-                "the model did not converge: a term may predict {} perfectly, or terms are collinear; remove one or group its levels",
-                request.dependent
-            )),
-            FitFailure::Singular => EngineError::new(
-                "the model's information matrix is singular: remove a collinear term",
-            ),
-            FitFailure::OneCluster => one_cluster(),
-        })?;
+        .map_err(|failure| fit_failure(failure, &request.dependent))?;
     let p = k + usize::from(dispersion);
     let (beta, covariance) = (fit.estimate, fit.covariance);
     let (ll, ll0) = (fit.log_likelihood, fit.null_log_likelihood);
@@ -1258,17 +1263,11 @@ pub fn mlogit_raw(
     let cluster_of = sample_clusters(cluster.as_deref(), &rows);
     let variance = variance_of(&request.errors, cluster_of.as_deref());
     let regressors = |j: usize, x: &mut [f64]| design.row(rows[j], x);
-    let fit = crate::stats::mlogit::fit(k, &regressors, &choices, m, variance, super::deadline::expired)
-        .map_err(|failure| match failure {
-            FitFailure::NotConverged => EngineError::new(format!(
-                "the model did not converge: a term may predict a level of {} perfectly, or terms are collinear; remove one or group levels",
-                request.dependent
-            )),
-            FitFailure::Singular => EngineError::new(
-                "the model's information matrix is singular: remove a collinear term",
-            ),
-            FitFailure::OneCluster => one_cluster(),
-        })?;
+    let fit =
+        crate::stats::mlogit::fit(k, &regressors, &choices, m, variance, super::deadline::expired)
+            .map_err(|failure| {
+                fit_failure(failure, &format!("a level of {}", request.dependent))
+            })?;
     let (beta, covariance, ll) = (fit.estimate, fit.covariance, fit.log_likelihood);
     let mut coefficients = Vec::with_capacity(p);
     for j in 0..m {
@@ -1373,14 +1372,7 @@ pub fn cox_raw(
     let durations: Vec<f64> = rows.iter().map(|&i| design.outcome(i)).collect();
     let regressors = |j: usize, x: &mut [f64]| design.row(rows[j], x);
     let fit = crate::stats::cox::fit(k, &regressors, &durations, &failed, super::deadline::expired)
-        .map_err(|failure| match failure {
-            FitFailure::NotConverged | FitFailure::OneCluster => EngineError::new(
-                "the model did not converge: a term may predict the event perfectly, or terms are collinear; remove one or group its levels",
-            ),
-            FitFailure::Singular => EngineError::new(
-                "the model's information matrix is singular: remove a collinear term",
-            ),
-        })?;
+        .map_err(|failure| fit_failure(failure, "the event"))?;
     let (beta, covariance) = (fit.estimate, fit.covariance);
     let (ll, ll0) = (fit.log_likelihood, fit.null_log_likelihood);
     let coefficients = design

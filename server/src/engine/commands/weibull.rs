@@ -10,10 +10,9 @@ use super::dataset::Dataset;
 use super::dataset::InSample;
 use super::dataset::{numbers, numbers_of};
 use super::describe::screened;
-use super::models::{Design, Errors, OlsRequest, z_coefficient};
+use super::models::{Design, Errors, OlsRequest, fit_failure, z_coefficient};
 use super::{EngineError, Step};
 use crate::disclosure::raw;
-use crate::stats::likelihood::FitFailure;
 
 /// The fit before disclosure: hazard ratios for the terms and the constant, then ln p.
 pub fn weibull_raw(
@@ -76,14 +75,7 @@ pub fn weibull_raw(
         &died,
         super::deadline::expired,
     )
-    .map_err(|failure| match failure {
-        FitFailure::NotConverged | FitFailure::OneCluster => EngineError::new(
-            "the model did not converge: a term may predict the event perfectly, or terms are collinear; remove one or group its levels",
-        ),
-        FitFailure::Singular => EngineError::new(
-            "the model's information matrix is singular: remove a collinear term",
-        ),
-    })?;
+    .map_err(|failure| fit_failure(failure, "the event"))?;
     let (params, covariance, ll) = (fit.estimate, fit.covariance, fit.log_likelihood);
     let se = |j: usize| covariance[(j, j)].max(0.0).sqrt();
     let mut coefficients: Vec<raw::Coefficient> = design
