@@ -116,6 +116,23 @@ test('Ctrl+Enter runs only the line the caret is on, Ctrl+Shift+Enter the whole 
   assert.deepEqual(problems, []);
 });
 
+test('the signature line shows the syntax and options of the command at the caret', async () => {
+  const problems = [];
+  const page = await openPage(browser, problems);
+  await page.goto(BASE_URL + '/workbench');
+  const editor = page.getByLabel('Script');
+  await editor.waitFor({ timeout: 10_000 });
+  await editor.fill('create-dataset p\nregress wage age, ro');
+  await editor.press('End');
+  const signature = page.locator('#signature');
+  await signature.filter({ hasText: 'regress' }).waitFor({ timeout: 10_000 });
+  assert.match(await signature.innerText(), /^regress <dependent> <term>… .*options: noconstant, level, robust, cluster, vif, standardize$/);
+  // The caret moved to the first line: its command's line instead.
+  await editor.press('Control+Home');
+  await signature.filter({ hasText: 'create-dataset' }).waitFor({ timeout: 10_000 });
+  assert.deepEqual(problems, []);
+});
+
 test('a hexbin is drawn as hexagons, and the rules page says how outputs are protected', async () => {
   const problems = [];
   const page = await openPage(browser, problems);

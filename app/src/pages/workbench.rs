@@ -43,6 +43,18 @@ fn problems(script: &str) -> Vec<Problem> {
         .collect()
 }
 
+/// The byte offset in `text` of a browser's selection offset, which counts UTF-16 units.
+fn byte_offset(text: &str, units: u32) -> usize {
+    let mut seen = 0u32;
+    for (byte, ch) in text.char_indices() {
+        if seen >= units {
+            return byte;
+        }
+        seen += ch.len_utf16() as u32;
+    }
+    text.len()
+}
+
 /// The text to run for Ctrl+Enter: the selection, else the line the caret is on; with the
 /// number of lines before it, so output lines can be shown as lines of the whole script.
 fn selected_text(script: &str, start: usize, end: usize) -> (String, u32) {
@@ -134,22 +146,26 @@ pub fn WorkbenchPage() -> impl IntoView {
                 return;
             }
             // Browsers count selection offsets in UTF-16 units; convert to bytes.
-            let to_byte = |units: u32| {
-                let mut seen = 0u32;
-                for (byte, ch) in text.char_indices() {
-                    if seen >= units {
-                        return byte;
-                    }
-                    seen += ch.len_utf16() as u32;
-                }
-                text.len()
-            };
+            let to_byte = |units: u32| byte_offset(&text, units);
             let start = to_byte(area.selection_start().ok().flatten().unwrap_or(0));
             let end = to_byte(area.selection_end().ok().flatten().unwrap_or(0));
             let (selected, offset) = selected_text(&text, start, end);
             run(selected, offset);
         }
     };
+    // The signature line follows the caret: the syntax and options of the command on its line.
+    let (caret, set_caret) = signal(0usize);
+    let follow_caret = move || {
+        if let Some(area) = editor.get_untracked() {
+            let area: &web_sys::HtmlTextAreaElement = area.unchecked_ref();
+            let units = area.selection_start().ok().flatten().unwrap_or(0);
+            set_caret.set(byte_offset(&area.value(), units));
+        }
+    };
+    let signature = Memo::new(move |_| {
+        let at = caret.get();
+        script.with(|s| shared::script::catalog::signature_at(s, at))
+    });
     let on_scroll = move |_| {
         if let (Some(area), Some(gutter)) = (editor.get_untracked(), gutter.get_untracked()) {
             gutter.set_scroll_top(area.scroll_top());
@@ -201,11 +217,19 @@ pub fn WorkbenchPage() -> impl IntoView {
                     autocomplete="off"
                     node_ref=editor
                     prop:value=move || script.get()
-                    on:input=move |ev| set_script.set(event_target_value(&ev))
+                    on:input=move |ev| {
+                        set_script.set(event_target_value(&ev));
+                        follow_caret();
+                    }
                     on:keydown=on_keydown
+                    on:keyup=move |_| follow_caret()
+                    on:click=move |_| follow_caret()
                     on:scroll=on_scroll
                 ></textarea>
             </div>
+            <p class="hint signature" id="signature">
+                {move || signature.get().unwrap_or_default()}
+            </p>
             <ul class="diagnostics" aria-live="polite">
                 {move || diagnostics.get().into_iter().map(|p| view! {
                     <li class="diagnostic">{format!("line {}, column {}: {}", p.line, p.column, p.message)}</li>

@@ -72,6 +72,25 @@ pub fn command(name: &str) -> Option<&'static CommandSpec> {
     Verb::named(name).map(Verb::spec)
 }
 
+/// The signature line of the command written on the line at byte `caret` of `script`: its
+/// syntax and options, for the editor to show while the command is typed. `None` on a blank
+/// line, a comment or a word that is no command.
+pub fn signature_at(script: &str, caret: usize) -> Option<String> {
+    let caret = (0..=caret.min(script.len())).rev().find(|&i| script.is_char_boundary(i))?;
+    let start = script[..caret].rfind('\n').map_or(0, |i| i + 1);
+    let end = script[caret..].find('\n').map_or(script.len(), |i| caret + i);
+    let line = script[start..end].trim_start();
+    let name: String =
+        line.chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_').collect();
+    let spec = command(&name)?;
+    Some(if spec.options.is_empty() {
+        spec.syntax.to_owned()
+    } else {
+        let options: Vec<&str> = spec.options.iter().map(|o| o.name).collect();
+        format!("{} · options: {}", spec.syntax, options.join(", "))
+    })
+}
+
 /// Every command, in the order of the language reference.
 pub fn commands() -> &'static [CommandSpec] {
     COMMANDS
@@ -1116,6 +1135,22 @@ const COMMANDS: &[CommandSpec] = &[
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_signature_line_is_of_the_command_on_the_caret_line() {
+        let script = "require demo:1 as db\n  regress wage age, ro\n\n// a note\nimport-event db/X";
+        let at = |text: &str| script.find(text).unwrap() + text.len();
+        let regress = signature_at(script, at("ro")).unwrap();
+        assert!(regress.starts_with("regress <dependent> <term>…"), "{regress}");
+        assert!(regress.ends_with("options: noconstant, level, robust, cluster, vif, standardize"));
+        assert_eq!(signature_at(script, at("as")).unwrap(), command("require").unwrap().syntax);
+        assert_eq!(signature_at(script, at("ro\n") + 1), None, "a blank line");
+        assert_eq!(signature_at(script, at("a note")), None, "a comment");
+        assert!(signature_at(script, script.len()).unwrap().starts_with("import-event "));
+        // A caret inside a multi-byte character, or past the end, still finds its line.
+        assert!(signature_at("tabulate kjønn", 12).unwrap().starts_with("tabulate"));
+        assert!(signature_at("help", 99).is_some());
+    }
 
     #[test]
     fn names_are_unique_and_examples_name_their_command() {
