@@ -133,6 +133,35 @@ test('the signature line shows the syntax and options of the command at the care
   assert.deepEqual(problems, []);
 });
 
+test('completion offers command names, then the options of the command; Tab takes one, Esc closes', async () => {
+  const problems = [];
+  const page = await openPage(browser, problems);
+  await page.goto(BASE_URL + '/workbench');
+  const editor = page.getByLabel('Script');
+  await editor.waitFor({ timeout: 10_000 });
+  await editor.fill('require demo:1 as db\ntab');
+  await editor.press('End');
+  const list = page.locator('#completions');
+  await list.waitFor({ timeout: 10_000 });
+  assert.deepEqual(await list.locator('li').allInnerTexts(), ['tabulate', 'tabulate-panel']);
+  await editor.press('Tab');
+  assert.equal(await editor.inputValue(), 'require demo:1 as db\ntabulate');
+  // The whole name still continues as another command.
+  assert.deepEqual(await list.locator('li').allInnerTexts(), ['tabulate-panel']);
+  await editor.press('Escape');
+  await list.waitFor({ state: 'detached', timeout: 5_000 });
+  assert.equal(await editor.inputValue(), 'require demo:1 as db\ntabulate', 'Esc only closes the list');
+
+  await editor.fill('regress wage age, rob');
+  await editor.press('End');
+  await list.locator('li', { hasText: 'robust' }).waitFor({ timeout: 10_000 });
+  assert.deepEqual(await list.locator('li').allInnerTexts(), ['robust']);
+  await editor.press('Tab');
+  assert.equal(await editor.inputValue(), 'regress wage age, robust');
+  await list.waitFor({ state: 'detached', timeout: 5_000 });
+  assert.deepEqual(problems, []);
+});
+
 test('a hexbin is drawn as hexagons, and the rules page says how outputs are protected', async () => {
   const problems = [];
   const page = await openPage(browser, problems);

@@ -134,7 +134,59 @@ pub fn WorkbenchPage() -> impl IntoView {
         });
     };
 
+    // The signature line follows the caret: the syntax and options of the command on its line.
+    let (caret, set_caret) = signal(0usize);
+    let follow_caret = move || {
+        if let Some(area) = editor.get_untracked() {
+            let area: &web_sys::HtmlTextAreaElement = area.unchecked_ref();
+            let units = area.selection_start().ok().flatten().unwrap_or(0);
+            set_caret.set(byte_offset(&area.value(), units));
+        }
+    };
+    let signature = Memo::new(move |_| {
+        let at = caret.get();
+        script.with(|s| shared::script::catalog::signature_at(s, at))
+    });
+    // Completion of command and option names at the caret; Esc closes it until the next input.
+    let (dismissed, set_dismissed) = signal(false);
+    let completion = Memo::new(move |_| {
+        let at = caret.get();
+        if dismissed.get() {
+            return None;
+        }
+        script.with(|s| shared::script::catalog::completions_at(s, at))
+    });
+    let accept = move |item: &str| {
+        let (Some(c), Some(area)) = (completion.get_untracked(), editor.get_untracked()) else {
+            return;
+        };
+        let area: &web_sys::HtmlTextAreaElement = area.unchecked_ref();
+        let text = area.value();
+        let at = caret.get_untracked().min(text.len());
+        let completed = format!("{}{item}{}", &text[..c.start], &text[at..]);
+        let after = c.start + item.len();
+        area.set_value(&completed);
+        let units = completed[..after].encode_utf16().count() as u32;
+        let _ = area.set_selection_range(units, units);
+        set_script.set(completed);
+        set_caret.set(after);
+    };
     let on_keydown = move |ev: web_sys::KeyboardEvent| {
+        if let Some(c) = completion.get_untracked() {
+            match ev.key().as_str() {
+                "Tab" if !c.items.is_empty() => {
+                    ev.prevent_default();
+                    accept(c.items[0]);
+                    return;
+                }
+                "Escape" => {
+                    ev.prevent_default();
+                    set_dismissed.set(true);
+                    return;
+                }
+                _ => {}
+            }
+        }
         if ev.key() == "Enter" && (ev.ctrl_key() || ev.meta_key()) {
             ev.prevent_default();
             let Some(area) = editor.get_untracked() else { return };
@@ -153,19 +205,6 @@ pub fn WorkbenchPage() -> impl IntoView {
             run(selected, offset);
         }
     };
-    // The signature line follows the caret: the syntax and options of the command on its line.
-    let (caret, set_caret) = signal(0usize);
-    let follow_caret = move || {
-        if let Some(area) = editor.get_untracked() {
-            let area: &web_sys::HtmlTextAreaElement = area.unchecked_ref();
-            let units = area.selection_start().ok().flatten().unwrap_or(0);
-            set_caret.set(byte_offset(&area.value(), units));
-        }
-    };
-    let signature = Memo::new(move |_| {
-        let at = caret.get();
-        script.with(|s| shared::script::catalog::signature_at(s, at))
-    });
     let on_scroll = move |_| {
         if let (Some(area), Some(gutter)) = (editor.get_untracked(), gutter.get_untracked()) {
             gutter.set_scroll_top(area.scroll_top());
@@ -219,6 +258,7 @@ pub fn WorkbenchPage() -> impl IntoView {
                     prop:value=move || script.get()
                     on:input=move |ev| {
                         set_script.set(event_target_value(&ev));
+                        set_dismissed.set(false);
                         follow_caret();
                     }
                     on:keydown=on_keydown
@@ -227,6 +267,16 @@ pub fn WorkbenchPage() -> impl IntoView {
                     on:scroll=on_scroll
                 ></textarea>
             </div>
+            {move || completion.get().map(|c| view! {
+                <ul class="completions" id="completions" role="listbox" aria-label="Completions (Tab takes the first, Esc closes)">
+                    {c.items.into_iter().map(|item| view! {
+                        <li role="option" aria-selected="false" on:mousedown=move |ev| {
+                            ev.prevent_default();
+                            accept(item);
+                        }>{item}</li>
+                    }).collect_view()}
+                </ul>
+            })}
             <p class="hint signature" id="signature">
                 {move || signature.get().unwrap_or_default()}
             </p>

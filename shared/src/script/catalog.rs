@@ -91,6 +91,47 @@ pub fn signature_at(script: &str, caret: usize) -> Option<String> {
     })
 }
 
+/// What the editor offers to complete at the caret: the word before it (bytes `start..caret`)
+/// and the names that continue it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Completion {
+    pub start: usize,
+    pub items: Vec<&'static str>,
+}
+
+/// The command names that continue the first word of the caret's line, or, after the comma of
+/// a command's options, its option names that continue the word there. `None` elsewhere.
+pub fn completions_at(script: &str, caret: usize) -> Option<Completion> {
+    let caret = (0..=caret.min(script.len())).rev().find(|&i| script.is_char_boundary(i))?;
+    let line = &script[script[..caret].rfind('\n').map_or(0, |i| i + 1)..caret];
+    let word_char = |c: char| c.is_ascii_alphanumeric() || c == '-' || c == '_';
+    let word_len = line.len() - line.trim_end_matches(word_char).len();
+    let word = &line[line.len() - word_len..];
+    let before = line[..line.len() - word_len].trim_start();
+    let starting = |names: &mut dyn Iterator<Item = &'static str>| -> Vec<&'static str> {
+        names.filter(|n| n.starts_with(word) && *n != word).take(8).collect()
+    };
+    let items = if before.is_empty() {
+        if word.is_empty() {
+            return None;
+        }
+        starting(&mut commands().iter().map(|c| c.name))
+    } else {
+        // Options: after the command's comma, outside any parentheses.
+        let name: String = before.chars().take_while(|&c| word_char(c)).collect();
+        let spec = command(&name)?;
+        let (_, options) = before.split_once(',')?;
+        let open = options.matches('(').count() > options.matches(')').count();
+        let at_option_start =
+            options.trim_end().is_empty() || before.ends_with(char::is_whitespace);
+        if open || !at_option_start {
+            return None;
+        }
+        starting(&mut spec.options.iter().map(|o| o.name))
+    };
+    (!items.is_empty()).then_some(Completion { start: caret - word_len, items })
+}
+
 /// Every command, in the order of the language reference.
 pub fn commands() -> &'static [CommandSpec] {
     COMMANDS
@@ -1135,6 +1176,23 @@ const COMMANDS: &[CommandSpec] = &[
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn completions_offer_command_names_then_the_commands_options() {
+        let at_end = |script: &str| completions_at(script, script.len());
+        let first = at_end("require demo:1 as db\ntab").unwrap();
+        assert_eq!((first.start, first.items), (21, vec!["tabulate", "tabulate-panel"]));
+        assert_eq!(at_end("  import-").unwrap().items, vec!["import-event", "import-panel"]);
+        let options = at_end("regress wage age, robust cl").unwrap();
+        assert_eq!((options.start, options.items), (25, vec!["cluster"]));
+        assert_eq!(at_end("regress wage age, ").unwrap().items.len(), 6);
+        // Not inside an option's value, not among the terms, not after a whole name.
+        assert_eq!(at_end("regress wage age, cluster(fa"), None);
+        assert_eq!(at_end("regress wa"), None);
+        assert_eq!(at_end("tabulate").unwrap().items, vec!["tabulate-panel"]);
+        assert_eq!(at_end("tabulate-panel"), None);
+        assert_eq!(at_end(""), None);
+    }
 
     #[test]
     fn the_signature_line_is_of_the_command_on_the_caret_line() {
