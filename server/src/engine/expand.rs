@@ -602,35 +602,23 @@ fn evaluate_macro_calls(text: &str) -> Result<String, String> {
             i += 1;
             continue;
         }
-        // The call runs to its matching parenthesis.
-        let mut depth = 0;
-        let mut end = None;
-        for (j, u) in tokens.iter().enumerate().skip(i + 1) {
-            match u.kind {
-                TokenKind::LParen => depth += 1,
-                TokenKind::RParen => {
-                    depth -= 1;
-                    if depth == 0 {
-                        end = Some(j);
-                        break;
-                    }
-                }
-                _ => {}
-            }
-        }
-        let Some(end) = end else {
-            return Err(format!("{} has no closing parenthesis", t.span.text(text)));
-        };
-        let call = &tokens[i..=end];
-        let mut parser = ExprParser::new(text, call);
+        // The expression parser reads the call to its closing parenthesis and stops there.
+        let mut parser = ExprParser::new(text, &tokens[i..]);
         let expr = parser.parse();
         if let Some(d) = parser.diagnostics.first() {
             return Err(d.message.clone());
         }
+        if !matches!(expr, Expr::Call { .. }) {
+            return Err(format!(
+                "{} stands for a value here, and nothing may follow it but a name or a date",
+                t.span.text(text)
+            ));
+        }
+        let end = i + parser.position() - 1;
         let value = evaluate_let(&expr, text)?;
         out.push_str(&text[copied..t.span.start as usize]);
         out.push_str(&value);
-        copied = call[call.len() - 1].span.end as usize;
+        copied = tokens[end].span.end as usize;
         i = end + 1;
     }
     out.push_str(&text[copied..]);
