@@ -79,6 +79,17 @@ test('a batch job outlives sign-out and its outputs open on the Jobs page', asyn
   assert.equal(await bar.getAttribute('max'), '6');
   assert.equal((await again.locator('.hint').innerText()).trim(), '6 of 6: summarize');
 
+  // The workbench's run history lists the same records; Open puts a job's script back into
+  // the editor with its released outputs.
+  await page.locator('nav a', { hasText: 'Workbench' }).click();
+  await page.locator('#run-history summary').click();
+  const listedJob = page.locator(`#history-job-${id}`);
+  await listedJob.waitFor({ timeout: 10_000 });
+  assert.match(await listedJob.innerText(), new RegExp(`^batch job ${id} · done · 6 commands · `));
+  await listedJob.locator('button.open-run').click();
+  await page.locator('table.result', { hasText: 'sex (count)' }).waitFor({ timeout: 10_000 });
+  assert.equal(await page.getByLabel('Script').inputValue(), SCRIPT);
+
   // A token for the batch client: shown once, listed, revoked.
   await page.goto(BASE_URL + '/account');
   await page.locator('#token-name').fill('laptop');

@@ -162,6 +162,107 @@ test('completion offers command names, then the options of the command; Tab take
   assert.deepEqual(problems, []);
 });
 
+test("completion offers the catalogue's variables after db/ and the dataset's after that; arrows choose, Enter takes", async () => {
+  const problems = [];
+  const page = await openPage(browser, problems);
+  await page.goto(BASE_URL + '/workbench');
+  const editor = page.getByLabel('Script');
+  await editor.waitFor({ timeout: 10_000 });
+  const head = 'require demo:1 as db\ncreate-dataset persons\n';
+  await editor.fill(head + 'import db/INNTEKT_W');
+  await editor.press('End');
+  const list = page.locator('#completions');
+  // The catalogue's names arrive from the server once; the list follows them.
+  await list.locator('li', { hasText: 'INNTEKT_WLONN' }).waitFor({ timeout: 10_000 });
+  const offered = await list.locator('li').allInnerTexts();
+  assert.ok(offered.length >= 2 && offered.every((n) => n.startsWith('INNTEKT_W')), offered.join());
+  const chosen = list.locator('li[aria-selected="true"]');
+  assert.equal(await chosen.innerText(), offered[0]);
+  // ArrowUp from the first goes round to the last; ArrowDown comes back.
+  await editor.press('ArrowUp');
+  assert.equal(await chosen.innerText(), offered[offered.length - 1]);
+  await editor.press('ArrowDown');
+  const wanted = offered.indexOf('INNTEKT_WLONN');
+  for (let i = 0; i < wanted; i++) await editor.press('ArrowDown');
+  assert.equal(await chosen.innerText(), 'INNTEKT_WLONN');
+  assert.equal(await editor.getAttribute('aria-activedescendant'), `completion-${wanted}`);
+  await editor.press('Enter');
+  assert.equal(await editor.inputValue(), head + 'import db/INNTEKT_WLONN', 'Enter takes the chosen name, no new line');
+
+  // The variables the lines above made, and the functions, in a command's arguments.
+  await editor.fill(head + 'import db/INNTEKT_WLONN 2021-12-31 as wage\nimport db/BEFOLKNING_KJOENN as sex\ngenerate wage_k = wage / 1000\nsummarize wa');
+  await editor.press('Control+End');
+  await list.locator('li', { hasText: 'wage_k' }).waitFor({ timeout: 10_000 });
+  assert.deepEqual(await list.locator('li').allInnerTexts(), ['wage', 'wage_k']);
+  await editor.press('ArrowDown');
+  await editor.press('Tab');
+  assert.match(await editor.inputValue(), /\nsummarize wage_k$/);
+  assert.deepEqual(problems, []);
+});
+
+test("hovering a line shows its command's help and the disclosure rules that apply; F1 shows the caret line's", async () => {
+  const problems = [];
+  const page = await openPage(browser, problems);
+  await page.goto(BASE_URL + '/workbench');
+  const editor = page.getByLabel('Script');
+  await editor.waitFor({ timeout: 10_000 });
+  await editor.fill('require demo:1 as db\nsummarize wage\nrename a b');
+  // Where each line lies: the textarea's padding and line height, as the page computes them.
+  const { top, lineHeight } = await editor.evaluate((e) => {
+    const s = getComputedStyle(e);
+    return { top: parseFloat(s.paddingTop), lineHeight: parseFloat(s.lineHeight) };
+  });
+  const box = await editor.boundingBox();
+  const overLine = (n) => page.mouse.move(box.x + 60, box.y + top + lineHeight * (n - 0.5));
+  const help = page.locator('#command-help');
+  await overLine(2);
+  await help.filter({ hasText: 'summarize' }).waitFor({ timeout: 10_000 });
+  const text = await help.innerText();
+  assert.match(text, /^summarize — N, mean, standard deviation/);
+  assert.match(text, /Disclosure rules: 2 \(no rows, no minimum or maximum\), 3 \(population floor\), 7 .*8 \(percentiles\), 11 .*12 \(copies count once\)\./);
+  assert.equal(await help.locator('a').getAttribute('href'), '/rules/demo');
+  await overLine(3);
+  await help.filter({ hasText: 'rename' }).waitFor({ timeout: 10_000 });
+  assert.match(await help.innerText(), /Releases no data\./);
+  // Leaving the editor closes it; F1 shows the caret line's help until Esc.
+  await page.mouse.move(box.x + box.width / 2, box.y + box.height + 200);
+  await help.waitFor({ state: 'detached', timeout: 5_000 });
+  await editor.press('Control+Home');
+  await editor.press('F1');
+  await help.filter({ hasText: 'require' }).waitFor({ timeout: 10_000 });
+  await editor.press('Escape');
+  await help.waitFor({ state: 'detached', timeout: 5_000 });
+  assert.deepEqual(problems, []);
+});
+
+test("a guest's run history keeps this page's runs and opens one again with its outputs", async () => {
+  const problems = [];
+  const page = await openPage(browser, problems);
+  await page.goto(BASE_URL + '/workbench');
+  const editor = page.getByLabel('Script');
+  await editor.waitFor({ timeout: 10_000 });
+  const first = 'require demo:1 as db\ncreate-dataset persons\nimport db/BEFOLKNING_KJOENN as sex\ntabulate sex';
+  await editor.fill(first);
+  await page.locator('#run').click();
+  await page.locator('table.result', { hasText: 'sex (count)' }).waitFor({ timeout: 30_000 });
+  await editor.fill('help summarize');
+  await page.locator('#run').click();
+  await page.locator('article.output').nth(1).waitFor({ timeout: 30_000 });
+  await page.locator('#run-history summary').click();
+  const runs = page.locator('#run-history li');
+  await runs.nth(1).waitFor({ timeout: 10_000 });
+  assert.equal(await runs.count(), 2);
+  // Newest first: the help, then the table's script by its first command.
+  assert.match(await runs.nth(0).innerText(), /· help summarize · 1 outputs/);
+  assert.match(await runs.nth(1).innerText(), /· create-dataset persons · 1 outputs/);
+  await page.locator('button', { hasText: 'Clear outputs' }).click();
+  await runs.nth(1).locator('button.open-run').click();
+  assert.equal(await editor.inputValue(), first);
+  await page.locator('table.result', { hasText: 'sex (count)' }).waitFor({ timeout: 10_000 });
+  assert.equal(await page.locator('article.output').count(), 1);
+  assert.deepEqual(problems, []);
+});
+
 test('a hexbin is drawn as hexagons, and the rules page says how outputs are protected', async () => {
   const problems = [];
   const page = await openPage(browser, problems);

@@ -6,6 +6,7 @@ pub mod catalog;
 pub mod enrol;
 pub mod export;
 pub mod files;
+pub mod history;
 pub mod jobs;
 pub mod login;
 pub mod rules;

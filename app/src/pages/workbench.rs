@@ -5,7 +5,7 @@
 
 use leptos::prelude::*;
 use leptos::task::spawn_local;
-use shared::api::{ApiError, JobSummary, ProjectSummary, RunRequest, SubmitJob};
+use shared::api::{ApiError, JobSummary, ProjectSummary, RunRequest, SubmitJob, VariablePage};
 use shared::output::{Chart, Model, Output, OutputBody, Summary, Table, format_number};
 use shared::script::{line_column, parse};
 use wasm_bindgen::JsCast;
@@ -70,6 +70,32 @@ fn selected_text(script: &str, start: usize, end: usize) -> (String, u32) {
     (script[line_start..line_end].to_owned(), offset)
 }
 
+/// Pages of the catalogue read for completion (100 variables each).
+const CATALOG_PAGES: usize = 20;
+
+/// The editor's line (0-based) at `offset_y` pixels from the textarea's top edge. Lines do
+/// not wrap (`white-space: pre`), so a line is one line height.
+fn line_under(area: &web_sys::HtmlTextAreaElement, offset_y: i32) -> usize {
+    let style = web_sys::window().and_then(|w| w.get_computed_style(area).ok().flatten());
+    let pixels = |name: &str| {
+        let value = style.as_ref()?.get_property_value(name).ok()?;
+        value.trim_end_matches("px").parse::<f64>().ok()
+    };
+    let line_height = pixels("line-height").or_else(|| pixels("font-size").map(|f| f * 1.2));
+    let line_height = line_height.filter(|h| *h > 0.0).unwrap_or(18.0);
+    let y =
+        f64::from(offset_y) + f64::from(area.scroll_top()) - pixels("padding-top").unwrap_or(0.0);
+    (y / line_height).floor().max(0.0) as usize
+}
+
+/// The datastore of the script's first `require`, for the link to its rules.
+fn required_datastore(script: &str) -> Option<String> {
+    script.lines().find_map(|line| {
+        let spec = line.trim_start().strip_prefix("require ")?.split_whitespace().next()?;
+        Some(spec.split(':').next().unwrap_or(spec).to_owned())
+    })
+}
+
 #[component]
 pub fn WorkbenchPage() -> impl IntoView {
     let (script, set_script) = signal(EXAMPLE.to_owned());
@@ -94,6 +120,9 @@ pub fn WorkbenchPage() -> impl IntoView {
         }
     });
     let (project, set_project) = signal(None::<String>);
+    // Run history: a count of finished runs the history follows, and a guest's runs.
+    let (runs, set_runs) = signal(0u32);
+    let (session_runs, set_session_runs) = signal(Vec::<super::history::SessionRun>::new());
 
     let run = move |text: String, line_offset: u32| {
         if running.get_untracked() {
@@ -103,12 +132,23 @@ pub fn WorkbenchPage() -> impl IntoView {
         set_failure.set(None);
         set_progress.set(None);
         spawn_local(async move {
-            let request = RunRequest { script: text, project: project.get_untracked() };
+            let request = RunRequest { script: text.clone(), project: project.get_untracked() };
             let result = run_streamed(&request, |p| set_progress.set(Some(p))).await;
             match result {
                 Ok(mut response) => {
                     for o in &mut response.outputs {
                         o.line += line_offset;
+                    }
+                    if !signed_in.get_untracked() {
+                        let outputs = response.outputs.clone();
+                        let at = js_sys::Date::now();
+                        set_session_runs.update(|r| {
+                            r.push(super::history::SessionRun { at, script: text, outputs });
+                            // A page keeps the last few only.
+                            if r.len() > 10 {
+                                r.remove(0);
+                            }
+                        });
                     }
                     set_outputs.update(|all| {
                         // The newest run first, as a log read from the top.
@@ -120,6 +160,7 @@ pub fn WorkbenchPage() -> impl IntoView {
                 Err(ApiError { error, .. }) => set_failure.set(Some(error)),
             }
             set_running.set(false);
+            set_runs.update(|n| *n += 1);
         });
     };
 
@@ -147,14 +188,52 @@ pub fn WorkbenchPage() -> impl IntoView {
         let at = caret.get();
         script.with(|s| shared::script::catalog::signature_at(s, at))
     });
-    // Completion of command and option names at the caret; Esc closes it until the next input.
+    // The datastores' variable names, for completion after `alias/`: fetched once, when the
+    // script first requires a datastore (the catalogue is public).
+    let (catalog_names, set_catalog_names) = signal(Vec::<(String, String)>::new());
+    let catalog_fetched = StoredValue::new(false);
+    Effect::new(move |_| {
+        if !script.with(|s| s.contains("require")) || catalog_fetched.get_value() {
+            return;
+        }
+        catalog_fetched.set_value(true);
+        spawn_local(async move {
+            let mut names = Vec::new();
+            for page in 1..=CATALOG_PAGES {
+                let url = format!("/api/catalog/variables?page_size=100&page={page}");
+                let Ok(found) = get_json::<VariablePage>(&url).await else { break };
+                let last = found.hits.is_empty() || found.page * found.page_size >= found.total;
+                names.extend(found.hits.into_iter().map(|h| (h.datastore, h.name)));
+                if last {
+                    break;
+                }
+            }
+            set_catalog_names.try_set(names);
+        });
+    });
+    // Completion at the caret (shared::script::complete); arrows choose, Tab or Enter takes,
+    // Esc closes it until the next input.
     let (dismissed, set_dismissed) = signal(false);
     let completion = Memo::new(move |_| {
         let at = caret.get();
         if dismissed.get() {
             return None;
         }
-        script.with(|s| shared::script::catalog::completions_at(s, at))
+        catalog_names.with(|names| {
+            let catalog = |store: &str| -> Vec<String> {
+                names.iter().filter(|(d, _)| d == store).map(|(_, n)| n.clone()).collect()
+            };
+            script.with(|s| shared::script::complete::completions_at(s, at, &catalog))
+        })
+    });
+    // The list opens by itself as one types, so Enter takes a name only once the arrows have
+    // chosen one; otherwise it is a new line. Tab always takes one.
+    let (chosen, set_chosen) = signal(0usize);
+    let (navigated, set_navigated) = signal(false);
+    Effect::new(move |_| {
+        completion.track();
+        set_chosen.set(0);
+        set_navigated.set(false);
     });
     let accept = move |item: &str| {
         let (Some(c), Some(area)) = (completion.get_untracked(), editor.get_untracked()) else {
@@ -171,12 +250,41 @@ pub fn WorkbenchPage() -> impl IntoView {
         set_script.set(completed);
         set_caret.set(after);
     };
+    // The help of a command: of the line under the mouse, or of the caret's line after F1.
+    let (hovered_line, set_hovered_line) = signal(None::<usize>);
+    let (help_pinned, set_help_pinned) = signal(false);
+    let help = Memo::new(move |_| {
+        let at = hovered_line.get().or_else(|| help_pinned.get().then(|| caret.get()))?;
+        script.with(|s| shared::script::catalog::help_at(s, at))
+    });
+    let on_mousemove = move |ev: web_sys::MouseEvent| {
+        let Some(area) = editor.get_untracked() else { return };
+        let area: &web_sys::HtmlTextAreaElement = area.unchecked_ref();
+        let line = line_under(area, ev.offset_y());
+        let text = area.value();
+        let start: usize = text.split('\n').take(line).map(|l| l.len() + 1).sum();
+        set_hovered_line.set((start <= text.len()).then_some(start));
+    };
     let on_keydown = move |ev: web_sys::KeyboardEvent| {
         if let Some(c) = completion.get_untracked() {
+            let n = c.items.len();
+            let plain = !(ev.ctrl_key() || ev.meta_key() || ev.alt_key() || ev.shift_key());
             match ev.key().as_str() {
-                "Tab" if !c.items.is_empty() => {
+                "ArrowDown" if plain => {
                     ev.prevent_default();
-                    accept(c.items[0]);
+                    set_chosen.update(|i| *i = (*i + 1) % n);
+                    set_navigated.set(true);
+                    return;
+                }
+                "ArrowUp" if plain => {
+                    ev.prevent_default();
+                    set_chosen.update(|i| *i = (*i + n - 1) % n);
+                    set_navigated.set(true);
+                    return;
+                }
+                "Tab" | "Enter" if plain && (ev.key() == "Tab" || navigated.get_untracked()) => {
+                    ev.prevent_default();
+                    accept(&c.items[chosen.get_untracked().min(n - 1)]);
                     return;
                 }
                 "Escape" => {
@@ -186,6 +294,19 @@ pub fn WorkbenchPage() -> impl IntoView {
                 }
                 _ => {}
             }
+        }
+        match ev.key().as_str() {
+            "F1" => {
+                ev.prevent_default();
+                set_help_pinned.update(|p| *p = !*p);
+                return;
+            }
+            "Escape" if help_pinned.get_untracked() => {
+                ev.prevent_default();
+                set_help_pinned.set(false);
+                return;
+            }
+            _ => {}
         }
         if ev.key() == "Enter" && (ev.ctrl_key() || ev.meta_key()) {
             ev.prevent_default();
@@ -231,7 +352,8 @@ pub fn WorkbenchPage() -> impl IntoView {
                     "As a guest, scripts run on the synthetic demo datastore. "
                 }}
                 "Only aggregates that pass disclosure control come back. "
-                <kbd>"Ctrl"</kbd>"+"<kbd>"Enter"</kbd>" runs the current line or the selection."
+                <kbd>"Ctrl"</kbd>"+"<kbd>"Enter"</kbd>" runs the current line or the selection; "
+                <kbd>"F1"</kbd>" shows the help of the current line."
             </p>
             {move || {
                 let list = projects.get().unwrap_or_default();
@@ -265,21 +387,49 @@ pub fn WorkbenchPage() -> impl IntoView {
                     on:keyup=move |_| follow_caret()
                     on:click=move |_| follow_caret()
                     on:scroll=on_scroll
+                    on:mousemove=on_mousemove
+                    on:mouseleave=move |_| set_hovered_line.set(None)
+                    aria-controls="completions"
+                    aria-activedescendant=move || completion.get().map(|_| format!("completion-{}", chosen.get()))
                 ></textarea>
             </div>
             {move || completion.get().map(|c| view! {
-                <ul class="completions" id="completions" role="listbox" aria-label="Completions (Tab takes the first, Esc closes)">
-                    {c.items.into_iter().map(|item| view! {
-                        <li role="option" aria-selected="false" on:mousedown=move |ev| {
-                            ev.prevent_default();
-                            accept(item);
-                        }>{item}</li>
+                <ul class="completions" id="completions" role="listbox" aria-label="Completions (arrows choose, Tab or Enter takes, Esc closes)">
+                    {c.items.into_iter().enumerate().map(|(i, item)| {
+                        let taken = item.clone();
+                        view! {
+                            <li
+                                role="option"
+                                id=format!("completion-{i}")
+                                class:chosen=move || chosen.get() == i
+                                aria-selected=move || (chosen.get() == i).to_string()
+                                on:mouseenter=move |_| set_chosen.set(i)
+                                on:mousedown=move |ev| {
+                                    ev.prevent_default();
+                                    accept(&taken);
+                                }
+                            >{item}</li>
+                        }
                     }).collect_view()}
                 </ul>
             })}
             <p class="hint signature" id="signature">
                 {move || signature.get().unwrap_or_default()}
             </p>
+            {move || help.get().map(|h| {
+                let rules = h.rules.iter().map(|(n, words)| format!("{n} ({words})")).collect::<Vec<_>>().join(", ");
+                let store = script.with(|s| required_datastore(s)).unwrap_or_else(|| "demo".to_owned());
+                view! {
+                    <aside class="command-help" id="command-help" aria-live="polite">
+                        <p><strong>{h.name}</strong>" — "{h.help}</p>
+                        <p class="hint"><code>{h.syntax}</code></p>
+                        <p class="hint">
+                            {if rules.is_empty() { "Releases no data.".to_owned() } else { format!("Disclosure rules: {rules}. ") }}
+                            <a href=format!("/rules/{store}")>"The rules in full"</a>
+                        </p>
+                    </aside>
+                }
+            })}
             <ul class="diagnostics" aria-live="polite">
                 {move || diagnostics.get().into_iter().map(|p| view! {
                     <li class="diagnostic">{format!("line {}, column {}: {}", p.line, p.column, p.message)}</li>
@@ -319,6 +469,7 @@ pub fn WorkbenchPage() -> impl IntoView {
                 }
             })}
             {move || failure.get().map(|e| view! { <p class="error" role="alert">{e}</p> })}
+            <super::history::RunHistory signed_in runs session_runs set_script set_outputs />
             <Show when=move || signed_in.get()>
                 <super::files::FilesPanel script set_script outputs projects />
             </Show>

@@ -72,17 +72,23 @@ pub fn command(name: &str) -> Option<&'static CommandSpec> {
     Verb::named(name).map(Verb::spec)
 }
 
-/// The signature line of the command written on the line at byte `caret` of `script`: its
-/// syntax and options, for the editor to show while the command is typed. `None` on a blank
-/// line, a comment or a word that is no command.
-pub fn signature_at(script: &str, caret: usize) -> Option<String> {
+/// The command written on the line at byte `caret` of `script` (a caret inside a multi-byte
+/// character or past the end still finds its line). `None` on a blank line, a comment or a
+/// word that is no command.
+pub fn command_at(script: &str, caret: usize) -> Option<&'static CommandSpec> {
     let caret = (0..=caret.min(script.len())).rev().find(|&i| script.is_char_boundary(i))?;
     let start = script[..caret].rfind('\n').map_or(0, |i| i + 1);
     let end = script[caret..].find('\n').map_or(script.len(), |i| caret + i);
     let line = script[start..end].trim_start();
     let name: String =
         line.chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_').collect();
-    let spec = command(&name)?;
+    command(&name)
+}
+
+/// The signature line of the command on the caret's line: its syntax and options, for the
+/// editor to show while the command is typed.
+pub fn signature_at(script: &str, caret: usize) -> Option<String> {
+    let spec = command_at(script, caret)?;
     Some(if spec.options.is_empty() {
         spec.syntax.to_owned()
     } else {
@@ -91,45 +97,76 @@ pub fn signature_at(script: &str, caret: usize) -> Option<String> {
     })
 }
 
-/// What the editor offers to complete at the caret: the word before it (bytes `start..caret`)
-/// and the names that continue it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Completion {
-    pub start: usize,
-    pub items: Vec<&'static str>,
+/// The published disclosure rules (`../shared/reference/disclosure.md`, the rules page), by
+/// number, in a few words; the rules page gives each in full with the datastore's settings.
+pub const RULES: [(u8, &str); 13] = [
+    (1, "one gate, every output audited"),
+    (2, "no rows, no minimum or maximum"),
+    (3, "population floor"),
+    (4, "minimum change"),
+    (5, "counts perturbed"),
+    (6, "sparse tables"),
+    (7, "magnitudes coded and perturbed"),
+    (8, "percentiles"),
+    (9, "models"),
+    (10, "charts from protected counts"),
+    (11, "no differencing of near populations"),
+    (12, "copies count once"),
+    (13, "errors tell nothing about a few units"),
+];
+
+impl CommandSpec {
+    /// The disclosure rules that decide what this command may do or release, besides rule 1,
+    /// which every output passes: what the editor's help shows beside the syntax.
+    pub fn disclosure_rules(&self) -> &'static [u8] {
+        use Verb::*;
+        match self.verb {
+            Require | Let | For | Textblock | CreateDataset | Use | DeleteDataset
+            | CloneDataset | RenameDataset | CloneUnits | Clear | ReshapeToPanel
+            | ReshapeFromPanel | Rename | CloneVariables | Destring | DefineLabels
+            | AssignLabels | DropLabels | ListLabels | Help | HelpFunction | Variables
+            | History => &[],
+            Import | ImportEvent | ImportPanel => &[2],
+            Generate | Replace | Recode => &[4, 12],
+            Keep | Drop => &[3, 4],
+            Aggregate | Collapse | Merge => &[2, 3, 12],
+            Sample => &[3, 13],
+            Summarize | SummarizePanel => &[2, 3, 7, 8, 11, 12],
+            Tabulate | TabulatePanel | TransitionsPanel => &[3, 5, 6, 7, 11, 12],
+            Correlate | Ci | Normaltest => &[3, 7, 11],
+            Anova => &[3, 9, 11, 13],
+            Regress | Logit | Probit | Mlogit | Poisson | NegativeBinomial | Ivregress
+            | RegressPanel | Hausman | Cox | RegressMml | Oaxaca | Rdd | Weibull => {
+                &[9, 11, 12, 13]
+            }
+            RegressPredict | LogitPredict | ProbitPredict | PoissonPredict => &[9, 11, 12],
+            KaplanMeier => &[5, 10, 11, 13],
+            Histogram | Barchart | Hexbin | Piechart | Sankey => &[5, 6, 7, 10, 11],
+            Boxplot => &[8, 10, 11],
+            Coefplot => &[9, 10],
+        }
+    }
 }
 
-/// The command names that continue the first word of the caret's line, or, after the comma of
-/// a command's options, its option names that continue the word there. `None` elsewhere.
-pub fn completions_at(script: &str, caret: usize) -> Option<Completion> {
-    let caret = (0..=caret.min(script.len())).rev().find(|&i| script.is_char_boundary(i))?;
-    let line = &script[script[..caret].rfind('\n').map_or(0, |i| i + 1)..caret];
-    let word_char = |c: char| c.is_ascii_alphanumeric() || c == '-' || c == '_';
-    let word_len = line.len() - line.trim_end_matches(word_char).len();
-    let word = &line[line.len() - word_len..];
-    let before = line[..line.len() - word_len].trim_start();
-    let starting = |names: &mut dyn Iterator<Item = &'static str>| -> Vec<&'static str> {
-        names.filter(|n| n.starts_with(word) && *n != word).take(8).collect()
-    };
-    let items = if before.is_empty() {
-        if word.is_empty() {
-            return None;
-        }
-        starting(&mut commands().iter().map(|c| c.name))
-    } else {
-        // Options: after the command's comma, outside any parentheses.
-        let name: String = before.chars().take_while(|&c| word_char(c)).collect();
-        let spec = command(&name)?;
-        let (_, options) = before.split_once(',')?;
-        let open = options.matches('(').count() > options.matches(')').count();
-        let at_option_start =
-            options.trim_end().is_empty() || before.ends_with(char::is_whitespace);
-        if open || !at_option_start {
-            return None;
-        }
-        starting(&mut spec.options.iter().map(|o| o.name))
-    };
-    (!items.is_empty()).then_some(Completion { start: caret - word_len, items })
+/// A command's help for the editor: what it does, how it is written, and the disclosure rules
+/// that apply to it, each as (number, a few words).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CommandHelp {
+    pub name: &'static str,
+    pub syntax: &'static str,
+    pub help: &'static str,
+    pub rules: Vec<(u8, &'static str)>,
+}
+
+/// The help of the command on the caret's line.
+pub fn help_at(script: &str, caret: usize) -> Option<CommandHelp> {
+    let spec = command_at(script, caret)?;
+    let rules = spec
+        .disclosure_rules()
+        .iter()
+        .filter_map(|n| RULES.iter().find(|(r, _)| r == n).copied())
+        .collect();
+    Some(CommandHelp { name: spec.name, syntax: spec.syntax, help: spec.help, rules })
 }
 
 /// Every command, in the order of the language reference.
@@ -1178,23 +1215,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn completions_offer_command_names_then_the_commands_options() {
-        let at_end = |script: &str| completions_at(script, script.len());
-        let first = at_end("require demo:1 as db\ntab").unwrap();
-        assert_eq!((first.start, first.items), (21, vec!["tabulate", "tabulate-panel"]));
-        assert_eq!(at_end("  import-").unwrap().items, vec!["import-event", "import-panel"]);
-        let options = at_end("regress wage age, robust cl").unwrap();
-        assert_eq!((options.start, options.items), (25, vec!["cluster"]));
-        assert_eq!(at_end("regress wage age, ").unwrap().items.len(), 6);
-        // Not inside an option's value, not among the terms, not after a whole name.
-        assert_eq!(at_end("regress wage age, cluster(fa"), None);
-        assert_eq!(at_end("regress wa"), None);
-        assert_eq!(at_end("tabulate").unwrap().items, vec!["tabulate-panel"]);
-        assert_eq!(at_end("tabulate-panel"), None);
-        assert_eq!(at_end(""), None);
-    }
-
-    #[test]
     fn the_signature_line_is_of_the_command_on_the_caret_line() {
         let script = "require demo:1 as db\n  regress wage age, ro\n\n// a note\nimport-event db/X";
         let at = |text: &str| script.find(text).unwrap() + text.len();
@@ -1208,6 +1228,27 @@ mod tests {
         // A caret inside a multi-byte character, or past the end, still finds its line.
         assert!(signature_at("tabulate kjønn", 12).unwrap().starts_with("tabulate"));
         assert!(signature_at("help", 99).is_some());
+    }
+
+    #[test]
+    fn the_help_of_a_line_names_the_rules_that_decide_its_output() {
+        let script = "require demo:1 as db\nsummarize wage\nrename a b\n  regress y x";
+        let at = |text: &str| script.find(text).unwrap();
+        let summarize = help_at(script, at("wage")).unwrap();
+        assert_eq!(summarize.name, "summarize");
+        assert_eq!(summarize.help, command("summarize").unwrap().help);
+        let numbers: Vec<u8> = summarize.rules.iter().map(|r| r.0).collect();
+        assert_eq!(numbers, [2, 3, 7, 8, 11, 12]);
+        assert_eq!(summarize.rules[3], (8, "percentiles"));
+        assert!(help_at(script, at("rename")).unwrap().rules.is_empty(), "releases no data");
+        assert!(help_at(script, script.len()).unwrap().rules.contains(&(9, "models")));
+        assert_eq!(help_at("// summarize", 3), None);
+        // Every rule a command names is a published one.
+        for c in COMMANDS {
+            for n in c.disclosure_rules() {
+                assert!(RULES.iter().any(|(r, _)| r == n), "{}: rule {n}", c.name);
+            }
+        }
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! so it depends on nothing but `std` and serde.
 
 pub mod catalog;
+pub mod complete;
 pub mod expr;
 pub mod lexer;
 pub mod parse;
