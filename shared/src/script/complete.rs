@@ -77,15 +77,15 @@ pub fn completions_at(
 
     // Options: after the command's comma, outside any parentheses.
     let in_parentheses = |text: &str| text.matches('(').count() > text.matches(')').count();
-    if let Some((_, options)) = before.split_once(',') {
-        if !in_parentheses(options) {
-            let at_option_start =
-                options.trim_end().is_empty() || before.ends_with(char::is_whitespace);
-            if !at_option_start {
-                return None;
-            }
-            return offer(start, word, spec.options.iter().map(|o| o.name.to_owned()));
+    if let Some((_, options)) = before.split_once(',')
+        && !in_parentheses(options)
+    {
+        let at_option_start =
+            options.trim_end().is_empty() || before.ends_with(char::is_whitespace);
+        if !at_option_start {
+            return None;
         }
+        return offer(start, word, spec.options.iter().map(|o| o.name.to_owned()));
     }
 
     if word.is_empty() {
@@ -301,13 +301,13 @@ impl Datasets {
                 }
             }
             Verb::Merge => {
-                if let Some(i) = idents.iter().position(|w| w == "into") {
-                    if let Some(target) = idents.get(i + 1) {
-                        let into = self.variables.entry(target.clone()).or_default();
-                        for name in &idents[..i] {
-                            if !into.contains(name) {
-                                into.push(name.clone());
-                            }
+                if let Some(i) = idents.iter().position(|w| w == "into")
+                    && let Some(target) = idents.get(i + 1)
+                {
+                    let into = self.variables.entry(target.clone()).or_default();
+                    for name in &idents[..i] {
+                        if !into.contains(name) {
+                            into.push(name.clone());
                         }
                     }
                 }
