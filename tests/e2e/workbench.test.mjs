@@ -253,13 +253,14 @@ test("a guest's run history keeps this page's runs and opens one again with its 
   await runs.nth(1).waitFor({ timeout: 10_000 });
   assert.equal(await runs.count(), 2);
   // Newest first: the help, then the table's script by its first command.
-  assert.match(await runs.nth(0).innerText(), /· help summarize · 1 outputs/);
-  assert.match(await runs.nth(1).innerText(), /· create-dataset persons · 1 outputs/);
+  // The notices of require, create-dataset and import count among a run's outputs.
+  assert.match(await runs.nth(0).innerText(), /· help summarize · 1 output Open$/);
+  assert.match(await runs.nth(1).innerText(), /· create-dataset persons · 4 outputs Open$/);
   await page.locator('button', { hasText: 'Clear outputs' }).click();
   await runs.nth(1).locator('button.open-run').click();
   assert.equal(await editor.inputValue(), first);
   await page.locator('table.result', { hasText: 'sex (count)' }).waitFor({ timeout: 10_000 });
-  assert.equal(await page.locator('article.output').count(), 1);
+  assert.equal(await page.locator('article.output').count(), 4);
   assert.deepEqual(problems, []);
 });
 

@@ -110,7 +110,9 @@ pub fn RunHistory(
         view! {
             <ol class="history-runs">
                 {list.into_iter().rev().enumerate().map(|(i, r)| {
-                    let label = format!("{} · {} · {} outputs", time_text(r.at as i64, true), first_line(&r.script), r.outputs.len());
+                    let n = r.outputs.len();
+                    let outputs = if n == 1 { "1 output".to_owned() } else { format!("{n} outputs") };
+                    let label = format!("{} · {} · {outputs}", time_text(r.at as i64, true), first_line(&r.script));
                     view! {
                         <li id=format!("history-run-{i}")>
                             <span>{label}</span>

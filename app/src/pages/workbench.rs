@@ -389,7 +389,7 @@ pub fn WorkbenchPage() -> impl IntoView {
                     on:scroll=on_scroll
                     on:mousemove=on_mousemove
                     on:mouseleave=move |_| set_hovered_line.set(None)
-                    aria-controls="completions"
+                    aria-controls=move || completion.get().map(|_| "completions")
                     aria-activedescendant=move || completion.get().map(|_| format!("completion-{}", chosen.get()))
                 ></textarea>
             </div>
