@@ -155,14 +155,31 @@ pub async fn run(
     jobs::start(&state, tokio::runtime::Handle::current())?;
     let jobs = state.jobs.clone();
     let app = http::router(state, &settings.app_dir);
+    // At the signal the workers take no more jobs while the requests in flight finish.
+    let stop_taking = jobs.clone();
+    let shutdown = async move {
+        shutdown.await;
+        stop_taking.stop();
+    };
     let served =
         axum::serve(listener, app.into_make_service_with_connect_info::<std::net::SocketAddr>())
             .with_graceful_shutdown(shutdown)
             .await;
-    // Running jobs are left to finish; one cut short by the exit is run again at the next start.
-    jobs.stop();
+    // Then the running batch jobs get their grace, and what is left goes back to the queue.
+    let grace = std::time::Duration::from_secs(u64::from(jobs.settings.shutdown_grace_seconds));
+    let cut = tokio::task::spawn_blocking(move || jobs.drain(grace, DRAIN_WAIT)).await;
+    match cut {
+        Ok(0) => {}
+        Ok(n) => {
+            tracing::info!(jobs = n, "running jobs cut short by the stop went back to the queue")
+        }
+        Err(e) => tracing::error!(error = %e, "the stop of the jobs failed"),
+    }
     served
 }
+
+/// How long a stopping server waits for cut-short jobs to reach the end of their command.
+const DRAIN_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Completes on SIGTERM or Ctrl-C.
 pub async fn shutdown_signal() {

@@ -70,7 +70,8 @@ pub struct ApiError {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub did_you_mean: Vec<String>,
     /// What the app should do about it: `signed_out`, `terms`, `change_password`,
-    /// `second_factor`, `csrf`, `country`.
+    /// `second_factor`, `csrf`, `country`, `too_many`, `unavailable` (the application database
+    /// is busy or cannot be reached: send it again after Retry-After).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub code: Option<String>,
 }

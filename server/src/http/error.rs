@@ -73,6 +73,34 @@ impl AppError {
     }
 }
 
+/// Seconds a client is told to wait when the application database is unavailable.
+const DATABASE_RETRY_AFTER: u64 = 5;
+
+/// Whether `error` is the application database being locked by another process (past the
+/// busy timeout), removed or replaced under the server, read-only or full: a state of the machine, not a bug, which passes
+/// when an administrator's command ends or the disk is mended. The request failed as a whole
+/// (each change is one transaction), so the client may send it again.
+fn database_unavailable(error: &anyhow::Error) -> bool {
+    use rusqlite::ErrorCode;
+    let gone = |e: &(dyn std::error::Error + 'static)| {
+        matches!(e.downcast_ref(), Some(crate::identity::StoreError::Gone(_)))
+    };
+    error.chain().any(gone)
+        || error.chain().filter_map(|e| e.downcast_ref::<rusqlite::Error>()).any(|e| {
+            matches!(
+                e.sqlite_error_code(),
+                Some(
+                    ErrorCode::DatabaseBusy
+                        | ErrorCode::DatabaseLocked
+                        | ErrorCode::CannotOpen
+                        | ErrorCode::ReadOnly
+                        | ErrorCode::DiskFull
+                        | ErrorCode::SystemIoFailure
+                )
+            )
+        })
+}
+
 fn body(error: String, code: Option<&str>) -> ApiError {
     ApiError { error, did_you_mean: Vec::new(), code: code.map(str::to_owned) }
 }
@@ -101,6 +129,20 @@ impl IntoResponse for AppError {
                     StatusCode::TOO_MANY_REQUESTS,
                     [(axum::http::header::RETRY_AFTER, retry)],
                     Json(body(limited.message, Some("too_many"))),
+                )
+                    .into_response();
+            }
+            AppError::Internal(error) if database_unavailable(&error) => {
+                tracing::warn!(error = format!("{error:#}"), "application database unavailable");
+                return (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    [(axum::http::header::RETRY_AFTER, DATABASE_RETRY_AFTER.to_string())],
+                    Json(body(
+                        format!(
+                            "the application database is busy or cannot be reached; nothing was changed: try again in {DATABASE_RETRY_AFTER} seconds"
+                        ),
+                        Some("unavailable"),
+                    )),
                 )
                     .into_response();
             }

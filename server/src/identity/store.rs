@@ -21,6 +21,12 @@ pub enum StoreError {
     Database(#[from] rusqlite::Error),
     #[error("application database file: {0}")]
     File(String),
+    /// The file the server opened was removed or replaced while it ran: what it wrote would
+    /// go to a file nobody will read again, so it writes nothing.
+    #[error(
+        "application database file {0} was removed or replaced while the server ran: put it back, or restart the server"
+    )]
+    Gone(String),
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;
@@ -301,6 +307,22 @@ pub struct SqliteStore {
     connection: Mutex<Connection>,
     /// Seals TOTP secrets on the way in, opens them on the way out.
     sealer: super::sealed::Sealer,
+    /// The file the connection opened and its identity (device, inode); none in memory.
+    file: Option<(std::path::PathBuf, (u64, u64))>,
+}
+
+/// A file's device and inode, which stay the same when it is renamed back and change when it
+/// is replaced.
+fn file_identity(path: &Path) -> Option<(u64, u64)> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
+    }
+    #[cfg(not(unix))]
+    {
+        std::fs::metadata(path).ok().map(|_| (0, 0))
+    }
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -326,7 +348,9 @@ impl SqliteStore {
                 })?;
             }
         }
-        SqliteStore::with_connection(connection, sealer)
+        let mut store = SqliteStore::with_connection(connection, sealer)?;
+        store.file = file_identity(path).map(|identity| (path.to_owned(), identity));
+        Ok(store)
     }
 
     /// A private database in memory, for tests and the batch path, sealing under a random key.
@@ -351,7 +375,7 @@ impl SqliteStore {
                 i + 1
             ))?;
         }
-        Ok(SqliteStore { connection: Mutex::new(connection), sealer })
+        Ok(SqliteStore { connection: Mutex::new(connection), sealer, file: None })
     }
 
     fn seal(&self, secret: Option<&str>) -> StoreResult<Option<String>> {
@@ -372,6 +396,11 @@ impl SqliteStore {
         f: impl FnOnce(&Connection) -> rusqlite::Result<T>,
     ) -> StoreResult<T> {
         let connection = self.connection.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((path, identity)) = &self.file
+            && file_identity(path) != Some(*identity)
+        {
+            return Err(StoreError::Gone(path.display().to_string()));
+        }
         Ok(f(&connection)?)
     }
 }

@@ -44,6 +44,9 @@ pub struct JobSettings {
     /// Hours the records of guests' runs are kept after they finish (guests have no job
     /// list; what they released is in the audit log). Signed-in users' jobs are kept.
     pub keep_guest_runs_hours: u32,
+    /// Seconds a stopping server (SIGTERM, Ctrl-C) lets its running batch jobs go on; what is
+    /// still running then stops at its next command and goes back to the queue.
+    pub shutdown_grace_seconds: u32,
 }
 
 impl Default for JobSettings {
@@ -54,6 +57,7 @@ impl Default for JobSettings {
             max_running_per_user: 2,
             max_attempts: 3,
             keep_guest_runs_hours: 24,
+            shutdown_grace_seconds: 20,
         }
     }
 }
@@ -67,6 +71,8 @@ pub struct Jobs {
     /// Progress streams open per owner (each reads the database every second or so).
     followers: Mutex<HashMap<String, u32>>,
     stopping: AtomicBool,
+    /// Set when a stopping server cuts its running jobs short ([`Jobs::drain`]).
+    interrupting: AtomicBool,
 }
 
 /// Progress streams one owner may have open at once: a Jobs page opens at most three.
@@ -137,6 +143,7 @@ impl Jobs {
             running: Mutex::default(),
             followers: Mutex::default(),
             stopping: AtomicBool::new(false),
+            interrupting: AtomicBool::new(false),
         }
     }
 
@@ -171,6 +178,34 @@ impl Jobs {
 
     fn stopping(&self) -> bool {
         self.stopping.load(Ordering::SeqCst)
+    }
+
+    /// The graceful stop: no job is taken any more, the runs in hand have `grace` to end, and
+    /// those still going then stop at their next command and go back to the queue (see
+    /// `run_batch_job`), to run again from the start at the next start or on another server.
+    /// Returns how many were cut short. A command that outlasts `wait` more is left to the exit;
+    /// the next start puts its job back in the queue, as after a crash.
+    pub fn drain(&self, grace: Duration, wait: Duration) -> usize {
+        self.stop();
+        let idle = || self.running.lock().unwrap_or_else(|p| p.into_inner()).is_empty();
+        let until = |deadline: Instant| {
+            while !idle() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        };
+        until(Instant::now() + grace);
+        let cut = {
+            let running = self.running.lock().unwrap_or_else(|p| p.into_inner());
+            self.interrupting.store(true, Ordering::SeqCst);
+            running.values().for_each(|r| r.cancelled.store(true, Ordering::SeqCst));
+            running.len()
+        };
+        until(Instant::now() + wait);
+        cut
+    }
+
+    fn interrupting(&self) -> bool {
+        self.interrupting.load(Ordering::SeqCst)
     }
 
     /// The cancellation flag of a run that starts now in this process.
@@ -422,6 +457,20 @@ fn run_batch_job(state: &AppState, runtime: &tokio::runtime::Handle, job: &JobRe
     ));
     if let Err(e) = state.memories.save(&job.owner) {
         tracing::error!(job = id, error = %e, "cannot save the disclosure memory; it is kept in memory");
+    }
+    // Cut short by a stopping server, not by its owner: back to the queue, its start given
+    // back (a graceful stop is no crash, which max_attempts counts).
+    let cut_short = state.jobs.interrupting()
+        && cancelled.load(Ordering::SeqCst)
+        && !store.cancel_requested(id).unwrap_or(false);
+    if cut_short {
+        match store.requeue_job(id) {
+            Ok(_) => tracing::info!(job = id, "batch job cut short by the stop; queued again"),
+            Err(e) => {
+                tracing::error!(job = id, error = %e, "cannot queue a cut-short job again; the next start will")
+            }
+        }
+        return;
     }
     let finish =
         finish_of(&outputs, cancelled.load(Ordering::SeqCst), workspace.bound_datastores());

@@ -94,6 +94,9 @@ pub trait JobStore: Send + Sync {
     /// worker. None when the owner has no such job; else the state after the request.
     fn cancel_job(&self, id: i64, owner: &str, now_ms: i64) -> StoreResult<Option<JobState>>;
     fn cancel_requested(&self, id: i64) -> StoreResult<bool>;
+    /// Puts a running job back in the queue, its start given back: a stopping server cut it
+    /// short. False when it was not running.
+    fn requeue_job(&self, id: i64) -> StoreResult<bool>;
     /// At start: running jobs belong to a server that is gone.
     fn recover_jobs(&self, max_attempts: u32, now_ms: i64) -> StoreResult<Recovered>;
     /// Deletes the records of guests' runs that finished before `before_ms` (no one can list
@@ -283,6 +286,17 @@ impl JobStore for SqliteStore {
             })
             .optional()
             .map(|v| v.unwrap_or(0) != 0)
+        })
+    }
+
+    fn requeue_job(&self, id: i64) -> StoreResult<bool> {
+        self.with(|c| {
+            c.execute(
+                "UPDATE jobs SET state='queued', step=0, steps=0, command='', started_at=NULL, \
+                 attempts=MAX(attempts-1, 0) WHERE id=?1 AND state='running'",
+                [id],
+            )
+            .map(|n| n == 1)
         })
     }
 

@@ -268,7 +268,8 @@ impl Step<'_> {
     /// `import-event` alike): the rows whose spell overlaps `window` (from, until; every row
     /// without one), with `columns`, as a stream. The predicate is pushed down, so row groups
     /// whose start/stop statistics cannot match are skipped. A stop for DataFusion's memory
-    /// limit becomes the user's error naming `max_memory_mb`, decided on the error's kind.
+    /// limit becomes the user's error naming `max_memory_mb`, decided on the error's kind;
+    /// any other failure is a file that cannot be read, named by its variable.
     pub(in crate::engine) async fn scan_spells(
         &self,
         dir: &std::path::Path,
@@ -277,10 +278,17 @@ impl Step<'_> {
     ) -> Result<impl futures::Stream<Item = Result<RecordBatch, EngineError>> + use<>, EngineError>
     {
         let shown = dir.display().to_string();
+        // A file cut short or corrupted (a copy that stopped, a bad disk) fails the one
+        // variable, by name; the details, with the path, go to the operators' log only.
+        let variable =
+            dir.file_name().map_or_else(String::new, |n| n.to_string_lossy().into_owned());
         let internal = {
             let shown = shown.clone();
             move |e: datafusion::error::DataFusionError| {
-                EngineError::internal(format!("scanning {shown}: {e}"))
+                tracing::error!(path = %shown, error = %e, "a datastore file cannot be read");
+                EngineError::new(format!(
+                    "the datastore's files for {variable} cannot be read (damaged or incomplete): it cannot be imported until a data steward repairs the datastore; the error is logged for the operators"
+                ))
             }
         };
         let mut frame = self
