@@ -9,6 +9,7 @@ pub mod engine;
 pub mod http;
 pub mod identity;
 pub mod jobs;
+pub mod order;
 pub mod settings;
 pub mod stats;
 pub mod telemetry;

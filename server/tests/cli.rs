@@ -345,3 +345,34 @@ fn rehash(line: &str) -> String {
         Sha256::digest(unsigned.as_bytes()).iter().map(|b| format!("{b:02x}")).collect();
     format!("{},\"hash\":\"{hash}\"}}", &line[..cut])
 }
+
+#[test]
+fn order_prints_what_a_script_uses_as_text_and_as_json() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().to_str().unwrap();
+    let made = skjold(&["datastore", "generate", "--persons", "2000", "--out", dir]);
+    assert!(made.status.success(), "{}", text(&made.stderr));
+    // A file beside the datastores is not taken for one.
+    let script = root.path().join("wages.mds");
+    std::fs::write(
+        &script,
+        "require demo as db\ncreate-dataset persons\nfor y in 2020 : 2021\n  import db/INNTEKT_WLONN $y-12-31 as wage_ ++ $y\nend\nkeep if wage_2021 > 0\n",
+    )
+    .unwrap();
+    let file = script.to_str().unwrap();
+    let out = skjold(&["order", file, "--datastore", dir]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let page = text(&out.stdout);
+    assert!(page.contains("Variables (1)\n  demo:1 INNTEKT_WLONN: "), "{page}");
+    assert!(page.contains("(import, at 2020-12-31, 2021-12-31; line 4)"), "{page}");
+    assert!(page.contains("  persons: keep if wage_2021 > 0 (line 6)"), "{page}");
+    let out = skjold(&["order", file, "--datastore", dir, "--format", "json"]);
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["datastores"][0]["version"], 1);
+    assert_eq!(json["variables"][0]["dates"].as_array().unwrap().len(), 2);
+    // A script that does not read says where.
+    std::fs::write(&script, "require demo as db\ntabluate x\n").unwrap();
+    let out = skjold(&["order", file, "--datastore", dir]);
+    assert!(!out.status.success());
+    assert!(text(&out.stderr).contains("line 2"), "{}", text(&out.stderr));
+}

@@ -430,3 +430,55 @@ pub struct AuditPage {
     /// or a security event's (`event`, `user`, `detail`), with `seq`, `prev` and `hash`.
     pub records: Vec<serde_json::Value>,
 }
+
+/// `POST /api/order` and `skjold order`: the data a script uses, as an attachment to an
+/// application for access to the full microdata. Read from the script and the catalogue only.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DataOrder {
+    /// Each `require`, its version resolved.
+    pub datastores: Vec<OrderedDatastore>,
+    /// Each variable once, with every date it is imported at.
+    pub variables: Vec<OrderedVariable>,
+    /// The lines that choose the units: `keep if`, `drop if`, `sample`, `clone-units`.
+    pub populations: Vec<PopulationRule>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct OrderedDatastore {
+    pub alias: String,
+    pub name: String,
+    pub version: u32,
+    pub label: Localized,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct OrderedVariable {
+    pub datastore: String,
+    pub version: u32,
+    pub variable: String,
+    /// From the catalogue; none for a name the datastore does not have.
+    pub label: Option<Localized>,
+    /// `import`, `import-event` or `import-panel`: how the script reads it.
+    pub command: String,
+    /// As written after expansion, sorted: `2021-12-31`, or `2020-01-01 to 2020-12-31` for
+    /// events; none for a fixed variable.
+    pub dates: Vec<String>,
+    /// 1-based script lines that import it.
+    pub lines: Vec<u32>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PopulationRule {
+    /// The dataset in use at the line.
+    pub dataset: String,
+    pub line: u32,
+    /// The command as written after expansion.
+    pub rule: String,
+}
+
+/// `POST /api/order`'s answer: the order and the same as a page of text.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct OrderResponse {
+    pub order: DataOrder,
+    pub text: String,
+}

@@ -264,6 +264,30 @@ test("a guest's run history keeps this page's runs and opens one again with its 
   assert.deepEqual(problems, []);
 });
 
+test('the data order lists what the script uses and downloads as text and JSON', async () => {
+  const problems = [];
+  const page = await openPage(browser, problems);
+  await page.goto(BASE_URL + '/workbench');
+  const editor = page.getByLabel('Script');
+  await editor.waitFor({ timeout: 10_000 });
+  await editor.fill(SCRIPT.replace('tabluate', 'tabulate') + '\nkeep if wage > 0');
+  await page.locator('#data-order').click();
+  const order = page.locator('#order');
+  await order.waitFor({ timeout: 10_000 });
+  const text = await order.locator('pre.text').innerText();
+  assert.match(text, /^Data order\n\nDatastores\n  demo version 1 /);
+  assert.match(text, /Variables \(2\)\n  demo:1 BEFOLKNING_KJOENN: .*\n  demo:1 INNTEKT_WLONN: .*\(import, at 2021-12-31; line 4\)/);
+  assert.match(text, /  persons: keep if wage > 0 \(line 7\)/);
+  const [json] = await Promise.all([page.waitForEvent('download'), order.locator('button.download-order-json').click()]);
+  assert.equal(json.suggestedFilename(), 'data-order.json');
+  const saved = JSON.parse(await readDownload(json));
+  assert.deepEqual(saved.variables.map((v) => v.variable), ['BEFOLKNING_KJOENN', 'INNTEKT_WLONN']);
+  const [plain] = await Promise.all([page.waitForEvent('download'), order.locator('button.download-order-text').click()]);
+  const written = await readDownload(plain);
+  assert.equal(written.trimEnd(), text.trimEnd());
+  assert.deepEqual(problems, []);
+});
+
 test('a hexbin is drawn as hexagons, and the rules page says how outputs are protected', async () => {
   const problems = [];
   const page = await openPage(browser, problems);

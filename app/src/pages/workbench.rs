@@ -5,7 +5,9 @@
 
 use leptos::prelude::*;
 use leptos::task::spawn_local;
-use shared::api::{ApiError, JobSummary, ProjectSummary, RunRequest, SubmitJob, VariablePage};
+use shared::api::{
+    ApiError, JobSummary, OrderResponse, ProjectSummary, RunRequest, SubmitJob, VariablePage,
+};
 use shared::output::{Chart, Model, Output, OutputBody, Summary, Table, format_number};
 use shared::script::{line_column, parse};
 use wasm_bindgen::JsCast;
@@ -164,6 +166,15 @@ pub fn WorkbenchPage() -> impl IntoView {
         });
     };
 
+    // The data order: what the script uses, for an application for the full microdata.
+    let (order, set_order) = signal(None::<Result<OrderResponse, String>>);
+    let make_order = move |_| {
+        let body = serde_json::json!({ "script": script.get_untracked() });
+        spawn_local(async move {
+            let made = post_json::<_, OrderResponse>("/api/order", &body).await;
+            set_order.set(Some(made.map_err(|e| e.error)));
+        });
+    };
     // A batch job goes on after sign-out; its outputs open on the Jobs page.
     let (batch_message, set_batch_message) = signal(None::<Result<i64, String>>);
     let submit_batch = move |_| {
@@ -446,7 +457,28 @@ pub fn WorkbenchPage() -> impl IntoView {
                 <Show when=move || signed_in.get()>
                     " " <button id="submit-batch" on:click=submit_batch>"Submit as batch job"</button>
                 </Show>
+                " " <button id="data-order" on:click=make_order>"Data order"</button>
             </p>
+            {move || order.get().map(|made| match made {
+                Ok(made) => {
+                    let (text, json) = (made.text.clone(), serde_json::to_string_pretty(&made.order).unwrap_or_default());
+                    view! {
+                        <section class="data-order" id="order" aria-labelledby="order-title">
+                            <h2 id="order-title">"Data order"</h2>
+                            <p class="hint">"The datastores, variables, dates and population lines this script uses, to attach to an application for access to the full microdata. It is read from the script and the catalogue; no data."</p>
+                            <pre class="text">{made.text}</pre>
+                            <p class="actions">
+                                <button class="download-order-text" on:click=move |_| { let _ = super::export::download_text("data-order.txt", "text/plain", &text); }>"Download as text"</button>
+                                " "
+                                <button class="download-order-json" on:click=move |_| { let _ = super::export::download_text("data-order.json", "application/json", &json); }>"Download as JSON"</button>
+                                " "
+                                <button on:click=move |_| set_order.set(None)>"Close"</button>
+                            </p>
+                        </section>
+                    }.into_any()
+                }
+                Err(e) => view! { <p class="error" role="alert">{e}</p> }.into_any(),
+            })}
             {move || batch_message.get().map(|m| match m {
                 Ok(id) => view! {
                     <p class="notice-line" id="batch-message">{format!("Batch job {id} is queued. ")}

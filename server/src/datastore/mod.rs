@@ -83,7 +83,11 @@ impl Registry {
             let Some(name) = entry.file_name().and_then(|n| n.to_str()).map(str::to_owned) else {
                 continue;
             };
+            // A file beside the datastores (a README, a script) is not one.
             let Ok(name) = DatastoreName::parse(&name) else { continue };
+            if !entry.is_dir() {
+                continue;
+            }
             let mut versions = Vec::new();
             for version in published_versions(&entry)? {
                 versions.push(open_version(&entry.join(version.to_string()))?);

@@ -12,7 +12,7 @@ mod check;
 mod commands;
 pub mod dataset;
 mod deadline;
-mod expand;
+pub(crate) mod expand;
 pub mod expr;
 mod partition;
 

@@ -118,7 +118,49 @@ fn evict_oldest(map: &mut HashMap<String, Kept>, keep: &str) -> bool {
 }
 
 pub fn router() -> Router<AppState> {
-    Router::new().route("/run", post(run))
+    Router::new().route("/run", post(run)).route("/order", post(order))
+}
+
+/// `POST /api/order` takes a script and nothing else.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct OrderRequest {
+    script: String,
+}
+
+/// `POST /api/order`: the data order of a script (`crate::order`), for an application for
+/// access to the full microdata. Open to everyone, as the catalogue is: it reads only the
+/// script and the catalogue, never data.
+async fn order(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Result<Json<shared::api::OrderResponse>, AppError> {
+    let json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if !json {
+        return Err(AppError::BadRequest {
+            parameter: "body",
+            message:
+                "send the script as JSON: {\"script\": \"…\"} with Content-Type: application/json"
+                    .into(),
+        });
+    }
+    within_script_limit(&body)?;
+    let request: OrderRequest =
+        serde_json::from_slice(&body).map_err(|e| AppError::BadRequest {
+            parameter: "body",
+            message: format!("{e}: send {{\"script\": \"…\"}}"),
+        })?;
+    let max_commands = state.engine.limits.max_commands;
+    let order = crate::order::data_order(&request.script, state.engine.registry(), max_commands)
+        .map_err(|e| {
+            AppError::Refused(format!("the script cannot be read, so no order is made: {e}"))
+        })?;
+    let text = crate::order::order_text(&order);
+    Ok(Json(shared::api::OrderResponse { order, text }))
 }
 
 #[derive(serde::Serialize)]

@@ -206,3 +206,36 @@ async fn the_rules_of_a_datastore_are_public_in_plain_words() {
     let (status, _) = get("/api/catalog/datastores/nope/rules").await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 }
+
+#[tokio::test]
+async fn a_data_order_lists_what_a_script_uses_and_refuses_one_it_cannot_read() {
+    let post = |body: serde_json::Value| async move {
+        let app_dir = tempfile::tempdir().unwrap();
+        let response = super::router(demo_state(), app_dir.path())
+            .oneshot(
+                Request::post("/api/order")
+                    .header("content-type", "application/json")
+                    .body(Body::from(serde_json::to_vec(&body).unwrap()))
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        let status = response.status();
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        (status, serde_json::from_slice::<Value>(&bytes).unwrap())
+    };
+    let script = "require demo:1 as db\ncreate-dataset persons\nimport db/INNTEKT_WLONN 2021-12-31 as wage\nkeep if wage > 0\n";
+    // No session: the order reads the script and the catalogue only, as the catalogue is public.
+    let (status, body) = post(serde_json::json!({ "script": script })).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["order"]["variables"][0]["variable"], "INNTEKT_WLONN");
+    assert_eq!(body["order"]["variables"][0]["dates"][0], "2021-12-31");
+    assert_eq!(body["order"]["populations"][0]["rule"], "keep if wage > 0");
+    assert!(body["text"].as_str().unwrap().contains("demo:1 INNTEKT_WLONN"), "{body}");
+
+    let (status, body) = post(serde_json::json!({ "script": "tabluate x" })).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(body["error"].as_str().unwrap().contains("line 1"), "{body}");
+    let (status, body) = post(serde_json::json!({ "script": "help", "project": "p" })).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+}

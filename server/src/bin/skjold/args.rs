@@ -51,6 +51,18 @@ pub(crate) enum Command {
         #[arg(long)]
         timings: bool,
     },
+    /// The data order of a script: the datastores, variables, dates and population lines it
+    /// uses, for an application for access to the full microdata. Reads no data.
+    Order {
+        /// The script, in the language of the workbench.
+        file: PathBuf,
+        /// Datastore root folder (default: the server's setting), for versions and labels.
+        #[arg(long)]
+        datastore: Option<PathBuf>,
+        /// text for people, json for programs.
+        #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+        format: OutputFormat,
+    },
     /// Create, load and check register datastores.
     #[command(subcommand)]
     Datastore(DatastoreCommand),

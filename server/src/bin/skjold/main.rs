@@ -64,6 +64,11 @@ fn main() -> ExitCode {
             settings.datastores = datastore.unwrap_or(settings.datastores);
             run::run_script(&settings, &file, format, timings)
         }
+        Command::Order { file, datastore, format } => {
+            let mut settings = settings;
+            settings.datastores = datastore.unwrap_or(settings.datastores);
+            run::order(&settings, &file, format)
+        }
         Command::User(command) => accounts::accounts(&settings, |identity, by| {
             accounts::user_command(identity, command, by)
         }),

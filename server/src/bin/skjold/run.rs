@@ -78,3 +78,44 @@ pub(crate) fn run_script(
         }
     }
 }
+
+/// `skjold order`: the data order of a script, as text or JSON on stdout.
+pub(crate) fn order(settings: &Settings, file: &std::path::Path, format: OutputFormat) -> ExitCode {
+    let script = match std::fs::read_to_string(file) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: cannot read the script {}: {e}", file.display());
+            return ExitCode::from(2);
+        }
+    };
+    let registry = match server::datastore::Registry::open(&settings.datastores) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!(
+                "error: cannot read the datastores under {}: {e}",
+                settings.datastores.display()
+            );
+            return ExitCode::from(2);
+        }
+    };
+    let max_commands = server::engine::Limits::default().max_commands;
+    match server::order::data_order(&script, &registry, max_commands) {
+        Ok(order) => {
+            match format {
+                OutputFormat::Text => print!("{}", server::order::order_text(&order)),
+                OutputFormat::Json => match serde_json::to_string_pretty(&order) {
+                    Ok(json) => println!("{json}"),
+                    Err(e) => {
+                        eprintln!("error: {e}");
+                        return ExitCode::FAILURE;
+                    }
+                },
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {}: {e}", file.display());
+            ExitCode::FAILURE
+        }
+    }
+}
