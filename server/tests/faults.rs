@@ -1,6 +1,7 @@
 //! Faults from outside the program, through the real `skjold` binary: the application
-//! database locked by another process or not there, datastore files cut short or corrupted,
-//! and SIGTERM while batch jobs run. Each checks what a user is told and that nothing is lost
+//! database locked by another process or moved away, datastore files cut short or corrupted,
+//! a full disk under the audit log, SIGTERM while batch jobs run, and a client that hangs up
+//! mid-run. Each checks what a user is told and that nothing is lost
 //! or half-made.
 
 use std::path::Path;
@@ -283,6 +284,33 @@ fn a_client_gone_mid_run_leaves_the_run_to_finish_as_a_job_and_frees_its_place()
     let body = serde_json::json!({ "script": "help summarize" }).to_string();
     let answer = http(&install, "POST", "/api/run", "", Some(&body));
     assert_eq!(answer.status, 200, "{answer:?}");
+    server.kill().unwrap();
+    server.wait().unwrap();
+}
+
+#[test]
+fn a_full_disk_under_the_audit_log_withholds_every_output_with_a_clear_error() {
+    let (install, token) = installation();
+    let config = std::fs::read_to_string(install.path("skjold.toml")).unwrap();
+    let audit = format!("audit_log = {:?}", install.path("audit.jsonl"));
+    assert!(config.contains(&audit), "{config}");
+    // /dev/full answers every write with "no space left on device".
+    std::fs::write(
+        install.path("skjold.toml"),
+        config.replace(&audit, "audit_log = \"/dev/full\""),
+    )
+    .unwrap();
+    let mut server = install.serve();
+    let job = finished_job(&install, &token, submitted_id(&submit(&install, &token, SMALL)));
+    let outputs = job["outputs"].as_array().unwrap();
+    assert_eq!(outputs.len(), 4, "{job}");
+    // Not one output left without its audit record: the table is withheld like the notices.
+    for output in outputs {
+        assert_eq!(output["kind"], "error", "{output}");
+        let message = output["message"].as_str().unwrap();
+        assert!(message.contains("withheld because the audit log cannot be written"), "{message}");
+    }
+    assert_eq!(http(&install, "GET", "/api/health", "", None).status, 200);
     server.kill().unwrap();
     server.wait().unwrap();
 }

@@ -282,7 +282,7 @@ impl Step<'_> {
         // variable, by name; the details, with the path, go to the operators' log only.
         let variable =
             dir.file_name().map_or_else(String::new, |n| n.to_string_lossy().into_owned());
-        let internal = {
+        let unreadable = {
             let shown = shown.clone();
             move |e: datafusion::error::DataFusionError| {
                 tracing::error!(path = %shown, error = %e, "a datastore file cannot be read");
@@ -296,21 +296,21 @@ impl Step<'_> {
             .ctx
             .read_parquet(format!("{shown}/"), ParquetReadOptions::default())
             .await
-            .map_err(&internal)?;
+            .map_err(&unreadable)?;
         if let Some((from, until)) = window {
             let overlapping = col("start_epoch_days").lt_eq(lit(until.epoch_days())).and(
                 col("stop_epoch_days")
                     .is_null()
                     .or(col("stop_epoch_days").gt_eq(lit(from.epoch_days()))),
             );
-            frame = frame.filter(overlapping).map_err(&internal)?;
+            frame = frame.filter(overlapping).map_err(&unreadable)?;
         }
         let stream = frame
             .select_columns(columns)
-            .map_err(&internal)?
+            .map_err(&unreadable)?
             .execute_stream()
             .await
-            .map_err(&internal)?;
+            .map_err(&unreadable)?;
         let max_memory_mb = self.engine.limits.max_memory_mb;
         Ok(stream.map(move |batch| {
             batch.map_err(|e| {
@@ -319,7 +319,7 @@ impl Step<'_> {
                         "the import exceeded the memory limit of {max_memory_mb} MB (max_memory_mb)"
                     ))
                 } else {
-                    internal(e)
+                    unreadable(e)
                 }
             })
         }))
