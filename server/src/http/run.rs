@@ -121,6 +121,31 @@ pub fn router() -> Router<AppState> {
     Router::new().route("/run", post(run)).route("/order", post(order))
 }
 
+/// A request whose body is a script as JSON (`/api/run`, `/api/order`): its content type, its
+/// size and its shape checked, each refusal naming the fix.
+fn script_request<T: serde::de::DeserializeOwned>(
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<T, AppError> {
+    let json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if !json {
+        return Err(AppError::BadRequest {
+            parameter: "body",
+            message:
+                "send the script as JSON: {\"script\": \"…\"} with Content-Type: application/json"
+                    .into(),
+        });
+    }
+    within_script_limit(body)?;
+    serde_json::from_slice(body).map_err(|e| AppError::BadRequest {
+        parameter: "body",
+        message: format!("{e}: send {{\"script\": \"…\"}}"),
+    })
+}
+
 /// `POST /api/order` takes a script and nothing else.
 #[derive(serde::Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -136,24 +161,7 @@ async fn order(
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Result<Json<shared::api::OrderResponse>, AppError> {
-    let json = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/json"));
-    if !json {
-        return Err(AppError::BadRequest {
-            parameter: "body",
-            message:
-                "send the script as JSON: {\"script\": \"…\"} with Content-Type: application/json"
-                    .into(),
-        });
-    }
-    within_script_limit(&body)?;
-    let request: OrderRequest =
-        serde_json::from_slice(&body).map_err(|e| AppError::BadRequest {
-            parameter: "body",
-            message: format!("{e}: send {{\"script\": \"…\"}}"),
-        })?;
+    let request: OrderRequest = script_request(&headers, &body)?;
     let max_commands = state.engine.limits.max_commands;
     let order = crate::order::data_order(&request.script, state.engine.registry(), max_commands)
         .map_err(|e| {
@@ -206,23 +214,7 @@ async fn run(
     extensions: axum::http::Extensions,
     body: axum::body::Bytes,
 ) -> Result<Response, AppError> {
-    let json = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/json"));
-    if !json {
-        return Err(AppError::BadRequest {
-            parameter: "body",
-            message:
-                "send the script as JSON: {\"script\": \"…\"} with Content-Type: application/json"
-                    .into(),
-        });
-    }
-    within_script_limit(&body)?;
-    let request: RunRequest = serde_json::from_slice(&body).map_err(|e| AppError::BadRequest {
-        parameter: "body",
-        message: format!("{e}: send {{\"script\": \"…\"}}"),
-    })?;
+    let request: RunRequest = script_request(&headers, &body)?;
     let signed_in_user = super::auth::cookie(&headers, super::auth::SESSION_COOKIE, 64).is_some();
     let secure = state.identity.settings.secure_cookies();
     let (user, kept, workspace, new_guest, job) = if signed_in_user {
