@@ -166,7 +166,7 @@ fn states(install: &Installation) -> Vec<(i64, String, i64)> {
 }
 
 /// Sends SIGTERM to the server and waits for it to exit; the time it took.
-fn terminate(server: &mut std::process::Child) -> Duration {
+fn terminate(server: &mut Server) -> Duration {
     let sent = Instant::now();
     let kill = Command::new("kill").args(["-TERM", &server.id().to_string()]).status().unwrap();
     assert!(kill.success());

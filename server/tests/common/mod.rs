@@ -75,7 +75,7 @@ impl Installation {
         text(&out.stdout)
     }
 
-    pub fn serve(&self) -> Child {
+    pub fn serve(&self) -> Server {
         let child = self
             .command()
             .arg("serve")
@@ -84,11 +84,38 @@ impl Installation {
             .spawn()
             .expect("the server starts");
         let started = Instant::now();
+        let server = Server(child);
         while TcpStream::connect(("127.0.0.1", self.port)).is_err() {
             assert!(started.elapsed() < Duration::from_secs(60), "the server did not listen");
             std::thread::sleep(Duration::from_millis(20));
         }
-        child
+        server
+    }
+}
+
+/// A running `skjold serve`, killed when dropped: a test that fails half-way leaves no server
+/// behind holding its port and folder.
+pub struct Server(pub Child);
+
+impl std::ops::Deref for Server {
+    type Target = Child;
+    fn deref(&self) -> &Child {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Server {
+    fn deref_mut(&mut self) -> &mut Child {
+        &mut self.0
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if self.0.try_wait().ok().flatten().is_none() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
     }
 }
 
