@@ -15,6 +15,40 @@ pub mod weibull;
 
 use nalgebra::{DMatrix, DVector};
 
+/// The normal equations of a least-squares fit, summed one observation at a time: X′X (its
+/// lower triangle while summing) and X′y.
+pub struct NormalEquations {
+    xtx: DMatrix<f64>,
+    xty: DVector<f64>,
+}
+
+impl NormalEquations {
+    pub fn new(k: usize) -> NormalEquations {
+        NormalEquations { xtx: DMatrix::zeros(k, k), xty: DVector::zeros(k) }
+    }
+
+    /// Adds one observation: its regressors `x` and its outcome `y`.
+    pub fn add(&mut self, x: &[f64], y: f64) {
+        for a in 0..x.len() {
+            self.xty[a] += x[a] * y;
+            for b in 0..=a {
+                self.xtx[(a, b)] += x[a] * x[b];
+            }
+        }
+    }
+
+    /// X′X whole (the upper triangle mirrored from the lower) and X′y.
+    pub fn finish(mut self) -> (DMatrix<f64>, DVector<f64>) {
+        let k = self.xty.len();
+        for a in 0..k {
+            for b in 0..a {
+                self.xtx[(b, a)] = self.xtx[(a, b)];
+            }
+        }
+        (self.xtx, self.xty)
+    }
+}
+
 /// Adds the outer product of each cluster's summed scores to `meat` and returns the number of
 /// clusters (for Stata's G/(G−1)); `None`, adding nothing, when there are fewer than two.
 pub fn add_cluster_scores<'s>(

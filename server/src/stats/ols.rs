@@ -41,26 +41,16 @@ pub fn fit(
     variance: Variance<'_>,
 ) -> Result<OlsFit, OlsFailure> {
     let k = width;
-    let mut xtx = DMatrix::<f64>::zeros(k, k);
-    let mut xty = DVector::<f64>::zeros(k);
+    let mut equations = super::NormalEquations::new(k);
     let mut x = vec![0.0; k];
     let (mut sum_y, mut sum_y2) = (0.0, 0.0);
     for (j, &yj) in outcome.iter().enumerate() {
         regressors(j, &mut x);
-        for a in 0..k {
-            xty[a] += x[a] * yj;
-            for b in 0..=a {
-                xtx[(a, b)] += x[a] * x[b];
-            }
-        }
+        equations.add(&x, yj);
         sum_y += yj;
         sum_y2 += yj * yj;
     }
-    for a in 0..k {
-        for b in 0..a {
-            xtx[(b, a)] = xtx[(a, b)];
-        }
-    }
+    let (xtx, xty) = equations.finish();
     let inverse = xtx.cholesky().map(|c| c.inverse()).ok_or(OlsFailure::Collinear)?;
     let beta = &inverse * &xty;
 

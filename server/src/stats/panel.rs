@@ -122,8 +122,7 @@ impl<'a> Panel<'a> {
         columns: &[usize],
     ) -> Result<Ols, PanelFailure> {
         let k = columns.len();
-        let mut xtx = DMatrix::<f64>::zeros(k, k);
-        let mut xty = DVector::<f64>::zeros(k);
+        let mut equations = super::NormalEquations::new(k);
         let mut full = vec![0.0; self.width];
         let mut x = vec![0.0; k];
         let transform = |g: &Group, r: usize, full: &mut [f64], x: &mut [f64]| -> f64 {
@@ -137,19 +136,10 @@ impl<'a> Panel<'a> {
         for g in &self.groups {
             for r in g.rows.clone() {
                 let y = transform(g, r, &mut full, &mut x);
-                for a in 0..k {
-                    xty[a] += x[a] * y;
-                    for b in 0..=a {
-                        xtx[(a, b)] += x[a] * x[b];
-                    }
-                }
+                equations.add(&x, y);
             }
         }
-        for a in 0..k {
-            for b in 0..a {
-                xtx[(b, a)] = xtx[(a, b)];
-            }
-        }
+        let (xtx, xty) = equations.finish();
         let inverse = xtx
             .cholesky()
             .map(|c| c.inverse())

@@ -339,24 +339,13 @@ pub fn anova_raw(
             x[j + 1] = f64::from(factor_levels[f].0[i] == Some(l));
         }
     };
-    let mut xtx = DMatrix::<f64>::zeros(k, k);
-    let mut xty = DVector::<f64>::zeros(k);
+    let mut equations = crate::stats::NormalEquations::new(k);
     let mut x = vec![0.0; k];
     for &i in &rows {
         x_of(i, &mut x);
-        let v = y.in_sample(i) - grand;
-        for a in 0..k {
-            xty[a] += x[a] * v;
-            for b in 0..=a {
-                xtx[(a, b)] += x[a] * x[b];
-            }
-        }
+        equations.add(&x, y.in_sample(i) - grand);
     }
-    for a in 0..k {
-        for b in 0..a {
-            xtx[(b, a)] = xtx[(a, b)];
-        }
-    }
+    let (xtx, xty) = equations.finish();
     // The residual sum of squares of OLS on the chosen columns, by a second pass.
     let rss = |keep: &[usize]| -> Result<f64, EngineError> {
         let keep: Vec<usize> = keep.iter().copied().filter(|&c| c > 0 || constant).collect();
