@@ -223,8 +223,22 @@ impl Datasets {
         }
         let Some(verb) = Verb::named(&c.name) else { return };
         let text = |t: &Token| t.span.text(src).to_owned();
-        let idents: Vec<String> =
-            c.args.iter().filter(|t| t.kind == TokenKind::Ident).map(text).collect();
+        // The names outside parentheses: `(mean)` in collapse and the rules of recode are no
+        // variables.
+        let mut depth = 0_i32;
+        let idents: Vec<String> = c
+            .args
+            .iter()
+            .filter(|t| {
+                match t.kind {
+                    TokenKind::LParen => depth += 1,
+                    TokenKind::RParen => depth -= 1,
+                    _ => {}
+                }
+                depth == 0 && t.kind == TokenKind::Ident
+            })
+            .map(text)
+            .collect();
         let option = |name: &str| -> Vec<String> {
             c.options
                 .iter()
@@ -434,6 +448,9 @@ generate wage_k = wage / 1000
             ["fit", "res"]
         );
         assert_eq!(after("collapse (mean) wage -> mean_wage, by(sex)\n"), ["sex", "mean_wage"]);
+        assert_eq!(after("collapse (mean) wage, by(sex)\n"), ["sex", "wage"]);
+        let recoded = after("recode sex (1 = 0) (nonmissing = 1), prefix(r_)\n");
+        assert_eq!(recoded[4..], ["r_sex"]);
         // Another dataset, then back; merge adds to the dataset it names.
         let two = "create-dataset families\nimport db/BEFOLKNING_REGSTAT_FAMNR as famnr\n";
         assert_eq!(after(two), ["famnr"]);
